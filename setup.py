@@ -1,0 +1,32 @@
+"""ament_python build of stn_ros (colcon on a robot, pip in the plain venv)."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'stn_ros'
+SHARE = f'share/{PACKAGE}'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (SHARE, ['package.xml']),
+        (f'{SHARE}/launch', glob('launch/*.launch.py')),
+        (f'{SHARE}/config', glob('config/*.yaml') + glob('config/*.xml')),
+        (f'{SHARE}/weights', glob('weights/*.pt') + glob('weights/*.md')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='stn_ros maintainers',
+    maintainer_email='stn-ros@example.com',
+    description='Spatial Transformer Network canonicalization of object crops for grasping, on ROS 2.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'stn_selfcheck = stn_ros.selfcheck:main',
+        ],
+    },
+)

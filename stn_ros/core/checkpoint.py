@@ -1,0 +1,57 @@
+"""Self-describing Spatial Transformer checkpoints: config + ``state_dict``, loaded safely.
+
+A checkpoint is a ``torch.save`` of ``{'format': FORMAT, 'config': SpatialTransformer.config(),
+'state_dict': ..., 'metadata': {...}}`` and is read with ``torch.load(weights_only=True)``, which
+refuses arbitrary pickled code.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from stn_ros.core.spatial_transformer import SpatialTransformer
+
+FORMAT = 'stn_ros.spatial_transformer/1'
+
+
+class CheckpointError(ValueError):
+    """A weights file that cannot be used: missing, unreadable, of another format, or mismatched."""
+
+
+def save_spatial_transformer(stn: SpatialTransformer, path: str | Path,
+                             metadata: dict | None = None) -> None:
+    """Write ``stn`` (its config and weights) and free-form ``metadata`` to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in stn.state_dict().items()}
+    torch.save({'format': FORMAT, 'config': stn.config(), 'state_dict': state,
+                'metadata': metadata or {}}, path)
+
+
+def load_spatial_transformer(path: str | Path,
+                             map_location: torch.device | str = 'cpu') -> tuple[SpatialTransformer, dict]:
+    """Rebuild a :class:`SpatialTransformer` from ``path``; returns ``(module, metadata)``.
+
+    Raises:
+        CheckpointError: naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'weights file {path} does not exist')
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt/truncated/unsafe files
+        raise CheckpointError(f'weights file {path} is not a readable torch checkpoint '
+                              f'({type(exc).__name__}: {str(exc).splitlines()[0][:200]})') from None
+    if not isinstance(blob, dict) or blob.get('format') != FORMAT:
+        found = blob.get('format') if isinstance(blob, dict) else type(blob).__name__
+        raise CheckpointError(f'weights file {path} is not an stn_ros Spatial Transformer checkpoint '
+                              f'(format {found!r}, expected {FORMAT!r})')
+    try:
+        stn = SpatialTransformer(**blob['config'])
+        stn.load_state_dict(blob['state_dict'])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f'weights file {path} does not match its own config: '
+                              f'{str(exc).splitlines()[0][:300]}') from None
+    return stn.to(map_location).eval(), dict(blob.get('metadata') or {})

@@ -1,0 +1,148 @@
+"""Canonical crops of one full-resolution source: the STN looks small, the output is sampled once.
+
+For each region of interest (ROI) the localization net sees the ROI resampled to its small input size.
+The output grid is the composition *crop-to-source* ∘ *STN transform*, sampled once from the source:
+no crop-then-warp double resampling, and pixels just outside the ROI come from the real image.
+
+ROIs are ``(x, y, w, h)`` in source pixels, as ``cv::Rect``: the ROI covers columns ``x .. x + w - 1``
+and rows ``y .. y + h - 1`` (fractional values are allowed). The published pixel-space ``H`` of a crop
+maps crop pixel ``(col, row, 1)`` to source pixel (see :mod:`stn_ros.core.coords`).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from stn_ros.core.coords import base_grid
+from stn_ros.core.families import apply_homogeneous, homography_grid, pixel_homography
+from stn_ros.core.sampler import remap_opencv, sample_grids, warp_perspective_opencv
+from stn_ros.core.spatial_transformer import SpatialTransformer
+
+
+@dataclass
+class CropTransforms:
+    """Where each canonical crop comes from in the source.
+
+    Attributes:
+        params: STN parameters ``(B, num_params)`` (in the ROI's normalized frame).
+        matrices: normalized crop -> normalized source maps ``(B, 3, 3)``. For TPS, the
+            least-squares affine fit of the spline (the spline itself is in ``grids``).
+        homographies: pixel-space ``H`` ``(B, 3, 3)`` float64, crop pixel -> source pixel; exact for
+            linear families, the affine fit for TPS (``exact`` is False then).
+        grids: composed normalized source grids ``(B, h, w, 2)`` for TPS, ``None`` for linear families.
+        exact: whether ``homographies`` reproduce the crops exactly.
+    """
+
+    params: torch.Tensor
+    matrices: torch.Tensor
+    homographies: torch.Tensor
+    grids: torch.Tensor | None
+    exact: bool
+
+    def source_grids(self, output_size: Sequence[int]) -> torch.Tensor:
+        """Normalized source grids ``(B, h, w, 2)`` of the crops."""
+        if self.grids is not None:
+            return self.grids
+        return homography_grid(self.matrices, *output_size)
+
+
+def roi_matrix(rois: torch.Tensor, source_size: Sequence[int]) -> torch.Tensor:
+    """``(B, 4)`` ROIs ``(x, y, w, h)`` -> ``(B, 3, 3)`` normalized crop -> normalized source maps.
+
+    >>> roi_matrix(torch.tensor([[0.0, 0.0, 4.0, 2.0]]), (2, 4))[0]  # the whole image: identity
+    tensor([[1., 0., 0.],
+            [0., 1., 0.],
+            [0., 0., 1.]])
+    """
+    if rois.ndim != 2 or rois.shape[1] != 4:
+        raise ValueError(f'rois must be a (B, 4) tensor of (x, y, w, h), got {tuple(rois.shape)}')
+    if rois.shape[0] and bool((rois[:, 2:] <= 0).any()):
+        raise ValueError(f'ROI width and height must be positive, got {rois[:, 2:].tolist()}')
+    height, width = source_size
+    x, y, w, h = rois.unbind(dim=1)
+    zeros, ones = torch.zeros_like(x), torch.ones_like(x)
+    rows = (w / width, zeros, (2 * x + w) / width - 1,
+            zeros, h / height, (2 * y + h) / height - 1,
+            zeros, zeros, ones)
+    return torch.stack(rows, dim=-1).reshape(-1, 3, 3)
+
+
+def fit_affine(grids: torch.Tensor) -> torch.Tensor:
+    """Least-squares affine ``(B, 3, 3)`` from output normalized coords to the grids ``(B, h, w, 2)``."""
+    batch, height, width, _ = grids.shape
+    points = base_grid(height, width, dtype=torch.float64, device=grids.device).reshape(-1, 2)
+    design = torch.cat((points, torch.ones_like(points[:, :1])), dim=1)  # (N, 3)
+    design = design.expand(batch, -1, -1)
+    solution = torch.linalg.lstsq(design, grids.reshape(batch, -1, 2).double()).solution  # (B, 3, 2)
+    bottom = points.new_tensor([0.0, 0.0, 1.0]).expand(batch, 1, 3)
+    return torch.cat((solution.transpose(1, 2), bottom), dim=1).to(grids.dtype)
+
+
+def crop_transforms(stn: SpatialTransformer, localization_source: torch.Tensor, rois: torch.Tensor,
+                    output_size: Sequence[int] | None = None) -> CropTransforms:
+    """Run the localization net on each ROI and compose ROI and STN maps (no output sampling).
+
+    Args:
+        stn: the Spatial Transformer.
+        localization_source: ``(C, H, W)`` float image the localization net reads
+            (``C = stn.in_channels``); the same size as the source the crops are sampled from.
+        rois: ``(B, 4)`` ``(x, y, w, h)`` in source pixels.
+        output_size: ``(h, w)`` of the crops; the STN's own by default.
+    """
+    output_size = tuple(output_size or stn.output_size)
+    source_size = tuple(localization_source.shape[-2:])
+    rois = torch.as_tensor(rois, dtype=localization_source.dtype, device=localization_source.device)
+    to_source = roi_matrix(rois, source_size)
+    small = sample_grids(localization_source, homography_grid(to_source, *stn.localization_size))
+    params = stn.localize(small)
+    family = stn.family
+    if family.is_linear:
+        matrices, grids = to_source @ family.matrix(params), None
+    else:
+        crop_grids = family.grid(params, *output_size)
+        grids = apply_homogeneous(to_source, crop_grids.reshape(len(rois), -1, 2))
+        grids = grids.reshape(crop_grids.shape)
+        matrices = to_source @ fit_affine(crop_grids)
+    homographies = pixel_homography(matrices.detach().double(), source_size, output_size)
+    return CropTransforms(params, matrices, homographies, grids, exact=family.is_linear)
+
+
+def canonicalize_crops(stn: SpatialTransformer, source: torch.Tensor, rois: torch.Tensor,
+                       output_size: Sequence[int] | None = None,
+                       localization_source: torch.Tensor | None = None,
+                       ) -> tuple[torch.Tensor, CropTransforms]:
+    """Differentiable canonical crops ``(B, C, h, w)`` sampled once from ``source`` ``(C, H, W)``.
+
+    ``localization_source`` (default: ``source``) is what the localization net reads, e.g. the
+    source converted to the modality the checkpoint was trained on.
+    """
+    output_size = tuple(output_size or stn.output_size)
+    source = source if source.is_floating_point() else source.float()
+    transforms = crop_transforms(stn, source if localization_source is None else localization_source,
+                                 rois, output_size)
+    return sample_grids(source, transforms.source_grids(output_size)), transforms
+
+
+def canonicalize_crops_opencv(stn: SpatialTransformer, source: np.ndarray, rois: torch.Tensor,
+                              output_size: Sequence[int] | None = None,
+                              localization_source: torch.Tensor | None = None,
+                              ) -> tuple[np.ndarray, CropTransforms]:
+    """CPU inference path: same transforms, crops ``(B, h, w[, C])`` sampled by OpenCV from ``H``.
+
+    ``source`` is ``(H, W[, C])`` in any dtype OpenCV warps (the crops keep it); the localization net
+    reads ``localization_source`` ``(C, H, W)`` (default: ``source`` as float32).
+    """
+    output_size = tuple(output_size or stn.output_size)
+    if localization_source is None:
+        image = torch.from_numpy(np.ascontiguousarray(source, dtype=np.float32))
+        localization_source = image.unsqueeze(0) if image.ndim == 2 else image.permute(2, 0, 1)
+    with torch.no_grad():
+        transforms = crop_transforms(stn, localization_source, rois, output_size)
+    if transforms.exact:
+        crops = warp_perspective_opencv(source, transforms.homographies.cpu().numpy(), output_size)
+    else:
+        crops = remap_opencv(source, transforms.grids.cpu())
+    return crops, transforms

@@ -1,0 +1,52 @@
+"""The localization network: a small CNN that regresses transform parameters from an image."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class LocalizationNet(nn.Module):
+    """``(B, C, H, W)`` -> ``(B, num_params)``; starts at the identity transform.
+
+    Each stage is ``conv3x3 -> ReLU -> maxpool 2``; then one hidden fully connected layer and the
+    regression layer. The regression layer has zero weights and the identity as its bias, so an
+    untrained net outputs the identity for every input (the paper's initialisation).
+
+    Args:
+        identity: identity parameters of the family, ``(num_params,)``.
+        in_channels: channels of the input image.
+        input_size: ``(H, W)`` the net is built for; other sizes are an error.
+        channels: output channels of each conv stage.
+        hidden: width of the hidden fully connected layer.
+    """
+
+    def __init__(self, identity: torch.Tensor, in_channels: int = 1,
+                 input_size: Sequence[int] = (32, 32), channels: Sequence[int] = (16, 32),
+                 hidden: int = 64):
+        super().__init__()
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        height, width = self.input_size
+        layers: list[nn.Module] = []
+        previous = in_channels
+        for out in channels:
+            layers += [nn.Conv2d(previous, out, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2)]
+            previous, height, width = out, height // 2, width // 2
+        if height < 1 or width < 1:
+            raise ValueError(f'input_size {self.input_size} is too small for {len(channels)} '
+                             f'pooling stages')
+        self.features = nn.Sequential(*layers)
+        self.hidden = nn.Sequential(nn.Flatten(), nn.Linear(previous * height * width, hidden),
+                                    nn.ReLU(inplace=True))
+        self.regressor = nn.Linear(hidden, identity.numel())
+        nn.init.zeros_(self.regressor.weight)
+        with torch.no_grad():
+            self.regressor.bias.copy_(identity.flatten())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or tuple(x.shape[2:]) != self.input_size:
+            raise ValueError(f'localization input must be (B, C, {self.input_size[0]}, '
+                             f'{self.input_size[1]}), got shape {tuple(x.shape)}')
+        return self.regressor(self.hidden(self.features(x)))

@@ -1,0 +1,83 @@
+"""The Spatial Transformer module: localization -> parameters -> grid -> bilinear sampling."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stn_ros.core.coords import ALIGN_CORNERS, PADDING_MODE
+from stn_ros.core.families import TransformFamily, make_family
+from stn_ros.core.localization import LocalizationNet
+
+
+class SpatialTransformer(nn.Module):
+    """A Spatial Transformer (Jaderberg et al., 2015) of one transform family.
+
+    ``forward(x)`` takes ``(B, C, H, W)`` images and returns them transformed to ``output_size``
+    ``(B, C, h, w)``. The localization net sees each image resized to ``localization_size`` and
+    normalized as ``(x - input_mean) / input_std``; the output is sampled from the full input.
+    Everything that rebuilds the module is in :meth:`config` (stored in checkpoints).
+
+    Args:
+        family: a family name (``translation``, ``attention``, ``similarity``, ``affine``,
+            ``projective``, ``tps``) or a :class:`TransformFamily`.
+        in_channels: channels the localization net reads.
+        localization_size: ``(h, w)`` of the localization net's input.
+        output_size: ``(h, w)`` of the transformed output.
+        channels, hidden: localization net widths (see :class:`LocalizationNet`).
+        input_mean, input_std: normalization applied to the localization input.
+        family_options: extra family arguments, e.g. ``{'grid_size': 4}`` for TPS.
+    """
+
+    def __init__(self, family: str | TransformFamily = 'affine', in_channels: int = 1,
+                 localization_size: Sequence[int] = (32, 32), output_size: Sequence[int] = (32, 32),
+                 channels: Sequence[int] = (16, 32), hidden: int = 64, input_mean: float = 0.0,
+                 input_std: float = 1.0, family_options: dict | None = None):
+        super().__init__()
+        if input_std <= 0:
+            raise ValueError(f'input_std must be positive, got {input_std}')
+        self.family = family if isinstance(family, TransformFamily) else make_family(
+            family, **(family_options or {}))
+        self.in_channels = int(in_channels)
+        self.localization_size = (int(localization_size[0]), int(localization_size[1]))
+        self.output_size = (int(output_size[0]), int(output_size[1]))
+        self.channels = tuple(int(c) for c in channels)
+        self.hidden = int(hidden)
+        self.input_mean = float(input_mean)
+        self.input_std = float(input_std)
+        self.localization = LocalizationNet(self.family.identity(), self.in_channels,
+                                            self.localization_size, self.channels, self.hidden)
+
+    def config(self) -> dict:
+        """Constructor arguments that rebuild this module (JSON-friendly)."""
+        family = self.family.config()
+        return {'family': family['name'],
+                'family_options': {k: v for k, v in family.items() if k != 'name'},
+                'in_channels': self.in_channels, 'localization_size': list(self.localization_size),
+                'output_size': list(self.output_size), 'channels': list(self.channels),
+                'hidden': self.hidden, 'input_mean': self.input_mean, 'input_std': self.input_std}
+
+    def localize(self, images: torch.Tensor) -> torch.Tensor:
+        """Transform parameters ``(B, num_params)`` for images ``(B, in_channels, H, W)``."""
+        if images.ndim != 4 or images.shape[1] != self.in_channels:
+            raise ValueError(f'localization input must be (B, {self.in_channels}, H, W), '
+                             f'got shape {tuple(images.shape)}')
+        if images.shape[0] == 0:
+            return images.new_zeros(0, self.family.num_params)
+        if tuple(images.shape[2:]) != self.localization_size:
+            images = F.interpolate(images, size=self.localization_size, mode='bilinear',
+                                   align_corners=ALIGN_CORNERS, antialias=True)
+        return self.localization((images - self.input_mean) / self.input_std)
+
+    def sample(self, images: torch.Tensor, params: torch.Tensor,
+               output_size: Sequence[int] | None = None) -> torch.Tensor:
+        """Sample each image at the grid of its own parameters: ``(B, C, h, w)``."""
+        height, width = output_size or self.output_size
+        grid = self.family.grid(params, height, width).to(images.dtype)
+        return F.grid_sample(images, grid, mode='bilinear', padding_mode=PADDING_MODE,
+                             align_corners=ALIGN_CORNERS)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.sample(images, self.localize(images))

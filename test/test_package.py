@@ -1,0 +1,92 @@
+"""Packaging: package.xml, setup.py data files, pinned requirements, pure compute without rclpy."""
+import configparser
+import os
+import runpy
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import setuptools
+
+from stn_ros.package_files import package_file, share_directory
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def captured_setup_kwargs(monkeypatch) -> dict:
+    captured = {}
+    monkeypatch.setattr(setuptools, 'setup', lambda **kwargs: captured.update(kwargs))
+    monkeypatch.chdir(ROOT)
+    runpy.run_path(str(ROOT / 'setup.py'))
+    return captured
+
+
+def test_package_xml_is_format_3_with_runtime_and_test_dependencies():
+    root = ET.parse(ROOT / 'package.xml').getroot()
+    assert root.tag == 'package' and root.get('format') == '3'
+    assert root.findtext('name') == 'stn_ros'
+    assert root.find('export/build_type').text == 'ament_python'
+    runtime = {e.text for e in root.findall('exec_depend')}
+    assert {'rclpy', 'sensor_msgs', 'std_msgs', 'geometry_msgs', 'diagnostic_msgs', 'rcl_interfaces',
+            'ament_index_python', 'python3-numpy', 'python3-opencv', 'python3-torch'} <= runtime
+    assert {'python3-pytest', 'python3-pytest-timeout'} <= {e.text for e in root.findall('test_depend')}
+
+
+def test_setup_py_installs_the_ament_files_and_matches_package_xml(monkeypatch):
+    kwargs = captured_setup_kwargs(monkeypatch)
+    root = ET.parse(ROOT / 'package.xml').getroot()
+    assert kwargs['name'] == root.findtext('name') and kwargs['version'] == root.findtext('version')
+    data = dict(kwargs['data_files'])
+    assert data['share/ament_index/resource_index/packages'] == ['resource/stn_ros']
+    assert data['share/stn_ros'] == ['package.xml']
+    assert {'share/stn_ros/launch', 'share/stn_ros/config', 'share/stn_ros/weights'} <= set(data)
+    for files in data.values():
+        assert all((ROOT / f).is_file() for f in files)
+    assert 'stn_ros.core' in kwargs['packages'] and not any(p.startswith('test') for p in kwargs['packages'])
+    scripts = kwargs['entry_points']['console_scripts']
+    for script in scripts:
+        name, target = (s.strip() for s in script.split('='))
+        module, function = target.split(':')
+        assert callable(getattr(__import__(module, fromlist=[function]), function)), script
+    config = configparser.ConfigParser()
+    config.read(ROOT / 'setup.cfg')
+    assert config['install']['install_scripts'] == '$base/lib/stn_ros'
+
+
+def test_requirements_are_pinned_in_one_file():
+    lines = [line.split('#')[0].strip() for line in (ROOT / 'requirements.txt').read_text().splitlines()]
+    requirements = [line for line in lines if line]
+    assert requirements and all('==' in line for line in requirements), requirements
+    assert 'torch==2.13.0' in requirements and 'ros-wheels-bootstrapper==0.1.2' in requirements
+
+
+def test_share_directory_holds_the_package_files():
+    assert package_file('package.xml') == share_directory() / 'package.xml'
+    assert package_file('package.xml').is_file()
+
+
+def test_pure_compute_imports_no_rclpy():
+    code = ('import sys, stn_ros.core, stn_ros.visualize, stn_ros.ros_env, stn_ros.package_files; '
+            'bad = [m for m in sys.modules if m.split(".")[0] in ("rclpy", "rcl_interfaces")]; '
+            'assert not bad, bad')
+    subprocess.run([sys.executable, '-c', code], check=True, timeout=60)
+
+
+@pytest.mark.timeout(120)
+def test_selfcheck_runs_ros_and_writes_its_picture(tmp_path, ros_env):
+    picture = tmp_path / 'selfcheck.png'
+    result = subprocess.run([sys.executable, '-m', 'stn_ros.selfcheck', '--output', str(picture)],
+                            env=ros_env, capture_output=True, text=True, timeout=100)
+    assert result.returncode == 0, result.stderr
+    assert 'rclpy: ok (rmw_fastrtps_cpp, loopback only)' in result.stdout
+    assert picture.is_file() and picture.stat().st_size > 1000
+    import cv2
+    assert cv2.imread(str(picture)).shape[1] >= 640
+
+
+def test_loopback_env_confines_ros(ros_env):
+    assert os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'LOCALHOST'
+    assert 1 <= int(os.environ['ROS_DOMAIN_ID']) <= 101
+    assert Path(os.environ['ROS_HOME']).is_dir()
