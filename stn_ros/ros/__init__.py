@@ -1,0 +1,1 @@
+"""ROS message adapters (codecs are pure numpy; node code lives elsewhere)."""
