@@ -26,6 +26,7 @@ setup(
     tests_require=['pytest'],
     entry_points={
         'console_scripts': [
+            'stn_node = stn_ros.ros.stn_node:main',
             'stn_selfcheck = stn_ros.selfcheck:main',
         ],
     },

@@ -137,3 +137,30 @@ def test_rois_beyond_the_image_read_zeros_there():
     stn = SpatialTransformer('attention', output_size=(20, 20)).eval()
     crops, _ = canonicalize_crops_opencv(stn, image, torch.tensor([[30.0, 30.0, 20.0, 20.0]]))
     assert (crops[0, :10, :10] > 0).all() and (crops[0, 11:, 11:] == 0).all()
+
+
+@pytest.mark.parametrize('name', ['similarity', 'projective', 'tps'])
+def test_depth_sources_read_nan_outside_and_at_holes_on_both_paths(name):
+    depth = smooth_image(60, 80) / 100.0
+    depth[20:24, 30:34] = np.nan  # a hole: no reading
+    rois = torch.tensor([[-10.0, -8.0, 40.0, 40.0], [20.0, 10.0, 30.0, 30.0]])
+    stn = trained_looking_stn(name).float()
+    cv_crops, _ = canonicalize_crops_opencv(stn, depth, rois, border_value=float('nan'))
+    with torch.no_grad():
+        torch_crops, _ = canonicalize_crops(stn, torch.from_numpy(depth)[None], rois,
+                                            localization_source=torch.from_numpy(np.nan_to_num(depth))[None],
+                                            border_value=float('nan'))
+    torch_crops = torch_crops[:, 0].numpy()
+    assert np.isnan(cv_crops[0, 0, 0]) and np.isnan(torch_crops[0, 0, 0])  # outside the image
+    assert np.isnan(cv_crops[1]).any()  # the hole is in the second ROI
+    both = ~np.isnan(cv_crops) & ~np.isnan(torch_crops)
+    disagree = np.isnan(cv_crops) != np.isnan(torch_crops)
+    # NaN masks agree except where a sample sits within OpenCV's 1/32-pixel step of a tap boundary.
+    assert disagree.mean() < 0.01
+    assert np.abs(cv_crops[both] - torch_crops[both]).max() < 0.01
+
+
+def test_border_value_must_be_zero_or_nan():
+    with pytest.raises(ValueError, match='border_value must be 0 or NaN'):
+        canonicalize_crops_opencv(trained_looking_stn('affine').float(), smooth_image(20, 20),
+                                  torch.tensor([[0.0, 0.0, 10.0, 10.0]]), border_value=5.0)

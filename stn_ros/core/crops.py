@@ -74,9 +74,8 @@ def fit_affine(grids: torch.Tensor) -> torch.Tensor:
     """Least-squares affine ``(B, 3, 3)`` from output normalized coords to the grids ``(B, h, w, 2)``."""
     batch, height, width, _ = grids.shape
     points = base_grid(height, width, dtype=torch.float64, device=grids.device).reshape(-1, 2)
-    design = torch.cat((points, torch.ones_like(points[:, :1])), dim=1)  # (N, 3)
-    design = design.expand(batch, -1, -1)
-    solution = torch.linalg.lstsq(design, grids.reshape(batch, -1, 2).double()).solution  # (B, 3, 2)
+    design = torch.cat((points, torch.ones_like(points[:, :1])), dim=1)  # (N, 3), same for every crop
+    solution = torch.linalg.pinv(design) @ grids.reshape(batch, -1, 2).double()  # (B, 3, 2)
     bottom = points.new_tensor([0.0, 0.0, 1.0]).expand(batch, 1, 3)
     return torch.cat((solution.transpose(1, 2), bottom), dim=1).to(grids.dtype)
 
@@ -89,6 +88,7 @@ def crop_transforms(stn: SpatialTransformer, localization_source: torch.Tensor, 
         stn: the Spatial Transformer.
         localization_source: ``(C, H, W)`` float image the localization net reads
             (``C = stn.in_channels``); the same size as the source the crops are sampled from.
+            Non-finite pixels (depth without a reading) read as 0.
         rois: ``(B, 4)`` ``(x, y, w, h)`` in source pixels.
         output_size: ``(h, w)`` of the crops; the STN's own by default.
     """
@@ -97,6 +97,7 @@ def crop_transforms(stn: SpatialTransformer, localization_source: torch.Tensor, 
     rois = torch.as_tensor(rois, dtype=localization_source.dtype, device=localization_source.device)
     to_source = roi_matrix(rois, source_size)
     small = sample_grids(localization_source, homography_grid(to_source, *stn.localization_size))
+    small = torch.nan_to_num(small, nan=0.0, posinf=0.0, neginf=0.0)  # no reading -> 0, never a NaN θ
     params = stn.localize(small)
     family = stn.family
     if family.is_linear:
@@ -112,24 +113,25 @@ def crop_transforms(stn: SpatialTransformer, localization_source: torch.Tensor, 
 
 def canonicalize_crops(stn: SpatialTransformer, source: torch.Tensor, rois: torch.Tensor,
                        output_size: Sequence[int] | None = None,
-                       localization_source: torch.Tensor | None = None,
+                       localization_source: torch.Tensor | None = None, border_value: float = 0.0,
                        ) -> tuple[torch.Tensor, CropTransforms]:
     """Differentiable canonical crops ``(B, C, h, w)`` sampled once from ``source`` ``(C, H, W)``.
 
     ``localization_source`` (default: ``source``) is what the localization net reads, e.g. the
-    source converted to the modality the checkpoint was trained on.
+    source converted to the modality the checkpoint was trained on. ``border_value`` (0 or NaN) is
+    what samples outside the source read (see :mod:`stn_ros.core.sampler`).
     """
     output_size = tuple(output_size or stn.output_size)
     source = source if source.is_floating_point() else source.float()
     transforms = crop_transforms(stn, source if localization_source is None else localization_source,
                                  rois, output_size)
-    return sample_grids(source, transforms.source_grids(output_size)), transforms
+    return sample_grids(source, transforms.source_grids(output_size), border_value), transforms
 
 
 def canonicalize_crops_opencv(stn: SpatialTransformer, source: np.ndarray, rois: torch.Tensor,
                               output_size: Sequence[int] | None = None,
                               localization_source: torch.Tensor | None = None,
-                              ) -> tuple[np.ndarray, CropTransforms]:
+                              border_value: float = 0.0) -> tuple[np.ndarray, CropTransforms]:
     """CPU inference path: same transforms, crops ``(B, h, w[, C])`` sampled by OpenCV from ``H``.
 
     ``source`` is ``(H, W[, C])`` in any dtype OpenCV warps (the crops keep it); the localization net
@@ -142,7 +144,8 @@ def canonicalize_crops_opencv(stn: SpatialTransformer, source: np.ndarray, rois:
     with torch.no_grad():
         transforms = crop_transforms(stn, localization_source, rois, output_size)
     if transforms.exact:
-        crops = warp_perspective_opencv(source, transforms.homographies.cpu().numpy(), output_size)
+        crops = warp_perspective_opencv(source, transforms.homographies.cpu().numpy(), output_size,
+                                        border_value)
     else:
-        crops = remap_opencv(source, transforms.grids.cpu())
+        crops = remap_opencv(source, transforms.grids.cpu(), border_value)
     return crops, transforms

@@ -15,7 +15,7 @@ Conventions:
   the message is gone or its buffer is reused.
 * ``data`` must hold at least ``step * height`` bytes (the size the message
   definition gives); extra trailing bytes are ignored.
-* Depth: ``16UC1``/``mono16`` are millimetres, ``32FC1`` is metres.
+* Depth: ``16UC1`` is millimetres, ``32FC1`` is metres; ``mono16`` is intensity.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ ENCODINGS: dict[str, tuple[np.dtype, int]] = {
 }
 """Supported encoding -> (native numpy dtype, channels)."""
 
-DEPTH_ENCODINGS: frozenset[str] = frozenset({"16UC1", "mono16", "32FC1"})
+# mono16 is 16-bit intensity (as in image_pipeline); depth cameras publish 16UC1 (mm) or 32FC1 (m).
+DEPTH_ENCODINGS: frozenset[str] = frozenset({"16UC1", "32FC1"})
 
 DECODE_ERROR_REASONS: frozenset[str] = frozenset(
     {"unknown_encoding", "zero_size", "bad_step", "short_data", "bad_data", "not_depth"}
@@ -140,8 +141,8 @@ def decode_image(msg: Any) -> np.ndarray:
 def decode_depth_m(msg: Any) -> np.ndarray:
     """Decode a depth image to float32 metres, shape (H, W); no reading -> NaN.
 
-    ``16UC1``/``mono16`` are millimetres (0 -> NaN); ``32FC1`` is metres
-    (0, NaN, +/-inf -> NaN; other values, negatives included, pass through).
+    ``16UC1`` is millimetres (0 -> NaN); ``32FC1`` is metres (0, negative,
+    NaN and +/-inf -> NaN: none of them is a reading).
     Other encodings raise ImageDecodeError with reason ``not_depth``.
     """
     if msg.encoding not in DEPTH_ENCODINGS:
@@ -157,7 +158,7 @@ def decode_depth_m(msg: Any) -> np.ndarray:
         depth[raw == 0] = np.nan
         return depth
     depth = raw  # float32 copy owned by us, safe to edit in place
-    depth[~np.isfinite(depth) | (depth == 0)] = np.nan
+    depth[~(np.isfinite(depth) & (depth > 0))] = np.nan
     return depth
 
 

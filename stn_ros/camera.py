@@ -1,0 +1,68 @@
+"""Pinhole camera geometry for the crops' metric centres (from ``sensor_msgs/CameraInfo``). No rclpy."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PinholeCamera:
+    """Intrinsics of the (rectified) image: focal lengths and principal point in pixels."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    @classmethod
+    def from_camera_info(cls, msg: Any) -> PinholeCamera:
+        """From a ``CameraInfo`` (uses ``k``, the 3x3 intrinsic matrix, row-major).
+
+        Raises ValueError for an uncalibrated camera (``k`` all zero) or non-positive focal lengths.
+        """
+        k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+        if not k.any():
+            raise ValueError('camera_info is uncalibrated (K is all zeros)')
+        if k[0, 0] <= 0 or k[1, 1] <= 0:
+            raise ValueError(f'camera_info has non-positive focal lengths fx={k[0, 0]}, fy={k[1, 1]}')
+        return cls(float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]), int(msg.width),
+                   int(msg.height))
+
+    def for_image(self, height: int, width: int) -> PinholeCamera:
+        """These intrinsics for an image of ``height x width`` (binned or resized); same aspect only."""
+        if (height, width) == (self.height, self.width) or self.width == 0 or self.height == 0:
+            return self
+        sx, sy = width / self.width, height / self.height
+        if abs(sx - sy) > 1e-6:
+            raise ValueError(f'camera_info is {self.width}x{self.height} but the image is {width}x{height}')
+        # Pixel centres at integers: scaling maps the image edge (-0.5) to the edge.
+        return PinholeCamera(self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5,
+                             (self.cy + 0.5) * sy - 0.5, width, height)
+
+    def back_project(self, uv: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Camera-frame points ``(N, 3)`` in metres of pixels ``uv`` ``(N, 2)`` at depths ``z`` ``(N,)``."""
+        uv = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
+        z = np.asarray(z, dtype=np.float64).reshape(-1)
+        return np.stack(((uv[:, 0] - self.cx) * z / self.fx, (uv[:, 1] - self.cy) * z / self.fy, z), axis=1)
+
+
+def depth_at(depth_m: np.ndarray, uv: np.ndarray, radius: int = 2) -> np.ndarray:
+    """Median of the finite depths in the ``(2 radius + 1)^2`` window around each pixel ``uv``.
+
+    ``(N,)`` float32 metres; NaN where the window holds no reading or lies outside the image.
+    """
+    height, width = depth_m.shape
+    out = np.full(len(uv), np.nan, np.float32)
+    for index, (u, v) in enumerate(np.asarray(uv, dtype=np.float64).reshape(-1, 2)):
+        if not (np.isfinite(u) and np.isfinite(v)):
+            continue
+        col, row = int(round(u)), int(round(v))
+        window = depth_m[max(row - radius, 0):max(row + radius + 1, 0), max(col - radius, 0):max(col + radius + 1, 0)]
+        readings = window[np.isfinite(window)]
+        if readings.size and 0 <= col < width and 0 <= row < height:
+            out[index] = np.median(readings)
+    return out

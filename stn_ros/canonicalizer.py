@@ -1,0 +1,130 @@
+"""The canonicalizer: a frame and its ROIs -> canonical crops, their transforms record and a tile.
+
+This is all the node's compute, kept free of rclpy so that tests and benchmarks run it directly.
+On the CPU the crops are sampled by OpenCV from the published ``H`` (fast); on CUDA by torch's
+``grid_sample`` (the same pixels within OpenCV's 1/32-pixel interpolation steps, tested).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stn_ros.camera import PinholeCamera, depth_at
+from stn_ros.core import (CropTransforms, SpatialTransformer, canonicalize_crops,
+                          canonicalize_crops_opencv, load_spatial_transformer)
+from stn_ros.frames import Frame
+from stn_ros.package_files import package_file
+from stn_ros.transforms_record import build_record, crop_centres
+
+DEFAULT_WEIGHTS = 'grasp_stn.pt'
+MODALITIES = ('depth', 'intensity')
+
+
+@dataclass
+class LoadedModel:
+    """A Spatial Transformer with what the node reports about it."""
+
+    stn: SpatialTransformer
+    modality: str            # what the localization net was trained on: 'depth' or 'intensity'
+    description: str         # for logs and diagnostics
+    warning: str | None = None
+
+
+def identity_model() -> SpatialTransformer:
+    """The untrained default: similarity family, identity-initialised, 32x32 grey localization input."""
+    return SpatialTransformer('similarity', in_channels=1, localization_size=(32, 32), output_size=(32, 32))
+
+
+def load_model(weights: str) -> LoadedModel:
+    """The STN of ``weights`` (a checkpoint path); empty means the shipped default.
+
+    Raises ``CheckpointError`` for a bad file and ValueError for a checkpoint the node cannot use.
+    """
+    path = Path(weights) if weights else package_file('weights', DEFAULT_WEIGHTS)
+    if not weights and not path.is_file():
+        return LoadedModel(identity_model(), 'depth', 'identity-initialised similarity STN (untrained)',
+                           warning=f'no trained weights at {path}: using an identity-initialised STN, '
+                                   'so each crop is its ROI (train one, or set the "weights" parameter)')
+    stn, metadata = load_spatial_transformer(path)
+    if stn.in_channels != 1:
+        raise ValueError(f'weights file {path} has a {stn.in_channels}-channel localization net; '
+                         'the node feeds it one grey/depth channel')
+    modality = metadata.get('modality', 'depth')
+    if modality not in MODALITIES:
+        raise ValueError(f'weights file {path} names modality {modality!r}; expected one of {MODALITIES}')
+    return LoadedModel(stn, modality, f'{stn.family.name} STN from {path}')
+
+
+def tile_crops(crops: np.ndarray) -> np.ndarray:
+    """Crops ``(N, h, w[, C])`` stacked vertically into ``(N * h, w[, C])`` (crop i at rows i*h..)."""
+    return crops.reshape((-1,) + crops.shape[2:])
+
+
+@dataclass
+class CanonicalCrops:
+    """The result for one frame, in tile order."""
+
+    crops: np.ndarray            # (N, h, w[, C]): depth float32 metres (NaN no reading), else input dtype
+    transforms: CropTransforms
+    record: np.ndarray           # structured transforms record (stn_ros.transforms_record)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def tile(self) -> np.ndarray:
+        return tile_crops(self.crops)
+
+
+class Canonicalizer:
+    """Runs one STN over the ROIs of each frame on one device.
+
+    Args:
+        stn: the Spatial Transformer (one input channel).
+        device: where the localization net (and, on CUDA, the sampling) runs.
+        output_size: ``(h, w)`` of each canonical crop.
+    """
+
+    def __init__(self, stn: SpatialTransformer, device: torch.device, output_size: tuple[int, int]):
+        self.stn = stn.to(device).eval()
+        self.device = device
+        self.output_size = (int(output_size[0]), int(output_size[1]))
+
+    def process(self, frame: Frame, rois: np.ndarray,
+                camera: PinholeCamera | None = None) -> CanonicalCrops:
+        """Canonical crops of ``rois`` ``(N, 4)`` (x, y, w, h in source pixels) from ``frame``."""
+        timings = {}
+        started = time.perf_counter()
+        rois_t = torch.as_tensor(np.asarray(rois, np.float32).reshape(-1, 4), device=self.device)
+        grey = torch.from_numpy(frame.grey()).to(self.device)[None]
+        with torch.no_grad():
+            if self.device.type == 'cpu':
+                crops, transforms = canonicalize_crops_opencv(
+                    self.stn, frame.pixels, rois_t, self.output_size, localization_source=grey,
+                    border_value=frame.border_value)
+            else:
+                crops, transforms = self._torch_crops(frame, rois_t, grey)
+        timings['stn'] = (time.perf_counter() - started) * 1e3
+        homographies = transforms.homographies.cpu().numpy()
+        xyz = None
+        if camera is not None and frame.is_depth and len(rois):
+            uv = crop_centres(homographies, self.output_size)
+            xyz = camera.for_image(*frame.size).back_project(uv, depth_at(frame.pixels, uv))
+        record = build_record(homographies, transforms.params.cpu().numpy(), self.stn.family.code,
+                              rois, self.output_size, xyz)
+        return CanonicalCrops(crops, transforms, record, timings)
+
+    def _torch_crops(self, frame: Frame, rois: torch.Tensor, grey: torch.Tensor):
+        pixels = torch.from_numpy(frame.pixels).to(self.device).float()
+        source = pixels[None] if pixels.ndim == 2 else pixels.permute(2, 0, 1)
+        crops, transforms = canonicalize_crops(self.stn, source, rois, self.output_size,
+                                               localization_source=grey, border_value=frame.border_value)
+        crops = crops.permute(0, 2, 3, 1)
+        crops = crops[..., 0] if frame.pixels.ndim == 2 else crops
+        dtype = frame.pixels.dtype
+        if dtype.kind == 'u':
+            info = np.iinfo(dtype)
+            crops = crops.round().clamp(info.min, info.max)
+        return crops.cpu().numpy().astype(dtype), transforms

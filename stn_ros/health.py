@@ -1,0 +1,140 @@
+"""Node health bookkeeping for diagnostics: rates, latencies, drops, bad inputs, gaps. No rclpy.
+
+Hand-written because ``diagnostic_updater`` is not available as a wheel in the plain venv; the node
+turns :meth:`NodeHealth.report` into a ``diagnostic_msgs/DiagnosticStatus``.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+
+import numpy as np
+
+OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
+
+
+@dataclass
+class HealthReport:
+    level: int
+    message: str
+    values: dict[str, str]
+
+
+class NodeHealth:
+    """Thread-safe counters of one node's input and processing.
+
+    Args:
+        stale_after_s: no input for this long (after some input) is reported as a gap (WARN).
+        window: how many recent frames the rate and latency statistics cover.
+    """
+
+    def __init__(self, stale_after_s: float = 2.0, window: int = 300):
+        self._lock = threading.Lock()
+        self.stale_after_s = stale_after_s
+        self.received = 0
+        self.processed = 0
+        self.dropped = 0
+        self.bad_inputs: Counter[str] = Counter()
+        self.gaps = 0
+        self.longest_gap_s = 0.0
+        self._arrivals: deque[float] = deque(maxlen=window)
+        self._processing_ms: deque[float] = deque(maxlen=window)
+        self._latency_ms: deque[float] = deque(maxlen=window)
+        self._last_arrival: float | None = None
+        self._bad_since_report = 0
+        self._dropped_at_report = 0
+        self._received_at_report = 0
+
+    def on_input(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if self._last_arrival is not None and now - self._last_arrival > self.stale_after_s:
+                self.gaps += 1
+                self.longest_gap_s = max(self.longest_gap_s, now - self._last_arrival)
+            self._last_arrival = now
+            self.received += 1
+            self._arrivals.append(now)
+
+    def on_dropped(self) -> None:
+        with self._lock:
+            self.dropped += 1
+
+    def on_bad_input(self, reason: str) -> None:
+        with self._lock:
+            self.bad_inputs[reason] += 1
+            self._bad_since_report += 1
+
+    def on_processed(self, processing_ms: float, latency_ms: float | None) -> None:
+        with self._lock:
+            self.processed += 1
+            self._processing_ms.append(processing_ms)
+            if latency_ms is not None:
+                self._latency_ms.append(latency_ms)
+
+    def input_rate_hz(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            arrivals = [t for t in self._arrivals if now - t <= 5.0]
+        if len(arrivals) < 2:
+            return 0.0
+        return (len(arrivals) - 1) / max(arrivals[-1] - arrivals[0], 1e-9)
+
+    def report(self, now: float | None = None, **extra: str) -> HealthReport:
+        """Level, message and key/values for one diagnostics period (resets the per-period counts)."""
+        now = time.monotonic() if now is None else now
+        rate = self.input_rate_hz(now)
+        with self._lock:
+            processing = np.asarray(self._processing_ms) if self._processing_ms else None
+            latency = np.asarray(self._latency_ms) if self._latency_ms else None
+            silent_s = None if self._last_arrival is None else now - self._last_arrival
+            received = self.received - self._received_at_report
+            dropped = self.dropped - self._dropped_at_report
+            bad = self._bad_since_report
+            self._bad_since_report, self._dropped_at_report = 0, self.dropped
+            self._received_at_report = self.received
+            values = {
+                'frames received': str(self.received), 'frames processed': str(self.processed),
+                'frames dropped (latest wins)': str(self.dropped), 'input rate (Hz)': f'{rate:.2f}',
+                'processing median (ms)': _median(processing), 'processing p99 (ms)': _percentile(processing, 99),
+                'latency median (ms)': _median(latency), 'latency p99 (ms)': _percentile(latency, 99),
+                'input gaps': str(self.gaps), 'longest input gap (s)': f'{self.longest_gap_s:.2f}',
+                'bad inputs': str(sum(self.bad_inputs.values())),
+            }
+            values.update({f'bad input: {reason}': str(count) for reason, count in sorted(self.bad_inputs.items())})
+        values.update(extra)
+        if silent_s is None:
+            return HealthReport(WARN, 'no input yet', values)
+        if silent_s > self.stale_after_s:
+            return HealthReport(WARN, f'no input for {silent_s:.1f} s', values)
+        if bad:
+            return HealthReport(WARN, f'{bad} bad input(s) in the last period', values)
+        if received and dropped / received > 0.01:
+            return HealthReport(WARN, f'dropping frames: {dropped} of {received} in the last period', values)
+        return HealthReport(OK, 'ok', values)
+
+
+def _median(samples: np.ndarray | None) -> str:
+    return 'n/a' if samples is None else f'{float(np.median(samples)):.2f}'
+
+
+def _percentile(samples: np.ndarray | None, q: float) -> str:
+    return 'n/a' if samples is None else f'{float(np.percentile(samples, q)):.2f}'
+
+
+class LogThrottle:
+    """Allows one log line per key every ``period_s`` (so a bad input flood logs once per reason)."""
+
+    def __init__(self, period_s: float = 5.0):
+        self.period_s = period_s
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if now - self._last.get(key, -float('inf')) < self.period_s:
+                return False
+            self._last[key] = now
+            return True

@@ -1,0 +1,112 @@
+"""Declaring node parameters with descriptors and validating them at start and on change."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+
+class StartupError(RuntimeError):
+    """A node cannot start (bad parameter, missing device, unusable weights): one clear line."""
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One parameter: default, description, and what values are valid.
+
+    ``check`` returns the value to use (e.g. converted) or raises ValueError with the reason.
+    Numbers are declared with dynamic typing so that ``-p x:=1`` works for a double (rclpy types
+    ``1`` as an integer); ``check`` then enforces the real type and range.
+    """
+
+    name: str
+    default: Any
+    description: str
+    check: Callable[[Any], Any] = lambda value: value
+    read_only: bool = False
+    int_range: tuple[int, int] | None = None
+    float_range: tuple[float, float] | None = None
+
+    def descriptor(self) -> ParameterDescriptor:
+        descriptor = ParameterDescriptor(name=self.name, description=self.description, read_only=self.read_only)
+        if self.int_range is not None and isinstance(self.default, int) and not isinstance(self.default, bool):
+            descriptor.integer_range = [IntegerRange(from_value=self.int_range[0], to_value=self.int_range[1], step=0)]
+        elif self.float_range is not None:
+            descriptor.dynamic_typing = True
+            descriptor.additional_constraints = f'a number in [{self.float_range[0]}, {self.float_range[1]}]'
+        elif self.default is None:
+            descriptor.dynamic_typing = True
+        return descriptor
+
+
+def number_in(low: float, high: float) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f'must be a number, got {value!r}')
+        if not low <= value <= high:
+            raise ValueError(f'must be in [{low}, {high}], got {value}')
+        return float(value)
+    return check
+
+
+def integer_in(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f'must be an integer, got {value!r}')
+        if not low <= value <= high:
+            raise ValueError(f'must be in [{low}, {high}], got {value}')
+        return int(value)
+    return check
+
+
+def one_of(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f'must be one of {", ".join(choices)}; got {value!r}')
+        return value
+    return check
+
+
+class ParameterSet:
+    """Declares a node's parameters, validates them at start and on every change.
+
+    ``values`` holds the checked values; ``on_change(name, value)`` runs after a change is accepted.
+    """
+
+    def __init__(self, node: Node, specs: list[ParameterSpec],
+                 on_change: Callable[[str, Any], None] | None = None):
+        self._node = node
+        self._specs = {spec.name: spec for spec in specs}
+        self._on_change = on_change
+        self.values: dict[str, Any] = {}
+        for spec in specs:
+            value = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+            try:
+                self.values[spec.name] = spec.check(value)
+            except ValueError as exc:
+                raise StartupError(f'parameter {spec.name!r}: {exc}') from None
+        node.add_on_set_parameters_callback(self._validate)
+        node.add_post_set_parameters_callback(self._apply)
+
+    def _validate(self, parameters: list[Parameter]) -> SetParametersResult:
+        for parameter in parameters:
+            spec = self._specs.get(parameter.name)
+            if spec is None:
+                continue  # e.g. qos_overrides.*, use_sim_time: rclpy's own
+            try:
+                spec.check(parameter.value)
+            except ValueError as exc:
+                return SetParametersResult(successful=False, reason=f'{parameter.name}: {exc}')
+        return SetParametersResult(successful=True)
+
+    def _apply(self, parameters: list[Parameter]) -> None:
+        for parameter in parameters:
+            spec = self._specs.get(parameter.name)
+            if spec is not None:
+                self.values[spec.name] = spec.check(parameter.value)
+                if self._on_change is not None:
+                    self._on_change(spec.name, self.values[spec.name])

@@ -1,0 +1,329 @@
+"""``stn_node``: canonical crops of camera images by a Spatial Transformer, over ROS 2 topics.
+
+Subscribes ``image`` (+ optional ``camera_info``, ``detections``), publishes ``~/rectified/image``,
+``~/rectified/transforms``, ``~/debug/image`` and ``/diagnostics``. The compute lives in
+:mod:`stn_ros.canonicalizer` and :mod:`stn_ros.proposals`; this module is conversions, parameters and
+topics. One worker thread processes the latest frame; the subscription only stores it, so a frame that
+is replaced before it is processed is counted as dropped and nothing queues up.
+"""
+from __future__ import annotations
+
+import array
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSPolicyKind, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from stn_ros.camera import PinholeCamera
+from stn_ros.canonicalizer import Canonicalizer, load_model
+from stn_ros.core import CheckpointError, DeviceUnavailableError, resolve_device
+from stn_ros.frames import Frame, decode_frame
+from stn_ros.health import LogThrottle, NodeHealth
+from stn_ros.proposals import (ProposalConfig, check_rois_inside, depth_proposals, full_frame_roi,
+                               intensity_proposals, order_and_limit, parse_rois)
+from stn_ros.ros.image_codec import ImageDecodeError, encode_image
+from stn_ros.ros.parameters import (ParameterSet, ParameterSpec, StartupError, integer_in, number_in,
+                                    one_of)
+from stn_ros.ros.pointcloud_codec import encode_pointcloud
+from stn_ros.ros.qos import camera_qos, publishers_reliability
+from stn_ros.visualize import crop_quadrilaterals, draw_quadrilaterals
+
+CROP_SOURCES = ('full_frame', 'fixed_rois', 'proposals', 'detections')
+
+
+def _output_size(value: Any) -> tuple[int, int]:
+    value = list(value) if isinstance(value, (list, tuple, array.array)) else value
+    if not isinstance(value, list) or len(value) != 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1024 for v in value):
+        raise ValueError(f'must be [height, width], integers in [1, 1024]; got {value!r}')
+    return int(value[0]), int(value[1])
+
+
+def _rois(value: Any) -> np.ndarray:
+    return parse_rois([] if value is None else list(value))
+
+
+def _device(value: Any) -> str:
+    try:
+        resolve_device(value)  # ValueError for a malformed string
+    except DeviceUnavailableError:
+        pass  # well-formed; whether it is available is a start-up error of its own
+    return value
+
+
+PARAMETERS = [
+    ParameterSpec('device', 'auto', 'where the STN runs: auto (CUDA if available), cpu, cuda, cuda:N',
+                  _device, read_only=True),
+    ParameterSpec('weights', '', 'STN checkpoint path; empty = the shipped default', read_only=True),
+    ParameterSpec('output_size', [32, 32], '[height, width] of each canonical crop', _output_size),
+    ParameterSpec('crop_source', 'proposals', 'full_frame, fixed_rois, proposals or detections',
+                  one_of(*CROP_SOURCES), read_only=True),
+    ParameterSpec('rois', None, 'fixed ROIs, flat [x, y, w, h, ...] in source pixels (fixed_rois)', _rois),
+    ParameterSpec('max_crops', 16, 'at most this many crops per frame (the largest are kept)',
+                  integer_in(1, 256), int_range=(1, 256)),
+    ParameterSpec('proposal_min_area', 150, 'proposals: smallest object, pixels', integer_in(1, 10_000_000),
+                  int_range=(1, 10_000_000)),
+    ParameterSpec('proposal_max_area', 60000, 'proposals: largest object, pixels', integer_in(1, 10_000_000),
+                  int_range=(1, 10_000_000)),
+    ParameterSpec('proposal_margin', 0.15, 'proposals: margin around each object, fraction of its size',
+                  number_in(0.0, 2.0), float_range=(0.0, 2.0)),
+    ParameterSpec('table_threshold', 0.008, 'depth proposals: height above the table plane that is object, m',
+                  number_in(0.0005, 1.0), float_range=(0.0005, 1.0)),
+    ParameterSpec('publish_debug_image', False, 'publish ~/debug/image even when nobody subscribes'),
+    ParameterSpec('diagnostics_period', 1.0, 'seconds between /diagnostics messages',
+                  number_in(0.1, 60.0), read_only=True, float_range=(0.1, 60.0)),
+]
+
+
+class StnNode(Node):
+    """The canonicalizer node (see the module docstring and the README for the interface)."""
+
+    def __init__(self, **kwargs):
+        super().__init__('stn_node', **kwargs)
+        self.parameters = ParameterSet(self, PARAMETERS, on_change=self._on_parameter_change)
+        values = self.parameters.values
+        try:
+            device = resolve_device(values['device'])
+            model = load_model(values['weights'])
+        except (DeviceUnavailableError, CheckpointError, ValueError) as exc:
+            raise StartupError(str(exc)) from None
+        if model.warning:
+            self.get_logger().warning(model.warning)
+        self.model = model
+        self.canonicalizer = Canonicalizer(model.stn, device, values['output_size'])
+        self.health = NodeHealth()
+        self._throttle = LogThrottle(5.0)
+        self._camera: PinholeCamera | None = None
+        self._detections = None
+        self._latest: Image | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._validate_proposal_config(values)
+
+        self.tile_pub = self.create_publisher(Image, '~/rectified/image', 5)
+        self.transforms_pub = self.create_publisher(PointCloud2, '~/rectified/transforms', 5)
+        self.debug_pub = self.create_publisher(Image, '~/debug/image', 1)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+
+        self._image_topic = self.resolve_topic_name('image')
+        self._reliability_overridden = f'qos_overrides.{self._image_topic}.subscription.reliability' in \
+            getattr(self, '_parameter_overrides', {})
+        self._image_sub = None
+        self._subscribe_image(publishers_reliability(self.get_publishers_info_by_topic(self._image_topic)))
+        self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data)
+        if values['crop_source'] == 'detections':
+            self._subscribe_detections()
+        self.create_timer(0.25, self._follow_publisher_reliability)  # a cheap local graph query
+        self.create_timer(values['diagnostics_period'], self._publish_diagnostics)
+        self._worker = threading.Thread(target=self._work, name='stn_worker', daemon=True)
+        self._worker.start()
+        self.get_logger().info(f'{model.description} on {device}; crops from {values["crop_source"]}, '
+                               f'{values["output_size"][0]}x{values["output_size"][1]}, '
+                               f'at most {values["max_crops"]}; reading {self._image_topic}')
+
+    # --- subscriptions ---------------------------------------------------------------------------
+
+    def _subscribe_image(self, reliability) -> None:
+        if self._image_sub is not None:
+            self.destroy_subscription(self._image_sub)
+        kinds = (QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH)
+        if self._reliability_overridden:
+            kinds += (QoSPolicyKind.RELIABILITY,)
+        self._image_sub = self.create_subscription(
+            Image, 'image', self._on_image, camera_qos(reliability),
+            qos_overriding_options=QoSOverridingOptions(policy_kinds=kinds))
+        self._image_reliability = reliability
+
+    def _follow_publisher_reliability(self) -> None:
+        """Re-subscribe when the camera's reliability differs from ours (unless the user overrode it)."""
+        if self._reliability_overridden:
+            return
+        wanted = publishers_reliability(self.get_publishers_info_by_topic(self._image_topic))
+        current = self._image_reliability or qos_profile_sensor_data.reliability
+        if wanted is not None and wanted != current:
+            self.get_logger().info(f'camera publishes {wanted.name.lower()}: re-subscribing to match')
+            self._subscribe_image(wanted)
+
+    def _subscribe_detections(self) -> None:
+        try:
+            from vision_msgs.msg import Detection2DArray
+        except ImportError:
+            raise StartupError('crop_source "detections" needs the vision_msgs package '
+                               '(apt: ros-$ROS_DISTRO-vision-msgs), which is not installed') from None
+        self._detections: dict[tuple[int, int], Any] = {}
+        self.create_subscription(Detection2DArray, 'detections', self._on_detections, 10)
+
+    def _on_detections(self, msg) -> None:
+        with self._lock:
+            self._detections[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
+            while len(self._detections) > 30:
+                self._detections.pop(next(iter(self._detections)))
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            self._camera = PinholeCamera.from_camera_info(msg)
+        except ValueError as exc:
+            self._camera = None
+            self._log_bad('camera_info', str(exc))
+
+    def _on_image(self, msg: Image) -> None:
+        self.health.on_input()
+        with self._lock:
+            if self._latest is not None:
+                self.health.on_dropped()
+            self._latest = msg
+        self._wake.set()
+
+    # --- parameters --------------------------------------------------------------------------------
+
+    def _validate_proposal_config(self, values: dict) -> ProposalConfig:
+        config = ProposalConfig(min_area=values['proposal_min_area'], max_area=values['proposal_max_area'],
+                                margin=values['proposal_margin'], table_threshold=values['table_threshold'])
+        try:
+            config.validate()
+        except ValueError as exc:
+            raise StartupError(f'proposal parameters: {exc}') from None
+        return config
+
+    def _on_parameter_change(self, name: str, value: Any) -> None:
+        if name == 'output_size':
+            self.canonicalizer.output_size = value
+        self.get_logger().info(f'parameter {name} set to {value!r}')
+
+    # --- processing --------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self._stopping.is_set():
+            if not self._wake.wait(0.1):
+                continue
+            with self._lock:
+                msg, self._latest = self._latest, None
+                self._wake.clear()
+            if msg is None:
+                continue
+            try:
+                self._process(msg)
+            except Exception as exc:  # keep the node alive; say what went wrong once per period
+                self.health.on_bad_input('internal_error')
+                if self._throttle.allow('internal_error'):
+                    self.get_logger().error(f'processing failed: {exc!r}\n{traceback.format_exc(limit=3)}')
+
+    def _log_bad(self, reason: str, message: str) -> None:
+        self.health.on_bad_input(reason)
+        if self._throttle.allow(reason):
+            self.get_logger().warning(f'bad input ({reason}): {message}')
+
+    def _process(self, msg: Image) -> None:
+        started = time.perf_counter()
+        try:
+            frame = decode_frame(msg)
+        except ImageDecodeError as exc:
+            self._log_bad(exc.reason, str(exc))
+            return
+        try:
+            rois = self._rois(frame, msg)
+        except ValueError as exc:
+            self._log_bad('bad_rois', str(exc))
+            return
+        result = self.canonicalizer.process(frame, rois, self._camera)
+        self.tile_pub.publish(encode_image(result.tile, frame.tile_encoding, header=msg.header))
+        self.transforms_pub.publish(encode_pointcloud(result.record, header=msg.header))
+        if self.parameters.values['publish_debug_image'] or self.debug_pub.get_subscription_count() > 0:
+            self._publish_debug(frame, result.transforms.homographies.numpy(), msg)
+        stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        now_ns = self.get_clock().now().nanoseconds
+        latency = (now_ns - stamp_ns) / 1e6 if stamp_ns > 0 else None
+        self.health.on_processed((time.perf_counter() - started) * 1e3, latency)
+
+    def _rois(self, frame: Frame, msg: Image) -> np.ndarray:
+        values = self.parameters.values
+        height, width = frame.size
+        source = values['crop_source']
+        if source == 'full_frame':
+            return full_frame_roi(height, width)
+        if source == 'fixed_rois':
+            rois = values['rois']
+            check_rois_inside(rois, height, width)
+            return rois[order_and_limit(rois, rois[:, 2] * rois[:, 3], values['max_crops'])]
+        if source == 'detections':
+            rois = self._detection_rois(msg)
+            return rois[order_and_limit(rois, rois[:, 2] * rois[:, 3], values['max_crops'])]
+        config = self._validate_proposal_config(values)
+        if frame.is_depth:
+            return depth_proposals(frame.pixels, config, values['max_crops']).rois
+        return intensity_proposals(frame.pixels, config, values['max_crops']).rois
+
+    def _detection_rois(self, msg: Image) -> np.ndarray:
+        """ROIs of the detections with this image's exact stamp (waits up to 0.2 s for them)."""
+        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        deadline = time.monotonic() + 0.2
+        while True:
+            with self._lock:
+                detections = self._detections.pop(key, None)
+            if detections is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.005)
+        if detections is None:
+            raise ValueError(f'no detections with the image stamp {key[0]}.{key[1]:09d}')
+        boxes = [(d.bbox.center.position.x - d.bbox.size_x / 2, d.bbox.center.position.y - d.bbox.size_y / 2,
+                  d.bbox.size_x, d.bbox.size_y) for d in detections.detections if d.bbox.size_x > 0 and d.bbox.size_y > 0]
+        return np.asarray(boxes, np.float32).reshape(-1, 4)
+
+    def _publish_debug(self, frame: Frame, homographies: np.ndarray, msg: Image) -> None:
+        quads = crop_quadrilaterals(homographies, self.canonicalizer.output_size)
+        picture = draw_quadrilaterals(frame.bgr8(), quads)
+        self.debug_pub.publish(encode_image(picture, 'bgr8', header=msg.header))
+
+    def _publish_diagnostics(self) -> None:
+        device = self.canonicalizer.device
+        report = self.health.report(device=str(device), model=self.model.description,
+                                    crop_source=self.parameters.values['crop_source'])
+        status = DiagnosticStatus(level=bytes([report.level]), name=f'{self.get_name()}: canonicalizer',
+                                  message=report.message, hardware_id=str(device),
+                                  values=[KeyValue(key=k, value=v) for k, v in report.values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._worker.join(timeout=2.0)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``stn_node``: ``stn_node --ros-args --params-file config/stn_node.yaml``."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = StnNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except StartupError as exc:
+        print(f'stn_node: cannot start: {exc}', file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.stop()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

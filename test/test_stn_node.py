@@ -1,0 +1,280 @@
+"""stn_node over real topics: a separate node process, this test process as camera and consumer."""
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from ros_harness import NodeProcess, spin_until
+from stn_ros.frames import decode_frame
+from stn_ros.ros.image_codec import decode_image, encode_image
+from stn_ros.ros.pointcloud_codec import decode_pointcloud
+from stn_ros.transforms_record import parse_record
+
+pytestmark = pytest.mark.timeout(120)
+
+NODE = 'stn_ros.ros.stn_node'
+ROIS = [8, 6, 40, 40, 60, 20, 30, 50]  # areas 1600 and 1500: tile order is the listed order
+
+
+def camera_qos(reliability: ReliabilityPolicy) -> QoSProfile:
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability)
+
+
+class Consumer:
+    """Collects the node's outputs by stamp."""
+
+    def __init__(self, node, prefix: str):
+        self.tiles: dict[tuple[int, int], Image] = {}
+        self.records: dict[tuple[int, int], PointCloud2] = {}
+        self.diagnostics: list[DiagnosticArray] = []
+        key = lambda msg: (msg.header.stamp.sec, msg.header.stamp.nanosec)  # noqa: E731
+        node.create_subscription(Image, f'{prefix}/rectified/image', lambda m: self.tiles.__setitem__(key(m), m), 10)
+        node.create_subscription(PointCloud2, f'{prefix}/rectified/transforms',
+                                 lambda m: self.records.__setitem__(key(m), m), 10)
+        node.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append, 10)
+
+    def has(self, stamp) -> bool:
+        return stamp in self.tiles and stamp in self.records
+
+    def latest_diagnostics(self, name_part: str) -> dict[str, str]:
+        for array in reversed(self.diagnostics):
+            for status in array.status:
+                if name_part in status.name:
+                    return {kv.key: kv.value for kv in status.values} | {'_message': status.message}
+        return {}
+
+
+@pytest.fixture(scope='module')
+def probe():
+    rclpy.init()
+    node = rclpy.create_node('stn_node_test_probe')
+    yield node
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+def frame_in(encoding: str, height: int = 96, width: int = 128, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:height, 0:width]
+    base = 0.5 + 0.25 * np.sin(xs / 9.0) * np.cos(ys / 7.0)  # smooth, in (0.25, 0.75)
+    if encoding in ('32FC1',):
+        return (0.5 + base).astype(np.float32)  # metres
+    if encoding in ('16UC1',):
+        return (500 + 1000 * base).astype(np.uint16)  # millimetres
+    if encoding in ('mono16',):
+        return (60000 * base).astype(np.uint16)
+    channels = {'mono8': 0, '8UC1': 0, 'bgr8': 3, 'rgb8': 3, '8UC3': 3, 'bgra8': 4, 'rgba8': 4}[encoding]
+    image = (255 * base).astype(np.uint8)
+    if channels:
+        image = np.stack([image] + [rng.integers(0, 255, image.shape, dtype=np.uint8)] * (channels - 1), -1)
+    return image
+
+
+def publish_and_collect(probe, publisher, consumer, msg, timeout=15.0) -> tuple[Image, PointCloud2]:
+    """Publish ``msg`` (again every 0.5 s, in case discovery is still settling) until both outputs
+    with its stamp arrive."""
+    stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+    last = [0.0]
+
+    def republish():
+        if time.monotonic() - last[0] > 0.5:
+            publisher.publish(msg)
+            last[0] = time.monotonic()
+
+    assert spin_until(probe, lambda: consumer.has(stamp), timeout, step=republish), f'no output for {stamp}'
+    return consumer.tiles[stamp], consumer.records[stamp]
+
+
+def stamped(image: np.ndarray, encoding: str, sec: int, frame_id: str = 'camera_optical') -> Image:
+    msg = encode_image(image, encoding)
+    msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id = sec, 123_000_000 + sec, frame_id
+    return msg
+
+
+@pytest.fixture(scope='module')
+def fixed_rois_node(probe):
+    publisher = probe.create_publisher(Image, '/cam/image', camera_qos(ReliabilityPolicy.RELIABLE))
+    node = NodeProcess(NODE, '-p', 'crop_source:=fixed_rois', '-p', f'rois:={ROIS}', '-p', 'device:=cpu',
+                       '-r', 'image:=/cam/image', '-r', '__ns:=/fixed')
+    consumer = Consumer(probe, '/fixed/stn_node')
+    try:
+        assert spin_until(probe, lambda: publisher.get_subscription_count() > 0, 30), node.stop()
+        yield node, publisher, consumer
+    finally:
+        output = node.stop()
+        print(output)
+    assert 'Traceback' not in output
+
+
+ENCODINGS = ['mono8', '8UC1', 'bgr8', 'rgb8', '8UC3', 'bgra8', 'rgba8', 'mono16', '16UC1', '32FC1']
+
+
+@pytest.mark.parametrize('index,encoding', list(enumerate(ENCODINGS)))
+def test_every_encoding_gives_stamped_outputs_whose_h_reproduces_the_crops(fixed_rois_node, probe, index, encoding):
+    node, publisher, consumer = fixed_rois_node
+    source = frame_in(encoding, seed=index)
+    msg = stamped(source, encoding, sec=100 + index)
+    tile_msg, record_msg = publish_and_collect(probe, publisher, consumer, msg)
+    for out in (tile_msg, record_msg):
+        assert out.header.stamp == msg.header.stamp and out.header.frame_id == 'camera_optical'
+    depth = encoding in ('16UC1', '32FC1')
+    assert tile_msg.encoding == ('32FC1' if depth else encoding)
+    tile = decode_image(tile_msg)
+    assert tile.shape[:2] == (64, 32)
+    record = parse_record(decode_pointcloud(record_msg))
+    np.testing.assert_allclose(record.rois, np.reshape(ROIS, (2, 4)))
+    assert (record.family == 2).all()  # similarity
+    sampled_from = decode_frame(msg).pixels  # depth in metres, else the image as sent
+    for i, h in enumerate(record.homographies):
+        expected = cv2.warpPerspective(sampled_from, h, (32, 32), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        crop = tile[32 * i:32 * (i + 1)]
+        if depth:
+            np.testing.assert_allclose(crop, expected, atol=1e-5)
+        else:
+            np.testing.assert_array_equal(crop, expected)
+    np.testing.assert_allclose(record.centres_uv, [[27.5, 25.5], [74.5, 44.5]], atol=1e-4)
+    assert np.isnan(record.xyz).all()  # no camera_info
+
+
+def subscription_reliability(probe, topic: str) -> list[ReliabilityPolicy]:
+    return [info.qos_profile.reliability for info in probe.get_subscriptions_info_by_topic(topic)]
+
+
+def test_reliable_camera_is_read_reliably(fixed_rois_node, probe):
+    # The node follows the publisher within a fraction of a second of seeing it.
+    assert spin_until(probe, lambda: subscription_reliability(probe, '/cam/image') == [ReliabilityPolicy.RELIABLE], 5)
+
+
+def test_bad_inputs_are_counted_and_good_frames_keep_flowing(fixed_rois_node, probe):
+    node, publisher, consumer = fixed_rois_node
+    good = frame_in('mono8')
+    bad = [stamped(good, 'mono8', sec=200) for _ in range(5)]
+    bad[0].encoding = 'yuv422'
+    bad[1].data = bad[1].data[:100]
+    bad[2].step = 64
+    bad[3].height = 0
+    bad[4].encoding, bad[4].data = '16UC1', bad[4].data[:-1]
+    for number, msg in enumerate(bad):
+        publisher.publish(msg)
+        spin_until(probe, lambda: False, 0.3)
+        tile, _ = publish_and_collect(probe, publisher, consumer, stamped(good, 'mono8', sec=210 + number))
+        assert tile.height == 64
+    assert spin_until(probe, lambda: int(consumer.latest_diagnostics('stn_node').get('bad inputs', 0)) >= 5, 10)
+    values = consumer.latest_diagnostics('stn_node')
+    for reason in ('unknown_encoding', 'short_data', 'bad_step', 'zero_size'):
+        assert int(values[f'bad input: {reason}']) >= 1, values
+    assert int(values['frames processed']) >= 5 and values['device'] == 'cpu'
+    assert node.alive()
+
+
+def set_parameter(probe, name: str, value: ParameterValue):
+    client = probe.create_client(SetParameters, '/fixed/stn_node/set_parameters')
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(SetParameters.Request(parameters=[ParameterMsg(name=name, value=value)]))
+    assert spin_until(probe, future.done, 10)
+    probe.destroy_client(client)
+    return future.result().results[0]
+
+
+def test_bad_parameter_changes_are_rejected_with_a_reason_and_good_ones_apply(fixed_rois_node, probe):
+    node, publisher, consumer = fixed_rois_node
+    result = set_parameter(probe, 'max_crops', ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=0))
+    assert not result.successful and '1' in result.reason
+    result = set_parameter(probe, 'rois', ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY,
+                                                        integer_array_value=[1, 2, 3]))
+    assert not result.successful and 'rois' in result.reason
+    result = set_parameter(probe, 'device', ParameterValue(type=ParameterType.PARAMETER_STRING, string_value='cuda'))
+    assert not result.successful
+    result = set_parameter(probe, 'output_size', ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY,
+                                                               integer_array_value=[16, 24]))
+    assert result.successful, result.reason
+    tile, _ = publish_and_collect(probe, publisher, consumer, stamped(frame_in('mono8'), 'mono8', sec=300))
+    assert (tile.height, tile.width) == (32, 24)
+    assert node.alive()
+
+
+def test_best_effort_camera_is_read_best_effort(probe):
+    publisher = probe.create_publisher(Image, '/be_cam/image', camera_qos(ReliabilityPolicy.BEST_EFFORT))
+    node = NodeProcess(NODE, '-p', 'crop_source:=full_frame', '-p', 'device:=cpu', '-r', 'image:=/be_cam/image',
+                       '-r', '__ns:=/be')
+    consumer = Consumer(probe, '/be/stn_node')
+    try:
+        assert spin_until(probe, lambda: publisher.get_subscription_count() > 0, 30), node.stop()
+        msg = stamped(frame_in('bgr8', 480, 640), 'bgr8', sec=400)
+        tile, record = publish_and_collect(probe, publisher, consumer, msg)
+        assert tile.header.stamp == msg.header.stamp and (tile.height, tile.width) == (32, 32)
+        spin_until(probe, lambda: False, 1.0)  # past the node's reliability check
+        assert subscription_reliability(probe, '/be_cam/image') == [ReliabilityPolicy.BEST_EFFORT]
+    finally:
+        output = node.stop()
+    assert 'Traceback' not in output
+
+
+def depth_scene(boxes, height=480, width=640, table_m=0.75) -> np.ndarray:
+    """Millimetre depth of a table with boxes (x, y, w, h in pixels, height above the table in m)."""
+    depth = np.full((height, width), table_m, np.float64)
+    for x, y, w, h, above in boxes:
+        depth[y:y + h, x:x + w] = table_m - above
+    rng = np.random.default_rng(1)
+    depth += rng.normal(0, 0.001, depth.shape)
+    mm = np.round(depth * 1000).astype(np.uint16)
+    mm[rng.random(mm.shape) < 0.01] = 0  # dropouts
+    return mm
+
+
+def test_depth_proposals_with_camera_info_give_metric_centres_and_empty_frames_still_publish(probe):
+    publisher = probe.create_publisher(Image, '/rgbd/depth', camera_qos(ReliabilityPolicy.RELIABLE))
+    info_pub = probe.create_publisher(CameraInfo, '/rgbd/camera_info', camera_qos(ReliabilityPolicy.RELIABLE))
+    node = NodeProcess(NODE, '-p', 'device:=cpu', '-r', 'image:=/rgbd/depth', '-r', 'camera_info:=/rgbd/camera_info',
+                       '-r', '__ns:=/prop')
+    consumer = Consumer(probe, '/prop/stn_node')
+    info = CameraInfo(width=640, height=480)
+    info.k = [525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]
+    try:
+        assert spin_until(probe, lambda: publisher.get_subscription_count() > 0 and
+                          info_pub.get_subscription_count() > 0, 30), node.stop()
+        for _ in range(5):
+            info_pub.publish(info)
+            spin_until(probe, lambda: False, 0.1)
+        boxes = [(100, 100, 60, 40, 0.05), (300, 250, 80, 80, 0.10), (500, 80, 30, 30, 0.03)]
+        tile, record_msg = publish_and_collect(probe, publisher, consumer, stamped(depth_scene(boxes), '16UC1', 500))
+        assert tile.encoding == '32FC1' and tile.height == 3 * 32
+        record = parse_record(decode_pointcloud(record_msg))
+        areas = [w * h for _, _, w, h, _ in boxes]
+        expected_uv = [(x + (w - 1) / 2, y + (h - 1) / 2) for x, y, w, h, _ in boxes]
+        order = np.argsort(areas)[::-1]  # tile order: largest first
+        np.testing.assert_allclose(record.centres_uv, np.asarray(expected_uv)[order], atol=1.5)
+        np.testing.assert_allclose(record.xyz[:, 2], [0.75 - boxes[i][4] for i in order], atol=0.004)
+        u, v = np.asarray(expected_uv)[order].T
+        np.testing.assert_allclose(record.xyz[:, 0], (u - 319.5) * record.xyz[:, 2] / 525.0, atol=0.003)
+        empty_tile, empty_record = publish_and_collect(probe, publisher, consumer,
+                                                       stamped(depth_scene([]), '16UC1', 501))
+        assert (empty_tile.height, empty_tile.width) == (0, 32) and empty_record.width == 0
+        assert {f.name for f in empty_record.fields} >= {'x', 'y', 'z', 'u', 'v', 'h00', 'h22', 'family'}
+    finally:
+        output = node.stop()
+    assert 'Traceback' not in output
+
+
+@pytest.mark.parametrize('args,message', [
+    (['-p', 'device:=cuda'], 'CPU-only build'),
+    (['-p', 'weights:=/nonexistent/stn.pt'], 'does not exist'),
+    (['-p', 'crop_source:=detections'], 'vision_msgs'),
+    (['-p', 'output_size:=[0, 5]'], "parameter 'output_size'"),
+    (['-p', 'crop_source:=boxes'], "parameter 'crop_source'"),
+])
+def test_bad_start_up_is_one_clear_error(args, message):
+    node = NodeProcess(NODE, *args)
+    assert node.wait(timeout=60) == 1
+    assert message in node.output and 'cannot start' in node.output
+    assert 'Traceback' not in node.output
