@@ -53,16 +53,22 @@ class PinholeCamera:
 def depth_at(depth_m: np.ndarray, uv: np.ndarray, radius: int = 2) -> np.ndarray:
     """Median of the finite depths in the ``(2 radius + 1)^2`` window around each pixel ``uv``.
 
-    ``(N,)`` float32 metres; NaN where the window holds no reading or lies outside the image.
+    ``(N,)`` float32 metres; NaN where the window holds no reading or its centre is outside the image.
     """
     height, width = depth_m.shape
+    uv = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
+    finite = np.isfinite(uv).all(axis=1)
+    centres = np.where(finite[:, None], np.round(uv), -1).astype(np.int64)
+    inside = finite & (centres[:, 0] >= 0) & (centres[:, 0] < width) & (centres[:, 1] >= 0) & (centres[:, 1] < height)
+    offsets = np.arange(-radius, radius + 1)
+    cols = np.clip(centres[:, 0, None, None] + offsets[None, None, :], 0, width - 1)
+    rows = np.clip(centres[:, 1, None, None] + offsets[None, :, None], 0, height - 1)
+    # Clipping repeats edge pixels: mask the repeats so they do not weigh twice in the median.
+    real = (centres[:, 0, None, None] + offsets[None, None, :] == cols) & \
+        (centres[:, 1, None, None] + offsets[None, :, None] == rows)
+    windows = np.where(real, depth_m[rows, cols], np.nan).reshape(len(uv), -1)
     out = np.full(len(uv), np.nan, np.float32)
-    for index, (u, v) in enumerate(np.asarray(uv, dtype=np.float64).reshape(-1, 2)):
-        if not (np.isfinite(u) and np.isfinite(v)):
-            continue
-        col, row = int(round(u)), int(round(v))
-        window = depth_m[max(row - radius, 0):max(row + radius + 1, 0), max(col - radius, 0):max(col + radius + 1, 0)]
-        readings = window[np.isfinite(window)]
-        if readings.size and 0 <= col < width and 0 <= row < height:
-            out[index] = np.median(readings)
+    has = inside & np.isfinite(windows).any(axis=1)
+    if has.any():
+        out[has] = np.nanmedian(windows[has], axis=1)
     return out

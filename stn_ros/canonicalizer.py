@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from stn_ros.camera import PinholeCamera, depth_at
-from stn_ros.core import (CropTransforms, SpatialTransformer, canonicalize_crops,
-                          canonicalize_crops_opencv, load_spatial_transformer)
+from stn_ros.core import (CropTransforms, SpatialTransformer, crop_transforms, load_spatial_transformer,
+                          sample_crops_opencv, sample_grids)
 from stn_ros.frames import Frame
 from stn_ros.package_files import package_file
 from stn_ros.transforms_record import build_record, crop_centres
@@ -94,19 +94,22 @@ class Canonicalizer:
 
     def process(self, frame: Frame, rois: np.ndarray,
                 camera: PinholeCamera | None = None) -> CanonicalCrops:
-        """Canonical crops of ``rois`` ``(N, 4)`` (x, y, w, h in source pixels) from ``frame``."""
-        timings = {}
+        """Canonical crops of ``rois`` ``(N, 4)`` (x, y, w, h in source pixels) from ``frame``.
+
+        ``timings_ms`` of the result holds ``localization`` (grey view, small crops, the net) and
+        ``sampling`` (the canonical crops from the source).
+        """
         started = time.perf_counter()
         rois_t = torch.as_tensor(np.asarray(rois, np.float32).reshape(-1, 4), device=self.device)
         grey = torch.from_numpy(frame.grey()).to(self.device)[None]
         with torch.no_grad():
-            if self.device.type == 'cpu':
-                crops, transforms = canonicalize_crops_opencv(
-                    self.stn, frame.pixels, rois_t, self.output_size, localization_source=grey,
-                    border_value=frame.border_value)
-            else:
-                crops, transforms = self._torch_crops(frame, rois_t, grey)
-        timings['stn'] = (time.perf_counter() - started) * 1e3
+            transforms = crop_transforms(self.stn, grey, rois_t, self.output_size)
+        localized = time.perf_counter()
+        if self.device.type == 'cpu':
+            crops = sample_crops_opencv(frame.pixels, transforms, self.output_size, frame.border_value)
+        else:
+            crops = self._torch_crops(frame, transforms)
+        sampled = time.perf_counter()
         homographies = transforms.homographies.cpu().numpy()
         xyz = None
         if camera is not None and frame.is_depth and len(rois):
@@ -114,17 +117,19 @@ class Canonicalizer:
             xyz = camera.for_image(*frame.size).back_project(uv, depth_at(frame.pixels, uv))
         record = build_record(homographies, transforms.params.cpu().numpy(), self.stn.family.code,
                               rois, self.output_size, xyz)
+        timings = {'localization': (localized - started) * 1e3, 'sampling': (sampled - localized) * 1e3}
         return CanonicalCrops(crops, transforms, record, timings)
 
-    def _torch_crops(self, frame: Frame, rois: torch.Tensor, grey: torch.Tensor):
+    @torch.no_grad()
+    def _torch_crops(self, frame: Frame, transforms: CropTransforms) -> np.ndarray:
+        """The torch sampling path (used on CUDA): crops in the frame's dtype, channels last."""
         pixels = torch.from_numpy(frame.pixels).to(self.device).float()
         source = pixels[None] if pixels.ndim == 2 else pixels.permute(2, 0, 1)
-        crops, transforms = canonicalize_crops(self.stn, source, rois, self.output_size,
-                                               localization_source=grey, border_value=frame.border_value)
+        crops = sample_grids(source, transforms.source_grids(self.output_size), frame.border_value)
         crops = crops.permute(0, 2, 3, 1)
         crops = crops[..., 0] if frame.pixels.ndim == 2 else crops
         dtype = frame.pixels.dtype
         if dtype.kind == 'u':
             info = np.iinfo(dtype)
             crops = crops.round().clamp(info.min, info.max)
-        return crops.cpu().numpy().astype(dtype), transforms
+        return crops.cpu().numpy().astype(dtype)

@@ -59,7 +59,7 @@ class Frame:
     def grey(self) -> np.ndarray:
         """``(H, W)`` float32: metres for depth (no reading -> 0), else intensity in ``[0, 1]``."""
         if self.is_depth:
-            return np.nan_to_num(self.pixels, nan=0.0)
+            return np.fmax(self.pixels, np.float32(0))  # NaN -> 0 in one pass (readings are > 0)
         pixels = self.pixels
         if self.encoding in _TO_GREY:
             pixels = cv2.cvtColor(pixels, _TO_GREY[self.encoding])

@@ -18,18 +18,26 @@ SHM_PROFILE = ROOT / 'config' / 'fastdds_shm.xml'
 
 
 def node_env() -> dict[str, str]:
-    """This session's loopback ROS env (conftest) plus the shipped shared-memory transport profile."""
+    """This session's loopback ROS env with the shared-memory profile (set by conftest)."""
     env = dict(os.environ)
-    env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(SHM_PROFILE)
+    assert env['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'LOCALHOST'
+    assert env['FASTDDS_DEFAULT_PROFILES_FILE'] == str(SHM_PROFILE)
     env['PYTHONUNBUFFERED'] = '1'
     return env
+
+
+def console_script(name: str) -> str:
+    """The installed console script ``name`` beside this interpreter (what a user runs)."""
+    path = Path(sys.executable).parent / name
+    assert path.is_file(), f'{path} is missing: install the package (scripts/setup_venv.sh)'
+    return str(path)
 
 
 class NodeProcess:
     """A node started as its own process group; ``stop()`` always ends it (SIGINT, then SIGKILL)."""
 
-    def __init__(self, module: str, *ros_args: str, params_file: Path | None = PARAMS_FILE):
-        args = [sys.executable, '-m', module, '--ros-args']
+    def __init__(self, executable: str, *ros_args: str, params_file: Path | None = PARAMS_FILE):
+        args = [console_script(executable), '--ros-args']
         if params_file is not None:
             args += ['--params-file', str(params_file)]
         self.args = args + list(ros_args)

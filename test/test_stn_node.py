@@ -22,7 +22,7 @@ from stn_ros.transforms_record import parse_record
 
 pytestmark = pytest.mark.timeout(120)
 
-NODE = 'stn_ros.ros.stn_node'
+NODE = 'stn_node'
 ROIS = [8, 6, 40, 40, 60, 20, 30, 50]  # areas 1600 and 1500: tile order is the listed order
 
 
@@ -278,3 +278,32 @@ def test_bad_start_up_is_one_clear_error(args, message):
     assert node.wait(timeout=60) == 1
     assert message in node.output and 'cannot start' in node.output
     assert 'Traceback' not in node.output
+
+
+def test_debug_image_is_published_while_someone_listens(fixed_rois_node, probe):
+    node, publisher, consumer = fixed_rois_node
+    received = []
+    subscription = probe.create_subscription(Image, '/fixed/stn_node/debug/image', received.append, 5)
+    try:
+        msg = stamped(frame_in('rgb8'), 'rgb8', sec=600)
+        assert spin_until(probe, lambda: any(m.header.stamp == msg.header.stamp for m in received), 15,
+                          step=lambda: publisher.publish(msg))
+        debug = next(m for m in received if m.header.stamp == msg.header.stamp)
+        picture = decode_image(debug)
+        assert debug.encoding == 'bgr8' and picture.shape == (96, 128, 3)
+        assert (picture == [0, 255, 0]).all(axis=-1).sum() > 50  # the green quadrilaterals
+    finally:
+        probe.destroy_subscription(subscription)
+
+
+def test_a_qos_override_wins_over_following_the_publisher(probe):
+    publisher = probe.create_publisher(Image, '/ovr_cam/image', camera_qos(ReliabilityPolicy.RELIABLE))
+    node = NodeProcess(NODE, '-p', 'crop_source:=full_frame', '-p', 'device:=cpu', '-r', 'image:=/ovr_cam/image',
+                       '-r', '__ns:=/ovr', '-p', 'qos_overrides./ovr_cam/image.subscription.reliability:=best_effort')
+    try:
+        assert spin_until(probe, lambda: publisher.get_subscription_count() > 0, 30), node.stop()
+        spin_until(probe, lambda: False, 1.0)  # past the node's reliability check
+        assert subscription_reliability(probe, '/ovr_cam/image') == [ReliabilityPolicy.BEST_EFFORT]
+    finally:
+        output = node.stop()
+    assert 'Traceback' not in output

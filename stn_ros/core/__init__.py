@@ -2,7 +2,7 @@
 from stn_ros.core.checkpoint import CheckpointError, load_spatial_transformer, save_spatial_transformer
 from stn_ros.core.coords import ALIGN_CORNERS, PADDING_MODE
 from stn_ros.core.crops import (CropTransforms, canonicalize_crops, canonicalize_crops_opencv,
-                                crop_transforms, roi_matrix)
+                                crop_transforms, roi_matrix, sample_crops_opencv)
 from stn_ros.core.device import DeviceUnavailableError, resolve_device
 from stn_ros.core.families import FAMILIES, TransformFamily, homography_grid, make_family, pixel_homography
 from stn_ros.core.localization import LocalizationNet
@@ -14,5 +14,5 @@ __all__ = [
     'DeviceUnavailableError', 'LocalizationNet', 'SpatialTransformer', 'TransformFamily',
     'canonicalize_crops', 'canonicalize_crops_opencv', 'crop_transforms', 'homography_grid',
     'load_spatial_transformer', 'make_family', 'pixel_homography', 'remap_opencv', 'resolve_device',
-    'roi_matrix', 'sample_grids', 'save_spatial_transformer', 'warp_perspective_opencv',
+    'roi_matrix', 'sample_crops_opencv', 'sample_grids', 'save_spatial_transformer', 'warp_perspective_opencv',
 ]

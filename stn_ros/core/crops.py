@@ -143,9 +143,14 @@ def canonicalize_crops_opencv(stn: SpatialTransformer, source: np.ndarray, rois:
         localization_source = image.unsqueeze(0) if image.ndim == 2 else image.permute(2, 0, 1)
     with torch.no_grad():
         transforms = crop_transforms(stn, localization_source, rois, output_size)
+    return sample_crops_opencv(source, transforms, output_size, border_value), transforms
+
+
+def sample_crops_opencv(source: np.ndarray, transforms: CropTransforms, output_size: Sequence[int],
+                        border_value: float = 0.0) -> np.ndarray:
+    """Crops ``(B, h, w[, C])`` of ``source`` ``(H, W[, C])``: ``warpPerspective`` from the published
+    ``H`` for linear families, ``remap`` of the spline grid for TPS."""
     if transforms.exact:
-        crops = warp_perspective_opencv(source, transforms.homographies.cpu().numpy(), output_size,
-                                        border_value)
-    else:
-        crops = remap_opencv(source, transforms.grids.cpu(), border_value)
-    return crops, transforms
+        return warp_perspective_opencv(source, transforms.homographies.cpu().numpy(), tuple(output_size),
+                                       border_value)
+    return remap_opencv(source, transforms.grids.detach().cpu(), border_value)

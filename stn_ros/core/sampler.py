@@ -7,7 +7,7 @@ samples outside the image read:
 * ``NaN``: for depth, where NaN means "no reading". A sample is NaN when any of its bilinear taps with a
   non-negligible weight lies outside the image or on a NaN pixel; otherwise it interpolates the valid
   taps only. Never is a reading blended with a zero. (Both paths do this by sampling the NaN-free
-  values and a validity channel together, because OpenCV's warps spread a NaN over the whole output.)
+  values and a validity map, because OpenCV's warps spread a NaN over the whole output.)
 
 The torch path is differentiable and runs on any device; the OpenCV path is the fast CPU inference path
 and samples from the published pixel-space ``H`` itself.
@@ -69,30 +69,32 @@ def sample_grids(source: torch.Tensor, grids: torch.Tensor, border_value: float 
     return out
 
 
-def _nan_aware_source(source: np.ndarray) -> np.ndarray:
-    """``(H, W[, C])`` float with NaN -> ``(H, W, C + 1)`` float32: NaN-free values and validity."""
-    planes = source if source.ndim == 3 else source[..., None]
-    valid = np.isfinite(planes).all(axis=-1, keepdims=True)
-    return np.concatenate((np.where(valid, planes, 0), valid), axis=-1).astype(np.float32)
+def _sample_nan_aware(sample, source: np.ndarray) -> np.ndarray:
+    """NaN mode on the OpenCV path: ``sample`` the NaN-free values and the validity separately.
 
-
-def _from_nan_aware(samples: np.ndarray, channels_last: bool) -> np.ndarray:
-    weight = samples[..., -1:]
-    values = np.where(weight >= VALID_WEIGHT, samples[..., :-1] / np.maximum(weight, VALID_WEIGHT),
-                      np.nan).astype(np.float32)
-    return values if channels_last else values[..., 0]
+    ``sample(image)`` warps a ``(H, W[, C])`` float32 image to ``(B, h, w[, C])`` with a zero border, so
+    taps outside the image have zero validity. Returns float32 with NaN where the valid taps carry
+    less than ``VALID_WEIGHT`` of the bilinear weight.
+    """
+    valid = np.isfinite(source)
+    if source.ndim == 3:
+        valid = valid.all(axis=-1)
+    filled = np.where(valid[..., None] if source.ndim == 3 else valid, source, 0).astype(np.float32, copy=False)
+    weight = sample(valid.astype(np.float32))
+    values = sample(filled)
+    weight = weight[..., None] if source.ndim == 3 else weight
+    return np.where(weight >= VALID_WEIGHT, values / np.maximum(weight, VALID_WEIGHT), np.nan).astype(np.float32)
 
 
 def warp_perspective_opencv(source: np.ndarray, homographies: np.ndarray,
                             output_size: tuple[int, int], border_value: float = 0.0) -> np.ndarray:
     """``cv2.warpPerspective`` of ``source`` ``(H, W[, C])`` with each pixel-space ``H`` ``(B, 3, 3)``.
 
-    Returns ``(B, h, w[, C])`` of the source dtype. ``H`` maps output pixel to source pixel (it is
-    passed with ``WARP_INVERSE_MAP``), exactly as published in the transforms record.
+    Returns ``(B, h, w[, C])`` of the source dtype (float32 in NaN mode). ``H`` maps output pixel to
+    source pixel (it is passed with ``WARP_INVERSE_MAP``), exactly as published in the transforms record.
     """
     if _nan_mode(border_value):
-        samples = warp_perspective_opencv(_nan_aware_source(source), homographies, output_size)
-        return _from_nan_aware(samples, source.ndim == 3)
+        return _sample_nan_aware(lambda image: warp_perspective_opencv(image, homographies, output_size), source)
     height, width = output_size
     homographies = np.asarray(homographies, dtype=np.float64).reshape(-1, 3, 3)
     out = np.empty((len(homographies), height, width) + source.shape[2:], dtype=source.dtype)
@@ -109,7 +111,7 @@ def remap_opencv(source: np.ndarray, grids: torch.Tensor | np.ndarray,
                  border_value: float = 0.0) -> np.ndarray:
     """``cv2.remap`` of ``source`` ``(H, W[, C])`` at normalized grids ``(B, h, w, 2)`` (e.g. TPS)."""
     if _nan_mode(border_value):
-        return _from_nan_aware(remap_opencv(_nan_aware_source(source), grids), source.ndim == 3)
+        return _sample_nan_aware(lambda image: remap_opencv(image, grids), source)
     grids = torch.as_tensor(grids, dtype=torch.float64)
     to_pixel = normalized_to_pixel(*source.shape[:2], dtype=torch.float64)
     maps = (grids @ to_pixel[:2, :2].T + to_pixel[:2, 2]).to(torch.float32).numpy()
