@@ -3,14 +3,14 @@ from stn_ros.core.checkpoint import CheckpointError, load_spatial_transformer, s
 from stn_ros.core.coords import ALIGN_CORNERS, PADDING_MODE
 from stn_ros.core.crops import (CropTransforms, canonicalize_crops, canonicalize_crops_opencv,
                                 crop_transforms, roi_matrix, sample_crops_opencv)
-from stn_ros.core.device import DeviceUnavailableError, resolve_device
+from stn_ros.core.device import DEVICE_CHOICES, DeviceUnavailableError, resolve_device
 from stn_ros.core.families import FAMILIES, TransformFamily, homography_grid, make_family, pixel_homography
 from stn_ros.core.localization import LocalizationNet
 from stn_ros.core.sampler import remap_opencv, sample_grids, warp_perspective_opencv
 from stn_ros.core.spatial_transformer import SpatialTransformer
 
 __all__ = [
-    'ALIGN_CORNERS', 'PADDING_MODE', 'FAMILIES', 'CheckpointError', 'CropTransforms',
+    'ALIGN_CORNERS', 'DEVICE_CHOICES', 'PADDING_MODE', 'FAMILIES', 'CheckpointError', 'CropTransforms',
     'DeviceUnavailableError', 'LocalizationNet', 'SpatialTransformer', 'TransformFamily',
     'canonicalize_crops', 'canonicalize_crops_opencv', 'crop_transforms', 'homography_grid',
     'load_spatial_transformer', 'make_family', 'pixel_homography', 'remap_opencv', 'resolve_device',

@@ -1,0 +1,1 @@
+"""Training data for the STN, generated in-process (no rclpy, no downloads)."""

@@ -1,0 +1,1 @@
+"""Model architectures: the distorted-MNIST comparison, the GQ-CNN, the grasp STN."""

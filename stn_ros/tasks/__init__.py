@@ -1,0 +1,1 @@
+"""Training tasks: what the shared training loop trains (data, model, loss, metrics, export)."""

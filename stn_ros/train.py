@@ -1,0 +1,114 @@
+"""Training CLI: ``python -m stn_ros.train <task> [options]`` (also under ``torchrun`` for DDP).
+
+Examples::
+
+    python -m stn_ros.train mnist --distortion RTS --model st-cnn-affine --epochs 10 --out runs/rts
+    torchrun --nproc_per_node=2 -m stn_ros.train mnist --distortion R --model cnn --out runs/r_cnn
+    python -m stn_ros.train mnist ... --resume runs/rts/last.pt     # continue an interrupted run
+    python -m stn_ros.train mnist-table --epochs 30 --runs runs/mnist  # every model x distortion
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from stn_ros.core import DEVICE_CHOICES
+from stn_ros.training.loop import TrainConfig, fit
+
+
+def _common(parser: argparse.ArgumentParser, epochs: int, batch_size: int, lr: float) -> None:
+    parser.add_argument('--out', type=Path, required=True, help='output folder: last.pt (training state), '
+                        'model.pt and its model card model.md')
+    parser.add_argument('--epochs', type=int, default=epochs, help='epochs (default: %(default)s)')
+    parser.add_argument('--batch-size', type=int, default=batch_size, help='per process (default: %(default)s)')
+    parser.add_argument('--lr', type=float, default=lr, help='learning rate (default: %(default)s)')
+    parser.add_argument('--weight-decay', type=float, default=0.0, help='(default: %(default)s)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of initial weights and order (default: %(default)s)')
+    parser.add_argument('--device', default='auto', help=f'one of {", ".join(DEVICE_CHOICES)} (default: %(default)s)')
+    parser.add_argument('--workers', type=int, default=0, help='DataLoader workers (default: %(default)s)')
+    parser.add_argument('--resume', type=Path, help='continue from a last.pt of the same task and options')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bars (logs only)')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from stn_ros.data.mnist import DISTORTIONS
+    from stn_ros.models.mnist import MODEL_NAMES
+
+    parser = argparse.ArgumentParser(
+        prog='python -m stn_ros.train', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    tasks = parser.add_subparsers(dest='task', required=True, metavar='TASK')
+    mnist = tasks.add_parser('mnist', help='a distorted-MNIST classifier of the STN paper comparison',
+                             description='Train one model of the STN paper\'s distorted-MNIST comparison '
+                                         '(Table 1) on the 4,000 training digits.')
+    mnist.add_argument('--distortion', choices=DISTORTIONS, required=True, help='R, RTS, P or E')
+    mnist.add_argument('--model', choices=MODEL_NAMES, required=True, help='architecture')
+    mnist.add_argument('--data-seed', type=int, default=0, help='seed of the distortions (default: %(default)s)')
+    mnist.add_argument('--test-copies', type=int, default=2,
+                       help='fixed distorted copies of each test digit (default: %(default)s)')
+    mnist.add_argument('--quick', action='store_true', help='256 training / 200 test images (smoke test)')
+    _common(mnist, epochs=30, batch_size=64, lr=3e-3)
+
+    table = tasks.add_parser('mnist-table', help='train every model x distortion of the comparison in turn',
+                             description='Train runs/<distortion>/<model> for each pair, one after the other. '
+                                         'A finished run (model.pt) is skipped, an interrupted one resumed '
+                                         'from its last.pt, so the command can simply be run again.')
+    table.add_argument('--runs', type=Path, default=Path('runs/mnist'), help='(default: %(default)s)')
+    table.add_argument('--models', nargs='+', choices=MODEL_NAMES, default=list(MODEL_NAMES), help='(default: all)')
+    table.add_argument('--distortions', nargs='+', choices=DISTORTIONS, default=list(DISTORTIONS), help='(default: all)')
+    table.add_argument('--epochs', type=int, default=30, help='epochs per run (default: %(default)s)')
+    table.add_argument('--batch-size', type=int, default=64, help='(default: %(default)s)')
+    table.add_argument('--lr', type=float, default=3e-3, help='(default: %(default)s)')
+    table.add_argument('--seed', type=int, default=0, help='(default: %(default)s)')
+    table.add_argument('--device', default='auto', help='(default: %(default)s)')
+    table.add_argument('--test-copies', type=int, default=2, help='(default: %(default)s)')
+    table.add_argument('--quick', action='store_true', help='smoke test: 256 training images per run')
+    table.add_argument('--no-progress', action='store_true', help='no progress bars (logs only)')
+    return parser
+
+
+def train_mnist_table(args: argparse.Namespace) -> int:
+    from stn_ros.tasks.mnist import MnistTask
+
+    for distortion in args.distortions:
+        for model in args.models:
+            out = args.runs / distortion / model
+            if (out / 'model.pt').is_file():
+                print(f'{out}: done already, skipped', file=sys.stderr)
+                continue
+            resume = out / 'last.pt' if (out / 'last.pt').is_file() else None
+            config = TrainConfig(out=out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                 seed=args.seed, device=args.device, resume=resume, progress=not args.no_progress)
+            command = (f'python -m stn_ros.train mnist --distortion {distortion} --model {model} --epochs '
+                       f'{args.epochs} --batch-size {args.batch_size} --lr {args.lr} --seed {args.seed} '
+                       f'--test-copies {args.test_copies} --out {out}' + (' --quick' if args.quick else ''))
+            result = fit(MnistTask(distortion, model, test_copies=args.test_copies, quick=args.quick), config, command)
+            print(json.dumps({'run': str(out), **result['metrics']}))
+    return 0
+
+
+def make_task(args: argparse.Namespace):
+    if args.task == 'mnist':
+        from stn_ros.tasks.mnist import MnistTask
+        return MnistTask(args.distortion, args.model, args.data_seed, args.test_copies, args.quick)
+    raise ValueError(f'unknown task {args.task}')
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.task == 'mnist-table':
+        return train_mnist_table(args)
+    config = TrainConfig(out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         weight_decay=args.weight_decay, seed=args.seed, device=args.device,
+                         workers=args.workers, resume=args.resume, progress=not args.no_progress)
+    command = 'python -m stn_ros.train ' + shlex.join(sys.argv[1:] if argv is None else argv)
+    result = fit(make_task(args), config, command)
+    if 'weights' in result:
+        print(json.dumps({'weights': result['weights'], **result['metrics']}))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training infrastructure shared by every model of the package (one loop, one checkpoint format)."""

@@ -1,0 +1,97 @@
+"""The training and evaluation CLIs, as a user runs them (quick mode), including 2-process DDP."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from stn_ros.models.mnist import MODEL_NAMES, DigitClassifier, load_classifier
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def run(args, env=None, timeout=240):
+    result = subprocess.run([sys.executable, '-m', *args], capture_output=True, text=True, timeout=timeout, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def last_json(stdout: str) -> dict:
+    return json.loads([line for line in stdout.splitlines() if line.startswith('{')][-1])
+
+
+@pytest.mark.parametrize('size', [28, 42])
+def test_every_model_classifies_and_the_wide_cnn_matches_st_cnn_parameters(size):
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    for name in MODEL_NAMES:
+        assert DigitClassifier(name, size)(torch.rand(3, 1, size, size)).shape == (3, 10)
+    st, wide = count(DigitClassifier('st-cnn-affine', size)), count(DigitClassifier('cnn-wide', size))
+    assert abs(wide - st) / st < 0.05 and count(DigitClassifier('cnn', size)) < 0.8 * st
+
+
+def test_quick_training_writes_weights_card_and_state_and_resumes(tmp_path):
+    out = tmp_path / 'run'
+    first = run(['stn_ros.train', 'mnist', '--distortion', 'R', '--model', 'st-cnn-affine', '--quick',
+                 '--epochs', '1', '--out', str(out), '--no-progress'])
+    metrics = last_json(first.stdout)
+    assert 0 <= metrics['test_error_percent'] <= 100 and metrics['test_samples'] == 200
+    card = (out / 'model.md').read_text()
+    assert 'st-cnn-affine on distorted MNIST (R)' in card and 'Test error' in card and '--quick' in card
+    model, metadata = load_classifier(out / 'model.pt')
+    assert model.stn is not None and json.loads(metadata['card'])['task_args']['model'] == 'st-cnn-affine'
+    resumed = run(['stn_ros.train', 'mnist', '--distortion', 'R', '--model', 'st-cnn-affine', '--quick',
+                   '--epochs', '2', '--out', str(out), '--resume', str(out / 'last.pt'), '--no-progress'])
+    state = torch.load(out / 'last.pt', weights_only=True)
+    assert [h['epoch'] for h in state['history']] == [1, 2] and 'weights' in last_json(resumed.stdout)
+    mismatch = subprocess.run([sys.executable, '-m', 'stn_ros.train', 'mnist', '--distortion', 'P', '--model',
+                               'st-cnn-affine', '--quick', '--epochs', '3', '--out', str(out), '--resume',
+                               str(out / 'last.pt')], capture_output=True, text=True, timeout=120)
+    assert mismatch.returncode != 0 and 'resume with the same options' in mismatch.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_ddp_on_cpu_trains_the_same_model_shape(tmp_path):
+    torchrun = Path(sys.executable).parent / 'torchrun'
+    env = dict(os.environ, GLOO_SOCKET_IFNAME='lo', OMP_NUM_THREADS='1')  # loopback only
+    out = tmp_path / 'ddp'
+    result = subprocess.run([str(torchrun), '--nproc_per_node=2', '--master_addr=127.0.0.1',
+                             f'--master_port={free_port()}', '-m', 'stn_ros.train', 'mnist', '--distortion', 'RTS',
+                             '--model', 'st-cnn-affine', '--quick', '--epochs', '1', '--out', str(out),
+                             '--no-progress'], capture_output=True, text=True, timeout=240, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = last_json(result.stdout)  # printed once, by rank 0
+    assert result.stdout.count('"weights"') == 1 and metrics['test_samples'] == 200
+    model, metadata = load_classifier(out / 'model.pt')
+    assert json.loads(metadata['card'])['world_size'] == 2
+    single = DigitClassifier('st-cnn-affine', 42)
+    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in single.state_dict().items()}
+
+
+def test_quick_table_and_evaluation_write_the_table_plot_and_picture(tmp_path):
+    runs, docs = tmp_path / 'runs', tmp_path / 'docs'
+    run(['stn_ros.train', 'mnist-table', '--quick', '--epochs', '1', '--runs', str(runs), '--models', 'cnn',
+         'st-cnn-affine', '--distortions', 'R', 'RTS'])
+    assert sorted(p.parent.name for p in runs.glob('*/*/model.pt')) == ['cnn', 'cnn', 'st-cnn-affine', 'st-cnn-affine']
+    again = run(['stn_ros.train', 'mnist-table', '--quick', '--epochs', '1', '--runs', str(runs), '--models', 'cnn',
+                 '--distortions', 'R'])
+    assert 'done already, skipped' in again.stderr
+    result = run(['stn_ros.evaluate', 'mnist', '--runs', str(runs), '--output', str(docs), '--quick'])
+    table = (docs / 'table.md').read_text()
+    assert '| st-cnn-affine |' in table and '| cnn |' in table and '0.5' in table  # paper RTS ST-CNN
+    assert (docs / 'errors.png').stat().st_size > 5000 and (docs / 'transformed_digits.png').stat().st_size > 1000
+    assert 'wrote' in result.stdout
+
+
+def test_cli_help_explains():
+    for module in ('stn_ros.train', 'stn_ros.evaluate'):
+        assert 'usage' in run([module, '--help']).stdout
+    assert '--distortion' in run(['stn_ros.train', 'mnist', '--help']).stdout
