@@ -1,0 +1,263 @@
+"""Dex-Net 2.0 canonical grasp images (the analytic oracle the STN learns) and the grasp dataset.
+
+A canonical grasp image is ``CANONICAL_SIZE x CANONICAL_SIZE`` depth, centred on the grasp centre
+(crop pixel ``((32 - 1) / 2, (32 - 1) / 2)``), with the grasp axis along the crop's ``+x`` (columns),
+at a fixed metric scale: the gripper's ``max_opening`` spans ``OPENING_FRACTION`` = 1/2 of the width,
+so with the default 8 cm opening one crop pixel is 5 mm (200 px/m, 16 cm across) and both jaws of
+any feasible grasp (at most ``max_opening / 2 + jaw_thickness`` = 6 cm from the centre) are in view.
+
+As in Dex-Net, the crop is a similarity of the depth image: the grasp plane is taken as
+fronto-parallel at the gripper depth ``z``, so one crop pixel is ``f / (z * scale)`` source pixels
+(``fx`` across columns, ``fy`` across rows). This is exact for a camera looking straight down; for a
+tilted camera it is Dex-Net's approximation. ``H`` maps crop pixel ``(col, row, 1)`` to source pixel,
+the package's published convention: ``cv2.warpPerspective(depth, H, (32, 32), flags=cv2.INTER_LINEAR |
+cv2.WARP_INVERSE_MAP)`` gives the crop (:func:`stn_ros.core.sampler.warp_perspective_opencv`).
+
+Normalisation (:func:`normalize_grasp_images`): the gripper depth ``z`` is subtracted, so a pixel is
+metres *behind* the fingertips' plane (the object's top reads about ``-finger_depth``, the table is
+positive); missing readings (dropouts, or outside the source image) take the value of the nearest
+valid pixel, a cheap inpainting like Dex-Net's that neither invents holes nor phantom obstacles. A
+crop with no valid pixel reads 0.
+
+Dataset split: by *scene* (every object is unique to its scene, so this also splits by object, and
+no neighbour of a held-out object is seen in training): a seeded ``held_out_fraction`` of the scenes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from stn_ros.camera import PinholeCamera
+from stn_ros.core.sampler import warp_perspective_opencv
+from stn_ros.data.grasps import FAILURES, Grasp, GripperConfig, sample_grasps
+from stn_ros.data.scenes import KINDS, Scene, SceneConfig, generate_scene
+from stn_ros.proposals import ProposalConfig, depth_proposals
+
+CANONICAL_SIZE = 32
+OPENING_FRACTION = 0.5
+"""Fraction of the canonical image's width spanned by the gripper's ``max_opening``."""
+FAILURE_NAMES = ('good',) + FAILURES
+"""Names of ``GraspDataset.failure`` codes."""
+
+
+def canonical_scale(gripper: GripperConfig) -> float:
+    """Canonical image pixels per metre: ``OPENING_FRACTION * CANONICAL_SIZE / max_opening``."""
+    return OPENING_FRACTION * CANONICAL_SIZE / gripper.max_opening
+
+
+def canonical_homographies(centres: np.ndarray, angles: np.ndarray, z: np.ndarray, camera: PinholeCamera,
+                           gripper: GripperConfig) -> np.ndarray:
+    """``(N, 3, 3)`` float64 crop pixel -> source pixel of grasps at pixels ``(N, 2)``, angles ``(N,)``
+    (radians, normalized image coordinates) and gripper depths ``(N,)`` metres."""
+    centres = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
+    angles = np.asarray(angles, dtype=np.float64).reshape(-1)
+    z = np.asarray(z, dtype=np.float64).reshape(-1)
+    per_pixel = 1.0 / (canonical_scale(gripper) * z)  # normalized image units per crop pixel
+    cos, sin = np.cos(angles) * per_pixel, np.sin(angles) * per_pixel
+    middle = (CANONICAL_SIZE - 1) / 2.0
+    homographies = np.zeros((len(z), 3, 3))
+    homographies[:, 0, 0], homographies[:, 0, 1] = camera.fx * cos, -camera.fx * sin
+    homographies[:, 1, 0], homographies[:, 1, 1] = camera.fy * sin, camera.fy * cos
+    homographies[:, 0, 2] = centres[:, 0] - camera.fx * (cos - sin) * middle
+    homographies[:, 1, 2] = centres[:, 1] - camera.fy * (sin + cos) * middle
+    homographies[:, 2, 2] = 1.0
+    return homographies
+
+
+def canonical_homography(grasp: Grasp, camera: PinholeCamera, gripper: GripperConfig) -> np.ndarray:
+    """``(3, 3)`` float64 crop pixel ``(col, row, 1)`` -> source pixel of ``grasp``'s canonical image."""
+    return canonical_homographies(grasp.centre, grasp.angle, grasp.z, camera, gripper)[0]
+
+
+def fill_missing(images: np.ndarray) -> np.ndarray:
+    """Copy of ``(h, w)`` or ``(B, h, w)`` float32 images with each NaN set to its nearest valid pixel."""
+    out = np.array(images, dtype=np.float32)
+    for image in out.reshape(-1, *out.shape[-2:]):
+        valid = np.isfinite(image)
+        if valid.all():
+            continue
+        if not valid.any():
+            image[:] = 0.0
+            continue
+        # DIST_LABEL_PIXEL numbers the valid pixels in raster order and labels every pixel with its
+        # nearest one, so the label indexes the valid values directly.
+        _, nearest = cv2.distanceTransformWithLabels((~valid).view(np.uint8), cv2.DIST_L2, 5,
+                                                     labelType=cv2.DIST_LABEL_PIXEL)
+        image[:] = image[valid][nearest - 1]
+    return out
+
+
+def normalize_grasp_images(crops: np.ndarray, z: np.ndarray | float) -> np.ndarray:
+    """Depth crops ``(B, h, w)`` metres (NaN = no reading) -> relative depth ``crop - z``, NaN filled."""
+    crops = np.asarray(crops, dtype=np.float32)
+    z = np.asarray(z, dtype=np.float32).reshape(-1, *([1] * (crops.ndim - 1)))
+    return fill_missing(crops - z)
+
+
+def grasp_image(depth_m: np.ndarray, H: np.ndarray, z: np.ndarray | float) -> np.ndarray:
+    """Canonical grasp image(s) of a depth frame ``(H, W)`` float32 metres (NaN = no reading).
+
+    ``H`` ``(3, 3)`` or ``(B, 3, 3)`` (crop pixel -> source pixel) and the gripper depth(s) ``z``
+    metres; returns ``(32, 32)`` or ``(B, 32, 32)`` float32 depth relative to the gripper, NaN-free.
+    """
+    H = np.asarray(H, dtype=np.float64)
+    crops = warp_perspective_opencv(np.asarray(depth_m, dtype=np.float32), H.reshape(-1, 3, 3),
+                                    (CANONICAL_SIZE, CANONICAL_SIZE), border_value=float('nan'))
+    images = normalize_grasp_images(crops, z)
+    return images[0] if H.ndim == 2 else images
+
+
+@dataclass
+class GraspDataset:
+    """Labelled canonical grasp images, one row per grasp (``N`` rows).
+
+    Attributes:
+        images: ``(N, 32, 32)`` float32 depth relative to the gripper (see the module docstring).
+        z: ``(N,)`` float32 gripper depth, metres from the camera.
+        labels: ``(N,)`` int64, 1 = good grasp, 0 = bad.
+        failure: ``(N,)`` int64 index into :data:`FAILURE_NAMES` (0 = good, else the first rule that
+            failed).
+        scene_id: ``(N,)`` int64 scene index in the build.
+        scene_seed: ``(N,)`` int64; ``generate_scene(scene_config, scene_seed)`` rebuilds the scene.
+        object_index: ``(N,)`` int64 index into that scene's objects.
+        object_id: ``(N,)`` int64 object number unique over the whole build.
+        kind: ``(N,)`` int64 index into :data:`~stn_ros.data.scenes.KINDS`.
+        H: ``(N, 3, 3)`` float64 crop pixel -> source pixel of the canonical image.
+        roi: ``(N, 4)`` float32 ``(x, y, w, h)`` the object's proposal ROI, source pixels.
+        roi_from_proposal: ``(N,)`` bool; False when no proposal overlapped the object and the ROI
+            was built from the object's own mask with the proposals' square rule.
+        centre: ``(N, 2)`` float32 grasp centre ``(u, v)``, source pixels.
+        angle: ``(N,)`` float32 grasp axis angle in the image, radians in ``[-pi/2, pi/2)``.
+        width_m: ``(N,)`` float32 metres between the contacts (0 without contact).
+        width_px: ``(N,)`` float32 pixels between the projected contacts.
+        held_out: ``(N,)`` bool, the held-out split (by scene).
+    """
+
+    images: np.ndarray
+    z: np.ndarray
+    labels: np.ndarray
+    failure: np.ndarray
+    scene_id: np.ndarray
+    scene_seed: np.ndarray
+    object_index: np.ndarray
+    object_id: np.ndarray
+    kind: np.ndarray
+    H: np.ndarray
+    roi: np.ndarray
+    roi_from_proposal: np.ndarray
+    centre: np.ndarray
+    angle: np.ndarray
+    width_m: np.ndarray
+    width_px: np.ndarray
+    held_out: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        """The fields as a dict of arrays (e.g. for ``np.savez``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> GraspDataset:
+        """From :meth:`as_arrays`' dict (or an ``np.load`` of it); extra keys are ignored."""
+        return cls(**{f.name: np.asarray(arrays[f.name]) for f in fields(cls)})
+
+    def select(self, rows: np.ndarray) -> GraspDataset:
+        """The rows ``rows`` (bool mask or indices)."""
+        return GraspDataset(**{name: value[rows] for name, value in self.as_arrays().items()})
+
+
+def scene_seed(seed: int, index: int) -> int:
+    """Seed of scene ``index`` of a build seeded ``seed`` (independent streams, stable over builds)."""
+    return int(np.random.SeedSequence((seed, index)).generate_state(1)[0])
+
+
+def object_rois(scene: Scene, config: ProposalConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each object's proposal ROI ``(K, 4)`` float32 and whether it came from a proposal ``(K,)`` bool.
+
+    The proposals are :func:`~stn_ros.proposals.depth_proposals` of the noisy depth; an object gets
+    the ROI of the proposal its visible mask overlaps most (two touching objects can share one).
+    Without any overlap, the proposals' square rule is applied to the object's own mask.
+    """
+    config = ProposalConfig() if config is None else config
+    proposals = depth_proposals(scene.depth, config)
+    rois = np.zeros((len(scene.objects), 4), np.float32)
+    found = np.zeros(len(scene.objects), bool)
+    for index, obj in enumerate(scene.objects):
+        overlap = np.bincount(proposals.labels[obj.mask], minlength=len(proposals.rois) + 1)[1:]
+        if overlap.size and overlap.max() > 0:
+            rois[index], found[index] = proposals.rois[int(np.argmax(overlap))], True
+            continue
+        rows, cols = np.nonzero(obj.mask)
+        if not rows.size:  # fully hidden: the projected top face instead
+            uv, _ = scene.project(np.concatenate((obj.footprint, np.full((len(obj.footprint), 1),
+                                                                          obj.height)), axis=1))
+            cols, rows = uv[:, 0], uv[:, 1]
+        left, top, right, bottom = cols.min(), rows.min(), cols.max(), rows.max()
+        side = max(right - left + 1, bottom - top + 1) * (1.0 + 2.0 * config.margin)
+        rois[index] = ((left + right - side + 1) / 2.0, (top + bottom - side + 1) / 2.0, side, side)
+    return rois, found
+
+
+def build_grasp_dataset(num_scenes: int, seed: int = 0, scene_config: SceneConfig | None = None,
+                        gripper: GripperConfig | None = None, per_object: int = 8,
+                        held_out_fraction: float = 0.2, progress: bool = True) -> dict[str, np.ndarray]:
+    """Canonical grasp images of ``num_scenes`` random scenes, ``per_object`` candidates per object.
+
+    Returns :meth:`GraspDataset.as_arrays` (see :class:`GraspDataset` for the arrays). Reproducible
+    from ``seed``; scene ``i`` is ``generate_scene(scene_config, scene_seed(seed, i))`` and its grasps
+    are ``sample_grasps(scene, gripper, np.random.default_rng([scene_seed, 1]), per_object)``.
+    """
+    scene_config = SceneConfig() if scene_config is None else scene_config
+    gripper = GripperConfig() if gripper is None else gripper
+    held = np.zeros(num_scenes, bool)
+    held[np.random.default_rng(seed).permutation(num_scenes)[:int(round(held_out_fraction * num_scenes))]] = True
+    parts: list[dict[str, np.ndarray]] = []
+    objects_so_far = 0
+    for index in tqdm(range(num_scenes), desc='grasp scenes', disable=not progress, leave=False):
+        seed_i = scene_seed(seed, index)
+        scene = generate_scene(scene_config, seed_i)
+        grasps = sample_grasps(scene, gripper, np.random.default_rng([seed_i, 1]), per_object)
+        if grasps:
+            parts.append(_scene_rows(scene, grasps, gripper, index, seed_i, objects_so_far, held[index]))
+        objects_so_far += len(scene.objects)
+    if not parts:
+        return _empty_dataset()
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+def _scene_rows(scene: Scene, grasps: list[Grasp], gripper: GripperConfig, scene_id: int, seed: int,
+                first_object: int, held_out: bool) -> dict[str, np.ndarray]:
+    count = len(grasps)
+    centres = np.array([g.centre for g in grasps])
+    angles = np.array([g.angle for g in grasps])
+    z = np.array([g.z for g in grasps])
+    homographies = canonical_homographies(centres, angles, z, scene.camera, gripper)
+    objects = np.array([g.object_index for g in grasps], np.int64)
+    rois, found = object_rois(scene)
+    failure = np.array([0 if g.good else FAILURES.index(g.failure) + 1 for g in grasps], np.int64)
+    kinds = np.array([KINDS.index(obj.kind) for obj in scene.objects], np.int64)
+    return GraspDataset(
+        images=grasp_image(scene.depth, homographies, z), z=z.astype(np.float32),
+        labels=(failure == 0).astype(np.int64), failure=failure,
+        scene_id=np.full(count, scene_id, np.int64), scene_seed=np.full(count, seed, np.int64),
+        object_index=objects, object_id=first_object + objects, kind=kinds[objects], H=homographies,
+        roi=rois[objects], roi_from_proposal=found[objects], centre=centres.astype(np.float32),
+        angle=angles.astype(np.float32), width_m=np.array([g.width_m for g in grasps], np.float32),
+        width_px=np.array([g.width_px for g in grasps], np.float32),
+        held_out=np.full(count, held_out)).as_arrays()
+
+
+def _empty_dataset() -> dict[str, np.ndarray]:
+    size = CANONICAL_SIZE
+    shapes = {'images': ((0, size, size), np.float32), 'H': ((0, 3, 3), np.float64),
+              'roi': ((0, 4), np.float32), 'centre': ((0, 2), np.float32)}
+    types = {'z': np.float32, 'angle': np.float32, 'width_m': np.float32, 'width_px': np.float32,
+             'roi_from_proposal': bool, 'held_out': bool}
+    return {f.name: np.zeros(*shapes.get(f.name, ((0,), types.get(f.name, np.int64))))
+            for f in fields(GraspDataset)}
+
