@@ -6,6 +6,7 @@ Examples::
     torchrun --nproc_per_node=2 -m stn_ros.train mnist --distortion R --model cnn --out runs/r_cnn
     python -m stn_ros.train mnist ... --resume runs/rts/last.pt     # continue an interrupted run
     python -m stn_ros.train mnist-table --epochs 30 --runs runs/mnist  # every model x distortion
+    python -m stn_ros.train gqcnn --num-scenes 2000 --out runs/gqcnn    # the grasp-quality CNN
 """
 from __future__ import annotations
 
@@ -51,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     mnist.add_argument('--quick', action='store_true', help='256 training / 200 test images (smoke test)')
     _common(mnist, epochs=30, batch_size=64, lr=3e-3)
 
+    gqcnn = tasks.add_parser('gqcnn', help='the grasp-quality CNN on synthetic depth scenes',
+                             description='Train the Dex-Net 2.0-style GQ-CNN on analytic grasp labels of '
+                                         'synthetic depth scenes (20 %% of the scenes held out).')
+    gqcnn.add_argument('--num-scenes', type=int, default=2000, help='scenes to build (default: %(default)s)')
+    gqcnn.add_argument('--data-seed', type=int, default=0, help='seed of the scenes (default: %(default)s)')
+    gqcnn.add_argument('--cache', type=Path, help='folder to keep the built dataset in (.npz) for later runs')
+    _common(gqcnn, epochs=15, batch_size=128, lr=1e-3)
+
     table = tasks.add_parser('mnist-table', help='train every model x distortion of the comparison in turn',
                              description='Train runs/<distortion>/<model> for each pair, one after the other. '
                                          'A finished run (model.pt) is skipped, an interrupted one resumed '
@@ -93,6 +102,9 @@ def make_task(args: argparse.Namespace):
     if args.task == 'mnist':
         from stn_ros.tasks.mnist import MnistTask
         return MnistTask(args.distortion, args.model, args.data_seed, args.test_copies, args.quick)
+    if args.task == 'gqcnn':
+        from stn_ros.tasks.gqcnn import GqcnnTask
+        return GqcnnTask(args.num_scenes, args.data_seed, str(args.cache) if args.cache else None)
     raise ValueError(f'unknown task {args.task}')
 
 

@@ -95,3 +95,33 @@ def test_cli_help_explains():
     for module in ('stn_ros.train', 'stn_ros.evaluate'):
         assert 'usage' in run([module, '--help']).stdout
     assert '--distortion' in run(['stn_ros.train', 'mnist', '--help']).stdout
+
+
+def test_quick_gqcnn_training_writes_a_loadable_model_and_card(tmp_path):
+    from stn_ros.models.gqcnn import load_gqcnn
+
+    result = run(['stn_ros.train', 'gqcnn', '--num-scenes', '12', '--epochs', '1', '--out', str(tmp_path / 'gq'),
+                  '--cache', str(tmp_path / 'data'), '--no-progress'])
+    metrics = last_json(result.stdout)
+    assert 0 <= metrics['accuracy'] <= 1 and metrics['held_out_grasps'] > 0
+    assert list((tmp_path / 'data').glob('grasps_12_scenes_seed0.npz'))  # cached for the next run
+    model, _ = load_gqcnn(tmp_path / 'gq' / 'gqcnn.pt')
+    quality = model.quality(torch.zeros(3, 1, 32, 32), torch.full((3,), 0.65))
+    assert quality.shape == (3,) and ((quality >= 0) & (quality <= 1)).all()
+    assert 'GQ-CNN' in (tmp_path / 'gq' / 'gqcnn.md').read_text()
+    bad = tmp_path / 'bad.pt'
+    bad.write_bytes(b'junk')
+    with pytest.raises(ValueError, match='not a readable torch checkpoint'):
+        load_gqcnn(bad)
+
+
+def test_average_precision_matches_its_definition():
+    import numpy as np
+
+    from stn_ros.tasks.gqcnn import average_precision
+
+    labels = np.array([1, 0, 1, 1, 0])
+    scores = np.array([0.9, 0.8, 0.7, 0.3, 0.1])
+    # precision at each positive: 1/1, 2/3, 3/4 -> mean
+    assert average_precision(scores, labels) == pytest.approx((1 + 2 / 3 + 3 / 4) / 3)
+    assert average_precision(scores, np.zeros(5)) != average_precision(scores, np.zeros(5))  # NaN
