@@ -28,6 +28,7 @@ setup(
         'console_scripts': [
             'stn_node = stn_ros.ros.stn_node:main',
             'stn_selfcheck = stn_ros.selfcheck:main',
+            'synthetic_camera = stn_ros.ros.synthetic_camera:main',
         ],
     },
 )

@@ -1,0 +1,93 @@
+"""``synthetic_camera``: publishes synthetic depth scenes as a depth camera would (for the demo and tests).
+
+Topics (relative): ``depth`` (``32FC1`` metres or ``16UC1`` mm), ``image`` (``bgr8`` rendering) and
+``camera_info``, all three with the same header, at ``rate`` Hz; a new scene every ``scene_period`` s.
+"""
+from __future__ import annotations
+
+import sys
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+
+from stn_ros.ros.image_codec import encode_image
+from stn_ros.ros.parameters import ParameterSet, ParameterSpec, StartupError, integer_in, number_in, one_of
+from stn_ros.synthetic_frames import DEPTH_ENCODINGS, SyntheticFrame, synthetic_frame
+
+PARAMETERS = [
+    ParameterSpec('rate', 10.0, 'frames per second', number_in(0.1, 100.0), read_only=True, float_range=(0.1, 100.0)),
+    ParameterSpec('scene_period', 2.0, 'seconds between scene changes', number_in(0.0, 3600.0),
+                  float_range=(0.0, 3600.0)),
+    ParameterSpec('seed', 0, 'seed of the scene sequence', integer_in(0, 2**31 - 1), read_only=True,
+                  int_range=(0, 2**31 - 1)),
+    ParameterSpec('depth_encoding', '32FC1', '32FC1 (metres) or 16UC1 (millimetres)', one_of(*DEPTH_ENCODINGS),
+                  read_only=True),
+    ParameterSpec('frame_id', 'camera_optical_frame', 'frame_id of the headers', read_only=True),
+]
+
+
+class SyntheticCamera(Node):
+    def __init__(self, **kwargs):
+        super().__init__('synthetic_camera', **kwargs)
+        self.parameters = ParameterSet(self, PARAMETERS)
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self.depth_pub = self.create_publisher(Image, 'depth', qos)
+        self.image_pub = self.create_publisher(Image, 'image', qos)
+        self.info_pub = self.create_publisher(CameraInfo, 'camera_info', qos)
+        self.scene_index = -1
+        self.frames_published = 0
+        self._frame: SyntheticFrame | None = None
+        self._scene_started = None
+        self.create_timer(1.0 / self.parameters.values['rate'], self._tick)
+
+    def _next_scene(self, now) -> None:
+        values = self.parameters.values
+        self.scene_index += 1
+        self._frame = synthetic_frame(values['seed'], self.scene_index, values['depth_encoding'])
+        self._scene_started = now
+
+    def _tick(self) -> None:
+        now = self.get_clock().now()
+        period = self.parameters.values['scene_period']
+        if self._frame is None or (period > 0 and (now - self._scene_started).nanoseconds >= period * 1e9):
+            self._next_scene(now)
+        frame, values = self._frame, self.parameters.values
+        header = Image().header
+        header.stamp, header.frame_id = now.to_msg(), values['frame_id']
+        camera = frame.scene.camera
+        info = CameraInfo(header=header, width=camera.width, height=camera.height, distortion_model='plumb_bob')
+        info.k = [camera.fx, 0.0, camera.cx, 0.0, camera.fy, camera.cy, 0.0, 0.0, 1.0]
+        info.p = [camera.fx, 0.0, camera.cx, 0.0, 0.0, camera.fy, camera.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        info.d = [0.0] * 5
+        self.info_pub.publish(info)
+        self.image_pub.publish(encode_image(frame.bgr, 'bgr8', header=header))
+        self.depth_pub.publish(encode_image(frame.depth, values['depth_encoding'], header=header))
+        self.frames_published += 1
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``synthetic_camera``."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = SyntheticCamera()
+        rclpy.spin(node)
+    except StartupError as exc:
+        print(f'synthetic_camera: cannot start: {exc}', file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Camera frames of synthetic scenes: depth (metres or millimetres), a colour rendering, intrinsics.
+
+What the ``synthetic_camera`` node publishes, without rclpy: scene ``i`` of a run seeded ``seed`` is
+``generate_scene(SceneConfig(), scene_seed(seed, i))``, the same scenes the grasp data is built from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from stn_ros.data.grasp_images import scene_seed
+from stn_ros.data.scenes import Scene, SceneConfig, generate_scene
+
+DEPTH_ENCODINGS = ('32FC1', '16UC1')
+_TABLE_BGR = np.array([150, 160, 170], np.float32)
+
+
+@dataclass
+class SyntheticFrame:
+    depth: np.ndarray   # (H, W) float32 metres (NaN = no reading) or uint16 millimetres (0 = no reading)
+    bgr: np.ndarray     # (H, W, 3) uint8
+    scene: Scene
+
+
+def colour_rendering(scene: Scene) -> np.ndarray:
+    """A bgr8 picture of the scene: a grey table, each object in its own colour, shaded by depth."""
+    palette = cv2.applyColorMap(np.arange(0, 256, 37, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO)[:, 0]
+    colours = np.vstack([_TABLE_BGR, palette.astype(np.float32)])
+    labels = np.clip(scene.labels, 0, None)
+    base = colours[np.where(labels > 0, 1 + (labels - 1) % len(palette), 0)]
+    depth = np.nan_to_num(scene.clean_depth, nan=float(np.nanmax(scene.clean_depth)))
+    shade = 1.0 - 2.0 * (depth - depth.min()) / max(float(np.ptp(depth)), 1e-6) * 0.25  # nearer = brighter
+    return np.clip(base * shade[..., None], 0, 255).astype(np.uint8)
+
+
+def synthetic_frame(seed: int, index: int, depth_encoding: str = '32FC1',
+                    config: SceneConfig | None = None) -> SyntheticFrame:
+    """Frame of scene ``index`` of the run seeded ``seed``."""
+    if depth_encoding not in DEPTH_ENCODINGS:
+        raise ValueError(f'depth_encoding must be one of {", ".join(DEPTH_ENCODINGS)}; got {depth_encoding!r}')
+    scene = generate_scene(config or SceneConfig(), scene_seed(seed, index))
+    depth = scene.depth
+    if depth_encoding == '16UC1':
+        depth = np.where(np.isfinite(depth), np.round(depth * 1000.0), 0).astype(np.uint16)
+    return SyntheticFrame(depth, colour_rendering(scene), scene)
