@@ -18,6 +18,7 @@ from stn_ros.core import (CropTransforms, SpatialTransformer, crop_transforms, l
                           sample_crops_opencv, sample_grids)
 from stn_ros.frames import Frame
 from stn_ros.package_files import package_file
+from stn_ros.proposals import metric_rois
 from stn_ros.transforms_record import build_record, crop_centres
 
 DEFAULT_WEIGHTS = 'grasp_stn.pt'
@@ -32,6 +33,7 @@ class LoadedModel:
     modality: str            # what the localization net was trained on: 'depth' or 'intensity'
     description: str         # for logs and diagnostics
     warning: str | None = None
+    roi_side_m: float | None = None  # the net was trained on square crops this many metres wide
 
 
 def identity_model() -> SpatialTransformer:
@@ -56,7 +58,13 @@ def load_model(weights: str) -> LoadedModel:
     modality = metadata.get('modality', 'depth')
     if modality not in MODALITIES:
         raise ValueError(f'weights file {path} names modality {modality!r}; expected one of {MODALITIES}')
-    return LoadedModel(stn, modality, f'{stn.family.name} STN from {path}')
+    roi_side_m = metadata.get('roi_side_m')
+    return LoadedModel(stn, modality, f'{stn.family.name} STN from {path}',
+                       roi_side_m=float(roi_side_m) if roi_side_m else None)
+
+
+class MissingCameraInfo(ValueError):
+    """A metric-crop STN got a frame it cannot scale (no depth or no camera_info)."""
 
 
 def tile_crops(crops: np.ndarray) -> np.ndarray:
@@ -85,9 +93,13 @@ class Canonicalizer:
         stn: the Spatial Transformer (one input channel).
         device: where the localization net (and, on CUDA, the sampling) runs.
         output_size: ``(h, w)`` of each canonical crop.
+        roi_side_m: when the STN was trained on metric crops (the grasp canonicalizer), each ROI is
+            replaced by the square of this many metres around its centre (needs depth and intrinsics).
     """
 
-    def __init__(self, stn: SpatialTransformer, device: torch.device, output_size: tuple[int, int]):
+    def __init__(self, stn: SpatialTransformer, device: torch.device, output_size: tuple[int, int],
+                 roi_side_m: float | None = None):
+        self.roi_side_m = roi_side_m
         self.stn = stn.to(device).eval()
         self.device = device
         self.output_size = (int(output_size[0]), int(output_size[1]))
@@ -100,6 +112,12 @@ class Canonicalizer:
         ``sampling`` (the canonical crops from the source).
         """
         started = time.perf_counter()
+        if self.roi_side_m is not None and len(rois):
+            if not frame.is_depth or camera is None:
+                raise MissingCameraInfo(f'this STN looks at {self.roi_side_m * 100:.0f} cm crops: it needs a depth '
+                                        'image and camera_info (none received yet)')
+            scaled = camera.for_image(*frame.size)
+            rois = metric_rois(rois, frame.pixels, scaled.fx, scaled.fy, self.roi_side_m)
         rois_t = torch.as_tensor(np.asarray(rois, np.float32).reshape(-1, 4), device=self.device)
         grey = torch.from_numpy(frame.grey()).to(self.device)[None]
         with torch.no_grad():

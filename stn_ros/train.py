@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     gqcnn.add_argument('--cache', type=Path, help='folder to keep the built dataset in (.npz) for later runs')
     _common(gqcnn, epochs=15, batch_size=128, lr=1e-3)
 
+    stn = tasks.add_parser('grasp-stn', help='the grasp canonicalizer STN on synthetic depth scenes',
+                           description='Train the similarity STN that maps a metric object crop to the canonical '
+                                       'image of a good grasp (winner-takes-all over good grasps and axis flips).')
+    stn.add_argument('--num-scenes', type=int, default=2000, help='scenes of the grasp dataset (default: %(default)s)')
+    stn.add_argument('--data-seed', type=int, default=0, help='seed of the scenes (default: %(default)s)')
+    stn.add_argument('--cache', type=Path, help='folder to keep the built datasets in (.npz) for later runs')
+    _common(stn, epochs=40, batch_size=64, lr=1e-3)
+
     table = tasks.add_parser('mnist-table', help='train every model x distortion of the comparison in turn',
                              description='Train runs/<distortion>/<model> for each pair, one after the other. '
                                          'A finished run (model.pt) is skipped, an interrupted one resumed '
@@ -102,6 +110,9 @@ def make_task(args: argparse.Namespace):
     if args.task == 'mnist':
         from stn_ros.tasks.mnist import MnistTask
         return MnistTask(args.distortion, args.model, args.data_seed, args.test_copies, args.quick)
+    if args.task == 'grasp-stn':
+        from stn_ros.tasks.grasp_stn import GraspStnTask
+        return GraspStnTask(args.num_scenes, args.data_seed, str(args.cache) if args.cache else None)
     if args.task == 'gqcnn':
         from stn_ros.tasks.gqcnn import GqcnnTask
         return GqcnnTask(args.num_scenes, args.data_seed, str(args.cache) if args.cache else None)

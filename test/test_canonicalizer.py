@@ -158,3 +158,18 @@ def test_log_throttle_allows_one_line_per_reason_per_period():
     throttle = LogThrottle(5.0)
     assert throttle.allow('a', now=0.0) and throttle.allow('b', now=0.1)
     assert not throttle.allow('a', now=4.9) and throttle.allow('a', now=5.1)
+
+
+def test_a_metric_crop_stn_scales_rois_from_depth_and_needs_camera_info():
+    from stn_ros.canonicalizer import MissingCameraInfo
+
+    frame = Frame(np.full((100, 120), 0.5, np.float32), '32FC1', True)
+    camera = PinholeCamera(200.0, 200.0, 59.5, 49.5, 120, 100)
+    canonicalizer = Canonicalizer(identity_model(), torch.device('cpu'), (32, 32), roi_side_m=0.1)
+    result = canonicalizer.process(frame, ROIS, camera)
+    side = 0.1 * 200 / 0.5  # 40 px
+    np.testing.assert_allclose(result.record['roi_w'], side, rtol=1e-5)
+    np.testing.assert_allclose(result.record['roi_x'] + (side - 1) / 2, ROIS[:, 0] + (ROIS[:, 2] - 1) / 2, atol=1e-4)
+    with pytest.raises(MissingCameraInfo, match='camera_info'):
+        canonicalizer.process(frame, ROIS, None)
+    assert len(canonicalizer.process(frame, np.zeros((0, 4), np.float32), None).record) == 0

@@ -79,3 +79,16 @@ def test_unsafe_pickles_are_refused(tmp_path):
     torch.save({'format': 'stn_ros.spatial_transformer/1', 'payload': object()}, path)
     with pytest.raises(CheckpointError, match='not a readable torch checkpoint'):
         load_spatial_transformer(path)
+
+
+def test_median_centering_makes_localization_independent_of_the_camera_distance():
+    stn = SpatialTransformer('similarity', localization_size=(8, 8), input_center='median').eval()
+    with torch.no_grad():
+        stn.localization.regressor.weight.normal_()
+    depth = 0.7 + 0.02 * torch.rand(2, 1, 8, 8)
+    depth[:, :, 0, 0] = 0  # no reading
+    farther = torch.where(depth > 0, depth + 0.3, 0.0)
+    torch.testing.assert_close(stn.localize(depth), stn.localize(farther))
+    assert stn.config()['input_center'] == 'median'
+    with pytest.raises(ValueError, match='input_center'):
+        SpatialTransformer('affine', input_center='mean')

@@ -80,6 +80,17 @@ def fit_affine(grids: torch.Tensor) -> torch.Tensor:
     return torch.cat((solution.transpose(1, 2), bottom), dim=1).to(grids.dtype)
 
 
+def localization_crops(localization_source: torch.Tensor, rois: torch.Tensor,
+                       size: Sequence[int]) -> torch.Tensor:
+    """What the localization net sees: each ROI of ``(C, H, W)`` resampled to ``size``, ``(B, C, h, w)``.
+
+    Non-finite pixels (depth without a reading) read as 0.
+    """
+    to_source = roi_matrix(rois, tuple(localization_source.shape[-2:]))
+    small = sample_grids(localization_source, homography_grid(to_source, *size))
+    return torch.nan_to_num(small, nan=0.0, posinf=0.0, neginf=0.0)  # never a NaN θ
+
+
 def crop_transforms(stn: SpatialTransformer, localization_source: torch.Tensor, rois: torch.Tensor,
                     output_size: Sequence[int] | None = None) -> CropTransforms:
     """Run the localization net on each ROI and compose ROI and STN maps (no output sampling).
@@ -96,9 +107,7 @@ def crop_transforms(stn: SpatialTransformer, localization_source: torch.Tensor, 
     source_size = tuple(localization_source.shape[-2:])
     rois = torch.as_tensor(rois, dtype=localization_source.dtype, device=localization_source.device)
     to_source = roi_matrix(rois, source_size)
-    small = sample_grids(localization_source, homography_grid(to_source, *stn.localization_size))
-    small = torch.nan_to_num(small, nan=0.0, posinf=0.0, neginf=0.0)  # no reading -> 0, never a NaN θ
-    params = stn.localize(small)
+    params = stn.localize(localization_crops(localization_source, rois, stn.localization_size))
     family = stn.family
     if family.is_linear:
         matrices, grids = to_source @ family.matrix(params), None

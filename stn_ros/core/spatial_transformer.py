@@ -28,16 +28,22 @@ class SpatialTransformer(nn.Module):
         output_size: ``(h, w)`` of the transformed output.
         channels, hidden: localization net widths (see :class:`LocalizationNet`).
         input_mean, input_std: normalization applied to the localization input.
+        input_center: ``'none'``, or ``'median'``: subtract each image's median over its non-zero pixels
+            first (for depth, where 0 is "no reading": the net then sees heights relative to the
+            scene around the object, whatever the camera's distance), leaving no-reading pixels at 0.
         family_options: extra family arguments, e.g. ``{'grid_size': 4}`` for TPS.
     """
 
     def __init__(self, family: str | TransformFamily = 'affine', in_channels: int = 1,
                  localization_size: Sequence[int] = (32, 32), output_size: Sequence[int] = (32, 32),
                  channels: Sequence[int] = (16, 32), hidden: int = 64, input_mean: float = 0.0,
-                 input_std: float = 1.0, family_options: dict | None = None):
+                 input_std: float = 1.0, input_center: str = 'none', family_options: dict | None = None):
         super().__init__()
         if input_std <= 0:
             raise ValueError(f'input_std must be positive, got {input_std}')
+        if input_center not in ('none', 'median'):
+            raise ValueError(f"input_center must be 'none' or 'median', got {input_center!r}")
+        self.input_center = input_center
         self.family = family if isinstance(family, TransformFamily) else make_family(
             family, **(family_options or {}))
         self.in_channels = int(in_channels)
@@ -57,7 +63,8 @@ class SpatialTransformer(nn.Module):
                 'family_options': {k: v for k, v in family.items() if k != 'name'},
                 'in_channels': self.in_channels, 'localization_size': list(self.localization_size),
                 'output_size': list(self.output_size), 'channels': list(self.channels),
-                'hidden': self.hidden, 'input_mean': self.input_mean, 'input_std': self.input_std}
+                'hidden': self.hidden, 'input_mean': self.input_mean, 'input_std': self.input_std,
+                'input_center': self.input_center}
 
     def localize(self, images: torch.Tensor) -> torch.Tensor:
         """Transform parameters ``(B, num_params)`` for images ``(B, in_channels, H, W)``."""
@@ -69,6 +76,10 @@ class SpatialTransformer(nn.Module):
         if tuple(images.shape[2:]) != self.localization_size:
             images = F.interpolate(images, size=self.localization_size, mode='bilinear',
                                    align_corners=ALIGN_CORNERS, antialias=True)
+        if self.input_center == 'median':
+            valid = images != 0
+            centre = torch.where(valid, images, torch.nan).flatten(1).nanmedian(dim=1).values
+            images = torch.where(valid, images - torch.nan_to_num(centre, nan=0.0)[:, None, None, None], 0.0)
         return self.localization((images - self.input_mean) / self.input_std)
 
     def sample(self, images: torch.Tensor, params: torch.Tensor,

@@ -25,7 +25,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from stn_ros.camera import PinholeCamera
-from stn_ros.canonicalizer import Canonicalizer, load_model
+from stn_ros.canonicalizer import Canonicalizer, MissingCameraInfo, load_model
 from stn_ros.core import CheckpointError, DeviceUnavailableError, resolve_device
 from stn_ros.frames import Frame, decode_frame
 from stn_ros.health import LogThrottle, NodeHealth
@@ -100,7 +100,7 @@ class StnNode(Node):
         if model.warning:
             self.get_logger().warning(model.warning)
         self.model = model
-        self.canonicalizer = Canonicalizer(model.stn, device, values['output_size'])
+        self.canonicalizer = Canonicalizer(model.stn, device, values['output_size'], model.roi_side_m)
         self.health = NodeHealth()
         self._throttle = LogThrottle(5.0)
         self._camera: PinholeCamera | None = None
@@ -236,7 +236,11 @@ class StnNode(Node):
         except ValueError as exc:
             self._log_bad('bad_rois', str(exc))
             return
-        result = self.canonicalizer.process(frame, rois, self._camera)
+        try:
+            result = self.canonicalizer.process(frame, rois, self._camera)
+        except MissingCameraInfo as exc:
+            self._log_bad('no_camera_info', str(exc))
+            return
         self.tile_pub.publish(encode_image(result.tile, frame.tile_encoding, header=msg.header))
         self.transforms_pub.publish(encode_pointcloud(result.record, header=msg.header))
         if self.parameters.values['publish_debug_image'] or self.debug_pub.get_subscription_count() > 0:

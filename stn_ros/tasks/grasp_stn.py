@@ -1,0 +1,195 @@
+"""Training task: the grasp canonicalizer, a similarity STN from an object crop to a good grasp's image.
+
+What it learns. The node cuts a square crop of ``ROI_SIDE_M`` metres (:func:`stn_ros.proposals.metric_rois`)
+around each object; the STN must output the similarity (rotation, scale, translation, in the ROI's
+normalized frame) whose crop is the Dex-Net 2.0 canonical image of a *good* analytic grasp on that
+object (:mod:`stn_ros.data.grasp_images`). A fixed metric crop makes the scale learnable: the net sees
+every object at one scale, as Dex-Net's images are.
+
+Why this loss. Supervised on the analytic canonical transforms, with two ambiguities handled: a grasp
+axis is defined modulo 180 degrees (the similarity ``(a, b)`` and ``(-a, -b)`` are the same grasp), and
+an object has several good grasps. The loss is winner-takes-all over all good grasps of the object and
+both axis directions, so the net commits to one good grasp instead of regressing to their average
+(which, on a box, is often its centre at a diagonal: a bad grasp). End-to-end training through the
+GQ-CNN is left out: the analytic labels are exact here, and the GQ-CNN is itself learned from them.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm import tqdm
+
+from stn_ros.core import SpatialTransformer, localization_crops, roi_matrix, save_spatial_transformer
+from stn_ros.core.coords import normalized_to_pixel, pixel_to_normalized
+from stn_ros.data.grasp_images import CANONICAL_SIZE, canonical_scale
+from stn_ros.data.grasps import GripperConfig
+from stn_ros.data.scenes import SceneConfig, generate_scene
+from stn_ros.proposals import metric_rois
+from stn_ros.tasks.gqcnn import grasp_dataset
+from stn_ros.training.loop import Task
+
+ROI_SIDE_M = 0.24
+LOCALIZATION_SIZE = (32, 32)
+
+
+def grasp_stn() -> SpatialTransformer:
+    """The grasp canonicalizer's architecture (depth heights in cm-ish units after median centring)."""
+    return SpatialTransformer('similarity', in_channels=1, localization_size=LOCALIZATION_SIZE,
+                              output_size=(CANONICAL_SIZE, CANONICAL_SIZE), channels=(16, 32), hidden=64,
+                              input_mean=0.0, input_std=0.02, input_center='median')
+
+
+def similarity_targets(homographies: np.ndarray, roi: np.ndarray, source_size: tuple[int, int]) -> np.ndarray:
+    """``(K, 4)`` similarity parameters ``(a, b, tx, ty)`` in ``roi``'s normalized frame of canonical crops
+    ``H`` ``(K, 3, 3)`` (crop pixel -> source pixel)."""
+    to_roi = torch.linalg.inv(roi_matrix(torch.as_tensor(roi, dtype=torch.float64)[None], source_size))[0]
+    matrices = (to_roi @ pixel_to_normalized(*source_size, dtype=torch.float64) @ torch.as_tensor(homographies)
+                @ normalized_to_pixel(CANONICAL_SIZE, CANONICAL_SIZE, dtype=torch.float64)).numpy()
+    return np.stack((matrices[:, 0, 0], matrices[:, 1, 0], matrices[:, 0, 2], matrices[:, 1, 2]), axis=1)
+
+
+def build_objects(arrays: dict[str, np.ndarray], held_out: bool, config: SceneConfig | None = None,
+                  progress: bool = True) -> dict[str, np.ndarray]:
+    """Per object of one split: what the localization net sees, its metric ROI, its good grasps' targets.
+
+    Scenes are rebuilt from their seeds (the grasp dataset keeps no frames). Objects without a good
+    grasp are kept (``mask`` all False) for evaluation; training skips them.
+    """
+    config = config or SceneConfig()
+    rows = np.flatnonzero(arrays['held_out'].astype(bool) == held_out)
+    objects = np.unique(arrays['object_id'][rows])
+    most = max((int(((arrays['object_id'] == o) & (arrays['labels'] == 1)).sum()) for o in objects), default=1)
+    most = max(most, 1)
+    crops, rois, targets, masks, seeds, indices = [], [], [], [], [], []
+    by_scene: dict[int, list[int]] = {}
+    for o in objects:
+        first = int(np.flatnonzero(arrays['object_id'] == o)[0])
+        by_scene.setdefault(int(arrays['scene_seed'][first]), []).append(int(o))
+    for seed, scene_objects in tqdm(by_scene.items(), desc='grasp STN crops', disable=not progress, leave=False):
+        scene = generate_scene(config, seed)
+        grey = torch.from_numpy(np.fmax(scene.depth, np.float32(0)))[None]
+        for o in scene_objects:
+            rows_o = np.flatnonzero(arrays['object_id'] == o)
+            roi = metric_rois(arrays['roi'][rows_o[:1]], scene.depth, config.fx, config.fy, ROI_SIDE_M)
+            crops.append(localization_crops(grey, torch.from_numpy(roi), LOCALIZATION_SIZE)[0].numpy())
+            good = rows_o[arrays['labels'][rows_o] == 1]
+            target = np.zeros((most, 4), np.float32)
+            mask = np.zeros(most, bool)
+            if len(good):
+                target[:len(good)] = similarity_targets(arrays['H'][good], roi[0], scene.depth.shape)
+                mask[:len(good)] = True
+            rois.append(roi[0])
+            targets.append(target)
+            masks.append(mask)
+            seeds.append(seed)
+            indices.append(int(arrays['object_index'][rows_o[0]]))
+    return {'crops': np.asarray(crops, np.float32), 'rois': np.asarray(rois, np.float32),
+            'targets': np.asarray(targets), 'mask': np.asarray(masks), 'scene_seed': np.asarray(seeds),
+            'object_index': np.asarray(indices)}
+
+
+def matched_errors(params: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor):
+    """Winner-takes-all over the good grasps and both axis directions.
+
+    Returns the squared distance to the nearest target ``(B,)`` and, for it, the angle error in degrees
+    (modulo 180) and the centre error in canonical pixels ``(B,)``; ``inf`` where an object has no target.
+    """
+    flipped = torch.cat((-targets[..., :2], targets[..., 2:]), dim=-1)
+    candidates = torch.cat((targets, flipped), dim=1)
+    valid = torch.cat((mask, mask), dim=1)
+    distance = ((params[:, None, :] - candidates) ** 2).sum(-1)
+    distance = torch.where(valid, distance, torch.inf)
+    best = distance.argmin(dim=1)
+    nearest = candidates[torch.arange(len(best)), best]
+    angle = torch.atan2(params[:, 1], params[:, 0]) - torch.atan2(nearest[:, 1], nearest[:, 0])
+    angle = torch.rad2deg(torch.remainder(angle + torch.pi / 2, torch.pi) - torch.pi / 2).abs()
+    pixels_per_unit = ROI_SIDE_M * canonical_scale(GripperConfig()) / 2  # canonical px per normalized unit
+    centre = (params[:, 2:] - nearest[:, 2:]).norm(dim=1) * pixels_per_unit
+    return distance.min(dim=1).values, angle, centre
+
+
+class GraspStnTask(Task):
+    """Options: ``num_scenes`` and ``data_seed`` of the grasp dataset (shared with the GQ-CNN), ``cache``."""
+
+    name = 'grasp-stn'
+
+    def __init__(self, num_scenes: int = 2000, data_seed: int = 0, cache: str | None = None):
+        super().__init__(num_scenes=num_scenes, data_seed=data_seed)
+        self.cache = Path(cache) if cache else None
+
+    def _objects(self, arrays, held_out: bool) -> dict[str, np.ndarray]:
+        if self.cache is not None:
+            path = self.cache / (f'grasp_stn_objects_{self.args["num_scenes"]}_scenes_seed{self.args["data_seed"]}'
+                                 f'_{"held_out" if held_out else "train"}.npz')
+            if path.is_file():
+                with np.load(path) as stored:
+                    return dict(stored)
+        objects = build_objects(arrays, held_out)
+        if self.cache is not None:
+            np.savez(path, **objects)
+        return objects
+
+    def datasets(self):
+        arrays = grasp_dataset(self.args['num_scenes'], self.args['data_seed'], self.cache)
+        train, held = self._objects(arrays, False), self._objects(arrays, True)
+        keep = train['mask'].any(axis=1)  # nothing to learn from an object without a good grasp
+        as_set = lambda d, rows: TensorDataset(*(torch.from_numpy(d[k][rows]) for k in ('crops', 'targets', 'mask')))  # noqa: E731
+        return as_set(train, keep), as_set(held, held['mask'].any(axis=1))
+
+    def build_model(self):
+        return grasp_stn()
+
+    def loss(self, model, batch, device):
+        crops, targets, mask = (t.to(device) for t in batch)
+        localize = model.module.localize if hasattr(model, 'module') else model.localize
+        distance, _, _ = matched_errors(localize(crops), targets, mask)
+        return distance.mean()
+
+    @torch.no_grad()
+    def evaluate(self, model, loader: DataLoader, device) -> dict[str, float]:
+        model.eval()
+        angles, centres = [], []
+        for crops, targets, mask in loader:
+            _, angle, centre = matched_errors(model.localize(crops.to(device)), targets.to(device), mask.to(device))
+            angles.append(angle.cpu())
+            centres.append(centre.cpu())
+        angle, centre = torch.cat(angles).numpy(), torch.cat(centres).numpy()
+        return {'median_angle_error_deg': float(np.median(angle)), 'median_centre_error_px': float(np.median(centre)),
+                'within_10deg_1.5px': float(np.mean((angle < 10) & (centre < 1.5))),
+                'held_out_objects': float(len(angle))}
+
+    def export(self, model, out: Path, card: dict[str, Any]) -> Path:
+        path = out / 'grasp_stn.pt'
+        save_spatial_transformer(model, path, {'modality': 'depth', 'roi_side_m': ROI_SIDE_M,
+                                               'card': json.dumps(card, default=str)})
+        (out / 'grasp_stn.md').write_text(model_card(card, path))
+        return path
+
+
+def model_card(card: dict[str, Any], path: Path) -> str:
+    args, train, m = card['task_args'], card['train'], card['metrics']
+    return f"""# Grasp canonicalizer (similarity STN)
+
+- **Task**: from a {ROI_SIDE_M * 100:.0f} cm square depth crop around an object (centred on its depth proposal),
+  output the similarity transform whose 32x32 crop is the Dex-Net 2.0 canonical image of a good grasp
+  (grasp axis horizontal, 200 px/m). Winner-takes-all loss over the object's good analytic grasps and both
+  axis directions (see `stn_ros/tasks/grasp_stn.py` for why).
+- **Data**: the grasp dataset of {args['num_scenes']} synthetic scenes (seed {args['data_seed']}); 20 % of the
+  scenes (and objects) held out.
+- **Model**: `stn_ros.tasks.grasp_stn.grasp_stn()`, {card['parameters']:,} parameters, localization input
+  32x32 depth, median-centred; metadata `modality: depth`, `roi_side_m: {ROI_SIDE_M}` (the node then cuts
+  metric crops, which needs `camera_info`).
+- **Training**: {train['epochs']} epochs, batch {train['batch_size']}, Adam lr {train['lr']}, cosine decay, seed
+  {train['seed']}, {card['world_size']} process(es), {card['train_seconds']} s.
+- **Held-out** ({int(m.get('held_out_objects', 0))} objects with a good grasp): median axis-angle error
+  {m.get('median_angle_error_deg', float('nan')):.1f} deg (mod 180), median centre error
+  {m.get('median_centre_error_px', float('nan')):.2f} px at 32x32, {m.get('within_10deg_1.5px', float('nan')):.1%}
+  within both 10 deg and 1.5 px of a good grasp.
+- **File**: `{path.name}` ({path.stat().st_size / 1024:.0f} KiB), `stn_ros.core.load_spatial_transformer`.
+- **Command**: `{card['command']}` (git {card['git_revision']}, {card['date']}).
+"""

@@ -1,0 +1,56 @@
+"""The grasp canonicalizer's targets, loss and training CLI."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from stn_ros.canonicalizer import load_model
+from stn_ros.core import make_family, pixel_homography, roi_matrix
+from stn_ros.data.grasp_images import canonical_homographies
+from stn_ros.data.grasps import GripperConfig
+from stn_ros.data.scenes import SceneConfig
+from stn_ros.proposals import metric_rois
+from stn_ros.tasks.grasp_stn import ROI_SIDE_M, matched_errors, similarity_targets
+
+
+def test_similarity_targets_reproduce_the_analytic_canonical_h():
+    camera = SceneConfig().camera()
+    H = canonical_homographies(np.array([[300.0, 200.0], [310.0, 190.0]]), np.array([0.3, -1.2]),
+                               np.array([0.66, 0.64]), camera, GripperConfig())
+    depth = np.full((480, 640), 0.66, np.float32)
+    roi = metric_rois(np.array([[280.0, 180.0, 40.0, 40.0]]), depth, camera.fx, camera.fy, ROI_SIDE_M)[0]
+    assert roi[2] == pytest.approx(ROI_SIDE_M * 525 / 0.66, rel=1e-5)
+    targets = similarity_targets(H, roi, (480, 640))
+    composed = roi_matrix(torch.from_numpy(roi).double()[None], (480, 640)) @ make_family('similarity').matrix(
+        torch.from_numpy(targets))
+    np.testing.assert_allclose(pixel_homography(composed, (480, 640), (32, 32)).numpy(), H, atol=1e-6)
+
+
+def test_matched_errors_take_the_nearest_good_grasp_modulo_180_degrees():
+    targets = torch.tensor([[[0.6, 0.0, 0.1, 0.0], [0.0, 0.6, -0.3, 0.2]]])
+    mask = torch.tensor([[True, True]])
+    flipped = torch.tensor([[-0.6, 0.0, 0.1, 0.0]])  # the first grasp, axis reversed: the same grasp
+    distance, angle, centre = matched_errors(flipped, targets, mask)
+    assert distance.item() == pytest.approx(0.0) and angle.item() == pytest.approx(0.0, abs=1e-4)
+    rotated = torch.tensor([[0.6 * np.cos(np.radians(5)), 0.6 * np.sin(np.radians(5)), 0.1, 0.05]])
+    _, angle, centre = matched_errors(rotated, targets, mask)
+    assert angle.item() == pytest.approx(5.0, abs=1e-3) and centre.item() == pytest.approx(0.05 * 24, rel=1e-4)
+    distance, _, _ = matched_errors(rotated, targets, torch.tensor([[False, False]]))
+    assert torch.isinf(distance).all()
+
+
+@pytest.mark.timeout(300)
+def test_quick_grasp_stn_training_ships_a_node_loadable_checkpoint(tmp_path):
+    out = tmp_path / 'stn'
+    result = subprocess.run([sys.executable, '-m', 'stn_ros.train', 'grasp-stn', '--num-scenes', '20', '--epochs', '2',
+                             '--out', str(out), '--cache', str(tmp_path / 'data'), '--no-progress'],
+                            capture_output=True, text=True, timeout=280)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads(result.stdout.splitlines()[-1])
+    assert 0 <= metrics['median_angle_error_deg'] <= 90 and metrics['held_out_objects'] > 0
+    model = load_model(str(out / 'grasp_stn.pt'))
+    assert model.roi_side_m == ROI_SIDE_M and model.modality == 'depth' and model.stn.input_center == 'median'
+    assert 'Grasp canonicalizer' in (out / 'grasp_stn.md').read_text()
