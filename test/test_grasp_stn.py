@@ -54,3 +54,22 @@ def test_quick_grasp_stn_training_ships_a_node_loadable_checkpoint(tmp_path):
     model = load_model(str(out / 'grasp_stn.pt'))
     assert model.roi_side_m == ROI_SIDE_M and model.modality == 'depth' and model.stn.input_center == 'median'
     assert 'Grasp canonicalizer' in (out / 'grasp_stn.md').read_text()
+
+
+@pytest.mark.timeout(300)
+def test_quick_grasp_evaluation_compares_the_four_canonicalizations(tmp_path):
+    cache = tmp_path / 'data'
+    for task, out in (('gqcnn', 'gq'), ('grasp-stn', 'stn')):
+        subprocess.run([sys.executable, '-m', 'stn_ros.train', task, '--num-scenes', '20', '--epochs', '1',
+                        '--out', str(tmp_path / out), '--cache', str(cache), '--no-progress'],
+                       check=True, capture_output=True, timeout=200)
+    result = subprocess.run([sys.executable, '-m', 'stn_ros.evaluate', 'grasp', '--gqcnn', str(tmp_path / 'gq' / 'gqcnn.pt'),
+                             '--stn', str(tmp_path / 'stn' / 'grasp_stn.pt'), '--num-scenes', '20', '--cache', str(cache),
+                             '--output', str(tmp_path / 'docs')], capture_output=True, text=True, timeout=200)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / 'docs' / 'results.json').read_text())
+    assert set(summary['methods']) == {'none', 'opencv', 'stn', 'oracle'} and summary['objects'] > 0
+    assert summary['methods']['oracle']['success'] == 1.0  # the analytic canonicalization is a good grasp
+    assert '(c) our STN' in (tmp_path / 'docs' / 'table.md').read_text()
+    assert (tmp_path / 'docs' / 'stn_crops.png').stat().st_size > 1000
+    assert (tmp_path / 'docs' / 'grasp_results.png').stat().st_size > 1000
