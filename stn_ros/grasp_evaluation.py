@@ -23,7 +23,7 @@ import torch
 
 from stn_ros.camera import depth_at
 from stn_ros.canonicalizer import Canonicalizer
-from stn_ros.data.grasp_images import CANONICAL_SIZE, canonical_homographies, grasp_image
+from stn_ros.data.grasp_images import canonical_homographies, crop_axis, grasp_image
 from stn_ros.data.grasps import GripperConfig, evaluate_grasps, grasp_height
 from stn_ros.data.scenes import Scene
 from stn_ros.frames import Frame
@@ -45,13 +45,9 @@ class Proposal:
 
 
 def axis_of(H: np.ndarray) -> tuple[np.ndarray, float]:
-    """Centre pixel and axis angle (crop +x in the image, modulo pi) of a canonical crop's ``H``."""
-    middle = (CANONICAL_SIZE - 1) / 2.0
-    points = np.array([[middle, middle, 1.0], [middle + 1.0, middle, 1.0]]) @ H.T
-    points = points[:, :2] / points[:, 2:]
-    direction = points[1] - points[0]
-    angle = (np.arctan2(direction[1], direction[0]) + np.pi / 2) % np.pi - np.pi / 2
-    return points[0], float(angle)
+    """Centre pixel and axis angle of one canonical crop's ``H`` (see :func:`crop_axis`)."""
+    centres, angles = crop_axis(H)
+    return centres[0], float(angles[0])
 
 
 def gripper_depth(depth_m: np.ndarray, centre: np.ndarray, gripper: GripperConfig) -> float:

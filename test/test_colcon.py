@@ -38,11 +38,12 @@ def workspace(tmp_path_factory) -> Path:
 
 
 def test_install_tree_has_executables_launch_config_weights_and_index(workspace):
-    assert {'stn_node', 'stn_selfcheck'} <= {p.name for p in (workspace / 'lib' / 'stn_ros').iterdir()}
+    executables = {'stn_node', 'grasp_quality_node', 'synthetic_camera', 'stn_selfcheck'}
+    assert executables <= {p.name for p in (workspace / 'lib' / 'stn_ros').iterdir()}
     share = workspace / 'share' / 'stn_ros'
-    for name in ('package.xml', 'config/stn_node.yaml', 'config/fastdds_shm.xml', 'weights/README.md'):
+    for name in ('package.xml', 'launch/perception.launch.py', 'config/stn_node.yaml', 'config/grasp_quality_node.yaml',
+                 'config/synthetic_camera.yaml', 'config/fastdds_shm.xml', 'weights/README.md'):
         assert (share / name).is_file(), name
-    assert (share / 'launch').is_dir()
     assert (workspace / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'stn_ros').is_file()
 
 

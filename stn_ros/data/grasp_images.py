@@ -67,6 +67,18 @@ def canonical_homographies(centres: np.ndarray, angles: np.ndarray, z: np.ndarra
     return homographies
 
 
+def crop_axis(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Grasp centres ``(N, 2)`` (source pixels) and axis angles ``(N,)`` (radians in ``[-pi/2, pi/2)``) of
+    canonical crops ``H`` ``(N, 3, 3)`` or ``(3, 3)``: where the crop centre lands and where its ``+x`` points."""
+    H = np.asarray(H, dtype=np.float64).reshape(-1, 3, 3)
+    middle = (CANONICAL_SIZE - 1) / 2.0
+    points = np.array([[middle, middle, 1.0], [middle + 1.0, middle, 1.0]]) @ H.transpose(0, 2, 1)
+    points = points[..., :2] / points[..., 2:]
+    direction = points[:, 1] - points[:, 0]
+    angle = (np.arctan2(direction[:, 1], direction[:, 0]) + np.pi / 2) % np.pi - np.pi / 2
+    return points[:, 0], angle
+
+
 def canonical_homography(grasp: Grasp, camera: PinholeCamera, gripper: GripperConfig) -> np.ndarray:
     """``(3, 3)`` float64 crop pixel ``(col, row, 1)`` -> source pixel of ``grasp``'s canonical image."""
     return canonical_homographies(grasp.centre, grasp.angle, grasp.z, camera, gripper)[0]

@@ -63,6 +63,18 @@ def integer_in(low: int, high: int) -> Callable[[Any], int]:
     return check
 
 
+def device_string(value: Any) -> str:
+    """A well-formed device string (``auto``, ``cpu``, ``cuda``, ``cuda:N``); whether it is available is
+    a start-up error of its own."""
+    from stn_ros.core import DeviceUnavailableError, resolve_device
+
+    try:
+        resolve_device(value)
+    except DeviceUnavailableError:
+        pass
+    return value
+
+
 def one_of(*choices: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if value not in choices:

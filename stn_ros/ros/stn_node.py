@@ -32,8 +32,8 @@ from stn_ros.health import LogThrottle, NodeHealth
 from stn_ros.proposals import (ProposalConfig, check_rois_inside, depth_proposals, full_frame_roi,
                                intensity_proposals, order_and_limit, parse_rois)
 from stn_ros.ros.image_codec import ImageDecodeError, encode_image
-from stn_ros.ros.parameters import (ParameterSet, ParameterSpec, StartupError, integer_in, number_in,
-                                    one_of)
+from stn_ros.ros.parameters import (ParameterSet, ParameterSpec, StartupError, device_string, integer_in,
+                                    number_in, one_of)
 from stn_ros.ros.pointcloud_codec import encode_pointcloud
 from stn_ros.ros.qos import camera_qos, publishers_reliability
 from stn_ros.visualize import crop_quadrilaterals, draw_quadrilaterals
@@ -53,17 +53,9 @@ def _rois(value: Any) -> np.ndarray:
     return parse_rois([] if value is None else list(value))
 
 
-def _device(value: Any) -> str:
-    try:
-        resolve_device(value)  # ValueError for a malformed string
-    except DeviceUnavailableError:
-        pass  # well-formed; whether it is available is a start-up error of its own
-    return value
-
-
 PARAMETERS = [
     ParameterSpec('device', 'auto', 'where the STN runs: auto (CUDA if available), cpu, cuda, cuda:N',
-                  _device, read_only=True),
+                  device_string, read_only=True),
     ParameterSpec('weights', '', 'STN checkpoint path; empty = the shipped default', read_only=True),
     ParameterSpec('output_size', [32, 32], '[height, width] of each canonical crop', _output_size),
     ParameterSpec('crop_source', 'proposals', 'full_frame, fixed_rois, proposals or detections',

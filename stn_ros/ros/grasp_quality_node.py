@@ -1,0 +1,181 @@
+"""``grasp_quality_node``: scores stn_node's canonical crops with the GQ-CNN and publishes grasps.
+
+Subscribes ``rectified/image`` and ``rectified/transforms`` (remap them to stn_node's outputs), pairs
+them by exact stamp (a bounded buffer; unpaired messages are counted and dropped), and ``camera_info``
+(optional: metric grasps). Publishes ``~/grasps`` (PointCloud2, one point per crop, fields in
+:mod:`stn_ros.grasp_quality`), ``~/best_grasp`` (PoseStamped, the best grasp at or above
+``quality_threshold`` when it has a metric position) and ``/diagnostics``.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from stn_ros.camera import PinholeCamera
+from stn_ros.core import DeviceUnavailableError, resolve_device
+from stn_ros.grasp_quality import GraspScorer, grasp_orientation
+from stn_ros.health import LogThrottle, NodeHealth
+from stn_ros.models.gqcnn import GQCNN, load_gqcnn
+from stn_ros.package_files import package_file
+from stn_ros.ros.image_codec import ImageDecodeError, decode_image
+from stn_ros.ros.parameters import (ParameterSet, ParameterSpec, StartupError, device_string, integer_in,
+                                    number_in)
+from stn_ros.ros.pointcloud_codec import PointCloudDecodeError, decode_pointcloud, encode_pointcloud
+from stn_ros.transforms_record import parse_record
+
+DEFAULT_WEIGHTS = 'gqcnn.pt'
+
+PARAMETERS = [
+    ParameterSpec('device', 'auto', 'auto (CUDA if available), cpu, cuda, cuda:N', device_string, read_only=True),
+    ParameterSpec('weights', '', 'GQ-CNN checkpoint; empty = the shipped default', read_only=True),
+    ParameterSpec('quality_threshold', 0.5, 'a grasp below this quality is never the best grasp',
+                  number_in(0.0, 1.0), float_range=(0.0, 1.0)),
+    ParameterSpec('pairing_buffer', 10, 'messages kept per input while waiting for their pair',
+                  integer_in(1, 100), read_only=True, int_range=(1, 100)),
+    ParameterSpec('diagnostics_period', 1.0, 'seconds between /diagnostics messages', number_in(0.1, 60.0),
+                  read_only=True, float_range=(0.1, 60.0)),
+]
+
+
+def _stamp(msg) -> tuple[int, int]:
+    return msg.header.stamp.sec, msg.header.stamp.nanosec
+
+
+class GraspQualityNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__('grasp_quality_node', **kwargs)
+        self.parameters = ParameterSet(self, PARAMETERS)
+        values = self.parameters.values
+        try:
+            device = resolve_device(values['device'])
+            model, self.model_description = self._load(values['weights'])
+        except (DeviceUnavailableError, ValueError) as exc:
+            raise StartupError(str(exc)) from None
+        self.scorer = GraspScorer(model, device)
+        self.health = NodeHealth()
+        self._throttle = LogThrottle(5.0)
+        self._camera: PinholeCamera | None = None
+        self._tiles: OrderedDict = OrderedDict()
+        self._records: OrderedDict = OrderedDict()
+        self.unpaired = 0
+        self.grasps_pub = self.create_publisher(PointCloud2, '~/grasps', 5)
+        self.best_pub = self.create_publisher(PoseStamped, '~/best_grasp', 5)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(Image, 'rectified/image', self._on_tile, 5)
+        self.create_subscription(PointCloud2, 'rectified/transforms', self._on_record, 5)
+        self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data)
+        self.create_timer(values['diagnostics_period'], self._publish_diagnostics)
+        self.get_logger().info(f'{self.model_description} on {device}')
+
+    def _load(self, weights: str) -> tuple[GQCNN, str]:
+        path = Path(weights) if weights else package_file('weights', DEFAULT_WEIGHTS)
+        if not weights and not path.is_file():
+            self.get_logger().warning(f'no trained GQ-CNN at {path}: using an untrained one (qualities are '
+                                      'meaningless; train one, or set the "weights" parameter)')
+            return GQCNN().eval(), 'untrained GQ-CNN'
+        if not path.is_file():
+            raise ValueError(f'weights file {path} does not exist')
+        model, _ = load_gqcnn(path)
+        return model, f'GQ-CNN from {path}'
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            self._camera = PinholeCamera.from_camera_info(msg)
+        except ValueError as exc:
+            self._bad('camera_info', str(exc))
+
+    def _on_tile(self, msg: Image) -> None:
+        self._pair(self._tiles, msg)
+
+    def _on_record(self, msg: PointCloud2) -> None:
+        self._pair(self._records, msg)
+
+    def _pair(self, buffer: OrderedDict, msg) -> None:
+        self.health.on_input()
+        buffer[_stamp(msg)] = msg
+        while len(buffer) > self.parameters.values['pairing_buffer']:
+            buffer.popitem(last=False)
+            self.unpaired += 1
+            self.health.on_dropped()
+        stamp = _stamp(msg)
+        if stamp in self._tiles and stamp in self._records:
+            self._process(self._tiles.pop(stamp), self._records.pop(stamp))
+
+    def _bad(self, reason: str, message: str) -> None:
+        self.health.on_bad_input(reason)
+        if self._throttle.allow(reason):
+            self.get_logger().warning(f'bad input ({reason}): {message}')
+
+    def _process(self, tile_msg: Image, record_msg: PointCloud2) -> None:
+        started = time.perf_counter()
+        try:
+            record = parse_record(decode_pointcloud(record_msg))
+            tile = decode_image(tile_msg) if tile_msg.height else np.zeros((0, tile_msg.width), np.float32)
+        except (ImageDecodeError, PointCloudDecodeError, ValueError) as exc:
+            self._bad(getattr(exc, 'reason', 'bad_record'), str(exc))
+            return
+        count = len(record.homographies)
+        if tile_msg.encoding != '32FC1' or (count and tile.shape[0] % count):
+            self._bad('not_depth_tile', f'expected a 32FC1 tile of {count} crops, got {tile_msg.encoding} '
+                                        f'{tile_msg.height}x{tile_msg.width}')
+            return
+        crops = tile.reshape(count, -1, tile.shape[1]) if count else np.zeros((0, 32, 32), np.float32)
+        camera = self._camera  # camera_info describes the source image the H map into
+        scored = self.scorer.score(crops, record.homographies, camera, self.parameters.values['quality_threshold'])
+        self.grasps_pub.publish(encode_pointcloud(scored.record, header=tile_msg.header))
+        if scored.best is not None and np.isfinite(scored.record['z'][scored.best]):
+            best = scored.record[scored.best]
+            pose = PoseStamped()
+            pose.header = tile_msg.header
+            pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(best[k]) for k in 'xyz')
+            o = pose.pose.orientation
+            o.x, o.y, o.z, o.w = grasp_orientation(float(best['angle']))
+            self.best_pub.publish(pose)
+        stamp = tile_msg.header.stamp.sec * 10**9 + tile_msg.header.stamp.nanosec
+        latency = (self.get_clock().now().nanoseconds - stamp) / 1e6 if stamp else None
+        self.health.on_processed((time.perf_counter() - started) * 1e3, latency)
+
+    def _publish_diagnostics(self) -> None:
+        report = self.health.report(device=str(self.scorer.device), model=self.model_description,
+                                    **{'unpaired dropped': str(self.unpaired)})
+        status = DiagnosticStatus(level=bytes([report.level]), name=f'{self.get_name()}: grasp quality',
+                                  message=report.message, hardware_id=str(self.scorer.device),
+                                  values=[KeyValue(key=k, value=v) for k, v in report.values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``grasp_quality_node``."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = GraspQualityNode()
+        rclpy.spin(node)
+    except StartupError as exc:
+        print(f'grasp_quality_node: cannot start: {exc}', file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
