@@ -73,3 +73,22 @@ def test_quick_grasp_evaluation_compares_the_four_canonicalizations(tmp_path):
     assert '(c) our STN' in (tmp_path / 'docs' / 'table.md').read_text()
     assert (tmp_path / 'docs' / 'stn_crops.png').stat().st_size > 1000
     assert (tmp_path / 'docs' / 'grasp_results.png').stat().st_size > 1000
+
+
+def test_dihedral_augmentation_moves_the_targets_with_the_crop():
+    from stn_ros.core import SpatialTransformer
+    from stn_ros.tasks.grasp_stn import dihedral_augment
+
+    # A crop with one bright pixel; its target is the similarity whose crop centre sits on that pixel.
+    crop = torch.zeros(1, 1, 32, 32)
+    crop[0, 0, 8, 20] = 1.0  # row 8, column 20
+    x, y = (2 * 20 + 1) / 32 - 1, (2 * 8 + 1) / 32 - 1  # its normalized (x, y)
+    target = torch.tensor([[[0.3, 0.1, x, y]]])
+    stn = SpatialTransformer('similarity', output_size=(32, 32))
+    for seed in range(8):
+        turned, moved = dihedral_augment(crop, target, torch.Generator().manual_seed(seed))
+        sampled = stn.sample(turned, moved[:, 0], (32, 32))
+        assert sampled[0, 0, 15:17, 15:17].max() > 0.2  # the crop centre still lands on the pixel
+        row, col = (turned[0, 0] == 1).nonzero()[0].tolist()
+        assert (moved[0, 0, 2:] - torch.tensor([(2 * col + 1) / 32 - 1, (2 * row + 1) / 32 - 1])).abs().max() < 1e-6
+        assert torch.isclose(moved[0, 0, :2].norm(), target[0, 0, :2].norm())  # still a rotation of that scale

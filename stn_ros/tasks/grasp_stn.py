@@ -93,6 +93,44 @@ def build_objects(arrays: dict[str, np.ndarray], held_out: bool, config: SceneCo
             'object_index': np.asarray(indices)}
 
 
+def params_to_matrix(params: torch.Tensor) -> torch.Tensor:
+    """``(..., 4)`` similarity ``(a, b, tx, ty)`` -> ``(..., 3, 3)``."""
+    a, b, tx, ty = params.unbind(-1)
+    zero, one = torch.zeros_like(a), torch.ones_like(a)
+    return torch.stack((a, -b, tx, b, a, ty, zero, zero, one), dim=-1).reshape(*params.shape[:-1], 3, 3)
+
+
+def matrix_to_params(matrix: torch.Tensor) -> torch.Tensor:
+    return torch.stack((matrix[..., 0, 0], matrix[..., 1, 0], matrix[..., 0, 2], matrix[..., 1, 2]), dim=-1)
+
+
+def dihedral_augment(crops: torch.Tensor, targets: torch.Tensor, generator: torch.Generator | None = None):
+    """Each crop turned by a random multiple of 90 degrees and maybe mirrored, its targets with it.
+
+    Exact (no resampling): a turned or mirrored object is another object, whose good grasps are the
+    turned or mirrored ones. ``torch.rot90`` reads ``I'(q) = I(R q)`` with ``R = [[0, -1], [1, 0]]`` in the
+    ROI's normalized ``(x, y)``, so a target ``A`` (canonical -> ROI) becomes ``R^T A``; a mirror
+    ``I'(x, y) = I(-x, y)`` becomes ``F A F_y`` (``F_y`` mirrors the canonical image's rows, so the
+    transform stays a rotation and the grasp axis stays along the crop's x).
+    """
+    quarter = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=targets.dtype)
+    mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=targets.dtype))
+    mirror_rows = torch.diag(torch.tensor([1.0, -1.0, 1.0], dtype=targets.dtype))
+    turns = torch.randint(0, 4, (len(crops),), generator=generator)
+    flips = torch.randint(0, 2, (len(crops),), generator=generator).bool()
+    crops_out, targets_out = crops.clone(), targets.clone()
+    for index in range(len(crops)):
+        crop, matrix = crops[index], params_to_matrix(targets[index])
+        for _ in range(int(turns[index])):
+            crop = torch.rot90(crop, 1, dims=(-2, -1))
+            matrix = quarter.T @ matrix
+        if flips[index]:
+            crop = torch.flip(crop, dims=(-1,))
+            matrix = mirror @ matrix @ mirror_rows
+        crops_out[index], targets_out[index] = crop, matrix_to_params(matrix)
+    return crops_out, targets_out
+
+
 def matched_errors(params: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor):
     """Winner-takes-all over the good grasps and both axis directions.
 
@@ -145,7 +183,9 @@ class GraspStnTask(Task):
         return grasp_stn()
 
     def loss(self, model, batch, device):
-        crops, targets, mask = (t.to(device) for t in batch)
+        crops, targets, mask = batch
+        crops, targets = dihedral_augment(crops, targets)
+        crops, targets, mask = crops.to(device), targets.to(device), mask.to(device)
         localize = model.module.localize if hasattr(model, 'module') else model.localize
         distance, _, _ = matched_errors(localize(crops), targets, mask)
         return distance.mean()
