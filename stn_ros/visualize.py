@@ -63,3 +63,23 @@ def stack_panels(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
     pad = [cv2.copyMakeBorder(p, 0, 0, 0, width - p.shape[1], cv2.BORDER_CONSTANT, value=0)
            for p in (top, bottom)]
     return np.vstack(pad)
+
+
+def draw_grasps(canvas: np.ndarray, centres: np.ndarray, angles: np.ndarray, widths_px: np.ndarray,
+                qualities: np.ndarray, best: int | None = None) -> np.ndarray:
+    """Parallel-jaw grasps on a bgr8 ``canvas`` (in place): the closing line and both jaws, coloured by
+    quality (red 0 -> green 1); the best grasp thicker, in white."""
+    for index, ((u, v), angle, width, quality) in enumerate(zip(centres, angles, widths_px, qualities)):
+        if not (np.isfinite(u) and np.isfinite(v)):
+            continue
+        half = 0.5 * (width if np.isfinite(width) and width > 0 else 20.0) + 4.0
+        axis = np.array([np.cos(angle), np.sin(angle)])
+        across = np.array([-axis[1], axis[0]]) * 6.0
+        ends = [np.array([u, v]) - half * axis, np.array([u, v]) + half * axis]
+        colour = (255, 255, 255) if index == best else (0, int(255 * quality), int(255 * (1 - quality)))
+        thickness = 3 if index == best else 2
+        pt = lambda p: tuple(int(round(c)) for c in p)  # noqa: E731
+        cv2.line(canvas, pt(ends[0]), pt(ends[1]), colour, 1, cv2.LINE_AA)
+        for end in ends:
+            cv2.line(canvas, pt(end - across), pt(end + across), colour, thickness, cv2.LINE_AA)
+    return canvas

@@ -1,0 +1,185 @@
+"""The demo: synthetic_camera -> stn_node -> grasp_quality_node as separate processes over real ROS 2
+topics (loopback only), for a few seconds; then a picture of what they did and a short summary.
+
+Run by ``bash scripts/demo.sh`` (the README's first command), or ``stn_demo --help``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from stn_ros.package_files import package_file
+from stn_ros.ros_env import apply_loopback_ros_env
+
+NODES = (
+    ('synthetic_camera', 'synthetic_camera.yaml', ['-r', 'depth:=/camera/depth', '-r', 'image:=/camera/image',
+                                                   '-r', 'camera_info:=/camera/camera_info']),
+    ('stn_node', 'stn_node.yaml', ['-r', 'image:=/camera/depth', '-r', 'camera_info:=/camera/camera_info']),
+    ('grasp_quality_node', 'grasp_quality_node.yaml', ['-r', 'rectified/image:=/stn_node/rectified/image',
+                                                       '-r', 'rectified/transforms:=/stn_node/rectified/transforms',
+                                                       '-r', 'camera_info:=/camera/camera_info']),
+)
+
+
+class Pipeline:
+    """The three node processes, each in its own process group, always stopped on exit."""
+
+    def __init__(self, device: str, seed: int, log_dir: Path):
+        self.processes: list[subprocess.Popen] = []
+        bin_dir = Path(sys.executable).parent
+        log_dir.mkdir(parents=True, exist_ok=True)
+        for executable, params, remaps in NODES:
+            args = [str(bin_dir / executable), '--ros-args', '--params-file', str(package_file('config', params)),
+                    *remaps]
+            if executable != 'synthetic_camera':
+                args += ['-p', f'device:={device}']
+            else:
+                args += ['-p', f'seed:={seed}']
+            log = open(log_dir / f'{executable}.log', 'w')
+            self.processes.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            log.close()
+
+    def check_alive(self) -> None:
+        for (executable, _, _), process in zip(NODES, self.processes):
+            if process.poll() is not None:
+                raise RuntimeError(f'{executable} exited with code {process.returncode} (see its log)')
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+        deadline = time.monotonic() + 10
+        for process in self.processes:
+            try:
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def shipped_models() -> str:
+    """Which default weights the nodes load (the untrained fall-backs are said, not hidden)."""
+    stn = package_file('weights', 'grasp_stn.pt')
+    gqcnn = package_file('weights', 'gqcnn.pt')
+    return (f'grasp STN {"trained (" + stn.name + ")" if stn.is_file() else "untrained (identity: each crop is its ROI)"}, '
+            f'GQ-CNN {"trained (" + gqcnn.name + ")" if gqcnn.is_file() else "untrained (qualities are meaningless)"}')
+
+
+def run(args: argparse.Namespace) -> int:
+    import rclpy
+    from geometry_msgs.msg import PoseStamped
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+    from stn_ros.ros.image_codec import decode_image
+    from stn_ros.ros.pointcloud_codec import decode_pointcloud
+    from stn_ros.transforms_record import parse_record
+    from stn_ros.visualize import crop_quadrilaterals, crop_strip, draw_grasps, draw_quadrilaterals, stack_panels
+
+    key = lambda msg: (msg.header.stamp.sec, msg.header.stamp.nanosec)  # noqa: E731
+    received: dict[str, dict] = {name: {} for name in ('image', 'tile', 'record', 'grasps', 'best')}
+    arrival: dict[tuple, float] = {}
+    info: list = []
+    pipeline = Pipeline(args.device, args.seed, args.output.parent / 'demo_logs')
+    rclpy.init()
+    probe = rclpy.create_node('stn_demo')
+    try:
+        def keep(name):
+            def store(msg):
+                received[name][key(msg)] = msg
+                if name == 'grasps':
+                    arrival[key(msg)] = time.time()
+            return store
+        probe.create_subscription(Image, '/camera/image', keep('image'), 5)
+        probe.create_subscription(CameraInfo, '/camera/camera_info', info.append, 5)
+        probe.create_subscription(Image, '/stn_node/rectified/image', keep('tile'), 10)
+        probe.create_subscription(PointCloud2, '/stn_node/rectified/transforms', keep('record'), 10)
+        probe.create_subscription(PointCloud2, '/grasp_quality_node/grasps', keep('grasps'), 10)
+        probe.create_subscription(PoseStamped, '/grasp_quality_node/best_grasp', keep('best'), 10)
+        started = time.monotonic()
+        first_grasps = None
+        print(f'demo: 3 nodes started (loopback, ROS_DOMAIN_ID={os.environ["ROS_DOMAIN_ID"]}); running '
+              f'{args.duration:.0f} s after the first grasps...', flush=True)
+        print(f'models: {shipped_models()}', flush=True)
+        while time.monotonic() - started < args.timeout:
+            rclpy.spin_once(probe, timeout_sec=0.05)
+            pipeline.check_alive()
+            if first_grasps is None and received['grasps']:
+                first_grasps = time.monotonic()
+            if first_grasps is not None and time.monotonic() - first_grasps >= args.duration:
+                break
+        complete = [s for s in received['grasps'] if s in received['image'] and s in received['record']
+                    and s in received['tile']]
+        if not complete:
+            print(f'demo: no grasps within {args.timeout:.0f} s; node logs in {args.output.parent / "demo_logs"}',
+                  file=sys.stderr)
+            return 1
+        stamp = complete[-1]
+        image = decode_image(received['image'][stamp])
+        record = parse_record(decode_pointcloud(received['record'][stamp]))
+        grasps = decode_pointcloud(received['grasps'][stamp])
+        tile_msg = received['tile'][stamp]
+        tile = decode_image(tile_msg)
+        count = len(grasps)
+        crops = tile.reshape(count, -1, tile.shape[1]) if count else np.zeros((0, 32, 32), np.float32)
+        best = int(np.argmax(grasps['quality'])) if count else None
+        fx = info[-1].k[0] if info else 525.0
+        widths_px = grasps['width'] * fx / np.where(grasps['z'] > 0, grasps['z'], np.nan)
+        scene = draw_quadrilaterals(image, crop_quadrilaterals(record.homographies, crops.shape[1:3]))
+        draw_grasps(scene, np.stack((grasps['u'], grasps['v']), 1), grasps['angle'], widths_px, grasps['quality'], best)
+        labels = [f'{i} q={q:.2f}' for i, q in enumerate(grasps['quality'])]
+        picture = stack_panels(scene, crop_strip(crops, scale=4, labels=labels))
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(args.output), picture)
+        latencies = [(arrival[s] - (s[0] + s[1] * 1e-9)) * 1e3 for s in received['grasps'] if s in arrival]
+        crops_per_frame = [received['record'][s].width for s in received['record']]
+        print(f'frames with grasps: {len(received["grasps"])} (camera frames seen: {len(received["image"])}); '
+              f'crops per frame: median {statistics.median(crops_per_frame):.0f}')
+        print(f'latency camera stamp -> grasps received: median {statistics.median(latencies):.1f} ms, '
+              f'max {max(latencies):.1f} ms')
+        if received['best']:
+            pose = received['best'][max(received['best'])]
+            p = pose.pose.position
+            print(f'best grasp (last frame): quality {grasps["quality"][best]:.2f} at ({p.x:+.3f}, {p.y:+.3f}, '
+                  f'{p.z:.3f}) m in {pose.header.frame_id}, axis {np.degrees(grasps["angle"][best]):+.0f} deg in the image')
+        print(f'picture: {args.output.resolve()}')
+        return 0
+    finally:
+        probe.destroy_node()
+        rclpy.shutdown()
+        pipeline.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description='Run synthetic_camera -> stn_node -> grasp_quality_node as separate processes over real ROS 2 '
+                    'topics (loopback only, shared-memory transport) for a few seconds, then write a picture of '
+                    'the scene with each crop\'s quadrilateral and the grasps, and the rectified crops with their '
+                    'qualities, and print a summary.')
+    parser.add_argument('--duration', type=float, default=6.0, help='seconds to run after the first grasps (default: %(default)s)')
+    parser.add_argument('--timeout', type=float, default=90.0, help='give up after this many seconds (default: %(default)s)')
+    parser.add_argument('--output', type=Path, default=Path('out/demo.png'), help='the picture (default: %(default)s)')
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N (default: %(default)s)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the synthetic scenes (default: %(default)s)')
+    args = parser.parse_args(argv)
+    apply_loopback_ros_env()
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print('demo: interrupted; all nodes stopped', file=sys.stderr)
+        return 130
+    except RuntimeError as exc:
+        print(f'demo: {exc}', file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
