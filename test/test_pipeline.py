@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import rclpy
 from geometry_msgs.msg import PoseStamped
-from sensor_msgs.msg import Image, PointCloud2
+from sensor_msgs.msg import PointCloud2
 
 from ros_harness import ROOT, NodeProcess, spin_until
 from stn_ros.ros.pointcloud_codec import decode_pointcloud

@@ -14,10 +14,8 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -29,6 +27,7 @@ from stn_ros.health import LogThrottle, NodeHealth
 from stn_ros.models.gqcnn import GQCNN, load_gqcnn
 from stn_ros.package_files import package_file
 from stn_ros.ros.image_codec import ImageDecodeError, decode_image
+from stn_ros.ros.node_runtime import diagnostic_array, run_node
 from stn_ros.ros.parameters import (ParameterSet, ParameterSpec, StartupError, device_string, integer_in,
                                     number_in)
 from stn_ros.ros.pointcloud_codec import PointCloudDecodeError, decode_pointcloud, encode_pointcloud
@@ -147,34 +146,15 @@ class GraspQualityNode(Node):
         self.health.on_processed((time.perf_counter() - started) * 1e3, latency)
 
     def _publish_diagnostics(self) -> None:
-        report = self.health.report(device=str(self.scorer.device), model=self.model_description,
+        device = str(self.scorer.device)
+        report = self.health.report(device=device, model=self.model_description,
                                     **{'unpaired dropped': str(self.unpaired)})
-        status = DiagnosticStatus(level=bytes([report.level]), name=f'{self.get_name()}: grasp quality',
-                                  message=report.message, hardware_id=str(self.scorer.device),
-                                  values=[KeyValue(key=k, value=v) for k, v in report.values.items()])
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics_pub.publish(array)
+        self.diagnostics_pub.publish(diagnostic_array(self, 'grasp quality', report, device))
 
 
 def main(args: list[str] | None = None) -> int:
     """Console script ``grasp_quality_node``."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = GraspQualityNode()
-        rclpy.spin(node)
-    except StartupError as exc:
-        print(f'grasp_quality_node: cannot start: {exc}', file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return run_node(GraspQualityNode, 'grasp_quality_node', args)
 
 
 if __name__ == '__main__':

@@ -16,9 +16,7 @@ import traceback
 from typing import Any
 
 import numpy as np
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import QoSPolicyKind, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -32,6 +30,7 @@ from stn_ros.health import LogThrottle, NodeHealth
 from stn_ros.proposals import (ProposalConfig, check_rois_inside, depth_proposals, full_frame_roi,
                                intensity_proposals, order_and_limit, parse_rois)
 from stn_ros.ros.image_codec import ImageDecodeError, encode_image
+from stn_ros.ros.node_runtime import diagnostic_array, run_node
 from stn_ros.ros.parameters import (ParameterSet, ParameterSpec, StartupError, device_string, integer_in,
                                     number_in, one_of)
 from stn_ros.ros.pointcloud_codec import encode_pointcloud
@@ -282,15 +281,10 @@ class StnNode(Node):
         self.debug_pub.publish(encode_image(picture, 'bgr8', header=msg.header))
 
     def _publish_diagnostics(self) -> None:
-        device = self.canonicalizer.device
-        report = self.health.report(device=str(device), model=self.model.description,
+        device = str(self.canonicalizer.device)
+        report = self.health.report(device=device, model=self.model.description,
                                     crop_source=self.parameters.values['crop_source'])
-        status = DiagnosticStatus(level=bytes([report.level]), name=f'{self.get_name()}: canonicalizer',
-                                  message=report.message, hardware_id=str(device),
-                                  values=[KeyValue(key=k, value=v) for k, v in report.values.items()])
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics_pub.publish(array)
+        self.diagnostics_pub.publish(diagnostic_array(self, 'canonicalizer', report, device))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -300,25 +294,7 @@ class StnNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Console script ``stn_node``: ``stn_node --ros-args --params-file config/stn_node.yaml``."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = StnNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except StartupError as exc:
-        print(f'stn_node: cannot start: {exc}', file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.stop()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return run_node(StnNode, 'stn_node', args)
 
 
 if __name__ == '__main__':

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import sys
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from stn_ros.ros.image_codec import encode_image
-from stn_ros.ros.parameters import ParameterSet, ParameterSpec, StartupError, integer_in, number_in, one_of
+from stn_ros.ros.node_runtime import run_node
+from stn_ros.ros.parameters import ParameterSet, ParameterSpec, integer_in, number_in, one_of
 from stn_ros.synthetic_frames import DEPTH_ENCODINGS, SyntheticFrame, synthetic_frame
 
 PARAMETERS = [
@@ -71,22 +70,7 @@ class SyntheticCamera(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Console script ``synthetic_camera``."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SyntheticCamera()
-        rclpy.spin(node)
-    except StartupError as exc:
-        print(f'synthetic_camera: cannot start: {exc}', file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return run_node(SyntheticCamera, 'synthetic_camera', args)
 
 
 if __name__ == '__main__':
