@@ -34,6 +34,13 @@ def _common(parser: argparse.ArgumentParser, epochs: int, batch_size: int, lr: f
     parser.add_argument('--no-progress', action='store_true', help='no progress bars (logs only)')
 
 
+def _grasp_data(parser: argparse.ArgumentParser) -> None:
+    """The grasp dataset both grasp models train on (the same scenes, so they share one cache)."""
+    parser.add_argument('--num-scenes', type=int, default=2000, help='scenes of the grasp dataset (default: %(default)s)')
+    parser.add_argument('--data-seed', type=int, default=0, help='seed of the scenes (default: %(default)s)')
+    parser.add_argument('--cache', type=Path, help='folder to keep the built datasets in (.npz) for later runs')
+
+
 def build_parser() -> argparse.ArgumentParser:
     from stn_ros.data.mnist import DISTORTIONS
     from stn_ros.models.mnist import MODEL_NAMES
@@ -55,17 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     gqcnn = tasks.add_parser('gqcnn', help='the grasp-quality CNN on synthetic depth scenes',
                              description='Train the Dex-Net 2.0-style GQ-CNN on analytic grasp labels of '
                                          'synthetic depth scenes (20 %% of the scenes held out).')
-    gqcnn.add_argument('--num-scenes', type=int, default=2000, help='scenes to build (default: %(default)s)')
-    gqcnn.add_argument('--data-seed', type=int, default=0, help='seed of the scenes (default: %(default)s)')
-    gqcnn.add_argument('--cache', type=Path, help='folder to keep the built dataset in (.npz) for later runs')
+    _grasp_data(gqcnn)
     _common(gqcnn, epochs=15, batch_size=128, lr=1e-3)
 
     stn = tasks.add_parser('grasp-stn', help='the grasp canonicalizer STN on synthetic depth scenes',
                            description='Train the similarity STN that maps a metric object crop to the canonical '
                                        'image of a good grasp (winner-takes-all over good grasps and axis flips).')
-    stn.add_argument('--num-scenes', type=int, default=2000, help='scenes of the grasp dataset (default: %(default)s)')
-    stn.add_argument('--data-seed', type=int, default=0, help='seed of the scenes (default: %(default)s)')
-    stn.add_argument('--cache', type=Path, help='folder to keep the built datasets in (.npz) for later runs')
+    _grasp_data(stn)
     _common(stn, epochs=40, batch_size=64, lr=1e-3)
 
     table = tasks.add_parser('mnist-table', help='train every model x distortion of the comparison in turn',
@@ -110,12 +113,11 @@ def make_task(args: argparse.Namespace):
     if args.task == 'mnist':
         from stn_ros.tasks.mnist import MnistTask
         return MnistTask(args.distortion, args.model, args.data_seed, args.test_copies, args.quick)
-    if args.task == 'grasp-stn':
-        from stn_ros.tasks.grasp_stn import GraspStnTask
-        return GraspStnTask(args.num_scenes, args.data_seed, str(args.cache) if args.cache else None)
-    if args.task == 'gqcnn':
+    if args.task in ('grasp-stn', 'gqcnn'):
         from stn_ros.tasks.gqcnn import GqcnnTask
-        return GqcnnTask(args.num_scenes, args.data_seed, str(args.cache) if args.cache else None)
+        from stn_ros.tasks.grasp_stn import GraspStnTask
+        task = GraspStnTask if args.task == 'grasp-stn' else GqcnnTask
+        return task(args.num_scenes, args.data_seed, str(args.cache) if args.cache else None)
     raise ValueError(f'unknown task {args.task}')
 
 
