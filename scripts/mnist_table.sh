@@ -9,4 +9,4 @@ train=(.venv/bin/python -m stn_ros.train mnist-table --epochs 30 --lr 0.003 --ru
 "${train[@]}" --models cnn st-cnn-affine cnn-wide
 "${train[@]}" --models fcn st-fcn-affine
 "${train[@]}" --models st-cnn-projective st-cnn-tps st-fcn-projective st-fcn-tps
-.venv/bin/python -m stn_ros.evaluate mnist --runs runs/mnist --output docs/mnist
+.venv/bin/python -m stn_ros.evaluate mnist --runs runs/mnist --output docs/mnist --ship weights

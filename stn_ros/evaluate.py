@@ -100,6 +100,21 @@ def transformed_digits(models: dict[str, object], datasets: dict[str, object], p
                                                          value=(255, 255, 255)) for r in rows]))
 
 
+def ship_checkpoints(runs: dict[tuple[str, str], Path], model_name: str, folder: Path) -> None:
+    """Copy ``model_name``'s checkpoints to ``folder`` as ``mnist_<model>_<distortion>.pt`` with their cards."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for (distortion, name), path in sorted(runs.items()):
+        if name != model_name:
+            continue
+        stem = f'mnist_{name.replace("-", "_")}_{distortion.lower()}'
+        shutil.copyfile(path, folder / f'{stem}.pt')
+        card = (path.parent / 'model.md').read_text().replace(f'`{path.name}`', f'`{stem}.pt`')
+        (folder / f'{stem}.md').write_text(card)
+        print(f'shipped {folder / stem}.pt')
+
+
 def evaluate_mnist(args: argparse.Namespace) -> int:
     runs = find_runs(args.runs)
     if not runs:
@@ -136,6 +151,8 @@ def evaluate_mnist(args: argparse.Namespace) -> int:
         transformed_digits(st_models, {d: DistortedMNIST(d, 'test', test_copies=1) for d in st_models},
                            args.output / 'transformed_digits.png')
     (args.output / 'results.json').write_text(json.dumps({f'{d}/{m}': r for (d, m), r in results.items()}, indent=1))
+    if args.ship is not None:
+        ship_checkpoints(runs, args.picture_model, args.ship)
     print(table)
     print(f'wrote {args.output}/table.md, errors.png' + (', transformed_digits.png' if st_models else ''))
     return 0
@@ -273,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     mnist.add_argument('--picture-model', default='st-cnn-affine', choices=MODEL_NAMES,
                        help='whose transformer the before/after picture shows (default: %(default)s)')
     mnist.add_argument('--quick', action='store_true', help='evaluate on 200 test images only')
+    mnist.add_argument('--ship', type=Path, help='also copy the --picture-model checkpoints (and cards) here, '
+                       'e.g. weights/')
     grasp = tasks.add_parser('grasp', help='grasp canonicalization: none / OpenCV / STN / oracle, and STN errors',
                              description='On held-out objects of the grasp dataset, compare the grasps proposed by '
                                          'no canonicalization, OpenCV minAreaRect, our STN and the analytic oracle: '

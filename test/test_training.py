@@ -84,7 +84,12 @@ def test_quick_table_and_evaluation_write_the_table_plot_and_picture(tmp_path):
     again = run(['stn_ros.train', 'mnist-table', '--quick', '--epochs', '1', '--runs', str(runs), '--models', 'cnn',
                  '--distortions', 'R'])
     assert 'done already, skipped' in again.stderr
-    result = run(['stn_ros.evaluate', 'mnist', '--runs', str(runs), '--output', str(docs), '--quick'])
+    result = run(['stn_ros.evaluate', 'mnist', '--runs', str(runs), '--output', str(docs), '--quick',
+                  '--ship', str(tmp_path / 'weights')])
+    shipped = sorted(p.name for p in (tmp_path / 'weights').iterdir())
+    assert shipped == ['mnist_st_cnn_affine_r.md', 'mnist_st_cnn_affine_r.pt', 'mnist_st_cnn_affine_rts.md',
+                       'mnist_st_cnn_affine_rts.pt']
+    assert '`mnist_st_cnn_affine_rts.pt`' in (tmp_path / 'weights' / 'mnist_st_cnn_affine_rts.md').read_text()
     table = (docs / 'table.md').read_text()
     assert '| st-cnn-affine |' in table and '| cnn |' in table and '0.5' in table  # paper RTS ST-CNN
     assert (docs / 'errors.png').stat().st_size > 5000 and (docs / 'transformed_digits.png').stat().st_size > 1000
