@@ -193,6 +193,9 @@ def test_bad_parameter_changes_are_rejected_with_a_reason_and_good_ones_apply(fi
     result = set_parameter(probe, 'rois', ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY,
                                                         integer_array_value=[1, 2, 3]))
     assert not result.successful and 'rois' in result.reason
+    result = set_parameter(probe, 'proposal_min_area', ParameterValue(type=ParameterType.PARAMETER_INTEGER,
+                                                                     integer_value=100_000))  # above max_area
+    assert not result.successful and 'max_area' in result.reason
     result = set_parameter(probe, 'device', ParameterValue(type=ParameterType.PARAMETER_STRING, string_value='cuda'))
     assert not result.successful
     result = set_parameter(probe, 'output_size', ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY,

@@ -86,14 +86,18 @@ def one_of(*choices: str) -> Callable[[Any], str]:
 class ParameterSet:
     """Declares a node's parameters, validates them at start and on every change.
 
-    ``values`` holds the checked values; ``on_change(name, value)`` runs after a change is accepted.
+    ``values`` holds the checked values; ``on_change(name, value)`` runs after a change is accepted;
+    ``cross_check(values)`` raises ValueError when values that are each valid do not go together (it
+    runs at start and on every change, with the values the change would give).
     """
 
     def __init__(self, node: Node, specs: list[ParameterSpec],
-                 on_change: Callable[[str, Any], None] | None = None):
+                 on_change: Callable[[str, Any], None] | None = None,
+                 cross_check: Callable[[dict[str, Any]], None] | None = None):
         self._node = node
         self._specs = {spec.name: spec for spec in specs}
         self._on_change = on_change
+        self._cross_check = cross_check
         self.values: dict[str, Any] = {}
         for spec in specs:
             value = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
@@ -101,18 +105,29 @@ class ParameterSet:
                 self.values[spec.name] = spec.check(value)
             except ValueError as exc:
                 raise StartupError(f'parameter {spec.name!r}: {exc}') from None
+        if cross_check is not None:
+            try:
+                cross_check(self.values)
+            except ValueError as exc:
+                raise StartupError(f'parameters: {exc}') from None
         node.add_on_set_parameters_callback(self._validate)
         node.add_post_set_parameters_callback(self._apply)
 
     def _validate(self, parameters: list[Parameter]) -> SetParametersResult:
+        candidate = dict(self.values)
         for parameter in parameters:
             spec = self._specs.get(parameter.name)
             if spec is None:
                 continue  # e.g. qos_overrides.*, use_sim_time: rclpy's own
             try:
-                spec.check(parameter.value)
+                candidate[spec.name] = spec.check(parameter.value)
             except ValueError as exc:
                 return SetParametersResult(successful=False, reason=f'{parameter.name}: {exc}')
+        if self._cross_check is not None:
+            try:
+                self._cross_check(candidate)
+            except ValueError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
     def _apply(self, parameters: list[Parameter]) -> None:

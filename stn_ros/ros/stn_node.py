@@ -52,6 +52,12 @@ def _rois(value: Any) -> np.ndarray:
     return parse_rois([] if value is None else list(value))
 
 
+def proposal_config(values: dict) -> ProposalConfig:
+    """The proposal settings of the node's parameter values."""
+    return ProposalConfig(min_area=values['proposal_min_area'], max_area=values['proposal_max_area'],
+                          margin=values['proposal_margin'], table_threshold=values['table_threshold'])
+
+
 PARAMETERS = [
     ParameterSpec('device', 'auto', 'where the STN runs: auto (CUDA if available), cpu, cuda, cuda:N',
                   device_string, read_only=True),
@@ -81,7 +87,8 @@ class StnNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('stn_node', **kwargs)
-        self.parameters = ParameterSet(self, PARAMETERS, on_change=self._on_parameter_change)
+        self.parameters = ParameterSet(self, PARAMETERS, on_change=self._on_parameter_change,
+                                       cross_check=lambda values: proposal_config(values).validate())
         values = self.parameters.values
         try:
             device = resolve_device(values['device'])
@@ -100,7 +107,6 @@ class StnNode(Node):
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._validate_proposal_config(values)
 
         self.tile_pub = self.create_publisher(Image, '~/rectified/image', 5)
         self.transforms_pub = self.create_publisher(PointCloud2, '~/rectified/transforms', 5)
@@ -178,15 +184,6 @@ class StnNode(Node):
 
     # --- parameters --------------------------------------------------------------------------------
 
-    def _validate_proposal_config(self, values: dict) -> ProposalConfig:
-        config = ProposalConfig(min_area=values['proposal_min_area'], max_area=values['proposal_max_area'],
-                                margin=values['proposal_margin'], table_threshold=values['table_threshold'])
-        try:
-            config.validate()
-        except ValueError as exc:
-            raise StartupError(f'proposal parameters: {exc}') from None
-        return config
-
     def _on_parameter_change(self, name: str, value: Any) -> None:
         if name == 'output_size':
             self.canonicalizer.output_size = value
@@ -254,7 +251,7 @@ class StnNode(Node):
         if source == 'detections':
             rois = self._detection_rois(msg)
             return rois[order_and_limit(rois, rois[:, 2] * rois[:, 3], values['max_crops'])]
-        config = self._validate_proposal_config(values)
+        config = proposal_config(values)
         if frame.is_depth:
             return depth_proposals(frame.pixels, config, values['max_crops']).rois
         return intensity_proposals(frame.pixels, config, values['max_crops']).rois
