@@ -75,11 +75,16 @@ def error_plot(results: dict[tuple[str, str], dict], path: Path) -> None:
 
 
 @torch.no_grad()
-def transformed_digits(models: dict[str, object], datasets: dict[str, object], path: Path, count: int = 8) -> None:
-    """Per distortion: a row of test digits and, below it, what the transformer makes of them."""
+def transformed_digits(models: dict[str, object], datasets: dict[str, object], path: Path, count: int = 10) -> None:
+    """Per distortion: a row of test digits (the first of each class) and what the transformer makes of them."""
     rows = []
     for distortion, model in models.items():
-        images = torch.stack([datasets[distortion][i][0] for i in range(count)])
+        dataset, firsts = datasets[distortion], {}
+        for index in range(len(dataset)):
+            firsts.setdefault(int(dataset[index][1]), index)
+            if len(firsts) == count:
+                break
+        images = torch.stack([dataset[firsts[label]][0] for label in sorted(firsts)])
         after = model.transform(images).clamp(0, 1)
         size = 84
         for label, batch in ((f'{distortion} input', images), (f'{distortion} after ST', after)):
