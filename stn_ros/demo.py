@@ -145,7 +145,9 @@ def run(args: argparse.Namespace) -> int:
               f'crops per frame: median {statistics.median(crops_per_frame):.0f}')
         print(f'latency camera stamp -> grasps received: median {statistics.median(latencies):.1f} ms, '
               f'max {max(latencies):.1f} ms')
-        if received['best']:
+        if not received['best']:
+            print('best grasp: none reached the quality threshold (grasp_quality_node quality_threshold)')
+        else:
             pose = received['best'][max(received['best'])]
             p = pose.pose.position
             print(f'best grasp (last frame): quality {grasps["quality"][best]:.2f} at ({p.x:+.3f}, {p.y:+.3f}, '
