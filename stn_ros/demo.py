@@ -148,10 +148,14 @@ def run(args: argparse.Namespace) -> int:
         if not received['best']:
             print('best grasp: none reached the quality threshold (grasp_quality_node quality_threshold)')
         else:
-            pose = received['best'][max(received['best'])]
-            p = pose.pose.position
-            print(f'best grasp (last frame): quality {grasps["quality"][best]:.2f} at ({p.x:+.3f}, {p.y:+.3f}, '
-                  f'{p.z:.3f}) m in {pose.header.frame_id}, axis {np.degrees(grasps["angle"][best]):+.0f} deg in the image')
+            best_stamp = max(received['best'])
+            pose, p = received['best'][best_stamp], received['best'][best_stamp].pose.position
+            of_frame = decode_pointcloud(received['grasps'][best_stamp]) if best_stamp in received['grasps'] else None
+            quality = f'quality {of_frame["quality"].max():.2f} ' if of_frame is not None and len(of_frame) else ''
+            angle = np.degrees(of_frame['angle'][np.argmax(of_frame['quality'])]) if quality else float('nan')
+            print(f'best grasp (latest frame that had one): {quality}at ({p.x:+.3f}, {p.y:+.3f}, {p.z:.3f}) m in '
+                  f'{pose.header.frame_id}, axis {angle:+.0f} deg in the image; '
+                  f'{len(received["best"])} of {len(received["grasps"])} frames had a grasp above the threshold')
         print(f'picture: {args.output.resolve()}')
         return 0
     finally:
