@@ -26,12 +26,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from stn_ros.camera import depth_at
 from stn_ros.canonicalizer import Canonicalizer, load_model
-from stn_ros.data.grasp_images import canonical_homographies, crop_axis, grasp_image
+from stn_ros.data.grasp_images import canonical_homographies, crop_axis, grasp_image, objects_by_scene
 from stn_ros.data.grasps import GripperConfig, evaluate_grasps, grasp_height
 from stn_ros.data.scenes import Scene, SceneConfig, generate_scene
 from stn_ros.frames import Frame
+from stn_ros.grasp_quality import surface_gripper_depths
 from stn_ros.models.gqcnn import GQCNN, load_gqcnn
 from stn_ros.proposals import metric_rois
 from stn_ros.tasks.gqcnn import average_precision, grasp_dataset
@@ -58,9 +58,9 @@ def axis_of(H: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def gripper_depth(depth_m: np.ndarray, centre: np.ndarray, gripper: GripperConfig) -> float:
-    """The fingertips' depth for a grasp at ``centre``: the surface there plus the finger depth."""
-    top = float(depth_at(depth_m, centre[None], radius=2)[0])
-    return top + gripper.finger_depth if np.isfinite(top) else float(np.nanmedian(depth_m))
+    """The node's gripper depth for a grasp at ``centre`` (the frame's median depth where it has none)."""
+    z = float(surface_gripper_depths(depth_m, np.asarray(centre)[None], gripper)[0])
+    return z if np.isfinite(z) else float(np.nanmedian(depth_m))
 
 
 def table_line(scene: Scene, centre: np.ndarray, angle: float, height: float) -> tuple[np.ndarray, float]:
@@ -138,10 +138,7 @@ def evaluate_grasp(args: argparse.Namespace) -> int:
     arrays = grasp_dataset(args.num_scenes, args.data_seed, args.cache)
     held = np.flatnonzero(arrays['held_out'].astype(bool) & (arrays['labels'] == 1))
     objects = list(dict.fromkeys(arrays['object_id'][held].tolist()))[:args.max_objects]
-    by_scene: dict[int, list[int]] = {}
-    for o in objects:
-        first = int(np.flatnonzero(arrays['object_id'] == o)[0])
-        by_scene.setdefault(int(arrays['scene_seed'][first]), []).append(o)
+    by_scene = objects_by_scene(arrays, objects)
     results = {m: {'good': [], 'quality': []} for m in METHODS}
     errors, examples = [], []
     for seed, scene_objects in tqdm(by_scene.items(), desc='held-out scenes', unit='scene', file=sys.stderr):

@@ -38,12 +38,17 @@ class ScoredGrasps:
     best: int | None    # index of the best grasp at or above the threshold, None when there is none
 
 
+def surface_gripper_depths(depth_m: np.ndarray, pixels: np.ndarray, gripper: GripperConfig) -> np.ndarray:
+    """``(N,)`` metres: the surface depth at each pixel (median of a 5x5 window) plus the finger depth,
+    where the fingertips of a grasp there go; NaN where the window has no reading."""
+    return depth_at(depth_m, pixels, radius=2).astype(np.float64) + gripper.finger_depth
+
+
 def gripper_depths(crops: np.ndarray, gripper: GripperConfig) -> np.ndarray:
-    """``(N,)`` metres: each crop's surface depth at its centre plus the finger depth (NaN: none seen)."""
+    """``(N,)`` metres: :func:`surface_gripper_depths` at each crop's centre (NaN: none seen)."""
     h, w = crops.shape[1:3]
     centre = np.array([[(w - 1) / 2, (h - 1) / 2]])
-    tops = np.array([depth_at(crop, centre, radius=2)[0] for crop in crops], dtype=np.float64)
-    return tops + gripper.finger_depth
+    return np.array([surface_gripper_depths(crop, centre, gripper)[0] for crop in crops], dtype=np.float64)
 
 
 def widths_m(crops: np.ndarray, z: np.ndarray, metres_per_crop_pixel: np.ndarray) -> np.ndarray:

@@ -183,6 +183,15 @@ class GraspDataset:
         return GraspDataset(**{name: value[rows] for name, value in self.as_arrays().items()})
 
 
+def objects_by_scene(arrays: dict[str, np.ndarray], objects) -> dict[int, list[int]]:
+    """``{scene_seed: [object_id, ...]}`` of dataset ``objects``, in their order: each scene is rebuilt once."""
+    by_scene: dict[int, list[int]] = {}
+    for o in objects:
+        first = int(np.flatnonzero(arrays['object_id'] == o)[0])
+        by_scene.setdefault(int(arrays['scene_seed'][first]), []).append(int(o))
+    return by_scene
+
+
 def scene_seed(seed: int, index: int) -> int:
     """Seed of scene ``index`` of a build seeded ``seed`` (independent streams, stable over builds)."""
     return int(np.random.SeedSequence((seed, index)).generate_state(1)[0])

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from stn_ros.core import SpatialTransformer, localization_crops, roi_matrix, save_spatial_transformer
 from stn_ros.core.coords import normalized_to_pixel, pixel_to_normalized
-from stn_ros.data.grasp_images import CANONICAL_SIZE, canonical_scale
+from stn_ros.data.grasp_images import CANONICAL_SIZE, canonical_scale, objects_by_scene
 from stn_ros.data.grasps import GripperConfig
 from stn_ros.data.scenes import SceneConfig, generate_scene
 from stn_ros.proposals import metric_rois
@@ -66,11 +66,7 @@ def build_objects(arrays: dict[str, np.ndarray], held_out: bool, config: SceneCo
     most = max((int(((arrays['object_id'] == o) & (arrays['labels'] == 1)).sum()) for o in objects), default=1)
     most = max(most, 1)
     crops, rois, targets, masks, seeds, indices = [], [], [], [], [], []
-    by_scene: dict[int, list[int]] = {}
-    for o in objects:
-        first = int(np.flatnonzero(arrays['object_id'] == o)[0])
-        by_scene.setdefault(int(arrays['scene_seed'][first]), []).append(int(o))
-    for seed, scene_objects in tqdm(by_scene.items(), desc='grasp STN crops', disable=not progress, leave=False):
+    for seed, scene_objects in tqdm(objects_by_scene(arrays, objects).items(), desc='grasp STN crops', disable=not progress, leave=False):
         scene = generate_scene(config, seed)
         grey = torch.from_numpy(np.fmax(scene.depth, np.float32(0)))[None]
         for o in scene_objects:
