@@ -59,6 +59,9 @@ def load_model(weights: str) -> LoadedModel:
     if modality not in MODALITIES:
         raise ValueError(f'weights file {path} names modality {modality!r}; expected one of {MODALITIES}')
     roi_side_m = metadata.get('roi_side_m')
+    if roi_side_m and (isinstance(roi_side_m, bool) or not isinstance(roi_side_m, (int, float)) or
+                       not 0 < roi_side_m < float('inf')):
+        raise ValueError(f'weights file {path} names roi_side_m {roi_side_m!r}; expected a positive number of metres')
     return LoadedModel(stn, modality, f'{stn.family.name} STN from {path}',
                        roi_side_m=float(roi_side_m) if roi_side_m else None)
 

@@ -6,11 +6,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, PointCloud2
+
+from stn_ros.ros.image_codec import encode_image
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS_FILE = ROOT / 'config' / 'stn_node.yaml'
@@ -79,3 +86,76 @@ def spin_until(node: Node, predicate: Callable[[], bool], timeout: float, step: 
         if predicate():
             return True
     return False
+
+
+@contextmanager
+def ros_probe(name: str) -> Iterator[Node]:
+    """rclpy in this test process with one node (the camera and consumer of the node under test)."""
+    rclpy.init()
+    node = rclpy.create_node(name)
+    try:
+        yield node
+    finally:
+        node.destroy_node()
+        rclpy.shutdown()
+
+
+def camera_qos(reliability: ReliabilityPolicy) -> QoSProfile:
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability)
+
+
+def subscription_reliability(probe: Node, topic: str) -> list[ReliabilityPolicy]:
+    return [info.qos_profile.reliability for info in probe.get_subscriptions_info_by_topic(topic)]
+
+
+def stamp_key(msg) -> tuple[int, int]:
+    return msg.header.stamp.sec, msg.header.stamp.nanosec
+
+
+class Consumer:
+    """Collects a node's outputs by stamp (and when each transforms record arrived, wall clock)."""
+
+    def __init__(self, node: Node, prefix: str):
+        self.tiles: dict[tuple[int, int], Image] = {}
+        self.records: dict[tuple[int, int], PointCloud2] = {}
+        self.record_arrivals: dict[tuple[int, int], float] = {}
+        self.diagnostics: list[DiagnosticArray] = []
+        node.create_subscription(Image, f'{prefix}/rectified/image',
+                                 lambda m: self.tiles.__setitem__(stamp_key(m), m), 10)
+        node.create_subscription(PointCloud2, f'{prefix}/rectified/transforms', self._on_record, 10)
+        node.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append, 10)
+
+    def _on_record(self, msg: PointCloud2) -> None:
+        self.record_arrivals[stamp_key(msg)] = time.time()
+        self.records[stamp_key(msg)] = msg
+
+    def has(self, stamp) -> bool:
+        return stamp in self.tiles and stamp in self.records
+
+    def latest_diagnostics(self, name_part: str) -> dict[str, str]:
+        for array in reversed(self.diagnostics):
+            for status in array.status:
+                if name_part in status.name:
+                    return {kv.key: kv.value for kv in status.values} | {'_message': status.message}
+        return {}
+
+
+def publish_and_collect(probe: Node, publisher, consumer: Consumer, msg, timeout=15.0) -> tuple[Image, PointCloud2]:
+    """Publish ``msg`` (again every 0.5 s, in case discovery is still settling) until both outputs
+    with its stamp arrive."""
+    stamp = stamp_key(msg)
+    last = [0.0]
+
+    def republish():
+        if time.monotonic() - last[0] > 0.5:
+            publisher.publish(msg)
+            last[0] = time.monotonic()
+
+    assert spin_until(probe, lambda: consumer.has(stamp), timeout, step=republish), f'no output for {stamp}'
+    return consumer.tiles[stamp], consumer.records[stamp]
+
+
+def stamped(image: np.ndarray, encoding: str, sec: int, frame_id: str = 'camera_optical') -> Image:
+    msg = encode_image(image, encoding)
+    msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id = sec, 123_000_000 + sec, frame_id
+    return msg

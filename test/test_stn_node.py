@@ -1,22 +1,19 @@
 """stn_node over real topics: a separate node process, this test process as camera and consumer."""
 from __future__ import annotations
 
-import time
-
 import cv2
 import numpy as np
 import pytest
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from rclpy.qos import ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
 
-from ros_harness import NodeProcess, spin_until
+from ros_harness import (Consumer, NodeProcess, camera_qos, publish_and_collect, ros_probe, spin_until, stamped,
+                         subscription_reliability)
 from stn_ros.frames import decode_frame
-from stn_ros.ros.image_codec import decode_image, encode_image
+from stn_ros.ros.image_codec import decode_image
 from stn_ros.ros.pointcloud_codec import decode_pointcloud
 from stn_ros.transforms_record import parse_record
 
@@ -26,41 +23,10 @@ NODE = 'stn_node'
 ROIS = [8, 6, 40, 40, 60, 20, 30, 50]  # areas 1600 and 1500: tile order is the listed order
 
 
-def camera_qos(reliability: ReliabilityPolicy) -> QoSProfile:
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability)
-
-
-class Consumer:
-    """Collects the node's outputs by stamp."""
-
-    def __init__(self, node, prefix: str):
-        self.tiles: dict[tuple[int, int], Image] = {}
-        self.records: dict[tuple[int, int], PointCloud2] = {}
-        self.diagnostics: list[DiagnosticArray] = []
-        key = lambda msg: (msg.header.stamp.sec, msg.header.stamp.nanosec)  # noqa: E731
-        node.create_subscription(Image, f'{prefix}/rectified/image', lambda m: self.tiles.__setitem__(key(m), m), 10)
-        node.create_subscription(PointCloud2, f'{prefix}/rectified/transforms',
-                                 lambda m: self.records.__setitem__(key(m), m), 10)
-        node.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append, 10)
-
-    def has(self, stamp) -> bool:
-        return stamp in self.tiles and stamp in self.records
-
-    def latest_diagnostics(self, name_part: str) -> dict[str, str]:
-        for array in reversed(self.diagnostics):
-            for status in array.status:
-                if name_part in status.name:
-                    return {kv.key: kv.value for kv in status.values} | {'_message': status.message}
-        return {}
-
-
 @pytest.fixture(scope='module')
 def probe():
-    rclpy.init()
-    node = rclpy.create_node('stn_node_test_probe')
-    yield node
-    node.destroy_node()
-    rclpy.shutdown()
+    with ros_probe('stn_node_test_probe') as node:
+        yield node
 
 
 def frame_in(encoding: str, height: int = 96, width: int = 128, seed: int = 0) -> np.ndarray:
@@ -78,27 +44,6 @@ def frame_in(encoding: str, height: int = 96, width: int = 128, seed: int = 0) -
     if channels:
         image = np.stack([image] + [rng.integers(0, 255, image.shape, dtype=np.uint8)] * (channels - 1), -1)
     return image
-
-
-def publish_and_collect(probe, publisher, consumer, msg, timeout=15.0) -> tuple[Image, PointCloud2]:
-    """Publish ``msg`` (again every 0.5 s, in case discovery is still settling) until both outputs
-    with its stamp arrive."""
-    stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-    last = [0.0]
-
-    def republish():
-        if time.monotonic() - last[0] > 0.5:
-            publisher.publish(msg)
-            last[0] = time.monotonic()
-
-    assert spin_until(probe, lambda: consumer.has(stamp), timeout, step=republish), f'no output for {stamp}'
-    return consumer.tiles[stamp], consumer.records[stamp]
-
-
-def stamped(image: np.ndarray, encoding: str, sec: int, frame_id: str = 'camera_optical') -> Image:
-    msg = encode_image(image, encoding)
-    msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id = sec, 123_000_000 + sec, frame_id
-    return msg
 
 
 @pytest.fixture(scope='module')
@@ -144,10 +89,6 @@ def test_every_encoding_gives_stamped_outputs_whose_h_reproduces_the_crops(fixed
             np.testing.assert_array_equal(crop, expected)
     np.testing.assert_allclose(record.centres_uv, [[27.5, 25.5], [74.5, 44.5]], atol=1e-4)
     assert np.isnan(record.xyz).all()  # no camera_info
-
-
-def subscription_reliability(probe, topic: str) -> list[ReliabilityPolicy]:
-    return [info.qos_profile.reliability for info in probe.get_subscriptions_info_by_topic(topic)]
 
 
 def test_reliable_camera_is_read_reliably(fixed_rois_node, probe):

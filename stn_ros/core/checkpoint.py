@@ -43,7 +43,7 @@ def load_spatial_transformer(path: str | Path,
         blob = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt/truncated/unsafe files
         raise CheckpointError(f'weights file {path} is not a readable torch checkpoint '
-                              f'({type(exc).__name__}: {str(exc).splitlines()[0][:200]})') from None
+                              f'({_summary(exc, 200)})') from None
     if not isinstance(blob, dict) or blob.get('format') != FORMAT:
         found = blob.get('format') if isinstance(blob, dict) else type(blob).__name__
         raise CheckpointError(f'weights file {path} is not an stn_ros Spatial Transformer checkpoint '
@@ -53,5 +53,21 @@ def load_spatial_transformer(path: str | Path,
         stn.load_state_dict(blob['state_dict'])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f'weights file {path} does not match its own config: '
-                              f'{str(exc).splitlines()[0][:300]}') from None
-    return stn.to(map_location).eval(), dict(blob.get('metadata') or {})
+                              f'{_summary(exc, 300)}') from None
+    metadata = blob.get('metadata') or {}
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f'weights file {path} has metadata of type {type(metadata).__name__}, expected a dict')
+    return stn.to(map_location).eval(), dict(metadata)
+
+
+def _summary(exc: Exception, limit: int) -> str:
+    """``Type: message`` of an exception on one line (the message may be empty: EOFError of an empty file).
+
+    torch's weights-only unpickler puts a generic preamble (advice to load unsafely) around the actual
+    reason, which follows ``WeightsUnpickler error:``; only that reason is kept.
+    """
+    text = str(exc)
+    if 'WeightsUnpickler error:' in text:
+        text = text.split('WeightsUnpickler error:', 1)[1].split('Check the documentation', 1)[0]
+    message = ' '.join(line.strip() for line in text.splitlines() if line.strip())
+    return f'{type(exc).__name__}: {message[:limit]}' if message else type(exc).__name__
