@@ -20,12 +20,17 @@ class LocalizationNet(nn.Module):
         input_size: ``(H, W)`` the net is built for; other sizes are an error.
         channels: output channels of each conv stage.
         hidden: width of the hidden fully connected layer.
+        hypotheses: parameter sets regressed per input (1: a plain localization net).
     """
 
     def __init__(self, identity: torch.Tensor, in_channels: int = 1,
                  input_size: Sequence[int] = (32, 32), channels: Sequence[int] = (16, 32),
-                 hidden: int = 64):
+                 hidden: int = 64, hypotheses: int = 1):
         super().__init__()
+        if hypotheses < 1:
+            raise ValueError(f'hypotheses must be at least 1, got {hypotheses}')
+        self.hypotheses = int(hypotheses)
+        self.num_params = identity.numel()
         self.input_size = (int(input_size[0]), int(input_size[1]))
         height, width = self.input_size
         layers: list[nn.Module] = []
@@ -40,13 +45,30 @@ class LocalizationNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.hidden = nn.Sequential(nn.Flatten(), nn.Linear(previous * height * width, hidden),
                                     nn.ReLU(inplace=True))
-        self.regressor = nn.Linear(hidden, identity.numel())
+        self.regressor = nn.Linear(hidden, identity.numel() * self.hypotheses)
         nn.init.zeros_(self.regressor.weight)
         with torch.no_grad():
-            self.regressor.bias.copy_(identity.flatten())
+            biases = identity.flatten().repeat(self.hypotheses, 1)
+            spread = torch.randn(biases.shape, generator=torch.Generator().manual_seed(0))
+            biases[1:] += 0.1 * spread[1:]
+            self.regressor.bias.copy_(biases.flatten())
+        if self.hypotheses > 1:
+            self.scorer = nn.Linear(hidden, self.hypotheses)
+            nn.init.zeros_(self.scorer.weight)
+            nn.init.zeros_(self.scorer.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every hypothesis ``(B, K, num_params)`` and its score ``(B, K)`` (a logit; zeros when K = 1)."""
         if x.ndim != 4 or tuple(x.shape[2:]) != self.input_size:
             raise ValueError(f'localization input must be (B, C, {self.input_size[0]}, '
                              f'{self.input_size[1]}), got shape {tuple(x.shape)}')
-        return self.regressor(self.hidden(self.features(x)))
+        features = self.hidden(self.features(x))
+        params = self.regressor(features).reshape(len(x), self.hypotheses, self.num_params)
+        scores = self.scorer(features) if self.hypotheses > 1 else params.new_zeros(len(x), 1)
+        return params, scores
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        params, scores = self.forward_all(x)
+        if self.hypotheses == 1:
+            return params[:, 0]
+        return params[torch.arange(len(x), device=x.device), scores.argmax(dim=1)]

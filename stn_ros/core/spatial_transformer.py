@@ -32,12 +32,15 @@ class SpatialTransformer(nn.Module):
             first (for depth, where 0 is "no reading": the net then sees heights relative to the
             scene around the object, whatever the camera's distance), leaving no-reading pixels at 0.
         family_options: extra family arguments, e.g. ``{'grid_size': 4}`` for TPS.
+        hypotheses: parameter sets the localization net regresses; the best-scored one is used
+            (see :class:`LocalizationNet`).
     """
 
     def __init__(self, family: str | TransformFamily = 'affine', in_channels: int = 1,
                  localization_size: Sequence[int] = (32, 32), output_size: Sequence[int] = (32, 32),
                  channels: Sequence[int] = (16, 32), hidden: int = 64, input_mean: float = 0.0,
-                 input_std: float = 1.0, input_center: str = 'none', family_options: dict | None = None):
+                 input_std: float = 1.0, input_center: str = 'none', family_options: dict | None = None,
+                 hypotheses: int = 1):
         super().__init__()
         if input_std <= 0:
             raise ValueError(f'input_std must be positive, got {input_std}')
@@ -54,7 +57,7 @@ class SpatialTransformer(nn.Module):
         self.input_mean = float(input_mean)
         self.input_std = float(input_std)
         self.localization = LocalizationNet(self.family.identity(), self.in_channels,
-                                            self.localization_size, self.channels, self.hidden)
+                                            self.localization_size, self.channels, self.hidden, hypotheses)
 
     def config(self) -> dict:
         """Constructor arguments that rebuild this module (JSON-friendly)."""
@@ -64,15 +67,22 @@ class SpatialTransformer(nn.Module):
                 'in_channels': self.in_channels, 'localization_size': list(self.localization_size),
                 'output_size': list(self.output_size), 'channels': list(self.channels),
                 'hidden': self.hidden, 'input_mean': self.input_mean, 'input_std': self.input_std,
-                'input_center': self.input_center}
+                'input_center': self.input_center, 'hypotheses': self.localization.hypotheses}
 
     def localize(self, images: torch.Tensor) -> torch.Tensor:
         """Transform parameters ``(B, num_params)`` for images ``(B, in_channels, H, W)``."""
+        if images.ndim == 4 and images.shape[0] == 0 and images.shape[1] == self.in_channels:
+            return images.new_zeros(0, self.family.num_params)
+        return self.localization(self._localization_input(images))
+
+    def localize_all(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every hypothesis ``(B, K, num_params)`` and its score ``(B, K)`` (training several hypotheses)."""
+        return self.localization.forward_all(self._localization_input(images))
+
+    def _localization_input(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != self.in_channels:
             raise ValueError(f'localization input must be (B, {self.in_channels}, H, W), '
                              f'got shape {tuple(images.shape)}')
-        if images.shape[0] == 0:
-            return images.new_zeros(0, self.family.num_params)
         if tuple(images.shape[2:]) != self.localization_size:
             images = F.interpolate(images, size=self.localization_size, mode='bilinear',
                                    align_corners=ALIGN_CORNERS, antialias=True)
@@ -80,7 +90,7 @@ class SpatialTransformer(nn.Module):
             valid = images != 0
             centre = torch.where(valid, images, torch.nan).flatten(1).nanmedian(dim=1).values
             images = torch.where(valid, images - torch.nan_to_num(centre, nan=0.0)[:, None, None, None], 0.0)
-        return self.localization((images - self.input_mean) / self.input_std)
+        return (images - self.input_mean) / self.input_std
 
     def sample(self, images: torch.Tensor, params: torch.Tensor,
                output_size: Sequence[int] | None = None) -> torch.Tensor:
