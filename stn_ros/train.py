@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                            description='Train the similarity STN that maps a metric object crop to the canonical '
                                        'image of a good grasp (winner-takes-all over good grasps and axis flips).')
     _grasp_data(stn)
+    stn.add_argument('--extra-scenes', type=int, default=0,
+                     help='further scenes for training only, beyond the grasp dataset (default: %(default)s)')
     _common(stn, epochs=40, batch_size=64, lr=1e-3)
 
     table = tasks.add_parser('mnist-table', help='train every model x distortion of the comparison in turn',
@@ -116,8 +118,10 @@ def make_task(args: argparse.Namespace):
     if args.task in ('grasp-stn', 'gqcnn'):
         from stn_ros.tasks.gqcnn import GqcnnTask
         from stn_ros.tasks.grasp_stn import GraspStnTask
-        task = GraspStnTask if args.task == 'grasp-stn' else GqcnnTask
-        return task(args.num_scenes, args.data_seed, str(args.cache) if args.cache else None)
+        cache = str(args.cache) if args.cache else None
+        if args.task == 'grasp-stn':
+            return GraspStnTask(args.num_scenes, args.data_seed, cache, args.extra_scenes)
+        return GqcnnTask(args.num_scenes, args.data_seed, cache)
     raise ValueError(f'unknown task {args.task}')
 
 

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from stn_ros.camera import PinholeCamera
 from stn_ros.core.sampler import warp_perspective_opencv
-from stn_ros.data.grasps import FAILURES, Grasp, GripperConfig, sample_grasps
+from stn_ros.data.grasps import FAILURES, Grasp, GripperConfig, grasp_robustness, sample_grasps
 from stn_ros.data.scenes import KINDS, Scene, SceneConfig, generate_scene
 from stn_ros.proposals import ProposalConfig, depth_proposals
 
@@ -197,6 +197,36 @@ def scene_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence((seed, index)).generate_state(1)[0])
 
 
+def held_out_scenes(num_scenes: int, seed: int = 0, fraction: float = 0.2) -> np.ndarray:
+    """``(num_scenes,)`` bool: the seeded held-out share of a build's scenes (the split of every grasp model)."""
+    held = np.zeros(num_scenes, bool)
+    held[np.random.default_rng(seed).permutation(num_scenes)[:int(round(fraction * num_scenes))]] = True
+    return held
+
+
+def good_grasp_homographies(scene: Scene, gripper: GripperConfig, seed: int, candidates: int = 64,
+                            min_robustness: float = 0.0) -> list[np.ndarray]:
+    """Per object of ``scene``, the canonical ``H`` ``(K, 3, 3)`` of its good grasps among ``candidates``
+    sampled ones (``sample_grasps`` with ``np.random.default_rng([seed, 2])``; ``K`` may be 0).
+
+    With ``min_robustness``, only grasps at least that robust (:func:`~stn_ros.data.grasps.grasp_robustness`)
+    are kept, or, where an object has none, its most robust good grasps. Denser than the dataset's
+    ``per_object`` candidates: the grasp STN's targets (robust) and its error measure (all good).
+    """
+    grasps = [g for g in sample_grasps(scene, gripper, np.random.default_rng([seed, 2]), candidates) if g.good]
+    robustness = grasp_robustness(scene, grasps, gripper) if min_robustness > 0 else np.ones(len(grasps))
+    out = []
+    for index in range(len(scene.objects)):
+        own = [i for i, g in enumerate(grasps) if g.object_index == index]
+        if own:
+            best = robustness[own].max()
+            own = [i for i in own if robustness[i] >= min(min_robustness, best)]
+        out.append(canonical_homographies(np.array([grasps[i].centre for i in own]).reshape(-1, 2),
+                                          np.array([grasps[i].angle for i in own]), np.array([grasps[i].z for i in own]),
+                                          scene.camera, gripper))
+    return out
+
+
 def object_rois(scene: Scene, config: ProposalConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each object's proposal ROI ``(K, 4)`` float32 and whether it came from a proposal ``(K,)`` bool.
 
@@ -235,8 +265,7 @@ def build_grasp_dataset(num_scenes: int, seed: int = 0, scene_config: SceneConfi
     """
     scene_config = SceneConfig() if scene_config is None else scene_config
     gripper = GripperConfig() if gripper is None else gripper
-    held = np.zeros(num_scenes, bool)
-    held[np.random.default_rng(seed).permutation(num_scenes)[:int(round(held_out_fraction * num_scenes))]] = True
+    held = held_out_scenes(num_scenes, seed, held_out_fraction)
     parts: list[dict[str, np.ndarray]] = []
     objects_so_far = 0
     for index in tqdm(range(num_scenes), desc='grasp scenes', disable=not progress, leave=False):

@@ -10,8 +10,12 @@ Why this loss. Supervised on the analytic canonical transforms, with two ambigui
 axis is defined modulo 180 degrees (the similarity ``(a, b)`` and ``(-a, -b)`` are the same grasp), and
 an object has several good grasps. The loss is winner-takes-all over all good grasps of the object and
 both axis directions, so the net commits to one good grasp instead of regressing to their average
-(which, on a box, is often its centre at a diagonal: a bad grasp). End-to-end training through the
-GQ-CNN is left out: the analytic labels are exact here, and the GQ-CNN is itself learned from them.
+(which, on a box, is often its centre at a diagonal: a bad grasp). The targets are dense (the good
+grasps among many analytic candidates) and *robust*: only grasps that stay good when turned by up to
+10 degrees or shifted by up to 4 mm, so the nearest target is in the middle of a good region and the
+net's residual error still lands on a good grasp (on a many-sided polygon, good regions are narrow).
+End-to-end training through the GQ-CNN is left out: the analytic labels are exact here, and the
+GQ-CNN is itself learned from them.
 """
 from __future__ import annotations
 
@@ -21,27 +25,39 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
 from stn_ros.core import SpatialTransformer, localization_crops, roi_matrix, save_spatial_transformer
 from stn_ros.core.coords import normalized_to_pixel, pixel_to_normalized
-from stn_ros.data.grasp_images import CANONICAL_SIZE, canonical_scale, objects_by_scene
+from stn_ros.data.grasp_images import (CANONICAL_SIZE, canonical_scale, good_grasp_homographies, held_out_scenes,
+                                       object_rois, scene_seed)
 from stn_ros.data.grasps import GripperConfig
 from stn_ros.data.scenes import SceneConfig, generate_scene
 from stn_ros.proposals import metric_rois
-from stn_ros.tasks.gqcnn import grasp_dataset
 from stn_ros.training.loop import Task
 
 ROI_SIDE_M = 0.24
 LOCALIZATION_SIZE = (32, 32)
+GRASP_CANDIDATES = 64
+"""Candidates sampled per object for its good-grasp targets."""
+MAX_TARGETS = 32
+MIN_ROBUSTNESS = 1.0
+"""Targets are the good grasps that stay good under every small perturbation (or an object's most robust)."""
+HYPOTHESES = 4
+SPREAD_WEIGHT = 0.05
+"""Relaxed winner-takes-all: the losing hypotheses get this share of the loss, so none is left unused."""
+SCORE_WEIGHT = 0.05
+GOOD_WITHIN = (10.0, 1.5)
+"""A hypothesis counts as good (its score's target) within this many degrees and canonical pixels of a target."""
 
 
 def grasp_stn() -> SpatialTransformer:
     """The grasp canonicalizer's architecture (depth heights in cm-ish units after median centring)."""
     return SpatialTransformer('similarity', in_channels=1, localization_size=LOCALIZATION_SIZE,
                               output_size=(CANONICAL_SIZE, CANONICAL_SIZE), channels=(16, 32), hidden=64,
-                              input_mean=0.0, input_std=0.02, input_center='median')
+                              input_mean=0.0, input_std=0.02, input_center='median', hypotheses=HYPOTHESES)
 
 
 def similarity_targets(homographies: np.ndarray, roi: np.ndarray, source_size: tuple[int, int]) -> np.ndarray:
@@ -53,40 +69,43 @@ def similarity_targets(homographies: np.ndarray, roi: np.ndarray, source_size: t
     return np.stack((matrices[:, 0, 0], matrices[:, 1, 0], matrices[:, 0, 2], matrices[:, 1, 2]), axis=1)
 
 
-def build_objects(arrays: dict[str, np.ndarray], held_out: bool, config: SceneConfig | None = None,
-                  progress: bool = True) -> dict[str, np.ndarray]:
-    """Per object of one split: what the localization net sees, its metric ROI, its good grasps' targets.
+def build_objects(scene_seeds: list[int], config: SceneConfig | None = None, gripper: GripperConfig | None = None,
+                  candidates: int = GRASP_CANDIDATES, progress: bool = True) -> dict[str, np.ndarray]:
+    """Per object of the scenes ``scene_seeds``: what the localization net sees, its metric ROI, its good
+    grasps' targets (:func:`~stn_ros.data.grasp_images.good_grasp_homographies`, at most ``MAX_TARGETS``).
 
-    Scenes are rebuilt from their seeds (the grasp dataset keeps no frames). Objects without a good
-    grasp are kept (``mask`` all False) for evaluation; training skips them.
+    Objects without a good grasp are kept (``mask`` all False) for evaluation; training skips them.
     """
-    config = config or SceneConfig()
-    rows = np.flatnonzero(arrays['held_out'].astype(bool) == held_out)
-    objects = np.unique(arrays['object_id'][rows])
-    most = max((int(((arrays['object_id'] == o) & (arrays['labels'] == 1)).sum()) for o in objects), default=1)
-    most = max(most, 1)
+    config, gripper = config or SceneConfig(), gripper or GripperConfig()
     crops, rois, targets, masks, seeds, indices = [], [], [], [], [], []
-    for seed, scene_objects in tqdm(objects_by_scene(arrays, objects).items(), desc='grasp STN crops', disable=not progress, leave=False):
+    for seed in tqdm(scene_seeds, desc='grasp STN crops', disable=not progress, leave=False):
         scene = generate_scene(config, seed)
         grey = torch.from_numpy(np.fmax(scene.depth, np.float32(0)))[None]
-        for o in scene_objects:
-            rows_o = np.flatnonzero(arrays['object_id'] == o)
-            roi = metric_rois(arrays['roi'][rows_o[:1]], scene.depth, config.fx, config.fy, ROI_SIDE_M)
-            crops.append(localization_crops(grey, torch.from_numpy(roi), LOCALIZATION_SIZE)[0].numpy())
-            good = rows_o[arrays['labels'][rows_o] == 1]
-            target = np.zeros((most, 4), np.float32)
-            mask = np.zeros(most, bool)
+        roi = metric_rois(object_rois(scene)[0], scene.depth, config.fx, config.fy, ROI_SIDE_M)
+        crops.extend(localization_crops(grey, torch.from_numpy(roi), LOCALIZATION_SIZE).numpy())
+        for index, good in enumerate(good_grasp_homographies(scene, gripper, seed, candidates, MIN_ROBUSTNESS)):
+            good = good[:MAX_TARGETS]
+            target = np.zeros((MAX_TARGETS, 4), np.float32)
+            mask = np.zeros(MAX_TARGETS, bool)
             if len(good):
-                target[:len(good)] = similarity_targets(arrays['H'][good], roi[0], scene.depth.shape)
+                target[:len(good)] = similarity_targets(good, roi[index], scene.depth.shape)
                 mask[:len(good)] = True
-            rois.append(roi[0])
             targets.append(target)
             masks.append(mask)
             seeds.append(seed)
-            indices.append(int(arrays['object_index'][rows_o[0]]))
-    return {'crops': np.asarray(crops, np.float32), 'rois': np.asarray(rois, np.float32),
-            'targets': np.asarray(targets), 'mask': np.asarray(masks), 'scene_seed': np.asarray(seeds),
-            'object_index': np.asarray(indices)}
+            indices.append(index)
+        rois.extend(roi)
+    return {'crops': np.asarray(crops, np.float32).reshape(-1, 1, *LOCALIZATION_SIZE), 'rois': np.asarray(rois, np.float32),
+            'targets': np.asarray(targets).reshape(-1, MAX_TARGETS, 4), 'mask': np.asarray(masks).reshape(-1, MAX_TARGETS),
+            'scene_seed': np.asarray(seeds, np.int64), 'object_index': np.asarray(indices, np.int64)}
+
+
+def split_scene_seeds(num_scenes: int, extra_scenes: int, data_seed: int) -> tuple[list[int], list[int]]:
+    """Training and held-out scene seeds: the grasp dataset's split (so the GQ-CNN's held-out scenes stay
+    unseen), plus ``extra_scenes`` further scenes for training only."""
+    held = held_out_scenes(num_scenes, data_seed)
+    train = [scene_seed(data_seed, i) for i in range(num_scenes + extra_scenes) if i >= num_scenes or not held[i]]
+    return train, [scene_seed(data_seed, i) for i in np.flatnonzero(held)]
 
 
 def params_to_matrix(params: torch.Tensor) -> torch.Tensor:
@@ -148,29 +167,31 @@ def matched_errors(params: torch.Tensor, targets: torch.Tensor, mask: torch.Tens
 
 
 class GraspStnTask(Task):
-    """Options: ``num_scenes`` and ``data_seed`` of the grasp dataset (shared with the GQ-CNN), ``cache``."""
+    """Options: ``num_scenes`` and ``data_seed`` of the grasp dataset (its split is kept),
+    ``extra_scenes`` for training only, ``cache``."""
 
     name = 'grasp-stn'
 
-    def __init__(self, num_scenes: int = 2000, data_seed: int = 0, cache: str | None = None):
-        super().__init__(num_scenes=num_scenes, data_seed=data_seed)
+    def __init__(self, num_scenes: int = 2000, data_seed: int = 0, cache: str | None = None, extra_scenes: int = 0):
+        super().__init__(num_scenes=num_scenes, data_seed=data_seed, extra_scenes=extra_scenes)
         self.cache = Path(cache) if cache else None
 
-    def _objects(self, arrays, held_out: bool) -> dict[str, np.ndarray]:
-        if self.cache is not None:
-            path = self.cache / (f'grasp_stn_objects_{self.args["num_scenes"]}_scenes_seed{self.args["data_seed"]}'
-                                 f'_{"held_out" if held_out else "train"}.npz')
-            if path.is_file():
-                with np.load(path) as stored:
-                    return dict(stored)
-        objects = build_objects(arrays, held_out)
-        if self.cache is not None:
+    def _objects(self, seeds: list[int], split: str) -> dict[str, np.ndarray]:
+        name = (f'grasp_stn_objects_{self.args["num_scenes"]}+{self.args["extra_scenes"]}_scenes_seed'
+                f'{self.args["data_seed"]}_{GRASP_CANDIDATES}_candidates_robust{MIN_ROBUSTNESS:g}_{split}.npz')
+        path = self.cache / name if self.cache is not None else None
+        if path is not None and path.is_file():
+            with np.load(path) as stored:
+                return dict(stored)
+        objects = build_objects(seeds)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(path, **objects)
         return objects
 
     def datasets(self):
-        arrays = grasp_dataset(self.args['num_scenes'], self.args['data_seed'], self.cache)
-        train, held = self._objects(arrays, False), self._objects(arrays, True)
+        train_seeds, held_seeds = split_scene_seeds(self.args['num_scenes'], self.args['extra_scenes'], self.args['data_seed'])
+        train, held = self._objects(train_seeds, 'train'), self._objects(held_seeds, 'held_out')
         keep = train['mask'].any(axis=1)  # nothing to learn from an object without a good grasp
         as_set = lambda d, rows: TensorDataset(*(torch.from_numpy(d[k][rows]) for k in ('crops', 'targets', 'mask')))  # noqa: E731
         return as_set(train, keep), as_set(held, held['mask'].any(axis=1))
@@ -182,9 +203,19 @@ class GraspStnTask(Task):
         crops, targets, mask = batch
         crops, targets = dihedral_augment(crops, targets)
         crops, targets, mask = crops.to(device), targets.to(device), mask.to(device)
-        localize = model.module.localize if hasattr(model, 'module') else model.localize
-        distance, _, _ = matched_errors(localize(crops), targets, mask)
-        return distance.mean()
+        stn = model.module if hasattr(model, 'module') else model
+        params, scores = stn.localize_all(crops)
+        distances, good = [], []
+        for k in range(params.shape[1]):
+            distance, angle, centre = matched_errors(params[:, k], targets, mask)
+            distances.append(distance)
+            good.append(((angle < GOOD_WITHIN[0]) & (centre < GOOD_WITHIN[1])).float())
+        distances = torch.stack(distances, dim=1)
+        loss = distances.min(dim=1).values.mean()
+        if params.shape[1] > 1:
+            loss = loss + SPREAD_WEIGHT * distances.mean() + SCORE_WEIGHT * F.binary_cross_entropy_with_logits(
+                scores, torch.stack(good, dim=1).detach())
+        return loss
 
     @torch.no_grad()
     def evaluate(self, model, loader: DataLoader, device) -> dict[str, float]:
@@ -215,8 +246,11 @@ def model_card(card: dict[str, Any], path: Path) -> str:
   output the similarity transform whose 32x32 crop is the Dex-Net 2.0 canonical image of a good grasp
   (grasp axis horizontal, 200 px/m). Winner-takes-all loss over the object's good analytic grasps and both
   axis directions (see `stn_ros/tasks/grasp_stn.py` for why).
-- **Data**: the grasp dataset of {args['num_scenes']} synthetic scenes (seed {args['data_seed']}); 20 % of the
-  scenes (and objects) held out.
+- **Data**: the {args['num_scenes']} synthetic scenes of the grasp dataset (seed {args['data_seed']}; its 20 % of
+  held-out scenes kept out) plus {args['extra_scenes']} further training scenes; each object's targets are its good
+  grasps among {GRASP_CANDIDATES} analytic candidates that stay good under every small perturbation (robustness
+  {MIN_ROBUSTNESS:g}, `stn_ros.data.grasps.grasp_robustness`; an object without one keeps its most robust), at most
+  {MAX_TARGETS}.
 - **Model**: `stn_ros.tasks.grasp_stn.grasp_stn()`, {card['parameters']:,} parameters, localization input
   32x32 depth, median-centred; metadata `modality: depth`, `roi_side_m: {ROI_SIDE_M}` (the node then cuts
   metric crops, which needs `camera_info`).
