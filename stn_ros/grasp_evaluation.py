@@ -11,7 +11,8 @@ centre pixel, an axis angle in the image and a gripper depth) and its 32x32 cano
 Each proposed grasp is labelled by the analytic rule (:func:`stn_ros.data.grasps.evaluate_grasps`:
 the closing line through its centre at its axis), which gives the *grasp success rate* of the method,
 and the GQ-CNN scores its canonical image, which gives the GQ-CNN's accuracy and average precision
-against those labels. The STN's canonicalization error is measured against the nearest good grasp.
+against those labels. The STN's canonicalization error is measured against the nearest good grasp
+among the object's dataset grasps and the denser candidates its training targets come from.
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ import torch
 from tqdm import tqdm
 
 from stn_ros.canonicalizer import Canonicalizer, load_model
-from stn_ros.data.grasp_images import canonical_homographies, crop_axis, grasp_image, objects_by_scene
+from stn_ros.data.grasp_images import (canonical_homographies, crop_axis, good_grasp_homographies, grasp_image,
+                                       objects_by_scene)
 from stn_ros.data.grasps import GripperConfig, evaluate_grasps, grasp_height
 from stn_ros.data.scenes import Scene, SceneConfig, generate_scene
 from stn_ros.frames import Frame
@@ -88,11 +90,10 @@ def propose(method: str, scene: Scene, object_index: int, roi: np.ndarray, oracl
         centre, angle = axis_of(H)
         # The GQ-CNN sees the STN's own crop, as grasp_quality_node does with stn_node's tile.
         return Proposal(centre, angle, gripper_depth(scene.depth, centre, gripper), H)
-    if method == 'none':
+    points = cv2.findNonZero((scene.labels == object_index + 1).astype(np.uint8)) if method == 'opencv' else None
+    if method == 'none' or (method == 'opencv' and points is None):  # no visible pixel: nothing to fit
         centre, angle = roi[:2] + (roi[2:] - 1) / 2, 0.0
     elif method == 'opencv':
-        mask = (scene.labels == object_index + 1).astype(np.uint8)
-        points = cv2.findNonZero(mask)
         (cx, cy), (w, h), degrees = cv2.minAreaRect(points)
         # Close across the shorter side: the axis is along the rectangle's shorter dimension.
         angle = np.radians(degrees if w < h else degrees + 90.0)
@@ -140,13 +141,15 @@ def evaluate_grasp(args: argparse.Namespace) -> int:
     objects = list(dict.fromkeys(arrays['object_id'][held].tolist()))[:args.max_objects]
     by_scene = objects_by_scene(arrays, objects)
     results = {m: {'good': [], 'quality': []} for m in METHODS}
-    errors, examples = [], []
+    errors, examples, kinds = [], [], []
     for seed, scene_objects in tqdm(by_scene.items(), desc='held-out scenes', unit='scene', file=sys.stderr):
         scene = generate_scene(config, seed)
+        dense_good = good_grasp_homographies(scene, gripper, seed)  # the STN's error measure, as in training
         for o in scene_objects:
             rows = np.flatnonzero(arrays['object_id'] == o)
             good = rows[arrays['labels'][rows] == 1]
             index, roi = int(arrays['object_index'][rows[0]]), arrays['roi'][rows[0]]
+            kinds.append(scene.objects[index].kind)
             proposals = {}
             for method in METHODS:
                 proposal = propose(method, scene, index, roi, arrays['H'][good[0]], float(arrays['z'][good[0]]),
@@ -154,7 +157,7 @@ def evaluate_grasp(args: argparse.Namespace) -> int:
                 proposals[method] = label_and_score(proposal, scene, index, gqcnn, gripper)
                 results[method]['good'].append(proposals[method].good)
                 results[method]['quality'].append(proposals[method].quality)
-            errors.append(canonicalization_error(proposals['stn'], arrays['H'][good]))
+            errors.append(canonicalization_error(proposals['stn'], np.concatenate((dense_good[index], arrays['H'][good]))))
             if len(examples) < 10:
                 examples.append((scene, roi, proposals))
     rows_md = ['| canonicalization | grasp success (analytic) | GQ-CNN accuracy | GQ-CNN AP | mean GQ-CNN quality |',
@@ -171,6 +174,13 @@ def evaluate_grasp(args: argparse.Namespace) -> int:
         rows_md.append(f'| {names[method]} | {good.mean():.1%} | {accuracy:.1%} | '
                        f'{"n/a (one class)" if np.isnan(ap) else f"{ap:.3f}"} | {quality.mean():.3f} |')
     angle, centre = np.asarray(errors).T
+    kinds = np.asarray(kinds)
+    by_kind = ['| object kind | objects | ' + ' | '.join(names[m].split(':')[0] for m in METHODS) + ' |',
+               '|---|---:|' + '---:|' * len(METHODS)]
+    for kind in dict.fromkeys(kinds):
+        rows_k = kinds == kind
+        by_kind.append(f'| {kind} | {rows_k.sum()} | ' + ' | '.join(
+            f'{np.asarray(results[m]["good"], bool)[rows_k].mean():.1%}' for m in METHODS) + ' |')
     text = (f'# Grasp canonicalization on held-out objects\n\n{len(objects)} held-out objects with at least one good '
             f'analytic grasp ({len(by_scene)} scenes of the {args.num_scenes}-scene grasp dataset, seed '
             f'{args.data_seed}). Each method proposes one grasp per object; the analytic rule labels it and the '
@@ -178,12 +188,16 @@ def evaluate_grasp(args: argparse.Namespace) -> int:
             f'\n\nSTN canonicalization error against the nearest good analytic grasp: median axis angle '
             f'{np.median(angle):.1f} deg (mod 180), median centre {np.median(centre):.2f} px at 32x32; '
             f'{np.mean((angle < 10) & (centre < 1.5)):.1%} within both 10 deg and 1.5 px.\n\n'
+            f'Grasp success by object kind:\n\n' + '\n'.join(by_kind) + '\n\n'
             f'Reproduce: `{args.command}`\n')
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / 'table.md').write_text(text)
     (args.output / 'results.json').write_text(json.dumps({'methods': summary, 'median_angle_error_deg': float(np.median(angle)),
                                                            'median_centre_error_px': float(np.median(centre)),
-                                                           'objects': len(objects)}, indent=1))
+                                                           'objects': len(objects),
+                                                           'success_by_kind': {k: {m: float(np.asarray(results[m]['good'], bool)[kinds == k].mean())
+                                                                                   for m in METHODS} for k in dict.fromkeys(kinds)}},
+                                                          indent=1))
     grasp_plots(results, angle, centre, args.output / 'grasp_results.png')
     crops_picture(examples, canonicalizer, args.output / 'stn_crops.png')
     print(text)
