@@ -83,6 +83,7 @@ class CanonicalCrops:
     transforms: CropTransforms
     record: np.ndarray           # structured transforms record (stn_ros.transforms_record)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    fallback: str | None = None  # why the identity STN stood in for a metric-crop STN (None: it did not)
 
     @property
     def tile(self) -> np.ndarray:
@@ -98,14 +99,18 @@ class Canonicalizer:
         output_size: ``(h, w)`` of each canonical crop.
         roi_side_m: when the STN was trained on metric crops (the grasp canonicalizer), each ROI is
             replaced by the square of this many metres around its centre (needs depth and intrinsics).
+        identity_fallback: for such an STN, a frame without depth or intrinsics gets the identity STN
+            on its plain ROIs (each crop is its ROI; the result says why) instead of
+            :class:`MissingCameraInfo`.
     """
 
     def __init__(self, stn: SpatialTransformer, device: torch.device, output_size: tuple[int, int],
-                 roi_side_m: float | None = None):
+                 roi_side_m: float | None = None, identity_fallback: bool = False):
         self.roi_side_m = roi_side_m
         self.stn = stn.to(device).eval()
         self.device = device
         self.output_size = (int(output_size[0]), int(output_size[1]))
+        self._fallback = identity_model().to(device).eval() if identity_fallback and roi_side_m else None
 
     def process(self, frame: Frame, rois: np.ndarray,
                 camera: PinholeCamera | None = None) -> CanonicalCrops:
@@ -115,16 +120,21 @@ class Canonicalizer:
         ``sampling`` (the canonical crops from the source).
         """
         started = time.perf_counter()
+        stn, fallback = self.stn, None
         if self.roi_side_m is not None and len(rois):
             if not frame.is_depth or camera is None:
-                raise MissingCameraInfo(f'this STN looks at {self.roi_side_m * 100:.0f} cm crops: it needs a depth '
-                                        'image and camera_info (none received yet)')
-            scaled = camera.for_image(*frame.size)
-            rois = metric_rois(rois, frame.pixels, scaled.fx, scaled.fy, self.roi_side_m)
+                fallback = 'not a depth image' if not frame.is_depth else 'no camera_info received yet'
+                if self._fallback is None:
+                    raise MissingCameraInfo(f'this STN looks at {self.roi_side_m * 100:.0f} cm crops: it needs a '
+                                            f'depth image and camera_info ({fallback})')
+                stn = self._fallback
+            else:
+                scaled = camera.for_image(*frame.size)
+                rois = metric_rois(rois, frame.pixels, scaled.fx, scaled.fy, self.roi_side_m)
         rois_t = torch.as_tensor(np.asarray(rois, np.float32).reshape(-1, 4), device=self.device)
         grey = torch.from_numpy(frame.grey()).to(self.device)[None]
         with torch.no_grad():
-            transforms = crop_transforms(self.stn, grey, rois_t, self.output_size)
+            transforms = crop_transforms(stn, grey, rois_t, self.output_size)
         localized = time.perf_counter()
         if self.device.type == 'cpu':
             crops = sample_crops_opencv(frame.pixels, transforms, self.output_size, frame.border_value)
@@ -136,10 +146,10 @@ class Canonicalizer:
         if camera is not None and frame.is_depth and len(rois):
             uv = crop_centres(homographies, self.output_size)
             xyz = camera.for_image(*frame.size).back_project(uv, depth_at(frame.pixels, uv))
-        record = build_record(homographies, transforms.params.cpu().numpy(), self.stn.family.code,
+        record = build_record(homographies, transforms.params.cpu().numpy(), stn.family.code,
                               rois, self.output_size, xyz)
         timings = {'localization': (localized - started) * 1e3, 'sampling': (sampled - localized) * 1e3}
-        return CanonicalCrops(crops, transforms, record, timings)
+        return CanonicalCrops(crops, transforms, record, timings, fallback)
 
     @torch.no_grad()
     def _torch_crops(self, frame: Frame, transforms: CropTransforms) -> np.ndarray:

@@ -10,9 +10,10 @@ from stn_ros.camera import PinholeCamera, depth_at
 from stn_ros.canonicalizer import Canonicalizer, identity_model, load_model, tile_crops
 from stn_ros.core import CheckpointError, SpatialTransformer, save_spatial_transformer
 from stn_ros.frames import Frame, decode_frame
-from stn_ros.health import OK, WARN, LogThrottle, NodeHealth
+from stn_ros.health import OK, WARN, LogThrottle, NodeHealth, SequenceGaps
 from stn_ros.ros.image_codec import encode_image
 from stn_ros.ros.pointcloud_codec import decode_pointcloud, encode_pointcloud
+from stn_ros.tasks.grasp_stn import ROI_SIDE_M, grasp_stn
 from stn_ros.transforms_record import H_FIELDS, build_record, parse_record
 
 ROIS = np.array([[10, 12, 40, 40], [50, 30, 36, 44]], np.float32)
@@ -119,10 +120,10 @@ def test_depth_at_takes_the_median_of_readings_near_a_pixel():
     assert np.isnan(values[0]) and values[1] == 1.0 and np.isnan(values[2]) and np.isnan(values[3])
 
 
-def test_load_model_default_is_the_identity_with_a_warning_and_checks_checkpoints(tmp_path):
+def test_load_model_default_is_the_shipped_grasp_stn_and_checks_checkpoints(tmp_path):
     model = load_model('')
-    assert model.warning and 'identity' in model.description and model.modality == 'depth'
-    assert model.stn.config() == identity_model().config()
+    assert model.warning is None and 'grasp_stn.pt' in model.description and model.modality == 'depth'
+    assert model.roi_side_m == ROI_SIDE_M and model.stn.config() == grasp_stn().config()
     path = tmp_path / 'rgb.pt'
     save_spatial_transformer(SpatialTransformer('affine', in_channels=3), path)
     with pytest.raises(ValueError, match='3-channel localization net'):
@@ -173,3 +174,30 @@ def test_a_metric_crop_stn_scales_rois_from_depth_and_needs_camera_info():
     with pytest.raises(MissingCameraInfo, match='camera_info'):
         canonicalizer.process(frame, ROIS, None)
     assert len(canonicalizer.process(frame, np.zeros((0, 4), np.float32), None).record) == 0
+
+
+def test_a_metric_crop_stn_falls_back_to_the_plain_rois_without_depth_or_camera_info():
+    camera = PinholeCamera(200.0, 200.0, 59.5, 49.5, 120, 100)
+    trained = perturbed_stn('similarity')  # not the identity: the fallback must not use it
+    canonicalizer = Canonicalizer(trained, torch.device('cpu'), (32, 32), roi_side_m=0.1, identity_fallback=True)
+    grey = Frame(np.random.default_rng(0).integers(0, 255, (100, 120), dtype=np.uint8), 'mono8', False)
+    depth = Frame(np.full((100, 120), 0.5, np.float32), '32FC1', True)
+    for frame, cam, reason in ((grey, camera, 'not a depth image'), (depth, None, 'no camera_info')):
+        result = canonicalizer.process(frame, ROIS, cam)
+        assert reason in result.fallback
+        np.testing.assert_allclose(result.record['roi_w'], ROIS[:, 2])  # the plain ROIs, not metric squares
+        identity = Canonicalizer(identity_model(), torch.device('cpu'), (32, 32)).process(frame, ROIS, cam)
+        np.testing.assert_allclose(result.transforms.homographies, identity.transforms.homographies, atol=1e-6)
+    assert canonicalizer.process(depth, ROIS, camera).fallback is None
+
+
+def test_sequence_gaps_count_the_frames_a_publisher_sent_that_never_arrived():
+    gaps = SequenceGaps()
+    assert gaps.missing('camera', 5) == 0  # the first message says nothing about earlier ones
+    assert gaps.missing('camera', 6) == 0 and gaps.missing('camera', 9) == 2
+    assert gaps.missing('camera', 8) == 0  # late: already counted as missing
+    assert gaps.missing('other', 100) == 0 and gaps.missing('camera', None) == 0
+    health = NodeHealth()
+    health.on_input(now=0.0)
+    health.on_lost(2)
+    assert health.report(now=0.1).values['frames lost before the node (sequence gaps)'] == '2'

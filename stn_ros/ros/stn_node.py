@@ -20,13 +20,14 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import QoSPolicyKind, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from stn_ros.camera import PinholeCamera
-from stn_ros.canonicalizer import Canonicalizer, MissingCameraInfo, load_model
-from stn_ros.core import CheckpointError, DeviceUnavailableError, resolve_device
+from stn_ros.canonicalizer import Canonicalizer, load_model
+from stn_ros.core import CheckpointError, DeviceUnavailableError, device_memory_values, resolve_device
 from stn_ros.frames import Frame, decode_frame
-from stn_ros.health import LogThrottle, NodeHealth
+from stn_ros.health import LogThrottle, NodeHealth, SequenceGaps
 from stn_ros.proposals import (ProposalConfig, check_rois_inside, depth_proposals, full_frame_roi,
                                intensity_proposals, order_and_limit, parse_rois)
 from stn_ros.ros.image_codec import ImageDecodeError, encode_image
@@ -98,7 +99,12 @@ class StnNode(Node):
         if model.warning:
             self.get_logger().warning(model.warning)
         self.model = model
-        self.canonicalizer = Canonicalizer(model.stn, device, values['output_size'], model.roi_side_m)
+        # A metric-crop STN (the shipped grasp canonicalizer) needs depth and camera_info; any other frame
+        # still gets its crops, from the identity STN on the plain ROIs, said in the log and diagnostics.
+        self.canonicalizer = Canonicalizer(model.stn, device, values['output_size'], model.roi_side_m,
+                                           identity_fallback=True)
+        self._fallback_frames = 0
+        self._sequence_gaps = SequenceGaps()
         self.health = NodeHealth()
         self._throttle = LogThrottle(5.0)
         self._camera: PinholeCamera | None = None
@@ -174,8 +180,12 @@ class StnNode(Node):
             self._camera = None
             self._log_bad('camera_info', str(exc))
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg: Image, info: MessageInfo) -> None:
         self.health.on_input()
+        gid = info.get('publisher_gid')
+        lost = self._sequence_gaps.missing(str(gid), info.get('publication_sequence_number'))
+        if lost > 0:
+            self.health.on_lost(lost)
         with self._lock:
             if self._latest is not None:
                 self.health.on_dropped()
@@ -226,11 +236,13 @@ class StnNode(Node):
         except ValueError as exc:
             self._log_bad('bad_rois', str(exc))
             return
-        try:
-            result = self.canonicalizer.process(frame, rois, self._camera)
-        except MissingCameraInfo as exc:
-            self._log_bad('no_camera_info', str(exc))
-            return
+        result = self.canonicalizer.process(frame, rois, self._camera)
+        if result.fallback:
+            self._fallback_frames += 1
+            if self._throttle.allow('identity_fallback'):
+                self.get_logger().warning(
+                    f'{self.model.description} looks at {self.canonicalizer.roi_side_m * 100:.0f} cm crops of depth with '
+                    f'camera_info ({result.fallback}): these crops are their plain ROIs (identity STN)')
         self.tile_pub.publish(encode_image(result.tile, frame.tile_encoding, header=msg.header))
         self.transforms_pub.publish(encode_pointcloud(result.record, header=msg.header))
         if self.parameters.values['publish_debug_image'] or self.debug_pub.get_subscription_count() > 0:
@@ -282,7 +294,9 @@ class StnNode(Node):
     def _publish_diagnostics(self) -> None:
         device = str(self.canonicalizer.device)
         report = self.health.report(device=device, model=self.model.description,
-                                    crop_source=self.parameters.values['crop_source'])
+                                    crop_source=self.parameters.values['crop_source'],
+                                    **{'frames on identity fallback': str(self._fallback_frames)},
+                                    **device_memory_values(self.canonicalizer.device))
         self.diagnostics_pub.publish(diagnostic_array(self, 'canonicalizer', report, device))
 
     def stop(self) -> None:
