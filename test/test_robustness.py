@@ -220,9 +220,9 @@ def test_overload_drops_stale_frames_keeps_latency_bounded_and_counts_the_drops(
         ages = [consumer.record_arrivals[stamp] - stamp_s(stamp) for stamp in outputs]
         print(f'{len(published)} frames sent ({refused} refused), {len(outputs)} outputs, '
               f'age median {np.median(ages):.3f} s, max {max(ages):.3f} s')
-        assert len(published) >= FLOOD_S * FLOOD_HZ / 2
+        assert len(published) >= FLOOD_S * FLOOD_HZ / 4  # far more than the node can take (< 250 Hz)
         assert 3 <= len(outputs) < 0.75 * len(published)  # overloaded, and still making progress
-        assert max(ages) < 1.0
+        assert max(ages) < 1.5  # bounded: no queue builds up (a few processing times, with margin for a busy CI)
 
         # Every frame the node received was processed or counted as dropped (a newer one replaced it).
         def accounted(values):
@@ -234,6 +234,9 @@ def test_overload_drops_stale_frames_keeps_latency_bounded_and_counts_the_drops(
         print(values)
         assert int(values['frames dropped (latest wins)']) >= 1 and int(values['bad inputs']) == 0, values
         assert float(values['latency p99 (ms)']) < 1000.0, values
+        # Frames DDS replaced before the node took them are counted from the camera's sequence numbers.
+        seen = int(values['frames received']) + int(values['frames lost before the node (sequence gaps)'])
+        assert len(published) + 1 <= seen <= len(published) + 1 + refused, (len(published), refused, values)
 
         flood(probe, publisher, msg, 1.0)
         node.stop()  # while it is busy: a clean exit (checked on leaving the block)
@@ -339,4 +342,35 @@ def test_a_bad_weights_file_is_one_clear_start_up_error(tmp_path, case):
     lines = [line for line in node.output.splitlines() if 'cannot start' in line]
     assert len(lines) == 1 and message in lines[0] and str(path) in lines[0], node.output
     assert 'torch.load' not in lines[0]  # no advice meant for torch users (e.g. to load unsafely)
+    assert 'Traceback' not in node.output
+
+
+def gqcnn_wrong_shape(tmp_path):
+    blob = torch.load(ROOT / 'weights' / 'gqcnn.pt', weights_only=True)
+    name = next(iter(blob['state_dict']))
+    blob['state_dict'][name] = torch.zeros(3, 3)
+    torch.save(blob, tmp_path / 'gqcnn.pt')
+    return tmp_path / 'gqcnn.pt'
+
+
+GQCNN_WEIGHTS = {
+    'random bytes': (lambda tmp: write(tmp, np.random.default_rng(SEED).bytes(4096)), 'not a readable torch checkpoint'),
+    'STN checkpoint': (stn_checkpoint, 'not an stn_ros GQ-CNN checkpoint'),
+    'state_dict of the wrong shape': (gqcnn_wrong_shape, 'does not match its own config'),
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize('case', list(GQCNN_WEIGHTS))
+def test_a_bad_gqcnn_weights_file_is_one_clear_start_up_error(tmp_path, case):
+    make, message = GQCNN_WEIGHTS[case]
+    path = make(tmp_path)
+    node = NodeProcess('grasp_quality_node', '-p', f'weights:={path}', '-p', 'device:=cpu',
+                       params_file=ROOT / 'config' / 'grasp_quality_node.yaml')
+    try:
+        assert node.wait(timeout=45) == 1, node.output
+    finally:
+        node.stop()
+    lines = [line for line in node.output.splitlines() if 'cannot start' in line]
+    assert len(lines) == 1 and message in lines[0] and str(path) in lines[0], node.output
     assert 'Traceback' not in node.output

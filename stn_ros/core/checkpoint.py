@@ -6,9 +6,11 @@ refuses arbitrary pickled code.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from stn_ros.core.spatial_transformer import SpatialTransformer
 
@@ -36,6 +38,17 @@ def load_spatial_transformer(path: str | Path,
     Raises:
         CheckpointError: naming the file and what is wrong with it.
     """
+    return load_checkpoint(path, FORMAT, lambda config: SpatialTransformer(**config), 'Spatial Transformer', map_location)
+
+
+def load_checkpoint(path: str | Path, expected_format: str, build: Callable[[dict], nn.Module], kind: str,
+                    map_location: torch.device | str = 'cpu') -> tuple[nn.Module, dict]:
+    """Any self-describing stn_ros checkpoint: ``build(config)`` with the ``state_dict`` loaded, and the metadata.
+
+    Raises:
+        CheckpointError: naming the file and what is wrong with it (missing, unreadable, another
+            format, weights that do not fit the config, metadata that is not a dict).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f'weights file {path} does not exist')
@@ -44,20 +57,20 @@ def load_spatial_transformer(path: str | Path,
     except Exception as exc:  # torch raises many types for corrupt/truncated/unsafe files
         raise CheckpointError(f'weights file {path} is not a readable torch checkpoint '
                               f'({_summary(exc, 200)})') from None
-    if not isinstance(blob, dict) or blob.get('format') != FORMAT:
+    if not isinstance(blob, dict) or blob.get('format') != expected_format:
         found = blob.get('format') if isinstance(blob, dict) else type(blob).__name__
-        raise CheckpointError(f'weights file {path} is not an stn_ros Spatial Transformer checkpoint '
-                              f'(format {found!r}, expected {FORMAT!r})')
+        raise CheckpointError(f'weights file {path} is not an stn_ros {kind} checkpoint '
+                              f'(format {found!r}, expected {expected_format!r})')
     try:
-        stn = SpatialTransformer(**blob['config'])
-        stn.load_state_dict(blob['state_dict'])
+        module = build(blob['config'])
+        module.load_state_dict(blob['state_dict'])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f'weights file {path} does not match its own config: '
                               f'{_summary(exc, 300)}') from None
     metadata = blob.get('metadata') or {}
     if not isinstance(metadata, dict):
         raise CheckpointError(f'weights file {path} has metadata of type {type(metadata).__name__}, expected a dict')
-    return stn.to(map_location).eval(), dict(metadata)
+    return module.to(map_location).eval(), dict(metadata)
 
 
 def _summary(exc: Exception, limit: int) -> str:

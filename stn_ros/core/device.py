@@ -42,3 +42,12 @@ def resolve_device(spec: str = 'auto') -> torch.device:
         raise DeviceUnavailableError(f'device {spec!r} asks for CUDA device {index}, but only '
                                      f'{count} CUDA device(s) are visible (cuda:0..cuda:{count - 1})')
     return torch.device('cuda', index)
+
+
+def device_memory_values(device: torch.device) -> dict[str, str]:
+    """Diagnostics key/values of the memory torch holds on a CUDA ``device`` (empty on CPU)."""
+    if device.type != 'cuda':
+        return {}
+    mib = 1024.0 ** 2
+    return {'gpu memory allocated (MiB)': f'{torch.cuda.memory_allocated(device) / mib:.1f}',
+            'gpu memory reserved (MiB)': f'{torch.cuda.memory_reserved(device) / mib:.1f}'}

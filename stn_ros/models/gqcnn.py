@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from stn_ros.core.checkpoint import load_checkpoint
+
 CHECKPOINT_FORMAT = 'stn_ros.gqcnn/1'
 
 
@@ -63,13 +65,6 @@ def save_gqcnn(model: GQCNN, path: str | Path, metadata: dict | None = None) -> 
 
 
 def load_gqcnn(path: str | Path, map_location: str | torch.device = 'cpu') -> tuple[GQCNN, dict]:
-    """A saved GQ-CNN and its metadata; ``ValueError`` naming the file when it is not one."""
-    try:
-        blob = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # corrupt, truncated or unsafe files raise many types
-        raise ValueError(f'{path} is not a readable torch checkpoint ({type(exc).__name__})') from None
-    if not isinstance(blob, dict) or blob.get('format') != CHECKPOINT_FORMAT:
-        raise ValueError(f'{path} is not an stn_ros GQ-CNN checkpoint')
-    model = GQCNN(**blob['config'])
-    model.load_state_dict(blob['state_dict'])
-    return model.to(map_location).eval(), dict(blob.get('metadata') or {})
+    """A saved GQ-CNN and its metadata; :class:`~stn_ros.core.CheckpointError` (a ``ValueError``) naming
+    the file and the problem when it is not one."""
+    return load_checkpoint(path, CHECKPOINT_FORMAT, lambda config: GQCNN(**config), 'GQ-CNN', map_location)

@@ -21,7 +21,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from stn_ros.camera import PinholeCamera
-from stn_ros.core import DeviceUnavailableError, resolve_device
+from stn_ros.core import DeviceUnavailableError, device_memory_values, resolve_device
 from stn_ros.grasp_quality import GraspScorer, grasp_orientation
 from stn_ros.health import LogThrottle, NodeHealth
 from stn_ros.models.gqcnn import GQCNN, load_gqcnn
@@ -148,7 +148,7 @@ class GraspQualityNode(Node):
     def _publish_diagnostics(self) -> None:
         device = str(self.scorer.device)
         report = self.health.report(device=device, model=self.model_description,
-                                    **{'unpaired dropped': str(self.unpaired)})
+                                    **{'unpaired dropped': str(self.unpaired)}, **device_memory_values(self.scorer.device))
         self.diagnostics_pub.publish(diagnostic_array(self, 'grasp quality', report, device))
 
 
