@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ import cv2
 import numpy as np
 
 from stn_ros.package_files import package_file
+from stn_ros.processes import ProcessGroup
 from stn_ros.ros_env import apply_loopback_ros_env
 
 NODES = (
@@ -30,40 +29,20 @@ NODES = (
 )
 
 
-class Pipeline:
-    """The three node processes, each in its own process group, always stopped on exit."""
-
-    def __init__(self, device: str, seed: int, log_dir: Path):
-        self.processes: list[subprocess.Popen] = []
-        bin_dir = Path(sys.executable).parent
-        log_dir.mkdir(parents=True, exist_ok=True)
+def start_pipeline(device: str, seed: int, log_dir: Path) -> ProcessGroup:
+    """The three node processes, each logging to ``log_dir/<executable>.log``."""
+    group = ProcessGroup()
+    bin_dir = Path(sys.executable).parent
+    try:
         for executable, params, remaps in NODES:
             args = [str(bin_dir / executable), '--ros-args', '--params-file', str(package_file('config', params)),
                     *remaps]
-            if executable != 'synthetic_camera':
-                args += ['-p', f'device:={device}']
-            else:
-                args += ['-p', f'seed:={seed}']
-            log = open(log_dir / f'{executable}.log', 'w')
-            self.processes.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-            log.close()
-
-    def check_alive(self) -> None:
-        for (executable, _, _), process in zip(NODES, self.processes):
-            if process.poll() is not None:
-                raise RuntimeError(f'{executable} exited with code {process.returncode} (see its log)')
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGINT)
-        deadline = time.monotonic() + 10
-        for process in self.processes:
-            try:
-                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            args += ['-p', f'seed:={seed}'] if executable == 'synthetic_camera' else ['-p', f'device:={device}']
+            group.start(executable, args, log=log_dir / f'{executable}.log')
+    except BaseException:
+        group.stop()
+        raise
+    return group
 
 
 def shipped_models() -> str:
@@ -88,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     received: dict[str, dict] = {name: {} for name in ('image', 'tile', 'record', 'grasps', 'best')}
     arrival: dict[tuple, float] = {}
     info: list = []
-    pipeline = Pipeline(args.device, args.seed, args.output.parent / 'demo_logs')
+    pipeline = start_pipeline(args.device, args.seed, args.output.parent / 'demo_logs')
     rclpy.init()
     probe = rclpy.create_node('stn_demo')
     try:
