@@ -148,8 +148,9 @@ def run_phase(name: str, *, rate: float, seconds: float, shared_memory: bool, no
     endpoints = [sys.executable, str(HERE / 'topic_endpoints.py')]
     rss: list[tuple[float, float]] = []
     with ProcessGroup() as group:
-        receiver = group.start('receiver', endpoints + ['receiver'] + [a for t in topics for a in ('--topic', t)],
-                               env=env, stdout_pipe=True)
+        records = Path(tempfile.mkdtemp(prefix=f'stn_ros_benchmark_{name}_'))
+        receiver = group.start('receiver', endpoints + ['receiver', '--out', str(records / 'receiver.json')] +
+                               [a for t in topics for a in ('--topic', t)], env=env, stdout_pipe=True)
         if 'stn_node' in nodes:
             group.start('stn_node', node_args('stn_node', device, STN_NODE_REMAPS), log=log_dir / f'{name}_stn_node.log', env=env)
         if 'grasp_quality_node' in nodes:
@@ -158,21 +159,23 @@ def run_phase(name: str, *, rate: float, seconds: float, shared_memory: bool, no
         if nodes and read_line(receiver, 120) != 'ready':
             group.check_alive(nodes)
             raise RuntimeError(f'{name}: the nodes did not come up within 120 s (logs in {log_dir})')
-        camera = group.start('camera', endpoints + ['camera', '--rate', str(rate), '--seconds', str(seconds)],
-                             env=env, stdout_pipe=True)
+        camera = group.start('camera', endpoints + ['camera', '--rate', str(rate), '--seconds', str(seconds),
+                                                     '--out', str(records / 'camera.json')],
+                             env=env, log=log_dir / f'{name}_camera.log')
         started = time.monotonic()
         while camera.poll() is None:
             if sample_rss and 'stn_node' in group.processes and (not rss or time.monotonic() - started - rss[-1][0] >= sample_rss):
                 rss.append((time.monotonic() - started, rss_mib(group.processes['stn_node'].pid)))
             time.sleep(0.2)
             group.check_alive(nodes)
-        camera_out = camera.stdout.read().strip().splitlines()
-        if camera.returncode != 0 or not camera_out:
-            raise RuntimeError(f'{name}: the camera failed (code {camera.returncode})')
+        if camera.returncode != 0:
+            raise RuntimeError(f'{name}: the camera failed (code {camera.returncode}; log in {log_dir})')
         time.sleep(1.0)  # the last frames' outputs
         receiver.terminate()
-        received = json.loads(receiver.stdout.read().strip().splitlines()[-1])
-    return {'camera': json.loads(camera_out[-1]), **received, 'rss_mib': rss, 'rate': rate}
+        receiver.wait(timeout=30)
+        received = json.loads((records / 'receiver.json').read_text())
+        sent = json.loads((records / 'camera.json').read_text())
+    return {'camera': sent, **received, 'rss_mib': rss, 'rate': rate}
 
 
 def latency_stats(phase: dict, topic: str) -> dict[str, float]:
@@ -243,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--device', default='auto', help='device of the nodes over topics (default: %(default)s)')
     args = parser.parse_args(argv)
     log_dir = Path(tempfile.mkdtemp(prefix='stn_ros_benchmark_logs_'))
-    figures: dict = {'machine': machine(), 'command': 'python benchmarks/perception_benchmark.py ' + ' '.join(argv or sys.argv[1:])}
+    figures: dict = {'machine': machine(),
+                     'command': ' '.join(['python benchmarks/perception_benchmark.py'] + (argv or sys.argv[1:]))}
     model = load_model('')
     devices = [torch.device('cpu')] + ([torch.device('cuda')] if torch.cuda.is_available() else [])
     steps = tqdm(total=len(devices) * len(args.crops) + len(args.crops) + 4 + len(args.rates) + (1 if args.soak_seconds else 0),
@@ -293,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(figures, model_description, stages, alternatives, phases, sweep, soak, device) -> str:
     out = [f'# Benchmarks\n\nMachine: {figures["machine"]}.\n\nCommand: `{figures["command"]}` '
-           f'(writes this file; about {"25" if soak else "5"} minutes). STN: {model_description}. '
+           f'(writes this file; about {"15" if soak else "4"} minutes). STN: {model_description}. '
            f'Medians unless said; every figure below comes from this one run.\n']
     out.append('## 1. stn_node compute per 640x480 16UC1 depth frame\n\nThe node\'s own code without a graph, '
                'median (p90) ms: decode the Image, depth proposals, localization (localization crops + the net), '
@@ -366,8 +370,8 @@ def report(figures, model_description, stages, alternatives, phases, sweep, soak
                    f'at the end, peak {max(m for _, m in rss):.0f} MiB; growth after warm-up {growth:+.1%} (goal: under 5 %). '
                    f'Frames sent {soak["camera"]["published"]}, transforms out {stats["delivered"]:.1%}, dropped by the node '
                    f'{counted_after_warm_up(soak, "stn_node", "frames dropped (latest wins)"):.0f} after the warm-up, latency p50 {stats["p50"]:.1f} ms / p99 '
-                   f'{stats["p99"]:.1f} ms. GPU memory: {values.get("gpu memory allocated (MiB)", "n/a (CPU)")} MiB allocated '
-                   f'at the end.\n')
+                   f'{stats["p99"]:.1f} ms. GPU memory allocated at the end: '
+                   f'{values.get("gpu memory allocated (MiB)", "n/a (CPU)")} MiB.\n'.replace('n/a (CPU) MiB', 'n/a (CPU)'))
         out.append('| minute | ' + ' | '.join(f'{t / 60:.0f}' for t, _ in rss[::12]) + ' |')
         out.append('|---|' + '---:|' * len(rss[::12]))
         out.append('| RSS (MiB) | ' + ' | '.join(f'{m:.0f}' for _, m in rss[::12]) + ' |\n')

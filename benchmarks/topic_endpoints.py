@@ -2,12 +2,12 @@
 
 ``camera``: publishes 640x480 ``16UC1`` depth frames of N boxes on a table (and a ``camera_info`` with
 the same header) at a fixed rate, stamped with the wall clock just before publishing; waits for its
-subscribers first. Prints one JSON line: how many frames it published and their stamps.
+subscribers first. Writes ``--out`` (JSON): how many frames it published and their stamps.
 
 ``receiver``: subscribes to topics and records, per message, its stamp and how long after that stamp it
 arrived (the same machine's wall clock, so the difference is the latency), and each node's
 ``/diagnostics`` values with their arrival times. Prints ``ready`` once every topic has a publisher, then runs until
-SIGTERM/SIGINT and prints one JSON line.
+SIGTERM/SIGINT and writes ``--out`` (JSON).
 
 Run inside the loopback ROS environment perception_benchmark.py sets (``stn_ros.ros_env``).
 """
@@ -18,6 +18,7 @@ import json
 import signal
 import sys
 import time
+from pathlib import Path
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -66,7 +67,7 @@ def run_camera(args: argparse.Namespace) -> int:
         image_pub.publish(msg)
         stamps.append(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
     elapsed = time.monotonic() - started
-    print(json.dumps({'published': len(stamps), 'seconds': elapsed, 'stamps': stamps}), flush=True)
+    Path(args.out).write_text(json.dumps({'published': len(stamps), 'seconds': elapsed, 'stamps': stamps}))
     node.destroy_node()
     return 0
 
@@ -104,7 +105,7 @@ def run_receiver(args: argparse.Namespace) -> int:
         if not ready and all(node.count_publishers(t) > 0 for t in topics):
             ready = True
             print('ready', flush=True)
-    print(json.dumps({'arrivals': arrivals, 'diagnostics': diagnostics}), flush=True)
+    Path(args.out).write_text(json.dumps({'arrivals': arrivals, 'diagnostics': diagnostics}))
     node.destroy_node()
     return 0
 
@@ -122,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     camera.add_argument('--wait-subscribers-s', type=float, default=30.0, help='(default: %(default)s)')
     receiver = roles.add_parser('receiver', help='record arrival times until SIGTERM')
     receiver.add_argument('--topic', action='append', required=True, help='TOPIC:image or TOPIC:pointcloud (repeatable)')
+    for role in (camera, receiver):
+        role.add_argument('--out', required=True, help='JSON file to write the record to')
     args = parser.parse_args(argv)
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     try:
