@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         probe.destroy_node()
-        rclpy.shutdown()
+        rclpy.try_shutdown()  # Ctrl-C may have shut rclpy down already
         pipeline.stop()
 
 
@@ -156,9 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--seed', type=int, default=0, help='seed of the synthetic scenes (default: %(default)s)')
     args = parser.parse_args(argv)
     apply_loopback_ros_env()
+    from rclpy.executors import ExternalShutdownException
+
     try:
         return run(args)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):  # which one depends on where Ctrl-C lands
         print('demo: interrupted; all nodes stopped', file=sys.stderr)
         return 130
     except RuntimeError as exc:

@@ -36,7 +36,6 @@ class NodeHealth:
         self.received = 0
         self.processed = 0
         self.dropped = 0
-        self.lost = 0
         self.bad_inputs: Counter[str] = Counter()
         self.gaps = 0
         self.longest_gap_s = 0.0
@@ -61,11 +60,6 @@ class NodeHealth:
     def on_dropped(self) -> None:
         with self._lock:
             self.dropped += 1
-
-    def on_lost(self, count: int) -> None:
-        """``count`` frames that never reached the node (gaps in the publisher's sequence numbers)."""
-        with self._lock:
-            self.lost += count
 
     def on_bad_input(self, reason: str) -> None:
         with self._lock:
@@ -102,8 +96,7 @@ class NodeHealth:
             self._received_at_report = self.received
             values = {
                 'frames received': str(self.received), 'frames processed': str(self.processed),
-                'frames dropped (latest wins)': str(self.dropped),
-                'frames lost before the node (sequence gaps)': str(self.lost), 'input rate (Hz)': f'{rate:.2f}',
+                'frames dropped (latest wins)': str(self.dropped), 'input rate (Hz)': f'{rate:.2f}',
                 'processing median (ms)': _median(processing), 'processing p99 (ms)': _percentile(processing, 99),
                 'latency median (ms)': _median(latency), 'latency p99 (ms)': _percentile(latency, 99),
                 'input gaps': str(self.gaps), 'longest input gap (s)': f'{self.longest_gap_s:.2f}',
@@ -128,27 +121,6 @@ def _median(samples: np.ndarray | None) -> str:
 
 def _percentile(samples: np.ndarray | None, q: float) -> str:
     return 'n/a' if samples is None else f'{float(np.percentile(samples, q)):.2f}'
-
-
-class SequenceGaps:
-    """Frames missing between consecutive messages of each publisher, from their sequence numbers.
-
-    DDS keeps only the newest frames a subscriber has not taken yet (history depth), so a busy node
-    never sees some frames at all; the publisher's sequence numbers still tell how many there were.
-    """
-
-    def __init__(self) -> None:
-        self._last: dict[object, int] = {}
-
-    def missing(self, publisher: object, sequence: int | None) -> int:
-        """How many of ``publisher``'s messages came between its previous one and ``sequence``."""
-        if sequence is None:
-            return 0
-        previous = self._last.get(publisher)
-        if previous is not None and sequence <= previous:
-            return 0  # a late or repeated message: nothing new is missing
-        self._last[publisher] = sequence
-        return 0 if previous is None else sequence - previous - 1
 
 
 class LogThrottle:

@@ -10,7 +10,7 @@ from stn_ros.camera import PinholeCamera, depth_at
 from stn_ros.canonicalizer import Canonicalizer, identity_model, load_model, tile_crops
 from stn_ros.core import CheckpointError, SpatialTransformer, save_spatial_transformer
 from stn_ros.frames import Frame, decode_frame
-from stn_ros.health import OK, WARN, LogThrottle, NodeHealth, SequenceGaps
+from stn_ros.health import OK, WARN, LogThrottle, NodeHealth
 from stn_ros.ros.image_codec import encode_image
 from stn_ros.ros.pointcloud_codec import decode_pointcloud, encode_pointcloud
 from stn_ros.tasks.grasp_stn import ROI_SIDE_M, grasp_stn
@@ -190,14 +190,3 @@ def test_a_metric_crop_stn_falls_back_to_the_plain_rois_without_depth_or_camera_
         np.testing.assert_allclose(result.transforms.homographies, identity.transforms.homographies, atol=1e-6)
     assert canonicalizer.process(depth, ROIS, camera).fallback is None
 
-
-def test_sequence_gaps_count_the_frames_a_publisher_sent_that_never_arrived():
-    gaps = SequenceGaps()
-    assert gaps.missing('camera', 5) == 0  # the first message says nothing about earlier ones
-    assert gaps.missing('camera', 6) == 0 and gaps.missing('camera', 9) == 2
-    assert gaps.missing('camera', 8) == 0  # late: already counted as missing
-    assert gaps.missing('other', 100) == 0 and gaps.missing('camera', None) == 0
-    health = NodeHealth()
-    health.on_input(now=0.0)
-    health.on_lost(2)
-    assert health.report(now=0.1).values['frames lost before the node (sequence gaps)'] == '2'

@@ -234,9 +234,6 @@ def test_overload_drops_stale_frames_keeps_latency_bounded_and_counts_the_drops(
         print(values)
         assert int(values['frames dropped (latest wins)']) >= 1 and int(values['bad inputs']) == 0, values
         assert float(values['latency p99 (ms)']) < 1000.0, values
-        # Frames DDS replaced before the node took them are counted from the camera's sequence numbers.
-        seen = int(values['frames received']) + int(values['frames lost before the node (sequence gaps)'])
-        assert len(published) + 1 <= seen <= len(published) + 1 + refused, (len(published), refused, values)
 
         flood(probe, publisher, msg, 1.0)
         node.stop()  # while it is busy: a clean exit (checked on leaving the block)

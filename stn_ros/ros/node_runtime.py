@@ -29,6 +29,11 @@ def run_node(factory: Callable[[], Node], executable: str, args: list[str] | Non
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        if rclpy.ok():
+            raise
+        # Ctrl-C shut rclpy down while the executor was taking a message (seen under a frame flood): a
+        # normal stop, not a crash.
     finally:
         if node is not None:
             if hasattr(node, 'stop'):

@@ -20,14 +20,13 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import QoSPolicyKind, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from stn_ros.camera import PinholeCamera
 from stn_ros.canonicalizer import Canonicalizer, load_model
 from stn_ros.core import CheckpointError, DeviceUnavailableError, device_memory_values, resolve_device
 from stn_ros.frames import Frame, decode_frame
-from stn_ros.health import LogThrottle, NodeHealth, SequenceGaps
+from stn_ros.health import LogThrottle, NodeHealth
 from stn_ros.proposals import (ProposalConfig, check_rois_inside, depth_proposals, full_frame_roi,
                                intensity_proposals, order_and_limit, parse_rois)
 from stn_ros.ros.image_codec import ImageDecodeError, encode_image
@@ -104,7 +103,6 @@ class StnNode(Node):
         self.canonicalizer = Canonicalizer(model.stn, device, values['output_size'], model.roi_side_m,
                                            identity_fallback=True)
         self._fallback_frames = 0
-        self._sequence_gaps = SequenceGaps()
         self.health = NodeHealth()
         self._throttle = LogThrottle(5.0)
         self._camera: PinholeCamera | None = None
@@ -180,12 +178,8 @@ class StnNode(Node):
             self._camera = None
             self._log_bad('camera_info', str(exc))
 
-    def _on_image(self, msg: Image, info: MessageInfo) -> None:
+    def _on_image(self, msg: Image) -> None:
         self.health.on_input()
-        gid = info.get('publisher_gid')
-        lost = self._sequence_gaps.missing(str(gid), info.get('publication_sequence_number'))
-        if lost > 0:
-            self.health.on_lost(lost)
         with self._lock:
             if self._latest is not None:
                 self.health.on_dropped()
