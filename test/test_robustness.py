@@ -326,22 +326,6 @@ WEIGHTS = {
 }
 
 
-@pytest.mark.timeout(60)
-@pytest.mark.parametrize('case', list(WEIGHTS))
-def test_a_bad_weights_file_is_one_clear_start_up_error(tmp_path, case):
-    make, message = WEIGHTS[case]
-    path = make(tmp_path)
-    node = NodeProcess(NODE, '-p', f'weights:={path}', '-p', 'device:=cpu')
-    try:
-        assert node.wait(timeout=45) == 1, node.output
-    finally:
-        node.stop()
-    lines = [line for line in node.output.splitlines() if 'cannot start' in line]
-    assert len(lines) == 1 and message in lines[0] and str(path) in lines[0], node.output
-    assert 'torch.load' not in lines[0]  # no advice meant for torch users (e.g. to load unsafely)
-    assert 'Traceback' not in node.output
-
-
 def gqcnn_wrong_shape(tmp_path):
     blob = torch.load(ROOT / 'weights' / 'gqcnn.pt', weights_only=True)
     name = next(iter(blob['state_dict']))
@@ -357,17 +341,21 @@ GQCNN_WEIGHTS = {
 }
 
 
+BAD_WEIGHTS = [(NODE, case, *WEIGHTS[case]) for case in WEIGHTS] + \
+    [('grasp_quality_node', case, *GQCNN_WEIGHTS[case]) for case in GQCNN_WEIGHTS]
+
+
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize('case', list(GQCNN_WEIGHTS))
-def test_a_bad_gqcnn_weights_file_is_one_clear_start_up_error(tmp_path, case):
-    make, message = GQCNN_WEIGHTS[case]
+@pytest.mark.parametrize('executable,case,make,message', BAD_WEIGHTS, ids=[f'{e}: {c}' for e, c, _, _ in BAD_WEIGHTS])
+def test_a_bad_weights_file_is_one_clear_start_up_error(tmp_path, executable, case, make, message):
     path = make(tmp_path)
-    node = NodeProcess('grasp_quality_node', '-p', f'weights:={path}', '-p', 'device:=cpu',
-                       params_file=ROOT / 'config' / 'grasp_quality_node.yaml')
+    node = NodeProcess(executable, '-p', f'weights:={path}', '-p', 'device:=cpu',
+                       params_file=ROOT / 'config' / f'{executable}.yaml')
     try:
         assert node.wait(timeout=45) == 1, node.output
     finally:
         node.stop()
     lines = [line for line in node.output.splitlines() if 'cannot start' in line]
     assert len(lines) == 1 and message in lines[0] and str(path) in lines[0], node.output
+    assert 'torch.load' not in lines[0]  # no advice meant for torch users (e.g. to load unsafely)
     assert 'Traceback' not in node.output
