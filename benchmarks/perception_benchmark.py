@@ -121,7 +121,7 @@ def node_args(executable: str, device: str, remaps: list[str], *params: str) -> 
 
 
 STN_NODE_REMAPS = ['image:=/camera/depth', 'camera_info:=/camera/camera_info']
-GRASP_NODE_REMAPS = [f'rectified/image:=/stn_node/rectified/image', f'rectified/transforms:={TRANSFORMS}',
+GRASP_NODE_REMAPS = ['rectified/image:=/stn_node/rectified/image', f'rectified/transforms:={TRANSFORMS}',
                      'camera_info:=/camera/camera_info']
 
 
