@@ -41,14 +41,12 @@ from node_compute_benchmark import measure_stages, stage_table
 from stn_ros.canonicalizer import Canonicalizer, load_model
 from stn_ros.core import resolve_device, warp_perspective_opencv
 from stn_ros.frames import decode_frame
-from stn_ros.package_files import package_file
-from stn_ros.processes import ProcessGroup
+from stn_ros.processes import ProcessGroup, node_command
 from stn_ros.proposals import ProposalConfig, depth_proposals
 from stn_ros.ros.image_codec import encode_image
 from stn_ros.ros_env import loopback_ros_env
 
 HERE = Path(__file__).resolve().parent
-BIN = Path(sys.executable).parent
 TRANSFORMS = '/stn_node/rectified/transforms'
 GRASPS = '/grasp_quality_node/grasps'
 WARM_UP_S = 2.0  # first seconds of each phase left out of the statistics (discovery, first inference)
@@ -110,16 +108,6 @@ def compare_canonicalization(canonicalizer: Canonicalizer, objects: int, frames:
 
 # ----------------------------------------------------------------------------- processes over topics
 
-def node_args(executable: str, device: str, remaps: list[str], *params: str) -> list[str]:
-    config = package_file('config', f'{executable}.yaml')
-    args = [str(BIN / executable), '--ros-args', '--params-file', str(config), '-p', f'device:={device}']
-    for param in params:
-        args += ['-p', param]
-    for remap in remaps:
-        args += ['-r', remap]
-    return args
-
-
 STN_NODE_REMAPS = ['image:=/camera/depth', 'camera_info:=/camera/camera_info']
 GRASP_NODE_REMAPS = ['rectified/image:=/stn_node/rectified/image', f'rectified/transforms:={TRANSFORMS}',
                      'camera_info:=/camera/camera_info']
@@ -152,9 +140,9 @@ def run_phase(name: str, *, rate: float, seconds: float, shared_memory: bool, no
         receiver = group.start('receiver', endpoints + ['receiver', '--out', str(records / 'receiver.json')] +
                                [a for t in topics for a in ('--topic', t)], env=env, stdout_pipe=True)
         if 'stn_node' in nodes:
-            group.start('stn_node', node_args('stn_node', device, STN_NODE_REMAPS), log=log_dir / f'{name}_stn_node.log', env=env)
+            group.start('stn_node', node_command('stn_node', [f'device:={device}'], STN_NODE_REMAPS), log=log_dir / f'{name}_stn_node.log', env=env)
         if 'grasp_quality_node' in nodes:
-            group.start('grasp_quality_node', node_args('grasp_quality_node', device, GRASP_NODE_REMAPS),
+            group.start('grasp_quality_node', node_command('grasp_quality_node', [f'device:={device}'], GRASP_NODE_REMAPS),
                         log=log_dir / f'{name}_grasp_quality_node.log', env=env)
         if nodes and read_line(receiver, 120) != 'ready':
             group.check_alive(nodes)
@@ -192,15 +180,20 @@ def latency_stats(phase: dict, topic: str) -> dict[str, float]:
             'delivered': delivered / max(len(sent), 1), 'sent': len(sent)}
 
 
+def diagnostics_history(phase: dict, node: str) -> list[tuple[float, dict[str, str]]]:
+    """``node``'s ``/diagnostics`` values in the phase, with their arrival times."""
+    return next((h for name, h in phase['diagnostics'].items() if name.startswith(node + ':')), [])
+
+
 def diagnostics_of(phase: dict, node: str) -> dict[str, str]:
     """``node``'s last ``/diagnostics`` values of the phase."""
-    history = next((h for name, h in phase['diagnostics'].items() if name.startswith(node + ':')), [])
+    history = diagnostics_history(phase, node)
     return history[-1][1] if history else {}
 
 
 def counted_after_warm_up(phase: dict, node: str, key: str) -> float:
     """How much ``node``'s cumulative diagnostics counter ``key`` grew after the warm-up."""
-    history = next((h for name, h in phase['diagnostics'].items() if name.startswith(node + ':')), [])
+    history = diagnostics_history(phase, node)
     stamps = phase['camera']['stamps']
     after = [values for arrival, values in history if stamps and arrival >= stamps[0] + WARM_UP_S]
     if not after:

@@ -16,29 +16,24 @@ import cv2
 import numpy as np
 
 from stn_ros.package_files import package_file
-from stn_ros.processes import ProcessGroup
+from stn_ros.processes import ProcessGroup, node_command
 from stn_ros.ros_env import apply_loopback_ros_env
 
-NODES = (
-    ('synthetic_camera', 'synthetic_camera.yaml', ['-r', 'depth:=/camera/depth', '-r', 'image:=/camera/image',
-                                                   '-r', 'camera_info:=/camera/camera_info']),
-    ('stn_node', 'stn_node.yaml', ['-r', 'image:=/camera/depth', '-r', 'camera_info:=/camera/camera_info']),
-    ('grasp_quality_node', 'grasp_quality_node.yaml', ['-r', 'rectified/image:=/stn_node/rectified/image',
-                                                       '-r', 'rectified/transforms:=/stn_node/rectified/transforms',
-                                                       '-r', 'camera_info:=/camera/camera_info']),
+NODES = (  # executable, remappings
+    ('synthetic_camera', ['depth:=/camera/depth', 'image:=/camera/image', 'camera_info:=/camera/camera_info']),
+    ('stn_node', ['image:=/camera/depth', 'camera_info:=/camera/camera_info']),
+    ('grasp_quality_node', ['rectified/image:=/stn_node/rectified/image',
+                            'rectified/transforms:=/stn_node/rectified/transforms', 'camera_info:=/camera/camera_info']),
 )
 
 
 def start_pipeline(device: str, seed: int, log_dir: Path) -> ProcessGroup:
     """The three node processes, each logging to ``log_dir/<executable>.log``."""
     group = ProcessGroup()
-    bin_dir = Path(sys.executable).parent
     try:
-        for executable, params, remaps in NODES:
-            args = [str(bin_dir / executable), '--ros-args', '--params-file', str(package_file('config', params)),
-                    *remaps]
-            args += ['-p', f'seed:={seed}'] if executable == 'synthetic_camera' else ['-p', f'device:={device}']
-            group.start(executable, args, log=log_dir / f'{executable}.log')
+        for executable, remaps in NODES:
+            param = f'seed:={seed}' if executable == 'synthetic_camera' else f'device:={device}'
+            group.start(executable, node_command(executable, [param], remaps), log=log_dir / f'{executable}.log')
     except BaseException:
         group.stop()
         raise

@@ -7,9 +7,24 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+
+def node_command(executable: str, params: Sequence[str] = (), remaps: Sequence[str] = ()) -> list[str]:
+    """The installed node ``executable`` (beside this interpreter) with its shipped parameter file
+    ``config/<executable>.yaml``, then ``-p`` overrides ``params`` and ``-r`` remappings ``remaps``."""
+    from stn_ros.package_files import package_file
+
+    args = [str(Path(sys.executable).parent / executable), '--ros-args',
+            '--params-file', str(package_file('config', f'{executable}.yaml'))]
+    for param in params:
+        args += ['-p', param]
+    for remap in remaps:
+        args += ['-r', remap]
+    return args
 
 
 class ProcessGroup:
