@@ -28,8 +28,8 @@ setup(
         'console_scripts': [
             'grasp_quality_node = stn_ros.ros.grasp_quality_node:main',
             'stn_node = stn_ros.ros.stn_node:main',
-            'stn_demo = stn_ros.demo:main',
-            'stn_selfcheck = stn_ros.selfcheck:main',
+            'stn_demo = stn_ros.apps.demo:main',
+            'stn_selfcheck = stn_ros.apps.selfcheck:main',
             'synthetic_camera = stn_ros.ros.synthetic_camera:main',
         ],
     },

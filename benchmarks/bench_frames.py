@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stn_ros.camera import PinholeCamera
+from stn_ros.perception.camera import PinholeCamera
 
 CAMERA = PinholeCamera(525.0, 525.0, 319.5, 239.5, 640, 480)
 

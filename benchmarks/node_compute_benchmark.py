@@ -17,12 +17,12 @@ import torch
 from tqdm import tqdm
 
 from bench_frames import CAMERA, depth_frame_mm
-from stn_ros.canonicalizer import Canonicalizer, load_model
+from stn_ros.perception.canonicalizer import Canonicalizer, load_model
 from stn_ros.core import resolve_device
-from stn_ros.frames import decode_frame
-from stn_ros.proposals import ProposalConfig, depth_proposals
-from stn_ros.ros.image_codec import encode_image
-from stn_ros.ros.pointcloud_codec import encode_pointcloud
+from stn_ros.perception.frame import decode_frame
+from stn_ros.perception.proposals import ProposalConfig, depth_proposals
+from stn_ros.bridge.image_codec import encode_image
+from stn_ros.bridge.pointcloud_codec import encode_pointcloud
 
 STAGES = ('decode', 'proposals', 'localization', 'sampling', 'encode', 'total')
 

@@ -9,7 +9,7 @@ arrived (the same machine's wall clock, so the difference is the latency), and e
 ``/diagnostics`` values with their arrival times. Prints ``ready`` once every topic has a publisher, then runs until
 SIGTERM/SIGINT and writes ``--out`` (JSON).
 
-Run inside the loopback ROS environment perception_benchmark.py sets (``stn_ros.ros_env``).
+Run inside the loopback ROS environment perception_benchmark.py sets (``stn_ros.apps.ros_env``).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from bench_frames import CAMERA, depth_frame_mm
-from stn_ros.ros.image_codec import encode_image
+from stn_ros.bridge.image_codec import encode_image
 
 MESSAGE_TYPES = {'image': Image, 'pointcloud': PointCloud2}
 

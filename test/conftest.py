@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from stn_ros.ros_env import apply_loopback_ros_env
+from stn_ros.apps.ros_env import apply_loopback_ros_env
 
 # Before any test imports rclpy: the env is read when a context starts and inherited by subprocesses.
 apply_loopback_ros_env()

@@ -17,7 +17,7 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
 
-from stn_ros.ros.image_codec import encode_image
+from stn_ros.bridge.image_codec import encode_image
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS_FILE = ROOT / 'config' / 'stn_node.yaml'

@@ -14,7 +14,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from ros_harness import ROOT, spin_until
-from stn_ros.ros.image_codec import encode_image
+from stn_ros.bridge.image_codec import encode_image
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -56,7 +56,7 @@ def installed_env(install: Path) -> dict[str, str]:
 def test_installed_node_runs_from_the_install_tree_and_processes_a_frame(workspace):
     share = workspace / 'share' / 'stn_ros'
     env = installed_env(workspace)
-    where = subprocess.run([sys.executable, '-c', 'import stn_ros.package_files as p, stn_ros; '
+    where = subprocess.run([sys.executable, '-c', 'import stn_ros.core.package_files as p, stn_ros; '
                             'print(stn_ros.__file__); print(p.share_directory())'], env=env, cwd=workspace,
                            capture_output=True, text=True, timeout=60, check=True).stdout.split()
     assert where[0].startswith(str(workspace)) and where[1] == str(share)

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from stn_ros.canonicalizer import load_model
+from stn_ros.perception.canonicalizer import load_model
 from stn_ros.core import make_family, pixel_homography, roi_matrix
-from stn_ros.data.grasp_images import canonical_homographies
-from stn_ros.data.grasps import GripperConfig
-from stn_ros.data.scenes import SceneConfig
-from stn_ros.proposals import metric_rois
-from stn_ros.tasks.grasp_stn import ROI_SIDE_M, matched_errors, similarity_targets
+from stn_ros.training.datasets.grasp_images import canonical_homographies
+from stn_ros.sim.grasps import GripperConfig
+from stn_ros.sim.scenes import SceneConfig
+from stn_ros.perception.proposals import metric_rois
+from stn_ros.training.tasks.grasp_stn import ROI_SIDE_M, matched_errors, similarity_targets
 
 
 def test_similarity_targets_reproduce_the_analytic_canonical_h():
@@ -45,7 +45,7 @@ def test_matched_errors_take_the_nearest_good_grasp_modulo_180_degrees():
 @pytest.mark.timeout(300)
 def test_quick_grasp_stn_training_ships_a_node_loadable_checkpoint(tmp_path):
     out = tmp_path / 'stn'
-    result = subprocess.run([sys.executable, '-m', 'stn_ros.train', 'grasp-stn', '--num-scenes', '20', '--epochs', '2',
+    result = subprocess.run([sys.executable, '-m', 'stn_ros.apps.train', 'grasp-stn', '--num-scenes', '20', '--epochs', '2',
                              '--out', str(out), '--cache', str(tmp_path / 'data'), '--no-progress'],
                             capture_output=True, text=True, timeout=280)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -60,10 +60,10 @@ def test_quick_grasp_stn_training_ships_a_node_loadable_checkpoint(tmp_path):
 def test_quick_grasp_evaluation_compares_the_four_canonicalizations(tmp_path):
     cache = tmp_path / 'data'
     for task, out in (('gqcnn', 'gq'), ('grasp-stn', 'stn')):
-        subprocess.run([sys.executable, '-m', 'stn_ros.train', task, '--num-scenes', '20', '--epochs', '1',
+        subprocess.run([sys.executable, '-m', 'stn_ros.apps.train', task, '--num-scenes', '20', '--epochs', '1',
                         '--out', str(tmp_path / out), '--cache', str(cache), '--no-progress'],
                        check=True, capture_output=True, timeout=200)
-    result = subprocess.run([sys.executable, '-m', 'stn_ros.evaluate', 'grasp', '--gqcnn', str(tmp_path / 'gq' / 'gqcnn.pt'),
+    result = subprocess.run([sys.executable, '-m', 'stn_ros.apps.evaluate', 'grasp', '--gqcnn', str(tmp_path / 'gq' / 'gqcnn.pt'),
                              '--stn', str(tmp_path / 'stn' / 'grasp_stn.pt'), '--num-scenes', '20', '--cache', str(cache),
                              '--output', str(tmp_path / 'docs')], capture_output=True, text=True, timeout=200)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -77,7 +77,7 @@ def test_quick_grasp_evaluation_compares_the_four_canonicalizations(tmp_path):
 
 def test_dihedral_augmentation_moves_the_targets_with_the_crop():
     from stn_ros.core import SpatialTransformer
-    from stn_ros.tasks.grasp_stn import dihedral_augment
+    from stn_ros.training.tasks.grasp_stn import dihedral_augment
 
     # A crop with one bright pixel; its target is the similarity whose crop centre sits on that pixel.
     crop = torch.zeros(1, 1, 32, 32)

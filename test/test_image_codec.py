@@ -1,4 +1,4 @@
-"""Tests for stn_ros.ros.image_codec (no ROS graph, no rclpy)."""
+"""Tests for stn_ros.bridge.image_codec (no ROS graph, no rclpy)."""
 
 import array
 import gc
@@ -13,7 +13,7 @@ import pytest
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from stn_ros.ros.image_codec import (
+from stn_ros.bridge.image_codec import (
     DECODE_ERROR_REASONS,
     ENCODINGS,
     ImageDecodeError,
@@ -388,7 +388,7 @@ def test_matches_cv_bridge(encoding):
 
 def test_module_imports_neither_rclpy_nor_sensor_msgs():
     code = (
-        "import sys, stn_ros.ros.image_codec, stn_ros.ros.pointcloud_codec;"
+        "import sys, stn_ros.bridge.image_codec, stn_ros.bridge.pointcloud_codec;"
         "print(sorted(m for m in ('rclpy', 'sensor_msgs', 'cv2', 'cv_bridge')"
         " if m in sys.modules))"
     )

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from stn_ros.data.mnist import (DISTORTIONS, IMAGE_SIZE, P_MIN_SCALE, P_MIN_STRETCH, DistortedMNIST, distort,
+from stn_ros.training.datasets.mnist import (DISTORTIONS, IMAGE_SIZE, P_MIN_SCALE, P_MIN_STRETCH, DistortedMNIST, distort,
                                 distort_with_params, load_digits, split_digits)
-from stn_ros.data.mnist_samples import CELL, GAP, ROW_NAMES, main, sheet_shape
+from stn_ros.training.datasets.mnist_samples import CELL, GAP, ROW_NAMES, main, sheet_shape
 
 CENTRE = 13.5  # of a 28x28 digit, pixel centres at integers
 
@@ -251,6 +251,6 @@ def test_sample_picture_cli_writes_a_png_of_the_expected_size(tmp_path, capsys):
 
 
 def test_sample_picture_cli_has_help():
-    result = subprocess.run([sys.executable, '-m', 'stn_ros.data.mnist_samples', '--help'],
+    result = subprocess.run([sys.executable, '-m', 'stn_ros.training.datasets.mnist_samples', '--help'],
                             capture_output=True, text=True, timeout=60, check=True)
     assert '--per-kind' in result.stdout and '--output' in result.stdout

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import setuptools
 
-from stn_ros.package_files import package_file, share_directory
+from stn_ros.core.package_files import package_file, share_directory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +68,7 @@ def test_share_directory_holds_the_package_files():
 
 
 def test_pure_compute_imports_no_rclpy():
-    code = ('import sys, stn_ros.core, stn_ros.visualize, stn_ros.ros_env, stn_ros.package_files; '
+    code = ('import sys, stn_ros.core, stn_ros.perception.visualize, stn_ros.apps.ros_env, stn_ros.core.package_files; '
             'bad = [m for m in sys.modules if m.split(".")[0] in ("rclpy", "rcl_interfaces")]; '
             'assert not bad, bad')
     subprocess.run([sys.executable, '-c', code], check=True, timeout=60)
@@ -77,7 +77,7 @@ def test_pure_compute_imports_no_rclpy():
 @pytest.mark.timeout(120)
 def test_selfcheck_runs_ros_and_writes_its_picture(tmp_path, ros_env):
     picture = tmp_path / 'selfcheck.png'
-    result = subprocess.run([sys.executable, '-m', 'stn_ros.selfcheck', '--output', str(picture)],
+    result = subprocess.run([sys.executable, '-m', 'stn_ros.apps.selfcheck', '--output', str(picture)],
                             env=ros_env, capture_output=True, text=True, timeout=100)
     assert result.returncode == 0, result.stderr
     assert 'rclpy: ok (rmw_fastrtps_cpp, loopback only)' in result.stdout

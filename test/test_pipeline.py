@@ -6,8 +6,8 @@ from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import PointCloud2
 
 from ros_harness import ROOT, NodeProcess, spin_until
-from stn_ros.ros.pointcloud_codec import decode_pointcloud
-from stn_ros.synthetic_frames import synthetic_frame
+from stn_ros.bridge.pointcloud_codec import decode_pointcloud
+from stn_ros.sim.synthetic_frames import synthetic_frame
 
 pytestmark = pytest.mark.timeout(180)
 CONFIG = ROOT / 'config'

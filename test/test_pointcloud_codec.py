@@ -1,4 +1,4 @@
-"""Tests for stn_ros.ros.pointcloud_codec (no ROS graph, no rclpy)."""
+"""Tests for stn_ros.bridge.pointcloud_codec (no ROS graph, no rclpy)."""
 
 import array
 import struct
@@ -10,7 +10,7 @@ import pytest
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
-from stn_ros.ros.pointcloud_codec import (
+from stn_ros.bridge.pointcloud_codec import (
     DECODE_ERROR_REASONS,
     PointCloudDecodeError,
     decode_pointcloud,

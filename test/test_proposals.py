@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stn_ros.proposals import (ProposalConfig, Proposals, check_rois_inside, depth_proposals,
+from stn_ros.perception.proposals import (ProposalConfig, Proposals, check_rois_inside, depth_proposals,
                                fit_table_plane, full_frame_roi, intensity_proposals, order_and_limit,
                                parse_rois)
 

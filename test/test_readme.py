@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stn_ros.canonicalizer import Canonicalizer, identity_model
-from stn_ros.frames import Frame
-from stn_ros.ros.pointcloud_codec import encode_pointcloud
+from stn_ros.perception.canonicalizer import Canonicalizer, identity_model
+from stn_ros.perception.frame import Frame
+from stn_ros.bridge.pointcloud_codec import encode_pointcloud
 
 README = Path(__file__).resolve().parents[1] / 'README.md'
 

@@ -18,11 +18,11 @@ from sensor_msgs.msg import Image
 from images import smooth_image
 from ros_harness import (ROOT, Consumer, NodeProcess, camera_qos, publish_and_collect, ros_probe, spin_until, stamp_key,
                          stamped, subscription_reliability)
-from stn_ros.canonicalizer import identity_model
+from stn_ros.perception.canonicalizer import identity_model
 from stn_ros.core import save_spatial_transformer
-from stn_ros.frames import decode_frame
-from stn_ros.health import NodeHealth
-from stn_ros.ros.image_codec import DEPTH_ENCODINGS, ENCODINGS, ImageDecodeError
+from stn_ros.perception.frame import decode_frame
+from stn_ros.ros.health import NodeHealth
+from stn_ros.bridge.image_codec import DEPTH_ENCODINGS, ENCODINGS, ImageDecodeError
 
 NODE = 'stn_node'
 SEED = 20_150_605

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stn_ros.data.scenes import (KINDS, SceneConfig, box_footprint, camera_pose, generate_scene, make_object,
+from stn_ros.sim.scenes import (KINDS, SceneConfig, box_footprint, camera_pose, generate_scene, make_object,
                                  polygon_distance, rasterize_polygon, render_scene)
 
 CONFIG = SceneConfig()

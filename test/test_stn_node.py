@@ -12,10 +12,10 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from ros_harness import (Consumer, NodeProcess, camera_qos, publish_and_collect, ros_probe, spin_until, stamped,
                          subscription_reliability)
-from stn_ros.frames import decode_frame
-from stn_ros.ros.image_codec import decode_image
-from stn_ros.ros.pointcloud_codec import decode_pointcloud
-from stn_ros.transforms_record import parse_record
+from stn_ros.perception.frame import decode_frame
+from stn_ros.bridge.image_codec import decode_image
+from stn_ros.bridge.pointcloud_codec import decode_pointcloud
+from stn_ros.perception.transforms_record import parse_record
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -35,7 +35,7 @@ def test_every_model_classifies_and_the_wide_cnn_matches_st_cnn_parameters(size)
 
 def test_quick_training_writes_weights_card_and_state_and_resumes(tmp_path):
     out = tmp_path / 'run'
-    first = run(['stn_ros.train', 'mnist', '--distortion', 'R', '--model', 'st-cnn-affine', '--quick',
+    first = run(['stn_ros.apps.train', 'mnist', '--distortion', 'R', '--model', 'st-cnn-affine', '--quick',
                  '--epochs', '1', '--out', str(out), '--no-progress'])
     metrics = last_json(first.stdout)
     assert 0 <= metrics['test_error_percent'] <= 100 and metrics['test_samples'] == 200
@@ -43,11 +43,11 @@ def test_quick_training_writes_weights_card_and_state_and_resumes(tmp_path):
     assert 'st-cnn-affine on distorted MNIST (R)' in card and 'Test error' in card and '--quick' in card
     model, metadata = load_classifier(out / 'model.pt')
     assert model.stn is not None and json.loads(metadata['card'])['task_args']['model'] == 'st-cnn-affine'
-    resumed = run(['stn_ros.train', 'mnist', '--distortion', 'R', '--model', 'st-cnn-affine', '--quick',
+    resumed = run(['stn_ros.apps.train', 'mnist', '--distortion', 'R', '--model', 'st-cnn-affine', '--quick',
                    '--epochs', '2', '--out', str(out), '--resume', str(out / 'last.pt'), '--no-progress'])
     state = torch.load(out / 'last.pt', weights_only=True)
     assert [h['epoch'] for h in state['history']] == [1, 2] and 'weights' in last_json(resumed.stdout)
-    mismatch = subprocess.run([sys.executable, '-m', 'stn_ros.train', 'mnist', '--distortion', 'P', '--model',
+    mismatch = subprocess.run([sys.executable, '-m', 'stn_ros.apps.train', 'mnist', '--distortion', 'P', '--model',
                                'st-cnn-affine', '--quick', '--epochs', '3', '--out', str(out), '--resume',
                                str(out / 'last.pt')], capture_output=True, text=True, timeout=120)
     assert mismatch.returncode != 0 and 'resume with the same options' in mismatch.stderr
@@ -64,7 +64,7 @@ def test_two_process_ddp_on_cpu_trains_the_same_model_shape(tmp_path):
     env = dict(os.environ, GLOO_SOCKET_IFNAME='lo', OMP_NUM_THREADS='1')  # loopback only
     out = tmp_path / 'ddp'
     result = subprocess.run([str(torchrun), '--nproc_per_node=2', '--master_addr=127.0.0.1',
-                             f'--master_port={free_port()}', '-m', 'stn_ros.train', 'mnist', '--distortion', 'RTS',
+                             f'--master_port={free_port()}', '-m', 'stn_ros.apps.train', 'mnist', '--distortion', 'RTS',
                              '--model', 'st-cnn-affine', '--quick', '--epochs', '1', '--out', str(out),
                              '--no-progress'], capture_output=True, text=True, timeout=240, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -78,13 +78,13 @@ def test_two_process_ddp_on_cpu_trains_the_same_model_shape(tmp_path):
 
 def test_quick_table_and_evaluation_write_the_table_plot_and_picture(tmp_path):
     runs, docs = tmp_path / 'runs', tmp_path / 'docs'
-    run(['stn_ros.train', 'mnist-table', '--quick', '--epochs', '1', '--runs', str(runs), '--models', 'cnn',
+    run(['stn_ros.apps.train', 'mnist-table', '--quick', '--epochs', '1', '--runs', str(runs), '--models', 'cnn',
          'st-cnn-affine', '--distortions', 'R', 'RTS'])
     assert sorted(p.parent.name for p in runs.glob('*/*/model.pt')) == ['cnn', 'cnn', 'st-cnn-affine', 'st-cnn-affine']
-    again = run(['stn_ros.train', 'mnist-table', '--quick', '--epochs', '1', '--runs', str(runs), '--models', 'cnn',
+    again = run(['stn_ros.apps.train', 'mnist-table', '--quick', '--epochs', '1', '--runs', str(runs), '--models', 'cnn',
                  '--distortions', 'R'])
     assert 'done already, skipped' in again.stderr
-    result = run(['stn_ros.evaluate', 'mnist', '--runs', str(runs), '--output', str(docs), '--quick',
+    result = run(['stn_ros.apps.evaluate', 'mnist', '--runs', str(runs), '--output', str(docs), '--quick',
                   '--ship', str(tmp_path / 'weights')])
     shipped = sorted(p.name for p in (tmp_path / 'weights').iterdir())
     assert shipped == ['mnist_st_cnn_affine_r.md', 'mnist_st_cnn_affine_r.pt', 'mnist_st_cnn_affine_rts.md',
@@ -97,15 +97,15 @@ def test_quick_table_and_evaluation_write_the_table_plot_and_picture(tmp_path):
 
 
 def test_cli_help_explains():
-    for module in ('stn_ros.train', 'stn_ros.evaluate'):
+    for module in ('stn_ros.apps.train', 'stn_ros.apps.evaluate'):
         assert 'usage' in run([module, '--help']).stdout
-    assert '--distortion' in run(['stn_ros.train', 'mnist', '--help']).stdout
+    assert '--distortion' in run(['stn_ros.apps.train', 'mnist', '--help']).stdout
 
 
 def test_quick_gqcnn_training_writes_a_loadable_model_and_card(tmp_path):
     from stn_ros.models.gqcnn import load_gqcnn
 
-    result = run(['stn_ros.train', 'gqcnn', '--num-scenes', '12', '--epochs', '1', '--out', str(tmp_path / 'gq'),
+    result = run(['stn_ros.apps.train', 'gqcnn', '--num-scenes', '12', '--epochs', '1', '--out', str(tmp_path / 'gq'),
                   '--cache', str(tmp_path / 'data'), '--no-progress'])
     metrics = last_json(result.stdout)
     assert 0 <= metrics['accuracy'] <= 1 and metrics['held_out_grasps'] > 0
@@ -123,7 +123,7 @@ def test_quick_gqcnn_training_writes_a_loadable_model_and_card(tmp_path):
 def test_average_precision_matches_its_definition():
     import numpy as np
 
-    from stn_ros.tasks.gqcnn import average_precision
+    from stn_ros.training.tasks.gqcnn import average_precision
 
     labels = np.array([1, 0, 1, 1, 0])
     scores = np.array([0.9, 0.8, 0.7, 0.3, 0.1])

@@ -1,1 +1,1 @@
-"""ROS message adapters (codecs are pure numpy; node code lives elsewhere)."""
+"""The only rclpy code: the nodes, their run loop, parameters, QoS and health reporting."""

@@ -3,7 +3,7 @@
 Subscribes ``rectified/image`` and ``rectified/transforms`` (remap them to stn_node's outputs), pairs
 them by exact stamp (a bounded buffer; unpaired messages are counted and dropped), and ``camera_info``
 (optional: metric grasps). Publishes ``~/grasps`` (PointCloud2, one point per crop, fields in
-:mod:`stn_ros.grasp_quality`), ``~/best_grasp`` (PoseStamped, the best grasp at or above
+:mod:`stn_ros.perception.grasp_quality`), ``~/best_grasp`` (PoseStamped, the best grasp at or above
 ``quality_threshold`` when it has a metric position) and ``/diagnostics``.
 """
 from __future__ import annotations
@@ -20,18 +20,18 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from stn_ros.camera import PinholeCamera
+from stn_ros.perception.camera import PinholeCamera
 from stn_ros.core import DeviceUnavailableError, device_memory_values, resolve_device
-from stn_ros.grasp_quality import GraspScorer, grasp_orientation
-from stn_ros.health import LogThrottle, NodeHealth
+from stn_ros.perception.grasp_quality import GraspScorer, grasp_orientation
+from stn_ros.ros.health import LogThrottle, NodeHealth
 from stn_ros.models.gqcnn import GQCNN, load_gqcnn
-from stn_ros.package_files import package_file
-from stn_ros.ros.image_codec import ImageDecodeError, decode_image
+from stn_ros.core.package_files import package_file
+from stn_ros.bridge.image_codec import ImageDecodeError, decode_image
 from stn_ros.ros.node_runtime import diagnostic_array, run_node
 from stn_ros.ros.parameters import (ParameterSet, ParameterSpec, StartupError, device_string, integer_in,
                                     number_in)
-from stn_ros.ros.pointcloud_codec import PointCloudDecodeError, decode_pointcloud, encode_pointcloud
-from stn_ros.transforms_record import parse_record
+from stn_ros.bridge.pointcloud_codec import PointCloudDecodeError, decode_pointcloud, encode_pointcloud
+from stn_ros.perception.transforms_record import parse_record
 
 DEFAULT_WEIGHTS = 'gqcnn.pt'
 

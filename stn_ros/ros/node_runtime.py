@@ -9,7 +9,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
-from stn_ros.health import HealthReport
+from stn_ros.ros.health import HealthReport
 from stn_ros.ros.parameters import StartupError
 
 

@@ -2,7 +2,7 @@
 
 Subscribes ``image`` (+ optional ``camera_info``, ``detections``), publishes ``~/rectified/image``,
 ``~/rectified/transforms``, ``~/debug/image`` and ``/diagnostics``. The compute lives in
-:mod:`stn_ros.canonicalizer` and :mod:`stn_ros.proposals`; this module is conversions, parameters and
+:mod:`stn_ros.perception.canonicalizer` and :mod:`stn_ros.perception.proposals`; this module is conversions, parameters and
 topics. One worker thread processes the latest frame; the subscription only stores it, so a frame that
 is replaced before it is processed is counted as dropped and nothing queues up.
 """
@@ -22,20 +22,20 @@ from rclpy.qos import QoSPolicyKind, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from stn_ros.camera import PinholeCamera
-from stn_ros.canonicalizer import Canonicalizer, load_model
+from stn_ros.perception.camera import PinholeCamera
+from stn_ros.perception.canonicalizer import Canonicalizer, load_model
 from stn_ros.core import CheckpointError, DeviceUnavailableError, device_memory_values, resolve_device
-from stn_ros.frames import Frame, decode_frame
-from stn_ros.health import LogThrottle, NodeHealth
-from stn_ros.proposals import (ProposalConfig, check_rois_inside, depth_proposals, full_frame_roi,
+from stn_ros.perception.frame import Frame, decode_frame
+from stn_ros.ros.health import LogThrottle, NodeHealth
+from stn_ros.perception.proposals import (ProposalConfig, check_rois_inside, depth_proposals, full_frame_roi,
                                intensity_proposals, order_and_limit, parse_rois)
-from stn_ros.ros.image_codec import ImageDecodeError, encode_image
+from stn_ros.bridge.image_codec import ImageDecodeError, encode_image
 from stn_ros.ros.node_runtime import diagnostic_array, run_node
 from stn_ros.ros.parameters import (ParameterSet, ParameterSpec, StartupError, device_string, integer_in,
                                     number_in, one_of)
-from stn_ros.ros.pointcloud_codec import encode_pointcloud
+from stn_ros.bridge.pointcloud_codec import encode_pointcloud
 from stn_ros.ros.qos import camera_qos, publishers_reliability
-from stn_ros.visualize import crop_quadrilaterals, draw_quadrilaterals
+from stn_ros.perception.visualize import crop_quadrilaterals, draw_quadrilaterals
 
 CROP_SOURCES = ('full_frame', 'fixed_rois', 'proposals', 'detections')
 

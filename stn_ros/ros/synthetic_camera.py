@@ -11,10 +11,10 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
-from stn_ros.ros.image_codec import encode_image
+from stn_ros.bridge.image_codec import encode_image
 from stn_ros.ros.node_runtime import run_node
 from stn_ros.ros.parameters import ParameterSet, ParameterSpec, integer_in, number_in, one_of
-from stn_ros.synthetic_frames import DEPTH_ENCODINGS, SyntheticFrame, synthetic_frame
+from stn_ros.sim.synthetic_frames import DEPTH_ENCODINGS, SyntheticFrame, synthetic_frame
 
 PARAMETERS = [
     ParameterSpec('rate', 10.0, 'frames per second', number_in(0.1, 100.0), read_only=True, float_range=(0.1, 100.0)),

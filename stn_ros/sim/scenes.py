@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from stn_ros.camera import PinholeCamera
+from stn_ros.perception.camera import PinholeCamera
 
 KINDS = ('box', 'cylinder', 'convex', 'l_shape', 'nonconvex')
 """Object kinds, in the order of ``SceneConfig.kind_weights``."""
@@ -93,7 +93,7 @@ class SceneConfig:
     seed: int = 0
 
     def camera(self) -> PinholeCamera:
-        """The intrinsics as a :class:`~stn_ros.camera.PinholeCamera`."""
+        """The intrinsics as a :class:`~stn_ros.perception.camera.PinholeCamera`."""
         return PinholeCamera(self.fx, self.fy, self.cx, self.cy, self.width, self.height)
 
 

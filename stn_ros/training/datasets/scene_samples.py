@@ -1,6 +1,6 @@
 """Picture of synthetic grasp scenes: depth with labelled grasps, and their canonical grasp images.
 
-``python -m stn_ros.data.scene_samples --output docs/synthetic_scenes.png --seed 0 --scenes 4``
+``python -m stn_ros.training.datasets.scene_samples --output docs/synthetic_scenes.png --seed 0 --scenes 4``
 """
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stn_ros.data.grasp_images import (CANONICAL_SIZE, canonical_homography, canonical_scale, grasp_image,
+from stn_ros.training.datasets.grasp_images import (CANONICAL_SIZE, canonical_homography, canonical_scale, grasp_image,
                                        scene_seed)
-from stn_ros.data.grasps import Grasp, GripperConfig, sample_grasps
-from stn_ros.data.scenes import Scene, SceneConfig, generate_scene
+from stn_ros.sim.grasps import Grasp, GripperConfig, sample_grasps
+from stn_ros.sim.scenes import Scene, SceneConfig, generate_scene
 
 GOOD, BAD, TEXT = (60, 200, 60), (40, 40, 230), (235, 235, 235)
 ZOOM = 3
@@ -129,7 +129,7 @@ def render_samples(seed: int, scenes: int, per_object: int = 16) -> np.ndarray:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog='python -m stn_ros.data.scene_samples',
+        prog='python -m stn_ros.training.datasets.scene_samples',
         description='Write one PNG of synthetic depth scenes (colour-mapped, near = bright, no reading = '
                     'black) with sampled parallel-jaw grasps drawn as jaw footprints (green good, red bad), '
                     'each scene above two strips of Dex-Net 2.0 canonical 32x32 grasp images (enlarged '

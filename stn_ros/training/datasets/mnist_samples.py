@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stn_ros.data.mnist import DISTORTIONS, IMAGE_SIZE, distort, load_digits, split_digits
+from stn_ros.training.datasets.mnist import DISTORTIONS, IMAGE_SIZE, distort, load_digits, split_digits
 
 ROW_NAMES = ('original',) + DISTORTIONS
 ROW_NOTES = {'original': 'test digits', 'R': 'rotate 90', 'RTS': 'rot/scale/shift', 'P': 'projective',

@@ -12,9 +12,9 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from stn_ros.data.mnist import DISTORTIONS, DistortedMNIST
+from stn_ros.training.datasets.mnist import DISTORTIONS, DistortedMNIST
 from stn_ros.models.mnist import MODEL_NAMES, load_classifier
-from stn_ros.tasks.mnist import DISTORTION_COLUMN, PAPER_ERROR
+from stn_ros.training.tasks.mnist import DISTORTION_COLUMN, PAPER_ERROR
 
 
 def find_runs(runs: Path) -> dict[tuple[str, str], Path]:

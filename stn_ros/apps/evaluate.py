@@ -1,4 +1,4 @@
-"""Evaluation CLI: ``python -m stn_ros.evaluate <task> [options]``.
+"""Evaluation CLI: ``python -m stn_ros.apps.evaluate <task> [options]``.
 
 ``mnist``: the distorted-MNIST table (our test error beside the STN paper's Table 1, parameter
 counts), a bar plot, and a picture of digits before and after each spatial transformer.
@@ -14,7 +14,7 @@ from stn_ros.models.mnist import MODEL_NAMES
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m stn_ros.evaluate', description=__doc__,
+    parser = argparse.ArgumentParser(prog='python -m stn_ros.apps.evaluate', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     tasks = parser.add_subparsers(dest='task', required=True, metavar='TASK')
     mnist = tasks.add_parser('mnist', help='the distorted-MNIST table, plot and picture',
@@ -40,11 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     grasp.add_argument('--max-objects', type=int, default=2000, help='at most this many objects (default: %(default)s)')
     grasp.add_argument('--output', type=Path, default=Path('docs/grasp'), help='(default: %(default)s)')
     args = parser.parse_args(argv)
-    args.command = 'python -m stn_ros.evaluate ' + ' '.join(sys.argv[1:] if argv is None else argv)
+    args.command = 'python -m stn_ros.apps.evaluate ' + ' '.join(sys.argv[1:] if argv is None else argv)
     if args.task == 'mnist':
-        from stn_ros.mnist_evaluation import evaluate_mnist
+        from stn_ros.apps.mnist_evaluation import evaluate_mnist
         return evaluate_mnist(args)
-    from stn_ros.grasp_evaluation import evaluate_grasp
+    from stn_ros.apps.grasp_evaluation import evaluate_grasp
     return evaluate_grasp(args)
 
 

@@ -28,7 +28,7 @@ def _ament_share() -> Path | None:
 @lru_cache(maxsize=1)
 def share_directory() -> Path:
     """The directory holding ``package.xml``, ``config/``, ``weights/`` and ``launch/`` of stn_ros."""
-    candidates = [_ament_share(), Path(sys.prefix) / 'share' / PACKAGE, Path(__file__).resolve().parents[1]]
+    candidates = [_ament_share(), Path(sys.prefix) / 'share' / PACKAGE, Path(__file__).resolve().parents[2]]
     for candidate in candidates:
         if candidate is not None and (candidate / 'package.xml').is_file():
             return candidate

@@ -16,7 +16,7 @@ _DOMAIN_RANGE = (1, 101)
 
 def shared_memory_profile() -> str:
     """Path of the Fast DDS shared-memory transport profile the package ships."""
-    from stn_ros.package_files import package_file
+    from stn_ros.core.package_files import package_file
     return str(package_file('config', 'fastdds_shm.xml'))
 
 

@@ -25,8 +25,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from stn_ros.ros.image_codec import DEPTH_ENCODINGS, decode_depth_m, decode_image
-from stn_ros.visualize import to_bgr8
+from stn_ros.bridge.image_codec import DEPTH_ENCODINGS, decode_depth_m, decode_image
+from stn_ros.perception.visualize import to_bgr8
 
 _TO_BGR = {'rgb8': cv2.COLOR_RGB2BGR, 'bgra8': cv2.COLOR_BGRA2BGR, '8UC4': cv2.COLOR_BGRA2BGR,
            'rgba8': cv2.COLOR_RGBA2BGR}

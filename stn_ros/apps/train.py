@@ -1,12 +1,12 @@
-"""Training CLI: ``python -m stn_ros.train <task> [options]`` (also under ``torchrun`` for DDP).
+"""Training CLI: ``python -m stn_ros.apps.train <task> [options]`` (also under ``torchrun`` for DDP).
 
 Examples::
 
-    python -m stn_ros.train mnist --distortion RTS --model st-cnn-affine --epochs 10 --out runs/rts
-    torchrun --nproc_per_node=2 -m stn_ros.train mnist --distortion R --model cnn --out runs/r_cnn
-    python -m stn_ros.train mnist ... --resume runs/rts/last.pt     # continue an interrupted run
-    python -m stn_ros.train mnist-table --epochs 30 --runs runs/mnist  # every model x distortion
-    python -m stn_ros.train gqcnn --num-scenes 2000 --out runs/gqcnn    # the grasp-quality CNN
+    python -m stn_ros.apps.train mnist --distortion RTS --model st-cnn-affine --epochs 10 --out runs/rts
+    torchrun --nproc_per_node=2 -m stn_ros.apps.train mnist --distortion R --model cnn --out runs/r_cnn
+    python -m stn_ros.apps.train mnist ... --resume runs/rts/last.pt     # continue an interrupted run
+    python -m stn_ros.apps.train mnist-table --epochs 30 --runs runs/mnist  # every model x distortion
+    python -m stn_ros.apps.train gqcnn --num-scenes 2000 --out runs/gqcnn    # the grasp-quality CNN
 """
 from __future__ import annotations
 
@@ -42,11 +42,11 @@ def _grasp_data(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from stn_ros.data.mnist import DISTORTIONS
+    from stn_ros.training.datasets.mnist import DISTORTIONS
     from stn_ros.models.mnist import MODEL_NAMES
 
     parser = argparse.ArgumentParser(
-        prog='python -m stn_ros.train', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog='python -m stn_ros.apps.train', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     tasks = parser.add_subparsers(dest='task', required=True, metavar='TASK')
     mnist = tasks.add_parser('mnist', help='a distorted-MNIST classifier of the STN paper comparison',
                              description='Train one model of the STN paper\'s distorted-MNIST comparison '
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def train_mnist_table(args: argparse.Namespace) -> int:
-    from stn_ros.tasks.mnist import MnistTask
+    from stn_ros.training.tasks.mnist import MnistTask
 
     for distortion in args.distortions:
         for model in args.models:
@@ -103,7 +103,7 @@ def train_mnist_table(args: argparse.Namespace) -> int:
             resume = out / 'last.pt' if (out / 'last.pt').is_file() else None
             config = TrainConfig(out=out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                  seed=args.seed, device=args.device, resume=resume, progress=not args.no_progress)
-            command = (f'python -m stn_ros.train mnist --distortion {distortion} --model {model} --epochs '
+            command = (f'python -m stn_ros.apps.train mnist --distortion {distortion} --model {model} --epochs '
                        f'{args.epochs} --batch-size {args.batch_size} --lr {args.lr} --seed {args.seed} '
                        f'--test-copies {args.test_copies} --out {out}' + (' --quick' if args.quick else ''))
             result = fit(MnistTask(distortion, model, test_copies=args.test_copies, quick=args.quick), config, command)
@@ -113,11 +113,11 @@ def train_mnist_table(args: argparse.Namespace) -> int:
 
 def make_task(args: argparse.Namespace):
     if args.task == 'mnist':
-        from stn_ros.tasks.mnist import MnistTask
+        from stn_ros.training.tasks.mnist import MnistTask
         return MnistTask(args.distortion, args.model, args.data_seed, args.test_copies, args.quick)
     if args.task in ('grasp-stn', 'gqcnn'):
-        from stn_ros.tasks.gqcnn import GqcnnTask
-        from stn_ros.tasks.grasp_stn import GraspStnTask
+        from stn_ros.training.tasks.gqcnn import GqcnnTask
+        from stn_ros.training.tasks.grasp_stn import GraspStnTask
         cache = str(args.cache) if args.cache else None
         if args.task == 'grasp-stn':
             return GraspStnTask(args.num_scenes, args.data_seed, cache, args.extra_scenes)
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          weight_decay=args.weight_decay, seed=args.seed, device=args.device,
                          workers=args.workers, resume=args.resume, progress=not args.no_progress)
-    command = 'python -m stn_ros.train ' + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = 'python -m stn_ros.apps.train ' + shlex.join(sys.argv[1:] if argv is None else argv)
     result = fit(make_task(args), config, command)
     if 'weights' in result:
         print(json.dumps({'weights': result['weights'], **result['metrics']}))

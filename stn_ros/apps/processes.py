@@ -16,7 +16,7 @@ from pathlib import Path
 def node_command(executable: str, params: Sequence[str] = (), remaps: Sequence[str] = ()) -> list[str]:
     """The installed node ``executable`` (beside this interpreter) with its shipped parameter file
     ``config/<executable>.yaml``, then ``-p`` overrides ``params`` and ``-r`` remappings ``remaps``."""
-    from stn_ros.package_files import package_file
+    from stn_ros.core.package_files import package_file
 
     args = [str(Path(sys.executable).parent / executable), '--ros-args',
             '--params-file', str(package_file('config', f'{executable}.yaml'))]

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stn_ros.camera import PinholeCamera, depth_at
+from stn_ros.perception.camera import PinholeCamera, depth_at
 from stn_ros.core import (CropTransforms, SpatialTransformer, crop_transforms, load_spatial_transformer,
                           sample_crops_opencv, sample_grids)
-from stn_ros.frames import Frame
-from stn_ros.package_files import package_file
-from stn_ros.proposals import metric_rois
-from stn_ros.transforms_record import build_record, crop_centres
+from stn_ros.perception.frame import Frame
+from stn_ros.core.package_files import package_file
+from stn_ros.perception.proposals import metric_rois
+from stn_ros.perception.transforms_record import build_record, crop_centres
 
 DEFAULT_WEIGHTS = 'grasp_stn.pt'
 MODALITIES = ('depth', 'intensity')
@@ -81,7 +81,7 @@ class CanonicalCrops:
 
     crops: np.ndarray            # (N, h, w[, C]): depth float32 metres (NaN no reading), else input dtype
     transforms: CropTransforms
-    record: np.ndarray           # structured transforms record (stn_ros.transforms_record)
+    record: np.ndarray           # structured transforms record (stn_ros.perception.transforms_record)
     timings_ms: dict[str, float] = field(default_factory=dict)
     fallback: str | None = None  # why the identity STN stood in for a metric-crop STN (None: it did not)
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stn_ros.data.scenes import Scene, points_in_polygon
+from stn_ros.sim.scenes import Scene, points_in_polygon
 
 FAILURES = ('no_contact', 'opening', 'friction', 'collision')
 """The rules, in the order they are checked (a grasp's ``failure`` is the first that fails)."""

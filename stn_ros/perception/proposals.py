@@ -369,11 +369,11 @@ def metric_rois(rois: np.ndarray, depth_m: np.ndarray, fx: float, fy: float, sid
     """Square ROIs ``side_m`` metres wide at the depth of each ROI's centre, on the same centres.
 
     ``rois`` ``(N, 4)`` (x, y, w, h); the depth is the median reading in a 7x7 window at the centre
-    (:func:`stn_ros.camera.depth_at`), else the median reading of the ROI. A ROI without any reading
+    (:func:`stn_ros.perception.camera.depth_at`), else the median reading of the ROI. A ROI without any reading
     keeps its size. Returns ``(N, 4)`` float32: a Spatial Transformer trained on crops of one metric size
     sees every object at that scale, whatever its distance.
     """
-    from stn_ros.camera import depth_at
+    from stn_ros.perception.camera import depth_at
 
     rois = np.asarray(rois, dtype=np.float32).reshape(-1, 4)
     centres = rois[:, :2] + (rois[:, 2:] - 1) / 2

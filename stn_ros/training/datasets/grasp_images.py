@@ -30,11 +30,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from stn_ros.camera import PinholeCamera
+from stn_ros.perception.camera import PinholeCamera
 from stn_ros.core.sampler import warp_perspective_opencv
-from stn_ros.data.grasps import FAILURES, Grasp, GripperConfig, grasp_robustness, sample_grasps
-from stn_ros.data.scenes import KINDS, Scene, SceneConfig, generate_scene
-from stn_ros.proposals import ProposalConfig, depth_proposals
+from stn_ros.sim.grasps import FAILURES, Grasp, GripperConfig, grasp_robustness, sample_grasps
+from stn_ros.sim.scenes import KINDS, Scene, SceneConfig, generate_scene
+from stn_ros.perception.proposals import ProposalConfig, depth_proposals
 
 CANONICAL_SIZE = 32
 OPENING_FRACTION = 0.5
@@ -136,7 +136,7 @@ class GraspDataset:
         scene_seed: ``(N,)`` int64; ``generate_scene(scene_config, scene_seed)`` rebuilds the scene.
         object_index: ``(N,)`` int64 index into that scene's objects.
         object_id: ``(N,)`` int64 object number unique over the whole build.
-        kind: ``(N,)`` int64 index into :data:`~stn_ros.data.scenes.KINDS`.
+        kind: ``(N,)`` int64 index into :data:`~stn_ros.sim.scenes.KINDS`.
         H: ``(N, 3, 3)`` float64 crop pixel -> source pixel of the canonical image.
         roi: ``(N, 4)`` float32 ``(x, y, w, h)`` the object's proposal ROI, source pixels.
         roi_from_proposal: ``(N,)`` bool; False when no proposal overlapped the object and the ROI
@@ -209,7 +209,7 @@ def good_grasp_homographies(scene: Scene, gripper: GripperConfig, seed: int, can
     """Per object of ``scene``, the canonical ``H`` ``(K, 3, 3)`` of its good grasps among ``candidates``
     sampled ones (``sample_grasps`` with ``np.random.default_rng([seed, 2])``; ``K`` may be 0).
 
-    With ``min_robustness``, only grasps at least that robust (:func:`~stn_ros.data.grasps.grasp_robustness`)
+    With ``min_robustness``, only grasps at least that robust (:func:`~stn_ros.sim.grasps.grasp_robustness`)
     are kept, or, where an object has none, its most robust good grasps. Denser than the dataset's
     ``per_object`` candidates: the grasp STN's targets (robust) and its error measure (all good).
     """
@@ -230,7 +230,7 @@ def good_grasp_homographies(scene: Scene, gripper: GripperConfig, seed: int, can
 def object_rois(scene: Scene, config: ProposalConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each object's proposal ROI ``(K, 4)`` float32 and whether it came from a proposal ``(K,)`` bool.
 
-    The proposals are :func:`~stn_ros.proposals.depth_proposals` of the noisy depth; an object gets
+    The proposals are :func:`~stn_ros.perception.proposals.depth_proposals` of the noisy depth; an object gets
     the ROI of the proposal its visible mask overlaps most (two touching objects can share one).
     Without any overlap, the proposals' square rule is applied to the object's own mask.
     """

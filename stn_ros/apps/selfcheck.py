@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from stn_ros.ros_env import apply_loopback_ros_env
+from stn_ros.apps.ros_env import apply_loopback_ros_env
 
 
 def synthetic_scene(height: int = 480, width: int = 640, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from stn_ros.core import (SpatialTransformer, canonicalize_crops, canonicalize_crops_opencv,
                               resolve_device)
-    from stn_ros.visualize import crop_quadrilaterals, crop_strip, draw_quadrilaterals, stack_panels
+    from stn_ros.perception.visualize import crop_quadrilaterals, crop_strip, draw_quadrilaterals, stack_panels
 
     device = resolve_device(args.device)
     image, rois = synthetic_scene()

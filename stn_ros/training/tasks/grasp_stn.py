@@ -1,9 +1,9 @@
 """Training task: the grasp canonicalizer, a similarity STN from an object crop to a good grasp's image.
 
-What it learns. The node cuts a square crop of ``ROI_SIDE_M`` metres (:func:`stn_ros.proposals.metric_rois`)
+What it learns. The node cuts a square crop of ``ROI_SIDE_M`` metres (:func:`stn_ros.perception.proposals.metric_rois`)
 around each object; the STN must output the similarity (rotation, scale, translation, in the ROI's
 normalized frame) whose crop is the Dex-Net 2.0 canonical image of a *good* analytic grasp on that
-object (:mod:`stn_ros.data.grasp_images`). A fixed metric crop makes the scale learnable: the net sees
+object (:mod:`stn_ros.training.datasets.grasp_images`). A fixed metric crop makes the scale learnable: the net sees
 every object at one scale, as Dex-Net's images are.
 
 Why this loss. Supervised on the analytic canonical transforms, with two ambiguities handled: a grasp
@@ -31,11 +31,11 @@ from tqdm import tqdm
 
 from stn_ros.core import SpatialTransformer, localization_crops, roi_matrix, save_spatial_transformer
 from stn_ros.core.coords import normalized_to_pixel, pixel_to_normalized
-from stn_ros.data.grasp_images import (CANONICAL_SIZE, canonical_scale, good_grasp_homographies, held_out_scenes,
+from stn_ros.training.datasets.grasp_images import (CANONICAL_SIZE, canonical_scale, good_grasp_homographies, held_out_scenes,
                                        object_rois, scene_seed)
-from stn_ros.data.grasps import GripperConfig
-from stn_ros.data.scenes import SceneConfig, generate_scene
-from stn_ros.proposals import metric_rois
+from stn_ros.sim.grasps import GripperConfig
+from stn_ros.sim.scenes import SceneConfig, generate_scene
+from stn_ros.perception.proposals import metric_rois
 from stn_ros.training.loop import Task
 
 ROI_SIDE_M = 0.24
@@ -72,7 +72,7 @@ def similarity_targets(homographies: np.ndarray, roi: np.ndarray, source_size: t
 def build_objects(scene_seeds: list[int], config: SceneConfig | None = None, gripper: GripperConfig | None = None,
                   candidates: int = GRASP_CANDIDATES, progress: bool = True) -> dict[str, np.ndarray]:
     """Per object of the scenes ``scene_seeds``: what the localization net sees, its metric ROI, its good
-    grasps' targets (:func:`~stn_ros.data.grasp_images.good_grasp_homographies`, at most ``MAX_TARGETS``).
+    grasps' targets (:func:`~stn_ros.training.datasets.grasp_images.good_grasp_homographies`, at most ``MAX_TARGETS``).
 
     Objects without a good grasp are kept (``mask`` all False) for evaluation; training skips them.
     """
@@ -249,9 +249,9 @@ def model_card(card: dict[str, Any], path: Path) -> str:
 - **Data**: the {args['num_scenes']} synthetic scenes of the grasp dataset (seed {args['data_seed']}; its 20 % of
   held-out scenes kept out) plus {args['extra_scenes']} further training scenes; each object's targets are its good
   grasps among {GRASP_CANDIDATES} analytic candidates that stay good under every small perturbation (robustness
-  {MIN_ROBUSTNESS:g}, `stn_ros.data.grasps.grasp_robustness`; an object without one keeps its most robust), at most
+  {MIN_ROBUSTNESS:g}, `stn_ros.sim.grasps.grasp_robustness`; an object without one keeps its most robust), at most
   {MAX_TARGETS}.
-- **Model**: `stn_ros.tasks.grasp_stn.grasp_stn()`, {card['parameters']:,} parameters, localization input
+- **Model**: `stn_ros.training.tasks.grasp_stn.grasp_stn()`, {card['parameters']:,} parameters, localization input
   32x32 depth, median-centred; metadata `modality: depth`, `roi_side_m: {ROI_SIDE_M}` (the node then cuts
   metric crops, which needs `camera_info`).
 - **Training**: {train['epochs']} epochs, batch {train['batch_size']}, Adam lr {train['lr']}, cosine decay, seed

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from stn_ros.data.grasp_images import build_grasp_dataset
+from stn_ros.training.datasets.grasp_images import build_grasp_dataset
 from stn_ros.models.gqcnn import GQCNN, save_gqcnn
 from stn_ros.training.loop import Task
 
@@ -94,9 +94,9 @@ def model_card(card: dict[str, Any], path: Path) -> str:
     args, train, m = card['task_args'], card['train'], card['metrics']
     return f"""# GQ-CNN (Dex-Net 2.0 style) on synthetic depth scenes
 
-- **Data**: {args['num_scenes']} synthetic scenes (`stn_ros.data.scenes`, seed {args['data_seed']}), candidate
-  parallel-jaw grasps labelled analytically (`stn_ros.data.grasps`: friction cone mu 0.5, 8 cm opening,
-  collision-free jaws), 32x32 canonical depth images (`stn_ros.data.grasp_images`); 20 % of the scenes
+- **Data**: {args['num_scenes']} synthetic scenes (`stn_ros.sim.scenes`, seed {args['data_seed']}), candidate
+  parallel-jaw grasps labelled analytically (`stn_ros.sim.grasps`: friction cone mu 0.5, 8 cm opening,
+  collision-free jaws), 32x32 canonical depth images (`stn_ros.training.datasets.grasp_images`); 20 % of the scenes
   (and so of the objects) held out.
 - **Model**: `stn_ros.models.gqcnn.GQCNN`, {card['parameters']:,} parameters; input: image relative to the
   gripper depth (m) and the gripper depth z (m).

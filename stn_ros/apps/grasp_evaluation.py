@@ -8,7 +8,7 @@ centre pixel, an axis angle in the image and a gripper depth) and its 32x32 cano
 * ``stn``: the grasp STN on the object's metric crop, exactly as ``stn_node`` runs it.
 * ``oracle``: a good analytic grasp of the object (the analytic canonicalization).
 
-Each proposed grasp is labelled by the analytic rule (:func:`stn_ros.data.grasps.evaluate_grasps`:
+Each proposed grasp is labelled by the analytic rule (:func:`stn_ros.sim.grasps.evaluate_grasps`:
 the closing line through its centre at its axis), which gives the *grasp success rate* of the method,
 and the GQ-CNN scores its canonical image, which gives the GQ-CNN's accuracy and average precision
 against those labels. The STN's canonicalization error is measured against the nearest good grasp
@@ -27,16 +27,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from stn_ros.canonicalizer import Canonicalizer, load_model
-from stn_ros.data.grasp_images import (canonical_homographies, crop_axis, good_grasp_homographies, grasp_image,
+from stn_ros.perception.canonicalizer import Canonicalizer, load_model
+from stn_ros.training.datasets.grasp_images import (canonical_homographies, crop_axis, good_grasp_homographies, grasp_image,
                                        objects_by_scene)
-from stn_ros.data.grasps import GripperConfig, evaluate_grasps, grasp_height
-from stn_ros.data.scenes import Scene, SceneConfig, generate_scene
-from stn_ros.frames import Frame
-from stn_ros.grasp_quality import surface_gripper_depths
+from stn_ros.sim.grasps import GripperConfig, evaluate_grasps, grasp_height
+from stn_ros.sim.scenes import Scene, SceneConfig, generate_scene
+from stn_ros.perception.frame import Frame
+from stn_ros.perception.grasp_quality import surface_gripper_depths
 from stn_ros.models.gqcnn import GQCNN, load_gqcnn
-from stn_ros.proposals import metric_rois
-from stn_ros.tasks.gqcnn import average_precision, grasp_dataset
+from stn_ros.perception.proposals import metric_rois
+from stn_ros.training.tasks.gqcnn import average_precision, grasp_dataset
 
 METHODS = ('none', 'opencv', 'stn', 'oracle')
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stn_ros.package_files import package_file
-from stn_ros.processes import ProcessGroup, node_command
-from stn_ros.ros_env import apply_loopback_ros_env
+from stn_ros.core.package_files import package_file
+from stn_ros.apps.processes import ProcessGroup, node_command
+from stn_ros.apps.ros_env import apply_loopback_ros_env
 
 NODES = (  # executable, remappings
     ('synthetic_camera', ['depth:=/camera/depth', 'image:=/camera/image', 'camera_info:=/camera/camera_info']),
@@ -53,10 +53,10 @@ def run(args: argparse.Namespace) -> int:
     from geometry_msgs.msg import PoseStamped
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-    from stn_ros.ros.image_codec import decode_image
-    from stn_ros.ros.pointcloud_codec import decode_pointcloud
-    from stn_ros.transforms_record import parse_record
-    from stn_ros.visualize import crop_quadrilaterals, crop_strip, draw_grasps, draw_quadrilaterals, stack_panels
+    from stn_ros.bridge.image_codec import decode_image
+    from stn_ros.bridge.pointcloud_codec import decode_pointcloud
+    from stn_ros.perception.transforms_record import parse_record
+    from stn_ros.perception.visualize import crop_quadrilaterals, crop_strip, draw_grasps, draw_quadrilaterals, stack_panels
 
     key = lambda msg: (msg.header.stamp.sec, msg.header.stamp.nanosec)  # noqa: E731
     received: dict[str, dict] = {name: {} for name in ('image', 'tile', 'record', 'grasps', 'best')}

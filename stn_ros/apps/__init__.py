@@ -1,0 +1,1 @@
+"""Entry points: training and evaluation CLIs, the demo, the self-check, and the process helpers they share."""
