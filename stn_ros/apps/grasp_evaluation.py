@@ -35,7 +35,7 @@ from stn_ros.sim.scenes import Scene, SceneConfig, generate_scene
 from stn_ros.perception.frame import Frame
 from stn_ros.perception.grasp_quality import surface_gripper_depths
 from stn_ros.models.gqcnn import GQCNN, load_gqcnn
-from stn_ros.perception.proposals import metric_rois
+from stn_ros.perception.camera import metric_rois
 from stn_ros.training.tasks.gqcnn import average_precision, grasp_dataset
 
 METHODS = ('none', 'opencv', 'stn', 'oracle')

@@ -1,4 +1,4 @@
-"""Pinhole camera geometry for the crops' metric centres (from ``sensor_msgs/CameraInfo``). No rclpy."""
+"""Pinhole camera geometry (from ``sensor_msgs/CameraInfo``): metric crop centres and metric ROIs. No rclpy."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -72,3 +72,25 @@ def depth_at(depth_m: np.ndarray, uv: np.ndarray, radius: int = 2) -> np.ndarray
     if has.any():
         out[has] = np.nanmedian(windows[has], axis=1)
     return out
+
+
+def metric_rois(rois: np.ndarray, depth_m: np.ndarray, fx: float, fy: float, side_m: float) -> np.ndarray:
+    """Square ROIs ``side_m`` metres wide at the depth of each ROI's centre, on the same centres.
+
+    ``rois`` ``(N, 4)`` (x, y, w, h); the depth is the median reading in a 7x7 window at the centre
+    (:func:`depth_at`), else the median reading of the ROI. A ROI without any reading
+    keeps its size. Returns ``(N, 4)`` float32: a Spatial Transformer trained on crops of one metric size
+    sees every object at that scale, whatever its distance.
+    """
+    rois = np.asarray(rois, dtype=np.float32).reshape(-1, 4)
+    centres = rois[:, :2] + (rois[:, 2:] - 1) / 2
+    z = depth_at(depth_m, centres, radius=3).astype(np.float64)
+    for index in np.flatnonzero(~np.isfinite(z)):
+        x, y, w, h = rois[index]
+        window = depth_m[max(int(y), 0):max(int(y + h), 0), max(int(x), 0):max(int(x + w), 0)]
+        readings = window[np.isfinite(window)]
+        z[index] = np.median(readings) if readings.size else np.nan
+    side = np.where(np.isfinite(z), side_m * 0.5 * (fx + fy) / np.where(np.isfinite(z), z, 1.0),
+                    np.maximum(rois[:, 2], rois[:, 3]))
+    out = np.stack((centres[:, 0] - (side - 1) / 2, centres[:, 1] - (side - 1) / 2, side, side), axis=1)
+    return out.astype(np.float32)

@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stn_ros.perception.camera import PinholeCamera, depth_at
+from stn_ros.perception.camera import PinholeCamera, depth_at, metric_rois
 from stn_ros.core import (CropTransforms, SpatialTransformer, crop_transforms, load_spatial_transformer,
                           sample_crops_opencv, sample_grids)
 from stn_ros.perception.frame import Frame
 from stn_ros.core.package_files import package_file
-from stn_ros.perception.proposals import metric_rois
 from stn_ros.perception.transforms_record import build_record, crop_centres
 
 DEFAULT_WEIGHTS = 'grasp_stn.pt'

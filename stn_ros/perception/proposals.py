@@ -363,27 +363,3 @@ def _proposals_from_mask(mask: np.ndarray, config: ProposalConfig, max_crops: in
     relabel = np.zeros(count, np.int32)
     relabel[kept + 1] = np.arange(1, len(kept) + 1, dtype=np.int32)
     return Proposals(rois[order], areas[kept], np.take(relabel, labels))
-
-
-def metric_rois(rois: np.ndarray, depth_m: np.ndarray, fx: float, fy: float, side_m: float) -> np.ndarray:
-    """Square ROIs ``side_m`` metres wide at the depth of each ROI's centre, on the same centres.
-
-    ``rois`` ``(N, 4)`` (x, y, w, h); the depth is the median reading in a 7x7 window at the centre
-    (:func:`stn_ros.perception.camera.depth_at`), else the median reading of the ROI. A ROI without any reading
-    keeps its size. Returns ``(N, 4)`` float32: a Spatial Transformer trained on crops of one metric size
-    sees every object at that scale, whatever its distance.
-    """
-    from stn_ros.perception.camera import depth_at
-
-    rois = np.asarray(rois, dtype=np.float32).reshape(-1, 4)
-    centres = rois[:, :2] + (rois[:, 2:] - 1) / 2
-    z = depth_at(depth_m, centres, radius=3).astype(np.float64)
-    for index in np.flatnonzero(~np.isfinite(z)):
-        x, y, w, h = rois[index]
-        window = depth_m[max(int(y), 0):max(int(y + h), 0), max(int(x), 0):max(int(x + w), 0)]
-        readings = window[np.isfinite(window)]
-        z[index] = np.median(readings) if readings.size else np.nan
-    side = np.where(np.isfinite(z), side_m * 0.5 * (fx + fy) / np.where(np.isfinite(z), z, 1.0),
-                    np.maximum(rois[:, 2], rois[:, 3]))
-    out = np.stack((centres[:, 0] - (side - 1) / 2, centres[:, 1] - (side - 1) / 2, side, side), axis=1)
-    return out.astype(np.float32)

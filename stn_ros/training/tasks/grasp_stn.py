@@ -1,6 +1,6 @@
 """Training task: the grasp canonicalizer, a similarity STN from an object crop to a good grasp's image.
 
-What it learns. The node cuts a square crop of ``ROI_SIDE_M`` metres (:func:`stn_ros.perception.proposals.metric_rois`)
+What it learns. The node cuts a square crop of ``ROI_SIDE_M`` metres (:func:`stn_ros.perception.camera.metric_rois`)
 around each object; the STN must output the similarity (rotation, scale, translation, in the ROI's
 normalized frame) whose crop is the Dex-Net 2.0 canonical image of a *good* analytic grasp on that
 object (:mod:`stn_ros.training.datasets.grasp_images`). A fixed metric crop makes the scale learnable: the net sees
@@ -35,7 +35,7 @@ from stn_ros.training.datasets.grasp_images import (CANONICAL_SIZE, canonical_sc
                                        object_rois, scene_seed)
 from stn_ros.sim.grasps import GripperConfig
 from stn_ros.sim.scenes import SceneConfig, generate_scene
-from stn_ros.perception.proposals import metric_rois
+from stn_ros.perception.camera import metric_rois
 from stn_ros.training.loop import Task
 
 ROI_SIDE_M = 0.24
