@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from stn_ros.perception.canonicalizer import load_model
 from stn_ros.core import make_family, pixel_homography, roi_matrix
-from stn_ros.training.datasets.grasp_images import canonical_homographies
-from stn_ros.sim.grasps import GripperConfig
-from stn_ros.sim.scenes import SceneConfig
 from stn_ros.perception.camera import metric_rois
+from stn_ros.perception.canonicalizer import load_model
+from stn_ros.perception.grasp_image import GripperConfig, canonical_homographies
+from stn_ros.sim.scenes import SceneConfig
 from stn_ros.training.tasks.grasp_stn import ROI_SIDE_M, matched_errors, similarity_targets
 
 

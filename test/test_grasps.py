@@ -9,12 +9,24 @@ import cv2
 import numpy as np
 import pytest
 
-from stn_ros.training.datasets.grasp_images import (CANONICAL_SIZE, FAILURE_NAMES, OPENING_FRACTION, GraspDataset,
-                                       build_grasp_dataset, canonical_homographies, canonical_homography,
-                                       canonical_scale, fill_missing, grasp_image, scene_seed)
-from stn_ros.sim.grasps import FAILURES, GripperConfig, evaluate_grasps, grasp_height, sample_grasps
+from stn_ros.perception.grasp_image import (
+    CANONICAL_SIZE,
+    OPENING_FRACTION,
+    GripperConfig,
+    canonical_homographies,
+    canonical_scale,
+    fill_missing,
+    grasp_image,
+)
+from stn_ros.sim.grasps import FAILURES, evaluate_grasps, grasp_height, sample_grasps
+from stn_ros.sim.scenes import SceneConfig, box_footprint, generate_scene, make_object, render_scene, scene_seed
+from stn_ros.training.datasets.grasp_images import (
+    FAILURE_NAMES,
+    GraspDataset,
+    build_grasp_dataset,
+    canonical_homography,
+)
 from stn_ros.training.datasets.scene_samples import main as scene_samples_main
-from stn_ros.sim.scenes import SceneConfig, box_footprint, generate_scene, make_object, render_scene
 
 CONFIG = SceneConfig()
 GRIPPER = GripperConfig()

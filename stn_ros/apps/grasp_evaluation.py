@@ -27,15 +27,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from stn_ros.perception.canonicalizer import Canonicalizer, load_model
-from stn_ros.training.datasets.grasp_images import (canonical_homographies, crop_axis, good_grasp_homographies, grasp_image,
-                                       objects_by_scene)
-from stn_ros.sim.grasps import GripperConfig, evaluate_grasps, grasp_height
-from stn_ros.sim.scenes import Scene, SceneConfig, generate_scene
-from stn_ros.perception.frame import Frame
-from stn_ros.perception.grasp_quality import surface_gripper_depths
 from stn_ros.models.gqcnn import GQCNN, load_gqcnn
 from stn_ros.perception.camera import metric_rois
+from stn_ros.perception.canonicalizer import Canonicalizer, load_model
+from stn_ros.perception.frame import Frame
+from stn_ros.perception.grasp_image import GripperConfig, canonical_homographies, crop_axis, grasp_image
+from stn_ros.perception.grasp_quality import surface_gripper_depths
+from stn_ros.sim.grasps import evaluate_grasps, grasp_height
+from stn_ros.sim.scenes import Scene, SceneConfig, generate_scene
+from stn_ros.training.datasets.grasp_images import good_grasp_homographies, objects_by_scene
 from stn_ros.training.tasks.gqcnn import average_precision, grasp_dataset
 
 METHODS = ('none', 'opencv', 'stn', 'oracle')

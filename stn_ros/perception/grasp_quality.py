@@ -24,10 +24,9 @@ import cv2
 import numpy as np
 import torch
 
-from stn_ros.perception.camera import PinholeCamera, depth_at
-from stn_ros.training.datasets.grasp_images import CANONICAL_SIZE, crop_axis, normalize_grasp_images
-from stn_ros.sim.grasps import GripperConfig
 from stn_ros.models.gqcnn import GQCNN
+from stn_ros.perception.camera import PinholeCamera, depth_at
+from stn_ros.perception.grasp_image import CANONICAL_SIZE, GripperConfig, crop_axis, normalize_grasp_images
 
 GRASP_FIELDS = ('quality', 'u', 'v', 'x', 'y', 'z', 'angle', 'width')
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stn_ros.perception.grasp_image import GripperConfig
 from stn_ros.sim.scenes import Scene, points_in_polygon
 
 FAILURES = ('no_contact', 'opening', 'friction', 'collision')
@@ -47,29 +48,6 @@ FAILURES = ('no_contact', 'opening', 'friction', 'collision')
 
 _MIN_WIDTH = 1e-3
 _ANTIPODAL_SPREAD = math.radians(30.0)
-
-
-@dataclass(frozen=True)
-class GripperConfig:
-    """A parallel-jaw gripper (metres).
-
-    Attributes:
-        max_opening: largest distance between the jaws' inner faces.
-        jaw_width: jaw footprint across the grasp axis.
-        jaw_thickness: jaw footprint along the grasp axis.
-        finger_depth: how far below the object's top the fingertips go.
-        clearance: extra opening beyond the object's width, split between the two jaws.
-        table_clearance: the fingertips stay at least this far above the table.
-        mu: Coulomb friction coefficient; the friction cone's half-angle is ``atan(mu)``.
-    """
-
-    max_opening: float = 0.08
-    jaw_width: float = 0.01
-    jaw_thickness: float = 0.02
-    finger_depth: float = 0.02
-    clearance: float = 0.006
-    table_clearance: float = 0.005
-    mu: float = 0.5
 
 
 @dataclass(frozen=True)

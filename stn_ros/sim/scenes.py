@@ -452,3 +452,8 @@ def _point_segment_distance(points: np.ndarray, polygon: np.ndarray) -> float:
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+
+def scene_seed(seed: int, index: int) -> int:
+    """Seed of scene ``index`` of a build seeded ``seed`` (independent streams, stable over builds)."""
+    return int(np.random.SeedSequence((seed, index)).generate_state(1)[0])

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from stn_ros.training.datasets.grasp_images import scene_seed
-from stn_ros.sim.scenes import Scene, SceneConfig, generate_scene
+from stn_ros.sim.scenes import Scene, SceneConfig, generate_scene, scene_seed
 
 DEPTH_ENCODINGS = ('32FC1', '16UC1')
 _TABLE_BGR = np.array([150, 160, 170], np.float32)

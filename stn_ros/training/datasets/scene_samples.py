@@ -12,10 +12,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stn_ros.training.datasets.grasp_images import (CANONICAL_SIZE, canonical_homography, canonical_scale, grasp_image,
-                                       scene_seed)
-from stn_ros.sim.grasps import Grasp, GripperConfig, sample_grasps
-from stn_ros.sim.scenes import Scene, SceneConfig, generate_scene
+from stn_ros.perception.grasp_image import CANONICAL_SIZE, GripperConfig, canonical_scale, grasp_image
+from stn_ros.sim.grasps import Grasp, sample_grasps
+from stn_ros.sim.scenes import Scene, SceneConfig, generate_scene, scene_seed
+from stn_ros.training.datasets.grasp_images import canonical_homography
 
 GOOD, BAD, TEXT = (60, 200, 60), (40, 40, 230), (235, 235, 235)
 ZOOM = 3

@@ -31,11 +31,10 @@ from tqdm import tqdm
 
 from stn_ros.core import SpatialTransformer, localization_crops, roi_matrix, save_spatial_transformer
 from stn_ros.core.coords import normalized_to_pixel, pixel_to_normalized
-from stn_ros.training.datasets.grasp_images import (CANONICAL_SIZE, canonical_scale, good_grasp_homographies, held_out_scenes,
-                                       object_rois, scene_seed)
-from stn_ros.sim.grasps import GripperConfig
-from stn_ros.sim.scenes import SceneConfig, generate_scene
 from stn_ros.perception.camera import metric_rois
+from stn_ros.perception.grasp_image import CANONICAL_SIZE, GripperConfig, canonical_scale
+from stn_ros.sim.scenes import SceneConfig, generate_scene, scene_seed
+from stn_ros.training.datasets.grasp_images import good_grasp_homographies, held_out_scenes, object_rois
 from stn_ros.training.loop import Task
 
 ROI_SIDE_M = 0.24
