@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup_venv.sh
-train=(.venv/bin/python -m stn_ros.apps.train mnist-table --epochs 30 --lr 0.003 --runs runs/mnist --no-progress)
+train=(.venv/bin/stn_train mnist-table --epochs 30 --lr 0.003 --runs runs/mnist --no-progress)
 "${train[@]}" --models cnn st-cnn-affine cnn-wide
 "${train[@]}" --models fcn st-fcn-affine
 "${train[@]}" --models st-cnn-projective st-cnn-tps st-fcn-projective st-fcn-tps
-.venv/bin/python -m stn_ros.apps.evaluate mnist --runs runs/mnist --output docs/mnist --ship weights
+.venv/bin/stn_evaluate mnist --runs runs/mnist --output docs/mnist --ship weights

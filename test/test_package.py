@@ -83,3 +83,16 @@ def test_loopback_env_confines_ros(ros_env):
     assert os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'LOCALHOST'
     assert 1 <= int(os.environ['ROS_DOMAIN_ID']) <= 101
     assert Path(os.environ['ROS_HOME']).is_dir()
+
+
+@pytest.mark.parametrize('script,module,words', [
+    ('stn_train', 'stn_ros.apps.train', ['mnist', 'gqcnn', 'grasp-stn', 'mnist-table']),
+    ('stn_evaluate', 'stn_ros.apps.evaluate', ['mnist', 'grasp']),
+])
+def test_training_and_evaluation_clis_run_as_console_scripts_and_modules(script, module, words):
+    executable = Path(sys.executable).parent / script
+    assert executable.is_file(), f'{executable} missing: the package is not installed (scripts/setup_venv.sh)'
+    for command in ([str(executable), '--help'], [sys.executable, '-m', module, '--help']):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f'usage: {script} ') and all(w in result.stdout for w in words)

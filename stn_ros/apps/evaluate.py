@@ -1,4 +1,4 @@
-"""Evaluation CLI: ``python -m stn_ros.apps.evaluate <task> [options]``.
+"""Evaluation CLI: ``stn_evaluate <task> [options]``, also ``python -m stn_ros.apps.evaluate``.
 
 ``mnist``: the distorted-MNIST table (our test error beside the STN paper's Table 1, parameter
 counts), a bar plot, and a picture of digits before and after each spatial transformer.
@@ -7,14 +7,17 @@ counts), a bar plot, and a picture of digits before and after each spatial trans
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
 from stn_ros.models.mnist import MODEL_NAMES
 
+PROG = 'stn_evaluate'
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m stn_ros.apps.evaluate', description=__doc__,
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     tasks = parser.add_subparsers(dest='task', required=True, metavar='TASK')
     mnist = tasks.add_parser('mnist', help='the distorted-MNIST table, plot and picture',
@@ -40,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     grasp.add_argument('--max-objects', type=int, default=2000, help='at most this many objects (default: %(default)s)')
     grasp.add_argument('--output', type=Path, default=Path('docs/grasp'), help='(default: %(default)s)')
     args = parser.parse_args(argv)
-    args.command = 'python -m stn_ros.apps.evaluate ' + ' '.join(sys.argv[1:] if argv is None else argv)
+    args.command = f'{PROG} ' + shlex.join(sys.argv[1:] if argv is None else argv)
     if args.task == 'mnist':
         from stn_ros.apps.mnist_evaluation import evaluate_mnist
         return evaluate_mnist(args)

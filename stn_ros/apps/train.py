@@ -1,12 +1,12 @@
-"""Training CLI: ``python -m stn_ros.apps.train <task> [options]`` (also under ``torchrun`` for DDP).
+"""Training CLI: ``stn_train <task> [options]``, also ``python -m stn_ros.apps.train`` (and under ``torchrun`` for DDP).
 
 Examples::
 
-    python -m stn_ros.apps.train mnist --distortion RTS --model st-cnn-affine --epochs 10 --out runs/rts
+    stn_train mnist --distortion RTS --model st-cnn-affine --epochs 10 --out runs/rts
     torchrun --nproc_per_node=2 -m stn_ros.apps.train mnist --distortion R --model cnn --out runs/r_cnn
-    python -m stn_ros.apps.train mnist ... --resume runs/rts/last.pt     # continue an interrupted run
-    python -m stn_ros.apps.train mnist-table --epochs 30 --runs runs/mnist  # every model x distortion
-    python -m stn_ros.apps.train gqcnn --num-scenes 2000 --out runs/gqcnn    # the grasp-quality CNN
+    stn_train mnist ... --resume runs/rts/last.pt          # continue an interrupted run
+    stn_train mnist-table --epochs 30 --runs runs/mnist    # every model x distortion
+    stn_train gqcnn --num-scenes 2000 --out runs/gqcnn     # the grasp-quality CNN
 """
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from pathlib import Path
 
 from stn_ros.core import DEVICE_CHOICES
 from stn_ros.training.loop import TrainConfig, fit
+
+PROG = 'stn_train'
 
 
 def _common(parser: argparse.ArgumentParser, epochs: int, batch_size: int, lr: float) -> None:
@@ -46,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     from stn_ros.models.mnist import MODEL_NAMES
 
     parser = argparse.ArgumentParser(
-        prog='python -m stn_ros.apps.train', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     tasks = parser.add_subparsers(dest='task', required=True, metavar='TASK')
     mnist = tasks.add_parser('mnist', help='a distorted-MNIST classifier of the STN paper comparison',
                              description='Train one model of the STN paper\'s distorted-MNIST comparison '
@@ -103,7 +105,7 @@ def train_mnist_table(args: argparse.Namespace) -> int:
             resume = out / 'last.pt' if (out / 'last.pt').is_file() else None
             config = TrainConfig(out=out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                  seed=args.seed, device=args.device, resume=resume, progress=not args.no_progress)
-            command = (f'python -m stn_ros.apps.train mnist --distortion {distortion} --model {model} --epochs '
+            command = (f'{PROG} mnist --distortion {distortion} --model {model} --epochs '
                        f'{args.epochs} --batch-size {args.batch_size} --lr {args.lr} --seed {args.seed} '
                        f'--test-copies {args.test_copies} --out {out}' + (' --quick' if args.quick else ''))
             result = fit(MnistTask(distortion, model, test_copies=args.test_copies, quick=args.quick), config, command)
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          weight_decay=args.weight_decay, seed=args.seed, device=args.device,
                          workers=args.workers, resume=args.resume, progress=not args.no_progress)
-    command = 'python -m stn_ros.apps.train ' + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = f'{PROG} ' + shlex.join(sys.argv[1:] if argv is None else argv)
     result = fit(make_task(args), config, command)
     if 'weights' in result:
         print(json.dumps({'weights': result['weights'], **result['metrics']}))
