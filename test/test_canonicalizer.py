@@ -66,7 +66,7 @@ def test_torch_and_opencv_paths_of_the_canonicalizer_agree(family, encoding, mon
     cpu = Canonicalizer(perturbed_stn(family), torch.device('cpu'), (24, 24))
     expected = cpu.process(frame, ROIS)
     # The torch path is what CUDA runs; run it here on the CPU through the same entry.
-    torch_crops = cpu._torch_crops(frame, expected.transforms)
+    torch_crops = cpu._torch_crops(frame, expected.transforms, expected.output_size)
     assert torch_crops.dtype == expected.crops.dtype and torch_crops.shape == expected.crops.shape
     valid = ~np.isnan(expected.crops.astype(np.float64)) & ~np.isnan(torch_crops.astype(np.float64))
     difference = np.abs(torch_crops.astype(np.float64) - expected.crops.astype(np.float64))[valid]

@@ -254,3 +254,40 @@ def test_a_qos_override_wins_over_following_the_publisher(probe):
     finally:
         output = node.stop()
     assert 'Traceback' not in output
+
+
+def test_each_frame_is_made_with_one_output_size_while_it_changes(probe):
+    """Spam output_size changes while frames flow: every published H must be the one of its own tile's size."""
+    publisher = probe.create_publisher(Image, '/race_cam/image', camera_qos(ReliabilityPolicy.RELIABLE))
+    node = NodeProcess(NODE, '-p', 'crop_source:=full_frame', '-p', 'device:=cpu', '-r', 'image:=/race_cam/image',
+                       '-r', '__ns:=/race')
+    consumer = Consumer(probe, '/race/stn_node')
+    client = probe.create_client(SetParameters, '/race/stn_node/set_parameters')
+    sizes = [[16, 16], [64, 64]]
+    height, width = 96, 128
+    try:
+        assert spin_until(probe, lambda: publisher.get_subscription_count() > 0, 30), node.stop()
+        assert client.wait_for_service(timeout_sec=10)
+        publish_and_collect(probe, publisher, consumer, stamped(frame_in('mono8'), 'mono8', sec=700))
+        image = frame_in('mono8', height, width)
+        for step in range(300):
+            value = ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY, integer_array_value=sizes[step % 2])
+            client.call_async(SetParameters.Request(parameters=[ParameterMsg(name='output_size', value=value)]))
+            publisher.publish(stamped(image, 'mono8', sec=701 + step))
+            spin_until(probe, lambda: False, 0.01)
+        spin_until(probe, lambda: False, 2.0)
+    finally:
+        probe.destroy_client(client)
+        output = node.stop()
+    assert 'Traceback' not in output
+    frames = [stamp for stamp in consumer.records if stamp[0] > 700 and consumer.has(stamp)]
+    assert len(frames) >= 30, f'only {len(frames)} frames came out'
+    mismatched = []
+    for stamp in frames:
+        tile = consumer.tiles[stamp]
+        record = parse_record(decode_pointcloud(consumer.records[stamp]))
+        assert [tile.height, tile.width] in sizes and len(record.homographies) == 1
+        # The full frame's crop: one crop pixel spans width / crop width source pixels.
+        if abs(record.homographies[0][0, 0] * tile.width / width - 1) > 0.05:
+            mismatched.append(stamp)
+    assert not mismatched, f'{len(mismatched)} of {len(frames)} frames published an H of the other crop size'

@@ -79,7 +79,9 @@ class CanonicalCrops:
     """The result for one frame, in tile order."""
 
     crops: np.ndarray            # (N, h, w[, C]): depth float32 metres (NaN no reading), else input dtype
-    transforms: CropTransforms
+    output_size: tuple[int, int]  # (h, w) the crops and their H were made for
+    transforms: CropTransforms   # on the canonicalizer's device
+    homographies: np.ndarray     # (N, 3, 3) float64 on the host: crop pixel -> source pixel
     record: np.ndarray           # structured transforms record (stn_ros.perception.transforms_record)
     timings_ms: dict[str, float] = field(default_factory=dict)
     fallback: str | None = None  # why the identity STN stood in for a metric-crop STN (None: it did not)
@@ -95,7 +97,7 @@ class Canonicalizer:
     Args:
         stn: the Spatial Transformer (one input channel).
         device: where the localization net (and, on CUDA, the sampling) runs.
-        output_size: ``(h, w)`` of each canonical crop.
+        output_size: ``(h, w)`` of each canonical crop (a frame may ask for another, see :meth:`process`).
         roi_side_m: when the STN was trained on metric crops (the grasp canonicalizer), each ROI is
             replaced by the square of this many metres around its centre (needs depth and intrinsics).
         identity_fallback: for such an STN, a frame without depth or intrinsics gets the identity STN
@@ -111,14 +113,16 @@ class Canonicalizer:
         self.output_size = (int(output_size[0]), int(output_size[1]))
         self._fallback = identity_model().to(device).eval() if identity_fallback and roi_side_m else None
 
-    def process(self, frame: Frame, rois: np.ndarray,
-                camera: PinholeCamera | None = None) -> CanonicalCrops:
+    def process(self, frame: Frame, rois: np.ndarray, camera: PinholeCamera | None = None,
+                output_size: tuple[int, int] | None = None) -> CanonicalCrops:
         """Canonical crops of ``rois`` ``(N, 4)`` (x, y, w, h in source pixels) from ``frame``.
 
-        ``timings_ms`` of the result holds ``localization`` (grey view, small crops, the net) and
-        ``sampling`` (the canonical crops from the source).
+        ``output_size`` ``(h, w)`` overrides the canonicalizer's for this frame; the crops, their ``H`` and
+        the record are all made for the one size, read once. ``timings_ms`` of the result holds
+        ``localization`` (grey view, small crops, the net) and ``sampling`` (the canonical crops from the source).
         """
         started = time.perf_counter()
+        size = self.output_size if output_size is None else (int(output_size[0]), int(output_size[1]))
         stn, fallback = self.stn, None
         if self.roi_side_m is not None and len(rois):
             if not frame.is_depth or camera is None:
@@ -133,29 +137,29 @@ class Canonicalizer:
         rois_t = torch.as_tensor(np.asarray(rois, np.float32).reshape(-1, 4), device=self.device)
         grey = torch.from_numpy(frame.grey()).to(self.device)[None]
         with torch.no_grad():
-            transforms = crop_transforms(stn, grey, rois_t, self.output_size)
+            transforms = crop_transforms(stn, grey, rois_t, size)
         localized = time.perf_counter()
         if self.device.type == 'cpu':
-            crops = sample_crops_opencv(frame.pixels, transforms, self.output_size, frame.border_value)
+            crops = sample_crops_opencv(frame.pixels, transforms, size, frame.border_value)
         else:
-            crops = self._torch_crops(frame, transforms)
+            crops = self._torch_crops(frame, transforms, size)
         sampled = time.perf_counter()
         homographies = transforms.homographies.cpu().numpy()
         xyz = None
         if camera is not None and frame.is_depth and len(rois):
-            uv = crop_centres(homographies, self.output_size)
+            uv = crop_centres(homographies, size)
             xyz = camera.for_image(*frame.size).back_project(uv, depth_at(frame.pixels, uv))
         record = build_record(homographies, transforms.params.cpu().numpy(), stn.family.code,
-                              rois, self.output_size, xyz)
+                              rois, size, xyz)
         timings = {'localization': (localized - started) * 1e3, 'sampling': (sampled - localized) * 1e3}
-        return CanonicalCrops(crops, transforms, record, timings, fallback)
+        return CanonicalCrops(crops, size, transforms, homographies, record, timings, fallback)
 
     @torch.no_grad()
-    def _torch_crops(self, frame: Frame, transforms: CropTransforms) -> np.ndarray:
+    def _torch_crops(self, frame: Frame, transforms: CropTransforms, size: tuple[int, int]) -> np.ndarray:
         """The torch sampling path (used on CUDA): crops in the frame's dtype, channels last."""
         pixels = torch.from_numpy(frame.pixels).to(self.device).float()
         source = pixels[None] if pixels.ndim == 2 else pixels.permute(2, 0, 1)
-        crops = sample_grids(source, transforms.source_grids(self.output_size), frame.border_value)
+        crops = sample_grids(source, transforms.source_grids(size), frame.border_value)
         crops = crops.permute(0, 2, 3, 1)
         crops = crops[..., 0] if frame.pixels.ndim == 2 else crops
         dtype = frame.pixels.dtype

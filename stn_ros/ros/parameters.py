@@ -86,7 +86,8 @@ def one_of(*choices: str) -> Callable[[Any], str]:
 class ParameterSet:
     """Declares a node's parameters, validates them at start and on every change.
 
-    ``values`` holds the checked values; ``on_change(name, value)`` runs after a change is accepted;
+    ``values`` holds the checked values, replaced (never updated in place) when a change is accepted, so a
+    reader that takes it once has one snapshot; ``on_change(name, value)`` runs after a change is accepted;
     ``cross_check(values)`` raises ValueError when values that are each valid do not go together (it
     runs at start and on every change, with the values the change would give).
     """
@@ -131,9 +132,16 @@ class ParameterSet:
         return SetParametersResult(successful=True)
 
     def _apply(self, parameters: list[Parameter]) -> None:
+        # A new dict, never an update in place: a worker that took ``values`` once keeps one consistent
+        # configuration for its whole frame.
+        values = dict(self.values)
+        changed = []
         for parameter in parameters:
             spec = self._specs.get(parameter.name)
             if spec is not None:
-                self.values[spec.name] = spec.check(parameter.value)
-                if self._on_change is not None:
-                    self._on_change(spec.name, self.values[spec.name])
+                values[spec.name] = spec.check(parameter.value)
+                changed.append(spec.name)
+        self.values = values
+        if self._on_change is not None:
+            for name in changed:
+                self._on_change(name, values[name])

@@ -23,7 +23,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from stn_ros.perception.camera import PinholeCamera
-from stn_ros.perception.canonicalizer import Canonicalizer, load_model
+from stn_ros.perception.canonicalizer import CanonicalCrops, Canonicalizer, load_model
 from stn_ros.core import CheckpointError, DeviceUnavailableError, device_memory_values, resolve_device
 from stn_ros.perception.frame import Frame, decode_frame
 from stn_ros.ros.health import LogThrottle, NodeHealth
@@ -189,8 +189,6 @@ class StnNode(Node):
     # --- parameters --------------------------------------------------------------------------------
 
     def _on_parameter_change(self, name: str, value: Any) -> None:
-        if name == 'output_size':
-            self.canonicalizer.output_size = value
         self.get_logger().info(f'parameter {name} set to {value!r}')
 
     # --- processing --------------------------------------------------------------------------------
@@ -220,17 +218,18 @@ class StnNode(Node):
 
     def _process(self, msg: Image) -> None:
         started = time.perf_counter()
+        values = self.parameters.values  # one snapshot for the whole frame: a change applies from the next
         try:
             frame = decode_frame(msg)
         except ImageDecodeError as exc:
             self._log_bad(exc.reason, str(exc))
             return
         try:
-            rois = self._rois(frame, msg)
+            rois = self._rois(frame, msg, values)
         except ValueError as exc:
             self._log_bad('bad_rois', str(exc))
             return
-        result = self.canonicalizer.process(frame, rois, self._camera)
+        result = self.canonicalizer.process(frame, rois, self._camera, values['output_size'])
         if result.fallback:
             self._fallback_frames += 1
             if self._throttle.allow('identity_fallback'):
@@ -239,15 +238,14 @@ class StnNode(Node):
                     f'camera_info ({result.fallback}): these crops are their plain ROIs (identity STN)')
         self.tile_pub.publish(encode_image(result.tile, frame.tile_encoding, header=msg.header))
         self.transforms_pub.publish(encode_pointcloud(result.record, header=msg.header))
-        if self.parameters.values['publish_debug_image'] or self.debug_pub.get_subscription_count() > 0:
-            self._publish_debug(frame, result.transforms.homographies.numpy(), msg)
+        if values['publish_debug_image'] or self.debug_pub.get_subscription_count() > 0:
+            self._publish_debug(frame, result, msg)
         stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
         now_ns = self.get_clock().now().nanoseconds
         latency = (now_ns - stamp_ns) / 1e6 if stamp_ns > 0 else None
         self.health.on_processed((time.perf_counter() - started) * 1e3, latency)
 
-    def _rois(self, frame: Frame, msg: Image) -> np.ndarray:
-        values = self.parameters.values
+    def _rois(self, frame: Frame, msg: Image, values: dict[str, Any]) -> np.ndarray:
         height, width = frame.size
         source = values['crop_source']
         if source == 'full_frame':
@@ -280,8 +278,8 @@ class StnNode(Node):
                   d.bbox.size_x, d.bbox.size_y) for d in detections.detections if d.bbox.size_x > 0 and d.bbox.size_y > 0]
         return np.asarray(boxes, np.float32).reshape(-1, 4)
 
-    def _publish_debug(self, frame: Frame, homographies: np.ndarray, msg: Image) -> None:
-        quads = crop_quadrilaterals(homographies, self.canonicalizer.output_size)
+    def _publish_debug(self, frame: Frame, result: CanonicalCrops, msg: Image) -> None:
+        quads = crop_quadrilaterals(result.homographies, result.output_size)
         picture = draw_quadrilaterals(frame.bgr8(), quads)
         self.debug_pub.publish(encode_image(picture, 'bgr8', header=msg.header))
 
