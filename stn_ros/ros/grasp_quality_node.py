@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+import traceback
 from collections import OrderedDict
 from pathlib import Path
 
@@ -101,13 +102,13 @@ class GraspQualityNode(Node):
         self._pair(self._records, msg)
 
     def _pair(self, buffer: OrderedDict, msg) -> None:
-        self.health.on_input()
-        buffer[_stamp(msg)] = msg
-        while len(buffer) > self.parameters.values['pairing_buffer']:
-            buffer.popitem(last=False)
-            self.unpaired += 1
-            self.health.on_dropped()
         stamp = _stamp(msg)
+        if stamp not in self._tiles and stamp not in self._records:
+            self.health.on_input()  # a frame is a tile and its record: count it once, when the first arrives
+        buffer[stamp] = msg
+        while len(buffer) > self.parameters.values['pairing_buffer']:
+            buffer.popitem(last=False)  # its pair never came: counted apart from latest-wins drops
+            self.unpaired += 1
         if stamp in self._tiles and stamp in self._records:
             self._process(self._tiles.pop(stamp), self._records.pop(stamp))
 
@@ -130,20 +131,31 @@ class GraspQualityNode(Node):
                                         f'{tile_msg.height}x{tile_msg.width}')
             return
         crops = tile.reshape(count, -1, tile.shape[1]) if count else np.zeros((0, 32, 32), np.float32)
+        try:
+            self._score_and_publish(crops, record.homographies, tile_msg.header)
+        except Exception as exc:  # keep the node alive; say what went wrong once per period
+            if not self.context.ok():
+                return  # shutting down
+            self.health.on_internal_error()
+            if self._throttle.allow('internal_error'):
+                self.get_logger().error(f'scoring failed: {exc!r}\n{traceback.format_exc(limit=3)}')
+            return
+        stamp = tile_msg.header.stamp.sec * 10**9 + tile_msg.header.stamp.nanosec
+        latency = (self.get_clock().now().nanoseconds - stamp) / 1e6 if stamp else None
+        self.health.on_processed((time.perf_counter() - started) * 1e3, latency)
+
+    def _score_and_publish(self, crops: np.ndarray, homographies: np.ndarray, header) -> None:
         camera = self._camera  # camera_info describes the source image the H map into
-        scored = self.scorer.score(crops, record.homographies, camera, self.parameters.values['quality_threshold'])
-        self.grasps_pub.publish(encode_pointcloud(scored.record, header=tile_msg.header))
+        scored = self.scorer.score(crops, homographies, camera, self.parameters.values['quality_threshold'])
+        self.grasps_pub.publish(encode_pointcloud(scored.record, header=header))
         if scored.best is not None and np.isfinite(scored.record['z'][scored.best]):
             best = scored.record[scored.best]
             pose = PoseStamped()
-            pose.header = tile_msg.header
+            pose.header = header
             pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(best[k]) for k in 'xyz')
             o = pose.pose.orientation
             o.x, o.y, o.z, o.w = grasp_orientation(float(best['angle']))
             self.best_pub.publish(pose)
-        stamp = tile_msg.header.stamp.sec * 10**9 + tile_msg.header.stamp.nanosec
-        latency = (self.get_clock().now().nanoseconds - stamp) / 1e6 if stamp else None
-        self.health.on_processed((time.perf_counter() - started) * 1e3, latency)
 
     def _publish_diagnostics(self) -> None:
         device = str(self.scorer.device)

@@ -1,4 +1,4 @@
-"""Node health bookkeeping for diagnostics: rates, latencies, drops, bad inputs, gaps. No rclpy.
+"""Node health bookkeeping for diagnostics: rates, latencies, drops, bad inputs, internal errors, gaps. No rclpy.
 
 Hand-written because ``diagnostic_updater`` is not available as a wheel in the plain venv; the node
 turns :meth:`NodeHealth.report` into a ``diagnostic_msgs/DiagnosticStatus``.
@@ -37,6 +37,7 @@ class NodeHealth:
         self.processed = 0
         self.dropped = 0
         self.bad_inputs: Counter[str] = Counter()
+        self.internal_errors = 0
         self.gaps = 0
         self.longest_gap_s = 0.0
         self._arrivals: deque[float] = deque(maxlen=window)
@@ -44,6 +45,7 @@ class NodeHealth:
         self._latency_ms: deque[float] = deque(maxlen=window)
         self._last_arrival: float | None = None
         self._bad_since_report = 0
+        self._internal_errors_at_report = 0
         self._dropped_at_report = 0
         self._received_at_report = 0
 
@@ -65,6 +67,11 @@ class NodeHealth:
         with self._lock:
             self.bad_inputs[reason] += 1
             self._bad_since_report += 1
+
+    def on_internal_error(self) -> None:
+        """The node failed on an input it accepted (a bug or a fault of ours, not the sender's)."""
+        with self._lock:
+            self.internal_errors += 1
 
     def on_processed(self, processing_ms: float, latency_ms: float | None) -> None:
         with self._lock:
@@ -92,7 +99,9 @@ class NodeHealth:
             received = self.received - self._received_at_report
             dropped = self.dropped - self._dropped_at_report
             bad = self._bad_since_report
+            internal = self.internal_errors - self._internal_errors_at_report
             self._bad_since_report, self._dropped_at_report = 0, self.dropped
+            self._internal_errors_at_report = self.internal_errors
             self._received_at_report = self.received
             values = {
                 'frames received': str(self.received), 'frames processed': str(self.processed),
@@ -100,10 +109,12 @@ class NodeHealth:
                 'processing median (ms)': _median(processing), 'processing p99 (ms)': _percentile(processing, 99),
                 'latency median (ms)': _median(latency), 'latency p99 (ms)': _percentile(latency, 99),
                 'input gaps': str(self.gaps), 'longest input gap (s)': f'{self.longest_gap_s:.2f}',
-                'bad inputs': str(sum(self.bad_inputs.values())),
+                'bad inputs': str(sum(self.bad_inputs.values())), 'internal errors': str(self.internal_errors),
             }
             values.update({f'bad input: {reason}': str(count) for reason, count in sorted(self.bad_inputs.items())})
         values.update(extra)
+        if internal:
+            return HealthReport(ERROR, f'{internal} internal error(s) in the last period', values)
         if silent_s is None:
             return HealthReport(WARN, 'no input yet', values)
         if silent_s > self.stale_after_s:

@@ -207,7 +207,7 @@ class StnNode(Node):
             except Exception as exc:  # keep the node alive; say what went wrong once per period
                 if self._stopping.is_set() or not self.context.ok():
                     return  # shutting down: Ctrl-C invalidates the publishers before stop() is called
-                self.health.on_bad_input('internal_error')
+                self.health.on_internal_error()
                 if self._throttle.allow('internal_error'):
                     self.get_logger().error(f'processing failed: {exc!r}\n{traceback.format_exc(limit=3)}')
 
