@@ -15,6 +15,7 @@ from ros_harness import (Consumer, NodeProcess, camera_qos, publish_and_collect,
 from stn_ros.perception.frame import decode_frame
 from stn_ros.bridge.image_codec import decode_image
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud
+from stn_ros.core import DeviceUnavailableError, resolve_device
 from stn_ros.perception.transforms_record import parse_record
 
 pytestmark = pytest.mark.timeout(120)
@@ -213,8 +214,35 @@ def test_depth_proposals_with_camera_info_give_metric_centres_and_empty_frames_s
     assert 'Traceback' not in output
 
 
+def device_error(spec: str) -> str | None:
+    """What this machine's torch says about ``spec`` (the node runs the same torch): its error, or None."""
+    try:
+        resolve_device(spec)
+    except DeviceUnavailableError as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.parametrize('spec', ['cuda', 'cuda:99'])
+def test_a_cuda_device_starts_where_this_machine_has_it_else_says_why(probe, spec):
+    node = NodeProcess(NODE, '-p', f'device:={spec}', '-p', 'crop_source:=full_frame', '-r', '__ns:=/gpu')
+    expected = device_error(spec)
+    if expected is not None:  # a CPU-only torch, no visible GPU, or no GPU of that index
+        assert node.wait(timeout=60) == 1
+        assert f'cannot start: {expected}' in node.output and 'Traceback' not in node.output
+        return
+    consumer = Consumer(probe, '/gpu/stn_node')
+    device = str(resolve_device(spec))
+    try:
+        assert spin_until(probe, lambda: any(status.hardware_id == device for array in consumer.diagnostics
+                                             for status in array.status), 60), 'no diagnostics from the CUDA node'
+        assert node.alive()
+    finally:
+        output = node.stop()
+    assert f'on {device}' in output and 'Traceback' not in output
+
+
 @pytest.mark.parametrize('args,message', [
-    (['-p', 'device:=cuda'], 'CPU-only build'),
     (['-p', 'weights:=/nonexistent/stn.pt'], 'does not exist'),
     (['-p', 'crop_source:=detections'], 'vision_msgs'),
     (['-p', 'output_size:=[0, 5]'], "parameter 'output_size'"),
