@@ -247,6 +247,7 @@ def test_a_cuda_device_starts_where_this_machine_has_it_else_says_why(probe, spe
     (['-p', 'crop_source:=detections'], 'vision_msgs'),
     (['-p', 'output_size:=[0, 5]'], "parameter 'output_size'"),
     (['-p', 'crop_source:=boxes'], "parameter 'crop_source'"),
+    (['-p', 'qos_overrides./image.subscription.reliability:=sometimes'], 'follow_publisher, reliable'),
 ])
 def test_bad_start_up_is_one_clear_error(args, message):
     node = NodeProcess(NODE, *args)

@@ -29,8 +29,7 @@ from stn_ros.models.gqcnn import GQCNN, load_gqcnn
 from stn_ros.core.package_files import package_file
 from stn_ros.bridge.image_codec import ImageDecodeError, decode_image
 from stn_ros.ros.node_runtime import diagnostic_array, run_node
-from stn_ros.ros.parameters import (ParameterSet, ParameterSpec, StartupError, device_string, integer_in,
-                                    number_in)
+from stn_ros.ros.parameters import (ParameterSet, ParameterSpec, StartupError, device_string)
 from stn_ros.bridge.pointcloud_codec import PointCloudDecodeError, decode_pointcloud, encode_pointcloud
 from stn_ros.perception.transforms_record import parse_record
 
@@ -39,12 +38,9 @@ DEFAULT_WEIGHTS = 'gqcnn.pt'
 PARAMETERS = [
     ParameterSpec('device', 'auto', 'auto (CUDA if available), cpu, cuda, cuda:N', device_string, read_only=True),
     ParameterSpec('weights', '', 'GQ-CNN checkpoint; empty = the shipped default', read_only=True),
-    ParameterSpec('quality_threshold', 0.5, 'a grasp below this quality is never the best grasp',
-                  number_in(0.0, 1.0), float_range=(0.0, 1.0)),
-    ParameterSpec('pairing_buffer', 10, 'messages kept per input while waiting for their pair',
-                  integer_in(1, 100), read_only=True, int_range=(1, 100)),
-    ParameterSpec('diagnostics_period', 1.0, 'seconds between /diagnostics messages', number_in(0.1, 60.0),
-                  read_only=True, float_range=(0.1, 60.0)),
+    ParameterSpec.number('quality_threshold', 0.5, 'a grasp below this quality is never the best grasp', 0.0, 1.0),
+    ParameterSpec.integer('pairing_buffer', 10, 'messages kept per input while waiting for their pair', 1, 100, read_only=True),
+    ParameterSpec.number('diagnostics_period', 1.0, 'seconds between /diagnostics messages', 0.1, 60.0, read_only=True),
 ]
 
 

@@ -31,6 +31,18 @@ class ParameterSpec:
     int_range: tuple[int, int] | None = None
     float_range: tuple[float, float] | None = None
 
+    @classmethod
+    def integer(cls, name: str, default: int, description: str, low: int, high: int,
+                read_only: bool = False) -> ParameterSpec:
+        """An integer in ``[low, high]``: the range is both checked and declared (``integer_range``)."""
+        return cls(name, default, description, integer_in(low, high), read_only, int_range=(low, high))
+
+    @classmethod
+    def number(cls, name: str, default: float, description: str, low: float, high: float,
+               read_only: bool = False) -> ParameterSpec:
+        """A number in ``[low, high]`` (``1`` as well as ``1.0``): checked, and named in the descriptor."""
+        return cls(name, default, description, number_in(low, high), read_only, float_range=(low, high))
+
     def descriptor(self) -> ParameterDescriptor:
         descriptor = ParameterDescriptor(name=self.name, description=self.description, read_only=self.read_only)
         if self.int_range is not None and isinstance(self.default, int) and not isinstance(self.default, bool):

@@ -31,10 +31,9 @@ from stn_ros.perception.proposals import (ProposalConfig, check_rois_inside, dep
                                intensity_proposals, order_and_limit, parse_rois)
 from stn_ros.bridge.image_codec import ImageDecodeError, encode_image
 from stn_ros.ros.node_runtime import diagnostic_array, run_node
-from stn_ros.ros.parameters import (ParameterSet, ParameterSpec, StartupError, device_string, integer_in,
-                                    number_in, one_of)
+from stn_ros.ros.parameters import (ParameterSet, ParameterSpec, StartupError, device_string, one_of)
 from stn_ros.bridge.pointcloud_codec import encode_pointcloud
-from stn_ros.ros.qos import camera_qos, publishers_reliability
+from stn_ros.ros.qos import camera_qos, declare_reliability_override, publishers_reliability
 from stn_ros.perception.visualize import crop_quadrilaterals, draw_quadrilaterals
 
 CROP_SOURCES = ('full_frame', 'fixed_rois', 'proposals', 'detections')
@@ -66,19 +65,13 @@ PARAMETERS = [
     ParameterSpec('crop_source', 'proposals', 'full_frame, fixed_rois, proposals or detections',
                   one_of(*CROP_SOURCES), read_only=True),
     ParameterSpec('rois', None, 'fixed ROIs, flat [x, y, w, h, ...] in source pixels (fixed_rois)', _rois),
-    ParameterSpec('max_crops', 16, 'at most this many crops per frame (the largest are kept)',
-                  integer_in(1, 256), int_range=(1, 256)),
-    ParameterSpec('proposal_min_area', 150, 'proposals: smallest object, pixels', integer_in(1, 10_000_000),
-                  int_range=(1, 10_000_000)),
-    ParameterSpec('proposal_max_area', 60000, 'proposals: largest object, pixels', integer_in(1, 10_000_000),
-                  int_range=(1, 10_000_000)),
-    ParameterSpec('proposal_margin', 0.15, 'proposals: margin around each object, fraction of its size',
-                  number_in(0.0, 2.0), float_range=(0.0, 2.0)),
-    ParameterSpec('table_threshold', 0.008, 'depth proposals: height above the table plane that is object, m',
-                  number_in(0.0005, 1.0), float_range=(0.0005, 1.0)),
+    ParameterSpec.integer('max_crops', 16, 'at most this many crops per frame (the largest are kept)', 1, 256),
+    ParameterSpec.integer('proposal_min_area', 150, 'proposals: smallest object, pixels', 1, 10_000_000),
+    ParameterSpec.integer('proposal_max_area', 60000, 'proposals: largest object, pixels', 1, 10_000_000),
+    ParameterSpec.number('proposal_margin', 0.15, 'proposals: margin around each object, fraction of its size', 0.0, 2.0),
+    ParameterSpec.number('table_threshold', 0.008, 'depth proposals: height above the table plane that is object, m', 0.0005, 1.0),
     ParameterSpec('publish_debug_image', False, 'publish ~/debug/image even when nobody subscribes'),
-    ParameterSpec('diagnostics_period', 1.0, 'seconds between /diagnostics messages',
-                  number_in(0.1, 60.0), read_only=True, float_range=(0.1, 60.0)),
+    ParameterSpec.number('diagnostics_period', 1.0, 'seconds between /diagnostics messages', 0.1, 60.0, read_only=True),
 ]
 
 
@@ -118,8 +111,10 @@ class StnNode(Node):
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
 
         self._image_topic = self.resolve_topic_name('image')
-        self._reliability_overridden = f'qos_overrides.{self._image_topic}.subscription.reliability' in \
-            getattr(self, '_parameter_overrides', {})
+        try:
+            self._reliability_overridden = declare_reliability_override(self, self._image_topic)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
         self._image_sub = None
         self._subscribe_image(publishers_reliability(self.get_publishers_info_by_topic(self._image_topic)))
         self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data)

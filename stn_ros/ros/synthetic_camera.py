@@ -13,15 +13,13 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.ros.node_runtime import run_node
-from stn_ros.ros.parameters import ParameterSet, ParameterSpec, integer_in, number_in, one_of
+from stn_ros.ros.parameters import ParameterSet, ParameterSpec, one_of
 from stn_ros.sim.synthetic_frames import DEPTH_ENCODINGS, SyntheticFrame, synthetic_frame
 
 PARAMETERS = [
-    ParameterSpec('rate', 10.0, 'frames per second', number_in(0.1, 100.0), read_only=True, float_range=(0.1, 100.0)),
-    ParameterSpec('scene_period', 2.0, 'seconds between scene changes', number_in(0.0, 3600.0),
-                  float_range=(0.0, 3600.0)),
-    ParameterSpec('seed', 0, 'seed of the scene sequence', integer_in(0, 2**31 - 1), read_only=True,
-                  int_range=(0, 2**31 - 1)),
+    ParameterSpec.number('rate', 10.0, 'frames per second', 0.1, 100.0, read_only=True),
+    ParameterSpec.number('scene_period', 2.0, 'seconds between scene changes', 0.0, 3600.0),
+    ParameterSpec.integer('seed', 0, 'seed of the scene sequence', 0, 2**31 - 1, read_only=True),
     ParameterSpec('depth_encoding', '32FC1', '32FC1 (metres) or 16UC1 (millimetres)', one_of(*DEPTH_ENCODINGS),
                   read_only=True),
     ParameterSpec('frame_id', 'camera_optical_frame', 'frame_id of the headers', read_only=True),

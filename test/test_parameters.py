@@ -1,0 +1,31 @@
+"""Node parameter specs: one stated range per parameter, both checked and declared (no ROS graph needed)."""
+
+import pytest
+
+from stn_ros.ros import grasp_quality_node, stn_node, synthetic_camera
+
+SPECS = [(module.__name__.rpartition('.')[2], spec)
+         for module in (stn_node, grasp_quality_node, synthetic_camera) for spec in module.PARAMETERS]
+
+
+@pytest.mark.parametrize('node,spec', [s for s in SPECS if s[1].int_range or s[1].float_range],
+                         ids=lambda value: value if isinstance(value, str) else value.name)
+def test_a_ranged_parameter_checks_and_declares_the_same_range(node, spec):
+    low, high = spec.int_range or spec.float_range
+    assert spec.check(spec.default) == spec.default and spec.check(low) == low and spec.check(high) == high
+    step = 1 if spec.int_range else 1e-9 * max(1.0, abs(high))
+    for outside in (low - step, high + step):
+        with pytest.raises(ValueError, match=r'must be in \['):
+            spec.check(outside)
+    descriptor = spec.descriptor()
+    if spec.int_range:
+        assert (descriptor.integer_range[0].from_value, descriptor.integer_range[0].to_value) == (low, high)
+    else:
+        assert descriptor.dynamic_typing and f'[{low}, {high}]' in descriptor.additional_constraints
+        assert isinstance(spec.check(int(high)), float)  # `-p x:=1` into a double parameter works
+
+
+def test_every_parameter_default_passes_its_own_check():
+    for node, spec in SPECS:
+        if spec.default is not None:
+            spec.check(spec.default)
