@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from stn_ros.perception.frame import Frame
 from stn_ros.perception.proposals import (ProposalConfig, Proposals, check_rois_inside, depth_proposals,
                                fit_table_plane, full_frame_roi, intensity_proposals, order_and_limit,
                                parse_rois)
@@ -403,3 +404,15 @@ def test_uniform_images_give_no_proposals(image):
 def test_intensity_proposals_reject_bad_layouts():
     with pytest.raises(ValueError, match=r'C in 1, 3, 4'):
         intensity_proposals(np.zeros((8, 8, 2), np.uint8), CONFIG)
+
+
+def test_intensity_proposals_see_colour_as_the_frame_s_one_grey_does():
+    """Red on green of equal channel mean: a channel-mean grey sees one flat image, BT.601 sees the object."""
+    image = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    image[...] = (0, 255, 0)  # bgr8: green background
+    image[100:160, 200:280] = (0, 0, 255)  # a red box
+    proposals = intensity_proposals(image, CONFIG)
+    assert len(proposals.rois) == 1
+    np.testing.assert_allclose(proposals.rois, intensity_proposals(Frame(image, 'bgr8', False).grey(), CONFIG).rois)
+    x, y, w, h = proposals.rois[0]
+    assert x <= 200 and y <= 100 and x + w >= 280 and y + h >= 160

@@ -19,7 +19,7 @@ the image are NaN for depth and 0 for intensity. Pure numpy/OpenCV: no rclpy.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -30,9 +30,28 @@ from stn_ros.perception.visualize import to_bgr8
 
 _TO_BGR = {'rgb8': cv2.COLOR_RGB2BGR, 'bgra8': cv2.COLOR_BGRA2BGR, '8UC4': cv2.COLOR_BGRA2BGR,
            'rgba8': cv2.COLOR_RGBA2BGR}
-_TO_GREY = {'bgr8': cv2.COLOR_BGR2GRAY, '8UC3': cv2.COLOR_BGR2GRAY, 'rgb8': cv2.COLOR_RGB2GRAY,
-            'bgra8': cv2.COLOR_BGRA2GRAY, '8UC4': cv2.COLOR_BGRA2GRAY, 'rgba8': cv2.COLOR_RGBA2GRAY,
-            '16UC3': cv2.COLOR_BGR2GRAY}
+_RGB_ORDER = ('rgb8', 'rgba8')  # every other colour encoding is in OpenCV's BGR(A) order
+_TO_GREY = {(3, False): cv2.COLOR_BGR2GRAY, (3, True): cv2.COLOR_RGB2GRAY, (4, False): cv2.COLOR_BGRA2GRAY,
+            (4, True): cv2.COLOR_RGBA2GRAY}
+
+
+def bt601_grey(pixels: np.ndarray, rgb_order: bool = False) -> np.ndarray:
+    """``(H, W)`` grey of ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` pixels, in their own scale.
+
+    Colour is weighted by ITU-R BT.601 luma (OpenCV's ``COLOR_*2GRAY``), channels in BGR(A) order unless
+    ``rgb_order``; alpha is dropped. The package's one grey: the localization net and intensity proposals
+    both see it. uint8, uint16 and float32 keep their type; other types become float32.
+    """
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[..., 0]
+    if pixels.ndim == 2:
+        return pixels
+    if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+        raise ValueError(f'image must be (H, W) or (H, W, C) with C in 1, 3, 4, got shape {pixels.shape}')
+    if pixels.dtype not in (np.uint8, np.uint16, np.float32):
+        pixels = pixels.astype(np.float32)
+    return cv2.cvtColor(np.ascontiguousarray(pixels), _TO_GREY[pixels.shape[2], rgb_order])
 
 
 @dataclass
@@ -42,6 +61,7 @@ class Frame:
     pixels: np.ndarray     # (H, W[, C]): depth float32 metres (NaN = no reading) or the image as it came
     encoding: str          # the input encoding
     is_depth: bool
+    _grey: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def tile_encoding(self) -> str:
@@ -57,15 +77,18 @@ class Frame:
         return float('nan') if self.is_depth else 0.0
 
     def grey(self) -> np.ndarray:
-        """``(H, W)`` float32: metres for depth (no reading -> 0), else intensity in ``[0, 1]``."""
-        if self.is_depth:
-            return np.fmax(self.pixels, np.float32(0))  # NaN -> 0 in one pass (readings are > 0)
-        pixels = self.pixels
-        if self.encoding in _TO_GREY:
-            pixels = cv2.cvtColor(pixels, _TO_GREY[self.encoding])
-        scale = 1.0 / np.iinfo(pixels.dtype).max if pixels.dtype.kind == 'u' else 1.0
-        return pixels.astype(np.float32) * np.float32(scale)
+        """``(H, W)`` float32: metres for depth (no reading -> 0), else :func:`bt601_grey` in ``[0, 1]``.
 
+        Computed once per frame (proposals and the localization net share it); do not modify it.
+        """
+        if self._grey is None:
+            if self.is_depth:
+                self._grey = np.fmax(self.pixels, np.float32(0))  # NaN -> 0 in one pass (readings are > 0)
+            else:
+                pixels = bt601_grey(self.pixels, self.encoding in _RGB_ORDER)
+                scale = 1.0 / np.iinfo(pixels.dtype).max if pixels.dtype.kind == 'u' else 1.0
+                self._grey = pixels.astype(np.float32) * np.float32(scale)
+        return self._grey
 
     def bgr8(self) -> np.ndarray:
         """A bgr8 picture of the frame for display (depth and 16-bit images min-max scaled)."""

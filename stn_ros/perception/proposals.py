@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from stn_ros.perception.frame import bt601_grey
+
 RANSAC_SAMPLES = 2000
 """Valid pixels the table-plane fit samples from a frame."""
 MIN_PLANE_PIXELS = 100
@@ -193,14 +195,15 @@ def intensity_proposals(image: np.ndarray, config: ProposalConfig,
                         max_crops: int | None = None) -> Proposals:
     """Objects that differ from the background, in an image ``(H, W)`` or ``(H, W, C)``, C in 1, 3, 4.
 
-    Colour is converted to grey as the channel mean (channel order does not matter; alpha dropped).
+    Colour (BGR(A) order) is converted to grey by :func:`~stn_ros.perception.frame.bt601_grey`, the grey
+    the node's frames have (it passes :meth:`Frame.grey() <stn_ros.perception.frame.Frame.grey>`).
     The background level is the median of the border pixels; foreground is where the blurred
     ``|grey - background|`` is above a triangle threshold; then opening, components and square ROIs
     in tile order, at most ``max_crops``, as for depth (the blur adds a 1-2 pixel halo to each
     component). A uniform image gives no proposals.
     """
     config.validate()
-    grey = _grey(image)
+    grey = bt601_grey(image).astype(np.float32, copy=False)
     border = np.concatenate((grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]))
     border = border[np.isfinite(border)]
     if not border.size:
@@ -319,22 +322,6 @@ def _object_mask(depth: np.ndarray, plane: np.ndarray, threshold: float) -> np.n
     closer &= depth > 0
     closer &= depth < np.inf
     return closer.view(np.uint8)
-
-
-def _grey(image: np.ndarray) -> np.ndarray:
-    """``(H, W)`` float32 grey: the mean of the colour channels, alpha dropped."""
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    if image.ndim == 2:
-        return image.astype(np.float32, copy=False)
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise ValueError(f'image must be (H, W) or (H, W, C) with C in 1, 3, 4, got shape {image.shape}')
-    if image.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
-        image = image.astype(np.float32)
-    weights = np.zeros((1, image.shape[2]), np.float64)
-    weights[0, :3] = 1.0 / 3.0
-    return cv2.transform(np.ascontiguousarray(image), weights).astype(np.float32, copy=False)
 
 
 def _empty(shape: tuple[int, int]) -> Proposals:

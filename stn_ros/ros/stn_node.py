@@ -255,7 +255,7 @@ class StnNode(Node):
         config = proposal_config(values)
         if frame.is_depth:
             return depth_proposals(frame.pixels, config, values['max_crops']).rois
-        return intensity_proposals(frame.pixels, config, values['max_crops']).rois
+        return intensity_proposals(frame.grey(), config, values['max_crops']).rois
 
     def _detection_rois(self, msg: Image) -> np.ndarray:
         """ROIs of the detections with this image's exact stamp (waits up to 0.2 s for them)."""
