@@ -1,110 +1,212 @@
-"""launch/perception.launch.py, checked against what the package installs (launch_ros has no wheel here).
+"""launch/perception.launch.py, executed: what it starts, and the pipeline it starts, over a real ROS graph.
 
-The launch file is parsed, not run: every Node it starts must be an installed executable, its
-parameter files must exist and name that node with parameters it declares, and every remapped topic
-must be one the node really subscribes or publishes.
+No launch/launch_ros wheels exist here, so the launch file runs against stand-ins (launch_stand_in.py) that
+resolve its substitutions as ``ros2 launch`` would; each resulting Node is started as the process launch_ros
+would start, and the graph those processes form is checked from an in-test rclpy node.
 """
-import ast
 import importlib
+import re
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+from rclpy._rclpy_pybind11 import NodeNameNonExistentError
+from rclpy.expand_topic_name import expand_topic_name
+from rclpy.node import Node as RclpyNode
+from sensor_msgs.msg import PointCloud2
 
+from launch_stand_in import Launched, LaunchedNode, launch, node_ros_arguments
+from ros_harness import NodeProcess, ros_probe, spin_until
+from stn_ros.core.package_files import share_directory
 from test_package import captured_setup_kwargs
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / 'launch' / 'perception.launch.py'
+README = ROOT / 'README.md'
 NODE_MODULES = {'stn_node': 'stn_ros.ros.stn_node', 'grasp_quality_node': 'stn_ros.ros.grasp_quality_node',
                 'synthetic_camera': 'stn_ros.ros.synthetic_camera'}
+PIPELINE_ARGUMENTS = {'use_synthetic_camera': 'true', 'device': 'cpu'}
+STARTUP_S = 60.0  # three processes loading torch on a 2-core machine
 
 
-def literal(node, names=None):
-    """Strings, tuples/lists and the config-file PathJoinSubstitution([config, 'x.yaml']) as values;
-    a variable holding a ``LaunchConfiguration`` reads as that ``('arg', name)``."""
-    names = names or {}
-    if isinstance(node, ast.Call) and getattr(node.func, 'id', '') == 'PathJoinSubstitution':
-        return ('path', literal(node.args[0], names)[-1])
-    if isinstance(node, ast.Call) and getattr(node.func, 'id', '') == 'LaunchConfiguration':
-        return ('arg', node.args[0].value)
-    if isinstance(node, (ast.List, ast.Tuple)):
-        return [literal(e, names) for e in node.elts]
-    if isinstance(node, ast.Dict):
-        return {literal(k, names): literal(v, names) for k, v in zip(node.keys, node.values)}
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name):
-        return names.get(node.id, ('name', node.id))
-    return None
+def readme_launch_section() -> str:
+    text = README.read_text()
+    start = text.index('## grasp_quality_node and the launch file')
+    return text[start:text.index('\n## ', start + 1)]
 
 
-def launch_nodes():
-    tree = ast.parse(LAUNCH.read_text())
-    names = {a.targets[0].id: literal(a.value) for a in ast.walk(tree)
-             if isinstance(a, ast.Assign) and isinstance(a.targets[0], ast.Name) and isinstance(a.value, ast.Call)
-             and getattr(a.value.func, 'id', '') == 'LaunchConfiguration'}
-    declared = {}
-    nodes = []
-    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
-        name = getattr(call.func, 'id', '')
-        if name == 'DeclareLaunchArgument':
-            declared[call.args[0].value] = literal(next(k.value for k in call.keywords if k.arg == 'default_value'), names)
-        elif name == 'Node':
-            nodes.append({k.arg: literal(k.value, names) for k in call.keywords})
-    return nodes, declared
+def declared_parameters(node: LaunchedNode) -> dict:
+    return {spec.name: spec for spec in importlib.import_module(NODE_MODULES[node.executable]).PARAMETERS}
 
 
-def node_topics(module_name: str) -> set[str]:
-    """Relative topic names a node module creates subscriptions and publishers on."""
-    tree = ast.parse(Path(importlib.import_module(module_name).__file__).read_text())
-    topics = set()
-    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
-        if getattr(call.func, 'attr', '') in ('create_subscription', 'create_publisher') and len(call.args) > 1:
-            if isinstance(call.args[1], ast.Constant) and not call.args[1].value.startswith(('~', '/')):
-                topics.add(call.args[1].value)
-    return topics
+# --- what the launch file starts (executed with the stand-ins, no processes) --------------------------------
+
+def test_the_arguments_the_readme_documents_are_declared_and_its_commands_launch():
+    section = readme_launch_section()
+    documented = set(re.findall(r'`(\w+)`', re.search(r'arguments: (.*?)\.\s', section, re.S).group(1)))
+    assert {'depth_topic', 'device', 'use_synthetic_camera'} <= documented
+    assert documented <= set(launch(LAUNCH).declared)
+    commands = re.findall(r'ros2 launch stn_ros perception\.launch\.py((?:[^\n#]|\\\n)*)', section)
+    assert len(commands) == 2, commands
+    for command in commands:
+        arguments = dict(re.findall(r'(\w+):=(\S+)', command))
+        launched = launch(LAUNCH, **arguments)  # every argument is one the launch file declares
+        camera = {'synthetic_camera'} if arguments.get('use_synthetic_camera') == 'true' else set()
+        assert {n.name for n in launched.nodes} == {'stn_node', 'grasp_quality_node'} | camera
 
 
-def test_launch_file_starts_the_pipeline_from_installed_executables(monkeypatch):
-    nodes, declared = launch_nodes()
-    assert {n['executable'] for n in nodes} == {'stn_node', 'grasp_quality_node', 'synthetic_camera'}
+def test_every_node_is_an_installed_executable_of_stn_ros_named_as_the_executable(monkeypatch):
     scripts = {s.split('=')[0].strip() for s in captured_setup_kwargs(monkeypatch)['entry_points']['console_scripts']}
+    nodes = launch(LAUNCH, **PIPELINE_ARGUMENTS).nodes
+    assert sorted(n.name for n in nodes) == ['grasp_quality_node', 'stn_node', 'synthetic_camera']
     for node in nodes:
-        assert node['package'] == 'stn_ros' and node['executable'] in scripts
-        assert node['name'] == node['executable']  # the parameter files are keyed by node name
-    assert {'depth_topic', 'camera_info_topic', 'device', 'stn_weights', 'gqcnn_weights', 'stn_params_file',
-            'grasp_params_file', 'use_synthetic_camera'} <= set(declared)
+        assert node.package == 'stn_ros' and node.executable in scripts, node
+        assert node.name == node.executable and node.namespace == '/', node  # names users rely on
 
 
-@pytest.mark.parametrize('executable', ['stn_node', 'grasp_quality_node', 'synthetic_camera'])
-def test_parameter_files_and_remappings_match_the_node(executable, monkeypatch):
-    nodes, declared = launch_nodes()
-    node = next(n for n in nodes if n['executable'] == executable)
-    module = importlib.import_module(NODE_MODULES[executable])
-    declared_parameters = {spec.name for spec in module.PARAMETERS}
-    installed_config = {Path(f).name for d, files in captured_setup_kwargs(monkeypatch)['data_files']
-                        if d.endswith('/config') for f in files}
-    for entry in node['parameters']:
-        if isinstance(entry, dict):  # inline overrides: the node must declare them, values from arguments
-            assert set(entry) <= declared_parameters
-            assert all(v[0] == 'arg' and v[1] in declared for v in entry.values())
-            continue
-        if entry[0] == 'arg':
-            entry = declared[entry[1]]
-        assert entry[0] == 'path' and entry[1] in installed_config, entry
-        content = yaml.safe_load((ROOT / 'config' / entry[1]).read_text())
-        assert list(content) == [node['name']]
-        assert set(content[node['name']]['ros__parameters']) <= declared_parameters
-    topics = node_topics(NODE_MODULES[executable])
-    for source, target in node['remappings']:
-        assert source in topics, f'{executable} has no topic {source!r} (it has {sorted(topics)})'
-        assert isinstance(target, str) or (target[0] == 'arg' and target[1] in declared)
+def test_every_argument_reaches_a_node():
+    """Overriding any declared argument changes what is started (none is declared and then ignored)."""
+    default = launch(LAUNCH)
+    for name, value in default.configurations.items():
+        other = {'true': 'false', 'false': 'true'}.get(value, f'/elsewhere/{name}')
+        assert launch(LAUNCH, **{name: other}).nodes != default.nodes, f'launch argument {name!r} is unused'
 
 
-def test_grasp_node_reads_what_stn_node_publishes():
-    nodes, _ = launch_nodes()
-    grasp = next(n for n in nodes if n['executable'] == 'grasp_quality_node')
-    stn_source = Path(importlib.import_module(NODE_MODULES['stn_node']).__file__).read_text()
-    for source, target in grasp['remappings']:
-        if source.startswith('rectified/'):
-            assert target == f'stn_node/{source}' and f"'~/{source}'" in stn_source
+@pytest.mark.parametrize('name', ['stn_node', 'grasp_quality_node', 'synthetic_camera'])
+def test_parameter_files_and_inline_parameters_are_the_nodes_own(name, monkeypatch):
+    node = launch(LAUNCH, **PIPELINE_ARGUMENTS).node(name)
+    declared = declared_parameters(node)
+    installed = {Path(f).name for d, files in captured_setup_kwargs(monkeypatch)['data_files']
+                 if d == 'share/stn_ros/config' for f in files}
+    assert node.parameter_files, node
+    for path in node.parameter_files:
+        assert path.parent == share_directory() / 'config' and path.name in installed, path
+        content = yaml.safe_load(path.read_text())
+        assert list(content) in ([node.name], [f'{node.namespace.rstrip("/")}/{node.name}']), path
+        unknown = set(content[list(content)[0]]['ros__parameters']) - set(declared)
+        assert not unknown, f'{path.name} sets parameters {name} does not declare: {sorted(unknown)}'
+    for parameter, value in node.inline_parameters.items():
+        assert parameter in declared, f'{name} does not declare {parameter!r}'
+        default = declared[parameter].default
+        assert default is None or type(value) is type(default), (parameter, value)  # '' must stay a string
+
+
+# --- the pipeline it starts: real processes, checked over the graph -----------------------------------------
+
+@dataclass
+class Pipeline:
+    launched: Launched
+    processes: dict[str, NodeProcess]
+    probe: RclpyNode
+    grasps: list[PointCloud2]
+    deadline: float
+
+    def wait(self, predicate) -> bool:
+        """Spin until ``predicate()`` holds, a node process dies, or start-up time is over."""
+        done = spin_until(self.probe, lambda: predicate() or not all(p.alive() for p in self.processes.values()),
+                          max(2.0, self.deadline - time.monotonic()))
+        dead = {name: finish(p)[-1500:] for name, p in self.processes.items() if not p.alive()}
+        assert not dead, f'launched node processes died: {dead}'
+        return done and predicate()
+
+    def topics(self, node: LaunchedNode, kind: str) -> set[tuple[str, str]]:
+        """(topic, type) pairs ``node`` subscribes (kind 'sub') or publishes ('pub'), as the graph says."""
+        query = (self.probe.get_subscriber_names_and_types_by_node if kind == 'sub'
+                 else self.probe.get_publisher_names_and_types_by_node)
+        try:
+            return {(topic, t) for topic, types in query(node.name, node.namespace) for t in types}
+        except NodeNameNonExistentError:
+            return set()
+
+    def resolve(self, node: LaunchedNode, topic: str) -> str:
+        return expand_topic_name(topic, node.name, node.namespace)
+
+    def missing_remapping_targets(self) -> set[tuple[str, str]]:
+        """(node, target) of each remapping whose target is none of that node's topics (yet)."""
+        def used(node):
+            return {t for t, _ in self.topics(node, 'sub') | self.topics(node, 'pub')}
+
+        return {(node.name, target) for node in self.launched.nodes for _, target in node.remappings
+                if self.resolve(node, target) not in used(node)}
+
+
+def finish(process: NodeProcess) -> str:
+    """Stop ``process`` and return its output (read once: a second ``stop()`` of an ended one reads nothing)."""
+    return process.stop() if process.alive() or not process.output else process.output
+
+
+def start_launched(launched: Launched, directory: Path) -> dict[str, NodeProcess]:
+    processes = {}
+    try:
+        for node in launched.nodes:
+            processes[node.name] = NodeProcess(node.executable, *node_ros_arguments(node, directory), params_file=None)
+    except BaseException:
+        for process in processes.values():
+            process.stop()
+        raise
+    return processes
+
+
+@pytest.fixture(scope='module')
+def pipeline(tmp_path_factory):
+    launched = launch(LAUNCH, **PIPELINE_ARGUMENTS)
+    processes = start_launched(launched, tmp_path_factory.mktemp('launch'))
+    try:
+        with ros_probe('launch_probe') as probe:
+            grasp, grasps = launched.node('grasp_quality_node'), []
+            probe.create_subscription(PointCloud2, expand_topic_name('~/grasps', grasp.name, grasp.namespace),
+                                      grasps.append, 10)
+            yield Pipeline(launched, processes, probe, grasps, time.monotonic() + STARTUP_S)
+    finally:
+        outputs = {name: finish(process) for name, process in processes.items()}
+        for name, output in outputs.items():
+            print(f'--- {name}\n{output}')
+        assert not any('Traceback' in o for o in outputs.values())
+
+
+def test_the_nodes_appear_under_their_launch_names(pipeline):
+    expected = {(n.name, n.namespace) for n in pipeline.launched.nodes}
+
+    def missing():
+        return expected - set(pipeline.probe.get_node_names_and_namespaces())
+
+    assert pipeline.wait(lambda: not missing()), f'not in the graph: {sorted(missing())}'
+
+
+def test_every_remapping_target_is_a_topic_of_its_node(pipeline):
+    missing = pipeline.missing_remapping_targets
+    assert pipeline.wait(lambda: not missing()), f'remapped to topics the node never uses: {sorted(missing())}'
+
+
+def test_grasp_quality_node_reads_its_rectified_inputs_from_stn_node(pipeline):
+    grasp, stn = pipeline.launched.node('grasp_quality_node'), pipeline.launched.node('stn_node')
+    inputs = {pipeline.resolve(grasp, target) for source, target in grasp.remappings if source.startswith('rectified/')}
+    assert len(inputs) == 2, grasp.remappings
+
+    def fed(topic):
+        read = {r for r in pipeline.topics(grasp, 'sub') if r[0] == topic}  # (topic, type) pairs
+        return bool(read) and read <= pipeline.topics(stn, 'pub')
+
+    def unfed():
+        return {t for t in inputs if not fed(t)}
+
+    assert pipeline.wait(lambda: not unfed()), \
+        f'inputs stn_node does not publish: {sorted(unfed())}; it publishes {sorted(pipeline.topics(stn, "pub"))}'
+
+
+def test_every_input_of_every_node_is_published_by_a_launched_node(pipeline):
+    def unfed():
+        published = set().union(*(pipeline.topics(n, 'pub') for n in pipeline.launched.nodes))
+        return {(n.name, t) for n in pipeline.launched.nodes for t in pipeline.topics(n, 'sub') - published}
+
+    # once the remapped inputs exist, the nodes have subscribed (an empty graph would pass vacuously)
+    assert pipeline.wait(lambda: not pipeline.missing_remapping_targets() and not unfed()), \
+        f'inputs nobody in the launch publishes: {sorted(unfed())}'
+
+
+def test_grasps_come_out_of_the_launched_pipeline(pipeline):
+    assert pipeline.wait(lambda: any(g.width * g.height > 0 for g in pipeline.grasps)), \
+        f'no grasps in {STARTUP_S} s ({len(pipeline.grasps)} empty clouds)'
+    assert 'quality' in {f.name for f in pipeline.grasps[-1].fields}
