@@ -15,10 +15,12 @@ from std_msgs.msg import Header
 
 from stn_ros.bridge.image_codec import (
     DECODE_ERROR_REASONS,
+    DEPTH_ENCODINGS,
     ENCODINGS,
     ImageDecodeError,
     decode_depth_m,
     decode_image,
+    depth_pixels,
     encode_image,
 )
 
@@ -398,3 +400,14 @@ def test_module_imports_neither_rclpy_nor_sensor_msgs():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize('encoding', sorted(DEPTH_ENCODINGS))
+def test_depth_pixels_is_the_inverse_of_decode_depth_m(encoding):
+    depth_m = np.array([[0.5, 1.2345, np.nan], [0.0, 3.0, 65.0]], np.float32)
+    decoded = decode_depth_m(encode_image(depth_pixels(depth_m, encoding), encoding))
+    readings = np.isfinite(depth_m) & (depth_m > 0)
+    np.testing.assert_allclose(decoded[readings], depth_m[readings], atol=5e-4 if encoding == '16UC1' else 0)
+    assert np.isnan(decoded[~readings]).all()
+    with pytest.raises(ValueError, match='not a depth encoding'):
+        depth_pixels(depth_m, 'mono16')

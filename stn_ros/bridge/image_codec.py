@@ -162,6 +162,20 @@ def decode_depth_m(msg: Any) -> np.ndarray:
     return depth
 
 
+def depth_pixels(depth_m: np.ndarray, encoding: str) -> np.ndarray:
+    """Float metres (NaN = no reading) as the pixels of a depth ``encoding``: the inverse of :func:`decode_depth_m`.
+
+    ``32FC1``: float32 metres, NaN kept; ``16UC1``: uint16 rounded millimetres, 0 = no reading.
+    """
+    if encoding not in DEPTH_ENCODINGS:
+        raise ValueError(f"{encoding!r} is not a depth encoding; expected one of {', '.join(sorted(DEPTH_ENCODINGS))}")
+    depth_m = np.asarray(depth_m, dtype=np.float32)
+    if encoding == "32FC1":
+        return depth_m
+    millimetres = np.where(np.isfinite(depth_m) & (depth_m > 0), np.round(depth_m * 1000.0), 0)
+    return np.clip(millimetres, 0, np.iinfo(np.uint16).max).astype(np.uint16)
+
+
 def encode_image(
     image: np.ndarray, encoding: str, header: Any = None, msg_cls: type | None = None
 ) -> Any:

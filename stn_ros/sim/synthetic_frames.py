@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from stn_ros.bridge.image_codec import DEPTH_ENCODINGS, depth_pixels
 from stn_ros.sim.scenes import Scene, SceneConfig, generate_scene, scene_seed
 
-DEPTH_ENCODINGS = ('32FC1', '16UC1')
 _TABLE_BGR = np.array([150, 160, 170], np.float32)
 
 
@@ -38,9 +38,6 @@ def synthetic_frame(seed: int, index: int, depth_encoding: str = '32FC1',
                     config: SceneConfig | None = None) -> SyntheticFrame:
     """Frame of scene ``index`` of the run seeded ``seed``."""
     if depth_encoding not in DEPTH_ENCODINGS:
-        raise ValueError(f'depth_encoding must be one of {", ".join(DEPTH_ENCODINGS)}; got {depth_encoding!r}')
+        raise ValueError(f'depth_encoding must be one of {", ".join(sorted(DEPTH_ENCODINGS))}; got {depth_encoding!r}')
     scene = generate_scene(config or SceneConfig(), scene_seed(seed, index))
-    depth = scene.depth
-    if depth_encoding == '16UC1':
-        depth = np.where(np.isfinite(depth), np.round(depth * 1000.0), 0).astype(np.uint16)
-    return SyntheticFrame(depth, colour_rendering(scene), scene)
+    return SyntheticFrame(depth_pixels(scene.depth, depth_encoding), colour_rendering(scene), scene)
