@@ -5,6 +5,11 @@ Pure numpy: no rclpy and no cv_bridge; messages are duck-typed (only
 are read), and ``sensor_msgs`` is imported lazily only when encoding without
 an explicit message class.
 
+Why not cv_bridge: the PyPI ``cv-bridge`` (1.13.0.post0) is broken with numpy 2 / OpenCV 5 (``cv2_to_imgmsg``
+raises for every encoding, ``16UC1`` decodes silently as uint8, a padded ``step`` is ignored, colour decodes
+raise). A robot's cv_bridge (vision_opencv) is sound; the tests check this codec against the installed
+cv-bridge in every case it gets right.
+
 Conventions:
 
 * Arrays are ``(H, W)`` for one-channel encodings and ``(H, W, C)`` otherwise,
