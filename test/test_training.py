@@ -59,21 +59,57 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_ddp_on_cpu_trains_the_same_model_shape(tmp_path):
+DDP_RUNS = {  # one small epoch of each task, a few optimizer steps per rank
+    'mnist': ['mnist', '--distortion', 'RTS', '--model', 'st-cnn-affine', '--quick', '--epochs', '1'],
+    'gqcnn': ['gqcnn', '--num-scenes', '12', '--epochs', '1', '--batch-size', '32'],
+    'grasp-stn': ['grasp-stn', '--num-scenes', '20', '--epochs', '1', '--batch-size', '8'],
+}
+
+
+@pytest.mark.parametrize('task', list(DDP_RUNS))
+def test_two_process_ddp_on_cpu_leaves_both_ranks_with_identical_weights(tmp_path, task):
+    """Under DDP every replica must end bitwise equal: a loss that bypasses ``DistributedDataParallel.forward``
+    (the reducer never runs) leaves each rank with its own gradients. Compared here from each rank's saved
+    weights (``test/ddp_rank_weights.py``), independently of the loop's own check."""
     torchrun = Path(sys.executable).parent / 'torchrun'
     env = dict(os.environ, GLOO_SOCKET_IFNAME='lo', OMP_NUM_THREADS='1')  # loopback only
-    out = tmp_path / 'ddp'
+    out, weights = tmp_path / 'ddp', tmp_path / 'weights'
     result = subprocess.run([str(torchrun), '--nproc_per_node=2', '--master_addr=127.0.0.1',
-                             f'--master_port={free_port()}', '-m', 'stn_ros.apps.train', 'mnist', '--distortion', 'RTS',
-                             '--model', 'st-cnn-affine', '--quick', '--epochs', '1', '--out', str(out),
-                             '--no-progress'], capture_output=True, text=True, timeout=240, env=env)
+                             f'--master_port={free_port()}', str(Path(__file__).parent / 'ddp_rank_weights.py'),
+                             str(weights), *DDP_RUNS[task], '--out', str(out), '--no-progress'],
+                            capture_output=True, text=True, timeout=150, env=env)
+    ranks = [weights / f'rank{rank}.pt' for rank in (0, 1)]
+    assert all(path.is_file() for path in ranks), result.stderr[-3000:]
+    first, second = (torch.load(path, weights_only=True) for path in ranks)
+    assert first.keys() == second.keys()
+    differ = {k: (first[k] - second[k]).abs().max().item() for k in first if not torch.equal(first[k], second[k])}
+    assert not differ, f'{task}: rank 0 and 1 weights differ after one DDP epoch (max |difference|): {differ}'
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = last_json(result.stdout)  # printed once, by rank 0
-    assert result.stdout.count('"weights"') == 1 and metrics['test_samples'] == 200
-    model, metadata = load_classifier(out / 'model.pt')
-    assert json.loads(metadata['card'])['world_size'] == 2
-    single = DigitClassifier('st-cnn-affine', 42)
-    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in single.state_dict().items()}
+    initial = torch.load(weights / 'initial.pt', weights_only=True)
+    assert any(not torch.equal(initial[k], first[k]) for k in first), 'training did not change the weights'
+    assert result.stdout.count('"weights"') == 1  # printed once, by rank 0
+    if task == 'mnist':
+        assert last_json(result.stdout)['test_samples'] == 200
+        model, metadata = load_classifier(out / 'model.pt')
+        assert json.loads(metadata['card'])['world_size'] == 2
+        assert all(torch.equal(v, first[k]) for k, v in model.state_dict().items())  # rank 0 shipped its weights
+
+
+def test_the_loop_raises_when_ddp_replicas_differ(monkeypatch):
+    """The loop's own guard, with the other process simulated by the reductions."""
+    from stn_ros.training import loop
+    from stn_ros.training.distributed import World
+
+    model, world = torch.nn.Linear(3, 2), World(rank=0, size=2)
+    loop.check_replicas_agree(model, World(), 'mnist')  # one process: nothing to compare
+    monkeypatch.setattr(loop, 'all_reduce_max', lambda values, world: values)
+    monkeypatch.setattr(loop, 'all_reduce_min', lambda values, world: values)
+    with torch.no_grad():
+        model.bias[0] = float('nan')
+    loop.check_replicas_agree(model, world, 'mnist')  # the same NaN everywhere is no difference
+    monkeypatch.setattr(loop, 'all_reduce_max', lambda values, world: values + 0.25)
+    with pytest.raises(RuntimeError, match=r'grasp-stn: .* max difference 0\.25.*bypassed DistributedDataParallel'):
+        loop.check_replicas_agree(model, world, 'grasp-stn')
 
 
 def test_quick_table_and_evaluation_write_the_table_plot_and_picture(tmp_path):
@@ -81,8 +117,8 @@ def test_quick_table_and_evaluation_write_the_table_plot_and_picture(tmp_path):
     run(['stn_ros.apps.train', 'mnist-table', '--quick', '--epochs', '1', '--runs', str(runs), '--models', 'cnn',
          'st-cnn-affine', '--distortions', 'R', 'RTS'])
     assert sorted(p.parent.name for p in runs.glob('*/*/model.pt')) == ['cnn', 'cnn', 'st-cnn-affine', 'st-cnn-affine']
-    again = run(['stn_ros.apps.train', 'mnist-table', '--quick', '--epochs', '1', '--runs', str(runs), '--models', 'cnn',
-                 '--distortions', 'R'])
+    again = run(['stn_ros.apps.train', 'mnist-table', '--quick', '--epochs', '1', '--runs', str(runs), '--models',
+                 'cnn', '--distortions', 'R'])
     assert 'done already, skipped' in again.stderr
     result = run(['stn_ros.apps.evaluate', 'mnist', '--runs', str(runs), '--output', str(docs), '--quick',
                   '--ship', str(tmp_path / 'weights')])

@@ -48,6 +48,20 @@ def all_reduce_sum(values: torch.Tensor, world: World) -> torch.Tensor:
     return values
 
 
+def all_reduce_max(values: torch.Tensor, world: World) -> torch.Tensor:
+    """Element-wise maximum over the processes (in place)."""
+    if world.distributed:
+        dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return values
+
+
+def all_reduce_min(values: torch.Tensor, world: World) -> torch.Tensor:
+    """Element-wise minimum over the processes (in place)."""
+    if world.distributed:
+        dist.all_reduce(values, op=dist.ReduceOp.MIN)
+    return values
+
+
 def barrier(world: World) -> None:
     if world.distributed:
         dist.barrier()

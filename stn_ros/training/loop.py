@@ -23,7 +23,16 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from stn_ros.core import resolve_device
-from stn_ros.training.distributed import World, all_reduce_sum, barrier, close_world, device_for, init_world
+from stn_ros.training.distributed import (
+    World,
+    all_reduce_max,
+    all_reduce_min,
+    all_reduce_sum,
+    barrier,
+    close_world,
+    device_for,
+    init_world,
+)
 
 STATE_FORMAT = 'stn_ros.training/1'
 
@@ -60,9 +69,19 @@ class Task(ABC):
     def build_model(self) -> nn.Module:
         """A freshly initialised model (seeded by the loop)."""
 
+    def training_module(self, model: nn.Module) -> nn.Module:
+        """The module whose ``forward`` computes what :meth:`loss` needs (default: ``model`` itself).
+
+        The loop wraps it in ``DistributedDataParallel`` when training on several processes and hands the
+        wrapped module to :meth:`loss`, which must only call it: DDP averages the gradients of what runs
+        through its ``forward``, so a loss that reaches into ``model.module`` trains each process apart.
+        Its parameters must be ``model``'s own (``model.state_dict()`` is what is saved).
+        """
+        return model
+
     @abstractmethod
     def loss(self, model: nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
-        """Mean loss of one training batch."""
+        """Mean loss of one training batch; ``model`` is the (maybe DDP-wrapped) :meth:`training_module`."""
 
     @abstractmethod
     def evaluate(self, model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
@@ -90,6 +109,30 @@ def git_revision() -> str:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def check_replicas_agree(model: nn.Module, world: World, task_name: str) -> None:
+    """Raise ``RuntimeError`` unless every process holds bitwise the same parameters (no-op in one process).
+
+    DDP keeps the replicas identical (the same initial weights, averaged gradients, the same optimizer),
+    so any difference means some gradient was never averaged.
+    """
+    if not world.distributed:
+        return
+    with torch.no_grad():
+        flat = torch.cat([p.detach().reshape(-1).to(torch.float64) for p in model.parameters()])
+        nan = flat.isnan()
+        # NaN never equals itself: compare the values where none is NaN, and where the NaNs are.
+        values = torch.cat((flat.masked_fill(nan, 0.0), nan.to(torch.float64)))
+        high, low = all_reduce_max(values.clone(), world), all_reduce_min(values, world)
+        differ = high != low
+    if differ.any():  # every process gets the same reduction, so all of them raise
+        spread = (high - low)[:len(flat)]
+        raise RuntimeError(
+            f'task {task_name}: parameters differ between the {world.size} DDP processes after an epoch '
+            f'({int(differ[:len(flat)].sum())} values differ, max difference {spread.max().item():.3g}'
+            f'{", NaN in some processes only" if differ[len(flat):].any() else ""}): a task bypassed '
+            f'DistributedDataParallel.forward (its loss must only call the wrapped training module)')
 
 
 def _save_state(path: Path, task: Task, config: TrainConfig, model: nn.Module, optimizer, scheduler,
@@ -143,7 +186,8 @@ def _fit(task: Task, config: TrainConfig, world: World, device: torch.device, co
         history, start_epoch = list(state['history']), state['epoch'] + 1
         torch.set_rng_state(state['torch_rng'])
     torch.manual_seed(config.seed * 1000 + world.rank + 7919 * start_epoch)
-    trained = DistributedDataParallel(model) if world.distributed else model
+    module = task.training_module(model)
+    trained = DistributedDataParallel(module) if world.distributed else module
     train_set, held_out = task.datasets()
     sampler = DistributedSampler(train_set, num_replicas=world.size, rank=world.rank, shuffle=True,
                                  seed=config.seed)
@@ -168,6 +212,7 @@ def _fit(task: Task, config: TrainConfig, world: World, device: torch.device, co
             totals += torch.tensor([loss.item(), 1.0], dtype=torch.float64)
             bar.set_postfix(loss=f'{totals[0] / totals[1]:.4f}')
         scheduler.step()
+        check_replicas_agree(model, world, task.name)
         totals = all_reduce_sum(totals, world)
         if world.is_main:
             metrics = task.evaluate(model, eval_loader, device)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
@@ -165,6 +166,20 @@ def matched_errors(params: torch.Tensor, targets: torch.Tensor, mask: torch.Tens
     return distance.min(dim=1).values, angle, centre
 
 
+class AllHypotheses(nn.Module):
+    """``forward(crops)`` is ``stn.localize_all(crops)``: what the loss trains, as a module DDP can wrap.
+
+    It holds the STN itself (not a copy), so training it trains the STN and the STN's checkpoint is unchanged.
+    """
+
+    def __init__(self, stn: SpatialTransformer):
+        super().__init__()
+        self.stn = stn
+
+    def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.stn.localize_all(crops)
+
+
 class GraspStnTask(Task):
     """Options: ``num_scenes`` and ``data_seed`` of the grasp dataset (its split is kept),
     ``extra_scenes`` for training only, ``cache``."""
@@ -198,12 +213,14 @@ class GraspStnTask(Task):
     def build_model(self):
         return grasp_stn()
 
+    def training_module(self, model):
+        return AllHypotheses(model)
+
     def loss(self, model, batch, device):
         crops, targets, mask = batch
         crops, targets = dihedral_augment(crops, targets)
         crops, targets, mask = crops.to(device), targets.to(device), mask.to(device)
-        stn = model.module if hasattr(model, 'module') else model
-        params, scores = stn.localize_all(crops)
+        params, scores = model(crops)  # model: AllHypotheses, DDP-wrapped on several processes
         distances, good = [], []
         for k in range(params.shape[1]):
             distance, angle, centre = matched_errors(params[:, k], targets, mask)
