@@ -96,3 +96,11 @@ def test_training_and_evaluation_clis_run_as_console_scripts_and_modules(script,
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         assert result.stdout.startswith(f'usage: {script} ') and all(w in result.stdout for w in words)
+
+
+@pytest.mark.parametrize('task,stem', [('mnist', 'model'), ('gqcnn', 'gqcnn'), ('grasp-stn', 'grasp_stn')])
+def test_train_out_help_names_the_files_each_task_writes(task, stem):
+    result = subprocess.run([sys.executable, '-m', 'stn_ros.apps.train', task, '--help'], capture_output=True,
+                            text=True, timeout=60)
+    help_text = ' '.join(result.stdout.split())
+    assert f'{stem}.pt and its model card {stem}.md' in help_text, help_text

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from stn_ros.training.datasets.mnist import DISTORTIONS, DistortedMNIST
 from stn_ros.models.mnist import MODEL_NAMES, load_classifier
-from stn_ros.training.tasks.mnist import DISTORTION_COLUMN, PAPER_ERROR
+from stn_ros.training.tasks.mnist import DISTORTION_COLUMN, PAPER_ERROR, MnistTask
 
 
 def find_runs(runs: Path) -> dict[tuple[str, str], Path]:
@@ -22,7 +22,7 @@ def find_runs(runs: Path) -> dict[tuple[str, str], Path]:
     found = {}
     for distortion in DISTORTIONS:
         for model in MODEL_NAMES:
-            path = runs / distortion / model / 'model.pt'
+            path = runs / distortion / model / f'{MnistTask.weights_stem}.pt'
             if path.is_file():
                 found[(distortion, model)] = path
     return found
@@ -110,7 +110,7 @@ def ship_checkpoints(runs: dict[tuple[str, str], Path], model_name: str, folder:
             continue
         stem = f'mnist_{name.replace("-", "_")}_{distortion.lower()}'
         shutil.copyfile(path, folder / f'{stem}.pt')
-        card = (path.parent / 'model.md').read_text().replace(f'`{path.name}`', f'`{stem}.pt`')
+        card = path.with_suffix('.md').read_text().replace(f'`{path.name}`', f'`{stem}.pt`')
         (folder / f'{stem}.md').write_text(card)
         print(f'shipped {folder / stem}.pt')
 

@@ -17,14 +17,18 @@ import sys
 from pathlib import Path
 
 from stn_ros.core import DEVICE_CHOICES
-from stn_ros.training.loop import TrainConfig, fit
+from stn_ros.training.loop import Task, TrainConfig, fit
+from stn_ros.training.tasks.gqcnn import GqcnnTask
+from stn_ros.training.tasks.grasp_stn import GraspStnTask
+from stn_ros.training.tasks.mnist import MnistTask
 
 PROG = 'stn_train'
 
 
-def _common(parser: argparse.ArgumentParser, epochs: int, batch_size: int, lr: float) -> None:
-    parser.add_argument('--out', type=Path, required=True, help='output folder: last.pt (training state), '
-                        'model.pt and its model card model.md')
+def _common(parser: argparse.ArgumentParser, task: type[Task], epochs: int, batch_size: int, lr: float) -> None:
+    stem = task.weights_stem
+    parser.add_argument('--out', type=Path, required=True, help=f'output folder: last.pt (training state), '
+                        f'{stem}.pt and its model card {stem}.md')
     parser.add_argument('--epochs', type=int, default=epochs, help='epochs (default: %(default)s)')
     parser.add_argument('--batch-size', type=int, default=batch_size, help='per process (default: %(default)s)')
     parser.add_argument('--lr', type=float, default=lr, help='learning rate (default: %(default)s)')
@@ -59,13 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     mnist.add_argument('--test-copies', type=int, default=2,
                        help='fixed distorted copies of each test digit (default: %(default)s)')
     mnist.add_argument('--quick', action='store_true', help='256 training / 200 test images (smoke test)')
-    _common(mnist, epochs=30, batch_size=64, lr=3e-3)
+    _common(mnist, MnistTask, epochs=30, batch_size=64, lr=3e-3)
 
     gqcnn = tasks.add_parser('gqcnn', help='the grasp-quality CNN on synthetic depth scenes',
                              description='Train the Dex-Net 2.0-style GQ-CNN on analytic grasp labels of '
                                          'synthetic depth scenes (20 %% of the scenes held out).')
     _grasp_data(gqcnn)
-    _common(gqcnn, epochs=15, batch_size=128, lr=1e-3)
+    _common(gqcnn, GqcnnTask, epochs=15, batch_size=128, lr=1e-3)
 
     stn = tasks.add_parser('grasp-stn', help='the grasp canonicalizer STN on synthetic depth scenes',
                            description='Train the similarity STN that maps a metric object crop to the canonical '
@@ -73,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     _grasp_data(stn)
     stn.add_argument('--extra-scenes', type=int, default=0,
                      help='further scenes for training only, beyond the grasp dataset (default: %(default)s)')
-    _common(stn, epochs=40, batch_size=64, lr=1e-3)
+    _common(stn, GraspStnTask, epochs=40, batch_size=64, lr=1e-3)
 
     table = tasks.add_parser('mnist-table', help='train every model x distortion of the comparison in turn',
                              description='Train runs/<distortion>/<model> for each pair, one after the other. '
@@ -94,12 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def train_mnist_table(args: argparse.Namespace) -> int:
-    from stn_ros.training.tasks.mnist import MnistTask
-
     for distortion in args.distortions:
         for model in args.models:
             out = args.runs / distortion / model
-            if (out / 'model.pt').is_file():
+            if (out / f'{MnistTask.weights_stem}.pt').is_file():
                 print(f'{out}: done already, skipped', file=sys.stderr)
                 continue
             resume = out / 'last.pt' if (out / 'last.pt').is_file() else None
@@ -115,11 +117,8 @@ def train_mnist_table(args: argparse.Namespace) -> int:
 
 def make_task(args: argparse.Namespace):
     if args.task == 'mnist':
-        from stn_ros.training.tasks.mnist import MnistTask
         return MnistTask(args.distortion, args.model, args.data_seed, args.test_copies, args.quick)
     if args.task in ('grasp-stn', 'gqcnn'):
-        from stn_ros.training.tasks.gqcnn import GqcnnTask
-        from stn_ros.training.tasks.grasp_stn import GraspStnTask
         cache = str(args.cache) if args.cache else None
         if args.task == 'grasp-stn':
             return GraspStnTask(args.num_scenes, args.data_seed, cache, args.extra_scenes)

@@ -57,6 +57,8 @@ class Task(ABC):
     """What to train. ``args`` are the task's own options (stored in checkpoints and model cards)."""
 
     name: str
+    weights_stem: str
+    """:meth:`export` writes ``<out>/<weights_stem>.pt`` and its model card ``<out>/<weights_stem>.md``."""
 
     def __init__(self, **args: Any):
         self.args = args

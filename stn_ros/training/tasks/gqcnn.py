@@ -49,6 +49,7 @@ class GqcnnTask(Task):
     """Options: ``num_scenes`` (scenes to build; 20 % held out by scene), ``data_seed``, ``cache``."""
 
     name = 'gqcnn'
+    weights_stem = 'gqcnn'
 
     def __init__(self, num_scenes: int = 2000, data_seed: int = 0, cache: str | None = None):
         super().__init__(num_scenes=num_scenes, data_seed=data_seed)
@@ -84,9 +85,9 @@ class GqcnnTask(Task):
                 'held_out_grasps': float(len(labels_np)), 'good_fraction': float(labels_np.mean())}
 
     def export(self, model, out: Path, card: dict[str, Any]) -> Path:
-        path = out / 'gqcnn.pt'
+        path = out / f'{self.weights_stem}.pt'
         save_gqcnn(model, path, {'card': json.dumps(card, default=str)})
-        (out / 'gqcnn.md').write_text(model_card(card, path))
+        (out / f'{self.weights_stem}.md').write_text(model_card(card, path))
         return path
 
 

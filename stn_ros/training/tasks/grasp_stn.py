@@ -185,6 +185,7 @@ class GraspStnTask(Task):
     ``extra_scenes`` for training only, ``cache``."""
 
     name = 'grasp-stn'
+    weights_stem = 'grasp_stn'
 
     def __init__(self, num_scenes: int = 2000, data_seed: int = 0, cache: str | None = None, extra_scenes: int = 0):
         super().__init__(num_scenes=num_scenes, data_seed=data_seed, extra_scenes=extra_scenes)
@@ -247,10 +248,10 @@ class GraspStnTask(Task):
                 'held_out_objects': float(len(angle))}
 
     def export(self, model, out: Path, card: dict[str, Any]) -> Path:
-        path = out / 'grasp_stn.pt'
+        path = out / f'{self.weights_stem}.pt'
         save_spatial_transformer(model, path, {'modality': 'depth', 'roi_side_m': ROI_SIDE_M,
                                                'card': json.dumps(card, default=str)})
-        (out / 'grasp_stn.md').write_text(model_card(card, path))
+        (out / f'{self.weights_stem}.md').write_text(model_card(card, path))
         return path
 
 

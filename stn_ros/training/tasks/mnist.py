@@ -27,6 +27,7 @@ class MnistTask(Task):
     ``test_copies`` (distorted copies of each of the 1,000 test digits), ``quick`` (a small subset)."""
 
     name = 'mnist'
+    weights_stem = 'model'
 
     def __init__(self, distortion: str, model: str, data_seed: int = 0, test_copies: int = 2,
                  quick: bool = False):
@@ -72,9 +73,9 @@ class MnistTask(Task):
                 'test_samples': float(total)}
 
     def export(self, model, out: Path, card: dict[str, Any]) -> Path:
-        path = out / 'model.pt'
+        path = out / f'{self.weights_stem}.pt'
         save_classifier(model, path, {'card': json.dumps(card, default=str)})
-        (out / 'model.md').write_text(model_card(card, path))
+        (out / f'{self.weights_stem}.md').write_text(model_card(card, path))
         return path
 
 
