@@ -1,4 +1,5 @@
 """ament_python build of stn_ros (colcon on a robot, pip in the plain venv)."""
+
 from glob import glob
 
 from setuptools import find_packages, setup

@@ -1,4 +1,5 @@
 """The benchmarks' input: a 640x480 depth frame of N boxes on a table, and its camera."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +20,7 @@ def depth_frame_mm(objects: int, seed: int) -> np.ndarray:
         w, h = rng.integers(20, min(cell_w - 20, 140)), rng.integers(20, min(cell_h - 20, 140))
         x = (index % grid) * cell_w + rng.integers(5, cell_w - w - 5)
         y = (index // grid) * cell_h + rng.integers(5, cell_h - h - 5)
-        depth[y:y + h, x:x + w] -= rng.uniform(0.03, 0.12)
+        depth[y : y + h, x : x + w] -= rng.uniform(0.03, 0.12)
     depth += rng.normal(0, 0.001, depth.shape)
     mm = np.round(depth * 1000).astype(np.uint16)
     mm[rng.random(mm.shape) < 0.01] = 0

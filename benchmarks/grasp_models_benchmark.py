@@ -3,6 +3,7 @@
 Goals (issue: grasp learning): localization of 16 crops <= 5 ms, GQ-CNN of 16 crops <= 20 ms on a
 2-core CPU. Medians of interleaved runs, one process, torch's default threads.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,10 @@ from stn_ros.training.tasks.grasp_stn import grasp_stn
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description='Time the grasp STN localization and the GQ-CNN on N crops '
-                                                 '(random weights unless given: the time does not depend on them).')
+    parser = argparse.ArgumentParser(
+        description='Time the grasp STN localization and the GQ-CNN on N crops '
+        '(random weights unless given: the time does not depend on them).'
+    )
     parser.add_argument('--crops', type=int, default=16, help='(default: %(default)s)')
     parser.add_argument('--repeats', type=int, default=200, help='(default: %(default)s)')
     parser.add_argument('--gqcnn', help='a GQ-CNN checkpoint (default: an untrained one of the same size)')
@@ -32,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(20):
             stn.localize(crops), gqcnn(images, z)
         for _ in range(args.repeats):
-            for name, run in (('grasp STN localization', lambda: stn.localize(crops)), ('GQ-CNN', lambda: gqcnn(images, z))):
+            for name, run in (
+                ('grasp STN localization', lambda: stn.localize(crops)),
+                ('GQ-CNN', lambda: gqcnn(images, z)),
+            ):
                 started = time.perf_counter()
                 run()
                 times[name].append((time.perf_counter() - started) * 1e3)

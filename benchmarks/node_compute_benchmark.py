@@ -5,6 +5,7 @@ proposals (table plane + connected components), localization (grey view, small c
 sampling (the canonical crops from the source), and encoding the outputs (tile and PointCloud2
 messages). Medians over many frames.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,24 +18,27 @@ import torch
 from tqdm import tqdm
 
 from bench_frames import CAMERA, depth_frame_mm
-from stn_ros.perception.canonicalizer import Canonicalizer, load_model
-from stn_ros.core import resolve_device
-from stn_ros.perception.frame import decode_frame
-from stn_ros.perception.proposals import ProposalConfig, depth_proposals
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.bridge.pointcloud_codec import encode_pointcloud
+from stn_ros.core import resolve_device
+from stn_ros.perception.canonicalizer import Canonicalizer, load_model
+from stn_ros.perception.frame import decode_frame
+from stn_ros.perception.proposals import ProposalConfig, depth_proposals
 
 STAGES = ('decode', 'proposals', 'localization', 'sampling', 'encode', 'total')
 
 
-def measure_stages(canonicalizer: Canonicalizer, objects: int, frames: int, progress: bool = True) -> dict[str, list[float]]:
+def measure_stages(
+    canonicalizer: Canonicalizer, objects: int, frames: int, progress: bool = True
+) -> dict[str, list[float]]:
     """Per stage, the times (ms) of ``frames`` frames with ``objects`` boxes (after 10 warm-up frames),
     and ``'crops'``, the crops of each frame."""
     config = ProposalConfig(max_area=100_000)
     messages = [encode_image(depth_frame_mm(objects, seed), '16UC1') for seed in range(8)]
     times: dict[str, list[float]] = {stage: [] for stage in STAGES + ('crops',)}
-    for index in tqdm(range(frames + 10), desc=f'{objects} crops', unit='frame', file=sys.stderr, disable=not progress,
-                      leave=False):
+    for index in tqdm(
+        range(frames + 10), desc=f'{objects} crops', unit='frame', file=sys.stderr, disable=not progress, leave=False
+    ):
         msg = messages[index % len(messages)]
         t0 = time.perf_counter()
         frame = decode_frame(msg)
@@ -51,8 +55,17 @@ def measure_stages(canonicalizer: Canonicalizer, objects: int, frames: int, prog
         if index < 10:
             continue  # warm-up
         times['crops'].append(len(rois))
-        for stage, value in zip(STAGES, (t1 - t0, t2 - t1, result.timings_ms['localization'] / 1e3,
-                                         result.timings_ms['sampling'] / 1e3, t4 - t3, t4 - t0)):
+        for stage, value in zip(
+            STAGES,
+            (
+                t1 - t0,
+                t2 - t1,
+                result.timings_ms['localization'] / 1e3,
+                result.timings_ms['sampling'] / 1e3,
+                t4 - t3,
+                t4 - t0,
+            ),
+        ):
             times[stage].append(value * 1e3)
     return times
 
@@ -69,8 +82,11 @@ def stage_table(rows: dict[int, dict[str, list[float]]]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Time stn_node's per-frame compute (decode, proposals, localization, sampling, "
-                    'encode) on 640x480 16UC1 depth frames with N objects; prints a Markdown table.')
-    parser.add_argument('--crops', type=int, nargs='+', default=[1, 16, 64], help='objects per frame (default: %(default)s)')
+        'encode) on 640x480 16UC1 depth frames with N objects; prints a Markdown table.'
+    )
+    parser.add_argument(
+        '--crops', type=int, nargs='+', default=[1, 16, 64], help='objects per frame (default: %(default)s)'
+    )
     parser.add_argument('--frames', type=int, default=200, help='timed frames per case (default: %(default)s)')
     parser.add_argument('--device', default='cpu', help='auto, cpu, cuda, cuda:N (default: %(default)s)')
     parser.add_argument('--weights', default='', help='STN checkpoint (default: the shipped default)')
@@ -80,8 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     canonicalizer = Canonicalizer(model.stn, device, (32, 32), model.roi_side_m)
     rows = {count: measure_stages(canonicalizer, count, args.frames) for count in args.crops}
-    print(f'stn_node compute per 640x480 16UC1 depth frame, {model.description}, on {device} '
-          f'({torch.get_num_threads()} torch threads); median (p90) of {args.frames} frames, ms.\n')
+    print(
+        f'stn_node compute per 640x480 16UC1 depth frame, {model.description}, on {device} '
+        f'({torch.get_num_threads()} torch threads); median (p90) of {args.frames} frames, ms.\n'
+    )
     print('\n'.join(stage_table(rows)))
     return 0
 

@@ -17,6 +17,7 @@ One run measures everything, so ratios hold on a noisy machine, and writes ``doc
 
 Every ROS process runs on loopback only, in its own domain and ``ROS_HOME`` (:mod:`stn_ros.apps.ros_env`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,13 +39,13 @@ from tqdm import tqdm
 
 from bench_frames import CAMERA, depth_frame_mm
 from node_compute_benchmark import measure_stages, stage_table
-from stn_ros.perception.canonicalizer import Canonicalizer, load_model
-from stn_ros.core import resolve_device, warp_perspective_opencv
-from stn_ros.perception.frame import decode_frame
 from stn_ros.apps.processes import ProcessGroup, node_command
-from stn_ros.perception.proposals import ProposalConfig, depth_proposals
-from stn_ros.bridge.image_codec import encode_image
 from stn_ros.apps.ros_env import loopback_ros_env
+from stn_ros.bridge.image_codec import encode_image
+from stn_ros.core import resolve_device, warp_perspective_opencv
+from stn_ros.perception.canonicalizer import Canonicalizer, load_model
+from stn_ros.perception.frame import decode_frame
+from stn_ros.perception.proposals import ProposalConfig, depth_proposals
 
 HERE = Path(__file__).resolve().parent
 TRANSFORMS = '/stn_node/rectified/transforms'
@@ -54,13 +55,14 @@ WARM_UP_S = 2.0  # first seconds of each phase left out of the statistics (disco
 
 # ----------------------------------------------------------------------------- in-process compute
 
+
 def opencv_loop(depth: np.ndarray, labels: np.ndarray, rois: np.ndarray, size: int = 32) -> np.ndarray:
     """What a user writes instead of an STN: per proposal, ``minAreaRect`` of its mask, then ``warpAffine``
     of the rectangle (long side horizontal, with the proposals' margin) to a ``size`` x ``size`` crop."""
     crops = np.empty((len(rois), size, size), np.float32)
     for index, (x, y, w, h) in enumerate(rois):
         x0, y0 = max(int(x), 0), max(int(y), 0)
-        window = labels[y0:int(np.ceil(y + h)), x0:int(np.ceil(x + w))] == index + 1
+        window = labels[y0 : int(np.ceil(y + h)), x0 : int(np.ceil(x + w))] == index + 1
         (cx, cy), (rw, rh), angle = cv2.minAreaRect(cv2.findNonZero(window.view(np.uint8)))
         scale = size / (max(rw, rh, 1.0) * 1.3)
         matrix = cv2.getRotationMatrix2D((cx + x0, cy + y0), angle if rw >= rh else angle + 90.0, scale)
@@ -77,8 +79,17 @@ def compare_canonicalization(canonicalizer: Canonicalizer, objects: int, frames:
     config = ProposalConfig(max_area=100_000)
     frames_in = [decode_frame(encode_image(depth_frame_mm(objects, seed), '16UC1')) for seed in range(4)]
     proposals = [depth_proposals(f.pixels, config, max_crops=objects) for f in frames_in]
-    times: dict[str, list[float]] = {k: [] for k in ('ours', 'ours sampling', 'opencv loop', 'kornia warp_affine',
-                                                      'kornia warp_perspective', 'kornia difference')}
+    times: dict[str, list[float]] = {
+        k: []
+        for k in (
+            'ours',
+            'ours sampling',
+            'opencv loop',
+            'kornia warp_affine',
+            'kornia warp_perspective',
+            'kornia difference',
+        )
+    }
     size = canonicalizer.output_size
     for index in range(frames + 5):
         frame, found = frames_in[index % 4], proposals[index % 4]
@@ -109,8 +120,11 @@ def compare_canonicalization(canonicalizer: Canonicalizer, objects: int, frames:
 # ----------------------------------------------------------------------------- processes over topics
 
 STN_NODE_REMAPS = ['image:=/camera/depth', 'camera_info:=/camera/camera_info']
-GRASP_NODE_REMAPS = ['rectified/image:=/stn_node/rectified/image', f'rectified/transforms:={TRANSFORMS}',
-                     'camera_info:=/camera/camera_info']
+GRASP_NODE_REMAPS = [
+    'rectified/image:=/stn_node/rectified/image',
+    f'rectified/transforms:={TRANSFORMS}',
+    'camera_info:=/camera/camera_info',
+]
 
 
 def read_line(process: subprocess.Popen, timeout: float) -> str:
@@ -127,8 +141,18 @@ def rss_mib(pid: int) -> float:
     return float('nan')
 
 
-def run_phase(name: str, *, rate: float, seconds: float, shared_memory: bool, nodes: tuple[str, ...],
-              topics: list[str], device: str, log_dir: Path, sample_rss: float = 0.0) -> dict:
+def run_phase(
+    name: str,
+    *,
+    rate: float,
+    seconds: float,
+    shared_memory: bool,
+    nodes: tuple[str, ...],
+    topics: list[str],
+    device: str,
+    log_dir: Path,
+    sample_rss: float = 0.0,
+) -> dict:
     """Receiver, then ``nodes``, then the camera for ``seconds`` at ``rate``; the receiver's record, the
     camera's, and (with ``sample_rss``) stn_node's RSS every ``sample_rss`` seconds."""
     env = loopback_ros_env(shared_memory=shared_memory)
@@ -137,22 +161,45 @@ def run_phase(name: str, *, rate: float, seconds: float, shared_memory: bool, no
     rss: list[tuple[float, float]] = []
     with ProcessGroup() as group:
         records = Path(tempfile.mkdtemp(prefix=f'stn_ros_benchmark_{name}_'))
-        receiver = group.start('receiver', endpoints + ['receiver', '--out', str(records / 'receiver.json')] +
-                               [a for t in topics for a in ('--topic', t)], env=env, stdout_pipe=True)
+        receiver = group.start(
+            'receiver',
+            endpoints
+            + ['receiver', '--out', str(records / 'receiver.json')]
+            + [a for t in topics for a in ('--topic', t)],
+            env=env,
+            stdout_pipe=True,
+        )
         if 'stn_node' in nodes:
-            group.start('stn_node', node_command('stn_node', [f'device:={device}'], STN_NODE_REMAPS), log=log_dir / f'{name}_stn_node.log', env=env)
+            group.start(
+                'stn_node',
+                node_command('stn_node', [f'device:={device}'], STN_NODE_REMAPS),
+                log=log_dir / f'{name}_stn_node.log',
+                env=env,
+            )
         if 'grasp_quality_node' in nodes:
-            group.start('grasp_quality_node', node_command('grasp_quality_node', [f'device:={device}'], GRASP_NODE_REMAPS),
-                        log=log_dir / f'{name}_grasp_quality_node.log', env=env)
+            group.start(
+                'grasp_quality_node',
+                node_command('grasp_quality_node', [f'device:={device}'], GRASP_NODE_REMAPS),
+                log=log_dir / f'{name}_grasp_quality_node.log',
+                env=env,
+            )
         if nodes and read_line(receiver, 120) != 'ready':
             group.check_alive(nodes)
             raise RuntimeError(f'{name}: the nodes did not come up within 120 s (logs in {log_dir})')
-        camera = group.start('camera', endpoints + ['camera', '--rate', str(rate), '--seconds', str(seconds),
-                                                     '--out', str(records / 'camera.json')],
-                             env=env, log=log_dir / f'{name}_camera.log')
+        camera = group.start(
+            'camera',
+            endpoints
+            + ['camera', '--rate', str(rate), '--seconds', str(seconds), '--out', str(records / 'camera.json')],
+            env=env,
+            log=log_dir / f'{name}_camera.log',
+        )
         started = time.monotonic()
         while camera.poll() is None:
-            if sample_rss and 'stn_node' in group.processes and (not rss or time.monotonic() - started - rss[-1][0] >= sample_rss):
+            if (
+                sample_rss
+                and 'stn_node' in group.processes
+                and (not rss or time.monotonic() - started - rss[-1][0] >= sample_rss)
+            ):
                 rss.append((time.monotonic() - started, rss_mib(group.processes['stn_node'].pid)))
             time.sleep(0.2)
             group.check_alive(nodes)
@@ -176,8 +223,13 @@ def latency_stats(phase: dict, topic: str) -> dict[str, float]:
     delivered = len({round(stamp, 6) for stamp, _ in arrivals})
     if not len(latencies):
         return {'p50': float('nan'), 'p99': float('nan'), 'max': float('nan'), 'delivered': 0.0, 'sent': len(sent)}
-    return {'p50': float(np.median(latencies)), 'p99': float(np.percentile(latencies, 99)), 'max': float(latencies.max()),
-            'delivered': delivered / max(len(sent), 1), 'sent': len(sent)}
+    return {
+        'p50': float(np.median(latencies)),
+        'p99': float(np.percentile(latencies, 99)),
+        'max': float(latencies.max()),
+        'delivered': delivered / max(len(sent), 1),
+        'sent': len(sent),
+    }
 
 
 def diagnostics_history(phase: dict, node: str) -> list[tuple[float, dict[str, str]]]:
@@ -211,15 +263,30 @@ def number(values: dict[str, str], key: str) -> float:
 
 # ----------------------------------------------------------------------------- report
 
+
 def machine() -> str:
-    model = next((line.split(':', 1)[1].strip() for line in Path('/proc/cpuinfo').read_text().splitlines()
-                  if line.startswith('model name')), platform.processor() or 'unknown CPU')
+    model = next(
+        (
+            line.split(':', 1)[1].strip()
+            for line in Path('/proc/cpuinfo').read_text().splitlines()
+            if line.startswith('model name')
+        ),
+        platform.processor() or 'unknown CPU',
+    )
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'
-    memory = next((int(line.split()[1]) / 1024 ** 2 for line in Path('/proc/meminfo').read_text().splitlines()
-                   if line.startswith('MemTotal')), float('nan'))
-    return (f'{model}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads), {memory:.0f} GiB; GPU: {gpu}; '
-            f'{platform.system()} {platform.release()}, Python {platform.python_version()}, torch {torch.__version__}, '
-            f'OpenCV {cv2.__version__}')
+    memory = next(
+        (
+            int(line.split()[1]) / 1024**2
+            for line in Path('/proc/meminfo').read_text().splitlines()
+            if line.startswith('MemTotal')
+        ),
+        float('nan'),
+    )
+    return (
+        f'{model}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads), {memory:.0f} GiB; GPU: {gpu}; '
+        f'{platform.system()} {platform.release()}, Python {platform.python_version()}, torch {torch.__version__}, '
+        f'OpenCV {cv2.__version__}'
+    )
 
 
 def median(values) -> float:
@@ -230,21 +297,36 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--output', type=Path, default=Path('docs/benchmarks.md'), help='(default: %(default)s)')
     parser.add_argument('--crops', type=int, nargs='+', default=[1, 16, 64], help='(default: %(default)s)')
-    parser.add_argument('--frames', type=int, default=200, help='timed frames per in-process case (default: %(default)s)')
+    parser.add_argument(
+        '--frames', type=int, default=200, help='timed frames per in-process case (default: %(default)s)'
+    )
     parser.add_argument('--e2e-seconds', type=float, default=20.0, help='each end-to-end phase (default: %(default)s)')
-    parser.add_argument('--rates', type=float, nargs='+', default=[30, 45, 60, 90, 120],
-                        help='input rates to try, Hz (default: %(default)s)')
+    parser.add_argument(
+        '--rates',
+        type=float,
+        nargs='+',
+        default=[30, 45, 60, 90, 120],
+        help='input rates to try, Hz (default: %(default)s)',
+    )
     parser.add_argument('--rate-seconds', type=float, default=10.0, help='each rate (default: %(default)s)')
-    parser.add_argument('--soak-seconds', type=float, default=600.0, help='the 30 Hz soak; 0 skips it (default: %(default)s)')
+    parser.add_argument(
+        '--soak-seconds', type=float, default=600.0, help='the 30 Hz soak; 0 skips it (default: %(default)s)'
+    )
     parser.add_argument('--device', default='auto', help='device of the nodes over topics (default: %(default)s)')
     args = parser.parse_args(argv)
     log_dir = Path(tempfile.mkdtemp(prefix='stn_ros_benchmark_logs_'))
-    figures: dict = {'machine': machine(),
-                     'command': ' '.join(['python benchmarks/perception_benchmark.py'] + (argv or sys.argv[1:]))}
+    figures: dict = {
+        'machine': machine(),
+        'command': ' '.join(['python benchmarks/perception_benchmark.py'] + (argv or sys.argv[1:])),
+    }
     model = load_model('')
     devices = [torch.device('cpu')] + ([torch.device('cuda')] if torch.cuda.is_available() else [])
-    steps = tqdm(total=len(devices) * len(args.crops) + len(args.crops) + 4 + len(args.rates) + (1 if args.soak_seconds else 0),
-                 desc='benchmark', unit='step', file=sys.stderr)
+    steps = tqdm(
+        total=len(devices) * len(args.crops) + len(args.crops) + 4 + len(args.rates) + (1 if args.soak_seconds else 0),
+        desc='benchmark',
+        unit='step',
+        file=sys.stderr,
+    )
 
     stages = {}
     for device in devices:
@@ -261,23 +343,54 @@ def main(argv: list[str] | None = None) -> int:
     device = str(resolve_device(args.device))
     phases = {}
     for transport, shm in (('default', False), ('shared memory', True)):
-        phases[('floor', transport)] = run_phase(f'floor_{transport}', rate=30, seconds=args.e2e_seconds, shared_memory=shm,
-                                                 nodes=(), topics=['/camera/depth:image'], device=device, log_dir=log_dir)
+        phases[('floor', transport)] = run_phase(
+            f'floor_{transport}',
+            rate=30,
+            seconds=args.e2e_seconds,
+            shared_memory=shm,
+            nodes=(),
+            topics=['/camera/depth:image'],
+            device=device,
+            log_dir=log_dir,
+        )
         steps.update()
         phases[('pipeline', transport)] = run_phase(
-            f'pipeline_{transport}', rate=30, seconds=args.e2e_seconds, shared_memory=shm,
-            nodes=('stn_node', 'grasp_quality_node'), topics=[f'{TRANSFORMS}:pointcloud', f'{GRASPS}:pointcloud'],
-            device=device, log_dir=log_dir)
+            f'pipeline_{transport}',
+            rate=30,
+            seconds=args.e2e_seconds,
+            shared_memory=shm,
+            nodes=('stn_node', 'grasp_quality_node'),
+            topics=[f'{TRANSFORMS}:pointcloud', f'{GRASPS}:pointcloud'],
+            device=device,
+            log_dir=log_dir,
+        )
         steps.update()
     sweep = {}
     for rate in args.rates:
-        sweep[rate] = run_phase(f'rate_{rate:g}', rate=rate, seconds=args.rate_seconds, shared_memory=True,
-                                nodes=('stn_node',), topics=[f'{TRANSFORMS}:pointcloud'], device=device, log_dir=log_dir)
+        sweep[rate] = run_phase(
+            f'rate_{rate:g}',
+            rate=rate,
+            seconds=args.rate_seconds,
+            shared_memory=True,
+            nodes=('stn_node',),
+            topics=[f'{TRANSFORMS}:pointcloud'],
+            device=device,
+            log_dir=log_dir,
+        )
         steps.update()
     soak = None
     if args.soak_seconds:
-        soak = run_phase('soak', rate=30, seconds=args.soak_seconds, shared_memory=True, nodes=('stn_node',),
-                         topics=[f'{TRANSFORMS}:pointcloud'], device=device, log_dir=log_dir, sample_rss=5.0)
+        soak = run_phase(
+            'soak',
+            rate=30,
+            seconds=args.soak_seconds,
+            shared_memory=True,
+            nodes=('stn_node',),
+            topics=[f'{TRANSFORMS}:pointcloud'],
+            device=device,
+            log_dir=log_dir,
+            sample_rss=5.0,
+        )
         steps.update()
     steps.close()
 
@@ -289,36 +402,50 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(figures, model_description, stages, alternatives, phases, sweep, soak, device) -> str:
-    out = [f'# Benchmarks\n\nMachine: {figures["machine"]}.\n\nCommand: `{figures["command"]}` '
-           f'(writes this file; about {"15" if soak else "4"} minutes). STN: {model_description}. '
-           f'Medians unless said; every figure below comes from this one run.\n']
-    out.append('## 1. stn_node compute per 640x480 16UC1 depth frame\n\nThe node\'s own code without a graph, '
-               'median (p90) ms: decode the Image, depth proposals, localization (localization crops + the net), '
-               'sampling (the canonical crops), encode (tile + transforms messages).\n')
+    out = [
+        f'# Benchmarks\n\nMachine: {figures["machine"]}.\n\nCommand: `{figures["command"]}` '
+        f'(writes this file; about {"15" if soak else "4"} minutes). STN: {model_description}. '
+        f'Medians unless said; every figure below comes from this one run.\n'
+    ]
+    out.append(
+        "## 1. stn_node compute per 640x480 16UC1 depth frame\n\nThe node's own code without a graph, "
+        'median (p90) ms: decode the Image, depth proposals, localization (localization crops + the net), '
+        'sampling (the canonical crops), encode (tile + transforms messages).\n'
+    )
     for device in dict.fromkeys(d for d, _ in stages):
         out.append(f'On {device}:\n')
         out += stage_table({c: t for (d, c), t in stages.items() if d == device})
         out.append('')
-    out.append('## 2. The canonicalization stage beside the alternatives (CPU, ms per frame)\n\n'
-               '"ours" is localization + sampling (what learning the transform costs end to end); the OpenCV loop '
-               'is `minAreaRect` of each proposal\'s mask + `warpAffine` (a fixed rule, no learning); kornia '
-               'samples the crops from our transforms (the same crops: largest difference shown).\n')
-    out.append('| crops | ours (STN + sampling) | ours: sampling only | OpenCV minAreaRect + warpAffine loop | '
-               'kornia warp_affine | kornia warp_perspective | ours / OpenCV loop | kornia vs ours, max abs diff (m) |')
+    out.append(
+        '## 2. The canonicalization stage beside the alternatives (CPU, ms per frame)\n\n'
+        '"ours" is localization + sampling (what learning the transform costs end to end); the OpenCV loop '
+        "is `minAreaRect` of each proposal's mask + `warpAffine` (a fixed rule, no learning); kornia "
+        'samples the crops from our transforms (the same crops: largest difference shown).\n'
+    )
+    out.append(
+        '| crops | ours (STN + sampling) | ours: sampling only | OpenCV minAreaRect + warpAffine loop | '
+        'kornia warp_affine | kornia warp_perspective | ours / OpenCV loop | kornia vs ours, max abs diff (m) |'
+    )
     out.append('|---:|---:|---:|---:|---:|---:|---:|---:|')
     for count, t in alternatives.items():
-        out.append(f'| {count} | {median(t["ours"]):.2f} | {median(t["ours sampling"]):.2f} | {median(t["opencv loop"]):.2f} | '
-                   f'{median(t["kornia warp_affine"]):.2f} | {median(t["kornia warp_perspective"]):.2f} | '
-                   f'{median(t["ours"]) / median(t["opencv loop"]):.1f} | {max(t["kornia difference"]):.1e} |')
+        out.append(
+            f'| {count} | {median(t["ours"]):.2f} | {median(t["ours sampling"]):.2f} | {median(t["opencv loop"]):.2f} | '
+            f'{median(t["kornia warp_affine"]):.2f} | {median(t["kornia warp_perspective"]):.2f} | '
+            f'{median(t["ours"]) / median(t["opencv loop"]):.1f} | {max(t["kornia difference"]):.1e} |'
+        )
     out.append('')
 
-    out.append(f'## 3. End to end over real topics at 30 Hz ({device}, 16 boxes per frame)\n\n'
-               'Separate processes: a camera publishing 640x480 16UC1 depth + camera_info, `stn_node`, '
-               '`grasp_quality_node`, and a receiver. Latency is receipt time minus the frame\'s stamp (set just '
-               'before publishing). The transport floor is the same camera to a receiver of the image alone. '
-               '"compute" is the node\'s own decode-to-publish median from its `/diagnostics` in the same phase.\n')
-    out.append('| transport | floor p50 / p99 | stn_node compute | transforms p50 / p99 | p50 / (floor + compute) '
-               '| grasp_quality_node compute | grasps p50 / p99 | frames with transforms |')
+    out.append(
+        f'## 3. End to end over real topics at 30 Hz ({device}, 16 boxes per frame)\n\n'
+        'Separate processes: a camera publishing 640x480 16UC1 depth + camera_info, `stn_node`, '
+        "`grasp_quality_node`, and a receiver. Latency is receipt time minus the frame's stamp (set just "
+        'before publishing). The transport floor is the same camera to a receiver of the image alone. '
+        '"compute" is the node\'s own decode-to-publish median from its `/diagnostics` in the same phase.\n'
+    )
+    out.append(
+        '| transport | floor p50 / p99 | stn_node compute | transforms p50 / p99 | p50 / (floor + compute) '
+        '| grasp_quality_node compute | grasps p50 / p99 | frames with transforms |'
+    )
     out.append('|---|---:|---:|---:|---:|---:|---:|---:|')
     for transport in ('default', 'shared memory'):
         floor = latency_stats(phases[('floor', transport)], '/camera/depth')
@@ -327,44 +454,62 @@ def report(figures, model_description, stages, alternatives, phases, sweep, soak
         compute = number(diagnostics_of(pipeline, 'stn_node'), 'processing median (ms)')
         grasp_compute = number(diagnostics_of(pipeline, 'grasp_quality_node'), 'processing median (ms)')
         ratio = transforms['p50'] / (floor['p50'] + compute)
-        out.append(f'| {transport} | {floor["p50"]:.1f} / {floor["p99"]:.1f} ms | {compute:.1f} ms | '
-                   f'{transforms["p50"]:.1f} / {transforms["p99"]:.1f} ms | {ratio:.2f} | {grasp_compute:.1f} ms | '
-                   f'{grasps["p50"]:.1f} / {grasps["p99"]:.1f} ms | {transforms["delivered"]:.1%} |')
+        out.append(
+            f'| {transport} | {floor["p50"]:.1f} / {floor["p99"]:.1f} ms | {compute:.1f} ms | '
+            f'{transforms["p50"]:.1f} / {transforms["p99"]:.1f} ms | {ratio:.2f} | {grasp_compute:.1f} ms | '
+            f'{grasps["p50"]:.1f} / {grasps["p99"]:.1f} ms | {transforms["delivered"]:.1%} |'
+        )
     out.append('\nGoal: transforms p50 at most 1.25 x (floor + compute).\n')
 
-    out.append('## 4. Input rate (shared memory, stn_node alone)\n\nDrops are frames the node replaced before '
-               'processing them (latest frame wins), counted in its `/diagnostics` after the warm-up; "out" is the '
-               'share of the camera\'s frames (after the warm-up) whose transforms arrived.\n')
-    out.append('| input rate | frames sent | out | dropped by the node | transforms p50 / p99 / max | stn_node compute |')
+    out.append(
+        '## 4. Input rate (shared memory, stn_node alone)\n\nDrops are frames the node replaced before '
+        'processing them (latest frame wins), counted in its `/diagnostics` after the warm-up; "out" is the '
+        "share of the camera's frames (after the warm-up) whose transforms arrived.\n"
+    )
+    out.append(
+        '| input rate | frames sent | out | dropped by the node | transforms p50 / p99 / max | stn_node compute |'
+    )
     out.append('|---:|---:|---:|---:|---:|---:|')
     sustained = None
     for rate, phase in sweep.items():
         stats = latency_stats(phase, TRANSFORMS)
         values = diagnostics_of(phase, 'stn_node')
         received = counted_after_warm_up(phase, 'stn_node', 'frames received')
-        drop = counted_after_warm_up(phase, 'stn_node', 'frames dropped (latest wins)') / received if received else float('nan')
+        drop = (
+            counted_after_warm_up(phase, 'stn_node', 'frames dropped (latest wins)') / received
+            if received
+            else float('nan')
+        )
         if drop < 0.01 and stats['delivered'] >= 0.99:
             sustained = rate if sustained is None else max(sustained, rate)
-        out.append(f'| {rate:g} Hz | {phase["camera"]["published"]} | {stats["delivered"]:.1%} | {drop:.1%} | '
-                   f'{stats["p50"]:.1f} / {stats["p99"]:.1f} / {stats["max"]:.1f} ms | '
-                   f'{number(values, "processing median (ms)"):.1f} ms |')
-    out.append(f'\nHighest rate tried with under 1 % dropped: {f"{sustained:g} Hz" if sustained else "none"}. Above it '
-               'the node keeps only the latest frame: drops are counted, latency stays bounded by about one '
-               'processing time plus the transport.\n')
+        out.append(
+            f'| {rate:g} Hz | {phase["camera"]["published"]} | {stats["delivered"]:.1%} | {drop:.1%} | '
+            f'{stats["p50"]:.1f} / {stats["p99"]:.1f} / {stats["max"]:.1f} ms | '
+            f'{number(values, "processing median (ms)"):.1f} ms |'
+        )
+    out.append(
+        f'\nHighest rate tried with under 1 % dropped: {f"{sustained:g} Hz" if sustained else "none"}. Above it '
+        'the node keeps only the latest frame: drops are counted, latency stays bounded by about one '
+        'processing time plus the transport.\n'
+    )
 
     if soak:
-        out.append(f'## 5. Soak: {soak["camera"]["seconds"] / 60:.1f} minutes at 30 Hz (shared memory, stn_node alone)\n')
+        out.append(
+            f'## 5. Soak: {soak["camera"]["seconds"] / 60:.1f} minutes at 30 Hz (shared memory, stn_node alone)\n'
+        )
         rss = soak['rss_mib']
         warm = [m for t, m in rss if t >= 60.0] or [m for _, m in rss]
         growth = (warm[-1] - warm[0]) / warm[0]
         stats = latency_stats(soak, TRANSFORMS)
         values = diagnostics_of(soak, 'stn_node')
-        out.append(f'stn_node RSS: {rss[0][1]:.0f} MiB at start, {warm[0]:.0f} MiB after 1 min of warm-up, {warm[-1]:.0f} MiB '
-                   f'at the end, peak {max(m for _, m in rss):.0f} MiB; growth after warm-up {growth:+.1%} (goal: under 5 %). '
-                   f'Frames sent {soak["camera"]["published"]}, transforms out {stats["delivered"]:.1%}, dropped by the node '
-                   f'{counted_after_warm_up(soak, "stn_node", "frames dropped (latest wins)"):.0f} after the warm-up, latency p50 {stats["p50"]:.1f} ms / p99 '
-                   f'{stats["p99"]:.1f} ms. GPU memory allocated at the end: '
-                   f'{values.get("gpu memory allocated (MiB)", "n/a (CPU)")} MiB.\n'.replace('n/a (CPU) MiB', 'n/a (CPU)'))
+        out.append(
+            f'stn_node RSS: {rss[0][1]:.0f} MiB at start, {warm[0]:.0f} MiB after 1 min of warm-up, {warm[-1]:.0f} MiB '
+            f'at the end, peak {max(m for _, m in rss):.0f} MiB; growth after warm-up {growth:+.1%} (goal: under 5 %). '
+            f'Frames sent {soak["camera"]["published"]}, transforms out {stats["delivered"]:.1%}, dropped by the node '
+            f'{counted_after_warm_up(soak, "stn_node", "frames dropped (latest wins)"):.0f} after the warm-up, latency p50 {stats["p50"]:.1f} ms / p99 '
+            f'{stats["p99"]:.1f} ms. GPU memory allocated at the end: '
+            f'{values.get("gpu memory allocated (MiB)", "n/a (CPU)")} MiB.\n'.replace('n/a (CPU) MiB', 'n/a (CPU)')
+        )
         out.append('| minute | ' + ' | '.join(f'{t / 60:.0f}' for t, _ in rss[::12]) + ' |')
         out.append('|---|' + '---:|' * len(rss[::12]))
         out.append('| RSS (MiB) | ' + ' | '.join(f'{m:.0f}' for _, m in rss[::12]) + ' |\n')

@@ -6,6 +6,7 @@ For each crop count and size, the same pixel-space homographies are sampled by
   * OpenCV loop: a plain ``cv2.warpPerspective`` loop, what a user would write.
 Measurements are interleaved round-robin so that the ratios hold on a noisy machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,8 +67,10 @@ def run(counts: list[int], sizes: list[int], repeats: int, device: torch.device)
             return warp_perspective_opencv(source, homographies, (size, size))
 
         def opencv_loop():
-            return [cv2.warpPerspective(source, h, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-                    for h in homographies]
+            return [
+                cv2.warpPerspective(source, h, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+                for h in homographies
+            ]
 
         paths = {'torch': torch_path, 'ours (OpenCV)': ours_opencv, 'OpenCV loop': opencv_loop}
         for path in paths.values():  # warm-up
@@ -82,27 +85,37 @@ def run(counts: list[int], sizes: list[int], repeats: int, device: torch.device)
 
 
 def markdown(rows: list[dict], device: torch.device, repeats: int) -> str:
-    lines = [f'Sampling crops from one 640x480 mono8 image; median of {repeats} interleaved runs, ms.',
-             f'Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch '
-             f'threads, torch {torch.__version__} on {device}, OpenCV {cv2.__version__}.', '',
-             '| crops | size | torch grid_sample | ours (OpenCV from H) | OpenCV loop | torch / loop | '
-             'ours / loop |', '|---:|---:|---:|---:|---:|---:|---:|']
+    lines = [
+        f'Sampling crops from one 640x480 mono8 image; median of {repeats} interleaved runs, ms.',
+        f'Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch '
+        f'threads, torch {torch.__version__} on {device}, OpenCV {cv2.__version__}.',
+        '',
+        '| crops | size | torch grid_sample | ours (OpenCV from H) | OpenCV loop | torch / loop | ours / loop |',
+        '|---:|---:|---:|---:|---:|---:|---:|',
+    ]
     for r in rows:
         loop = r['OpenCV loop']
-        lines.append(f"| {r['crops']} | {r['size']}x{r['size']} | {r['torch']:.3f} | {r['ours (OpenCV)']:.3f} "
-                     f"| {loop:.3f} | {r['torch'] / loop:.2f} | {r['ours (OpenCV)'] / loop:.2f} |")
+        lines.append(
+            f'| {r["crops"]} | {r["size"]}x{r["size"]} | {r["torch"]:.3f} | {r["ours (OpenCV)"]:.3f} '
+            f'| {loop:.3f} | {r["torch"] / loop:.2f} | {r["ours (OpenCV)"] / loop:.2f} |'
+        )
     return '\n'.join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description='Time sampling 1/16/64 crops of 32x32 and 64x64 from one 640x480 image: our torch '
-                    'and OpenCV samplers against a plain cv2.warpPerspective loop over the same H. '
-                    'Prints a Markdown table of medians and ratios.')
+        'and OpenCV samplers against a plain cv2.warpPerspective loop over the same H. '
+        'Prints a Markdown table of medians and ratios.'
+    )
     parser.add_argument('--crops', type=int, nargs='+', default=[1, 16, 64], help='crop counts (default: %(default)s)')
-    parser.add_argument('--sizes', type=int, nargs='+', default=[32, 64], help='crop sides in pixels (default: %(default)s)')
+    parser.add_argument(
+        '--sizes', type=int, nargs='+', default=[32, 64], help='crop sides in pixels (default: %(default)s)'
+    )
     parser.add_argument('--repeats', type=int, default=300, help='timed runs per path and case (default: %(default)s)')
-    parser.add_argument('--device', default='cpu', help='device of the torch path: auto, cpu, cuda, cuda:N (default: %(default)s)')
+    parser.add_argument(
+        '--device', default='cpu', help='device of the torch path: auto, cpu, cuda, cuda:N (default: %(default)s)'
+    )
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     print(markdown(run(args.crops, args.sizes, args.repeats, device), device, args.repeats))

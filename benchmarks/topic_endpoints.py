@@ -11,6 +11,7 @@ SIGTERM/SIGINT and writes ``--out`` (JSON).
 
 Run inside the loopback ROS environment perception_benchmark.py sets (``stn_ros.apps.ros_env``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,11 @@ def run_camera(args: argparse.Namespace) -> int:
     while image_pub.get_subscription_count() < args.subscribers and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.05)
     if image_pub.get_subscription_count() < args.subscribers:
-        print(f'camera: {image_pub.get_subscription_count()} of {args.subscribers} subscribers after '
-              f'{args.wait_subscribers_s} s', file=sys.stderr)
+        print(
+            f'camera: {image_pub.get_subscription_count()} of {args.subscribers} subscribers after '
+            f'{args.wait_subscribers_s} s',
+            file=sys.stderr,
+        )
         return 1
     period, stamps = 1.0 / args.rate, []
     started = time.monotonic()
@@ -86,6 +90,7 @@ def run_receiver(args: argparse.Namespace) -> int:
         def callback(msg):
             now = time.time()
             arrivals[topic].append((msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, now))
+
         return callback
 
     def keep_diagnostics(msg: DiagnosticArray):
@@ -95,8 +100,9 @@ def run_receiver(args: argparse.Namespace) -> int:
 
     for spec in args.topic:
         topic, kind = spec.rsplit(':', 1)
-        node.create_subscription(MESSAGE_TYPES[kind], topic, record(topic), QoSProfile(
-            depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        node.create_subscription(
+            MESSAGE_TYPES[kind], topic, record(topic), QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        )
     node.create_subscription(DiagnosticArray, '/diagnostics', keep_diagnostics, 10)
     topics = [spec.rsplit(':', 1)[0] for spec in args.topic]
     ready = False
@@ -122,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     camera.add_argument('--subscribers', type=int, default=1, help='wait for this many (default: %(default)s)')
     camera.add_argument('--wait-subscribers-s', type=float, default=30.0, help='(default: %(default)s)')
     receiver = roles.add_parser('receiver', help='record arrival times until SIGTERM')
-    receiver.add_argument('--topic', action='append', required=True, help='TOPIC:image or TOPIC:pointcloud (repeatable)')
+    receiver.add_argument(
+        '--topic', action='append', required=True, help='TOPIC:image or TOPIC:pointcloud (repeatable)'
+    )
     for role in (camera, receiver):
         role.add_argument('--out', required=True, help='JSON file to write the record to')
     args = parser.parse_args(argv)

@@ -7,12 +7,14 @@
 For large frames between processes on one computer, start everything with the shipped shared-memory
 profile: export FASTDDS_DEFAULT_PROFILES_FILE=<share>/stn_ros/config/fastdds_shm.xml (README).
 """
-from launch import LaunchDescription
+
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 
 def generate_launch_description():
@@ -21,36 +23,68 @@ def generate_launch_description():
     camera_info_topic = LaunchConfiguration('camera_info_topic')
     device = LaunchConfiguration('device')
     arguments = [
-        DeclareLaunchArgument('depth_topic', default_value='/camera/depth/image_raw',
-                              description='depth image the pipeline reads (16UC1 mm or 32FC1 m)'),
-        DeclareLaunchArgument('camera_info_topic', default_value='/camera/depth/camera_info',
-                              description='camera_info of that depth image'),
+        DeclareLaunchArgument(
+            'depth_topic',
+            default_value='/camera/depth/image_raw',
+            description='depth image the pipeline reads (16UC1 mm or 32FC1 m)',
+        ),
+        DeclareLaunchArgument(
+            'camera_info_topic',
+            default_value='/camera/depth/camera_info',
+            description='camera_info of that depth image',
+        ),
         DeclareLaunchArgument('device', default_value='auto', description='auto, cpu, cuda or cuda:N'),
         DeclareLaunchArgument('stn_weights', default_value='', description='STN checkpoint; empty = shipped'),
         DeclareLaunchArgument('gqcnn_weights', default_value='', description='GQ-CNN checkpoint; empty = shipped'),
-        DeclareLaunchArgument('stn_params_file', default_value=PathJoinSubstitution([config, 'stn_node.yaml']),
-                              description='stn_node parameter file'),
-        DeclareLaunchArgument('grasp_params_file',
-                              default_value=PathJoinSubstitution([config, 'grasp_quality_node.yaml']),
-                              description='grasp_quality_node parameter file'),
-        DeclareLaunchArgument('use_synthetic_camera', default_value='false',
-                              description='also start synthetic_camera publishing on the camera topics'),
+        DeclareLaunchArgument(
+            'stn_params_file',
+            default_value=PathJoinSubstitution([config, 'stn_node.yaml']),
+            description='stn_node parameter file',
+        ),
+        DeclareLaunchArgument(
+            'grasp_params_file',
+            default_value=PathJoinSubstitution([config, 'grasp_quality_node.yaml']),
+            description='grasp_quality_node parameter file',
+        ),
+        DeclareLaunchArgument(
+            'use_synthetic_camera',
+            default_value='false',
+            description='also start synthetic_camera publishing on the camera topics',
+        ),
     ]
     synthetic_camera = Node(
-        package='stn_ros', executable='synthetic_camera', name='synthetic_camera', output='screen',
+        package='stn_ros',
+        executable='synthetic_camera',
+        name='synthetic_camera',
+        output='screen',
         parameters=[PathJoinSubstitution([config, 'synthetic_camera.yaml'])],
         remappings=[('depth', depth_topic), ('camera_info', camera_info_topic)],
-        condition=IfCondition(LaunchConfiguration('use_synthetic_camera')))
+        condition=IfCondition(LaunchConfiguration('use_synthetic_camera')),
+    )
     stn_node = Node(
-        package='stn_ros', executable='stn_node', name='stn_node', output='screen',
-        parameters=[LaunchConfiguration('stn_params_file'),
-                    {'device': device, 'weights': LaunchConfiguration('stn_weights')}],
-        remappings=[('image', depth_topic), ('camera_info', camera_info_topic)])
+        package='stn_ros',
+        executable='stn_node',
+        name='stn_node',
+        output='screen',
+        parameters=[
+            LaunchConfiguration('stn_params_file'),
+            {'device': device, 'weights': LaunchConfiguration('stn_weights')},
+        ],
+        remappings=[('image', depth_topic), ('camera_info', camera_info_topic)],
+    )
     grasp_quality_node = Node(
-        package='stn_ros', executable='grasp_quality_node', name='grasp_quality_node', output='screen',
-        parameters=[LaunchConfiguration('grasp_params_file'),
-                    {'device': device, 'weights': LaunchConfiguration('gqcnn_weights')}],
-        remappings=[('rectified/image', 'stn_node/rectified/image'),
-                    ('rectified/transforms', 'stn_node/rectified/transforms'),
-                    ('camera_info', camera_info_topic)])
+        package='stn_ros',
+        executable='grasp_quality_node',
+        name='grasp_quality_node',
+        output='screen',
+        parameters=[
+            LaunchConfiguration('grasp_params_file'),
+            {'device': device, 'weights': LaunchConfiguration('gqcnn_weights')},
+        ],
+        remappings=[
+            ('rectified/image', 'stn_node/rectified/image'),
+            ('rectified/transforms', 'stn_node/rectified/transforms'),
+            ('camera_info', camera_info_topic),
+        ],
+    )
     return LaunchDescription(arguments + [synthetic_camera, stn_node, grasp_quality_node])

@@ -1,4 +1,5 @@
 """Test-session set-up: every ROS process a test starts stays on loopback, in its own domain."""
+
 import os
 
 import pytest

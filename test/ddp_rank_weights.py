@@ -8,6 +8,7 @@ Each process writes ``WEIGHTS_DIR/rank{RANK}.pt``, the ``state_dict`` of the mod
 training (also when training raised), and rank 0 the initial weights as ``WEIGHTS_DIR/initial.pt``; a test
 compares the replicas with these, independently of the loop's own check.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Test images with known, smooth content (bilinear sampling of them is well-conditioned)."""
+
 import numpy as np
 
 

@@ -4,6 +4,7 @@ They record what a launch file gives them and resolve substitutions the way ``ro
 launch arguments; ``node_ros_arguments`` gives the command line launch_ros would run for a Node.
 Anything else of that API is missing on purpose: a launch file using it fails here instead of being misread.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -78,11 +79,30 @@ class DeclareLaunchArgument:
 
 
 class Node:
-    def __init__(self, *, executable, name, package=None, namespace=None, parameters=None, remappings=None,
-                 ros_arguments=None, output='log', emulate_tty=False, condition=None):
-        self.kwargs = dict(executable=executable, package=package, name=name, namespace=namespace,
-                           parameters=parameters or [], remappings=remappings or [],
-                           ros_arguments=ros_arguments or [], condition=condition)
+    def __init__(
+        self,
+        *,
+        executable,
+        name,
+        package=None,
+        namespace=None,
+        parameters=None,
+        remappings=None,
+        ros_arguments=None,
+        output='log',
+        emulate_tty=False,
+        condition=None,
+    ):
+        self.kwargs = dict(
+            executable=executable,
+            package=package,
+            name=name,
+            namespace=namespace,
+            parameters=parameters or [],
+            remappings=remappings or [],
+            ros_arguments=ros_arguments or [],
+            condition=condition,
+        )
 
 
 class LaunchDescription:
@@ -94,8 +114,7 @@ MODULES = {
     'launch': {'LaunchDescription': LaunchDescription},
     'launch.actions': {'DeclareLaunchArgument': DeclareLaunchArgument},
     'launch.conditions': {'IfCondition': IfCondition},
-    'launch.substitutions': {'LaunchConfiguration': LaunchConfiguration,
-                             'PathJoinSubstitution': PathJoinSubstitution},
+    'launch.substitutions': {'LaunchConfiguration': LaunchConfiguration, 'PathJoinSubstitution': PathJoinSubstitution},
     'launch_ros': {},
     'launch_ros.actions': {'Node': Node},
     'launch_ros.substitutions': {'FindPackageShare': FindPackageShare},
@@ -186,8 +205,13 @@ def launch(launch_file: Path, **arguments: str) -> Launched:
                 namespace='/' + perform(kwargs['namespace'] or '', configurations).strip('/'),  # '/': none given
                 remappings=[(perform(a, configurations), perform(b, configurations)) for a, b in kwargs['remappings']],
                 ros_arguments=[perform(a, configurations) for a in kwargs['ros_arguments']],
-                parameters=[{perform(k, configurations): parameter_value(v, configurations) for k, v in p.items()}
-                            if isinstance(p, dict) else Path(perform(p, configurations)) for p in kwargs['parameters']])
+                parameters=[
+                    {perform(k, configurations): parameter_value(v, configurations) for k, v in p.items()}
+                    if isinstance(p, dict)
+                    else Path(perform(p, configurations))
+                    for p in kwargs['parameters']
+                ],
+            )
             nodes.append(node)
         else:
             raise TypeError(f'the launch stand-ins do not know {entity!r}')

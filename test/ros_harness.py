@@ -1,4 +1,5 @@
 """Real-graph test helpers: node processes that always stop, and an in-test rclpy node that spins."""
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,14 @@ class NodeProcess:
         if params_file is not None:
             args += ['--params-file', str(params_file)]
         self.args = args + list(ros_args)
-        self.process = subprocess.Popen(self.args, env=node_env(), stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.args,
+            env=node_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         self.output = ''
 
     def wait(self, timeout: float) -> int:
@@ -76,7 +83,9 @@ class NodeProcess:
         return self.output
 
 
-def spin_until(node: Node, predicate: Callable[[], bool], timeout: float, step: Callable[[], None] | None = None) -> bool:
+def spin_until(
+    node: Node, predicate: Callable[[], bool], timeout: float, step: Callable[[], None] | None = None
+) -> bool:
     """Spin ``node`` until ``predicate()`` holds (True) or ``timeout`` seconds pass (False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -120,8 +129,9 @@ class Consumer:
         self.records: dict[tuple[int, int], PointCloud2] = {}
         self.record_arrivals: dict[tuple[int, int], float] = {}
         self.diagnostics: list[DiagnosticArray] = []
-        node.create_subscription(Image, f'{prefix}/rectified/image',
-                                 lambda m: self.tiles.__setitem__(stamp_key(m), m), 10)
+        node.create_subscription(
+            Image, f'{prefix}/rectified/image', lambda m: self.tiles.__setitem__(stamp_key(m), m), 10
+        )
         node.create_subscription(PointCloud2, f'{prefix}/rectified/transforms', self._on_record, 10)
         node.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append, 10)
 

@@ -1,4 +1,5 @@
 """The benchmark command runs as a user runs it (tiny settings: this checks it works, not the figures)."""
+
 import re
 import subprocess
 import sys
@@ -11,10 +12,31 @@ from ros_harness import ROOT
 @pytest.mark.timeout(300)
 def test_the_benchmark_command_writes_every_section(tmp_path):
     out = tmp_path / 'benchmarks.md'
-    result = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'perception_benchmark.py'), '--output', str(out),
-                             '--crops', '1', '4', '--frames', '3', '--e2e-seconds', '4', '--rates', '30',
-                             '--rate-seconds', '4', '--soak-seconds', '8'],
-                            capture_output=True, text=True, timeout=280, start_new_session=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / 'benchmarks' / 'perception_benchmark.py'),
+            '--output',
+            str(out),
+            '--crops',
+            '1',
+            '4',
+            '--frames',
+            '3',
+            '--e2e-seconds',
+            '4',
+            '--rates',
+            '30',
+            '--rate-seconds',
+            '4',
+            '--soak-seconds',
+            '8',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        start_new_session=True,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     text = out.read_text()
     for heading in ('## 1.', '## 2.', '## 3.', '## 4.', '## 5.', 'Machine:'):

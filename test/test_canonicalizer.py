@@ -1,4 +1,5 @@
 """The node's compute without a ROS graph: frames, camera, canonicalizer, transforms record, health."""
+
 from types import SimpleNamespace
 
 import numpy as np
@@ -6,15 +7,15 @@ import pytest
 import torch
 
 from images import smooth_image
-from stn_ros.perception.camera import PinholeCamera, depth_at
-from stn_ros.perception.canonicalizer import Canonicalizer, identity_model, load_model, tile_crops
-from stn_ros.core import CheckpointError, SpatialTransformer, save_spatial_transformer
-from stn_ros.perception.frame import Frame, decode_frame
-from stn_ros.ros.health import OK, WARN, LogThrottle, NodeHealth
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud, encode_pointcloud
-from stn_ros.training.tasks.grasp_stn import ROI_SIDE_M, grasp_stn
+from stn_ros.core import CheckpointError, SpatialTransformer, save_spatial_transformer
+from stn_ros.perception.camera import PinholeCamera, depth_at
+from stn_ros.perception.canonicalizer import Canonicalizer, identity_model, load_model, tile_crops
+from stn_ros.perception.frame import Frame, decode_frame
 from stn_ros.perception.transforms_record import H_FIELDS, build_record, parse_record
+from stn_ros.ros.health import OK, WARN, LogThrottle, NodeHealth
+from stn_ros.training.tasks.grasp_stn import ROI_SIDE_M, grasp_stn
 
 ROIS = np.array([[10, 12, 40, 40], [50, 30, 36, 44]], np.float32)
 
@@ -28,12 +29,24 @@ def perturbed_stn(family='affine') -> SpatialTransformer:
     return stn
 
 
-@pytest.mark.parametrize('encoding,dtype,channels', [
-    ('mono8', np.uint8, 0), ('bgr8', np.uint8, 3), ('rgba8', np.uint8, 4), ('mono16', np.uint16, 0),
-    ('16UC1', np.uint16, 0), ('32FC1', np.float32, 0)])
+@pytest.mark.parametrize(
+    'encoding,dtype,channels',
+    [
+        ('mono8', np.uint8, 0),
+        ('bgr8', np.uint8, 3),
+        ('rgba8', np.uint8, 4),
+        ('mono16', np.uint16, 0),
+        ('16UC1', np.uint16, 0),
+        ('32FC1', np.float32, 0),
+    ],
+)
 def test_frames_sample_as_they_came_and_see_grey(encoding, dtype, channels):
     image = smooth_image(40, 50, channels)
-    image = (image / 300 + 0.5).astype(dtype) if dtype == np.float32 else (image * (257 if dtype == np.uint16 else 1)).astype(dtype)
+    image = (
+        (image / 300 + 0.5).astype(dtype)
+        if dtype == np.float32
+        else (image * (257 if dtype == np.uint16 else 1)).astype(dtype)
+    )
     frame = decode_frame(encode_image(image, encoding))
     grey = frame.grey()
     assert grey.shape == (40, 50) and grey.dtype == np.float32
@@ -189,4 +202,3 @@ def test_a_metric_crop_stn_falls_back_to_the_plain_rois_without_depth_or_camera_
         identity = Canonicalizer(identity_model(), torch.device('cpu'), (32, 32)).process(frame, ROIS, cam)
         np.testing.assert_allclose(result.transforms.homographies, identity.transforms.homographies, atol=1e-6)
     assert canonicalizer.process(depth, ROIS, camera).fallback is None
-

@@ -1,4 +1,5 @@
 """A real ``colcon build`` of the package in a temporary workspace, and its installed node at work."""
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,14 @@ def workspace(tmp_path_factory) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, target)
     env = dict(os.environ, PATH=f'{colcon.parent}:{os.environ["PATH"]}')
-    result = subprocess.run([str(colcon), 'build', '--packages-select', 'stn_ros'], cwd=ws, env=env,
-                            capture_output=True, text=True, timeout=200)
+    result = subprocess.run(
+        [str(colcon), 'build', '--packages-select', 'stn_ros'],
+        cwd=ws,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return ws / 'install' / 'stn_ros'
 
@@ -41,35 +48,74 @@ def test_install_tree_has_executables_launch_config_weights_and_index(workspace)
     executables = {'stn_node', 'grasp_quality_node', 'synthetic_camera', 'stn_selfcheck'}
     assert executables <= {p.name for p in (workspace / 'lib' / 'stn_ros').iterdir()}
     share = workspace / 'share' / 'stn_ros'
-    for name in ('package.xml', 'launch/perception.launch.py', 'config/stn_node.yaml', 'config/grasp_quality_node.yaml',
-                 'config/synthetic_camera.yaml', 'config/fastdds_shm.xml', 'weights/README.md'):
+    for name in (
+        'package.xml',
+        'launch/perception.launch.py',
+        'config/stn_node.yaml',
+        'config/grasp_quality_node.yaml',
+        'config/synthetic_camera.yaml',
+        'config/fastdds_shm.xml',
+        'weights/README.md',
+    ):
         assert (share / name).is_file(), name
     assert (workspace / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'stn_ros').is_file()
 
 
 def installed_env(install: Path) -> dict[str, str]:
     site = next((install / 'lib').glob('python3*/site-packages'))
-    return dict(os.environ, AMENT_PREFIX_PATH=f'{install}:{os.environ.get("AMENT_PREFIX_PATH", "")}'.rstrip(':'),
-                PYTHONPATH=f'{site}:{os.environ.get("PYTHONPATH", "")}'.rstrip(':'), PYTHONUNBUFFERED='1')
+    return dict(
+        os.environ,
+        AMENT_PREFIX_PATH=f'{install}:{os.environ.get("AMENT_PREFIX_PATH", "")}'.rstrip(':'),
+        PYTHONPATH=f'{site}:{os.environ.get("PYTHONPATH", "")}'.rstrip(':'),
+        PYTHONUNBUFFERED='1',
+    )
 
 
 def test_installed_node_runs_from_the_install_tree_and_processes_a_frame(workspace):
     share = workspace / 'share' / 'stn_ros'
     env = installed_env(workspace)
-    where = subprocess.run([sys.executable, '-c', 'import stn_ros.core.package_files as p, stn_ros; '
-                            'print(stn_ros.__file__); print(p.share_directory())'], env=env, cwd=workspace,
-                           capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    where = subprocess.run(
+        [
+            sys.executable,
+            '-c',
+            'import stn_ros.core.package_files as p, stn_ros; print(stn_ros.__file__); print(p.share_directory())',
+        ],
+        env=env,
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()
     assert where[0].startswith(str(workspace)) and where[1] == str(share)
-    node = subprocess.Popen([str(workspace / 'lib' / 'stn_ros' / 'stn_node'), '--ros-args', '--params-file',
-                             str(share / 'config' / 'stn_node.yaml'), '-p', 'crop_source:=full_frame',
-                             '-r', 'image:=/colcon_cam/image', '-r', '__ns:=/colcon'],
-                            env=env, cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    node = subprocess.Popen(
+        [
+            str(workspace / 'lib' / 'stn_ros' / 'stn_node'),
+            '--ros-args',
+            '--params-file',
+            str(share / 'config' / 'stn_node.yaml'),
+            '-p',
+            'crop_source:=full_frame',
+            '-r',
+            'image:=/colcon_cam/image',
+            '-r',
+            '__ns:=/colcon',
+        ],
+        env=env,
+        cwd=workspace,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     rclpy.init()
     probe = rclpy.create_node('colcon_probe')
     try:
         received = []
         probe.create_subscription(Image, '/colcon/stn_node/rectified/image', received.append, 5)
-        publisher = probe.create_publisher(Image, '/colcon_cam/image', QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        publisher = probe.create_publisher(
+            Image, '/colcon_cam/image', QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        )
         msg = encode_image(np.full((48, 64), 100, np.uint8), 'mono8')
         msg.header.stamp.sec = 42
         assert spin_until(probe, lambda: bool(received), 60, step=lambda: publisher.publish(msg))

@@ -1,12 +1,19 @@
 """Crops of one source: composed sampling, OpenCV path, published H, ROI maps."""
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
 from images import smooth_image
-from stn_ros.core import (FAMILIES, SpatialTransformer, canonicalize_crops, canonicalize_crops_opencv,
-                          crop_transforms, roi_matrix)
+from stn_ros.core import (
+    FAMILIES,
+    SpatialTransformer,
+    canonicalize_crops,
+    canonicalize_crops_opencv,
+    crop_transforms,
+    roi_matrix,
+)
 
 ROIS = torch.tensor([[20.0, 15.0, 48.0, 48.0], [60.0, 30.0, 40.0, 56.0], [5.0, 60.0, 64.0, 32.0]])
 
@@ -14,8 +21,13 @@ ROIS = torch.tensor([[20.0, 15.0, 48.0, 48.0], [60.0, 30.0, 40.0, 56.0], [5.0, 6
 def trained_looking_stn(name: str, seed: int = 0, **kwargs) -> SpatialTransformer:
     """An STN whose localization gives non-identity, input-dependent transforms."""
     torch.manual_seed(seed)
-    stn = SpatialTransformer(name, localization_size=(16, 16), output_size=(24, 24),
-                             input_mean=127.5, input_std=40.0, **kwargs).double().eval()
+    stn = (
+        SpatialTransformer(
+            name, localization_size=(16, 16), output_size=(24, 24), input_mean=127.5, input_std=40.0, **kwargs
+        )
+        .double()
+        .eval()
+    )
     with torch.no_grad():
         stn.localization.regressor.weight.normal_(0.0, 0.01)
         stn.localization.regressor.bias.add_(0.1 * torch.randn_like(stn.localization.regressor.bias))
@@ -37,10 +49,10 @@ def test_composed_sampling_equals_crop_then_warp(name):
     with torch.no_grad():
         crops, transforms = canonicalize_crops(stn, source, ROIS.double())
     for i, (x, y, w, h) in enumerate(ROIS.int().tolist()):
-        cropped = source[:, y:y + h, x:x + w][None]
+        cropped = source[:, y : y + h, x : x + w][None]
         with torch.no_grad():
-            twice = stn.sample(cropped, transforms.params[i:i + 1])[0]
-        grid = stn.family.grid(transforms.params[i:i + 1].detach(), 24, 24)[0]
+            twice = stn.sample(cropped, transforms.params[i : i + 1])[0]
+        grid = stn.family.grid(transforms.params[i : i + 1].detach(), 24, 24)[0]
         col = (grid[..., 0] + 1) * w / 2 - 0.5
         row = (grid[..., 1] + 1) * h / 2 - 0.5
         inside = (col > 1) & (col < w - 2) & (row > 1) & (row < h - 2)  # away from the crop's border
@@ -57,7 +69,7 @@ def test_the_localization_net_sees_the_roi_small():
         crop_transforms(stn, source, ROIS.double())
     assert seen[0].shape == (3, 1, 16, 16)
     x, y, w, h = ROIS[0].int().tolist()
-    resized = cv2.resize(source[0, y:y + h, x:x + w].numpy(), (16, 16), interpolation=cv2.INTER_LINEAR)
+    resized = cv2.resize(source[0, y : y + h, x : x + w].numpy(), (16, 16), interpolation=cv2.INTER_LINEAR)
     normalized = (torch.from_numpy(resized) - 127.5) / 40.0
     # 48 -> 16 is an exact factor of 3: bilinear samples at the centre pixel of each 3x3 block.
     torch.testing.assert_close(seen[0][0, 0], normalized, atol=1e-9, rtol=0)
@@ -69,8 +81,7 @@ def test_opencv_path_gives_the_torch_pixels(name, dtype):
     image = smooth_image(100, 120, channels=3).astype(dtype)
     stn = trained_looking_stn(name, in_channels=3).float()
     with torch.no_grad():
-        torch_crops, _ = canonicalize_crops(stn, torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1),
-                                            ROIS)
+        torch_crops, _ = canonicalize_crops(stn, torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1), ROIS)
     cv_crops, transforms = canonicalize_crops_opencv(stn, image, ROIS)
     assert cv_crops.dtype == dtype and cv_crops.shape == (3, 24, 24, 3)
     expected = torch_crops.permute(0, 2, 3, 1).numpy()
@@ -112,16 +123,16 @@ def test_tps_h_is_exact_for_an_affine_spline_and_a_least_squares_fit_otherwise()
         stn.localization.regressor.bias.copy_((control @ affine.T + 0.05 - control).flatten())
         _, exact = canonicalize_crops(stn, source, ROIS.double())
     assert not exact.exact
-    torch.testing.assert_close(h_pixels(exact.homographies, (24, 24)),
-                               source_pixels_of_grids(exact.grids, (100, 120)), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        h_pixels(exact.homographies, (24, 24)), source_pixels_of_grids(exact.grids, (100, 120)), atol=1e-6, rtol=0
+    )
     stn = trained_looking_stn('tps', family_options={'grid_size': 3})
     with torch.no_grad():
         _, bent = canonicalize_crops(stn, source, ROIS.double())
     residual = h_pixels(bent.homographies, (24, 24)) - source_pixels_of_grids(bent.grids, (100, 120))
     assert torch.isfinite(residual).all() and residual.abs().max() > 0.1  # really bent
     # A least-squares fit with a constant term leaves residuals of zero mean.
-    torch.testing.assert_close(residual.mean(dim=(1, 2)), torch.zeros(3, 2, dtype=torch.float64),
-                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(residual.mean(dim=(1, 2)), torch.zeros(3, 2, dtype=torch.float64), atol=1e-6, rtol=0)
 
 
 def test_no_rois_gives_no_crops():
@@ -147,9 +158,13 @@ def test_depth_sources_read_nan_outside_and_at_holes_on_both_paths(name):
     stn = trained_looking_stn(name).float()
     cv_crops, _ = canonicalize_crops_opencv(stn, depth, rois, border_value=float('nan'))
     with torch.no_grad():
-        torch_crops, _ = canonicalize_crops(stn, torch.from_numpy(depth)[None], rois,
-                                            localization_source=torch.from_numpy(np.nan_to_num(depth))[None],
-                                            border_value=float('nan'))
+        torch_crops, _ = canonicalize_crops(
+            stn,
+            torch.from_numpy(depth)[None],
+            rois,
+            localization_source=torch.from_numpy(np.nan_to_num(depth))[None],
+            border_value=float('nan'),
+        )
     torch_crops = torch_crops[:, 0].numpy()
     assert np.isnan(cv_crops[0, 0, 0]) and np.isnan(torch_crops[0, 0, 0])  # outside the image
     assert np.isnan(cv_crops[1]).any()  # the hole is in the second ROI
@@ -162,5 +177,9 @@ def test_depth_sources_read_nan_outside_and_at_holes_on_both_paths(name):
 
 def test_border_value_must_be_zero_or_nan():
     with pytest.raises(ValueError, match='border_value must be 0 or NaN'):
-        canonicalize_crops_opencv(trained_looking_stn('affine').float(), smooth_image(20, 20),
-                                  torch.tensor([[0.0, 0.0, 10.0, 10.0]]), border_value=5.0)
+        canonicalize_crops_opencv(
+            trained_looking_stn('affine').float(),
+            smooth_image(20, 20),
+            torch.tensor([[0.0, 0.0, 10.0, 10.0]]),
+            border_value=5.0,
+        )

@@ -1,4 +1,5 @@
 """The README's main command: the demo runs the real pipeline, writes its picture, and leaves nothing behind."""
+
 import os
 import signal
 import subprocess
@@ -33,8 +34,13 @@ def demo_env() -> tuple[dict, str]:
 def test_demo_writes_its_picture_and_summary_and_stops_every_node(tmp_path):
     env, marker = demo_env()
     picture = tmp_path / 'demo.png'
-    result = subprocess.run([console_script('stn_demo'), '--duration', '3', '--output', str(picture), '--device', 'cpu'],
-                            env=env, capture_output=True, text=True, timeout=150)
+    result = subprocess.run(
+        [console_script('stn_demo'), '--duration', '3', '--output', str(picture), '--device', 'cpu'],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     for line in ('models: grasp STN', 'frames with grasps:', 'latency camera stamp -> grasps received', 'picture:'):
         assert line in result.stdout
@@ -45,8 +51,13 @@ def test_demo_writes_its_picture_and_summary_and_stops_every_node(tmp_path):
 
 def test_an_interrupted_demo_stops_every_node(tmp_path):
     env, marker = demo_env()
-    demo = subprocess.Popen([console_script('stn_demo'), '--duration', '60', '--output', str(tmp_path / 'demo.png')],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    demo = subprocess.Popen(
+        [console_script('stn_demo'), '--duration', '60', '--output', str(tmp_path / 'demo.png')],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while len(processes_with(marker)) < 4 and time.monotonic() < deadline:  # the demo and its 3 nodes

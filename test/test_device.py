@@ -1,4 +1,5 @@
 """Device strings: auto, cpu, cuda, cuda:N, and clear errors where CUDA is missing."""
+
 import pytest
 import torch
 
@@ -23,7 +24,7 @@ def test_auto_and_indices_on_a_machine_with_cuda(monkeypatch):
     assert resolve_device('auto') == torch.device('cuda')
     assert resolve_device('cuda') == torch.device('cuda', 0)
     assert resolve_device('cuda:1') == torch.device('cuda', 1)
-    with pytest.raises(DeviceUnavailableError, match=r"only 2 CUDA device\(s\) are visible"):
+    with pytest.raises(DeviceUnavailableError, match=r'only 2 CUDA device\(s\) are visible'):
         resolve_device('cuda:2')
 
 

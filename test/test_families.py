@@ -1,4 +1,5 @@
 """Transform families: identity, pixel-space H against OpenCV, TPS, gradients, no NaN."""
+
 import cv2
 import numpy as np
 import pytest
@@ -11,8 +12,7 @@ from stn_ros.core.families import HOMOGENEOUS_EPS, homography_grid
 from stn_ros.core.sampler import sample_grids
 
 LINEAR = [name for name in FAMILIES if make_family(name).is_linear]
-EXPECTED_PARAMS = {'translation': 2, 'attention': 3, 'similarity': 4, 'affine': 6, 'projective': 8,
-                   'tps': 32}
+EXPECTED_PARAMS = {'translation': 2, 'attention': 3, 'similarity': 4, 'affine': 6, 'projective': 8, 'tps': 32}
 
 
 def random_params(family, batch, generator, spread=0.15):
@@ -50,13 +50,14 @@ def test_pixel_homography_matches_opencv_warp_perspective(name):
     generator = torch.Generator().manual_seed(FAMILIES[name].code)
     params = random_params(family, 4, generator)
     out_size = (40, 56)
-    ours = sample_one(torch.from_numpy(source).double()[None, None].expand(4, 1, -1, -1), family,
-                      params, out_size)[:, 0].numpy()
+    ours = sample_one(torch.from_numpy(source).double()[None, None].expand(4, 1, -1, -1), family, params, out_size)[
+        :, 0
+    ].numpy()
     homographies = pixel_homography(family.matrix(params), source.shape, out_size).numpy()
     for i, h in enumerate(homographies):
         theirs = cv2.warpPerspective(source, h, out_size[::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         # Compare where the sample lies at least 2 px inside the source (away from the padding).
-        rows, cols = np.mgrid[0:out_size[0], 0:out_size[1]]
+        rows, cols = np.mgrid[0 : out_size[0], 0 : out_size[1]]
         mapped = np.einsum('ij,jhw->ihw', h, np.stack([cols, rows, np.ones_like(rows)]).astype(float))
         x, y = mapped[0] / mapped[2], mapped[1] / mapped[2]
         inside = (x > 2) & (x < source.shape[1] - 3) & (y > 2) & (y < source.shape[0] - 3)
@@ -155,8 +156,9 @@ def test_tps_with_many_control_points_is_finite_and_exact_at_identity():
     tps = make_family('tps', grid_size=10)
     grid = tps.grid(tps.identity()[None] + 1e3, 9, 9)
     assert torch.isfinite(grid).all()
-    torch.testing.assert_close(tps.grid(tps.identity()[None], 9, 9),
-                               homography_grid(torch.eye(3)[None], 9, 9), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        tps.grid(tps.identity()[None], 9, 9), homography_grid(torch.eye(3)[None], 9, 9), atol=1e-5, rtol=0
+    )
 
 
 def test_bad_arguments_are_named_errors():

@@ -32,9 +32,20 @@ def test_diagnostics_count_each_frame_once_and_unpaired_messages_apart_from_drop
         qos.depth = 10
         tiles = probe.create_publisher(Image, '/gq/rectified/image', qos)
         records = probe.create_publisher(PointCloud2, '/gq/rectified/transforms', qos)
-        node = NodeProcess('grasp_quality_node', '-p', 'device:=cpu', '-p', 'pairing_buffer:=3',
-                           '-r', 'rectified/image:=/gq/rectified/image',
-                           '-r', 'rectified/transforms:=/gq/rectified/transforms', '-r', '__ns:=/gq', params_file=None)
+        node = NodeProcess(
+            'grasp_quality_node',
+            '-p',
+            'device:=cpu',
+            '-p',
+            'pairing_buffer:=3',
+            '-r',
+            'rectified/image:=/gq/rectified/image',
+            '-r',
+            'rectified/transforms:=/gq/rectified/transforms',
+            '-r',
+            '__ns:=/gq',
+            params_file=None,
+        )
         consumer = Consumer(probe, '/gq/grasp_quality_node')  # for its /diagnostics
         grasps = []
         probe.create_subscription(PointCloud2, '/gq/grasp_quality_node/grasps', grasps.append, 50)
@@ -54,7 +65,9 @@ def test_diagnostics_count_each_frame_once_and_unpaired_messages_apart_from_drop
                 for publisher, msg in zip((tiles, records), crop_pair(sec)):
                     publisher.publish(msg)
                 spin_until(probe, lambda: False, 0.05)
-            assert spin_until(probe, lambda: len({g.header.stamp.sec for g in grasps if g.header.stamp.sec >= 1000}) == frames, 10)
+            assert spin_until(
+                probe, lambda: len({g.header.stamp.sec for g in grasps if g.header.stamp.sec >= 1000}) == frames, 10
+            )
             for sec in range(2000, 2008):  # tiles whose records never come: evicted from the pairing buffer
                 tiles.publish(crop_pair(sec)[0])
                 spin_until(probe, lambda: False, 0.05)
@@ -84,6 +97,7 @@ def test_an_internal_error_of_the_grasp_node_is_counted_as_such_not_as_bad_input
 
     node = GraspQualityNode()
     try:
+
         def broken(*args, **kwargs):
             raise RuntimeError('injected fault in scoring')
 
@@ -100,8 +114,7 @@ def test_an_internal_error_of_stn_node_is_counted_as_such_not_as_bad_input(in_pr
 
     from stn_ros.ros.stn_node import StnNode
 
-    node = StnNode(parameter_overrides=[Parameter('crop_source', value='full_frame'),
-                                        Parameter('device', value='cpu')])
+    node = StnNode(parameter_overrides=[Parameter('crop_source', value='full_frame'), Parameter('device', value='cpu')])
     try:
         called = threading.Event()
 

@@ -1,4 +1,5 @@
 """The grasp canonicalizer's targets, loss and training CLI."""
+
 import json
 import subprocess
 import sys
@@ -17,14 +18,20 @@ from stn_ros.training.tasks.grasp_stn import ROI_SIDE_M, matched_errors, similar
 
 def test_similarity_targets_reproduce_the_analytic_canonical_h():
     camera = SceneConfig().camera()
-    H = canonical_homographies(np.array([[300.0, 200.0], [310.0, 190.0]]), np.array([0.3, -1.2]),
-                               np.array([0.66, 0.64]), camera, GripperConfig())
+    H = canonical_homographies(
+        np.array([[300.0, 200.0], [310.0, 190.0]]),
+        np.array([0.3, -1.2]),
+        np.array([0.66, 0.64]),
+        camera,
+        GripperConfig(),
+    )
     depth = np.full((480, 640), 0.66, np.float32)
     roi = metric_rois(np.array([[280.0, 180.0, 40.0, 40.0]]), depth, camera.fx, camera.fy, ROI_SIDE_M)[0]
     assert roi[2] == pytest.approx(ROI_SIDE_M * 525 / 0.66, rel=1e-5)
     targets = similarity_targets(H, roi, (480, 640))
     composed = roi_matrix(torch.from_numpy(roi).double()[None], (480, 640)) @ make_family('similarity').matrix(
-        torch.from_numpy(targets))
+        torch.from_numpy(targets)
+    )
     np.testing.assert_allclose(pixel_homography(composed, (480, 640), (32, 32)).numpy(), H, atol=1e-6)
 
 
@@ -44,9 +51,26 @@ def test_matched_errors_take_the_nearest_good_grasp_modulo_180_degrees():
 @pytest.mark.timeout(300)
 def test_quick_grasp_stn_training_ships_a_node_loadable_checkpoint(tmp_path):
     out = tmp_path / 'stn'
-    result = subprocess.run([sys.executable, '-m', 'stn_ros.apps.train', 'grasp-stn', '--num-scenes', '20', '--epochs', '2',
-                             '--out', str(out), '--cache', str(tmp_path / 'data'), '--no-progress'],
-                            capture_output=True, text=True, timeout=280)
+    result = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'stn_ros.apps.train',
+            'grasp-stn',
+            '--num-scenes',
+            '20',
+            '--epochs',
+            '2',
+            '--out',
+            str(out),
+            '--cache',
+            str(tmp_path / 'data'),
+            '--no-progress',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads(result.stdout.splitlines()[-1])
     assert 0 <= metrics['median_angle_error_deg'] <= 90 and metrics['held_out_objects'] > 0
@@ -59,12 +83,47 @@ def test_quick_grasp_stn_training_ships_a_node_loadable_checkpoint(tmp_path):
 def test_quick_grasp_evaluation_compares_the_four_canonicalizations(tmp_path):
     cache = tmp_path / 'data'
     for task, out in (('gqcnn', 'gq'), ('grasp-stn', 'stn')):
-        subprocess.run([sys.executable, '-m', 'stn_ros.apps.train', task, '--num-scenes', '20', '--epochs', '1',
-                        '--out', str(tmp_path / out), '--cache', str(cache), '--no-progress'],
-                       check=True, capture_output=True, timeout=200)
-    result = subprocess.run([sys.executable, '-m', 'stn_ros.apps.evaluate', 'grasp', '--gqcnn', str(tmp_path / 'gq' / 'gqcnn.pt'),
-                             '--stn', str(tmp_path / 'stn' / 'grasp_stn.pt'), '--num-scenes', '20', '--cache', str(cache),
-                             '--output', str(tmp_path / 'docs')], capture_output=True, text=True, timeout=200)
+        subprocess.run(
+            [
+                sys.executable,
+                '-m',
+                'stn_ros.apps.train',
+                task,
+                '--num-scenes',
+                '20',
+                '--epochs',
+                '1',
+                '--out',
+                str(tmp_path / out),
+                '--cache',
+                str(cache),
+                '--no-progress',
+            ],
+            check=True,
+            capture_output=True,
+            timeout=200,
+        )
+    result = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'stn_ros.apps.evaluate',
+            'grasp',
+            '--gqcnn',
+            str(tmp_path / 'gq' / 'gqcnn.pt'),
+            '--stn',
+            str(tmp_path / 'stn' / 'grasp_stn.pt'),
+            '--num-scenes',
+            '20',
+            '--cache',
+            str(cache),
+            '--output',
+            str(tmp_path / 'docs'),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((tmp_path / 'docs' / 'results.json').read_text())
     assert set(summary['methods']) == {'none', 'opencv', 'stn', 'oracle'} and summary['objects'] > 0

@@ -1,4 +1,5 @@
 """Analytic grasp labels, Dex-Net 2.0 canonical grasp images and the grasp dataset."""
+
 from __future__ import annotations
 
 import collections
@@ -94,8 +95,7 @@ def test_jaw_on_a_neighbouring_tall_box_collides():
 
 def test_jaw_on_the_objects_own_arm_collides():
     # An L: a 3 cm bar along x (y in [-4, -1] cm) and an arm up +y at its left end (x in [-4, -1] cm).
-    l_shape = np.array([[-0.04, -0.04], [0.06, -0.04], [0.06, -0.01], [-0.01, -0.01], [-0.01, 0.04],
-                        [-0.04, 0.04]])
+    l_shape = np.array([[-0.04, -0.04], [0.06, -0.04], [0.06, -0.01], [-0.01, -0.01], [-0.01, 0.04], [-0.04, 0.04]])
     scene = render_scene(CONFIG, [make_object('l_shape', l_shape, 0.05, 0, 0, 0)])
     assert label(scene, np.pi / 2, point=(0.03, -0.025)).good  # across the bar, far from the arm
     # Across the bar 3 mm beside the arm: the +y jaw (1 cm wide) lands on the arm.
@@ -152,8 +152,9 @@ def test_canonical_homography_centre_axis_and_scale():
 def test_warp_perspective_with_H_reproduces_grasp_image(box_scene):
     scene = generate_scene(CONFIG, 2)
     grasps = sample_grasps(scene, GRIPPER, np.random.default_rng(0), 6)
-    H = canonical_homographies([g.centre for g in grasps], [g.angle for g in grasps], [g.z for g in grasps],
-                               scene.camera, GRIPPER)
+    H = canonical_homographies(
+        [g.centre for g in grasps], [g.angle for g in grasps], [g.z for g in grasps], scene.camera, GRIPPER
+    )
     images = grasp_image(scene.clean_depth, H, [g.z for g in grasps])
     assert images.shape == (len(grasps), 32, 32) and images.dtype == np.float32
     for image, h, grasp in zip(images, H, grasps):

@@ -4,6 +4,7 @@ No launch/launch_ros wheels exist here, so the launch file runs against stand-in
 resolve its substitutions as ``ros2 launch`` would; each resulting Node is started as the process launch_ros
 would start, and the graph those processes form is checked from an in-test rclpy node.
 """
+
 import importlib
 import re
 import time
@@ -25,8 +26,11 @@ from test_package import captured_setup_kwargs
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / 'launch' / 'perception.launch.py'
 README = ROOT / 'README.md'
-NODE_MODULES = {'stn_node': 'stn_ros.ros.stn_node', 'grasp_quality_node': 'stn_ros.ros.grasp_quality_node',
-                'synthetic_camera': 'stn_ros.ros.synthetic_camera'}
+NODE_MODULES = {
+    'stn_node': 'stn_ros.ros.stn_node',
+    'grasp_quality_node': 'stn_ros.ros.grasp_quality_node',
+    'synthetic_camera': 'stn_ros.ros.synthetic_camera',
+}
 PIPELINE_ARGUMENTS = {'use_synthetic_camera': 'true', 'device': 'cpu'}
 STARTUP_S = 60.0  # three processes loading torch on a 2-core machine
 
@@ -34,7 +38,7 @@ STARTUP_S = 60.0  # three processes loading torch on a 2-core machine
 def readme_launch_section() -> str:
     text = README.read_text()
     start = text.index('## grasp_quality_node and the launch file')
-    return text[start:text.index('\n## ', start + 1)]
+    return text[start : text.index('\n## ', start + 1)]
 
 
 def declared_parameters(node: LaunchedNode) -> dict:
@@ -42,6 +46,7 @@ def declared_parameters(node: LaunchedNode) -> dict:
 
 
 # --- what the launch file starts (executed with the stand-ins, no processes) --------------------------------
+
 
 def test_the_arguments_the_readme_documents_are_declared_and_its_commands_launch():
     section = readme_launch_section()
@@ -78,8 +83,12 @@ def test_every_argument_reaches_a_node():
 def test_parameter_files_and_inline_parameters_are_the_nodes_own(name, monkeypatch):
     node = launch(LAUNCH, **PIPELINE_ARGUMENTS).node(name)
     declared = declared_parameters(node)
-    installed = {Path(f).name for d, files in captured_setup_kwargs(monkeypatch)['data_files']
-                 if d == 'share/stn_ros/config' for f in files}
+    installed = {
+        Path(f).name
+        for d, files in captured_setup_kwargs(monkeypatch)['data_files']
+        if d == 'share/stn_ros/config'
+        for f in files
+    }
     assert node.parameter_files, node
     for path in node.parameter_files:
         assert path.parent == share_directory() / 'config' and path.name in installed, path
@@ -95,6 +104,7 @@ def test_parameter_files_and_inline_parameters_are_the_nodes_own(name, monkeypat
 
 # --- the pipeline it starts: real processes, checked over the graph -----------------------------------------
 
+
 @dataclass
 class Pipeline:
     launched: Launched
@@ -105,16 +115,22 @@ class Pipeline:
 
     def wait(self, predicate) -> bool:
         """Spin until ``predicate()`` holds, a node process dies, or start-up time is over."""
-        done = spin_until(self.probe, lambda: predicate() or not all(p.alive() for p in self.processes.values()),
-                          max(2.0, self.deadline - time.monotonic()))
+        done = spin_until(
+            self.probe,
+            lambda: predicate() or not all(p.alive() for p in self.processes.values()),
+            max(2.0, self.deadline - time.monotonic()),
+        )
         dead = {name: finish(p)[-1500:] for name, p in self.processes.items() if not p.alive()}
         assert not dead, f'launched node processes died: {dead}'
         return done and predicate()
 
     def topics(self, node: LaunchedNode, kind: str) -> set[tuple[str, str]]:
         """(topic, type) pairs ``node`` subscribes (kind 'sub') or publishes ('pub'), as the graph says."""
-        query = (self.probe.get_subscriber_names_and_types_by_node if kind == 'sub'
-                 else self.probe.get_publisher_names_and_types_by_node)
+        query = (
+            self.probe.get_subscriber_names_and_types_by_node
+            if kind == 'sub'
+            else self.probe.get_publisher_names_and_types_by_node
+        )
         try:
             return {(topic, t) for topic, types in query(node.name, node.namespace) for t in types}
         except NodeNameNonExistentError:
@@ -125,11 +141,16 @@ class Pipeline:
 
     def missing_remapping_targets(self) -> set[tuple[str, str]]:
         """(node, target) of each remapping whose target is none of that node's topics (yet)."""
+
         def used(node):
             return {t for t, _ in self.topics(node, 'sub') | self.topics(node, 'pub')}
 
-        return {(node.name, target) for node in self.launched.nodes for _, target in node.remappings
-                if self.resolve(node, target) not in used(node)}
+        return {
+            (node.name, target)
+            for node in self.launched.nodes
+            for _, target in node.remappings
+            if self.resolve(node, target) not in used(node)
+        }
 
 
 def finish(process: NodeProcess) -> str:
@@ -156,8 +177,9 @@ def pipeline(tmp_path_factory):
     try:
         with ros_probe('launch_probe') as probe:
             grasp, grasps = launched.node('grasp_quality_node'), []
-            probe.create_subscription(PointCloud2, expand_topic_name('~/grasps', grasp.name, grasp.namespace),
-                                      grasps.append, 10)
+            probe.create_subscription(
+                PointCloud2, expand_topic_name('~/grasps', grasp.name, grasp.namespace), grasps.append, 10
+            )
             yield Pipeline(launched, processes, probe, grasps, time.monotonic() + STARTUP_S)
     finally:
         outputs = {name: finish(process) for name, process in processes.items()}
@@ -192,8 +214,9 @@ def test_grasp_quality_node_reads_its_rectified_inputs_from_stn_node(pipeline):
     def unfed():
         return {t for t in inputs if not fed(t)}
 
-    assert pipeline.wait(lambda: not unfed()), \
+    assert pipeline.wait(lambda: not unfed()), (
         f'inputs stn_node does not publish: {sorted(unfed())}; it publishes {sorted(pipeline.topics(stn, "pub"))}'
+    )
 
 
 def test_every_input_of_every_node_is_published_by_a_launched_node(pipeline):
@@ -202,11 +225,13 @@ def test_every_input_of_every_node_is_published_by_a_launched_node(pipeline):
         return {(n.name, t) for n in pipeline.launched.nodes for t in pipeline.topics(n, 'sub') - published}
 
     # once the remapped inputs exist, the nodes have subscribed (an empty graph would pass vacuously)
-    assert pipeline.wait(lambda: not pipeline.missing_remapping_targets() and not unfed()), \
+    assert pipeline.wait(lambda: not pipeline.missing_remapping_targets() and not unfed()), (
         f'inputs nobody in the launch publishes: {sorted(unfed())}'
+    )
 
 
 def test_grasps_come_out_of_the_launched_pipeline(pipeline):
-    assert pipeline.wait(lambda: any(g.width * g.height > 0 for g in pipeline.grasps)), \
+    assert pipeline.wait(lambda: any(g.width * g.height > 0 for g in pipeline.grasps)), (
         f'no grasps in {STARTUP_S} s ({len(pipeline.grasps)} empty clouds)'
+    )
     assert 'quality' in {f.name for f in pipeline.grasps[-1].fields}

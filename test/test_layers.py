@@ -38,7 +38,9 @@ def imported_modules(path: Path, root: Path) -> list[tuple[int, str]]:
             else:
                 module = node.module
             # `from stn_ros import perception` names a layer as well as `import stn_ros.perception`
-            found += [(node.lineno, f'{module}.{alias.name}' if module == root.name else module) for alias in node.names]
+            found += [
+                (node.lineno, f'{module}.{alias.name}' if module == root.name else module) for alias in node.names
+            ]
     return sorted(set(found))
 
 
@@ -73,18 +75,21 @@ def test_imports_run_one_way_through_the_layers():
     assert layer_violations(PACKAGE_ROOT) == []
 
 
-@pytest.mark.parametrize('importer,source,ok', [
-    ('perception/frame.py', 'from stn_ros.ros import health', False),
-    ('perception/frame.py', 'from stn_ros.bridge.image_codec import decode_image', True),
-    ('perception/frame.py', 'from stn_ros.perception import camera', True),
-    ('core/crops.py', 'def f():\n    from stn_ros.models import gqcnn\n', False),
-    ('bridge/codec.py', 'from ..perception import camera', False),
-    ('bridge/codec.py', 'from ..core import crops', True),
-    ('ros/node.py', 'import stn_ros.training.loop', False),
-    ('training/loop.py', 'from stn_ros import ros', False),
-    ('apps/demo.py', 'from stn_ros.ros import stn_node', True),
-    ('sim/scenes.py', 'from stn_ros.apps.demo import main', False),
-])
+@pytest.mark.parametrize(
+    'importer,source,ok',
+    [
+        ('perception/frame.py', 'from stn_ros.ros import health', False),
+        ('perception/frame.py', 'from stn_ros.bridge.image_codec import decode_image', True),
+        ('perception/frame.py', 'from stn_ros.perception import camera', True),
+        ('core/crops.py', 'def f():\n    from stn_ros.models import gqcnn\n', False),
+        ('bridge/codec.py', 'from ..perception import camera', False),
+        ('bridge/codec.py', 'from ..core import crops', True),
+        ('ros/node.py', 'import stn_ros.training.loop', False),
+        ('training/loop.py', 'from stn_ros import ros', False),
+        ('apps/demo.py', 'from stn_ros.ros import stn_node', True),
+        ('sim/scenes.py', 'from stn_ros.apps.demo import main', False),
+    ],
+)
 def test_the_checker_finds_an_import_that_runs_up(tmp_path, importer, source, ok):
     root = tmp_path / 'stn_ros'
     for layer in RANK:
@@ -96,11 +101,14 @@ def test_the_checker_finds_an_import_that_runs_up(tmp_path, importer, source, ok
 
 
 def test_pure_compute_layers_import_no_rclpy():
-    modules = sorted(module_name(p, PACKAGE_ROOT) for layer in NO_RCLPY_LAYERS
-                     for p in (PACKAGE_ROOT / layer).rglob('*.py'))
+    modules = sorted(
+        module_name(p, PACKAGE_ROOT) for layer in NO_RCLPY_LAYERS for p in (PACKAGE_ROOT / layer).rglob('*.py')
+    )
     assert len(modules) > 20
-    code = (f'import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n'
-            'bad = sorted(m for m in sys.modules if m.split(".")[0] in ("rclpy", "rcl_interfaces"))\n'
-            'assert not bad, bad\n')
+    code = (
+        f'import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n'
+        'bad = sorted(m for m in sys.modules if m.split(".")[0] in ("rclpy", "rcl_interfaces"))\n'
+        'assert not bad, bad\n'
+    )
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

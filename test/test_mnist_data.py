@@ -1,4 +1,5 @@
 """Distorted MNIST: digits, split, the four distortions, the dataset, DataLoader workers, the picture CLI."""
+
 import subprocess
 import sys
 
@@ -8,8 +9,17 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from stn_ros.training.datasets.mnist import (DISTORTIONS, IMAGE_SIZE, P_MIN_SCALE, P_MIN_STRETCH, DistortedMNIST, distort,
-                                distort_with_params, load_digits, split_digits)
+from stn_ros.training.datasets.mnist import (
+    DISTORTIONS,
+    IMAGE_SIZE,
+    P_MIN_SCALE,
+    P_MIN_STRETCH,
+    DistortedMNIST,
+    distort,
+    distort_with_params,
+    load_digits,
+    split_digits,
+)
 from stn_ros.training.datasets.mnist_samples import CELL, GAP, ROW_NAMES, main, sheet_shape
 
 CENTRE = 13.5  # of a 28x28 digit, pixel centres at integers
@@ -22,14 +32,14 @@ def digits() -> np.ndarray:
 
 def centroid(image: np.ndarray) -> np.ndarray:
     """Intensity-weighted ``(x, y)`` in pixel coordinates."""
-    ys, xs = np.mgrid[:image.shape[0], :image.shape[1]]
+    ys, xs = np.mgrid[: image.shape[0], : image.shape[1]]
     return np.array([(image * xs).sum(), (image * ys).sum()]) / image.sum()
 
 
 def centred_in(digit: np.ndarray, size: int) -> np.ndarray:
     canvas = np.zeros((size, size), np.float32)
     start = (size - digit.shape[0]) // 2
-    canvas[start:start + digit.shape[0], start:start + digit.shape[1]] = digit
+    canvas[start : start + digit.shape[0], start : start + digit.shape[1]] = digit
     return canvas
 
 
@@ -98,7 +108,7 @@ def test_rotation_keeps_the_mass_and_its_matrix_moves_the_centroid(digits):
 def test_rotating_back_by_the_sampled_angle_recovers_the_digit(digits):
     rng = np.random.default_rng(2)
     ys, xs = np.mgrid[:28, :28]
-    disc = (xs - CENTRE) ** 2 + (ys - CENTRE) ** 2 <= 12.0 ** 2  # corners rotate out of the image
+    disc = (xs - CENTRE) ** 2 + (ys - CENTRE) ** 2 <= 12.0**2  # corners rotate out of the image
     checked = 0
     for digit in digits:
         image, params = distort_with_params(digit, 'R', rng)
@@ -106,8 +116,9 @@ def test_rotating_back_by_the_sampled_angle_recovers_the_digit(digits):
             continue
         undo = cv2.getRotationMatrix2D((CENTRE, CENTRE), -params['angle'], 1.0)
         back = cv2.warpAffine(image, undo, (28, 28), flags=cv2.INTER_LINEAR)
-        wrong_way = cv2.warpAffine(image, cv2.getRotationMatrix2D((CENTRE, CENTRE), params['angle'], 1.0),
-                                   (28, 28), flags=cv2.INTER_LINEAR)
+        wrong_way = cv2.warpAffine(
+            image, cv2.getRotationMatrix2D((CENTRE, CENTRE), params['angle'], 1.0), (28, 28), flags=cv2.INTER_LINEAR
+        )
         error = np.abs(back - digit)[disc].mean()
         assert error < 0.08  # two bilinear resamplings blur a little
         assert np.corrcoef(back[disc], digit[disc])[0, 1] > 0.95
@@ -124,7 +135,7 @@ def test_rts_scales_the_mass_by_scale_squared_and_keeps_the_digit_box_on_the_can
         scale, translation = params['scale'], params['translation']
         assert 0.7 <= scale <= 1.2 and abs(params['angle']) <= 45.0
         assert np.all(np.abs(translation) <= (42 - 28 * scale) / 2)
-        assert 0.85 <= image.sum() / (scale ** 2 * digit.sum()) <= 1.15
+        assert 0.85 <= image.sum() / (scale**2 * digit.sum()) <= 1.15
         expected = params['matrix'] @ np.append(centroid(digit), 1.0)
         assert np.linalg.norm(centroid(image) - expected) < 0.5
         np.testing.assert_allclose(params['matrix'] @ [CENTRE, CENTRE, 1.0], 20.5 + translation, atol=1e-9)
@@ -145,7 +156,7 @@ def test_projective_corners_match_the_matrix_and_the_digit_stays_readable_size(d
         centre = matrix @ [CENTRE, CENTRE, 1.0]
         jacobian = (matrix[:2, :2] - np.outer(centre[:2] / centre[2], matrix[2, :2])) / centre[2]
         local_area = abs(np.linalg.det(jacobian))
-        assert local_area >= P_MIN_SCALE ** 2 - 1e-6
+        assert local_area >= P_MIN_SCALE**2 - 1e-6
         assert np.linalg.svd(jacobian, compute_uv=False).min() >= P_MIN_STRETCH - 1e-6
         mass_ratios.append(image.sum() / digit.sum() / local_area)
         non_affine += np.abs(matrix[2, :2]).max() > 1e-3
@@ -160,7 +171,7 @@ def test_elastic_displacement_is_smooth_and_moderate_and_keeps_the_mass(digits):
         image, params = distort_with_params(digit, 'E', rng)
         displacement = params['displacement']
         assert displacement.shape == (2, 28, 28)
-        rms.append(np.sqrt((displacement ** 2).sum(axis=0).mean()))
+        rms.append(np.sqrt((displacement**2).sum(axis=0).mean()))
         for axis in (1, 2):  # smooth: neighbours move together (unsmoothed noise would differ by ~20 px)
             steps = np.abs(np.diff(displacement, axis=axis))
             assert steps.mean() < 0.2 * rms[-1] and steps.max() < 2.0
@@ -251,6 +262,11 @@ def test_sample_picture_cli_writes_a_png_of_the_expected_size(tmp_path, capsys):
 
 
 def test_sample_picture_cli_has_help():
-    result = subprocess.run([sys.executable, '-m', 'stn_ros.training.datasets.mnist_samples', '--help'],
-                            capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, '-m', 'stn_ros.training.datasets.mnist_samples', '--help'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert '--per-kind' in result.stdout and '--output' in result.stdout

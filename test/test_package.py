@@ -1,4 +1,5 @@
 """Packaging: package.xml, setup.py data files, pinned requirements, pure compute without rclpy."""
+
 import configparser
 import os
 import runpy
@@ -29,8 +30,18 @@ def test_package_xml_is_format_3_with_runtime_and_test_dependencies():
     assert root.findtext('name') == 'stn_ros'
     assert root.find('export/build_type').text == 'ament_python'
     runtime = {e.text for e in root.findall('exec_depend')}
-    assert {'rclpy', 'sensor_msgs', 'std_msgs', 'geometry_msgs', 'diagnostic_msgs', 'rcl_interfaces',
-            'ament_index_python', 'python3-numpy', 'python3-opencv', 'python3-torch'} <= runtime
+    assert {
+        'rclpy',
+        'sensor_msgs',
+        'std_msgs',
+        'geometry_msgs',
+        'diagnostic_msgs',
+        'rcl_interfaces',
+        'ament_index_python',
+        'python3-numpy',
+        'python3-opencv',
+        'python3-torch',
+    } <= runtime
     assert {'python3-pytest', 'python3-pytest-timeout'} <= {e.text for e in root.findall('test_depend')}
 
 
@@ -70,12 +81,18 @@ def test_share_directory_holds_the_package_files():
 @pytest.mark.timeout(120)
 def test_selfcheck_runs_ros_and_writes_its_picture(tmp_path, ros_env):
     picture = tmp_path / 'selfcheck.png'
-    result = subprocess.run([sys.executable, '-m', 'stn_ros.apps.selfcheck', '--output', str(picture)],
-                            env=ros_env, capture_output=True, text=True, timeout=100)
+    result = subprocess.run(
+        [sys.executable, '-m', 'stn_ros.apps.selfcheck', '--output', str(picture)],
+        env=ros_env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
     assert result.returncode == 0, result.stderr
     assert 'rclpy: ok (rmw_fastrtps_cpp, loopback only)' in result.stdout
     assert picture.is_file() and picture.stat().st_size > 1000
     import cv2
+
     assert cv2.imread(str(picture)).shape[1] >= 640
 
 
@@ -85,10 +102,13 @@ def test_loopback_env_confines_ros(ros_env):
     assert Path(os.environ['ROS_HOME']).is_dir()
 
 
-@pytest.mark.parametrize('script,module,words', [
-    ('stn_train', 'stn_ros.apps.train', ['mnist', 'gqcnn', 'grasp-stn', 'mnist-table']),
-    ('stn_evaluate', 'stn_ros.apps.evaluate', ['mnist', 'grasp']),
-])
+@pytest.mark.parametrize(
+    'script,module,words',
+    [
+        ('stn_train', 'stn_ros.apps.train', ['mnist', 'gqcnn', 'grasp-stn', 'mnist-table']),
+        ('stn_evaluate', 'stn_ros.apps.evaluate', ['mnist', 'grasp']),
+    ],
+)
 def test_training_and_evaluation_clis_run_as_console_scripts_and_modules(script, module, words):
     executable = Path(sys.executable).parent / script
     assert executable.is_file(), f'{executable} missing: the package is not installed (scripts/setup_venv.sh)'
@@ -100,7 +120,8 @@ def test_training_and_evaluation_clis_run_as_console_scripts_and_modules(script,
 
 @pytest.mark.parametrize('task,stem', [('mnist', 'model'), ('gqcnn', 'gqcnn'), ('grasp-stn', 'grasp_stn')])
 def test_train_out_help_names_the_files_each_task_writes(task, stem):
-    result = subprocess.run([sys.executable, '-m', 'stn_ros.apps.train', task, '--help'], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, '-m', 'stn_ros.apps.train', task, '--help'], capture_output=True, text=True, timeout=60
+    )
     help_text = ' '.join(result.stdout.split())
     assert f'{stem}.pt and its model card {stem}.md' in help_text, help_text

@@ -4,12 +4,18 @@ import pytest
 
 from stn_ros.ros import grasp_quality_node, stn_node, synthetic_camera
 
-SPECS = [(module.__name__.rpartition('.')[2], spec)
-         for module in (stn_node, grasp_quality_node, synthetic_camera) for spec in module.PARAMETERS]
+SPECS = [
+    (module.__name__.rpartition('.')[2], spec)
+    for module in (stn_node, grasp_quality_node, synthetic_camera)
+    for spec in module.PARAMETERS
+]
 
 
-@pytest.mark.parametrize('node,spec', [s for s in SPECS if s[1].int_range or s[1].float_range],
-                         ids=lambda value: value if isinstance(value, str) else value.name)
+@pytest.mark.parametrize(
+    'node,spec',
+    [s for s in SPECS if s[1].int_range or s[1].float_range],
+    ids=lambda value: value if isinstance(value, str) else value.name,
+)
 def test_a_ranged_parameter_checks_and_declares_the_same_range(node, spec):
     low, high = spec.int_range or spec.float_range
     assert spec.check(spec.default) == spec.default and spec.check(low) == low and spec.check(high) == high

@@ -1,4 +1,5 @@
 """The demo pipeline over real topics: synthetic_camera -> stn_node -> grasp_quality_node, separate processes."""
+
 import numpy as np
 import pytest
 import rclpy
@@ -15,15 +16,44 @@ CONFIG = ROOT / 'config'
 
 @pytest.fixture
 def pipeline():
-    camera = NodeProcess('synthetic_camera', '-p', 'scene_period:=0.0', '-p', 'seed:=5', '-r', 'depth:=/cam/depth',
-                         '-r', 'camera_info:=/cam/camera_info', '-r', 'image:=/cam/image',
-                         params_file=CONFIG / 'synthetic_camera.yaml')
-    stn = NodeProcess('stn_node', '-p', 'device:=cpu', '-r', 'image:=/cam/depth', '-r', 'camera_info:=/cam/camera_info',
-                      params_file=CONFIG / 'stn_node.yaml')
-    grasp = NodeProcess('grasp_quality_node', '-p', 'device:=cpu', '-p', 'quality_threshold:=0.0',
-                        '-r', 'rectified/image:=/stn_node/rectified/image',
-                        '-r', 'rectified/transforms:=/stn_node/rectified/transforms', '-r', 'camera_info:=/cam/camera_info',
-                        params_file=CONFIG / 'grasp_quality_node.yaml')
+    camera = NodeProcess(
+        'synthetic_camera',
+        '-p',
+        'scene_period:=0.0',
+        '-p',
+        'seed:=5',
+        '-r',
+        'depth:=/cam/depth',
+        '-r',
+        'camera_info:=/cam/camera_info',
+        '-r',
+        'image:=/cam/image',
+        params_file=CONFIG / 'synthetic_camera.yaml',
+    )
+    stn = NodeProcess(
+        'stn_node',
+        '-p',
+        'device:=cpu',
+        '-r',
+        'image:=/cam/depth',
+        '-r',
+        'camera_info:=/cam/camera_info',
+        params_file=CONFIG / 'stn_node.yaml',
+    )
+    grasp = NodeProcess(
+        'grasp_quality_node',
+        '-p',
+        'device:=cpu',
+        '-p',
+        'quality_threshold:=0.0',
+        '-r',
+        'rectified/image:=/stn_node/rectified/image',
+        '-r',
+        'rectified/transforms:=/stn_node/rectified/transforms',
+        '-r',
+        'camera_info:=/cam/camera_info',
+        params_file=CONFIG / 'grasp_quality_node.yaml',
+    )
     processes = (camera, stn, grasp)
     try:
         yield processes

@@ -1,4 +1,5 @@
 """Crop sources: ROI parsing and checks, tile order, table-plane fit, depth and intensity proposals."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,9 +9,17 @@ import numpy as np
 import pytest
 
 from stn_ros.perception.frame import Frame
-from stn_ros.perception.proposals import (ProposalConfig, Proposals, check_rois_inside, depth_proposals,
-                               fit_table_plane, full_frame_roi, intensity_proposals, order_and_limit,
-                               parse_rois)
+from stn_ros.perception.proposals import (
+    ProposalConfig,
+    Proposals,
+    check_rois_inside,
+    depth_proposals,
+    fit_table_plane,
+    full_frame_roi,
+    intensity_proposals,
+    order_and_limit,
+    parse_rois,
+)
 
 HEIGHT, WIDTH = 480, 640
 FX = FY = 525.0
@@ -34,9 +43,14 @@ def disc(u: float, v: float, radius: float) -> np.ndarray:
     return (cols - u) ** 2 + (rows - v) ** 2 <= (radius + 0.5) ** 2
 
 
-def table_scene(objects: list[tuple[np.ndarray, float]], tilt_deg: tuple[float, float] = (4.0, -3.0),
-                distance: float = 0.75, noise: float = 0.001, dropout: float = 0.02,
-                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def table_scene(
+    objects: list[tuple[np.ndarray, float]],
+    tilt_deg: tuple[float, float] = (4.0, -3.0),
+    distance: float = 0.75,
+    noise: float = 0.001,
+    dropout: float = 0.02,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Depth ``(H, W)`` float32 metres of objects on a tilted table, and the noise-free table depth.
 
     ``objects`` are ``(footprint mask, height in metres)``: the object's top face is the table plane
@@ -63,8 +77,9 @@ def bbox(footprint: np.ndarray) -> tuple[int, int, int, int]:
     return cols.min(), rows.min(), cols.max() - cols.min() + 1, rows.max() - rows.min() + 1
 
 
-def assert_square_rois_around(proposals: Proposals, footprints: list[np.ndarray], margin: float,
-                              tolerance: float = 1.0, grow: float = 0.0) -> None:
+def assert_square_rois_around(
+    proposals: Proposals, footprints: list[np.ndarray], margin: float, tolerance: float = 1.0, grow: float = 0.0
+) -> None:
     """One square ROI per footprint, centred on its bbox centre, side ``max(bw, bh) * (1 + 2 margin)``.
 
     ``grow``: pixels the segmentation is expected to add on each side of the footprint.
@@ -99,11 +114,16 @@ def plane_depth(plane: np.ndarray) -> np.ndarray:
     return 1.0 / (plane[0] * cols + plane[1] * rows + plane[2])
 
 
-OBJECTS = [(box(150, 120, 40, 30), 0.06), (disc(420, 300, 35), 0.10),
-           (box(520, 110, 15, 25), 0.02), (disc(260, 360, 22), 0.04)]
+OBJECTS = [
+    (box(150, 120, 40, 30), 0.06),
+    (disc(420, 300, 35), 0.10),
+    (box(520, 110, 15, 25), 0.02),
+    (disc(260, 360, 22), 0.04),
+]
 
 
 # Fixed ROIs.
+
 
 def test_full_frame_roi_is_the_whole_image():
     roi = full_frame_roi(HEIGHT, WIDTH)
@@ -122,16 +142,19 @@ def test_parse_rois_reshapes_flat_lists():
     np.testing.assert_array_equal(parse_rois(np.array([1, 2, 3, 4])), [[1, 2, 3, 4]])
 
 
-@pytest.mark.parametrize('flat, message', [
-    ([0, 0, 10], 'length 3 is not a multiple of 4'),
-    ([0, 0, 10, 10, 1, 2, 3], 'length 7 is not a multiple of 4'),
-    ([0, 0, 0, 10], r'ROI 0 \(x, y, w, h\) = \(0, 0, 0, 10\).*positive'),
-    ([0, 0, 10, 10, 3, 4, 5, -6], r'ROI 1 \(x, y, w, h\) = \(3, 4, 5, -6\).*positive'),
-    ([0, 0, 10, 10, 0, 0, 10, 10, 1, float('nan'), 2, 2], r'ROI 2 .*\(1, nan, 2, 2\).*non-finite'),
-    ([0, 0, float('inf'), 10], r'ROI 0 .*non-finite'),
-    (['a', 0, 1, 1], 'flat list of numbers'),
-    ([[0, 0, 1, 1]], r'flat list.*shape \(1, 4\)'),
-])
+@pytest.mark.parametrize(
+    'flat, message',
+    [
+        ([0, 0, 10], 'length 3 is not a multiple of 4'),
+        ([0, 0, 10, 10, 1, 2, 3], 'length 7 is not a multiple of 4'),
+        ([0, 0, 0, 10], r'ROI 0 \(x, y, w, h\) = \(0, 0, 0, 10\).*positive'),
+        ([0, 0, 10, 10, 3, 4, 5, -6], r'ROI 1 \(x, y, w, h\) = \(3, 4, 5, -6\).*positive'),
+        ([0, 0, 10, 10, 0, 0, 10, 10, 1, float('nan'), 2, 2], r'ROI 2 .*\(1, nan, 2, 2\).*non-finite'),
+        ([0, 0, float('inf'), 10], r'ROI 0 .*non-finite'),
+        (['a', 0, 1, 1], 'flat list of numbers'),
+        ([[0, 0, 1, 1]], r'flat list.*shape \(1, 4\)'),
+    ],
+)
 def test_parse_rois_rejects_bad_lists_naming_the_roi(flat, message):
     with pytest.raises(ValueError, match=message):
         parse_rois(flat)
@@ -150,6 +173,7 @@ def test_check_rois_inside_names_the_first_roi_outside():
 
 # Tile order.
 
+
 def test_order_is_area_descending_then_y_then_x_and_truncated():
     rois = np.array([[50, 10, 8, 8], [5, 40, 8, 8], [30, 10, 8, 8], [0, 0, 8, 8], [9, 9, 8, 8]], np.float32)
     areas = np.array([100, 300, 100, 100, 200])
@@ -159,8 +183,9 @@ def test_order_is_area_descending_then_y_then_x_and_truncated():
     np.testing.assert_array_equal(order_and_limit(rois, areas, 2), [1, 4])
     assert order_and_limit(rois, areas, 0).shape == (0,)
     fractional = np.array([[0, 50, 10.4, 10.6], [0, 0, 10.5, 10.5], [0, 9, 10.6, 10.4]], np.float32)
-    np.testing.assert_array_equal(order_and_limit(fractional, fractional[:, 2] * fractional[:, 3], 3),
-                                  [1, 2, 0])  # 110.25 > 110.24, then ties by y
+    np.testing.assert_array_equal(
+        order_and_limit(fractional, fractional[:, 2] * fractional[:, 3], 3), [1, 2, 0]
+    )  # 110.25 > 110.24, then ties by y
     np.testing.assert_array_equal(order_and_limit(rois, areas.astype(np.uint16), 2), [1, 4])
     assert order_and_limit(np.zeros((0, 4)), np.zeros(0, np.int64), 3).shape == (0,)
     with pytest.raises(ValueError, match='max_crops'):
@@ -171,11 +196,24 @@ def test_order_is_area_descending_then_y_then_x_and_truncated():
 
 # Config.
 
-@pytest.mark.parametrize('field, value', [
-    ('min_area', 0), ('min_area', 1.5), ('max_area', 100), ('max_area', True), ('margin', -0.1),
-    ('margin', float('nan')), ('margin', float('inf')), ('table_threshold', 0.0),
-    ('table_threshold', float('nan')), ('ransac_iterations', 0), ('seed', -1), ('seed', 'zero'),
-])
+
+@pytest.mark.parametrize(
+    'field, value',
+    [
+        ('min_area', 0),
+        ('min_area', 1.5),
+        ('max_area', 100),
+        ('max_area', True),
+        ('margin', -0.1),
+        ('margin', float('nan')),
+        ('margin', float('inf')),
+        ('table_threshold', 0.0),
+        ('table_threshold', float('nan')),
+        ('ransac_iterations', 0),
+        ('seed', -1),
+        ('seed', 'zero'),
+    ],
+)
 def test_config_validate_names_the_bad_field_and_value(field, value):
     config = dataclasses.replace(CONFIG, **{field: value})
     with pytest.raises(ValueError, match=rf'ProposalConfig\.{field} .*got {value!r}'):
@@ -190,6 +228,7 @@ def test_default_config_is_valid():
 
 
 # Table plane.
+
 
 @pytest.mark.parametrize('seed', [0, 1, 2])
 def test_plane_fit_recovers_the_table_with_30_percent_objects(seed):
@@ -222,6 +261,7 @@ def test_plane_fit_on_a_mostly_missing_frame_uses_the_valid_pixels():
 
 # Depth proposals.
 
+
 def test_depth_proposals_find_each_object_on_a_tilted_noisy_table():
     depth, _ = table_scene(OBJECTS)
     proposals = depth_proposals(depth, CONFIG)
@@ -252,8 +292,7 @@ def test_roi_side_follows_the_margin(margin):
     proposals = depth_proposals(depth, dataclasses.replace(CONFIG, margin=margin))
     assert_square_rois_around(proposals, [footprint for footprint, _ in objects], margin, tolerance=1e-4)
     side = 81 * (1 + 2 * margin)  # the larger (25 x 81 pixels) box comes first
-    np.testing.assert_allclose(proposals.rois[0], [450 - (side - 1) / 2, 300 - (side - 1) / 2, side, side],
-                               atol=1e-4)
+    np.testing.assert_allclose(proposals.rois[0], [450 - (side - 1) / 2, 300 - (side - 1) / 2, side, side], atol=1e-4)
 
 
 def test_area_filters_are_inclusive():
@@ -295,9 +334,9 @@ def test_objects_touching_the_border_get_rois_beyond_the_image():
 def test_dropout_holes_and_zero_or_inf_readings_are_not_objects():
     objects = [(box(200, 200, 40, 40), 0.05), (disc(450, 260, 40), 0.03)]
     depth, _ = table_scene(objects)
-    depth[195:205, 190:210] = np.nan   # a hole inside an object
-    depth[50:90, 400:460] = np.nan     # a hole in the table
-    depth[400:440, 50:100] = 0.0       # no-reading conventions
+    depth[195:205, 190:210] = np.nan  # a hole inside an object
+    depth[50:90, 400:460] = np.nan  # a hole in the table
+    depth[400:440, 50:100] = 0.0  # no-reading conventions
     depth[20:60, 20:60] = np.inf
     depth[300:340, 560:600] = -np.inf
     proposals = depth_proposals(depth, CONFIG)
@@ -336,6 +375,7 @@ def test_depth_proposals_reject_bad_depth():
 
 
 # Intensity proposals.
+
 
 def intensity_scene(noise: float = 2.0, seed: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
     """Dark background (60) with bright (230, 140) and dark (10) shapes, float64 0..255."""
@@ -390,13 +430,17 @@ def test_intensity_proposals_treat_nan_as_background_and_respect_max_crops():
     assert_square_rois_around(proposals, footprints[:2], CONFIG.margin, grow=1.5)
 
 
-@pytest.mark.parametrize('image', [
-    np.zeros((HEIGHT, WIDTH), np.uint8),
-    np.full((HEIGHT, WIDTH, 3), 128, np.uint8),
-    np.full((HEIGHT, WIDTH), 0.25, np.float32),
-    np.full((HEIGHT, WIDTH), np.nan, np.float32),
-    np.clip(np.random.default_rng(0).normal(100.0, 2.0, (HEIGHT, WIDTH)), 0, 255).astype(np.uint8),
-], ids=['black', 'grey_bgr', 'float', 'nan', 'noise_only'])
+@pytest.mark.parametrize(
+    'image',
+    [
+        np.zeros((HEIGHT, WIDTH), np.uint8),
+        np.full((HEIGHT, WIDTH, 3), 128, np.uint8),
+        np.full((HEIGHT, WIDTH), 0.25, np.float32),
+        np.full((HEIGHT, WIDTH), np.nan, np.float32),
+        np.clip(np.random.default_rng(0).normal(100.0, 2.0, (HEIGHT, WIDTH)), 0, 255).astype(np.uint8),
+    ],
+    ids=['black', 'grey_bgr', 'float', 'nan', 'noise_only'],
+)
 def test_uniform_images_give_no_proposals(image):
     assert_empty(intensity_proposals(image, CONFIG))
 

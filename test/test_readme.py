@@ -1,13 +1,14 @@
 """The README's consumer snippet reads a real transforms record correctly."""
+
 import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from stn_ros.bridge.pointcloud_codec import encode_pointcloud
 from stn_ros.perception.canonicalizer import Canonicalizer, identity_model
 from stn_ros.perception.frame import Frame
-from stn_ros.bridge.pointcloud_codec import encode_pointcloud
 
 README = Path(__file__).resolve().parents[1] / 'README.md'
 

@@ -1,4 +1,5 @@
 """stn_node under abuse, over real topics: fuzzed images, overload, a camera that pauses, bad weights files."""
+
 from __future__ import annotations
 
 import array
@@ -16,20 +17,39 @@ from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from images import smooth_image
-from ros_harness import (ROOT, Consumer, NodeProcess, camera_qos, publish_and_collect, ros_probe, spin_until, stamp_key,
-                         stamped, subscription_reliability)
-from stn_ros.perception.canonicalizer import identity_model
+from ros_harness import (
+    ROOT,
+    Consumer,
+    NodeProcess,
+    camera_qos,
+    publish_and_collect,
+    ros_probe,
+    spin_until,
+    stamp_key,
+    stamped,
+    subscription_reliability,
+)
+from stn_ros.bridge.image_codec import DEPTH_ENCODINGS, ENCODINGS, ImageDecodeError
 from stn_ros.core import save_spatial_transformer
+from stn_ros.perception.canonicalizer import identity_model
 from stn_ros.perception.frame import decode_frame
 from stn_ros.ros.health import NodeHealth
-from stn_ros.bridge.image_codec import DEPTH_ENCODINGS, ENCODINGS, ImageDecodeError
 
 NODE = 'stn_node'
 SEED = 20_150_605
 UINT32_MAX = 2**32 - 1
 UNKNOWN_ENCODINGS = ['yuv422', 'bayer_rggb8', '', 'MONO8', '32FC3', '8SC1', 'jpeg', 'bgr8 ']
-FUZZ_CASES = ['valid', 'unknown_encoding', 'zero_size', 'huge_claim', 'wrong_step', 'truncated', 'oversized',
-              'nan_depth', 'big_endian_depth']
+FUZZ_CASES = [
+    'valid',
+    'unknown_encoding',
+    'zero_size',
+    'huge_claim',
+    'wrong_step',
+    'truncated',
+    'oversized',
+    'nan_depth',
+    'big_endian_depth',
+]
 
 
 @pytest.fixture
@@ -43,13 +63,29 @@ def full_frame_node(probe, ns: str, *params: str) -> Iterator[tuple[NodeProcess,
     """stn_node (one full-frame crop per image, CPU) reading ``/<ns>/image`` from a RELIABLE publisher."""
     topic = f'/{ns}/image'
     publisher = probe.create_publisher(Image, topic, camera_qos(ReliabilityPolicy.RELIABLE))
-    node = NodeProcess(NODE, '-p', 'crop_source:=full_frame', '-p', 'device:=cpu', *params,
-                       '-r', f'image:={topic}', '-r', f'__ns:=/{ns}')
+    node = NodeProcess(
+        NODE,
+        '-p',
+        'crop_source:=full_frame',
+        '-p',
+        'device:=cpu',
+        *params,
+        '-r',
+        f'image:={topic}',
+        '-r',
+        f'__ns:=/{ns}',
+    )
     consumer = Consumer(probe, f'/{ns}/stn_node')
     try:
         # Past the node's switch to a reliable subscription: nothing published from here on is lost.
-        assert spin_until(probe, lambda: subscription_reliability(probe, topic) == [ReliabilityPolicy.RELIABLE]
-                          and publisher.get_subscription_count() == 1, 30), node.stop()
+        assert spin_until(
+            probe,
+            lambda: (
+                subscription_reliability(probe, topic) == [ReliabilityPolicy.RELIABLE]
+                and publisher.get_subscription_count() == 1
+            ),
+            30,
+        ), node.stop()
         yield node, publisher, consumer
     finally:
         output = node.stop()
@@ -71,8 +107,10 @@ def stamp_s(stamp: tuple[int, int]) -> float:
 
 # --- 1. fuzzed images ---------------------------------------------------------------------------------
 
-def pixel_bytes(rng: np.random.Generator, encoding: str, height: int, width: int, big_endian: bool,
-                special_depth: bool) -> bytes:
+
+def pixel_bytes(
+    rng: np.random.Generator, encoding: str, height: int, width: int, big_endian: bool, special_depth: bool
+) -> bytes:
     """Random pixels of ``encoding`` in the wire byte order, rows unpadded."""
     dtype, channels = ENCODINGS[encoding]
     shape = (height, width, channels)
@@ -100,8 +138,9 @@ def fuzzed_image(rng: np.random.Generator, sec: int) -> Image:
     big_endian = case == 'big_endian_depth' or rng.random() < 0.3
     row = width * channels * dtype.itemsize
     step = row + int(rng.integers(0, 9)) if rng.random() < 0.5 else row
-    rows = np.frombuffer(pixel_bytes(rng, encoding, height, width, big_endian, case == 'nan_depth'),
-                         np.uint8).reshape(height, row)
+    rows = np.frombuffer(pixel_bytes(rng, encoding, height, width, big_endian, case == 'nan_depth'), np.uint8).reshape(
+        height, row
+    )
     padded = rng.integers(0, 256, (height, step), dtype=np.uint8)  # padding is junk the decoder must skip
     padded[:, :row] = rows
     data = padded.tobytes()
@@ -112,11 +151,11 @@ def fuzzed_image(rng: np.random.Generator, sec: int) -> Image:
     elif case == 'huge_claim':
         height, width = (int(rng.choice([65_536, 1_000_000, UINT32_MAX])) for _ in range(2))
         step = min(UINT32_MAX, width * channels * dtype.itemsize + int(rng.integers(0, 2)))
-        data = data[:int(rng.integers(0, 64))]
+        data = data[: int(rng.integers(0, 64))]
     elif case == 'wrong_step':
         step = int(rng.integers(0, 2 * step + 2))
     elif case == 'truncated':
-        data = data[:int(rng.integers(0, len(data)))]
+        data = data[: int(rng.integers(0, len(data)))]
     elif case == 'oversized':
         data += rng.bytes(int(rng.integers(1, 5000)))
     msg = Image(height=height, width=width, encoding=encoding, is_bigendian=int(big_endian), step=step)
@@ -155,16 +194,20 @@ def test_fuzzed_images_are_counted_by_reason_and_good_frames_keep_flowing(probe)
         for number, (msg, reason) in enumerate(zip(fuzz, reasons)):
             # One message at a time, each seen through before the next: nothing is replaced unprocessed.
             publisher.publish(msg)
-            what = f'fuzzed #{number} ({msg.encoding!r} {msg.height}x{msg.width} step {msg.step} ' \
-                   f'data {len(msg.data)} big-endian {msg.is_bigendian}, codec: {reason})'
+            what = (
+                f'fuzzed #{number} ({msg.encoding!r} {msg.height}x{msg.width} step {msg.step} '
+                f'data {len(msg.data)} big-endian {msg.is_bigendian}, codec: {reason})'
+            )
             if reason is None:
-                assert spin_until(probe, lambda: consumer.has(stamp_key(msg)), 10), \
+                assert spin_until(probe, lambda: consumer.has(stamp_key(msg)), 10), (
                     f'no output for {what}: {diagnostics(consumer)}'
+                )
                 assert (consumer.tiles[stamp_key(msg)].height, consumer.records[stamp_key(msg)].width) == (32, 1)
             else:
                 bad_so_far += 1
-                assert spin_until(probe, lambda: count(consumer, 'bad inputs') >= bad_so_far, 10), \
+                assert spin_until(probe, lambda: count(consumer, 'bad inputs') >= bad_so_far, 10), (
                     f'not counted: {what}: {diagnostics(consumer)}'
+                )
             if number % 8 == 7:
                 frame = good[1 + number // 8]
                 publisher.publish(frame)
@@ -174,8 +217,11 @@ def test_fuzzed_images_are_counted_by_reason_and_good_frames_keep_flowing(probe)
         decodable = reasons.count(None) + len(fuzz) // 8
         spin_until(probe, lambda: count(consumer, 'frames processed') - processed_before >= decodable, 5)
         values = diagnostics(consumer)
-        counted = {key.removeprefix('bad input: '): int(value) for key, value in values.items()
-                   if key.startswith('bad input: ')}
+        counted = {
+            key.removeprefix('bad input: '): int(value)
+            for key, value in values.items()
+            if key.startswith('bad input: ')
+        }
         assert counted == dict(expected) and int(values['bad inputs']) == sum(expected.values()) == bad_so_far
         assert int(values['frames processed']) - processed_before == decodable
         assert int(values['frames dropped (latest wins)']) == 0
@@ -218,18 +264,27 @@ def test_overload_drops_stale_frames_keeps_latency_bounded_and_counts_the_drops(
 
         outputs = [stamp for stamp in published if stamp in consumer.record_arrivals]
         ages = [consumer.record_arrivals[stamp] - stamp_s(stamp) for stamp in outputs]
-        print(f'{len(published)} frames sent ({refused} refused), {len(outputs)} outputs, '
-              f'age median {np.median(ages):.3f} s, max {max(ages):.3f} s')
+        print(
+            f'{len(published)} frames sent ({refused} refused), {len(outputs)} outputs, '
+            f'age median {np.median(ages):.3f} s, max {max(ages):.3f} s'
+        )
         assert len(published) >= FLOOD_S * FLOOD_HZ / 4  # far more than the node can take (< 250 Hz)
         assert 3 <= len(outputs) < 0.75 * len(published)  # overloaded, and still making progress
         assert max(ages) < 1.5  # bounded: no queue builds up (a few processing times, with margin for a busy CI)
 
         # Every frame the node received was processed or counted as dropped (a newer one replaced it).
         def accounted(values):
-            return bool(values) and int(values['frames received']) == int(values['frames processed']) + \
-                int(values['frames dropped (latest wins)']) + int(values['bad inputs'])
-        assert spin_until(probe, lambda: accounted(diagnostics(consumer)) and
-                          int(diagnostics(consumer)['frames processed']) >= len(outputs) + 1, 5), diagnostics(consumer)
+            return bool(values) and int(values['frames received']) == int(values['frames processed']) + int(
+                values['frames dropped (latest wins)']
+            ) + int(values['bad inputs'])
+
+        assert spin_until(
+            probe,
+            lambda: (
+                accounted(diagnostics(consumer)) and int(diagnostics(consumer)['frames processed']) >= len(outputs) + 1
+            ),
+            5,
+        ), diagnostics(consumer)
         values = diagnostics(consumer)
         print(values)
         assert int(values['frames dropped (latest wins)']) >= 1 and int(values['bad inputs']) == 0, values
@@ -262,8 +317,12 @@ def test_a_camera_pause_is_reported_as_a_gap_and_output_resumes(probe):
 
         before, before_times = stream(100)
         paused_statuses = []
-        spin_until(probe, lambda: False, PAUSE_S - 0.1,
-                   step=lambda: paused_statuses.append(diagnostics(consumer).get('_message')))
+        spin_until(
+            probe,
+            lambda: False,
+            PAUSE_S - 0.1,
+            step=lambda: paused_statuses.append(diagnostics(consumer).get('_message')),
+        )
         after, after_times = stream(200)
         pause = after_times[0] - before_times[-1]
 
@@ -280,6 +339,7 @@ def test_a_camera_pause_is_reported_as_a_gap_and_output_resumes(probe):
 
 # --- 4. weights files -------------------------------------------------------------------------------------
 
+
 def stn_checkpoint(tmp_path, name='stn.pt', metadata=None):
     path = tmp_path / name
     save_spatial_transformer(identity_model(), path, metadata)
@@ -289,7 +349,7 @@ def stn_checkpoint(tmp_path, name='stn.pt', metadata=None):
 def truncated(tmp_path):
     data = stn_checkpoint(tmp_path, 'whole.pt').read_bytes()
     path = tmp_path / 'truncated.pt'
-    path.write_bytes(data[:len(data) // 2])
+    path.write_bytes(data[: len(data) // 2])
     return path
 
 
@@ -316,7 +376,10 @@ def write(tmp_path, data: bytes):
 
 
 WEIGHTS = {
-    'random bytes': (lambda tmp: write(tmp, np.random.default_rng(SEED).bytes(4096)), 'not a readable torch checkpoint'),
+    'random bytes': (
+        lambda tmp: write(tmp, np.random.default_rng(SEED).bytes(4096)),
+        'not a readable torch checkpoint',
+    ),
     'empty file': (lambda tmp: write(tmp, b''), 'not a readable torch checkpoint'),
     'truncated checkpoint': (truncated, 'not a readable torch checkpoint'),
     'GQ-CNN checkpoint': (lambda tmp: ROOT / 'weights' / 'gqcnn.pt', 'not an stn_ros Spatial Transformer checkpoint'),
@@ -335,22 +398,27 @@ def gqcnn_wrong_shape(tmp_path):
 
 
 GQCNN_WEIGHTS = {
-    'random bytes': (lambda tmp: write(tmp, np.random.default_rng(SEED).bytes(4096)), 'not a readable torch checkpoint'),
+    'random bytes': (
+        lambda tmp: write(tmp, np.random.default_rng(SEED).bytes(4096)),
+        'not a readable torch checkpoint',
+    ),
     'STN checkpoint': (stn_checkpoint, 'not an stn_ros GQ-CNN checkpoint'),
     'state_dict of the wrong shape': (gqcnn_wrong_shape, 'does not match its own config'),
 }
 
 
-BAD_WEIGHTS = [(NODE, case, *WEIGHTS[case]) for case in WEIGHTS] + \
-    [('grasp_quality_node', case, *GQCNN_WEIGHTS[case]) for case in GQCNN_WEIGHTS]
+BAD_WEIGHTS = [(NODE, case, *WEIGHTS[case]) for case in WEIGHTS] + [
+    ('grasp_quality_node', case, *GQCNN_WEIGHTS[case]) for case in GQCNN_WEIGHTS
+]
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize('executable,case,make,message', BAD_WEIGHTS, ids=[f'{e}: {c}' for e, c, _, _ in BAD_WEIGHTS])
 def test_a_bad_weights_file_is_one_clear_start_up_error(tmp_path, executable, case, make, message):
     path = make(tmp_path)
-    node = NodeProcess(executable, '-p', f'weights:={path}', '-p', 'device:=cpu',
-                       params_file=ROOT / 'config' / f'{executable}.yaml')
+    node = NodeProcess(
+        executable, '-p', f'weights:={path}', '-p', 'device:=cpu', params_file=ROOT / 'config' / f'{executable}.yaml'
+    )
     try:
         assert node.wait(timeout=45) == 1, node.output
     finally:

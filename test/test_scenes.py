@@ -1,4 +1,5 @@
 """Synthetic depth scenes: reproducibility, pinhole geometry of the rendering, masks, sensor model."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,8 +8,17 @@ import cv2
 import numpy as np
 import pytest
 
-from stn_ros.sim.scenes import (KINDS, SceneConfig, box_footprint, camera_pose, generate_scene, make_object,
-                                 polygon_distance, rasterize_polygon, render_scene)
+from stn_ros.sim.scenes import (
+    KINDS,
+    SceneConfig,
+    box_footprint,
+    camera_pose,
+    generate_scene,
+    make_object,
+    polygon_distance,
+    rasterize_polygon,
+    render_scene,
+)
 
 CONFIG = SceneConfig()
 
@@ -40,7 +50,7 @@ def test_scene_contents(scenes):
         for i, obj in enumerate(scene.objects):
             kinds.add(obj.kind)
             assert 0.02 <= obj.height <= 0.10
-            for other in scene.objects[i + 1:]:
+            for other in scene.objects[i + 1 :]:
                 assert polygon_distance(obj.footprint, other.footprint) >= CONFIG.min_gap
             uv, z = scene.project(np.c_[obj.footprint, np.full(len(obj.footprint), obj.height)])
             assert (uv >= 0).all() and (uv[:, 0] <= 639).all() and (uv[:, 1] <= 479).all()
@@ -53,7 +63,7 @@ def test_box_top_face_depth_and_area_match_the_pinhole_model():
     scene = render_scene(CONFIG, [box])
     top_depth = CONFIG.camera_height - height
     top = np.abs(scene.clean_depth - top_depth) < 1e-6
-    assert top.sum() == pytest.approx(length * width * CONFIG.fx * CONFIG.fy / top_depth ** 2, rel=0.02)
+    assert top.sum() == pytest.approx(length * width * CONFIG.fx * CONFIG.fy / top_depth**2, rel=0.02)
     rows, cols = np.nonzero(top)
     # Straight down: table +x is image +u and table +y is image -v.
     assert cols.mean() == pytest.approx(CONFIG.cx + CONFIG.fx * x / top_depth, abs=0.3)
@@ -86,8 +96,9 @@ def test_tilted_camera_table_lies_on_the_table_plane():
     assert not np.allclose(scene.table_depth, CONFIG.camera_height)
     rows, cols = np.nonzero(scene.labels == 0)
     pick = slice(None, None, 97)
-    points = scene.camera.back_project(np.stack((cols[pick], rows[pick]), axis=1),
-                                       scene.clean_depth[rows[pick], cols[pick]])
+    points = scene.camera.back_project(
+        np.stack((cols[pick], rows[pick]), axis=1), scene.clean_depth[rows[pick], cols[pick]]
+    )
     normal, offset = scene.table_plane[:3], scene.table_plane[3]
     assert np.allclose(points @ normal, offset, atol=1e-5)
     # The plane is the camera height away from the camera centre.
@@ -122,7 +133,7 @@ def test_rasterize_polygon_counts_pixel_centres():
     assert np.array_equal(np.flatnonzero(mask.any(axis=0)), [3, 4, 5, 6, 7])  # 2.5 <= c < 7.5
     angles = np.linspace(0, 2 * np.pi, 200, endpoint=False)
     disc = rasterize_polygon(np.stack((50 + 30 * np.cos(angles), 40 + 30 * np.sin(angles)), 1), 80, 100)
-    assert disc.sum() == pytest.approx(np.pi * 30 ** 2, rel=0.01)
+    assert disc.sum() == pytest.approx(np.pi * 30**2, rel=0.01)
     l_shape = np.array([[0, 0], [10, 0], [10, 4], [4, 4], [4, 10], [0, 10]], float) + 0.5
     assert rasterize_polygon(l_shape, 12, 12).sum() == 10 * 4 + 6 * 4
 

@@ -1,9 +1,17 @@
 """The localization net, the SpatialTransformer module and its checkpoints."""
+
 import pytest
 import torch
 
-from stn_ros.core import (FAMILIES, CheckpointError, LocalizationNet, SpatialTransformer,
-                          load_spatial_transformer, make_family, save_spatial_transformer)
+from stn_ros.core import (
+    FAMILIES,
+    CheckpointError,
+    LocalizationNet,
+    SpatialTransformer,
+    load_spatial_transformer,
+    make_family,
+    save_spatial_transformer,
+)
 
 
 @pytest.mark.parametrize('name', list(FAMILIES))
@@ -35,9 +43,17 @@ def test_forward_shapes_resize_for_localization_and_learn():
 
 
 def test_checkpoint_round_trip_is_self_describing(tmp_path):
-    stn = SpatialTransformer('tps', in_channels=3, localization_size=(24, 24), output_size=(16, 16),
-                             channels=(4, 8), hidden=12, input_mean=0.5, input_std=0.25,
-                             family_options={'grid_size': 3})
+    stn = SpatialTransformer(
+        'tps',
+        in_channels=3,
+        localization_size=(24, 24),
+        output_size=(16, 16),
+        channels=(4, 8),
+        hidden=12,
+        input_mean=0.5,
+        input_std=0.25,
+        family_options={'grid_size': 3},
+    )
     with torch.no_grad():
         stn.localization.regressor.weight.normal_()
     path = tmp_path / 'stn.pt'

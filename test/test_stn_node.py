@@ -1,4 +1,5 @@
 """stn_node over real topics: a separate node process, this test process as camera and consumer."""
+
 from __future__ import annotations
 
 import cv2
@@ -10,12 +11,20 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
-from ros_harness import (Consumer, NodeProcess, camera_qos, publish_and_collect, ros_probe, spin_until, stamped,
-                         subscription_reliability)
-from stn_ros.perception.frame import decode_frame
+from ros_harness import (
+    Consumer,
+    NodeProcess,
+    camera_qos,
+    publish_and_collect,
+    ros_probe,
+    spin_until,
+    stamped,
+    subscription_reliability,
+)
 from stn_ros.bridge.image_codec import decode_image
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud
 from stn_ros.core import DeviceUnavailableError, resolve_device
+from stn_ros.perception.frame import decode_frame
 from stn_ros.perception.transforms_record import parse_record
 
 pytestmark = pytest.mark.timeout(120)
@@ -50,8 +59,19 @@ def frame_in(encoding: str, height: int = 96, width: int = 128, seed: int = 0) -
 @pytest.fixture(scope='module')
 def fixed_rois_node(probe):
     publisher = probe.create_publisher(Image, '/cam/image', camera_qos(ReliabilityPolicy.RELIABLE))
-    node = NodeProcess(NODE, '-p', 'crop_source:=fixed_rois', '-p', f'rois:={ROIS}', '-p', 'device:=cpu',
-                       '-r', 'image:=/cam/image', '-r', '__ns:=/fixed')
+    node = NodeProcess(
+        NODE,
+        '-p',
+        'crop_source:=fixed_rois',
+        '-p',
+        f'rois:={ROIS}',
+        '-p',
+        'device:=cpu',
+        '-r',
+        'image:=/cam/image',
+        '-r',
+        '__ns:=/fixed',
+    )
     consumer = Consumer(probe, '/fixed/stn_node')
     try:
         assert spin_until(probe, lambda: publisher.get_subscription_count() > 0, 30), node.stop()
@@ -83,7 +103,7 @@ def test_every_encoding_gives_stamped_outputs_whose_h_reproduces_the_crops(fixed
     sampled_from = decode_frame(msg).pixels  # depth in metres, else the image as sent
     for i, h in enumerate(record.homographies):
         expected = cv2.warpPerspective(sampled_from, h, (32, 32), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-        crop = tile[32 * i:32 * (i + 1)]
+        crop = tile[32 * i : 32 * (i + 1)]
         if depth:
             np.testing.assert_allclose(crop, expected, atol=1e-5)
         else:
@@ -134,16 +154,19 @@ def test_bad_parameter_changes_are_rejected_with_a_reason_and_good_ones_apply(fi
     node, publisher, consumer = fixed_rois_node
     result = set_parameter(probe, 'max_crops', ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=0))
     assert not result.successful and '1' in result.reason
-    result = set_parameter(probe, 'rois', ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY,
-                                                        integer_array_value=[1, 2, 3]))
+    result = set_parameter(
+        probe, 'rois', ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY, integer_array_value=[1, 2, 3])
+    )
     assert not result.successful and 'rois' in result.reason
-    result = set_parameter(probe, 'proposal_min_area', ParameterValue(type=ParameterType.PARAMETER_INTEGER,
-                                                                     integer_value=100_000))  # above max_area
+    result = set_parameter(
+        probe, 'proposal_min_area', ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=100_000)
+    )  # above max_area
     assert not result.successful and 'max_area' in result.reason
     result = set_parameter(probe, 'device', ParameterValue(type=ParameterType.PARAMETER_STRING, string_value='cuda'))
     assert not result.successful
-    result = set_parameter(probe, 'output_size', ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY,
-                                                               integer_array_value=[16, 24]))
+    result = set_parameter(
+        probe, 'output_size', ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY, integer_array_value=[16, 24])
+    )
     assert result.successful, result.reason
     tile, _ = publish_and_collect(probe, publisher, consumer, stamped(frame_in('mono8'), 'mono8', sec=300))
     assert (tile.height, tile.width) == (32, 24)
@@ -152,8 +175,9 @@ def test_bad_parameter_changes_are_rejected_with_a_reason_and_good_ones_apply(fi
 
 def test_best_effort_camera_is_read_best_effort(probe):
     publisher = probe.create_publisher(Image, '/be_cam/image', camera_qos(ReliabilityPolicy.BEST_EFFORT))
-    node = NodeProcess(NODE, '-p', 'crop_source:=full_frame', '-p', 'device:=cpu', '-r', 'image:=/be_cam/image',
-                       '-r', '__ns:=/be')
+    node = NodeProcess(
+        NODE, '-p', 'crop_source:=full_frame', '-p', 'device:=cpu', '-r', 'image:=/be_cam/image', '-r', '__ns:=/be'
+    )
     consumer = Consumer(probe, '/be/stn_node')
     try:
         assert spin_until(probe, lambda: publisher.get_subscription_count() > 0, 30), node.stop()
@@ -171,7 +195,7 @@ def depth_scene(boxes, height=480, width=640, table_m=0.75) -> np.ndarray:
     """Millimetre depth of a table with boxes (x, y, w, h in pixels, height above the table in m)."""
     depth = np.full((height, width), table_m, np.float64)
     for x, y, w, h, above in boxes:
-        depth[y:y + h, x:x + w] = table_m - above
+        depth[y : y + h, x : x + w] = table_m - above
     rng = np.random.default_rng(1)
     depth += rng.normal(0, 0.001, depth.shape)
     mm = np.round(depth * 1000).astype(np.uint16)
@@ -182,14 +206,24 @@ def depth_scene(boxes, height=480, width=640, table_m=0.75) -> np.ndarray:
 def test_depth_proposals_with_camera_info_give_metric_centres_and_empty_frames_still_publish(probe):
     publisher = probe.create_publisher(Image, '/rgbd/depth', camera_qos(ReliabilityPolicy.RELIABLE))
     info_pub = probe.create_publisher(CameraInfo, '/rgbd/camera_info', camera_qos(ReliabilityPolicy.RELIABLE))
-    node = NodeProcess(NODE, '-p', 'device:=cpu', '-r', 'image:=/rgbd/depth', '-r', 'camera_info:=/rgbd/camera_info',
-                       '-r', '__ns:=/prop')
+    node = NodeProcess(
+        NODE,
+        '-p',
+        'device:=cpu',
+        '-r',
+        'image:=/rgbd/depth',
+        '-r',
+        'camera_info:=/rgbd/camera_info',
+        '-r',
+        '__ns:=/prop',
+    )
     consumer = Consumer(probe, '/prop/stn_node')
     info = CameraInfo(width=640, height=480)
     info.k = [525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]
     try:
-        assert spin_until(probe, lambda: publisher.get_subscription_count() > 0 and
-                          info_pub.get_subscription_count() > 0, 30), node.stop()
+        assert spin_until(
+            probe, lambda: publisher.get_subscription_count() > 0 and info_pub.get_subscription_count() > 0, 30
+        ), node.stop()
         for _ in range(5):
             info_pub.publish(info)
             spin_until(probe, lambda: False, 0.1)
@@ -205,8 +239,9 @@ def test_depth_proposals_with_camera_info_give_metric_centres_and_empty_frames_s
         np.testing.assert_allclose(record.xyz[:, 2], [0.75 - boxes[i][4] for i in order], atol=0.004)
         u, v = record.centres_uv.T
         np.testing.assert_allclose(record.xyz[:, 0], (u - 319.5) * record.xyz[:, 2] / 525.0, atol=0.003)
-        empty_tile, empty_record = publish_and_collect(probe, publisher, consumer,
-                                                       stamped(depth_scene([]), '16UC1', 501))
+        empty_tile, empty_record = publish_and_collect(
+            probe, publisher, consumer, stamped(depth_scene([]), '16UC1', 501)
+        )
         assert (empty_tile.height, empty_tile.width) == (0, 32) and empty_record.width == 0
         assert {f.name for f in empty_record.fields} >= {'x', 'y', 'z', 'u', 'v', 'h00', 'h22', 'family'}
     finally:
@@ -234,21 +269,27 @@ def test_a_cuda_device_starts_where_this_machine_has_it_else_says_why(probe, spe
     consumer = Consumer(probe, '/gpu/stn_node')
     device = str(resolve_device(spec))
     try:
-        assert spin_until(probe, lambda: any(status.hardware_id == device for array in consumer.diagnostics
-                                             for status in array.status), 60), 'no diagnostics from the CUDA node'
+        assert spin_until(
+            probe,
+            lambda: any(status.hardware_id == device for array in consumer.diagnostics for status in array.status),
+            60,
+        ), 'no diagnostics from the CUDA node'
         assert node.alive()
     finally:
         output = node.stop()
     assert f'on {device}' in output and 'Traceback' not in output
 
 
-@pytest.mark.parametrize('args,message', [
-    (['-p', 'weights:=/nonexistent/stn.pt'], 'does not exist'),
-    (['-p', 'crop_source:=detections'], 'vision_msgs'),
-    (['-p', 'output_size:=[0, 5]'], "parameter 'output_size'"),
-    (['-p', 'crop_source:=boxes'], "parameter 'crop_source'"),
-    (['-p', 'qos_overrides./image.subscription.reliability:=sometimes'], 'follow_publisher, reliable'),
-])
+@pytest.mark.parametrize(
+    'args,message',
+    [
+        (['-p', 'weights:=/nonexistent/stn.pt'], 'does not exist'),
+        (['-p', 'crop_source:=detections'], 'vision_msgs'),
+        (['-p', 'output_size:=[0, 5]'], "parameter 'output_size'"),
+        (['-p', 'crop_source:=boxes'], "parameter 'crop_source'"),
+        (['-p', 'qos_overrides./image.subscription.reliability:=sometimes'], 'follow_publisher, reliable'),
+    ],
+)
 def test_bad_start_up_is_one_clear_error(args, message):
     node = NodeProcess(NODE, *args)
     assert node.wait(timeout=60) == 1
@@ -262,8 +303,12 @@ def test_debug_image_is_published_while_someone_listens(fixed_rois_node, probe):
     subscription = probe.create_subscription(Image, '/fixed/stn_node/debug/image', received.append, 5)
     try:
         msg = stamped(frame_in('rgb8'), 'rgb8', sec=600)
-        assert spin_until(probe, lambda: any(m.header.stamp == msg.header.stamp for m in received), 15,
-                          step=lambda: publisher.publish(msg))
+        assert spin_until(
+            probe,
+            lambda: any(m.header.stamp == msg.header.stamp for m in received),
+            15,
+            step=lambda: publisher.publish(msg),
+        )
         debug = next(m for m in received if m.header.stamp == msg.header.stamp)
         picture = decode_image(debug)
         assert debug.encoding == 'bgr8' and picture.shape == (96, 128, 3)
@@ -274,8 +319,19 @@ def test_debug_image_is_published_while_someone_listens(fixed_rois_node, probe):
 
 def test_a_qos_override_wins_over_following_the_publisher(probe):
     publisher = probe.create_publisher(Image, '/ovr_cam/image', camera_qos(ReliabilityPolicy.RELIABLE))
-    node = NodeProcess(NODE, '-p', 'crop_source:=full_frame', '-p', 'device:=cpu', '-r', 'image:=/ovr_cam/image',
-                       '-r', '__ns:=/ovr', '-p', 'qos_overrides./ovr_cam/image.subscription.reliability:=best_effort')
+    node = NodeProcess(
+        NODE,
+        '-p',
+        'crop_source:=full_frame',
+        '-p',
+        'device:=cpu',
+        '-r',
+        'image:=/ovr_cam/image',
+        '-r',
+        '__ns:=/ovr',
+        '-p',
+        'qos_overrides./ovr_cam/image.subscription.reliability:=best_effort',
+    )
     try:
         assert spin_until(probe, lambda: publisher.get_subscription_count() > 0, 30), node.stop()
         spin_until(probe, lambda: False, 1.0)  # past the node's reliability check
@@ -288,8 +344,9 @@ def test_a_qos_override_wins_over_following_the_publisher(probe):
 def test_each_frame_is_made_with_one_output_size_while_it_changes(probe):
     """Spam output_size changes while frames flow: every published H must be the one of its own tile's size."""
     publisher = probe.create_publisher(Image, '/race_cam/image', camera_qos(ReliabilityPolicy.RELIABLE))
-    node = NodeProcess(NODE, '-p', 'crop_source:=full_frame', '-p', 'device:=cpu', '-r', 'image:=/race_cam/image',
-                       '-r', '__ns:=/race')
+    node = NodeProcess(
+        NODE, '-p', 'crop_source:=full_frame', '-p', 'device:=cpu', '-r', 'image:=/race_cam/image', '-r', '__ns:=/race'
+    )
     consumer = Consumer(probe, '/race/stn_node')
     client = probe.create_client(SetParameters, '/race/stn_node/set_parameters')
     sizes = [[16, 16], [64, 64]]

@@ -1,4 +1,5 @@
 """synthetic_camera over real topics, and the frames it renders."""
+
 import numpy as np
 import pytest
 import rclpy
@@ -29,8 +30,18 @@ def test_frames_are_reproducible_and_16uc1_is_millimetres():
 def test_camera_publishes_depth_image_and_info_with_one_header_and_changing_scenes():
     rclpy.init()
     probe = rclpy.create_node('synthetic_camera_probe')
-    node = NodeProcess('synthetic_camera', '-p', 'rate:=20.0', '-p', 'scene_period:=0.5', '-p', 'depth_encoding:=16UC1',
-                       '-r', '__ns:=/synth', params_file=None)
+    node = NodeProcess(
+        'synthetic_camera',
+        '-p',
+        'rate:=20.0',
+        '-p',
+        'scene_period:=0.5',
+        '-p',
+        'depth_encoding:=16UC1',
+        '-r',
+        '__ns:=/synth',
+        params_file=None,
+    )
     received = {'depth': [], 'image': [], 'camera_info': []}
     try:
         for topic, kind in (('depth', Image), ('image', Image), ('camera_info', CameraInfo)):
@@ -42,7 +53,9 @@ def test_camera_publishes_depth_image_and_info_with_one_header_and_changing_scen
         assert len(depth_stamps & image_stamps & info_stamps) >= 10
         depth = received['depth'][-1]
         assert depth.encoding == '16UC1' and (depth.height, depth.width) == (480, 640)
-        assert received['image'][-1].encoding == 'bgr8' and received['depth'][0].header.frame_id == 'camera_optical_frame'
+        assert (
+            received['image'][-1].encoding == 'bgr8' and received['depth'][0].header.frame_id == 'camera_optical_frame'
+        )
         info = received['camera_info'][-1]
         assert list(info.k) == [525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]
         first, last = decode_image(received['depth'][0]), decode_image(received['depth'][-1])

@@ -1,4 +1,5 @@
 """The training and evaluation CLIs, as a user runs them (quick mode), including 2-process DDP."""
+
 import json
 import os
 import socket
@@ -35,21 +36,70 @@ def test_every_model_classifies_and_the_wide_cnn_matches_st_cnn_parameters(size)
 
 def test_quick_training_writes_weights_card_and_state_and_resumes(tmp_path):
     out = tmp_path / 'run'
-    first = run(['stn_ros.apps.train', 'mnist', '--distortion', 'R', '--model', 'st-cnn-affine', '--quick',
-                 '--epochs', '1', '--out', str(out), '--no-progress'])
+    first = run(
+        [
+            'stn_ros.apps.train',
+            'mnist',
+            '--distortion',
+            'R',
+            '--model',
+            'st-cnn-affine',
+            '--quick',
+            '--epochs',
+            '1',
+            '--out',
+            str(out),
+            '--no-progress',
+        ]
+    )
     metrics = last_json(first.stdout)
     assert 0 <= metrics['test_error_percent'] <= 100 and metrics['test_samples'] == 200
     card = (out / 'model.md').read_text()
     assert 'st-cnn-affine on distorted MNIST (R)' in card and 'Test error' in card and '--quick' in card
     model, metadata = load_classifier(out / 'model.pt')
     assert model.stn is not None and json.loads(metadata['card'])['task_args']['model'] == 'st-cnn-affine'
-    resumed = run(['stn_ros.apps.train', 'mnist', '--distortion', 'R', '--model', 'st-cnn-affine', '--quick',
-                   '--epochs', '2', '--out', str(out), '--resume', str(out / 'last.pt'), '--no-progress'])
+    resumed = run(
+        [
+            'stn_ros.apps.train',
+            'mnist',
+            '--distortion',
+            'R',
+            '--model',
+            'st-cnn-affine',
+            '--quick',
+            '--epochs',
+            '2',
+            '--out',
+            str(out),
+            '--resume',
+            str(out / 'last.pt'),
+            '--no-progress',
+        ]
+    )
     state = torch.load(out / 'last.pt', weights_only=True)
     assert [h['epoch'] for h in state['history']] == [1, 2] and 'weights' in last_json(resumed.stdout)
-    mismatch = subprocess.run([sys.executable, '-m', 'stn_ros.apps.train', 'mnist', '--distortion', 'P', '--model',
-                               'st-cnn-affine', '--quick', '--epochs', '3', '--out', str(out), '--resume',
-                               str(out / 'last.pt')], capture_output=True, text=True, timeout=120)
+    mismatch = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'stn_ros.apps.train',
+            'mnist',
+            '--distortion',
+            'P',
+            '--model',
+            'st-cnn-affine',
+            '--quick',
+            '--epochs',
+            '3',
+            '--out',
+            str(out),
+            '--resume',
+            str(out / 'last.pt'),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert mismatch.returncode != 0 and 'resume with the same options' in mismatch.stderr
 
 
@@ -74,10 +124,24 @@ def test_two_process_ddp_on_cpu_leaves_both_ranks_with_identical_weights(tmp_pat
     torchrun = Path(sys.executable).parent / 'torchrun'
     env = dict(os.environ, GLOO_SOCKET_IFNAME='lo', OMP_NUM_THREADS='1')  # loopback only
     out, weights = tmp_path / 'ddp', tmp_path / 'weights'
-    result = subprocess.run([str(torchrun), '--nproc_per_node=2', '--master_addr=127.0.0.1',
-                             f'--master_port={free_port()}', str(Path(__file__).parent / 'ddp_rank_weights.py'),
-                             str(weights), *DDP_RUNS[task], '--out', str(out), '--no-progress'],
-                            capture_output=True, text=True, timeout=150, env=env)
+    result = subprocess.run(
+        [
+            str(torchrun),
+            '--nproc_per_node=2',
+            '--master_addr=127.0.0.1',
+            f'--master_port={free_port()}',
+            str(Path(__file__).parent / 'ddp_rank_weights.py'),
+            str(weights),
+            *DDP_RUNS[task],
+            '--out',
+            str(out),
+            '--no-progress',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env=env,
+    )
     ranks = [weights / f'rank{rank}.pt' for rank in (0, 1)]
     assert all(path.is_file() for path in ranks), result.stderr[-3000:]
     first, second = (torch.load(path, weights_only=True) for path in ranks)
@@ -114,17 +178,60 @@ def test_the_loop_raises_when_ddp_replicas_differ(monkeypatch):
 
 def test_quick_table_and_evaluation_write_the_table_plot_and_picture(tmp_path):
     runs, docs = tmp_path / 'runs', tmp_path / 'docs'
-    run(['stn_ros.apps.train', 'mnist-table', '--quick', '--epochs', '1', '--runs', str(runs), '--models', 'cnn',
-         'st-cnn-affine', '--distortions', 'R', 'RTS'])
+    run(
+        [
+            'stn_ros.apps.train',
+            'mnist-table',
+            '--quick',
+            '--epochs',
+            '1',
+            '--runs',
+            str(runs),
+            '--models',
+            'cnn',
+            'st-cnn-affine',
+            '--distortions',
+            'R',
+            'RTS',
+        ]
+    )
     assert sorted(p.parent.name for p in runs.glob('*/*/model.pt')) == ['cnn', 'cnn', 'st-cnn-affine', 'st-cnn-affine']
-    again = run(['stn_ros.apps.train', 'mnist-table', '--quick', '--epochs', '1', '--runs', str(runs), '--models',
-                 'cnn', '--distortions', 'R'])
+    again = run(
+        [
+            'stn_ros.apps.train',
+            'mnist-table',
+            '--quick',
+            '--epochs',
+            '1',
+            '--runs',
+            str(runs),
+            '--models',
+            'cnn',
+            '--distortions',
+            'R',
+        ]
+    )
     assert 'done already, skipped' in again.stderr
-    result = run(['stn_ros.apps.evaluate', 'mnist', '--runs', str(runs), '--output', str(docs), '--quick',
-                  '--ship', str(tmp_path / 'weights')])
+    result = run(
+        [
+            'stn_ros.apps.evaluate',
+            'mnist',
+            '--runs',
+            str(runs),
+            '--output',
+            str(docs),
+            '--quick',
+            '--ship',
+            str(tmp_path / 'weights'),
+        ]
+    )
     shipped = sorted(p.name for p in (tmp_path / 'weights').iterdir())
-    assert shipped == ['mnist_st_cnn_affine_r.md', 'mnist_st_cnn_affine_r.pt', 'mnist_st_cnn_affine_rts.md',
-                       'mnist_st_cnn_affine_rts.pt']
+    assert shipped == [
+        'mnist_st_cnn_affine_r.md',
+        'mnist_st_cnn_affine_r.pt',
+        'mnist_st_cnn_affine_rts.md',
+        'mnist_st_cnn_affine_rts.pt',
+    ]
     assert '`mnist_st_cnn_affine_rts.pt`' in (tmp_path / 'weights' / 'mnist_st_cnn_affine_rts.md').read_text()
     table = (docs / 'table.md').read_text()
     assert '| st-cnn-affine |' in table and '| cnn |' in table and '0.5' in table  # paper RTS ST-CNN
@@ -141,8 +248,21 @@ def test_cli_help_explains():
 def test_quick_gqcnn_training_writes_a_loadable_model_and_card(tmp_path):
     from stn_ros.models.gqcnn import load_gqcnn
 
-    result = run(['stn_ros.apps.train', 'gqcnn', '--num-scenes', '12', '--epochs', '1', '--out', str(tmp_path / 'gq'),
-                  '--cache', str(tmp_path / 'data'), '--no-progress'])
+    result = run(
+        [
+            'stn_ros.apps.train',
+            'gqcnn',
+            '--num-scenes',
+            '12',
+            '--epochs',
+            '1',
+            '--out',
+            str(tmp_path / 'gq'),
+            '--cache',
+            str(tmp_path / 'data'),
+            '--no-progress',
+        ]
+    )
     metrics = last_json(result.stdout)
     assert 0 <= metrics['accuracy'] <= 1 and metrics['held_out_grasps'] > 0
     assert list((tmp_path / 'data').glob('grasps_12_scenes_seed0.npz'))  # cached for the next run

@@ -33,20 +33,28 @@ def pickled_globals(path: Path) -> set[str]:
 
 def test_weights_ship_and_each_checkpoint_pickles_no_module_path():
     checkpoints = sorted(WEIGHTS.glob('*.pt'))
-    assert [p.name for p in checkpoints] == ['gqcnn.pt', 'grasp_stn.pt', 'mnist_st_cnn_affine_e.pt',
-                                             'mnist_st_cnn_affine_p.pt', 'mnist_st_cnn_affine_r.pt',
-                                             'mnist_st_cnn_affine_rts.pt']
+    assert [p.name for p in checkpoints] == [
+        'gqcnn.pt',
+        'grasp_stn.pt',
+        'mnist_st_cnn_affine_e.pt',
+        'mnist_st_cnn_affine_p.pt',
+        'mnist_st_cnn_affine_r.pt',
+        'mnist_st_cnn_affine_rts.pt',
+    ]
     for path in checkpoints:
         named = pickled_globals(path)
         assert 'torch._utils _rebuild_tensor_v2' in named and named <= SAFE_GLOBALS, (path.name, named)
         assert (WEIGHTS / f'{path.stem}.md').is_file(), f'{path.name} has no model card'
 
 
-@pytest.mark.parametrize('name,loader,kind', [
-    ('grasp_stn.pt', load_spatial_transformer, SpatialTransformer),
-    ('gqcnn.pt', load_gqcnn, GQCNN),
-    ('mnist_st_cnn_affine_rts.pt', load_classifier, DigitClassifier),
-])
+@pytest.mark.parametrize(
+    'name,loader,kind',
+    [
+        ('grasp_stn.pt', load_spatial_transformer, SpatialTransformer),
+        ('gqcnn.pt', load_gqcnn, GQCNN),
+        ('mnist_st_cnn_affine_rts.pt', load_classifier, DigitClassifier),
+    ],
+)
 def test_shipped_checkpoints_load_with_the_package_loaders(name, loader, kind):
     model, metadata = loader(WEIGHTS / name)
     assert isinstance(model, kind) and isinstance(metadata, dict)

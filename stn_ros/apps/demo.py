@@ -3,6 +3,7 @@ topics (loopback only), for a few seconds; then a picture of what they did and a
 
 Run by ``bash scripts/demo.sh`` (the README's first command), or ``stn_demo --help``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,15 +16,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stn_ros.core.package_files import package_file
 from stn_ros.apps.processes import ProcessGroup, node_command
 from stn_ros.apps.ros_env import apply_loopback_ros_env
+from stn_ros.core.package_files import package_file
 
 NODES = (  # executable, remappings
     ('synthetic_camera', ['depth:=/camera/depth', 'image:=/camera/image', 'camera_info:=/camera/camera_info']),
     ('stn_node', ['image:=/camera/depth', 'camera_info:=/camera/camera_info']),
-    ('grasp_quality_node', ['rectified/image:=/stn_node/rectified/image',
-                            'rectified/transforms:=/stn_node/rectified/transforms', 'camera_info:=/camera/camera_info']),
+    (
+        'grasp_quality_node',
+        [
+            'rectified/image:=/stn_node/rectified/image',
+            'rectified/transforms:=/stn_node/rectified/transforms',
+            'camera_info:=/camera/camera_info',
+        ],
+    ),
 )
 
 
@@ -44,8 +51,10 @@ def shipped_models() -> str:
     """Which default weights the nodes load (the untrained fall-backs are said, not hidden)."""
     stn = package_file('weights', 'grasp_stn.pt')
     gqcnn = package_file('weights', 'gqcnn.pt')
-    return (f'grasp STN {"trained (" + stn.name + ")" if stn.is_file() else "untrained (identity: each crop is its ROI)"}, '
-            f'GQ-CNN {"trained (" + gqcnn.name + ")" if gqcnn.is_file() else "untrained (qualities are meaningless)"}')
+    return (
+        f'grasp STN {"trained (" + stn.name + ")" if stn.is_file() else "untrained (identity: each crop is its ROI)"}, '
+        f'GQ-CNN {"trained (" + gqcnn.name + ")" if gqcnn.is_file() else "untrained (qualities are meaningless)"}'
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +65,13 @@ def run(args: argparse.Namespace) -> int:
     from stn_ros.bridge.image_codec import decode_image
     from stn_ros.bridge.pointcloud_codec import decode_pointcloud
     from stn_ros.perception.transforms_record import parse_record
-    from stn_ros.perception.visualize import crop_quadrilaterals, crop_strip, draw_grasps, draw_quadrilaterals, stack_panels
+    from stn_ros.perception.visualize import (
+        crop_quadrilaterals,
+        crop_strip,
+        draw_grasps,
+        draw_quadrilaterals,
+        stack_panels,
+    )
 
     key = lambda msg: (msg.header.stamp.sec, msg.header.stamp.nanosec)  # noqa: E731
     received: dict[str, dict] = {name: {} for name in ('image', 'tile', 'record', 'grasps', 'best')}
@@ -66,12 +81,15 @@ def run(args: argparse.Namespace) -> int:
     rclpy.init()
     probe = rclpy.create_node('stn_demo')
     try:
+
         def keep(name):
             def store(msg):
                 received[name][key(msg)] = msg
                 if name == 'grasps':
                     arrival[key(msg)] = time.time()
+
             return store
+
         probe.create_subscription(Image, '/camera/image', keep('image'), 5)
         probe.create_subscription(CameraInfo, '/camera/camera_info', info.append, 5)
         probe.create_subscription(Image, '/stn_node/rectified/image', keep('tile'), 10)
@@ -80,8 +98,11 @@ def run(args: argparse.Namespace) -> int:
         probe.create_subscription(PoseStamped, '/grasp_quality_node/best_grasp', keep('best'), 10)
         started = time.monotonic()
         first_grasps = None
-        print(f'demo: 3 nodes started (loopback, ROS_DOMAIN_ID={os.environ["ROS_DOMAIN_ID"]}); running '
-              f'{args.duration:.0f} s after the first grasps...', flush=True)
+        print(
+            f'demo: 3 nodes started (loopback, ROS_DOMAIN_ID={os.environ["ROS_DOMAIN_ID"]}); running '
+            f'{args.duration:.0f} s after the first grasps...',
+            flush=True,
+        )
         print(f'models: {shipped_models()}', flush=True)
         while time.monotonic() - started < args.timeout:
             rclpy.spin_once(probe, timeout_sec=0.05)
@@ -90,11 +111,16 @@ def run(args: argparse.Namespace) -> int:
                 first_grasps = time.monotonic()
             if first_grasps is not None and time.monotonic() - first_grasps >= args.duration:
                 break
-        complete = [s for s in received['grasps'] if s in received['image'] and s in received['record']
-                    and s in received['tile']]
+        complete = [
+            s
+            for s in received['grasps']
+            if s in received['image'] and s in received['record'] and s in received['tile']
+        ]
         if not complete:
-            print(f'demo: no grasps within {args.timeout:.0f} s; node logs in {args.output.parent / "demo_logs"}',
-                  file=sys.stderr)
+            print(
+                f'demo: no grasps within {args.timeout:.0f} s; node logs in {args.output.parent / "demo_logs"}',
+                file=sys.stderr,
+            )
             return 1
         stamp = complete[-1]
         image = decode_image(received['image'][stamp])
@@ -115,10 +141,14 @@ def run(args: argparse.Namespace) -> int:
         cv2.imwrite(str(args.output), picture)
         latencies = [(arrival[s] - (s[0] + s[1] * 1e-9)) * 1e3 for s in received['grasps'] if s in arrival]
         crops_per_frame = [received['record'][s].width for s in received['record']]
-        print(f'frames with grasps: {len(received["grasps"])} (camera frames seen: {len(received["image"])}); '
-              f'crops per frame: median {statistics.median(crops_per_frame):.0f}')
-        print(f'latency camera stamp -> grasps received: median {statistics.median(latencies):.1f} ms, '
-              f'max {max(latencies):.1f} ms')
+        print(
+            f'frames with grasps: {len(received["grasps"])} (camera frames seen: {len(received["image"])}); '
+            f'crops per frame: median {statistics.median(crops_per_frame):.0f}'
+        )
+        print(
+            f'latency camera stamp -> grasps received: median {statistics.median(latencies):.1f} ms, '
+            f'max {max(latencies):.1f} ms'
+        )
         if not received['best']:
             print('best grasp: none reached the quality threshold (grasp_quality_node quality_threshold)')
         else:
@@ -127,9 +157,11 @@ def run(args: argparse.Namespace) -> int:
             of_frame = decode_pointcloud(received['grasps'][best_stamp]) if best_stamp in received['grasps'] else None
             quality = f'quality {of_frame["quality"].max():.2f} ' if of_frame is not None and len(of_frame) else ''
             angle = np.degrees(of_frame['angle'][np.argmax(of_frame['quality'])]) if quality else float('nan')
-            print(f'best grasp (latest frame that had one): {quality}at ({p.x:+.3f}, {p.y:+.3f}, {p.z:.3f}) m in '
-                  f'{pose.header.frame_id}, axis {angle:+.0f} deg in the image; '
-                  f'{len(received["best"])} of {len(received["grasps"])} frames had a grasp above the threshold')
+            print(
+                f'best grasp (latest frame that had one): {quality}at ({p.x:+.3f}, {p.y:+.3f}, {p.z:.3f}) m in '
+                f'{pose.header.frame_id}, axis {angle:+.0f} deg in the image; '
+                f'{len(received["best"])} of {len(received["grasps"])} frames had a grasp above the threshold'
+            )
         print(f'picture: {args.output.resolve()}')
         return 0
     finally:
@@ -141,11 +173,16 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description='Run synthetic_camera -> stn_node -> grasp_quality_node as separate processes over real ROS 2 '
-                    'topics (loopback only, shared-memory transport) for a few seconds, then write a picture of '
-                    'the scene with each crop\'s quadrilateral and the grasps, and the rectified crops with their '
-                    'qualities, and print a summary.')
-    parser.add_argument('--duration', type=float, default=6.0, help='seconds to run after the first grasps (default: %(default)s)')
-    parser.add_argument('--timeout', type=float, default=90.0, help='give up after this many seconds (default: %(default)s)')
+        'topics (loopback only, shared-memory transport) for a few seconds, then write a picture of '
+        "the scene with each crop's quadrilateral and the grasps, and the rectified crops with their "
+        'qualities, and print a summary.'
+    )
+    parser.add_argument(
+        '--duration', type=float, default=6.0, help='seconds to run after the first grasps (default: %(default)s)'
+    )
+    parser.add_argument(
+        '--timeout', type=float, default=90.0, help='give up after this many seconds (default: %(default)s)'
+    )
     parser.add_argument('--output', type=Path, default=Path('out/demo.png'), help='the picture (default: %(default)s)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N (default: %(default)s)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the synthetic scenes (default: %(default)s)')

@@ -4,6 +4,7 @@
 counts), a bar plot, and a picture of digits before and after each spatial transformer.
 ``grasp``: grasp canonicalization on held-out objects, (a) none, (b) OpenCV, (c) our STN, (d) oracle.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,24 +18,36 @@ PROG = 'stn_evaluate'
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     tasks = parser.add_subparsers(dest='task', required=True, metavar='TASK')
-    mnist = tasks.add_parser('mnist', help='the distorted-MNIST table, plot and picture',
-                             description='Evaluate every runs/<distortion>/<model>/model.pt on the fixed test '
-                                         'set and write table.md, errors.png, transformed_digits.png.')
+    mnist = tasks.add_parser(
+        'mnist',
+        help='the distorted-MNIST table, plot and picture',
+        description='Evaluate every runs/<distortion>/<model>/model.pt on the fixed test '
+        'set and write table.md, errors.png, transformed_digits.png.',
+    )
     mnist.add_argument('--runs', type=Path, default=Path('runs/mnist'), help='trained runs (default: %(default)s)')
     mnist.add_argument('--output', type=Path, default=Path('docs/mnist'), help='where to write (default: %(default)s)')
-    mnist.add_argument('--picture-model', default='st-cnn-affine', choices=MODEL_NAMES,
-                       help='whose transformer the before/after picture shows (default: %(default)s)')
+    mnist.add_argument(
+        '--picture-model',
+        default='st-cnn-affine',
+        choices=MODEL_NAMES,
+        help='whose transformer the before/after picture shows (default: %(default)s)',
+    )
     mnist.add_argument('--quick', action='store_true', help='evaluate on 200 test images only')
-    mnist.add_argument('--ship', type=Path, help='also copy the --picture-model checkpoints (and cards) here, '
-                       'e.g. weights/')
-    grasp = tasks.add_parser('grasp', help='grasp canonicalization: none / OpenCV / STN / oracle, and STN errors',
-                             description='On held-out objects of the grasp dataset, compare the grasps proposed by '
-                                         'no canonicalization, OpenCV minAreaRect, our STN and the analytic oracle: '
-                                         'analytic success rate, GQ-CNN accuracy and AP; plus the STN\'s axis-angle '
-                                         'and centre errors. Writes table.md, grasp_results.png, stn_crops.png.')
+    mnist.add_argument(
+        '--ship', type=Path, help='also copy the --picture-model checkpoints (and cards) here, e.g. weights/'
+    )
+    grasp = tasks.add_parser(
+        'grasp',
+        help='grasp canonicalization: none / OpenCV / STN / oracle, and STN errors',
+        description='On held-out objects of the grasp dataset, compare the grasps proposed by '
+        'no canonicalization, OpenCV minAreaRect, our STN and the analytic oracle: '
+        "analytic success rate, GQ-CNN accuracy and AP; plus the STN's axis-angle "
+        'and centre errors. Writes table.md, grasp_results.png, stn_crops.png.',
+    )
     grasp.add_argument('--gqcnn', type=Path, default=Path('weights/gqcnn.pt'), help='(default: %(default)s)')
     grasp.add_argument('--stn', type=Path, default=Path('weights/grasp_stn.pt'), help='(default: %(default)s)')
     grasp.add_argument('--num-scenes', type=int, default=2000, help='the grasp dataset (default: %(default)s)')
@@ -46,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     args.command = f'{PROG} ' + shlex.join(sys.argv[1:] if argv is None else argv)
     if args.task == 'mnist':
         from stn_ros.apps.mnist_evaluation import evaluate_mnist
+
         return evaluate_mnist(args)
     from stn_ros.apps.grasp_evaluation import evaluate_grasp
+
     return evaluate_grasp(args)
 
 

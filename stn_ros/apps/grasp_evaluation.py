@@ -14,6 +14,7 @@ and the GQ-CNN scores its canonical image, which gives the GQ-CNN's accuracy and
 against those labels. The STN's canonicalization error is measured against the nearest good grasp
 among the object's dataset grasps and the denser candidates its training targets come from.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,9 +47,9 @@ class Proposal:
     """One method's grasp on one object (image frame) and what the analytic rule and GQ-CNN say."""
 
     centre: np.ndarray  # (2,) pixels
-    angle: float        # radians, image axis direction, modulo pi
-    z: float            # gripper depth, metres
-    H: np.ndarray       # (3, 3) canonical crop -> source pixel
+    angle: float  # radians, image axis direction, modulo pi
+    z: float  # gripper depth, metres
+    H: np.ndarray  # (3, 3) canonical crop -> source pixel
     good: bool = False
     quality: float = float('nan')
 
@@ -76,8 +77,16 @@ def table_line(scene: Scene, centre: np.ndarray, angle: float, height: float) ->
     return ends[0][:2], float(np.arctan2(ends[1][1] - ends[0][1], ends[1][0] - ends[0][0]))
 
 
-def propose(method: str, scene: Scene, object_index: int, roi: np.ndarray, oracle_H: np.ndarray,
-            oracle_z: float, canonicalizer: Canonicalizer | None, gripper: GripperConfig) -> Proposal:
+def propose(
+    method: str,
+    scene: Scene,
+    object_index: int,
+    roi: np.ndarray,
+    oracle_H: np.ndarray,
+    oracle_z: float,
+    canonicalizer: Canonicalizer | None,
+    gripper: GripperConfig,
+) -> Proposal:
     """The grasp ``method`` proposes for one object (see the module docstring)."""
     camera = scene.camera
     if method == 'oracle':
@@ -105,15 +114,17 @@ def propose(method: str, scene: Scene, object_index: int, roi: np.ndarray, oracl
     return Proposal(np.asarray(centre, np.float64), float(angle), z, H)
 
 
-def label_and_score(proposal: Proposal, scene: Scene, object_index: int, gqcnn: GQCNN,
-                    gripper: GripperConfig) -> Proposal:
+def label_and_score(
+    proposal: Proposal, scene: Scene, object_index: int, gqcnn: GQCNN, gripper: GripperConfig
+) -> Proposal:
     """Fill ``good`` (analytic rule) and ``quality`` (GQ-CNN) of a proposal."""
     height = grasp_height(scene.objects[object_index].height, gripper)
     point, yaw = table_line(scene, proposal.centre, proposal.angle, height)
     proposal.good = bool(evaluate_grasps(scene, object_index, point[None], np.array([yaw]), gripper)[0].good)
     image = grasp_image(scene.depth, proposal.H, proposal.z)
-    proposal.quality = float(gqcnn.quality(torch.from_numpy(image)[None, None],
-                                           torch.tensor([proposal.z], dtype=torch.float32))[0])
+    proposal.quality = float(
+        gqcnn.quality(torch.from_numpy(image)[None, None], torch.tensor([proposal.z], dtype=torch.float32))[0]
+    )
     return proposal
 
 
@@ -138,7 +149,7 @@ def evaluate_grasp(args: argparse.Namespace) -> int:
     gripper, config = GripperConfig(), SceneConfig()
     arrays = grasp_dataset(args.num_scenes, args.data_seed, args.cache)
     held = np.flatnonzero(arrays['held_out'].astype(bool) & (arrays['labels'] == 1))
-    objects = list(dict.fromkeys(arrays['object_id'][held].tolist()))[:args.max_objects]
+    objects = list(dict.fromkeys(arrays['object_id'][held].tolist()))[: args.max_objects]
     by_scene = objects_by_scene(arrays, objects)
     results = {m: {'good': [], 'quality': []} for m in METHODS}
     errors, examples, kinds = [], [], []
@@ -152,52 +163,85 @@ def evaluate_grasp(args: argparse.Namespace) -> int:
             kinds.append(scene.objects[index].kind)
             proposals = {}
             for method in METHODS:
-                proposal = propose(method, scene, index, roi, arrays['H'][good[0]], float(arrays['z'][good[0]]),
-                                   canonicalizer, gripper)
+                proposal = propose(
+                    method, scene, index, roi, arrays['H'][good[0]], float(arrays['z'][good[0]]), canonicalizer, gripper
+                )
                 proposals[method] = label_and_score(proposal, scene, index, gqcnn, gripper)
                 results[method]['good'].append(proposals[method].good)
                 results[method]['quality'].append(proposals[method].quality)
-            errors.append(canonicalization_error(proposals['stn'], np.concatenate((dense_good[index], arrays['H'][good]))))
+            errors.append(
+                canonicalization_error(proposals['stn'], np.concatenate((dense_good[index], arrays['H'][good])))
+            )
             if len(examples) < 10:
                 examples.append((scene, roi, proposals))
-    rows_md = ['| canonicalization | grasp success (analytic) | GQ-CNN accuracy | GQ-CNN AP | mean GQ-CNN quality |',
-               '|---|---:|---:|---:|---:|']
-    names = {'none': '(a) none: object-centred crop, not rotated', 'opencv': '(b) OpenCV minAreaRect',
-             'stn': '(c) our STN', 'oracle': '(d) oracle: analytic canonicalization'}
+    rows_md = [
+        '| canonicalization | grasp success (analytic) | GQ-CNN accuracy | GQ-CNN AP | mean GQ-CNN quality |',
+        '|---|---:|---:|---:|---:|',
+    ]
+    names = {
+        'none': '(a) none: object-centred crop, not rotated',
+        'opencv': '(b) OpenCV minAreaRect',
+        'stn': '(c) our STN',
+        'oracle': '(d) oracle: analytic canonicalization',
+    }
     summary = {}
     for method in METHODS:
         good = np.asarray(results[method]['good'], bool)
         quality = np.asarray(results[method]['quality'])
         accuracy = float(((quality >= 0.5) == good).mean())
         ap = average_precision(quality, good.astype(int)) if 0 < good.sum() < len(good) else float('nan')
-        summary[method] = {'success': float(good.mean()), 'accuracy': accuracy, 'ap': ap, 'quality': float(quality.mean())}
-        rows_md.append(f'| {names[method]} | {good.mean():.1%} | {accuracy:.1%} | '
-                       f'{"n/a (one class)" if np.isnan(ap) else f"{ap:.3f}"} | {quality.mean():.3f} |')
+        summary[method] = {
+            'success': float(good.mean()),
+            'accuracy': accuracy,
+            'ap': ap,
+            'quality': float(quality.mean()),
+        }
+        rows_md.append(
+            f'| {names[method]} | {good.mean():.1%} | {accuracy:.1%} | '
+            f'{"n/a (one class)" if np.isnan(ap) else f"{ap:.3f}"} | {quality.mean():.3f} |'
+        )
     angle, centre = np.asarray(errors).T
     kinds = np.asarray(kinds)
-    by_kind = ['| object kind | objects | ' + ' | '.join(names[m].split(':')[0] for m in METHODS) + ' |',
-               '|---|---:|' + '---:|' * len(METHODS)]
+    by_kind = [
+        '| object kind | objects | ' + ' | '.join(names[m].split(':')[0] for m in METHODS) + ' |',
+        '|---|---:|' + '---:|' * len(METHODS),
+    ]
     for kind in dict.fromkeys(kinds):
         rows_k = kinds == kind
-        by_kind.append(f'| {kind} | {rows_k.sum()} | ' + ' | '.join(
-            f'{np.asarray(results[m]["good"], bool)[rows_k].mean():.1%}' for m in METHODS) + ' |')
-    text = (f'# Grasp canonicalization on held-out objects\n\n{len(objects)} held-out objects with at least one good '
-            f'analytic grasp ({len(by_scene)} scenes of the {args.num_scenes}-scene grasp dataset, seed '
-            f'{args.data_seed}). Each method proposes one grasp per object; the analytic rule labels it and the '
-            f'GQ-CNN scores its canonical image.\n\n' + '\n'.join(rows_md) +
-            f'\n\nSTN canonicalization error against the nearest good analytic grasp: median axis angle '
-            f'{np.median(angle):.1f} deg (mod 180), median centre {np.median(centre):.2f} px at 32x32; '
-            f'{np.mean((angle < 10) & (centre < 1.5)):.1%} within both 10 deg and 1.5 px.\n\n'
-            f'Grasp success by object kind:\n\n' + '\n'.join(by_kind) + '\n\n'
-            f'Reproduce: `{args.command}`\n')
+        by_kind.append(
+            f'| {kind} | {rows_k.sum()} | '
+            + ' | '.join(f'{np.asarray(results[m]["good"], bool)[rows_k].mean():.1%}' for m in METHODS)
+            + ' |'
+        )
+    text = (
+        f'# Grasp canonicalization on held-out objects\n\n{len(objects)} held-out objects with at least one good '
+        f'analytic grasp ({len(by_scene)} scenes of the {args.num_scenes}-scene grasp dataset, seed '
+        f'{args.data_seed}). Each method proposes one grasp per object; the analytic rule labels it and the '
+        f'GQ-CNN scores its canonical image.\n\n'
+        + '\n'.join(rows_md)
+        + f'\n\nSTN canonicalization error against the nearest good analytic grasp: median axis angle '
+        f'{np.median(angle):.1f} deg (mod 180), median centre {np.median(centre):.2f} px at 32x32; '
+        f'{np.mean((angle < 10) & (centre < 1.5)):.1%} within both 10 deg and 1.5 px.\n\n'
+        f'Grasp success by object kind:\n\n' + '\n'.join(by_kind) + '\n\n'
+        f'Reproduce: `{args.command}`\n'
+    )
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / 'table.md').write_text(text)
-    (args.output / 'results.json').write_text(json.dumps({'methods': summary, 'median_angle_error_deg': float(np.median(angle)),
-                                                           'median_centre_error_px': float(np.median(centre)),
-                                                           'objects': len(objects),
-                                                           'success_by_kind': {k: {m: float(np.asarray(results[m]['good'], bool)[kinds == k].mean())
-                                                                                   for m in METHODS} for k in dict.fromkeys(kinds)}},
-                                                          indent=1))
+    (args.output / 'results.json').write_text(
+        json.dumps(
+            {
+                'methods': summary,
+                'median_angle_error_deg': float(np.median(angle)),
+                'median_centre_error_px': float(np.median(centre)),
+                'objects': len(objects),
+                'success_by_kind': {
+                    k: {m: float(np.asarray(results[m]['good'], bool)[kinds == k].mean()) for m in METHODS}
+                    for k in dict.fromkeys(kinds)
+                },
+            },
+            indent=1,
+        )
+    )
     grasp_plots(results, angle, centre, args.output / 'grasp_results.png')
     crops_picture(examples, canonicalizer, args.output / 'stn_crops.png')
     print(text)
@@ -206,12 +250,15 @@ def evaluate_grasp(args: argparse.Namespace) -> int:
 
 def grasp_plots(results: dict, angle: np.ndarray, centre: np.ndarray, path: Path) -> None:
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     methods = list(results)
-    axes[0].bar(methods, [np.mean(results[m]['good']) * 100 for m in methods], color=['grey', 'tab:blue', 'tab:green', 'black'])
+    axes[0].bar(
+        methods, [np.mean(results[m]['good']) * 100 for m in methods], color=['grey', 'tab:blue', 'tab:green', 'black']
+    )
     axes[0].set_ylabel('grasp success (%)')
     axes[0].set_title('analytic label of the proposed grasp')
     axes[1].hist(np.minimum(angle, 90), bins=30, color='tab:green')
@@ -227,11 +274,14 @@ def grasp_plots(results: dict, angle: np.ndarray, centre: np.ndarray, path: Path
 
 def crops_picture(examples: list, canonicalizer, path: Path) -> None:
     """Per object: the metric crop the STN sees, the STN's canonical crop, and an oracle crop."""
+
     def tile(image, label, good=None):
         finite = image[np.isfinite(image)]
         low, high = (np.percentile(finite, 1), np.percentile(finite, 99)) if finite.size else (0, 1)
         grey = (np.clip((np.nan_to_num(image, nan=high) - low) / max(high - low, 1e-6), 0, 1) * 255).astype(np.uint8)
-        out = cv2.applyColorMap(cv2.resize(255 - grey, (128, 128), interpolation=cv2.INTER_NEAREST), cv2.COLORMAP_VIRIDIS)
+        out = cv2.applyColorMap(
+            cv2.resize(255 - grey, (128, 128), interpolation=cv2.INTER_NEAREST), cv2.COLORMAP_VIRIDIS
+        )
         colour = (255, 255, 255) if good is None else ((0, 200, 0) if good else (0, 0, 255))
         cv2.putText(out, label, (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, colour, 1, cv2.LINE_AA)
         return cv2.copyMakeBorder(out, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=(255, 255, 255))
@@ -241,8 +291,13 @@ def crops_picture(examples: list, canonicalizer, path: Path) -> None:
         camera = scene.camera
         metric = metric_rois(roi[None], scene.depth, camera.fx, camera.fy, canonicalizer.roi_side_m or 0.24)[0]
         x, y, w, h = metric
-        before = cv2.warpAffine(scene.depth, np.array([[w / 64, 0, x - 0.5 + w / 128], [0, h / 64, y - 0.5 + h / 128]]),
-                                (64, 64), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=float('nan'))
+        before = cv2.warpAffine(
+            scene.depth,
+            np.array([[w / 64, 0, x - 0.5 + w / 128], [0, h / 64, y - 0.5 + h / 128]]),
+            (64, 64),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderValue=float('nan'),
+        )
         cells = [tile(before, 'STN input')]
         for method in ('none', 'opencv', 'stn', 'oracle'):
             p = proposals[method]

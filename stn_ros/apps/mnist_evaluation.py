@@ -1,4 +1,5 @@
 """The distorted-MNIST table: our test error beside the STN paper's Table 1, a plot, a picture."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,8 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from stn_ros.training.datasets.mnist import DISTORTIONS, DistortedMNIST
 from stn_ros.models.mnist import MODEL_NAMES, load_classifier
+from stn_ros.training.datasets.mnist import DISTORTIONS, DistortedMNIST
 from stn_ros.training.tasks.mnist import DISTORTION_COLUMN, PAPER_ERROR, MnistTask
 
 
@@ -38,8 +39,10 @@ def test_error(model, dataset) -> float:
 
 
 def mnist_table(results: dict[tuple[str, str], dict]) -> str:
-    lines = ['| model | params (28×28 / 42×42) | ' + ' | '.join(f'{d} ours | {d} paper' for d in DISTORTIONS) + ' |',
-             '|---|---:|' + '---:|---:|' * len(DISTORTIONS)]
+    lines = [
+        '| model | params (28×28 / 42×42) | ' + ' | '.join(f'{d} ours | {d} paper' for d in DISTORTIONS) + ' |',
+        '|---|---:|' + '---:|---:|' * len(DISTORTIONS),
+    ]
     for model in MODEL_NAMES:
         rows = {d: results.get((d, model)) for d in DISTORTIONS}
         if not any(rows.values()):
@@ -56,6 +59,7 @@ def mnist_table(results: dict[tuple[str, str], dict]) -> str:
 
 def error_plot(results: dict[tuple[str, str], dict], path: Path) -> None:
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
@@ -88,16 +92,29 @@ def transformed_digits(models: dict[str, object], datasets: dict[str, object], p
         after = model.transform(images).clamp(0, 1)
         size = 84
         for label, batch in ((f'{distortion} input', images), (f'{distortion} after ST', after)):
-            tiles = [cv2.resize((img[0].numpy() * 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
-                     for img in batch]
-            row = cv2.cvtColor(np.hstack([cv2.copyMakeBorder(t, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=128)
-                                          for t in tiles]), cv2.COLOR_GRAY2BGR)
+            tiles = [
+                cv2.resize((img[0].numpy() * 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
+                for img in batch
+            ]
+            row = cv2.cvtColor(
+                np.hstack([cv2.copyMakeBorder(t, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=128) for t in tiles]),
+                cv2.COLOR_GRAY2BGR,
+            )
             caption = np.full((row.shape[0], 150, 3), 255, np.uint8)
-            cv2.putText(caption, label, (5, row.shape[0] // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+            cv2.putText(
+                caption, label, (5, row.shape[0] // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA
+            )
             rows.append(np.hstack([caption, row]))
     width = max(r.shape[1] for r in rows)
-    cv2.imwrite(str(path), np.vstack([cv2.copyMakeBorder(r, 0, 0, 0, width - r.shape[1], cv2.BORDER_CONSTANT,
-                                                         value=(255, 255, 255)) for r in rows]))
+    cv2.imwrite(
+        str(path),
+        np.vstack(
+            [
+                cv2.copyMakeBorder(r, 0, 0, 0, width - r.shape[1], cv2.BORDER_CONSTANT, value=(255, 255, 255))
+                for r in rows
+            ]
+        ),
+    )
 
 
 def ship_checkpoints(runs: dict[tuple[str, str], Path], model_name: str, folder: Path) -> None:
@@ -129,28 +146,37 @@ def evaluate_mnist(args: argparse.Namespace) -> int:
         copies = card.get('task_args', {}).get('test_copies', 2)
         key = (distortion, copies)
         if key not in datasets:
-            dataset = DistortedMNIST(distortion, 'test', seed=card.get('task_args', {}).get('data_seed', 0),
-                                     test_copies=copies)
+            dataset = DistortedMNIST(
+                distortion, 'test', seed=card.get('task_args', {}).get('data_seed', 0), test_copies=copies
+            )
             datasets[key] = Subset(dataset, range(200)) if args.quick else dataset
-        results[(distortion, model_name)] = {'error': test_error(model, datasets[key]),
-                                             'parameters': sum(p.numel() for p in model.parameters()),
-                                             'samples': len(datasets[key]), 'epochs': card.get('train', {}).get('epochs')}
+        results[(distortion, model_name)] = {
+            'error': test_error(model, datasets[key]),
+            'parameters': sum(p.numel() for p in model.parameters()),
+            'samples': len(datasets[key]),
+            'epochs': card.get('train', {}).get('epochs'),
+        }
         if model_name == args.picture_model:
             st_models[distortion] = model
     table = mnist_table(results)
     samples = sorted({r['samples'] for r in results.values()})
     epochs = sorted({r['epochs'] for r in results.values() if r['epochs']})
-    text = (f'# Distorted MNIST: our test error (%) beside the STN paper\'s Table 1\n\n'
-            f'Ours: 4,000 training digits (the paper: 60,000), {", ".join(map(str, epochs))} epochs, '
-            f'test on {", ".join(map(str, samples))} fixed distorted copies of the 1,000 held-out digits. '
-            f'Models are scaled down (`stn_ros/models/mnist.py`); `cnn-wide` is the CNN widened to ST-CNN\'s '
-            f'parameter count.\n\nReproduce: `{args.command}` after the training command in '
-            f'docs/mnist/README.md.\n\n{table}\n')
+    text = (
+        f"# Distorted MNIST: our test error (%) beside the STN paper's Table 1\n\n"
+        f'Ours: 4,000 training digits (the paper: 60,000), {", ".join(map(str, epochs))} epochs, '
+        f'test on {", ".join(map(str, samples))} fixed distorted copies of the 1,000 held-out digits. '
+        f"Models are scaled down (`stn_ros/models/mnist.py`); `cnn-wide` is the CNN widened to ST-CNN's "
+        f'parameter count.\n\nReproduce: `{args.command}` after the training command in '
+        f'docs/mnist/README.md.\n\n{table}\n'
+    )
     (args.output / 'table.md').write_text(text)
     error_plot(results, args.output / 'errors.png')
     if st_models:
-        transformed_digits(st_models, {d: DistortedMNIST(d, 'test', test_copies=1) for d in st_models},
-                           args.output / 'transformed_digits.png')
+        transformed_digits(
+            st_models,
+            {d: DistortedMNIST(d, 'test', test_copies=1) for d in st_models},
+            args.output / 'transformed_digits.png',
+        )
     (args.output / 'results.json').write_text(json.dumps({f'{d}/{m}': r for (d, m), r in results.items()}, indent=1))
     if args.ship is not None:
         ship_checkpoints(runs, args.picture_model, args.ship)

@@ -2,6 +2,7 @@
 
 Used by the demo and the benchmarks to run nodes as separate processes. No rclpy.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,12 @@ def node_command(executable: str, params: Sequence[str] = (), remaps: Sequence[s
     ``config/<executable>.yaml``, then ``-p`` overrides ``params`` and ``-r`` remappings ``remaps``."""
     from stn_ros.core.package_files import package_file
 
-    args = [str(Path(sys.executable).parent / executable), '--ros-args',
-            '--params-file', str(package_file('config', f'{executable}.yaml'))]
+    args = [
+        str(Path(sys.executable).parent / executable),
+        '--ros-args',
+        '--params-file',
+        str(package_file('config', f'{executable}.yaml')),
+    ]
     for param in params:
         args += ['-p', param]
     for remap in remaps:
@@ -33,8 +38,14 @@ class ProcessGroup:
     def __init__(self) -> None:
         self.processes: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str, args: Sequence[str], log: Path | None = None,
-              env: Mapping[str, str] | None = None, stdout_pipe: bool = False) -> subprocess.Popen:
+    def start(
+        self,
+        name: str,
+        args: Sequence[str],
+        log: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        stdout_pipe: bool = False,
+    ) -> subprocess.Popen:
         """Start ``args`` as ``name``; output goes to ``log`` (default: discarded) or a pipe."""
         if stdout_pipe:
             out = subprocess.PIPE
@@ -44,8 +55,14 @@ class ProcessGroup:
         else:
             out = subprocess.DEVNULL
         try:
-            process = subprocess.Popen(list(args), stdout=out, stderr=subprocess.STDOUT if log or stdout_pipe else subprocess.DEVNULL,
-                                       env=None if env is None else dict(env), start_new_session=True, text=True)
+            process = subprocess.Popen(
+                list(args),
+                stdout=out,
+                stderr=subprocess.STDOUT if log or stdout_pipe else subprocess.DEVNULL,
+                env=None if env is None else dict(env),
+                start_new_session=True,
+                text=True,
+            )
         finally:
             if log is not None and not stdout_pipe:
                 out.close()

@@ -3,6 +3,7 @@
 Used by the demo, the tests and the benchmarks (not by a robot's launch, which uses the robot's own
 network settings). Pure environment handling: importing this does not import rclpy.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,11 +18,16 @@ _DOMAIN_RANGE = (1, 101)
 def shared_memory_profile() -> str:
     """Path of the Fast DDS shared-memory transport profile the package ships."""
     from stn_ros.core.package_files import package_file
+
     return str(package_file('config', 'fastdds_shm.xml'))
 
 
-def loopback_ros_env(base: Mapping[str, str] | None = None, domain_id: int | None = None,
-                     ros_home: str | None = None, shared_memory: bool = True) -> dict[str, str]:
+def loopback_ros_env(
+    base: Mapping[str, str] | None = None,
+    domain_id: int | None = None,
+    ros_home: str | None = None,
+    shared_memory: bool = True,
+) -> dict[str, str]:
     """A copy of ``base`` (default ``os.environ``) with ROS traffic confined to this machine.
 
     Sets ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` (``ROS_LOCALHOST_ONLY`` is gone in this release

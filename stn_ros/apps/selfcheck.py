@@ -4,6 +4,7 @@ Writes a picture of the crops' sampling quadrilaterals on a synthetic image and 
 The STN is identity-initialised (untrained): each crop is its ROI, sampled once from the source by
 both the torch and the OpenCV path, which must agree.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,9 +59,14 @@ def check_ros() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description='Check the installation: rclpy on loopback and one STN forward pass over crops '
-                    'of a synthetic image; writes a picture of the crops.')
-    parser.add_argument('--output', type=Path, default=Path('out/selfcheck.png'),
-                        help='where to write the picture (default: %(default)s)')
+        'of a synthetic image; writes a picture of the crops.'
+    )
+    parser.add_argument(
+        '--output',
+        type=Path,
+        default=Path('out/selfcheck.png'),
+        help='where to write the picture (default: %(default)s)',
+    )
     parser.add_argument('--family', default='similarity', help='transform family (default: %(default)s)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N (default: %(default)s)')
     args = parser.parse_args(argv)
@@ -69,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     rmw = check_ros()
     print(f'rclpy: ok ({rmw}, loopback only)')
 
-    from stn_ros.core import (SpatialTransformer, canonicalize_crops, canonicalize_crops_opencv,
-                              resolve_device)
+    from stn_ros.core import SpatialTransformer, canonicalize_crops, canonicalize_crops_opencv, resolve_device
     from stn_ros.perception.visualize import crop_quadrilaterals, crop_strip, draw_quadrilaterals, stack_panels
 
     device = resolve_device(args.device)
@@ -84,9 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         source = torch.from_numpy(image).to(device).float()[None]
         torch_crops, _ = canonicalize_crops(stn_device, source, torch.from_numpy(rois).to(device))
     difference = float(np.abs(torch_crops[:, 0].cpu().numpy() - crops.astype(np.float32)).max())
-    print(f'STN ({args.family}, identity-initialised) on {device}: {len(rois)} crops of 64x64 from '
-          f'{image.shape[1]}x{image.shape[0]} in {elapsed_ms:.1f} ms; torch vs OpenCV sampling: max '
-          f'difference {difference:.2f} grey levels')
+    print(
+        f'STN ({args.family}, identity-initialised) on {device}: {len(rois)} crops of 64x64 from '
+        f'{image.shape[1]}x{image.shape[0]} in {elapsed_ms:.1f} ms; torch vs OpenCV sampling: max '
+        f'difference {difference:.2f} grey levels'
+    )
     quads = crop_quadrilaterals(transforms.homographies.numpy(), (64, 64))
     picture = stack_panels(draw_quadrilaterals(image, quads), crop_strip(crops))
     args.output.parent.mkdir(parents=True, exist_ok=True)

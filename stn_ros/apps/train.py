@@ -8,6 +8,7 @@ Examples::
     stn_train mnist-table --epochs 30 --runs runs/mnist    # every model x distortion
     stn_train gqcnn --num-scenes 2000 --out runs/gqcnn     # the grasp-quality CNN
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,12 @@ PROG = 'stn_train'
 
 def _common(parser: argparse.ArgumentParser, task: type[Task], epochs: int, batch_size: int, lr: float) -> None:
     stem = task.weights_stem
-    parser.add_argument('--out', type=Path, required=True, help=f'output folder: last.pt (training state), '
-                        f'{stem}.pt and its model card {stem}.md')
+    parser.add_argument(
+        '--out',
+        type=Path,
+        required=True,
+        help=f'output folder: last.pt (training state), {stem}.pt and its model card {stem}.md',
+    )
     parser.add_argument('--epochs', type=int, default=epochs, help='epochs (default: %(default)s)')
     parser.add_argument('--batch-size', type=int, default=batch_size, help='per process (default: %(default)s)')
     parser.add_argument('--lr', type=float, default=lr, help='learning rate (default: %(default)s)')
@@ -42,50 +47,72 @@ def _common(parser: argparse.ArgumentParser, task: type[Task], epochs: int, batc
 
 def _grasp_data(parser: argparse.ArgumentParser) -> None:
     """The grasp dataset both grasp models train on (the same scenes, so they share one cache)."""
-    parser.add_argument('--num-scenes', type=int, default=2000, help='scenes of the grasp dataset (default: %(default)s)')
+    parser.add_argument(
+        '--num-scenes', type=int, default=2000, help='scenes of the grasp dataset (default: %(default)s)'
+    )
     parser.add_argument('--data-seed', type=int, default=0, help='seed of the scenes (default: %(default)s)')
     parser.add_argument('--cache', type=Path, help='folder to keep the built datasets in (.npz) for later runs')
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from stn_ros.training.datasets.mnist import DISTORTIONS
     from stn_ros.models.mnist import MODEL_NAMES
+    from stn_ros.training.datasets.mnist import DISTORTIONS
 
     parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     tasks = parser.add_subparsers(dest='task', required=True, metavar='TASK')
-    mnist = tasks.add_parser('mnist', help='a distorted-MNIST classifier of the STN paper comparison',
-                             description='Train one model of the STN paper\'s distorted-MNIST comparison '
-                                         '(Table 1) on the 4,000 training digits.')
+    mnist = tasks.add_parser(
+        'mnist',
+        help='a distorted-MNIST classifier of the STN paper comparison',
+        description="Train one model of the STN paper's distorted-MNIST comparison "
+        '(Table 1) on the 4,000 training digits.',
+    )
     mnist.add_argument('--distortion', choices=DISTORTIONS, required=True, help='R, RTS, P or E')
     mnist.add_argument('--model', choices=MODEL_NAMES, required=True, help='architecture')
     mnist.add_argument('--data-seed', type=int, default=0, help='seed of the distortions (default: %(default)s)')
-    mnist.add_argument('--test-copies', type=int, default=2,
-                       help='fixed distorted copies of each test digit (default: %(default)s)')
+    mnist.add_argument(
+        '--test-copies', type=int, default=2, help='fixed distorted copies of each test digit (default: %(default)s)'
+    )
     mnist.add_argument('--quick', action='store_true', help='256 training / 200 test images (smoke test)')
     _common(mnist, MnistTask, epochs=30, batch_size=64, lr=3e-3)
 
-    gqcnn = tasks.add_parser('gqcnn', help='the grasp-quality CNN on synthetic depth scenes',
-                             description='Train the Dex-Net 2.0-style GQ-CNN on analytic grasp labels of '
-                                         'synthetic depth scenes (20 %% of the scenes held out).')
+    gqcnn = tasks.add_parser(
+        'gqcnn',
+        help='the grasp-quality CNN on synthetic depth scenes',
+        description='Train the Dex-Net 2.0-style GQ-CNN on analytic grasp labels of '
+        'synthetic depth scenes (20 %% of the scenes held out).',
+    )
     _grasp_data(gqcnn)
     _common(gqcnn, GqcnnTask, epochs=15, batch_size=128, lr=1e-3)
 
-    stn = tasks.add_parser('grasp-stn', help='the grasp canonicalizer STN on synthetic depth scenes',
-                           description='Train the similarity STN that maps a metric object crop to the canonical '
-                                       'image of a good grasp (winner-takes-all over good grasps and axis flips).')
+    stn = tasks.add_parser(
+        'grasp-stn',
+        help='the grasp canonicalizer STN on synthetic depth scenes',
+        description='Train the similarity STN that maps a metric object crop to the canonical '
+        'image of a good grasp (winner-takes-all over good grasps and axis flips).',
+    )
     _grasp_data(stn)
-    stn.add_argument('--extra-scenes', type=int, default=0,
-                     help='further scenes for training only, beyond the grasp dataset (default: %(default)s)')
+    stn.add_argument(
+        '--extra-scenes',
+        type=int,
+        default=0,
+        help='further scenes for training only, beyond the grasp dataset (default: %(default)s)',
+    )
     _common(stn, GraspStnTask, epochs=40, batch_size=64, lr=1e-3)
 
-    table = tasks.add_parser('mnist-table', help='train every model x distortion of the comparison in turn',
-                             description='Train runs/<distortion>/<model> for each pair, one after the other. '
-                                         'A finished run (model.pt) is skipped, an interrupted one resumed '
-                                         'from its last.pt, so the command can simply be run again.')
+    table = tasks.add_parser(
+        'mnist-table',
+        help='train every model x distortion of the comparison in turn',
+        description='Train runs/<distortion>/<model> for each pair, one after the other. '
+        'A finished run (model.pt) is skipped, an interrupted one resumed '
+        'from its last.pt, so the command can simply be run again.',
+    )
     table.add_argument('--runs', type=Path, default=Path('runs/mnist'), help='(default: %(default)s)')
     table.add_argument('--models', nargs='+', choices=MODEL_NAMES, default=list(MODEL_NAMES), help='(default: all)')
-    table.add_argument('--distortions', nargs='+', choices=DISTORTIONS, default=list(DISTORTIONS), help='(default: all)')
+    table.add_argument(
+        '--distortions', nargs='+', choices=DISTORTIONS, default=list(DISTORTIONS), help='(default: all)'
+    )
     table.add_argument('--epochs', type=int, default=30, help='epochs per run (default: %(default)s)')
     table.add_argument('--batch-size', type=int, default=64, help='(default: %(default)s)')
     table.add_argument('--lr', type=float, default=3e-3, help='(default: %(default)s)')
@@ -105,11 +132,21 @@ def train_mnist_table(args: argparse.Namespace) -> int:
                 print(f'{out}: done already, skipped', file=sys.stderr)
                 continue
             resume = out / 'last.pt' if (out / 'last.pt').is_file() else None
-            config = TrainConfig(out=out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                 seed=args.seed, device=args.device, resume=resume, progress=not args.no_progress)
-            command = (f'{PROG} mnist --distortion {distortion} --model {model} --epochs '
-                       f'{args.epochs} --batch-size {args.batch_size} --lr {args.lr} --seed {args.seed} '
-                       f'--test-copies {args.test_copies} --out {out}' + (' --quick' if args.quick else ''))
+            config = TrainConfig(
+                out=out,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                seed=args.seed,
+                device=args.device,
+                resume=resume,
+                progress=not args.no_progress,
+            )
+            command = (
+                f'{PROG} mnist --distortion {distortion} --model {model} --epochs '
+                f'{args.epochs} --batch-size {args.batch_size} --lr {args.lr} --seed {args.seed} '
+                f'--test-copies {args.test_copies} --out {out}' + (' --quick' if args.quick else '')
+            )
             result = fit(MnistTask(distortion, model, test_copies=args.test_copies, quick=args.quick), config, command)
             print(json.dumps({'run': str(out), **result['metrics']}))
     return 0
@@ -130,9 +167,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.task == 'mnist-table':
         return train_mnist_table(args)
-    config = TrainConfig(out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         weight_decay=args.weight_decay, seed=args.seed, device=args.device,
-                         workers=args.workers, resume=args.resume, progress=not args.no_progress)
+    config = TrainConfig(
+        out=args.out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        device=args.device,
+        workers=args.workers,
+        resume=args.resume,
+        progress=not args.no_progress,
+    )
     command = f'{PROG} ' + shlex.join(sys.argv[1:] if argv is None else argv)
     result = fit(make_task(args), config, command)
     if 'weights' in result:

@@ -32,26 +32,26 @@ from typing import Any
 import numpy as np
 
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {
-    "mono8": (np.dtype(np.uint8), 1),
-    "8UC1": (np.dtype(np.uint8), 1),
-    "bgr8": (np.dtype(np.uint8), 3),
-    "rgb8": (np.dtype(np.uint8), 3),
-    "8UC3": (np.dtype(np.uint8), 3),
-    "bgra8": (np.dtype(np.uint8), 4),
-    "rgba8": (np.dtype(np.uint8), 4),
-    "8UC4": (np.dtype(np.uint8), 4),
-    "mono16": (np.dtype(np.uint16), 1),
-    "16UC1": (np.dtype(np.uint16), 1),
-    "16UC3": (np.dtype(np.uint16), 3),
-    "32FC1": (np.dtype(np.float32), 1),
+    'mono8': (np.dtype(np.uint8), 1),
+    '8UC1': (np.dtype(np.uint8), 1),
+    'bgr8': (np.dtype(np.uint8), 3),
+    'rgb8': (np.dtype(np.uint8), 3),
+    '8UC3': (np.dtype(np.uint8), 3),
+    'bgra8': (np.dtype(np.uint8), 4),
+    'rgba8': (np.dtype(np.uint8), 4),
+    '8UC4': (np.dtype(np.uint8), 4),
+    'mono16': (np.dtype(np.uint16), 1),
+    '16UC1': (np.dtype(np.uint16), 1),
+    '16UC3': (np.dtype(np.uint16), 3),
+    '32FC1': (np.dtype(np.float32), 1),
 }
 """Supported encoding -> (native numpy dtype, channels)."""
 
 # mono16 is 16-bit intensity (as in image_pipeline); depth cameras publish 16UC1 (mm) or 32FC1 (m).
-DEPTH_ENCODINGS: frozenset[str] = frozenset({"16UC1", "32FC1"})
+DEPTH_ENCODINGS: frozenset[str] = frozenset({'16UC1', '32FC1'})
 
 DECODE_ERROR_REASONS: frozenset[str] = frozenset(
-    {"unknown_encoding", "zero_size", "bad_step", "short_data", "bad_data", "not_depth"}
+    {'unknown_encoding', 'zero_size', 'bad_step', 'short_data', 'bad_data', 'not_depth'}
 )
 
 
@@ -72,23 +72,21 @@ def as_byte_array(data: Any) -> np.ndarray:
     """
     if isinstance(data, np.ndarray):
         if data.dtype != np.uint8:
-            raise TypeError(f"data array has dtype {data.dtype}, expected uint8")
+            raise TypeError(f'data array has dtype {data.dtype}, expected uint8')
         return data.reshape(-1)
     if isinstance(data, (list, tuple)):
         try:
             return np.array(data, dtype=np.uint8)
         except (OverflowError, TypeError, ValueError) as exc:
-            raise ValueError(f"data list is not all ints in [0, 255]: {exc}") from None
+            raise ValueError(f'data list is not all ints in [0, 255]: {exc}') from None
     try:
         return np.frombuffer(data, dtype=np.uint8)
     except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"data of type {type(data).__name__} is not a byte buffer: {exc}"
-        ) from None
+        raise TypeError(f'data of type {type(data).__name__} is not a byte buffer: {exc}') from None
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+    return f'{n} {word}' if n == 1 else f'{n} {word}s'
 
 
 def _spec(encoding: str) -> tuple[np.dtype, int]:
@@ -96,8 +94,8 @@ def _spec(encoding: str) -> tuple[np.dtype, int]:
         return ENCODINGS[encoding]
     except KeyError:
         raise ImageDecodeError(
-            "unknown_encoding",
-            f"unsupported encoding {encoding!r}; supported: {', '.join(sorted(ENCODINGS))}",
+            'unknown_encoding',
+            f'unsupported encoding {encoding!r}; supported: {", ".join(sorted(ENCODINGS))}',
         ) from None
 
 
@@ -112,31 +110,28 @@ def decode_image(msg: Any) -> np.ndarray:
     dtype, channels = _spec(msg.encoding)
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
-        raise ImageDecodeError("zero_size", f"image has zero size: height {height}, width {width}")
+        raise ImageDecodeError('zero_size', f'image has zero size: height {height}, width {width}')
     itemsize = dtype.itemsize
     row_bytes = width * channels * itemsize
     if step < row_bytes:
         raise ImageDecodeError(
-            "bad_step",
-            f"step {step} < width {width} * {_plural(channels, 'channel')}"
-            f" * {_plural(itemsize, 'byte')} = {row_bytes}",
+            'bad_step',
+            f'step {step} < width {width} * {_plural(channels, "channel")} * {_plural(itemsize, "byte")} = {row_bytes}',
         )
     try:
         buf = as_byte_array(msg.data)
     except (TypeError, ValueError) as exc:
-        raise ImageDecodeError("bad_data", str(exc)) from None
+        raise ImageDecodeError('bad_data', str(exc)) from None
     needed = step * height
     if buf.size < needed:
-        raise ImageDecodeError(
-            "short_data", f"data has {buf.size} bytes < step {step} * height {height} = {needed}"
-        )
+        raise ImageDecodeError('short_data', f'data has {buf.size} bytes < step {step} * height {height} = {needed}')
     if channels == 1:
         shape: tuple[int, ...] = (height, width)
         strides: tuple[int, ...] = (step, itemsize)
     else:
         shape = (height, width, channels)
         strides = (step, channels * itemsize, itemsize)
-    wire = dtype.newbyteorder(">" if msg.is_bigendian else "<")
+    wire = dtype.newbyteorder('>' if msg.is_bigendian else '<')
     src = np.ndarray(shape, dtype=wire, buffer=buf, strides=strides)
     out = np.empty(shape, dtype=dtype)
     np.copyto(out, src)  # the single copy: gathers rows and swaps bytes if needed
@@ -152,9 +147,8 @@ def decode_depth_m(msg: Any) -> np.ndarray:
     """
     if msg.encoding not in DEPTH_ENCODINGS:
         raise ImageDecodeError(
-            "not_depth",
-            f"encoding {msg.encoding!r} is not a depth encoding;"
-            f" expected one of {', '.join(sorted(DEPTH_ENCODINGS))}",
+            'not_depth',
+            f'encoding {msg.encoding!r} is not a depth encoding; expected one of {", ".join(sorted(DEPTH_ENCODINGS))}',
         )
     raw = decode_image(msg)
     if raw.dtype == np.uint16:
@@ -173,17 +167,15 @@ def depth_pixels(depth_m: np.ndarray, encoding: str) -> np.ndarray:
     ``32FC1``: float32 metres, NaN kept; ``16UC1``: uint16 rounded millimetres, 0 = no reading.
     """
     if encoding not in DEPTH_ENCODINGS:
-        raise ValueError(f"{encoding!r} is not a depth encoding; expected one of {', '.join(sorted(DEPTH_ENCODINGS))}")
+        raise ValueError(f'{encoding!r} is not a depth encoding; expected one of {", ".join(sorted(DEPTH_ENCODINGS))}')
     depth_m = np.asarray(depth_m, dtype=np.float32)
-    if encoding == "32FC1":
+    if encoding == '32FC1':
         return depth_m
     millimetres = np.where(np.isfinite(depth_m) & (depth_m > 0), np.round(depth_m * 1000.0), 0)
     return np.clip(millimetres, 0, np.iinfo(np.uint16).max).astype(np.uint16)
 
 
-def encode_image(
-    image: np.ndarray, encoding: str, header: Any = None, msg_cls: type | None = None
-) -> Any:
+def encode_image(image: np.ndarray, encoding: str, header: Any = None, msg_cls: type | None = None) -> Any:
     """Build an Image message (``msg_cls``, default ``sensor_msgs.msg.Image``).
 
     ``image`` must have the encoding's dtype (any byte order) and shape
@@ -194,22 +186,18 @@ def encode_image(
     Raises TypeError/ValueError on mismatch.
     """
     if encoding not in ENCODINGS:
-        raise ValueError(
-            f"unsupported encoding {encoding!r}; supported: {', '.join(sorted(ENCODINGS))}"
-        )
+        raise ValueError(f'unsupported encoding {encoding!r}; supported: {", ".join(sorted(ENCODINGS))}')
     if not isinstance(image, np.ndarray):
-        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
+        raise TypeError(f'image must be a numpy array, got {type(image).__name__}')
     dtype, channels = ENCODINGS[encoding]
     if image.dtype.kind != dtype.kind or image.dtype.itemsize != dtype.itemsize:
-        raise ValueError(f"encoding {encoding!r} needs dtype {dtype}, got {image.dtype}")
-    shape_ok = (image.ndim == 3 and image.shape[2] == channels) or (
-        channels == 1 and image.ndim == 2
-    )
+        raise ValueError(f'encoding {encoding!r} needs dtype {dtype}, got {image.dtype}')
+    shape_ok = (image.ndim == 3 and image.shape[2] == channels) or (channels == 1 and image.ndim == 2)
     if not shape_ok:
-        wanted = "(H, W) or (H, W, 1)" if channels == 1 else f"(H, W, {channels})"
-        raise ValueError(f"encoding {encoding!r} needs shape {wanted}, got {image.shape}")
+        wanted = '(H, W) or (H, W, 1)' if channels == 1 else f'(H, W, {channels})'
+        raise ValueError(f'encoding {encoding!r} needs shape {wanted}, got {image.shape}')
     pixels = np.ascontiguousarray(image, dtype=dtype)  # copies only if strided or byte-swapped
-    data = array.array("B")
+    data = array.array('B')
     data.frombytes(pixels.reshape(-1).view(np.uint8))
 
     if msg_cls is None:
@@ -222,7 +210,7 @@ def encode_image(
     msg.height = int(image.shape[0])
     msg.width = int(image.shape[1])
     msg.encoding = encoding
-    msg.is_bigendian = int(sys.byteorder == "big")
+    msg.is_bigendian = int(sys.byteorder == 'big')
     msg.step = int(image.shape[1]) * channels * dtype.itemsize
     msg.data = data
     return msg

@@ -43,9 +43,7 @@ DATATYPE_DTYPES: dict[int, np.dtype] = {
 
 _KIND_SIZE_DATATYPE = {(dt.kind, dt.itemsize): code for code, dt in DATATYPE_DTYPES.items()}
 
-DECODE_ERROR_REASONS: frozenset[str] = frozenset(
-    {"bad_field", "bad_step", "short_data", "bad_data"}
-)
+DECODE_ERROR_REASONS: frozenset[str] = frozenset({'bad_field', 'bad_step', 'short_data', 'bad_data'})
 
 
 class PointCloudDecodeError(ValueError):
@@ -60,39 +58,37 @@ def _to_packed(points: Mapping[str, Any] | np.ndarray) -> np.ndarray:
     """Return a 1-D packed native structured array of the points."""
     if isinstance(points, Mapping):
         if not points:
-            raise ValueError("points dict has no fields")
+            raise ValueError('points dict has no fields')
         columns = {}
         for name, values in points.items():
             if not isinstance(name, str) or not name:
-                raise ValueError(f"field names must be non-empty strings, got {name!r}")
+                raise ValueError(f'field names must be non-empty strings, got {name!r}')
             column = np.asarray(values, dtype=np.float32)
             if column.ndim != 1:
-                raise ValueError(f"field {name!r} must be 1-D, got shape {column.shape}")
+                raise ValueError(f'field {name!r} must be 1-D, got shape {column.shape}')
             columns[name] = column
         lengths = {name: len(column) for name, column in columns.items()}
         if len(set(lengths.values())) > 1:
-            raise ValueError(f"fields have different lengths: {lengths}")
+            raise ValueError(f'fields have different lengths: {lengths}')
         packed = np.empty(next(iter(lengths.values())), [(n, np.float32) for n in columns])
         for name, column in columns.items():
             packed[name] = column
         return packed
 
     if not isinstance(points, np.ndarray) or points.dtype.names is None:
-        raise TypeError(
-            f"points must be a dict of arrays or a structured array, got {type(points).__name__}"
-        )
+        raise TypeError(f'points must be a dict of arrays or a structured array, got {type(points).__name__}')
     if points.ndim != 1:
-        raise ValueError(f"structured points must be 1-D, got shape {points.shape}")
+        raise ValueError(f'structured points must be 1-D, got shape {points.shape}')
     formats = []
     for name in points.dtype.names:
         field = points.dtype.fields[name][0]
         base, shape = field.subdtype if field.subdtype else (field, ())
         if (base.kind, base.itemsize) not in _KIND_SIZE_DATATYPE or len(shape) > 1:
             raise ValueError(
-                f"field {name!r} has unsupported dtype {field}; use (u)int8/16/32,"
-                " float32/64, optionally with a 1-D count"
+                f'field {name!r} has unsupported dtype {field}; use (u)int8/16/32,'
+                ' float32/64, optionally with a 1-D count'
             )
-        native = base.newbyteorder("=")
+        native = base.newbyteorder('=')
         formats.append((name, native, shape) if shape else (name, native))
     packed = np.empty(points.shape[0], formats)
     for name in points.dtype.names:
@@ -132,9 +128,9 @@ def encode_pointcloud(
         is_dense = all(
             bool(np.isfinite(packed[name]).all())
             for name in packed.dtype.names
-            if packed.dtype.fields[name][0].base.kind == "f"
+            if packed.dtype.fields[name][0].base.kind == 'f'
         )
-    data = array.array("B")
+    data = array.array('B')
     data.frombytes(packed.view(np.uint8))
 
     msg = PointCloud2()
@@ -143,7 +139,7 @@ def encode_pointcloud(
     msg.height = 1
     msg.width = packed.shape[0]
     msg.fields = fields
-    msg.is_bigendian = sys.byteorder == "big"
+    msg.is_bigendian = sys.byteorder == 'big'
     msg.point_step = packed.dtype.itemsize
     msg.row_step = packed.dtype.itemsize * packed.shape[0]
     msg.is_dense = bool(is_dense)
@@ -156,8 +152,8 @@ def _wire_dtype(msg: Any) -> tuple[np.dtype, np.dtype]:
     fields = list(msg.fields)
     point_step = int(msg.point_step)
     if not fields:
-        raise PointCloudDecodeError("bad_field", "cloud has no fields")
-    order = ">" if msg.is_bigendian else "<"
+        raise PointCloudDecodeError('bad_field', 'cloud has no fields')
+    order = '>' if msg.is_bigendian else '<'
     names: list[str] = []
     wire: list[Any] = []
     native: list[Any] = []
@@ -166,32 +162,26 @@ def _wire_dtype(msg: Any) -> tuple[np.dtype, np.dtype]:
         name, datatype = field.name, int(field.datatype)
         offset, count = int(field.offset), int(field.count)
         if not name:
-            raise PointCloudDecodeError("bad_field", f"field at offset {offset} has an empty name")
+            raise PointCloudDecodeError('bad_field', f'field at offset {offset} has an empty name')
         if name in names:
-            raise PointCloudDecodeError("bad_field", f"duplicate field name {name!r}")
+            raise PointCloudDecodeError('bad_field', f'duplicate field name {name!r}')
         if datatype not in DATATYPE_DTYPES:
-            raise PointCloudDecodeError(
-                "bad_field", f"field {name!r} has unknown datatype {datatype} (valid: 1..8)"
-            )
+            raise PointCloudDecodeError('bad_field', f'field {name!r} has unknown datatype {datatype} (valid: 1..8)')
         if count < 1:
-            raise PointCloudDecodeError("bad_field", f"field {name!r} has count {count} < 1")
+            raise PointCloudDecodeError('bad_field', f'field {name!r} has count {count} < 1')
         base = DATATYPE_DTYPES[datatype]
         end = offset + count * base.itemsize
         if end > point_step:
             raise PointCloudDecodeError(
-                "bad_field",
-                f"field {name!r} ends at byte {end} (offset {offset} + {count} * "
-                f"{base.itemsize} bytes) > point_step {point_step}",
+                'bad_field',
+                f'field {name!r} ends at byte {end} (offset {offset} + {count} * '
+                f'{base.itemsize} bytes) > point_step {point_step}',
             )
         names.append(name)
         offsets.append(offset)
-        wire.append(
-            (base.newbyteorder(order), (count,)) if count > 1 else base.newbyteorder(order)
-        )
+        wire.append((base.newbyteorder(order), (count,)) if count > 1 else base.newbyteorder(order))
         native.append((name, base, (count,)) if count > 1 else (name, base))
-    wire_dtype = np.dtype(
-        {"names": names, "formats": wire, "offsets": offsets, "itemsize": point_step}
-    )
+    wire_dtype = np.dtype({'names': names, 'formats': wire, 'offsets': offsets, 'itemsize': point_step})
     return wire_dtype, np.dtype(native)
 
 
@@ -212,19 +202,18 @@ def decode_pointcloud(msg: Any) -> np.ndarray:
         return np.empty(0, native_dtype)
     if row_step < width * point_step:
         raise PointCloudDecodeError(
-            "bad_step",
-            f"row_step {row_step} < width {width} * point_step {point_step}"
-            f" = {width * point_step}",
+            'bad_step',
+            f'row_step {row_step} < width {width} * point_step {point_step} = {width * point_step}',
         )
     try:
         buf = as_byte_array(msg.data)
     except (TypeError, ValueError) as exc:
-        raise PointCloudDecodeError("bad_data", str(exc)) from None
+        raise PointCloudDecodeError('bad_data', str(exc)) from None
     needed = row_step * height
     if buf.size < needed:
         raise PointCloudDecodeError(
-            "short_data",
-            f"data has {buf.size} bytes < row_step {row_step} * height {height} = {needed}",
+            'short_data',
+            f'data has {buf.size} bytes < row_step {row_step} * height {height} = {needed}',
         )
     src = np.ndarray((height, width), dtype=wire_dtype, buffer=buf, strides=(row_step, point_step))
     out = np.empty((height, width), native_dtype)

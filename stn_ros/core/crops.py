@@ -8,6 +8,7 @@ ROIs are ``(x, y, w, h)`` in source pixels, as ``cv::Rect``: the ROI covers colu
 and rows ``y .. y + h - 1`` (fractional values are allowed). The published pixel-space ``H`` of a crop
 maps crop pixel ``(col, row, 1)`` to source pixel (see :mod:`stn_ros.core.coords`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -64,9 +65,7 @@ def roi_matrix(rois: torch.Tensor, source_size: Sequence[int]) -> torch.Tensor:
     height, width = source_size
     x, y, w, h = rois.unbind(dim=1)
     zeros, ones = torch.zeros_like(x), torch.ones_like(x)
-    rows = (w / width, zeros, (2 * x + w) / width - 1,
-            zeros, h / height, (2 * y + h) / height - 1,
-            zeros, zeros, ones)
+    rows = (w / width, zeros, (2 * x + w) / width - 1, zeros, h / height, (2 * y + h) / height - 1, zeros, zeros, ones)
     return torch.stack(rows, dim=-1).reshape(-1, 3, 3)
 
 
@@ -80,8 +79,7 @@ def fit_affine(grids: torch.Tensor) -> torch.Tensor:
     return torch.cat((solution.transpose(1, 2), bottom), dim=1).to(grids.dtype)
 
 
-def localization_crops(localization_source: torch.Tensor, rois: torch.Tensor,
-                       size: Sequence[int]) -> torch.Tensor:
+def localization_crops(localization_source: torch.Tensor, rois: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """What the localization net sees: each ROI of ``(C, H, W)`` resampled to ``size``, ``(B, C, h, w)``.
 
     Non-finite pixels (depth without a reading) read as 0.
@@ -91,8 +89,12 @@ def localization_crops(localization_source: torch.Tensor, rois: torch.Tensor,
     return torch.nan_to_num(small, nan=0.0, posinf=0.0, neginf=0.0)  # never a NaN θ
 
 
-def crop_transforms(stn: SpatialTransformer, localization_source: torch.Tensor, rois: torch.Tensor,
-                    output_size: Sequence[int] | None = None) -> CropTransforms:
+def crop_transforms(
+    stn: SpatialTransformer,
+    localization_source: torch.Tensor,
+    rois: torch.Tensor,
+    output_size: Sequence[int] | None = None,
+) -> CropTransforms:
     """Run the localization net on each ROI and compose ROI and STN maps (no output sampling).
 
     Args:
@@ -120,10 +122,14 @@ def crop_transforms(stn: SpatialTransformer, localization_source: torch.Tensor, 
     return CropTransforms(params, matrices, homographies, grids, exact=family.is_linear)
 
 
-def canonicalize_crops(stn: SpatialTransformer, source: torch.Tensor, rois: torch.Tensor,
-                       output_size: Sequence[int] | None = None,
-                       localization_source: torch.Tensor | None = None, border_value: float = 0.0,
-                       ) -> tuple[torch.Tensor, CropTransforms]:
+def canonicalize_crops(
+    stn: SpatialTransformer,
+    source: torch.Tensor,
+    rois: torch.Tensor,
+    output_size: Sequence[int] | None = None,
+    localization_source: torch.Tensor | None = None,
+    border_value: float = 0.0,
+) -> tuple[torch.Tensor, CropTransforms]:
     """Differentiable canonical crops ``(B, C, h, w)`` sampled once from ``source`` ``(C, H, W)``.
 
     ``localization_source`` (default: ``source``) is what the localization net reads, e.g. the
@@ -132,15 +138,18 @@ def canonicalize_crops(stn: SpatialTransformer, source: torch.Tensor, rois: torc
     """
     output_size = tuple(output_size or stn.output_size)
     source = source if source.is_floating_point() else source.float()
-    transforms = crop_transforms(stn, source if localization_source is None else localization_source,
-                                 rois, output_size)
+    transforms = crop_transforms(stn, source if localization_source is None else localization_source, rois, output_size)
     return sample_grids(source, transforms.source_grids(output_size), border_value), transforms
 
 
-def canonicalize_crops_opencv(stn: SpatialTransformer, source: np.ndarray, rois: torch.Tensor,
-                              output_size: Sequence[int] | None = None,
-                              localization_source: torch.Tensor | None = None,
-                              border_value: float = 0.0) -> tuple[np.ndarray, CropTransforms]:
+def canonicalize_crops_opencv(
+    stn: SpatialTransformer,
+    source: np.ndarray,
+    rois: torch.Tensor,
+    output_size: Sequence[int] | None = None,
+    localization_source: torch.Tensor | None = None,
+    border_value: float = 0.0,
+) -> tuple[np.ndarray, CropTransforms]:
     """CPU inference path: same transforms, crops ``(B, h, w[, C])`` sampled by OpenCV from ``H``.
 
     ``source`` is ``(H, W[, C])`` in any dtype OpenCV warps (the crops keep it); the localization net
@@ -155,11 +164,11 @@ def canonicalize_crops_opencv(stn: SpatialTransformer, source: np.ndarray, rois:
     return sample_crops_opencv(source, transforms, output_size, border_value), transforms
 
 
-def sample_crops_opencv(source: np.ndarray, transforms: CropTransforms, output_size: Sequence[int],
-                        border_value: float = 0.0) -> np.ndarray:
+def sample_crops_opencv(
+    source: np.ndarray, transforms: CropTransforms, output_size: Sequence[int], border_value: float = 0.0
+) -> np.ndarray:
     """Crops ``(B, h, w[, C])`` of ``source`` ``(H, W[, C])``: ``warpPerspective`` from the published
     ``H`` for linear families, ``remap`` of the spline grid for TPS."""
     if transforms.exact:
-        return warp_perspective_opencv(source, transforms.homographies.cpu().numpy(), tuple(output_size),
-                                       border_value)
+        return warp_perspective_opencv(source, transforms.homographies.cpu().numpy(), tuple(output_size), border_value)
     return remap_opencv(source, transforms.grids.detach().cpu(), border_value)

@@ -1,4 +1,5 @@
 """Device selection shared by every node, CLI and benchmark: ``auto``, ``cpu``, ``cuda``, ``cuda:N``."""
+
 from __future__ import annotations
 
 import re
@@ -31,16 +32,20 @@ def resolve_device(spec: str = 'auto') -> torch.device:
     if torch.version.cuda is None:
         raise DeviceUnavailableError(
             f'device {spec!r} needs CUDA, but this torch ({torch.__version__}) is a CPU-only build: '
-            'install a CUDA build of torch (README, "GPU") or use device "cpu" / "auto"')
+            'install a CUDA build of torch (README, "GPU") or use device "cpu" / "auto"'
+        )
     if not torch.cuda.is_available():
         raise DeviceUnavailableError(
             f'device {spec!r} needs CUDA, but no CUDA device is visible (NVIDIA driver missing, '
-            'or CUDA_VISIBLE_DEVICES hides them); use device "cpu" / "auto"')
+            'or CUDA_VISIBLE_DEVICES hides them); use device "cpu" / "auto"'
+        )
     index = int(match.group(2) or 0)
     count = torch.cuda.device_count()
     if index >= count:
-        raise DeviceUnavailableError(f'device {spec!r} asks for CUDA device {index}, but only '
-                                     f'{count} CUDA device(s) are visible (cuda:0..cuda:{count - 1})')
+        raise DeviceUnavailableError(
+            f'device {spec!r} asks for CUDA device {index}, but only '
+            f'{count} CUDA device(s) are visible (cuda:0..cuda:{count - 1})'
+        )
     return torch.device('cuda', index)
 
 
@@ -48,6 +53,8 @@ def device_memory_values(device: torch.device) -> dict[str, str]:
     """Diagnostics key/values of the memory torch holds on a CUDA ``device`` (empty on CPU)."""
     if device.type != 'cuda':
         return {}
-    mib = 1024.0 ** 2
-    return {'gpu memory allocated (MiB)': f'{torch.cuda.memory_allocated(device) / mib:.1f}',
-            'gpu memory reserved (MiB)': f'{torch.cuda.memory_reserved(device) / mib:.1f}'}
+    mib = 1024.0**2
+    return {
+        'gpu memory allocated (MiB)': f'{torch.cuda.memory_allocated(device) / mib:.1f}',
+        'gpu memory reserved (MiB)': f'{torch.cuda.memory_reserved(device) / mib:.1f}',
+    }

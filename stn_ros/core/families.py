@@ -18,6 +18,7 @@ tps            5     2K      offsets ``dx_0, dy_0, dx_1, ...`` of K control poin
 
 The code is the integer published in the ``family`` field of the transforms record.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -33,8 +34,7 @@ HOMOGENEOUS_EPS = 1e-6
 
 def _check_params(params: torch.Tensor, num_params: int, name: str) -> None:
     if params.ndim != 2 or params.shape[1] != num_params:
-        raise ValueError(f'{name} parameters must be a (B, {num_params}) tensor, '
-                         f'got shape {tuple(params.shape)}')
+        raise ValueError(f'{name} parameters must be a (B, {num_params}) tensor, got shape {tuple(params.shape)}')
 
 
 class TransformFamily(ABC):
@@ -46,8 +46,7 @@ class TransformFamily(ABC):
     is_linear: bool = True
 
     @abstractmethod
-    def identity(self, *, dtype: torch.dtype = torch.float32,
-                 device: torch.device | str | None = None) -> torch.Tensor:
+    def identity(self, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> torch.Tensor:
         """Parameters of the identity transform, shape ``(num_params,)``."""
 
     def matrix(self, params: torch.Tensor) -> torch.Tensor:
@@ -160,8 +159,7 @@ class ThinPlateSpline(TransformFamily):
     @staticmethod
     def _radial(sq_dist: torch.Tensor) -> torch.Tensor:
         # U(r) = r^2 log r^2, with U(0) = 0 (the limit) rather than the NaN of 0 * log 0.
-        return torch.where(sq_dist > 0, sq_dist * torch.log(sq_dist.clamp_min(1e-300)),
-                           torch.zeros_like(sq_dist))
+        return torch.where(sq_dist > 0, sq_dist * torch.log(sq_dist.clamp_min(1e-300)), torch.zeros_like(sq_dist))
 
     def _features(self, points: torch.Tensor) -> torch.Tensor:
         """``(N, 2)`` float64 points -> ``(N, K + 3)`` rows ``[U(|p - c_k|)..., 1, x, y]``."""
@@ -215,8 +213,7 @@ def apply_homogeneous(matrix: torch.Tensor, points: torch.Tensor) -> torch.Tenso
     ones = torch.ones_like(points[..., :1])
     mapped = torch.cat((points, ones), dim=-1) @ matrix.transpose(-1, -2)
     w = mapped[..., 2:]
-    w = torch.where(w.abs() < HOMOGENEOUS_EPS,
-                    torch.where(w < 0, -HOMOGENEOUS_EPS, HOMOGENEOUS_EPS).to(w.dtype), w)
+    w = torch.where(w.abs() < HOMOGENEOUS_EPS, torch.where(w < 0, -HOMOGENEOUS_EPS, HOMOGENEOUS_EPS).to(w.dtype), w)
     return mapped[..., :2] / w
 
 
@@ -232,8 +229,7 @@ def homography_grid(matrix: torch.Tensor, height: int, width: int) -> torch.Tens
     return apply_homogeneous(matrix, points).reshape(matrix.shape[0], height, width, 2)
 
 
-def pixel_homography(matrix: torch.Tensor, input_size: tuple[int, int],
-                     output_size: tuple[int, int]) -> torch.Tensor:
+def pixel_homography(matrix: torch.Tensor, input_size: tuple[int, int], output_size: tuple[int, int]) -> torch.Tensor:
     """Pixel-space ``H`` of a normalized map: output pixel ``(col, row, 1)`` -> input pixel.
 
     ``input_size`` and ``output_size`` are ``(height, width)``. ``cv2.warpPerspective(src, H, (w, h),

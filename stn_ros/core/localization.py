@@ -1,4 +1,5 @@
 """The localization network: a small CNN that regresses transform parameters from an image."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -23,9 +24,15 @@ class LocalizationNet(nn.Module):
         hypotheses: parameter sets regressed per input (1: a plain localization net).
     """
 
-    def __init__(self, identity: torch.Tensor, in_channels: int = 1,
-                 input_size: Sequence[int] = (32, 32), channels: Sequence[int] = (16, 32),
-                 hidden: int = 64, hypotheses: int = 1):
+    def __init__(
+        self,
+        identity: torch.Tensor,
+        in_channels: int = 1,
+        input_size: Sequence[int] = (32, 32),
+        channels: Sequence[int] = (16, 32),
+        hidden: int = 64,
+        hypotheses: int = 1,
+    ):
         super().__init__()
         if hypotheses < 1:
             raise ValueError(f'hypotheses must be at least 1, got {hypotheses}')
@@ -36,15 +43,12 @@ class LocalizationNet(nn.Module):
         layers: list[nn.Module] = []
         previous = in_channels
         for out in channels:
-            layers += [nn.Conv2d(previous, out, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-                       nn.MaxPool2d(2)]
+            layers += [nn.Conv2d(previous, out, kernel_size=3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
             previous, height, width = out, height // 2, width // 2
         if height < 1 or width < 1:
-            raise ValueError(f'input_size {self.input_size} is too small for {len(channels)} '
-                             f'pooling stages')
+            raise ValueError(f'input_size {self.input_size} is too small for {len(channels)} pooling stages')
         self.features = nn.Sequential(*layers)
-        self.hidden = nn.Sequential(nn.Flatten(), nn.Linear(previous * height * width, hidden),
-                                    nn.ReLU(inplace=True))
+        self.hidden = nn.Sequential(nn.Flatten(), nn.Linear(previous * height * width, hidden), nn.ReLU(inplace=True))
         self.regressor = nn.Linear(hidden, identity.numel() * self.hypotheses)
         nn.init.zeros_(self.regressor.weight)
         with torch.no_grad():
@@ -60,8 +64,10 @@ class LocalizationNet(nn.Module):
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every hypothesis ``(B, K, num_params)`` and its score ``(B, K)`` (a logit; zeros when K = 1)."""
         if x.ndim != 4 or tuple(x.shape[2:]) != self.input_size:
-            raise ValueError(f'localization input must be (B, C, {self.input_size[0]}, '
-                             f'{self.input_size[1]}), got shape {tuple(x.shape)}')
+            raise ValueError(
+                f'localization input must be (B, C, {self.input_size[0]}, '
+                f'{self.input_size[1]}), got shape {tuple(x.shape)}'
+            )
         features = self.hidden(self.features(x))
         params = self.regressor(features).reshape(len(x), self.hypotheses, self.num_params)
         scores = self.scorer(features) if self.hypotheses > 1 else params.new_zeros(len(x), 1)

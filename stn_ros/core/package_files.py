@@ -5,6 +5,7 @@ Three layouts are supported, tried in this order:
 2. a non-editable pip install (``data_files`` under ``<sys.prefix>/share/stn_ros``),
 3. the source checkout the package is imported from (an editable install, as in ``.venv``).
 """
+
 from __future__ import annotations
 
 import sys
@@ -33,8 +34,9 @@ def share_directory() -> Path:
         if candidate is not None and (candidate / 'package.xml').is_file():
             return candidate
     tried = ', '.join(str(c) for c in candidates if c is not None)
-    raise FileNotFoundError(f'cannot find the {PACKAGE} share directory (tried {tried}); '
-                            'install the package with colcon or pip')
+    raise FileNotFoundError(
+        f'cannot find the {PACKAGE} share directory (tried {tried}); install the package with colcon or pip'
+    )
 
 
 def package_file(*parts: str) -> Path:

@@ -12,6 +12,7 @@ samples outside the image read:
 The torch path is differentiable and runs on any device; the OpenCV path is the fast CPU inference path
 and samples from the published pixel-space ``H`` itself.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -59,13 +60,11 @@ def sample_grids(source: torch.Tensor, grids: torch.Tensor, border_value: float 
         valid = torch.isfinite(source).all(dim=1, keepdim=True)
         source = torch.cat((torch.where(valid, source, 0.0), valid.to(source.dtype)), dim=1)
     tall = grids.reshape(1, batch * height, width, 2).to(source.dtype)
-    out = F.grid_sample(source, tall, mode='bilinear', padding_mode=PADDING_MODE,
-                        align_corners=ALIGN_CORNERS)
+    out = F.grid_sample(source, tall, mode='bilinear', padding_mode=PADDING_MODE, align_corners=ALIGN_CORNERS)
     out = out.reshape(source.shape[1], batch, height, width).transpose(0, 1)
     if nan_mode:
         weight = out[:, -1:]
-        out = torch.where(weight >= VALID_WEIGHT, out[:, :-1] / weight.clamp_min(VALID_WEIGHT),
-                          torch.nan)
+        out = torch.where(weight >= VALID_WEIGHT, out[:, :-1] / weight.clamp_min(VALID_WEIGHT), torch.nan)
     return out
 
 
@@ -86,8 +85,9 @@ def _sample_nan_aware(sample, source: np.ndarray) -> np.ndarray:
     return np.where(weight >= VALID_WEIGHT, values / np.maximum(weight, VALID_WEIGHT), np.nan).astype(np.float32)
 
 
-def warp_perspective_opencv(source: np.ndarray, homographies: np.ndarray,
-                            output_size: tuple[int, int], border_value: float = 0.0) -> np.ndarray:
+def warp_perspective_opencv(
+    source: np.ndarray, homographies: np.ndarray, output_size: tuple[int, int], border_value: float = 0.0
+) -> np.ndarray:
     """``cv2.warpPerspective`` of ``source`` ``(H, W[, C])`` with each pixel-space ``H`` ``(B, 3, 3)``.
 
     Returns ``(B, h, w[, C])`` of the source dtype (float32 in NaN mode). ``H`` maps output pixel to
@@ -101,14 +101,19 @@ def warp_perspective_opencv(source: np.ndarray, homographies: np.ndarray,
     if height * width == 0:
         return out
     for i, h in enumerate(homographies):
-        cv2.warpPerspective(source, h, (width, height), dst=out[i],
-                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        cv2.warpPerspective(
+            source,
+            h,
+            (width, height),
+            dst=out[i],
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
     return out
 
 
-def remap_opencv(source: np.ndarray, grids: torch.Tensor | np.ndarray,
-                 border_value: float = 0.0) -> np.ndarray:
+def remap_opencv(source: np.ndarray, grids: torch.Tensor | np.ndarray, border_value: float = 0.0) -> np.ndarray:
     """``cv2.remap`` of ``source`` ``(H, W[, C])`` at normalized grids ``(B, h, w, 2)`` (e.g. TPS)."""
     if _nan_mode(border_value):
         return _sample_nan_aware(lambda image: remap_opencv(image, grids), source)
@@ -120,6 +125,13 @@ def remap_opencv(source: np.ndarray, grids: torch.Tensor | np.ndarray,
     if height * width == 0:
         return out
     for i in range(batch):
-        cv2.remap(source, maps[i, ..., 0], maps[i, ..., 1], cv2.INTER_LINEAR, dst=out[i],
-                  borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        cv2.remap(
+            source,
+            maps[i, ..., 0],
+            maps[i, ..., 1],
+            cv2.INTER_LINEAR,
+            dst=out[i],
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
     return out

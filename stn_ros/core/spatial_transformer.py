@@ -1,4 +1,5 @@
 """The Spatial Transformer module: localization -> parameters -> grid -> bilinear sampling."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -36,19 +37,27 @@ class SpatialTransformer(nn.Module):
             (see :class:`LocalizationNet`).
     """
 
-    def __init__(self, family: str | TransformFamily = 'affine', in_channels: int = 1,
-                 localization_size: Sequence[int] = (32, 32), output_size: Sequence[int] = (32, 32),
-                 channels: Sequence[int] = (16, 32), hidden: int = 64, input_mean: float = 0.0,
-                 input_std: float = 1.0, input_center: str = 'none', family_options: dict | None = None,
-                 hypotheses: int = 1):
+    def __init__(
+        self,
+        family: str | TransformFamily = 'affine',
+        in_channels: int = 1,
+        localization_size: Sequence[int] = (32, 32),
+        output_size: Sequence[int] = (32, 32),
+        channels: Sequence[int] = (16, 32),
+        hidden: int = 64,
+        input_mean: float = 0.0,
+        input_std: float = 1.0,
+        input_center: str = 'none',
+        family_options: dict | None = None,
+        hypotheses: int = 1,
+    ):
         super().__init__()
         if input_std <= 0:
             raise ValueError(f'input_std must be positive, got {input_std}')
         if input_center not in ('none', 'median'):
             raise ValueError(f"input_center must be 'none' or 'median', got {input_center!r}")
         self.input_center = input_center
-        self.family = family if isinstance(family, TransformFamily) else make_family(
-            family, **(family_options or {}))
+        self.family = family if isinstance(family, TransformFamily) else make_family(family, **(family_options or {}))
         self.in_channels = int(in_channels)
         self.localization_size = (int(localization_size[0]), int(localization_size[1]))
         self.output_size = (int(output_size[0]), int(output_size[1]))
@@ -56,18 +65,26 @@ class SpatialTransformer(nn.Module):
         self.hidden = int(hidden)
         self.input_mean = float(input_mean)
         self.input_std = float(input_std)
-        self.localization = LocalizationNet(self.family.identity(), self.in_channels,
-                                            self.localization_size, self.channels, self.hidden, hypotheses)
+        self.localization = LocalizationNet(
+            self.family.identity(), self.in_channels, self.localization_size, self.channels, self.hidden, hypotheses
+        )
 
     def config(self) -> dict:
         """Constructor arguments that rebuild this module (JSON-friendly)."""
         family = self.family.config()
-        return {'family': family['name'],
-                'family_options': {k: v for k, v in family.items() if k != 'name'},
-                'in_channels': self.in_channels, 'localization_size': list(self.localization_size),
-                'output_size': list(self.output_size), 'channels': list(self.channels),
-                'hidden': self.hidden, 'input_mean': self.input_mean, 'input_std': self.input_std,
-                'input_center': self.input_center, 'hypotheses': self.localization.hypotheses}
+        return {
+            'family': family['name'],
+            'family_options': {k: v for k, v in family.items() if k != 'name'},
+            'in_channels': self.in_channels,
+            'localization_size': list(self.localization_size),
+            'output_size': list(self.output_size),
+            'channels': list(self.channels),
+            'hidden': self.hidden,
+            'input_mean': self.input_mean,
+            'input_std': self.input_std,
+            'input_center': self.input_center,
+            'hypotheses': self.localization.hypotheses,
+        }
 
     def localize(self, images: torch.Tensor) -> torch.Tensor:
         """Transform parameters ``(B, num_params)`` for images ``(B, in_channels, H, W)``."""
@@ -81,24 +98,26 @@ class SpatialTransformer(nn.Module):
 
     def _localization_input(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != self.in_channels:
-            raise ValueError(f'localization input must be (B, {self.in_channels}, H, W), '
-                             f'got shape {tuple(images.shape)}')
+            raise ValueError(
+                f'localization input must be (B, {self.in_channels}, H, W), got shape {tuple(images.shape)}'
+            )
         if tuple(images.shape[2:]) != self.localization_size:
-            images = F.interpolate(images, size=self.localization_size, mode='bilinear',
-                                   align_corners=ALIGN_CORNERS, antialias=True)
+            images = F.interpolate(
+                images, size=self.localization_size, mode='bilinear', align_corners=ALIGN_CORNERS, antialias=True
+            )
         if self.input_center == 'median':
             valid = images != 0
             centre = torch.where(valid, images, torch.nan).flatten(1).nanmedian(dim=1).values
             images = torch.where(valid, images - torch.nan_to_num(centre, nan=0.0)[:, None, None, None], 0.0)
         return (images - self.input_mean) / self.input_std
 
-    def sample(self, images: torch.Tensor, params: torch.Tensor,
-               output_size: Sequence[int] | None = None) -> torch.Tensor:
+    def sample(
+        self, images: torch.Tensor, params: torch.Tensor, output_size: Sequence[int] | None = None
+    ) -> torch.Tensor:
         """Sample each image at the grid of its own parameters: ``(B, C, h, w)``."""
         height, width = output_size or self.output_size
         grid = self.family.grid(params, height, width).to(images.dtype)
-        return F.grid_sample(images, grid, mode='bilinear', padding_mode=PADDING_MODE,
-                             align_corners=ALIGN_CORNERS)
+        return F.grid_sample(images, grid, mode='bilinear', padding_mode=PADDING_MODE, align_corners=ALIGN_CORNERS)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.sample(images, self.localize(images))

@@ -9,6 +9,7 @@ Input convention (:mod:`stn_ros.training.datasets.grasp_images`): ``images`` ``(
 gripper (metres, missing readings filled), ``z`` ``(B,)`` metres from the camera. The normalisation is
 part of the model (and of its checkpoint), so callers pass metres.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,24 +25,44 @@ CHECKPOINT_FORMAT = 'stn_ros.gqcnn/1'
 class GQCNN(nn.Module):
     """Grasp-quality CNN; ``forward(images, z)`` gives ``(B, 2)`` logits (index 1 = good)."""
 
-    def __init__(self, image_size: int = 32, image_scale: float = 0.02, z_mean: float = 0.65,
-                 z_scale: float = 0.05, width: int = 16):
+    def __init__(
+        self,
+        image_size: int = 32,
+        image_scale: float = 0.02,
+        z_mean: float = 0.65,
+        z_scale: float = 0.05,
+        width: int = 16,
+    ):
         super().__init__()
         self.image_size, self.width = int(image_size), int(width)
         self.image_scale, self.z_mean, self.z_scale = float(image_scale), float(z_mean), float(z_scale)
         side = image_size // 4
         self.image_stream = nn.Sequential(
-            nn.Conv2d(1, width, 5, padding=2), nn.ReLU(inplace=True),
-            nn.Conv2d(width, width, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(2 * width * side * side, 128), nn.ReLU(inplace=True))
+            nn.Conv2d(1, width, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(2 * width * side * side, 128),
+            nn.ReLU(inplace=True),
+        )
         self.z_stream = nn.Sequential(nn.Linear(1, 16), nn.ReLU(inplace=True))
         self.merged = nn.Sequential(nn.Linear(128 + 16, 64), nn.ReLU(inplace=True), nn.Linear(64, 2))
 
     def config(self) -> dict:
-        return {'image_size': self.image_size, 'image_scale': self.image_scale, 'z_mean': self.z_mean,
-                'z_scale': self.z_scale, 'width': self.width}
+        return {
+            'image_size': self.image_size,
+            'image_scale': self.image_scale,
+            'z_mean': self.z_mean,
+            'z_scale': self.z_scale,
+            'width': self.width,
+        }
 
     def forward(self, images: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1:] != (1, self.image_size, self.image_size):
@@ -59,9 +80,15 @@ class GQCNN(nn.Module):
 
 
 def save_gqcnn(model: GQCNN, path: str | Path, metadata: dict | None = None) -> None:
-    torch.save({'format': CHECKPOINT_FORMAT, 'config': model.config(),
-                'state_dict': {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                'metadata': metadata or {}}, path)
+    torch.save(
+        {
+            'format': CHECKPOINT_FORMAT,
+            'config': model.config(),
+            'state_dict': {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            'metadata': metadata or {},
+        },
+        path,
+    )
 
 
 def load_gqcnn(path: str | Path, map_location: str | torch.device = 'cpu') -> tuple[GQCNN, dict]:

@@ -10,6 +10,7 @@ Scaled down from the paper (Jaderberg et al., 2015, Sec. 4.1) to train on this 2
 * cnn-wide: the CNN widened until its parameter count matches ST-CNN (affine) at the same input
   size, the fair baseline the user's notes ask for: is the gain the transformer or its parameters?
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,21 +20,43 @@ from torch import nn
 
 from stn_ros.core import SpatialTransformer
 
-MODEL_NAMES = ('fcn', 'cnn', 'cnn-wide', 'st-fcn-affine', 'st-fcn-projective', 'st-fcn-tps',
-               'st-cnn-affine', 'st-cnn-projective', 'st-cnn-tps')
+MODEL_NAMES = (
+    'fcn',
+    'cnn',
+    'cnn-wide',
+    'st-fcn-affine',
+    'st-fcn-projective',
+    'st-fcn-tps',
+    'st-cnn-affine',
+    'st-cnn-projective',
+    'st-cnn-tps',
+)
 CHECKPOINT_FORMAT = 'stn_ros.mnist_classifier/1'
 
 
 def fcn_head(size: int, hidden: int = 128) -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(size * size, hidden), nn.ReLU(inplace=True),
-                         nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 10))
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(size * size, hidden),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden, 10),
+    )
 
 
 def cnn_head(size: int, filters: int = 32) -> nn.Module:
     side = ((size - 8) // 2 - 6) // 2
-    return nn.Sequential(nn.Conv2d(1, filters, 9), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-                         nn.Conv2d(filters, filters, 7), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(filters * side * side, 10))
+    return nn.Sequential(
+        nn.Conv2d(1, filters, 9),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+        nn.Conv2d(filters, filters, 7),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(filters * side * side, 10),
+    )
 
 
 def _parameters(module: nn.Module) -> int:
@@ -44,8 +67,15 @@ def spatial_transformer(kind: str, family: str, size: int) -> SpatialTransformer
     """The localization net of ST-FCN (``kind='fcn'``) or ST-CNN (``kind='cnn'``)."""
     channels = () if kind == 'fcn' else (20, 20)
     options = {'grid_size': 4} if family == 'tps' else {}
-    return SpatialTransformer(family, in_channels=1, localization_size=(size, size), output_size=(size, size),
-                              channels=channels, hidden=32, family_options=options)
+    return SpatialTransformer(
+        family,
+        in_channels=1,
+        localization_size=(size, size),
+        output_size=(size, size),
+        channels=channels,
+        hidden=32,
+        family_options=options,
+    )
 
 
 def matched_cnn_filters(size: int) -> int:
@@ -83,9 +113,15 @@ class DigitClassifier(nn.Module):
 
 
 def save_classifier(model: DigitClassifier, path: Path, metadata: dict) -> None:
-    torch.save({'format': CHECKPOINT_FORMAT, 'config': model.config(),
-                'state_dict': {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                'metadata': metadata}, path)
+    torch.save(
+        {
+            'format': CHECKPOINT_FORMAT,
+            'config': model.config(),
+            'state_dict': {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            'metadata': metadata,
+        },
+        path,
+    )
 
 
 def load_classifier(path: str | Path) -> tuple[DigitClassifier, dict]:

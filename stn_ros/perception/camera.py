@@ -1,4 +1,5 @@
 """Pinhole camera geometry (from ``sensor_msgs/CameraInfo``): metric crop centres and metric ROIs. No rclpy."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,8 +30,7 @@ class PinholeCamera:
             raise ValueError('camera_info is uncalibrated (K is all zeros)')
         if k[0, 0] <= 0 or k[1, 1] <= 0:
             raise ValueError(f'camera_info has non-positive focal lengths fx={k[0, 0]}, fy={k[1, 1]}')
-        return cls(float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]), int(msg.width),
-                   int(msg.height))
+        return cls(float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]), int(msg.width), int(msg.height))
 
     def for_image(self, height: int, width: int) -> PinholeCamera:
         """These intrinsics for an image of ``height x width`` (binned or resized); same aspect only."""
@@ -40,8 +40,9 @@ class PinholeCamera:
         if abs(sx - sy) > 1e-6:
             raise ValueError(f'camera_info is {self.width}x{self.height} but the image is {width}x{height}')
         # Pixel centres at integers: scaling maps the image edge (-0.5) to the edge.
-        return PinholeCamera(self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5,
-                             (self.cy + 0.5) * sy - 0.5, width, height)
+        return PinholeCamera(
+            self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5, width, height
+        )
 
     def back_project(self, uv: np.ndarray, z: np.ndarray) -> np.ndarray:
         """Camera-frame points ``(N, 3)`` in metres of pixels ``uv`` ``(N, 2)`` at depths ``z`` ``(N,)``."""
@@ -64,8 +65,9 @@ def depth_at(depth_m: np.ndarray, uv: np.ndarray, radius: int = 2) -> np.ndarray
     cols = np.clip(centres[:, 0, None, None] + offsets[None, None, :], 0, width - 1)
     rows = np.clip(centres[:, 1, None, None] + offsets[None, :, None], 0, height - 1)
     # Clipping repeats edge pixels: mask the repeats so they do not weigh twice in the median.
-    real = (centres[:, 0, None, None] + offsets[None, None, :] == cols) & \
-        (centres[:, 1, None, None] + offsets[None, :, None] == rows)
+    real = (centres[:, 0, None, None] + offsets[None, None, :] == cols) & (
+        centres[:, 1, None, None] + offsets[None, :, None] == rows
+    )
     windows = np.where(real, depth_m[rows, cols], np.nan).reshape(len(uv), -1)
     out = np.full(len(uv), np.nan, np.float32)
     has = inside & np.isfinite(windows).any(axis=1)
@@ -87,10 +89,11 @@ def metric_rois(rois: np.ndarray, depth_m: np.ndarray, fx: float, fy: float, sid
     z = depth_at(depth_m, centres, radius=3).astype(np.float64)
     for index in np.flatnonzero(~np.isfinite(z)):
         x, y, w, h = rois[index]
-        window = depth_m[max(int(y), 0):max(int(y + h), 0), max(int(x), 0):max(int(x + w), 0)]
+        window = depth_m[max(int(y), 0) : max(int(y + h), 0), max(int(x), 0) : max(int(x + w), 0)]
         readings = window[np.isfinite(window)]
         z[index] = np.median(readings) if readings.size else np.nan
-    side = np.where(np.isfinite(z), side_m * 0.5 * (fx + fy) / np.where(np.isfinite(z), z, 1.0),
-                    np.maximum(rois[:, 2], rois[:, 3]))
+    side = np.where(
+        np.isfinite(z), side_m * 0.5 * (fx + fy) / np.where(np.isfinite(z), z, 1.0), np.maximum(rois[:, 2], rois[:, 3])
+    )
     out = np.stack((centres[:, 0] - (side - 1) / 2, centres[:, 1] - (side - 1) / 2, side, side), axis=1)
     return out.astype(np.float32)

@@ -4,6 +4,7 @@ This is all the node's compute, kept free of rclpy so that tests and benchmarks 
 On the CPU the crops are sampled by OpenCV from the published ``H`` (fast); on CUDA by torch's
 ``grid_sample`` (the same pixels within OpenCV's 1/32-pixel interpolation steps, tested).
 """
+
 from __future__ import annotations
 
 import time
@@ -13,11 +14,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stn_ros.perception.camera import PinholeCamera, depth_at, metric_rois
-from stn_ros.core import (CropTransforms, SpatialTransformer, crop_transforms, load_spatial_transformer,
-                          sample_crops_opencv, sample_grids)
-from stn_ros.perception.frame import Frame
+from stn_ros.core import (
+    CropTransforms,
+    SpatialTransformer,
+    crop_transforms,
+    load_spatial_transformer,
+    sample_crops_opencv,
+    sample_grids,
+)
 from stn_ros.core.package_files import package_file
+from stn_ros.perception.camera import PinholeCamera, depth_at, metric_rois
+from stn_ros.perception.frame import Frame
 from stn_ros.perception.transforms_record import build_record, crop_centres
 
 DEFAULT_WEIGHTS = 'grasp_stn.pt'
@@ -29,8 +36,8 @@ class LoadedModel:
     """A Spatial Transformer with what the node reports about it."""
 
     stn: SpatialTransformer
-    modality: str            # what the localization net was trained on: 'depth' or 'intensity'
-    description: str         # for logs and diagnostics
+    modality: str  # what the localization net was trained on: 'depth' or 'intensity'
+    description: str  # for logs and diagnostics
     warning: str | None = None
     roi_side_m: float | None = None  # the net was trained on square crops this many metres wide
 
@@ -47,22 +54,30 @@ def load_model(weights: str) -> LoadedModel:
     """
     path = Path(weights) if weights else package_file('weights', DEFAULT_WEIGHTS)
     if not weights and not path.is_file():
-        return LoadedModel(identity_model(), 'depth', 'identity-initialised similarity STN (untrained)',
-                           warning=f'no trained weights at {path}: using an identity-initialised STN, '
-                                   'so each crop is its ROI (train one, or set the "weights" parameter)')
+        return LoadedModel(
+            identity_model(),
+            'depth',
+            'identity-initialised similarity STN (untrained)',
+            warning=f'no trained weights at {path}: using an identity-initialised STN, '
+            'so each crop is its ROI (train one, or set the "weights" parameter)',
+        )
     stn, metadata = load_spatial_transformer(path)
     if stn.in_channels != 1:
-        raise ValueError(f'weights file {path} has a {stn.in_channels}-channel localization net; '
-                         'the node feeds it one grey/depth channel')
+        raise ValueError(
+            f'weights file {path} has a {stn.in_channels}-channel localization net; '
+            'the node feeds it one grey/depth channel'
+        )
     modality = metadata.get('modality', 'depth')
     if modality not in MODALITIES:
         raise ValueError(f'weights file {path} names modality {modality!r}; expected one of {MODALITIES}')
     roi_side_m = metadata.get('roi_side_m')
-    if roi_side_m and (isinstance(roi_side_m, bool) or not isinstance(roi_side_m, (int, float)) or
-                       not 0 < roi_side_m < float('inf')):
+    if roi_side_m and (
+        isinstance(roi_side_m, bool) or not isinstance(roi_side_m, (int, float)) or not 0 < roi_side_m < float('inf')
+    ):
         raise ValueError(f'weights file {path} names roi_side_m {roi_side_m!r}; expected a positive number of metres')
-    return LoadedModel(stn, modality, f'{stn.family.name} STN from {path}',
-                       roi_side_m=float(roi_side_m) if roi_side_m else None)
+    return LoadedModel(
+        stn, modality, f'{stn.family.name} STN from {path}', roi_side_m=float(roi_side_m) if roi_side_m else None
+    )
 
 
 class MissingCameraInfo(ValueError):
@@ -78,11 +93,11 @@ def tile_crops(crops: np.ndarray) -> np.ndarray:
 class CanonicalCrops:
     """The result for one frame, in tile order."""
 
-    crops: np.ndarray            # (N, h, w[, C]): depth float32 metres (NaN no reading), else input dtype
+    crops: np.ndarray  # (N, h, w[, C]): depth float32 metres (NaN no reading), else input dtype
     output_size: tuple[int, int]  # (h, w) the crops and their H were made for
-    transforms: CropTransforms   # on the canonicalizer's device
-    homographies: np.ndarray     # (N, 3, 3) float64 on the host: crop pixel -> source pixel
-    record: np.ndarray           # structured transforms record (stn_ros.perception.transforms_record)
+    transforms: CropTransforms  # on the canonicalizer's device
+    homographies: np.ndarray  # (N, 3, 3) float64 on the host: crop pixel -> source pixel
+    record: np.ndarray  # structured transforms record (stn_ros.perception.transforms_record)
     timings_ms: dict[str, float] = field(default_factory=dict)
     fallback: str | None = None  # why the identity STN stood in for a metric-crop STN (None: it did not)
 
@@ -105,16 +120,27 @@ class Canonicalizer:
             :class:`MissingCameraInfo`.
     """
 
-    def __init__(self, stn: SpatialTransformer, device: torch.device, output_size: tuple[int, int],
-                 roi_side_m: float | None = None, identity_fallback: bool = False):
+    def __init__(
+        self,
+        stn: SpatialTransformer,
+        device: torch.device,
+        output_size: tuple[int, int],
+        roi_side_m: float | None = None,
+        identity_fallback: bool = False,
+    ):
         self.roi_side_m = roi_side_m
         self.stn = stn.to(device).eval()
         self.device = device
         self.output_size = (int(output_size[0]), int(output_size[1]))
         self._fallback = identity_model().to(device).eval() if identity_fallback and roi_side_m else None
 
-    def process(self, frame: Frame, rois: np.ndarray, camera: PinholeCamera | None = None,
-                output_size: tuple[int, int] | None = None) -> CanonicalCrops:
+    def process(
+        self,
+        frame: Frame,
+        rois: np.ndarray,
+        camera: PinholeCamera | None = None,
+        output_size: tuple[int, int] | None = None,
+    ) -> CanonicalCrops:
         """Canonical crops of ``rois`` ``(N, 4)`` (x, y, w, h in source pixels) from ``frame``.
 
         ``output_size`` ``(h, w)`` overrides the canonicalizer's for this frame; the crops, their ``H`` and
@@ -128,8 +154,10 @@ class Canonicalizer:
             if not frame.is_depth or camera is None:
                 fallback = 'not a depth image' if not frame.is_depth else 'no camera_info received yet'
                 if self._fallback is None:
-                    raise MissingCameraInfo(f'this STN looks at {self.roi_side_m * 100:.0f} cm crops: it needs a '
-                                            f'depth image and camera_info ({fallback})')
+                    raise MissingCameraInfo(
+                        f'this STN looks at {self.roi_side_m * 100:.0f} cm crops: it needs a '
+                        f'depth image and camera_info ({fallback})'
+                    )
                 stn = self._fallback
             else:
                 scaled = camera.for_image(*frame.size)
@@ -149,8 +177,7 @@ class Canonicalizer:
         if camera is not None and frame.is_depth and len(rois):
             uv = crop_centres(homographies, size)
             xyz = camera.for_image(*frame.size).back_project(uv, depth_at(frame.pixels, uv))
-        record = build_record(homographies, transforms.params.cpu().numpy(), stn.family.code,
-                              rois, size, xyz)
+        record = build_record(homographies, transforms.params.cpu().numpy(), stn.family.code, rois, size, xyz)
         timings = {'localization': (localized - started) * 1e3, 'sampling': (sampled - localized) * 1e3}
         return CanonicalCrops(crops, size, transforms, homographies, record, timings, fallback)
 

@@ -17,6 +17,7 @@ rgba8, 8UC4,
 Depth "no reading" (0 or NaN in the input) is NaN in the depth source and in the tiles; samples outside
 the image are NaN for depth and 0 for intensity. Pure numpy/OpenCV: no rclpy.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -28,11 +29,19 @@ import numpy as np
 from stn_ros.bridge.image_codec import DEPTH_ENCODINGS, decode_depth_m, decode_image
 from stn_ros.perception.visualize import to_bgr8
 
-_TO_BGR = {'rgb8': cv2.COLOR_RGB2BGR, 'bgra8': cv2.COLOR_BGRA2BGR, '8UC4': cv2.COLOR_BGRA2BGR,
-           'rgba8': cv2.COLOR_RGBA2BGR}
+_TO_BGR = {
+    'rgb8': cv2.COLOR_RGB2BGR,
+    'bgra8': cv2.COLOR_BGRA2BGR,
+    '8UC4': cv2.COLOR_BGRA2BGR,
+    'rgba8': cv2.COLOR_RGBA2BGR,
+}
 _RGB_ORDER = ('rgb8', 'rgba8')  # every other colour encoding is in OpenCV's BGR(A) order
-_TO_GREY = {(3, False): cv2.COLOR_BGR2GRAY, (3, True): cv2.COLOR_RGB2GRAY, (4, False): cv2.COLOR_BGRA2GRAY,
-            (4, True): cv2.COLOR_RGBA2GRAY}
+_TO_GREY = {
+    (3, False): cv2.COLOR_BGR2GRAY,
+    (3, True): cv2.COLOR_RGB2GRAY,
+    (4, False): cv2.COLOR_BGRA2GRAY,
+    (4, True): cv2.COLOR_RGBA2GRAY,
+}
 
 
 def bt601_grey(pixels: np.ndarray, rgb_order: bool = False) -> np.ndarray:
@@ -58,8 +67,8 @@ def bt601_grey(pixels: np.ndarray, rgb_order: bool = False) -> np.ndarray:
 class Frame:
     """One decoded camera image, ready for proposals, localization and sampling."""
 
-    pixels: np.ndarray     # (H, W[, C]): depth float32 metres (NaN = no reading) or the image as it came
-    encoding: str          # the input encoding
+    pixels: np.ndarray  # (H, W[, C]): depth float32 metres (NaN = no reading) or the image as it came
+    encoding: str  # the input encoding
     is_depth: bool
     _grey: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 

@@ -19,6 +19,7 @@ positive); missing readings (dropouts, or outside the source image) take the val
 valid pixel, a cheap inpainting like Dex-Net's that neither invents holes nor phantom obstacles. A
 crop with no valid pixel reads 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,8 +63,9 @@ def canonical_scale(gripper: GripperConfig) -> float:
     return OPENING_FRACTION * CANONICAL_SIZE / gripper.max_opening
 
 
-def canonical_homographies(centres: np.ndarray, angles: np.ndarray, z: np.ndarray, camera: PinholeCamera,
-                           gripper: GripperConfig) -> np.ndarray:
+def canonical_homographies(
+    centres: np.ndarray, angles: np.ndarray, z: np.ndarray, camera: PinholeCamera, gripper: GripperConfig
+) -> np.ndarray:
     """``(N, 3, 3)`` float64 crop pixel -> source pixel of grasps at pixels ``(N, 2)``, angles ``(N,)``
     (radians, normalized image coordinates) and gripper depths ``(N,)`` metres."""
     centres = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
@@ -105,8 +107,9 @@ def fill_missing(images: np.ndarray) -> np.ndarray:
             continue
         # DIST_LABEL_PIXEL numbers the valid pixels in raster order and labels every pixel with its
         # nearest one, so the label indexes the valid values directly.
-        _, nearest = cv2.distanceTransformWithLabels((~valid).view(np.uint8), cv2.DIST_L2, 5,
-                                                     labelType=cv2.DIST_LABEL_PIXEL)
+        _, nearest = cv2.distanceTransformWithLabels(
+            (~valid).view(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+        )
         image[:] = image[valid][nearest - 1]
     return out
 
@@ -125,7 +128,11 @@ def grasp_image(depth_m: np.ndarray, H: np.ndarray, z: np.ndarray | float) -> np
     metres; returns ``(32, 32)`` or ``(B, 32, 32)`` float32 depth relative to the gripper, NaN-free.
     """
     H = np.asarray(H, dtype=np.float64)
-    crops = warp_perspective_opencv(np.asarray(depth_m, dtype=np.float32), H.reshape(-1, 3, 3),
-                                    (CANONICAL_SIZE, CANONICAL_SIZE), border_value=float('nan'))
+    crops = warp_perspective_opencv(
+        np.asarray(depth_m, dtype=np.float32),
+        H.reshape(-1, 3, 3),
+        (CANONICAL_SIZE, CANONICAL_SIZE),
+        border_value=float('nan'),
+    )
     images = normalize_grasp_images(crops, z)
     return images[0] if H.ndim == 2 else images

@@ -16,6 +16,7 @@ width      object width across the jaws at the grasp, metres (NaN without camera
 The gripper depth of a crop is the surface depth at its centre plus the gripper's finger depth (the
 fingertips go that far below the top), as in the grasp evaluation.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ GRASP_FIELDS = ('quality', 'u', 'v', 'x', 'y', 'z', 'angle', 'width')
 @dataclass
 class ScoredGrasps:
     record: np.ndarray  # structured, GRASP_FIELDS
-    best: int | None    # index of the best grasp at or above the threshold, None when there is none
+    best: int | None  # index of the best grasp at or above the threshold, None when there is none
 
 
 def surface_gripper_depths(depth_m: np.ndarray, pixels: np.ndarray, gripper: GripperConfig) -> np.ndarray:
@@ -63,7 +64,7 @@ def widths_m(crops: np.ndarray, z: np.ndarray, metres_per_crop_pixel: np.ndarray
         middle = crop.shape[1] // 2
         if not solid[middle] or not np.isfinite(metres_per_crop_pixel[index]):
             continue
-        left = middle - np.argmin(solid[middle::-1]) + 1 if not solid[:middle + 1].all() else 0
+        left = middle - np.argmin(solid[middle::-1]) + 1 if not solid[: middle + 1].all() else 0
         right = middle + np.argmin(solid[middle:]) if not solid[middle:].all() else len(row)
         out[index] = (right - left) * metres_per_crop_pixel[index]
     return out
@@ -77,8 +78,9 @@ class GraspScorer:
         self.device = device
         self.gripper = gripper or GripperConfig()
 
-    def score(self, crops: np.ndarray, homographies: np.ndarray, camera: PinholeCamera | None,
-              threshold: float) -> ScoredGrasps:
+    def score(
+        self, crops: np.ndarray, homographies: np.ndarray, camera: PinholeCamera | None, threshold: float
+    ) -> ScoredGrasps:
         """Grasps of crops ``(N, h, w)`` (metres, NaN = no reading) with their ``H`` ``(N, 3, 3)``."""
         count = len(crops)
         record = np.zeros(count, dtype=[(name, np.float32) for name in GRASP_FIELDS])
@@ -87,11 +89,14 @@ class GraspScorer:
         z = gripper_depths(crops, self.gripper)
         images = crops
         if crops.shape[1:] != (CANONICAL_SIZE, CANONICAL_SIZE):  # the GQ-CNN was trained on 32x32
-            images = np.stack([cv2.resize(c, (CANONICAL_SIZE, CANONICAL_SIZE), interpolation=cv2.INTER_NEAREST)
-                               for c in crops])
+            images = np.stack(
+                [cv2.resize(c, (CANONICAL_SIZE, CANONICAL_SIZE), interpolation=cv2.INTER_NEAREST) for c in crops]
+            )
         images = normalize_grasp_images(images, np.nan_to_num(z, nan=0.0))
-        quality = self.model.quality(torch.from_numpy(images)[:, None].to(self.device),
-                                     torch.from_numpy(np.nan_to_num(z, nan=0.0).astype(np.float32)).to(self.device))
+        quality = self.model.quality(
+            torch.from_numpy(images)[:, None].to(self.device),
+            torch.from_numpy(np.nan_to_num(z, nan=0.0).astype(np.float32)).to(self.device),
+        )
         quality = np.where(np.isfinite(z), quality.cpu().numpy(), 0.0)  # no surface seen: no grasp
         centres, angles = crop_axis(homographies)
         record['quality'], record['u'], record['v'], record['angle'] = quality, centres[:, 0], centres[:, 1], angles

@@ -14,6 +14,7 @@ Tile order (the order of ``Proposals.rois``, and of the crops built from them): 
 area first; equal areas by the ROI's ``y``, then its ``x`` (top to bottom, left to right). ``max_crops``
 keeps the first ``max_crops`` of that order, i.e. the largest components.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -61,15 +62,15 @@ class ProposalConfig:
             if not _is_int(value) or value < 1:
                 raise ValueError(f'ProposalConfig.{name} must be a positive integer, got {value!r}')
         if self.max_area < self.min_area:
-            raise ValueError(f'ProposalConfig.max_area must be >= min_area ({self.min_area}), '
-                             f'got {self.max_area!r}')
+            raise ValueError(f'ProposalConfig.max_area must be >= min_area ({self.min_area}), got {self.max_area!r}')
         if not _is_int(self.seed) or self.seed < 0:
             raise ValueError(f'ProposalConfig.seed must be a non-negative integer, got {self.seed!r}')
         if not _is_real(self.margin) or not 0.0 <= self.margin < np.inf:
             raise ValueError(f'ProposalConfig.margin must be a finite number >= 0, got {self.margin!r}')
         if not _is_real(self.table_threshold) or not 0.0 < self.table_threshold < np.inf:
-            raise ValueError('ProposalConfig.table_threshold must be a finite number > 0 (metres), '
-                             f'got {self.table_threshold!r}')
+            raise ValueError(
+                f'ProposalConfig.table_threshold must be a finite number > 0 (metres), got {self.table_threshold!r}'
+            )
 
 
 @dataclass
@@ -128,8 +129,9 @@ def check_rois_inside(rois: np.ndarray, height: int, width: int) -> None:
     outside = np.flatnonzero((x < 0) | (y < 0) | (x + w > width) | (y + h > height))
     if outside.size:
         index = int(outside[0])
-        raise ValueError(f'ROI {index} (x, y, w, h) = {_fmt(rois[index])} is not inside the '
-                         f'{width}x{height} (width x height) image')
+        raise ValueError(
+            f'ROI {index} (x, y, w, h) = {_fmt(rois[index])} is not inside the {width}x{height} (width x height) image'
+        )
 
 
 def order_and_limit(rois: np.ndarray, areas: np.ndarray, max_crops: int) -> np.ndarray:
@@ -174,8 +176,7 @@ def fit_table_plane(depth_m: np.ndarray, config: ProposalConfig) -> np.ndarray |
     return _ransac_plane(design, z, samples, tolerance=0.5 * config.table_threshold)
 
 
-def depth_proposals(depth_m: np.ndarray, config: ProposalConfig,
-                    max_crops: int | None = None) -> Proposals:
+def depth_proposals(depth_m: np.ndarray, config: ProposalConfig, max_crops: int | None = None) -> Proposals:
     """Objects standing on a table, from a depth frame ``(H, W)`` float32 metres (NaN, 0, inf: no reading).
 
     Object pixels are valid pixels closer to the camera than the fitted table plane (see
@@ -191,8 +192,7 @@ def depth_proposals(depth_m: np.ndarray, config: ProposalConfig,
     return _proposals_from_mask(_object_mask(depth, plane, config.table_threshold), config, max_crops)
 
 
-def intensity_proposals(image: np.ndarray, config: ProposalConfig,
-                        max_crops: int | None = None) -> Proposals:
+def intensity_proposals(image: np.ndarray, config: ProposalConfig, max_crops: int | None = None) -> Proposals:
     """Objects that differ from the background, in an image ``(H, W)`` or ``(H, W, C)``, C in 1, 3, 4.
 
     Colour (BGR(A) order) is converted to grey by :func:`~stn_ros.perception.frame.bt601_grey`, the grey
@@ -229,8 +229,7 @@ def _is_int(value: object) -> bool:
 
 
 def _is_real(value: object) -> bool:
-    return (isinstance(value, (int, float, np.integer, np.floating))
-            and not isinstance(value, (bool, np.bool_)))
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 def _fmt(roi: np.ndarray) -> str:
@@ -270,8 +269,7 @@ def _sample_valid(depth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return index
 
 
-def _ransac_plane(design: np.ndarray, z: np.ndarray, samples: np.ndarray,
-                  tolerance: float) -> np.ndarray | None:
+def _ransac_plane(design: np.ndarray, z: np.ndarray, samples: np.ndarray, tolerance: float) -> np.ndarray | None:
     """Best of the 3-point hypotheses ``samples`` ``(I, 3)`` refined on its inliers, or ``None``."""
     inverse = 1.0 / z
     # A depth error e is an inverse-depth error of e / z^2 to first order: per-pixel tolerance on 1/z.
@@ -297,8 +295,7 @@ def _ransac_plane(design: np.ndarray, z: np.ndarray, samples: np.ndarray,
     return plane
 
 
-def _inliers(planes: np.ndarray, design: np.ndarray, inverse: np.ndarray,
-             tolerance: np.ndarray) -> np.ndarray:
+def _inliers(planes: np.ndarray, design: np.ndarray, inverse: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
     """``(P, n)`` bool: points ``(u, v, 1/z)`` within ``tolerance`` ``(n,)`` of ``(P, 3)`` planes."""
     return np.abs(planes @ design.T - inverse) < tolerance
 

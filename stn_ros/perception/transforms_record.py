@@ -21,6 +21,7 @@ p0 ... p{P-1}       float32   raw STN parameters (normalized coordinates; for TP
 For TPS, ``H`` is the least-squares affine fit of the spline (the exact map is the spline of ``p*``).
 Pure numpy: no rclpy.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,8 +49,14 @@ def crop_centres(homographies: np.ndarray, output_size: tuple[int, int]) -> np.n
     return mapped[:, :2] / mapped[:, 2:]
 
 
-def build_record(homographies: np.ndarray, params: np.ndarray, family_code: int, rois: np.ndarray,
-                 output_size: tuple[int, int], xyz: np.ndarray | None = None) -> np.ndarray:
+def build_record(
+    homographies: np.ndarray,
+    params: np.ndarray,
+    family_code: int,
+    rois: np.ndarray,
+    output_size: tuple[int, int],
+    xyz: np.ndarray | None = None,
+) -> np.ndarray:
     """Structured array of ``N`` record points (see the module docstring); ``xyz`` defaults to NaN."""
     homographies = np.asarray(homographies, dtype=np.float64).reshape(-1, 3, 3)
     params = np.asarray(params, dtype=np.float32)
@@ -75,11 +82,11 @@ class TransformsRecord:
     """A decoded transforms record: arrays in tile order."""
 
     homographies: np.ndarray  # (N, 3, 3) float64, crop pixel -> source pixel
-    centres_uv: np.ndarray    # (N, 2) source pixels
-    xyz: np.ndarray           # (N, 3) metres, NaN when unknown
-    family: np.ndarray        # (N,) int32
-    rois: np.ndarray          # (N, 4) x, y, w, h
-    params: np.ndarray        # (N, P)
+    centres_uv: np.ndarray  # (N, 2) source pixels
+    xyz: np.ndarray  # (N, 3) metres, NaN when unknown
+    family: np.ndarray  # (N,) int32
+    rois: np.ndarray  # (N, 4) x, y, w, h
+    params: np.ndarray  # (N, P)
 
 
 def parse_record(points: np.ndarray) -> TransformsRecord:
@@ -91,6 +98,10 @@ def parse_record(points: np.ndarray) -> TransformsRecord:
     stack = lambda fields: np.stack([points[f].astype(np.float64) for f in fields], axis=-1)  # noqa: E731
     params = sorted((n for n in names if n[0] == 'p' and n[1:].isdigit()), key=lambda n: int(n[1:]))
     return TransformsRecord(
-        homographies=stack(H_FIELDS).reshape(-1, 3, 3), centres_uv=stack(('u', 'v')),
-        xyz=stack(('x', 'y', 'z')), family=points['family'].astype(np.int32), rois=stack(ROI_FIELDS),
-        params=stack(params) if params else np.zeros((len(points), 0)))
+        homographies=stack(H_FIELDS).reshape(-1, 3, 3),
+        centres_uv=stack(('u', 'v')),
+        xyz=stack(('x', 'y', 'z')),
+        family=points['family'].astype(np.int32),
+        rois=stack(ROI_FIELDS),
+        params=stack(params) if params else np.zeros((len(points), 0)),
+    )

@@ -1,4 +1,5 @@
 """Pictures of what the STN did: sampling quadrilaterals on the source, crops side by side."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -10,10 +11,11 @@ import numpy as np
 def crop_quadrilaterals(homographies: np.ndarray, output_size: Sequence[int]) -> np.ndarray:
     """Source-pixel corners ``(B, 4, 2)`` of each crop's outer edge (clockwise from top-left)."""
     height, width = output_size
-    corners = np.array([[-0.5, -0.5, 1], [width - 0.5, -0.5, 1], [width - 0.5, height - 0.5, 1],
-                        [-0.5, height - 0.5, 1]], dtype=np.float64)
-    mapped = np.einsum('bij,kj->bki', np.asarray(homographies, dtype=np.float64).reshape(-1, 3, 3),
-                       corners)
+    corners = np.array(
+        [[-0.5, -0.5, 1], [width - 0.5, -0.5, 1], [width - 0.5, height - 0.5, 1], [-0.5, height - 0.5, 1]],
+        dtype=np.float64,
+    )
+    mapped = np.einsum('bij,kj->bki', np.asarray(homographies, dtype=np.float64).reshape(-1, 3, 3), corners)
     return mapped[..., :2] / mapped[..., 2:]
 
 
@@ -31,8 +33,7 @@ def to_bgr8(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def draw_quadrilaterals(image: np.ndarray, quads: np.ndarray, color=(0, 255, 0),
-                        thickness: int = 2) -> np.ndarray:
+def draw_quadrilaterals(image: np.ndarray, quads: np.ndarray, color=(0, 255, 0), thickness: int = 2) -> np.ndarray:
     """bgr8 copy of ``image`` with each quadrilateral drawn and its top edge (crop row 0) marked."""
     canvas = to_bgr8(image).copy()
     for index, quad in enumerate(np.asarray(quads)):
@@ -41,8 +42,9 @@ def draw_quadrilaterals(image: np.ndarray, quads: np.ndarray, color=(0, 255, 0),
         points = np.round(quad).astype(np.int32)
         cv2.polylines(canvas, [points], True, color, thickness, cv2.LINE_AA)
         cv2.line(canvas, tuple(points[0]), tuple(points[1]), (0, 0, 255), thickness, cv2.LINE_AA)
-        cv2.putText(canvas, str(index), tuple(points[0] + [3, 14]), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                    color, 1, cv2.LINE_AA)
+        cv2.putText(
+            canvas, str(index), tuple(points[0] + [3, 14]), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA
+        )
     return canvas
 
 
@@ -60,13 +62,18 @@ def crop_strip(crops: np.ndarray, scale: int = 3, labels: Sequence[str] | None =
 def stack_panels(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
     """``top`` above ``bottom`` (bgr8), the narrower one padded on the right with black."""
     width = max(top.shape[1], bottom.shape[1])
-    pad = [cv2.copyMakeBorder(p, 0, 0, 0, width - p.shape[1], cv2.BORDER_CONSTANT, value=0)
-           for p in (top, bottom)]
+    pad = [cv2.copyMakeBorder(p, 0, 0, 0, width - p.shape[1], cv2.BORDER_CONSTANT, value=0) for p in (top, bottom)]
     return np.vstack(pad)
 
 
-def draw_grasps(canvas: np.ndarray, centres: np.ndarray, angles: np.ndarray, widths_px: np.ndarray,
-                qualities: np.ndarray, best: int | None = None) -> np.ndarray:
+def draw_grasps(
+    canvas: np.ndarray,
+    centres: np.ndarray,
+    angles: np.ndarray,
+    widths_px: np.ndarray,
+    qualities: np.ndarray,
+    best: int | None = None,
+) -> np.ndarray:
     """Parallel-jaw grasps on a bgr8 ``canvas`` (in place): the closing line and both jaws, coloured by
     quality (red 0 -> green 1); the best grasp thicker, in white."""
     for index, ((u, v), angle, width, quality) in enumerate(zip(centres, angles, widths_px, qualities)):

@@ -6,6 +6,7 @@ them by exact stamp (a bounded buffer; unpaired messages are counted and dropped
 :mod:`stn_ros.perception.grasp_quality`), ``~/best_grasp`` (PoseStamped, the best grasp at or above
 ``quality_threshold`` when it has a metric position) and ``/diagnostics``.
 """
+
 from __future__ import annotations
 
 import sys
@@ -21,17 +22,17 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from stn_ros.perception.camera import PinholeCamera
-from stn_ros.core import DeviceUnavailableError, device_memory_values, resolve_device
-from stn_ros.perception.grasp_quality import GraspScorer, grasp_orientation
-from stn_ros.ros.health import LogThrottle, NodeHealth
-from stn_ros.models.gqcnn import GQCNN, load_gqcnn
-from stn_ros.core.package_files import package_file
 from stn_ros.bridge.image_codec import ImageDecodeError, decode_image
-from stn_ros.ros.node_runtime import diagnostic_array, run_node
-from stn_ros.ros.parameters import (ParameterSet, ParameterSpec, StartupError, device_string)
 from stn_ros.bridge.pointcloud_codec import PointCloudDecodeError, decode_pointcloud, encode_pointcloud
+from stn_ros.core import DeviceUnavailableError, device_memory_values, resolve_device
+from stn_ros.core.package_files import package_file
+from stn_ros.models.gqcnn import GQCNN, load_gqcnn
+from stn_ros.perception.camera import PinholeCamera
+from stn_ros.perception.grasp_quality import GraspScorer, grasp_orientation
 from stn_ros.perception.transforms_record import parse_record
+from stn_ros.ros.health import LogThrottle, NodeHealth
+from stn_ros.ros.node_runtime import diagnostic_array, run_node
+from stn_ros.ros.parameters import ParameterSet, ParameterSpec, StartupError, device_string
 
 DEFAULT_WEIGHTS = 'gqcnn.pt'
 
@@ -39,7 +40,9 @@ PARAMETERS = [
     ParameterSpec('device', 'auto', 'auto (CUDA if available), cpu, cuda, cuda:N', device_string, read_only=True),
     ParameterSpec('weights', '', 'GQ-CNN checkpoint; empty = the shipped default', read_only=True),
     ParameterSpec.number('quality_threshold', 0.5, 'a grasp below this quality is never the best grasp', 0.0, 1.0),
-    ParameterSpec.integer('pairing_buffer', 10, 'messages kept per input while waiting for their pair', 1, 100, read_only=True),
+    ParameterSpec.integer(
+        'pairing_buffer', 10, 'messages kept per input while waiting for their pair', 1, 100, read_only=True
+    ),
     ParameterSpec.number('diagnostics_period', 1.0, 'seconds between /diagnostics messages', 0.1, 60.0, read_only=True),
 ]
 
@@ -77,8 +80,10 @@ class GraspQualityNode(Node):
     def _load(self, weights: str) -> tuple[GQCNN, str]:
         path = Path(weights) if weights else package_file('weights', DEFAULT_WEIGHTS)
         if not weights and not path.is_file():
-            self.get_logger().warning(f'no trained GQ-CNN at {path}: using an untrained one (qualities are '
-                                      'meaningless; train one, or set the "weights" parameter)')
+            self.get_logger().warning(
+                f'no trained GQ-CNN at {path}: using an untrained one (qualities are '
+                'meaningless; train one, or set the "weights" parameter)'
+            )
             return GQCNN().eval(), 'untrained GQ-CNN'
         if not path.is_file():
             raise ValueError(f'weights file {path} does not exist')
@@ -123,8 +128,10 @@ class GraspQualityNode(Node):
             return
         count = len(record.homographies)
         if tile_msg.encoding != '32FC1' or (count and tile.shape[0] % count):
-            self._bad('not_depth_tile', f'expected a 32FC1 tile of {count} crops, got {tile_msg.encoding} '
-                                        f'{tile_msg.height}x{tile_msg.width}')
+            self._bad(
+                'not_depth_tile',
+                f'expected a 32FC1 tile of {count} crops, got {tile_msg.encoding} {tile_msg.height}x{tile_msg.width}',
+            )
             return
         crops = tile.reshape(count, -1, tile.shape[1]) if count else np.zeros((0, 32, 32), np.float32)
         try:
@@ -155,8 +162,12 @@ class GraspQualityNode(Node):
 
     def _publish_diagnostics(self) -> None:
         device = str(self.scorer.device)
-        report = self.health.report(device=device, model=self.model_description,
-                                    **{'unpaired dropped': str(self.unpaired)}, **device_memory_values(self.scorer.device))
+        report = self.health.report(
+            device=device,
+            model=self.model_description,
+            **{'unpaired dropped': str(self.unpaired)},
+            **device_memory_values(self.scorer.device),
+        )
         self.diagnostics_pub.publish(diagnostic_array(self, 'grasp quality', report, device))
 
 

@@ -3,6 +3,7 @@
 Hand-written because ``diagnostic_updater`` is not available as a wheel in the plain venv; the node
 turns :meth:`NodeHealth.report` into a ``diagnostic_msgs/DiagnosticStatus``.
 """
+
 from __future__ import annotations
 
 import threading
@@ -104,12 +105,18 @@ class NodeHealth:
             self._internal_errors_at_report = self.internal_errors
             self._received_at_report = self.received
             values = {
-                'frames received': str(self.received), 'frames processed': str(self.processed),
-                'frames dropped (latest wins)': str(self.dropped), 'input rate (Hz)': f'{rate:.2f}',
-                'processing median (ms)': _median(processing), 'processing p99 (ms)': _percentile(processing, 99),
-                'latency median (ms)': _median(latency), 'latency p99 (ms)': _percentile(latency, 99),
-                'input gaps': str(self.gaps), 'longest input gap (s)': f'{self.longest_gap_s:.2f}',
-                'bad inputs': str(sum(self.bad_inputs.values())), 'internal errors': str(self.internal_errors),
+                'frames received': str(self.received),
+                'frames processed': str(self.processed),
+                'frames dropped (latest wins)': str(self.dropped),
+                'input rate (Hz)': f'{rate:.2f}',
+                'processing median (ms)': _median(processing),
+                'processing p99 (ms)': _percentile(processing, 99),
+                'latency median (ms)': _median(latency),
+                'latency p99 (ms)': _percentile(latency, 99),
+                'input gaps': str(self.gaps),
+                'longest input gap (s)': f'{self.longest_gap_s:.2f}',
+                'bad inputs': str(sum(self.bad_inputs.values())),
+                'internal errors': str(self.internal_errors),
             }
             values.update({f'bad input: {reason}': str(count) for reason, count in sorted(self.bad_inputs.items())})
         values.update(extra)

@@ -1,4 +1,5 @@
 """What every stn_ros node shares at run time: its console-script main loop and its diagnostics message."""
+
 from __future__ import annotations
 
 import sys
@@ -46,9 +47,13 @@ def run_node(factory: Callable[[], Node], executable: str, args: list[str] | Non
 
 def diagnostic_array(node: Node, label: str, report: HealthReport, hardware_id: str) -> DiagnosticArray:
     """One ``DiagnosticStatus`` named ``'<node name>: <label>'`` of a health report, stamped now."""
-    status = DiagnosticStatus(level=bytes([report.level]), name=f'{node.get_name()}: {label}', message=report.message,
-                              hardware_id=hardware_id,
-                              values=[KeyValue(key=k, value=v) for k, v in report.values.items()])
+    status = DiagnosticStatus(
+        level=bytes([report.level]),
+        name=f'{node.get_name()}: {label}',
+        message=report.message,
+        hardware_id=hardware_id,
+        values=[KeyValue(key=k, value=v) for k, v in report.values.items()],
+    )
     array = DiagnosticArray(status=[status])
     array.header.stamp = node.get_clock().now().to_msg()
     return array

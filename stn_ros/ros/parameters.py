@@ -1,4 +1,5 @@
 """Declaring node parameters with descriptors and validating them at start and on change."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -32,14 +33,16 @@ class ParameterSpec:
     float_range: tuple[float, float] | None = None
 
     @classmethod
-    def integer(cls, name: str, default: int, description: str, low: int, high: int,
-                read_only: bool = False) -> ParameterSpec:
+    def integer(
+        cls, name: str, default: int, description: str, low: int, high: int, read_only: bool = False
+    ) -> ParameterSpec:
         """An integer in ``[low, high]``: the range is both checked and declared (``integer_range``)."""
         return cls(name, default, description, integer_in(low, high), read_only, int_range=(low, high))
 
     @classmethod
-    def number(cls, name: str, default: float, description: str, low: float, high: float,
-               read_only: bool = False) -> ParameterSpec:
+    def number(
+        cls, name: str, default: float, description: str, low: float, high: float, read_only: bool = False
+    ) -> ParameterSpec:
         """A number in ``[low, high]`` (``1`` as well as ``1.0``): checked, and named in the descriptor."""
         return cls(name, default, description, number_in(low, high), read_only, float_range=(low, high))
 
@@ -62,6 +65,7 @@ def number_in(low: float, high: float) -> Callable[[Any], float]:
         if not low <= value <= high:
             raise ValueError(f'must be in [{low}, {high}], got {value}')
         return float(value)
+
     return check
 
 
@@ -72,6 +76,7 @@ def integer_in(low: int, high: int) -> Callable[[Any], int]:
         if not low <= value <= high:
             raise ValueError(f'must be in [{low}, {high}], got {value}')
         return int(value)
+
     return check
 
 
@@ -92,6 +97,7 @@ def one_of(*choices: str) -> Callable[[Any], str]:
         if value not in choices:
             raise ValueError(f'must be one of {", ".join(choices)}; got {value!r}')
         return value
+
     return check
 
 
@@ -104,9 +110,13 @@ class ParameterSet:
     runs at start and on every change, with the values the change would give).
     """
 
-    def __init__(self, node: Node, specs: list[ParameterSpec],
-                 on_change: Callable[[str, Any], None] | None = None,
-                 cross_check: Callable[[dict[str, Any]], None] | None = None):
+    def __init__(
+        self,
+        node: Node,
+        specs: list[ParameterSpec],
+        on_change: Callable[[str, Any], None] | None = None,
+        cross_check: Callable[[dict[str, Any]], None] | None = None,
+    ):
         self._node = node
         self._specs = {spec.name: spec for spec in specs}
         self._on_change = on_change

@@ -1,4 +1,5 @@
 """Input QoS that follows the camera, as image_pipeline does: depth 1, the publisher's reliability."""
+
 from __future__ import annotations
 
 from rcl_interfaces.msg import ParameterDescriptor
@@ -39,8 +40,10 @@ def declare_reliability_override(node: Node, topic: str) -> bool:
     """
     name = f'qos_overrides.{topic}.subscription.reliability'
     descriptor = ParameterDescriptor(
-        name=name, read_only=True,
-        description=f'reliability of the {topic} subscription: {", ".join(RELIABILITY_CHOICES)}')
+        name=name,
+        read_only=True,
+        description=f'reliability of the {topic} subscription: {", ".join(RELIABILITY_CHOICES)}',
+    )
     value = node.declare_parameter(name, FOLLOW_PUBLISHER, descriptor).value
     if value not in RELIABILITY_CHOICES:
         raise ValueError(f'parameter {name!r} must be one of {", ".join(RELIABILITY_CHOICES)}; got {value!r}')

@@ -6,6 +6,7 @@ Subscribes ``image`` (+ optional ``camera_info``, ``detections``), publishes ``~
 topics. One worker thread processes the latest frame; the subscription only stores it, so a frame that
 is replaced before it is processed is counted as dropped and nothing queues up.
 """
+
 from __future__ import annotations
 
 import array
@@ -22,27 +23,37 @@ from rclpy.qos import QoSPolicyKind, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from stn_ros.bridge.image_codec import ImageDecodeError, encode_image
+from stn_ros.bridge.pointcloud_codec import encode_pointcloud
+from stn_ros.core import CheckpointError, DeviceUnavailableError, device_memory_values, resolve_device
 from stn_ros.perception.camera import PinholeCamera
 from stn_ros.perception.canonicalizer import CanonicalCrops, Canonicalizer, load_model
-from stn_ros.core import CheckpointError, DeviceUnavailableError, device_memory_values, resolve_device
 from stn_ros.perception.frame import Frame, decode_frame
-from stn_ros.ros.health import LogThrottle, NodeHealth
-from stn_ros.perception.proposals import (ProposalConfig, check_rois_inside, depth_proposals, full_frame_roi,
-                               intensity_proposals, order_and_limit, parse_rois)
-from stn_ros.bridge.image_codec import ImageDecodeError, encode_image
-from stn_ros.ros.node_runtime import diagnostic_array, run_node
-from stn_ros.ros.parameters import (ParameterSet, ParameterSpec, StartupError, device_string, one_of)
-from stn_ros.bridge.pointcloud_codec import encode_pointcloud
-from stn_ros.ros.qos import camera_qos, declare_reliability_override, publishers_reliability
+from stn_ros.perception.proposals import (
+    ProposalConfig,
+    check_rois_inside,
+    depth_proposals,
+    full_frame_roi,
+    intensity_proposals,
+    order_and_limit,
+    parse_rois,
+)
 from stn_ros.perception.visualize import crop_quadrilaterals, draw_quadrilaterals
+from stn_ros.ros.health import LogThrottle, NodeHealth
+from stn_ros.ros.node_runtime import diagnostic_array, run_node
+from stn_ros.ros.parameters import ParameterSet, ParameterSpec, StartupError, device_string, one_of
+from stn_ros.ros.qos import camera_qos, declare_reliability_override, publishers_reliability
 
 CROP_SOURCES = ('full_frame', 'fixed_rois', 'proposals', 'detections')
 
 
 def _output_size(value: Any) -> tuple[int, int]:
     value = list(value) if isinstance(value, (list, tuple, array.array)) else value
-    if not isinstance(value, list) or len(value) != 2 or not all(
-            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1024 for v in value):
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1024 for v in value)
+    ):
         raise ValueError(f'must be [height, width], integers in [1, 1024]; got {value!r}')
     return int(value[0]), int(value[1])
 
@@ -53,23 +64,41 @@ def _rois(value: Any) -> np.ndarray:
 
 def proposal_config(values: dict) -> ProposalConfig:
     """The proposal settings of the node's parameter values."""
-    return ProposalConfig(min_area=values['proposal_min_area'], max_area=values['proposal_max_area'],
-                          margin=values['proposal_margin'], table_threshold=values['table_threshold'])
+    return ProposalConfig(
+        min_area=values['proposal_min_area'],
+        max_area=values['proposal_max_area'],
+        margin=values['proposal_margin'],
+        table_threshold=values['table_threshold'],
+    )
 
 
 PARAMETERS = [
-    ParameterSpec('device', 'auto', 'where the STN runs: auto (CUDA if available), cpu, cuda, cuda:N',
-                  device_string, read_only=True),
+    ParameterSpec(
+        'device',
+        'auto',
+        'where the STN runs: auto (CUDA if available), cpu, cuda, cuda:N',
+        device_string,
+        read_only=True,
+    ),
     ParameterSpec('weights', '', 'STN checkpoint path; empty = the shipped default', read_only=True),
     ParameterSpec('output_size', [32, 32], '[height, width] of each canonical crop', _output_size),
-    ParameterSpec('crop_source', 'proposals', 'full_frame, fixed_rois, proposals or detections',
-                  one_of(*CROP_SOURCES), read_only=True),
+    ParameterSpec(
+        'crop_source',
+        'proposals',
+        'full_frame, fixed_rois, proposals or detections',
+        one_of(*CROP_SOURCES),
+        read_only=True,
+    ),
     ParameterSpec('rois', None, 'fixed ROIs, flat [x, y, w, h, ...] in source pixels (fixed_rois)', _rois),
     ParameterSpec.integer('max_crops', 16, 'at most this many crops per frame (the largest are kept)', 1, 256),
     ParameterSpec.integer('proposal_min_area', 150, 'proposals: smallest object, pixels', 1, 10_000_000),
     ParameterSpec.integer('proposal_max_area', 60000, 'proposals: largest object, pixels', 1, 10_000_000),
-    ParameterSpec.number('proposal_margin', 0.15, 'proposals: margin around each object, fraction of its size', 0.0, 2.0),
-    ParameterSpec.number('table_threshold', 0.008, 'depth proposals: height above the table plane that is object, m', 0.0005, 1.0),
+    ParameterSpec.number(
+        'proposal_margin', 0.15, 'proposals: margin around each object, fraction of its size', 0.0, 2.0
+    ),
+    ParameterSpec.number(
+        'table_threshold', 0.008, 'depth proposals: height above the table plane that is object, m', 0.0005, 1.0
+    ),
     ParameterSpec('publish_debug_image', False, 'publish ~/debug/image even when nobody subscribes'),
     ParameterSpec.number('diagnostics_period', 1.0, 'seconds between /diagnostics messages', 0.1, 60.0, read_only=True),
 ]
@@ -80,8 +109,12 @@ class StnNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('stn_node', **kwargs)
-        self.parameters = ParameterSet(self, PARAMETERS, on_change=self._on_parameter_change,
-                                       cross_check=lambda values: proposal_config(values).validate())
+        self.parameters = ParameterSet(
+            self,
+            PARAMETERS,
+            on_change=self._on_parameter_change,
+            cross_check=lambda values: proposal_config(values).validate(),
+        )
         values = self.parameters.values
         try:
             device = resolve_device(values['device'])
@@ -93,8 +126,9 @@ class StnNode(Node):
         self.model = model
         # A metric-crop STN (the shipped grasp canonicalizer) needs depth and camera_info; any other frame
         # still gets its crops, from the identity STN on the plain ROIs, said in the log and diagnostics.
-        self.canonicalizer = Canonicalizer(model.stn, device, values['output_size'], model.roi_side_m,
-                                           identity_fallback=True)
+        self.canonicalizer = Canonicalizer(
+            model.stn, device, values['output_size'], model.roi_side_m, identity_fallback=True
+        )
         self._fallback_frames = 0
         self.health = NodeHealth()
         self._throttle = LogThrottle(5.0)
@@ -124,9 +158,11 @@ class StnNode(Node):
         self.create_timer(values['diagnostics_period'], self._publish_diagnostics)
         self._worker = threading.Thread(target=self._work, name='stn_worker', daemon=True)
         self._worker.start()
-        self.get_logger().info(f'{model.description} on {device}; crops from {values["crop_source"]}, '
-                               f'{values["output_size"][0]}x{values["output_size"][1]}, '
-                               f'at most {values["max_crops"]}; reading {self._image_topic}')
+        self.get_logger().info(
+            f'{model.description} on {device}; crops from {values["crop_source"]}, '
+            f'{values["output_size"][0]}x{values["output_size"][1]}, '
+            f'at most {values["max_crops"]}; reading {self._image_topic}'
+        )
 
     # --- subscriptions ---------------------------------------------------------------------------
 
@@ -137,8 +173,12 @@ class StnNode(Node):
         if self._reliability_overridden:
             kinds += (QoSPolicyKind.RELIABILITY,)
         self._image_sub = self.create_subscription(
-            Image, 'image', self._on_image, camera_qos(reliability),
-            qos_overriding_options=QoSOverridingOptions(policy_kinds=kinds))
+            Image,
+            'image',
+            self._on_image,
+            camera_qos(reliability),
+            qos_overriding_options=QoSOverridingOptions(policy_kinds=kinds),
+        )
         self._image_reliability = reliability
 
     def _follow_publisher_reliability(self) -> None:
@@ -155,8 +195,10 @@ class StnNode(Node):
         try:
             from vision_msgs.msg import Detection2DArray
         except ImportError:
-            raise StartupError('crop_source "detections" needs the vision_msgs package '
-                               '(apt: ros-$ROS_DISTRO-vision-msgs), which is not installed') from None
+            raise StartupError(
+                'crop_source "detections" needs the vision_msgs package '
+                '(apt: ros-$ROS_DISTRO-vision-msgs), which is not installed'
+            ) from None
         self._detections: dict[tuple[int, int], Any] = {}
         self.create_subscription(Detection2DArray, 'detections', self._on_detections, 10)
 
@@ -230,7 +272,8 @@ class StnNode(Node):
             if self._throttle.allow('identity_fallback'):
                 self.get_logger().warning(
                     f'{self.model.description} looks at {self.canonicalizer.roi_side_m * 100:.0f} cm crops of depth with '
-                    f'camera_info ({result.fallback}): these crops are their plain ROIs (identity STN)')
+                    f'camera_info ({result.fallback}): these crops are their plain ROIs (identity STN)'
+                )
         self.tile_pub.publish(encode_image(result.tile, frame.tile_encoding, header=msg.header))
         self.transforms_pub.publish(encode_pointcloud(result.record, header=msg.header))
         if values['publish_debug_image'] or self.debug_pub.get_subscription_count() > 0:
@@ -269,8 +312,16 @@ class StnNode(Node):
             time.sleep(0.005)
         if detections is None:
             raise ValueError(f'no detections with the image stamp {key[0]}.{key[1]:09d}')
-        boxes = [(d.bbox.center.position.x - d.bbox.size_x / 2, d.bbox.center.position.y - d.bbox.size_y / 2,
-                  d.bbox.size_x, d.bbox.size_y) for d in detections.detections if d.bbox.size_x > 0 and d.bbox.size_y > 0]
+        boxes = [
+            (
+                d.bbox.center.position.x - d.bbox.size_x / 2,
+                d.bbox.center.position.y - d.bbox.size_y / 2,
+                d.bbox.size_x,
+                d.bbox.size_y,
+            )
+            for d in detections.detections
+            if d.bbox.size_x > 0 and d.bbox.size_y > 0
+        ]
         return np.asarray(boxes, np.float32).reshape(-1, 4)
 
     def _publish_debug(self, frame: Frame, result: CanonicalCrops, msg: Image) -> None:
@@ -280,10 +331,13 @@ class StnNode(Node):
 
     def _publish_diagnostics(self) -> None:
         device = str(self.canonicalizer.device)
-        report = self.health.report(device=device, model=self.model.description,
-                                    crop_source=self.parameters.values['crop_source'],
-                                    **{'frames on identity fallback': str(self._fallback_frames)},
-                                    **device_memory_values(self.canonicalizer.device))
+        report = self.health.report(
+            device=device,
+            model=self.model.description,
+            crop_source=self.parameters.values['crop_source'],
+            **{'frames on identity fallback': str(self._fallback_frames)},
+            **device_memory_values(self.canonicalizer.device),
+        )
         self.diagnostics_pub.publish(diagnostic_array(self, 'canonicalizer', report, device))
 
     def stop(self) -> None:

@@ -3,6 +3,7 @@
 Topics (relative): ``depth`` (``32FC1`` metres or ``16UC1`` mm), ``image`` (``bgr8`` rendering) and
 ``camera_info``, all three with the same header, at ``rate`` Hz; a new scene every ``scene_period`` s.
 """
+
 from __future__ import annotations
 
 import sys
@@ -11,18 +12,22 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
-from stn_ros.bridge.image_codec import encode_image
+from stn_ros.bridge.image_codec import DEPTH_ENCODINGS, encode_image
 from stn_ros.ros.node_runtime import run_node
 from stn_ros.ros.parameters import ParameterSet, ParameterSpec, one_of
-from stn_ros.bridge.image_codec import DEPTH_ENCODINGS
 from stn_ros.sim.synthetic_frames import SyntheticFrame, synthetic_frame
 
 PARAMETERS = [
     ParameterSpec.number('rate', 10.0, 'frames per second', 0.1, 100.0, read_only=True),
     ParameterSpec.number('scene_period', 2.0, 'seconds between scene changes', 0.0, 3600.0),
     ParameterSpec.integer('seed', 0, 'seed of the scene sequence', 0, 2**31 - 1, read_only=True),
-    ParameterSpec('depth_encoding', '32FC1', '32FC1 (metres) or 16UC1 (millimetres)', one_of(*sorted(DEPTH_ENCODINGS)),
-                  read_only=True),
+    ParameterSpec(
+        'depth_encoding',
+        '32FC1',
+        '32FC1 (metres) or 16UC1 (millimetres)',
+        one_of(*sorted(DEPTH_ENCODINGS)),
+        read_only=True,
+    ),
     ParameterSpec('frame_id', 'camera_optical_frame', 'frame_id of the headers', read_only=True),
 ]
 

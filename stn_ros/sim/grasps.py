@@ -33,6 +33,7 @@ its camera depth, ``angle`` the direction of the projected axis in normalized im
 (``(u - cx) / fx``, ``(v - cy) / fy``; the pixel angle when ``fx == fy``) wrapped to ``[-pi/2, pi/2)``,
 ``width_px`` the distance between the projected contacts.
 """
+
 from __future__ import annotations
 
 import math
@@ -86,8 +87,9 @@ def grasp_height(height: float, gripper: GripperConfig) -> float:
     return max(height - gripper.finger_depth, gripper.table_clearance)
 
 
-def evaluate_grasps(scene: Scene, object_index: int, points: np.ndarray, yaws: np.ndarray,
-                    gripper: GripperConfig) -> list[Grasp]:
+def evaluate_grasps(
+    scene: Scene, object_index: int, points: np.ndarray, yaws: np.ndarray, gripper: GripperConfig
+) -> list[Grasp]:
     """Label the closing lines through table points ``(M, 2)`` at table yaws ``(M,)`` on one object."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     yaws = np.asarray(yaws, dtype=np.float64).reshape(-1)
@@ -97,8 +99,8 @@ def evaluate_grasps(scene: Scene, object_index: int, points: np.ndarray, yaws: n
     contact = np.isfinite(s1) & (s2 - s1 >= _MIN_WIDTH)
     width = np.where(contact, s2 - s1, 0.0)
     centre = np.where(contact[:, None], points + 0.5 * (s1 + s2)[:, None] * axis, points)
-    limit = 1.0 / math.sqrt(1.0 + gripper.mu ** 2)  # cos(atan(mu))
-    friction = ((-(axis * normal1).sum(1) >= limit - 1e-12) & ((axis * normal2).sum(1) >= limit - 1e-12))
+    limit = 1.0 / math.sqrt(1.0 + gripper.mu**2)  # cos(atan(mu))
+    friction = (-(axis * normal1).sum(1) >= limit - 1e-12) & ((axis * normal2).sum(1) >= limit - 1e-12)
     opening = width + gripper.clearance <= gripper.max_opening
     height = grasp_height(obj.height, gripper)
     collision = _jaw_collisions(scene, height, centre, axis, width, gripper)
@@ -124,17 +126,26 @@ def grasp_robustness(scene: Scene, grasps: list[Grasp], gripper: GripperConfig) 
         centres = np.array([grasps[i].centre_table[:2] for i in rows])
         yaws = np.array([grasps[i].axis_yaw for i in rows])
         across = np.stack((-np.sin(yaws), np.cos(yaws)), axis=1)
-        points = np.concatenate([np.repeat(centres[:, None], len(ROBUSTNESS_YAWS), 1),
-                                 centres[:, None] + ROBUSTNESS_SHIFTS[None, :, None] * across[:, None]], axis=1)
-        turned = np.concatenate([yaws[:, None] + ROBUSTNESS_YAWS[None], np.repeat(yaws[:, None], len(ROBUSTNESS_SHIFTS), 1)],
-                                axis=1)
-        good = np.array([g.good for g in evaluate_grasps(scene, index, points.reshape(-1, 2), turned.reshape(-1), gripper)])
+        points = np.concatenate(
+            [
+                np.repeat(centres[:, None], len(ROBUSTNESS_YAWS), 1),
+                centres[:, None] + ROBUSTNESS_SHIFTS[None, :, None] * across[:, None],
+            ],
+            axis=1,
+        )
+        turned = np.concatenate(
+            [yaws[:, None] + ROBUSTNESS_YAWS[None], np.repeat(yaws[:, None], len(ROBUSTNESS_SHIFTS), 1)], axis=1
+        )
+        good = np.array(
+            [g.good for g in evaluate_grasps(scene, index, points.reshape(-1, 2), turned.reshape(-1), gripper)]
+        )
         out[rows] = good.reshape(len(rows), -1).mean(axis=1)
     return out
 
 
-def sample_grasps(scene: Scene, gripper: GripperConfig, rng: np.random.Generator, per_object: int,
-                  antipodal_fraction: float = 0.7) -> list[Grasp]:
+def sample_grasps(
+    scene: Scene, gripper: GripperConfig, rng: np.random.Generator, per_object: int, antipodal_fraction: float = 0.7
+) -> list[Grasp]:
     """``per_object`` labelled candidates for each object of the scene (see the module docstring)."""
     grasps: list[Grasp] = []
     antipodal = int(round(per_object * antipodal_fraction))
@@ -153,8 +164,9 @@ def sample_grasps(scene: Scene, gripper: GripperConfig, rng: np.random.Generator
         phase = rng.uniform(0.0, 2.0 * np.pi, count)
         point_r = centroid + offset * np.stack((np.cos(phase), np.sin(phase)), axis=1)
         yaw_r = rng.uniform(0.0, np.pi, count)
-        grasps += evaluate_grasps(scene, index, np.concatenate((start, point_r)),
-                                  np.concatenate((yaw_a, yaw_r)), gripper)
+        grasps += evaluate_grasps(
+            scene, index, np.concatenate((start, point_r)), np.concatenate((yaw_a, yaw_r)), gripper
+        )
     return grasps
 
 
@@ -178,8 +190,9 @@ def _contacts(poly: np.ndarray, points: np.ndarray, axis: np.ndarray):
     return s1, s2, normals[first], normals[last]
 
 
-def _jaw_collisions(scene: Scene, height: float, centre: np.ndarray, axis: np.ndarray,
-                    width: np.ndarray, gripper: GripperConfig) -> np.ndarray:
+def _jaw_collisions(
+    scene: Scene, height: float, centre: np.ndarray, axis: np.ndarray, width: np.ndarray, gripper: GripperConfig
+) -> np.ndarray:
     """``(M,)`` bool: a jaw footprint overlaps an object taller than the grasp height ``height``."""
     across = np.stack((-axis[:, 1], axis[:, 0]), axis=1)
     inner = 0.5 * (width + gripper.clearance)
@@ -193,15 +206,13 @@ def _jaw_collisions(scene: Scene, height: float, centre: np.ndarray, axis: np.nd
         for sign in (-1.0, 1.0):
             # The jaw as the box [lo, hi] x [-w/2, w/2] in (along, across); mirrored for the -a jaw.
             along = sign * along_k
-            hit |= _polygon_hits_box(along, across_k, inner, inner + gripper.jaw_thickness,
-                                     0.5 * gripper.jaw_width)
+            hit |= _polygon_hits_box(along, across_k, inner, inner + gripper.jaw_thickness, 0.5 * gripper.jaw_width)
             box_centre = centre + (sign * (inner + 0.5 * gripper.jaw_thickness))[:, None] * axis
             hit |= points_in_polygon(box_centre, obj.footprint)
     return hit
 
 
-def _polygon_hits_box(x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                      half: float) -> np.ndarray:
+def _polygon_hits_box(x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray, half: float) -> np.ndarray:
     """``(M,)`` bool: an edge of the polygon ``(x, y)`` ``(M, K)`` meets the box ``[lo, hi] x [-half, half]``.
 
     Liang-Barsky clipping of every edge against the box, vectorised over candidates and edges.
@@ -220,9 +231,18 @@ def _polygon_hits_box(x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarr
     return (inside & (enter <= leave)).any(axis=1)
 
 
-def _to_grasps(scene: Scene, object_index: int, centre: np.ndarray, axis: np.ndarray, width: np.ndarray,
-               s1: np.ndarray, s2: np.ndarray, points: np.ndarray, height: float,
-               failure: np.ndarray) -> list[Grasp]:
+def _to_grasps(
+    scene: Scene,
+    object_index: int,
+    centre: np.ndarray,
+    axis: np.ndarray,
+    width: np.ndarray,
+    s1: np.ndarray,
+    s2: np.ndarray,
+    points: np.ndarray,
+    height: float,
+    failure: np.ndarray,
+) -> list[Grasp]:
     """Project the metric grasps into the image and pack them."""
     count = len(centre)
     lift = np.full((count, 1), height)
@@ -238,7 +258,19 @@ def _to_grasps(scene: Scene, object_index: int, centre: np.ndarray, axis: np.nda
     ends = ends.reshape(count, 2, 2)
     width_px = np.where(failure == 1, 0.0, np.linalg.norm(ends[:, 1] - ends[:, 0], axis=1))
     yaws = np.arctan2(axis[:, 1], axis[:, 0])
-    return [Grasp((float(uv[i, 0]), float(uv[i, 1])), float(angle[i]), float(width[i]), float(width_px[i]),
-                  float(z[i]), object_index, bool(failure[i] == 0),
-                  '' if failure[i] == 0 else FAILURES[failure[i] - 1], contacts[i], centre_3d[i],
-                  float(yaws[i])) for i in range(count)]
+    return [
+        Grasp(
+            (float(uv[i, 0]), float(uv[i, 1])),
+            float(angle[i]),
+            float(width[i]),
+            float(width_px[i]),
+            float(z[i]),
+            object_index,
+            bool(failure[i] == 0),
+            '' if failure[i] == 0 else FAILURES[failure[i] - 1],
+            contacts[i],
+            centre_3d[i],
+            float(yaws[i]),
+        )
+        for i in range(count)
+    ]

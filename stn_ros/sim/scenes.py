@@ -25,6 +25,7 @@ dropouts (NaN) with probability ``dropout_prob`` per pixel, and dropouts with pr
 ``edge_dropout_prob`` in a 3x3 band around depth discontinuities (a jump above ``edge_jump`` between
 4-neighbours), where real structured-light and stereo sensors lose readings.
 """
+
 from __future__ import annotations
 
 import math
@@ -171,8 +172,7 @@ def camera_pose(camera_height: float, tilt_deg: float = 0.0, tilt_direction: flo
     return pose
 
 
-def make_object(kind: str, local_footprint: np.ndarray, height: float, x: float, y: float,
-                yaw: float) -> SceneObject:
+def make_object(kind: str, local_footprint: np.ndarray, height: float, x: float, y: float, yaw: float) -> SceneObject:
     """A prism with the ``(K, 2)`` object-frame footprint (metres) posed at ``(x, y, yaw)``."""
     if kind not in KINDS:
         raise ValueError(f'kind must be one of {KINDS}, got {kind!r}')
@@ -213,8 +213,11 @@ def random_footprint(kind: str, config: SceneConfig, rng: np.random.Generator) -
     if kind == 'nonconvex':
         count = int(rng.integers(6, 11))
         angles = (np.arange(count) + rng.uniform(-0.3, 0.3, count)) * (2.0 * np.pi / count)
-        radii = 0.5 * size * np.where(np.arange(count) % 2 == 0, rng.uniform(0.8, 1.0, count),
-                                      rng.uniform(0.4, 0.65, count))
+        radii = (
+            0.5
+            * size
+            * np.where(np.arange(count) % 2 == 0, rng.uniform(0.8, 1.0, count), rng.uniform(0.4, 0.65, count))
+        )
         return np.stack((radii * np.cos(angles), radii * np.sin(angles)), axis=1)
     raise ValueError(f'kind must be one of {KINDS}, got {kind!r}')
 
@@ -233,8 +236,12 @@ def generate_scene(config: SceneConfig, seed: int | None = None) -> Scene:
     return scene
 
 
-def render_scene(config: SceneConfig, objects: Sequence[SceneObject],
-                 table_from_camera: np.ndarray | None = None, rng: np.random.Generator | int = 0) -> Scene:
+def render_scene(
+    config: SceneConfig,
+    objects: Sequence[SceneObject],
+    table_from_camera: np.ndarray | None = None,
+    rng: np.random.Generator | int = 0,
+) -> Scene:
     """Render hand-made or sampled ``objects`` (see the module docstring); sets each object's mask.
 
     ``table_from_camera`` defaults to a camera looking straight down from ``config.camera_height``.
@@ -261,8 +268,9 @@ def render_scene(config: SceneConfig, objects: Sequence[SceneObject],
     clean = depth.astype(np.float32)
     normal = rotation[2]  # table +z in the camera frame
     plane = np.concatenate((normal, [-centre[2]]))  # e_z . (R X + C) = 0
-    return Scene(_sensor(clean, config, rng), clean, labels, objects, camera, pose,
-                 table_depth.astype(np.float32), plane)
+    return Scene(
+        _sensor(clean, config, rng), clean, labels, objects, camera, pose, table_depth.astype(np.float32), plane
+    )
 
 
 def rasterize_polygon(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -289,8 +297,15 @@ def rasterize_polygon(polygon: np.ndarray, height: int, width: int) -> np.ndarra
     return np.cumsum(steps[:, :width], axis=1) > 0
 
 
-def _render_object(obj: SceneObject, label: int, pose: np.ndarray, camera: PinholeCamera,
-                   grid: tuple[np.ndarray, np.ndarray], depth: np.ndarray, labels: np.ndarray) -> None:
+def _render_object(
+    obj: SceneObject,
+    label: int,
+    pose: np.ndarray,
+    camera: PinholeCamera,
+    grid: tuple[np.ndarray, np.ndarray],
+    depth: np.ndarray,
+    labels: np.ndarray,
+) -> None:
     """Z-buffer the object's top face and its camera-facing side faces into ``depth`` and ``labels``.
 
     ``grid`` is the normalized image coordinates ``(x_n (W,), y_n (H,))`` of the pixel columns and rows.
@@ -321,8 +336,9 @@ def _render_object(obj: SceneObject, label: int, pose: np.ndarray, camera: Pinho
         if not inside.any():
             continue
         # Rays of the window's pixels in the table frame, scaled so that the ray parameter is the depth.
-        ray = (grid[0][window[1], None] * rotation[:, 0] + grid[1][window[0], None, None] * rotation[:, 1]
-               + rotation[:, 2])
+        ray = (
+            grid[0][window[1], None] * rotation[:, 0] + grid[1][window[0], None, None] * rotation[:, 1] + rotation[:, 2]
+        )
         with np.errstate(divide='ignore', invalid='ignore'):
             if edge is None:
                 face_depth = (height - centre[2]) / ray[..., 2]
@@ -339,8 +355,9 @@ def _render_object(obj: SceneObject, label: int, pose: np.ndarray, camera: Pinho
 def _project(points_camera: np.ndarray, camera: PinholeCamera) -> tuple[np.ndarray, np.ndarray]:
     z = points_camera[:, 2]
     with np.errstate(divide='ignore', invalid='ignore'):
-        uv = np.stack((camera.fx * points_camera[:, 0] / z + camera.cx,
-                       camera.fy * points_camera[:, 1] / z + camera.cy), axis=1)
+        uv = np.stack(
+            (camera.fx * points_camera[:, 0] / z + camera.cx, camera.fy * points_camera[:, 1] / z + camera.cy), axis=1
+        )
     return uv, z
 
 
@@ -372,11 +389,14 @@ def _place_objects(config: SceneConfig, pose: np.ndarray, rng: np.random.Generat
     weights = np.asarray(config.kind_weights, dtype=np.float64)
     camera = config.camera()
     # The visible table: image corners cast onto the table (a quadrilateral; sample in its bounds).
-    corners = np.array([[0, 0], [config.width - 1, 0], [0, config.height - 1],
-                        [config.width - 1, config.height - 1]], dtype=np.float64)
+    corners = np.array(
+        [[0, 0], [config.width - 1, 0], [0, config.height - 1], [config.width - 1, config.height - 1]], dtype=np.float64
+    )
     rotation, centre = pose[:3, :3], pose[:3, 3]
-    rays = np.stack(((corners[:, 0] - config.cx) / config.fx, (corners[:, 1] - config.cy) / config.fy,
-                     np.ones(4)), axis=1) @ rotation.T
+    rays = (
+        np.stack(((corners[:, 0] - config.cx) / config.fx, (corners[:, 1] - config.cy) / config.fy, np.ones(4)), axis=1)
+        @ rotation.T
+    )
     ground = centre[:2] + (-centre[2] / rays[:, 2])[:, None] * rays[:, :2]
     lower, upper = ground.min(axis=0), ground.max(axis=0)
     placed: list[SceneObject] = []
@@ -391,14 +411,16 @@ def _place_objects(config: SceneConfig, pose: np.ndarray, rng: np.random.Generat
                 anchor = placed[int(rng.integers(len(placed)))]
                 anchor_radius = float(np.linalg.norm(anchor.footprint - (anchor.x, anchor.y), axis=1).max())
                 angle = rng.uniform(0.0, 2.0 * np.pi)
-                distance = rng.uniform(0.3, 0.9) * (radius + anchor_radius) + \
-                    rng.uniform(config.min_gap, config.cluster_gap)
+                distance = rng.uniform(0.3, 0.9) * (radius + anchor_radius) + rng.uniform(
+                    config.min_gap, config.cluster_gap
+                )
                 x, y = anchor.x + distance * math.cos(angle), anchor.y + distance * math.sin(angle)
             else:
                 x, y = rng.uniform(lower, upper)
             candidate = make_object(kind, local, height, x, y, yaw)
             if _in_view(candidate, pose, camera, config.border_px) and all(
-                    polygon_distance(candidate.footprint, other.footprint) >= config.min_gap for other in placed):
+                polygon_distance(candidate.footprint, other.footprint) >= config.min_gap for other in placed
+            ):
                 placed.append(candidate)
                 break
     return placed
@@ -406,11 +428,19 @@ def _place_objects(config: SceneConfig, pose: np.ndarray, rng: np.random.Generat
 
 def _in_view(obj: SceneObject, pose: np.ndarray, camera: PinholeCamera, border: float) -> bool:
     poly = obj.footprint
-    prism = np.concatenate((np.concatenate((poly, np.zeros((len(poly), 1))), axis=1),
-                            np.concatenate((poly, np.full((len(poly), 1), obj.height)), axis=1)))
+    prism = np.concatenate(
+        (
+            np.concatenate((poly, np.zeros((len(poly), 1))), axis=1),
+            np.concatenate((poly, np.full((len(poly), 1), obj.height)), axis=1),
+        )
+    )
     uv, z = _project((prism - pose[:3, 3]) @ pose[:3, :3], camera)
-    return bool((z > 0).all() and (uv >= border).all() and (uv[:, 0] <= camera.width - 1 - border).all()
-                and (uv[:, 1] <= camera.height - 1 - border).all())
+    return bool(
+        (z > 0).all()
+        and (uv >= border).all()
+        and (uv[:, 0] <= camera.width - 1 - border).all()
+        and (uv[:, 1] <= camera.height - 1 - border).all()
+    )
 
 
 def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:

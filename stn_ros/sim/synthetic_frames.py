@@ -3,6 +3,7 @@
 What the ``synthetic_camera`` node publishes, without rclpy: scene ``i`` of a run seeded ``seed`` is
 ``generate_scene(SceneConfig(), scene_seed(seed, i))``, the same scenes the grasp data is built from.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,8 +19,8 @@ _TABLE_BGR = np.array([150, 160, 170], np.float32)
 
 @dataclass
 class SyntheticFrame:
-    depth: np.ndarray   # (H, W) float32 metres (NaN = no reading) or uint16 millimetres (0 = no reading)
-    bgr: np.ndarray     # (H, W, 3) uint8
+    depth: np.ndarray  # (H, W) float32 metres (NaN = no reading) or uint16 millimetres (0 = no reading)
+    bgr: np.ndarray  # (H, W, 3) uint8
     scene: Scene
 
 
@@ -34,8 +35,9 @@ def colour_rendering(scene: Scene) -> np.ndarray:
     return np.clip(base * shade[..., None], 0, 255).astype(np.uint8)
 
 
-def synthetic_frame(seed: int, index: int, depth_encoding: str = '32FC1',
-                    config: SceneConfig | None = None) -> SyntheticFrame:
+def synthetic_frame(
+    seed: int, index: int, depth_encoding: str = '32FC1', config: SceneConfig | None = None
+) -> SyntheticFrame:
     """Frame of scene ``index`` of the run seeded ``seed``."""
     if depth_encoding not in DEPTH_ENCODINGS:
         raise ValueError(f'depth_encoding must be one of {", ".join(sorted(DEPTH_ENCODINGS))}; got {depth_encoding!r}')

@@ -1,4 +1,5 @@
 """PyTorch DDP set-up from ``torchrun``'s environment (gloo on CPU, nccl on CUDA); single process otherwise."""
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ A :class:`Task` says what to train (data, model, loss, metrics, what to ship); :
 Evaluation runs on the main process over the whole held-out set, so a metric does not depend on the
 number of processes.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -100,10 +101,16 @@ class Task(ABC):
 def git_revision() -> str:
     root = Path(__file__).resolve().parents[2]
     try:
-        revision = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=root, capture_output=True,
-                                  text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        revision = subprocess.run(
+            ['git', 'rev-parse', '--short', 'HEAD'], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ['git', 'status', '--porcelain', '--untracked-files=no'],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return 'unknown'
     return (revision + ('+dirty' if dirty else '')) if revision else 'unknown'
@@ -129,21 +136,34 @@ def check_replicas_agree(model: nn.Module, world: World, task_name: str) -> None
         high, low = all_reduce_max(values.clone(), world), all_reduce_min(values, world)
         differ = high != low
     if differ.any():  # every process gets the same reduction, so all of them raise
-        spread = (high - low)[:len(flat)]
+        spread = (high - low)[: len(flat)]
         raise RuntimeError(
             f'task {task_name}: parameters differ between the {world.size} DDP processes after an epoch '
-            f'({int(differ[:len(flat)].sum())} values differ, max difference {spread.max().item():.3g}'
-            f'{", NaN in some processes only" if differ[len(flat):].any() else ""}): a task bypassed '
-            f'DistributedDataParallel.forward (its loss must only call the wrapped training module)')
+            f'({int(differ[: len(flat)].sum())} values differ, max difference {spread.max().item():.3g}'
+            f'{", NaN in some processes only" if differ[len(flat) :].any() else ""}): a task bypassed '
+            f'DistributedDataParallel.forward (its loss must only call the wrapped training module)'
+        )
 
 
-def _save_state(path: Path, task: Task, config: TrainConfig, model: nn.Module, optimizer, scheduler,
-                epoch: int, history: list[dict]) -> None:
+def _save_state(
+    path: Path, task: Task, config: TrainConfig, model: nn.Module, optimizer, scheduler, epoch: int, history: list[dict]
+) -> None:
     tmp = path.with_suffix('.tmp')
-    torch.save({'format': STATE_FORMAT, 'task': task.name, 'task_args': task.args, 'epoch': epoch,
-                'seed': config.seed, 'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
-                'scheduler': scheduler.state_dict(), 'history': history, 'torch_rng': torch.get_rng_state()},
-               tmp)
+    torch.save(
+        {
+            'format': STATE_FORMAT,
+            'task': task.name,
+            'task_args': task.args,
+            'epoch': epoch,
+            'seed': config.seed,
+            'model': model.state_dict(),
+            'optimizer': optimizer.state_dict(),
+            'scheduler': scheduler.state_dict(),
+            'history': history,
+            'torch_rng': torch.get_rng_state(),
+        },
+        tmp,
+    )
     tmp.replace(path)  # never leave a half-written checkpoint behind
 
 
@@ -152,8 +172,10 @@ def _load_state(path: Path, task: Task) -> dict:
     if not isinstance(state, dict) or state.get('format') != STATE_FORMAT:
         raise ValueError(f'{path} is not an stn_ros training checkpoint')
     if state['task'] != task.name or state['task_args'] != task.args:
-        raise ValueError(f'{path} was trained with task {state["task"]} {state["task_args"]}, '
-                         f'not {task.name} {task.args}: resume with the same options')
+        raise ValueError(
+            f'{path} was trained with task {state["task"]} {state["task_args"]}, '
+            f'not {task.name} {task.args}: resume with the same options'
+        )
     return state
 
 
@@ -191,10 +213,14 @@ def _fit(task: Task, config: TrainConfig, world: World, device: torch.device, co
     module = task.training_module(model)
     trained = DistributedDataParallel(module) if world.distributed else module
     train_set, held_out = task.datasets()
-    sampler = DistributedSampler(train_set, num_replicas=world.size, rank=world.rank, shuffle=True,
-                                 seed=config.seed)
-    loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
-                        drop_last=len(train_set) >= config.batch_size * world.size)
+    sampler = DistributedSampler(train_set, num_replicas=world.size, rank=world.rank, shuffle=True, seed=config.seed)
+    loader = DataLoader(
+        train_set,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=config.workers,
+        drop_last=len(train_set) >= config.batch_size * world.size,
+    )
     eval_loader = DataLoader(held_out, batch_size=256, shuffle=False, num_workers=config.workers)
     started = time.time()
     metrics: dict[str, float] = history[-1]['metrics'] if history else {}
@@ -204,8 +230,14 @@ def _fit(task: Task, config: TrainConfig, world: World, device: torch.device, co
             train_set.set_epoch(epoch)
         trained.train()
         totals = torch.zeros(2, dtype=torch.float64)
-        bar = tqdm(loader, desc=f'{task.name} epoch {epoch + 1}/{config.epochs}', unit='batch',
-                   disable=not (config.progress and world.is_main), leave=False, file=sys.stderr)
+        bar = tqdm(
+            loader,
+            desc=f'{task.name} epoch {epoch + 1}/{config.epochs}',
+            unit='batch',
+            disable=not (config.progress and world.is_main),
+            leave=False,
+            file=sys.stderr,
+        )
         for batch in bar:
             loss = task.loss(trained, batch, device)
             optimizer.zero_grad(set_to_none=True)
@@ -218,20 +250,37 @@ def _fit(task: Task, config: TrainConfig, world: World, device: torch.device, co
         totals = all_reduce_sum(totals, world)
         if world.is_main:
             metrics = task.evaluate(model, eval_loader, device)
-            history.append({'epoch': epoch + 1, 'train_loss': float(totals[0] / max(totals[1], 1)),
-                            'metrics': metrics, 'seconds': time.time() - started})
+            history.append(
+                {
+                    'epoch': epoch + 1,
+                    'train_loss': float(totals[0] / max(totals[1], 1)),
+                    'metrics': metrics,
+                    'seconds': time.time() - started,
+                }
+            )
             _save_state(config.out / 'last.pt', task, config, model, optimizer, scheduler, epoch, history)
             if config.progress:
                 shown = ', '.join(f'{k} {v:.4g}' for k, v in list(metrics.items())[:3])
-                tqdm.write(f'{task.name} epoch {epoch + 1}/{config.epochs}: train loss '
-                           f'{history[-1]["train_loss"]:.4f}, {shown}', file=sys.stderr)
+                tqdm.write(
+                    f'{task.name} epoch {epoch + 1}/{config.epochs}: train loss '
+                    f'{history[-1]["train_loss"]:.4f}, {shown}',
+                    file=sys.stderr,
+                )
         barrier(world)
     result: dict[str, Any] = {'metrics': metrics, 'history': history, 'out': str(config.out)}
     if world.is_main:
-        card = {'task': task.name, 'task_args': task.args, 'train': asdict(config) | {'out': str(config.out),
-                'resume': str(config.resume) if config.resume else None}, 'world_size': world.size,
-                'metrics': metrics, 'parameters': count_parameters(model), 'command': command,
-                'git_revision': git_revision(), 'date': datetime.date.today().isoformat(),
-                'train_seconds': round(sum(h['seconds'] for h in history[-1:]), 1), 'history': history}
+        card = {
+            'task': task.name,
+            'task_args': task.args,
+            'train': asdict(config) | {'out': str(config.out), 'resume': str(config.resume) if config.resume else None},
+            'world_size': world.size,
+            'metrics': metrics,
+            'parameters': count_parameters(model),
+            'command': command,
+            'git_revision': git_revision(),
+            'date': datetime.date.today().isoformat(),
+            'train_seconds': round(sum(h['seconds'] for h in history[-1:]), 1),
+            'history': history,
+        }
         result['weights'] = str(task.export(model, config.out, card))
     return result

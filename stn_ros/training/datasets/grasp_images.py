@@ -6,6 +6,7 @@ labels are the analytic rules of :mod:`stn_ros.sim.grasps`.
 Dataset split: by *scene* (every object is unique to its scene, so this also splits by object, and
 no neighbour of a held-out object is seen in training): a seeded ``held_out_fraction`` of the scenes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -101,12 +102,13 @@ def objects_by_scene(arrays: dict[str, np.ndarray], objects) -> dict[int, list[i
 def held_out_scenes(num_scenes: int, seed: int = 0, fraction: float = 0.2) -> np.ndarray:
     """``(num_scenes,)`` bool: the seeded held-out share of a build's scenes (the split of every grasp model)."""
     held = np.zeros(num_scenes, bool)
-    held[np.random.default_rng(seed).permutation(num_scenes)[:int(round(fraction * num_scenes))]] = True
+    held[np.random.default_rng(seed).permutation(num_scenes)[: int(round(fraction * num_scenes))]] = True
     return held
 
 
-def good_grasp_homographies(scene: Scene, gripper: GripperConfig, seed: int, candidates: int = 64,
-                            min_robustness: float = 0.0) -> list[np.ndarray]:
+def good_grasp_homographies(
+    scene: Scene, gripper: GripperConfig, seed: int, candidates: int = 64, min_robustness: float = 0.0
+) -> list[np.ndarray]:
     """Per object of ``scene``, the canonical ``H`` ``(K, 3, 3)`` of its good grasps among ``candidates``
     sampled ones (``sample_grasps`` with ``np.random.default_rng([seed, 2])``; ``K`` may be 0).
 
@@ -122,9 +124,15 @@ def good_grasp_homographies(scene: Scene, gripper: GripperConfig, seed: int, can
         if own:
             best = robustness[own].max()
             own = [i for i in own if robustness[i] >= min(min_robustness, best)]
-        out.append(canonical_homographies(np.array([grasps[i].centre for i in own]).reshape(-1, 2),
-                                          np.array([grasps[i].angle for i in own]), np.array([grasps[i].z for i in own]),
-                                          scene.camera, gripper))
+        out.append(
+            canonical_homographies(
+                np.array([grasps[i].centre for i in own]).reshape(-1, 2),
+                np.array([grasps[i].angle for i in own]),
+                np.array([grasps[i].z for i in own]),
+                scene.camera,
+                gripper,
+            )
+        )
     return out
 
 
@@ -146,8 +154,7 @@ def object_rois(scene: Scene, config: ProposalConfig | None = None) -> tuple[np.
             continue
         rows, cols = np.nonzero(obj.mask)
         if not rows.size:  # fully hidden: the projected top face instead
-            uv, _ = scene.project(np.concatenate((obj.footprint, np.full((len(obj.footprint), 1),
-                                                                          obj.height)), axis=1))
+            uv, _ = scene.project(np.concatenate((obj.footprint, np.full((len(obj.footprint), 1), obj.height)), axis=1))
             cols, rows = uv[:, 0], uv[:, 1]
         left, top, right, bottom = cols.min(), rows.min(), cols.max(), rows.max()
         side = max(right - left + 1, bottom - top + 1) * (1.0 + 2.0 * config.margin)
@@ -155,9 +162,15 @@ def object_rois(scene: Scene, config: ProposalConfig | None = None) -> tuple[np.
     return rois, found
 
 
-def build_grasp_dataset(num_scenes: int, seed: int = 0, scene_config: SceneConfig | None = None,
-                        gripper: GripperConfig | None = None, per_object: int = 8,
-                        held_out_fraction: float = 0.2, progress: bool = True) -> dict[str, np.ndarray]:
+def build_grasp_dataset(
+    num_scenes: int,
+    seed: int = 0,
+    scene_config: SceneConfig | None = None,
+    gripper: GripperConfig | None = None,
+    per_object: int = 8,
+    held_out_fraction: float = 0.2,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
     """Canonical grasp images of ``num_scenes`` random scenes, ``per_object`` candidates per object.
 
     Returns :meth:`GraspDataset.as_arrays` (see :class:`GraspDataset` for the arrays). Reproducible
@@ -181,8 +194,15 @@ def build_grasp_dataset(num_scenes: int, seed: int = 0, scene_config: SceneConfi
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
-def _scene_rows(scene: Scene, grasps: list[Grasp], gripper: GripperConfig, scene_id: int, seed: int,
-                first_object: int, held_out: bool) -> dict[str, np.ndarray]:
+def _scene_rows(
+    scene: Scene,
+    grasps: list[Grasp],
+    gripper: GripperConfig,
+    scene_id: int,
+    seed: int,
+    first_object: int,
+    held_out: bool,
+) -> dict[str, np.ndarray]:
     count = len(grasps)
     centres = np.array([g.centre for g in grasps])
     angles = np.array([g.angle for g in grasps])
@@ -193,22 +213,40 @@ def _scene_rows(scene: Scene, grasps: list[Grasp], gripper: GripperConfig, scene
     failure = np.array([0 if g.good else FAILURES.index(g.failure) + 1 for g in grasps], np.int64)
     kinds = np.array([KINDS.index(obj.kind) for obj in scene.objects], np.int64)
     return GraspDataset(
-        images=grasp_image(scene.depth, homographies, z), z=z.astype(np.float32),
-        labels=(failure == 0).astype(np.int64), failure=failure,
-        scene_id=np.full(count, scene_id, np.int64), scene_seed=np.full(count, seed, np.int64),
-        object_index=objects, object_id=first_object + objects, kind=kinds[objects], H=homographies,
-        roi=rois[objects], roi_from_proposal=found[objects], centre=centres.astype(np.float32),
-        angle=angles.astype(np.float32), width_m=np.array([g.width_m for g in grasps], np.float32),
+        images=grasp_image(scene.depth, homographies, z),
+        z=z.astype(np.float32),
+        labels=(failure == 0).astype(np.int64),
+        failure=failure,
+        scene_id=np.full(count, scene_id, np.int64),
+        scene_seed=np.full(count, seed, np.int64),
+        object_index=objects,
+        object_id=first_object + objects,
+        kind=kinds[objects],
+        H=homographies,
+        roi=rois[objects],
+        roi_from_proposal=found[objects],
+        centre=centres.astype(np.float32),
+        angle=angles.astype(np.float32),
+        width_m=np.array([g.width_m for g in grasps], np.float32),
         width_px=np.array([g.width_px for g in grasps], np.float32),
-        held_out=np.full(count, held_out)).as_arrays()
+        held_out=np.full(count, held_out),
+    ).as_arrays()
 
 
 def _empty_dataset() -> dict[str, np.ndarray]:
     size = CANONICAL_SIZE
-    shapes = {'images': ((0, size, size), np.float32), 'H': ((0, 3, 3), np.float64),
-              'roi': ((0, 4), np.float32), 'centre': ((0, 2), np.float32)}
-    types = {'z': np.float32, 'angle': np.float32, 'width_m': np.float32, 'width_px': np.float32,
-             'roi_from_proposal': bool, 'held_out': bool}
-    return {f.name: np.zeros(*shapes.get(f.name, ((0,), types.get(f.name, np.int64))))
-            for f in fields(GraspDataset)}
-
+    shapes = {
+        'images': ((0, size, size), np.float32),
+        'H': ((0, 3, 3), np.float64),
+        'roi': ((0, 4), np.float32),
+        'centre': ((0, 2), np.float32),
+    }
+    types = {
+        'z': np.float32,
+        'angle': np.float32,
+        'width_m': np.float32,
+        'width_px': np.float32,
+        'roi_from_proposal': bool,
+        'held_out': bool,
+    }
+    return {f.name: np.zeros(*shapes.get(f.name, ((0,), types.get(f.name, np.int64)))) for f in fields(GraspDataset)}

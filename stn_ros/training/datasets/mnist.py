@@ -18,6 +18,7 @@ outside the digit. Distortion parameters (per sample):
   smoothed by a Gaussian of sigma 4 px (OpenCV's default reflected border) and scaled by alpha = 34 px:
   about 2.4 px rms displacement, typically at most 5 px: wobbly but legible strokes; 28x28.
 """
+
 from __future__ import annotations
 
 import functools
@@ -50,8 +51,10 @@ _TEST_STREAM = 1
 
 _CENTRE = (DIGIT_SIZE - 1) / 2.0
 # Outer edges of the digit image (pixel centres at integers), clockwise from top-left.
-_DIGIT_CORNERS = np.array([[-0.5, -0.5], [DIGIT_SIZE - 0.5, -0.5], [DIGIT_SIZE - 0.5, DIGIT_SIZE - 0.5],
-                           [-0.5, DIGIT_SIZE - 0.5]], dtype=np.float32)
+_DIGIT_CORNERS = np.array(
+    [[-0.5, -0.5], [DIGIT_SIZE - 0.5, -0.5], [DIGIT_SIZE - 0.5, DIGIT_SIZE - 0.5], [-0.5, DIGIT_SIZE - 0.5]],
+    dtype=np.float32,
+)
 _GRID_Y, _GRID_X = np.mgrid[:DIGIT_SIZE, :DIGIT_SIZE].astype(np.float32)
 
 
@@ -84,18 +87,20 @@ def split_digits(seed: int = 0, test_size: int = 1000) -> tuple[np.ndarray, np.n
     quotas = test_size * counts / counts.sum()
     per_class = np.floor(quotas).astype(np.int64)
     remainder_order = np.argsort(-(quotas - per_class), kind='stable')
-    per_class[remainder_order[:test_size - per_class.sum()]] += 1
+    per_class[remainder_order[: test_size - per_class.sum()]] += 1
     rng = np.random.default_rng(seed)
-    test = np.concatenate([rng.permutation(np.flatnonzero(labels == label))[:count]
-                           for label, count in enumerate(per_class)])
+    test = np.concatenate(
+        [rng.permutation(np.flatnonzero(labels == label))[:count] for label, count in enumerate(per_class)]
+    )
     test.sort()
     train = np.setdiff1d(np.arange(len(labels)), test)
     return train.astype(np.int64), test.astype(np.int64)
 
 
 def _warp_affine(digit: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    return cv2.warpAffine(digit, matrix, (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    return cv2.warpAffine(
+        digit, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0
+    )
 
 
 def _rotate(digit: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
@@ -133,7 +138,7 @@ def _centre_jacobian(matrix: np.ndarray) -> np.ndarray:
 
 def _legible(matrix: np.ndarray) -> bool:
     smallest, largest = np.linalg.svd(_centre_jacobian(matrix), compute_uv=False)[::-1]
-    return bool(smallest >= P_MIN_STRETCH and smallest * largest >= P_MIN_SCALE ** 2)
+    return bool(smallest >= P_MIN_STRETCH and smallest * largest >= P_MIN_SCALE**2)
 
 
 def _projective(digit: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
@@ -144,16 +149,28 @@ def _projective(digit: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray
             matrix = cv2.getPerspectiveTransform(_DIGIT_CORNERS, corners)
             if _legible(matrix):
                 break
-    image = cv2.warpPerspective(digit, matrix, (IMAGE_SIZE['P'], IMAGE_SIZE['P']), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    image = cv2.warpPerspective(
+        digit,
+        matrix,
+        (IMAGE_SIZE['P'], IMAGE_SIZE['P']),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0.0,
+    )
     return image, {'corners': corners, 'matrix': matrix}
 
 
 def _elastic(digit: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     noise = rng.uniform(-1.0, 1.0, size=(DIGIT_SIZE, DIGIT_SIZE, 2)).astype(np.float32)
     field = E_ALPHA * cv2.GaussianBlur(noise, (0, 0), E_SIGMA)
-    image = cv2.remap(digit, _GRID_X + field[..., 0], _GRID_Y + field[..., 1], cv2.INTER_LINEAR,
-                      borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    image = cv2.remap(
+        digit,
+        _GRID_X + field[..., 0],
+        _GRID_Y + field[..., 1],
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0.0,
+    )
     return image, {'displacement': np.ascontiguousarray(field.transpose(2, 0, 1))}
 
 
@@ -232,9 +249,13 @@ class DistortedMNIST(Dataset):
         self._labels = labels[indices]
         self._test_images = None
         if split == 'test':
-            self._test_images = np.stack([
-                distort(digit, kind, _item_rng(seed, _TEST_STREAM, copy, position))
-                for copy in range(test_copies) for position, digit in enumerate(self._digits)])
+            self._test_images = np.stack(
+                [
+                    distort(digit, kind, _item_rng(seed, _TEST_STREAM, copy, position))
+                    for copy in range(test_copies)
+                    for position, digit in enumerate(self._digits)
+                ]
+            )
             self._labels = np.tile(self._labels, test_copies)
 
     def set_epoch(self, epoch: int) -> None:
@@ -253,6 +274,5 @@ class DistortedMNIST(Dataset):
         if self._test_images is not None:
             image = self._test_images[index].copy()
         else:
-            image = distort(self._digits[index], self.kind,
-                            _item_rng(self.seed, _TRAIN_STREAM, self.epoch, index))
+            image = distort(self._digits[index], self.kind, _item_rng(self.seed, _TRAIN_STREAM, self.epoch, index))
         return torch.from_numpy(image[None]), torch.tensor(self._labels[index], dtype=torch.int64)

@@ -2,6 +2,7 @@
 
 ``python -m stn_ros.training.datasets.scene_samples --output docs/synthetic_scenes.png --seed 0 --scenes 4``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,9 +41,15 @@ def jaw_outlines(scene: Scene, grasp: Grasp, gripper: GripperConfig) -> list[np.
     inner = 0.5 * (width + gripper.clearance)
     outlines = []
     for sign in (-1.0, 1.0):
-        corners = [grasp.centre_table[:2] + sign * along * axis + side * 0.5 * gripper.jaw_width * across
-                   for along, side in ((inner, -1), (inner + gripper.jaw_thickness, -1),
-                                       (inner + gripper.jaw_thickness, 1), (inner, 1))]
+        corners = [
+            grasp.centre_table[:2] + sign * along * axis + side * 0.5 * gripper.jaw_width * across
+            for along, side in (
+                (inner, -1),
+                (inner + gripper.jaw_thickness, -1),
+                (inner + gripper.jaw_thickness, 1),
+                (inner, 1),
+            )
+        ]
         points = np.concatenate((np.array(corners), np.full((4, 1), grasp.centre_table[2])), axis=1)
         outlines.append(scene.project(points)[0])
     return outlines
@@ -68,33 +75,63 @@ def canonical_tile(image: np.ndarray, grasp: Grasp, gripper: GripperConfig) -> n
     if grasp.width_m > 0:
         for sign in (-1, 1):
             col = (middle + sign * 0.5 * grasp.width_m * canonical_scale(gripper) + 0.5) * ZOOM
-            cv2.line(tile, (int(round(col)), int(middle * ZOOM)), (int(round(col)), int((middle + 2) * ZOOM)),
-                     (255, 255, 255), 1)
+            cv2.line(
+                tile,
+                (int(round(col)), int(middle * ZOOM)),
+                (int(round(col)), int((middle + 2) * ZOOM)),
+                (255, 255, 255),
+                1,
+            )
     cv2.rectangle(tile, (0, 0), (tile.shape[1] - 1, tile.shape[0] - 1), colour, 2)
     caption = np.zeros((16, tile.shape[1], 3), np.uint8)
-    cv2.putText(caption, 'good' if grasp.good else grasp.failure, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
-                colour, 1, cv2.LINE_AA)
+    cv2.putText(
+        caption,
+        'good' if grasp.good else grasp.failure,
+        (3, 12),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.38,
+        colour,
+        1,
+        cv2.LINE_AA,
+    )
     return np.concatenate((tile, caption))
 
 
-def scene_panel(scene: Scene, grasps: Sequence[Grasp], gripper: GripperConfig, config: SceneConfig,
-                per_class: int, rng: np.random.Generator) -> np.ndarray:
+def scene_panel(
+    scene: Scene,
+    grasps: Sequence[Grasp],
+    gripper: GripperConfig,
+    config: SceneConfig,
+    per_class: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """The depth with some good and bad grasps per object drawn, and a strip of their canonical images."""
     shown: list[Grasp] = []
     for index in range(len(scene.objects)):
         for good in (True, False):
             pool = [g for g in grasps if g.object_index == index and g.good == good]
             shown += [pool[i] for i in rng.permutation(len(pool))[:2]]
-    depth = colorize_depth(scene.depth, config.camera_height - config.height_range[1] - 0.01,
-                           config.camera_height + 0.005)
+    depth = colorize_depth(
+        scene.depth, config.camera_height - config.height_range[1] - 0.01, config.camera_height + 0.005
+    )
     draw_grasps(depth, scene, shown, gripper)
-    cv2.putText(depth, f'scene seed {scene.seed}: {len(scene.objects)} objects', (8, 20),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.55, TEXT, 1, cv2.LINE_AA)
+    cv2.putText(
+        depth,
+        f'scene seed {scene.seed}: {len(scene.objects)} objects',
+        (8, 20),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.55,
+        TEXT,
+        1,
+        cv2.LINE_AA,
+    )
     rows = []
     for good in (True, False):
         pool = [g for g in shown if g.good == good][:per_class]
-        tiles = [canonical_tile(grasp_image(scene.depth, canonical_homography(g, scene.camera, gripper), g.z),
-                                g, gripper) for g in pool]
+        tiles = [
+            canonical_tile(grasp_image(scene.depth, canonical_homography(g, scene.camera, gripper), g.z), g, gripper)
+            for g in pool
+        ]
         rows.append(_row(tiles, depth.shape[1]))
     return np.concatenate([depth] + rows)
 
@@ -106,7 +143,7 @@ def _row(tiles: list[np.ndarray], width: int) -> np.ndarray:
         left = 4 + i * (tile.shape[1] + 6)
         if left + tile.shape[1] > width:
             break
-        row[3:3 + tile.shape[0], left:left + tile.shape[1]] = tile
+        row[3 : 3 + tile.shape[0], left : left + tile.shape[1]] = tile
     return row
 
 
@@ -131,13 +168,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog='python -m stn_ros.training.datasets.scene_samples',
         description='Write one PNG of synthetic depth scenes (colour-mapped, near = bright, no reading = '
-                    'black) with sampled parallel-jaw grasps drawn as jaw footprints (green good, red bad), '
-                    'each scene above two strips of Dex-Net 2.0 canonical 32x32 grasp images (enlarged '
-                    f'{ZOOM}x, depth relative to the gripper in [{RELATIVE_RANGE[0]}, {RELATIVE_RANGE[1]}] m; '
-                    'white ticks = where the contacts should be): good grasps, then bad ones with the rule '
-                    'that failed.')
-    parser.add_argument('--output', type=Path, default=Path('docs/synthetic_scenes.png'),
-                        help='PNG to write (directories are created); default: %(default)s')
+        'black) with sampled parallel-jaw grasps drawn as jaw footprints (green good, red bad), '
+        'each scene above two strips of Dex-Net 2.0 canonical 32x32 grasp images (enlarged '
+        f'{ZOOM}x, depth relative to the gripper in [{RELATIVE_RANGE[0]}, {RELATIVE_RANGE[1]}] m; '
+        'white ticks = where the contacts should be): good grasps, then bad ones with the rule '
+        'that failed.',
+    )
+    parser.add_argument(
+        '--output',
+        type=Path,
+        default=Path('docs/synthetic_scenes.png'),
+        help='PNG to write (directories are created); default: %(default)s',
+    )
     parser.add_argument('--seed', type=int, default=0, help='build seed of the scenes; default: %(default)s')
     parser.add_argument('--scenes', type=int, default=4, help='number of scenes; default: %(default)s')
     args = parser.parse_args(argv)

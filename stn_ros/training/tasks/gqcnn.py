@@ -1,4 +1,5 @@
 """Training task: the GQ-CNN on analytic grasp labels of synthetic depth scenes (Dex-Net 2.0 style)."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from stn_ros.training.datasets.grasp_images import build_grasp_dataset
 from stn_ros.models.gqcnn import GQCNN, save_gqcnn
+from stn_ros.training.datasets.grasp_images import build_grasp_dataset
 from stn_ros.training.loop import Task
 
 
@@ -40,9 +41,11 @@ def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def tensors(arrays: dict[str, np.ndarray], rows: np.ndarray) -> TensorDataset:
-    return TensorDataset(torch.from_numpy(arrays['images'][rows][:, None].astype(np.float32)),
-                         torch.from_numpy(arrays['z'][rows].astype(np.float32)),
-                         torch.from_numpy(arrays['labels'][rows].astype(np.int64)))
+    return TensorDataset(
+        torch.from_numpy(arrays['images'][rows][:, None].astype(np.float32)),
+        torch.from_numpy(arrays['z'][rows].astype(np.float32)),
+        torch.from_numpy(arrays['labels'][rows].astype(np.int64)),
+    )
 
 
 class GqcnnTask(Task):
@@ -79,10 +82,13 @@ class GqcnnTask(Task):
             labels.append(label)
         scores_np, labels_np = torch.cat(scores).numpy(), torch.cat(labels).numpy()
         predicted = scores_np >= 0.5
-        return {'accuracy': float((predicted == labels_np).mean()),
-                'average_precision': average_precision(scores_np, labels_np),
-                'balanced_accuracy': float(np.mean([(predicted[labels_np == c] == c).mean() for c in (0, 1)])),
-                'held_out_grasps': float(len(labels_np)), 'good_fraction': float(labels_np.mean())}
+        return {
+            'accuracy': float((predicted == labels_np).mean()),
+            'average_precision': average_precision(scores_np, labels_np),
+            'balanced_accuracy': float(np.mean([(predicted[labels_np == c] == c).mean() for c in (0, 1)])),
+            'held_out_grasps': float(len(labels_np)),
+            'good_fraction': float(labels_np.mean()),
+        }
 
     def export(self, model, out: Path, card: dict[str, Any]) -> Path:
         path = out / f'{self.weights_stem}.pt'

@@ -17,6 +17,7 @@ net's residual error still lands on a good grasp (on a many-sided polygon, good 
 End-to-end training through the GQ-CNN is left out: the analytic labels are exact here, and the
 GQ-CNN is itself learned from them.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,22 +56,40 @@ GOOD_WITHIN = (10.0, 1.5)
 
 def grasp_stn() -> SpatialTransformer:
     """The grasp canonicalizer's architecture (depth heights in cm-ish units after median centring)."""
-    return SpatialTransformer('similarity', in_channels=1, localization_size=LOCALIZATION_SIZE,
-                              output_size=(CANONICAL_SIZE, CANONICAL_SIZE), channels=(16, 32), hidden=64,
-                              input_mean=0.0, input_std=0.02, input_center='median', hypotheses=HYPOTHESES)
+    return SpatialTransformer(
+        'similarity',
+        in_channels=1,
+        localization_size=LOCALIZATION_SIZE,
+        output_size=(CANONICAL_SIZE, CANONICAL_SIZE),
+        channels=(16, 32),
+        hidden=64,
+        input_mean=0.0,
+        input_std=0.02,
+        input_center='median',
+        hypotheses=HYPOTHESES,
+    )
 
 
 def similarity_targets(homographies: np.ndarray, roi: np.ndarray, source_size: tuple[int, int]) -> np.ndarray:
     """``(K, 4)`` similarity parameters ``(a, b, tx, ty)`` in ``roi``'s normalized frame of canonical crops
     ``H`` ``(K, 3, 3)`` (crop pixel -> source pixel)."""
     to_roi = torch.linalg.inv(roi_matrix(torch.as_tensor(roi, dtype=torch.float64)[None], source_size))[0]
-    matrices = (to_roi @ pixel_to_normalized(*source_size, dtype=torch.float64) @ torch.as_tensor(homographies)
-                @ normalized_to_pixel(CANONICAL_SIZE, CANONICAL_SIZE, dtype=torch.float64)).numpy()
+    matrices = (
+        to_roi
+        @ pixel_to_normalized(*source_size, dtype=torch.float64)
+        @ torch.as_tensor(homographies)
+        @ normalized_to_pixel(CANONICAL_SIZE, CANONICAL_SIZE, dtype=torch.float64)
+    ).numpy()
     return np.stack((matrices[:, 0, 0], matrices[:, 1, 0], matrices[:, 0, 2], matrices[:, 1, 2]), axis=1)
 
 
-def build_objects(scene_seeds: list[int], config: SceneConfig | None = None, gripper: GripperConfig | None = None,
-                  candidates: int = GRASP_CANDIDATES, progress: bool = True) -> dict[str, np.ndarray]:
+def build_objects(
+    scene_seeds: list[int],
+    config: SceneConfig | None = None,
+    gripper: GripperConfig | None = None,
+    candidates: int = GRASP_CANDIDATES,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
     """Per object of the scenes ``scene_seeds``: what the localization net sees, its metric ROI, its good
     grasps' targets (:func:`~stn_ros.training.datasets.grasp_images.good_grasp_homographies`, at most ``MAX_TARGETS``).
 
@@ -88,16 +107,21 @@ def build_objects(scene_seeds: list[int], config: SceneConfig | None = None, gri
             target = np.zeros((MAX_TARGETS, 4), np.float32)
             mask = np.zeros(MAX_TARGETS, bool)
             if len(good):
-                target[:len(good)] = similarity_targets(good, roi[index], scene.depth.shape)
-                mask[:len(good)] = True
+                target[: len(good)] = similarity_targets(good, roi[index], scene.depth.shape)
+                mask[: len(good)] = True
             targets.append(target)
             masks.append(mask)
             seeds.append(seed)
             indices.append(index)
         rois.extend(roi)
-    return {'crops': np.asarray(crops, np.float32).reshape(-1, 1, *LOCALIZATION_SIZE), 'rois': np.asarray(rois, np.float32),
-            'targets': np.asarray(targets).reshape(-1, MAX_TARGETS, 4), 'mask': np.asarray(masks).reshape(-1, MAX_TARGETS),
-            'scene_seed': np.asarray(seeds, np.int64), 'object_index': np.asarray(indices, np.int64)}
+    return {
+        'crops': np.asarray(crops, np.float32).reshape(-1, 1, *LOCALIZATION_SIZE),
+        'rois': np.asarray(rois, np.float32),
+        'targets': np.asarray(targets).reshape(-1, MAX_TARGETS, 4),
+        'mask': np.asarray(masks).reshape(-1, MAX_TARGETS),
+        'scene_seed': np.asarray(seeds, np.int64),
+        'object_index': np.asarray(indices, np.int64),
+    }
 
 
 def split_scene_seeds(num_scenes: int, extra_scenes: int, data_seed: int) -> tuple[list[int], list[int]]:
@@ -192,8 +216,10 @@ class GraspStnTask(Task):
         self.cache = Path(cache) if cache else None
 
     def _objects(self, seeds: list[int], split: str) -> dict[str, np.ndarray]:
-        name = (f'grasp_stn_objects_{self.args["num_scenes"]}+{self.args["extra_scenes"]}_scenes_seed'
-                f'{self.args["data_seed"]}_{GRASP_CANDIDATES}_candidates_robust{MIN_ROBUSTNESS:g}_{split}.npz')
+        name = (
+            f'grasp_stn_objects_{self.args["num_scenes"]}+{self.args["extra_scenes"]}_scenes_seed'
+            f'{self.args["data_seed"]}_{GRASP_CANDIDATES}_candidates_robust{MIN_ROBUSTNESS:g}_{split}.npz'
+        )
         path = self.cache / name if self.cache is not None else None
         if path is not None and path.is_file():
             with np.load(path) as stored:
@@ -205,7 +231,9 @@ class GraspStnTask(Task):
         return objects
 
     def datasets(self):
-        train_seeds, held_seeds = split_scene_seeds(self.args['num_scenes'], self.args['extra_scenes'], self.args['data_seed'])
+        train_seeds, held_seeds = split_scene_seeds(
+            self.args['num_scenes'], self.args['extra_scenes'], self.args['data_seed']
+        )
         train, held = self._objects(train_seeds, 'train'), self._objects(held_seeds, 'held_out')
         keep = train['mask'].any(axis=1)  # nothing to learn from an object without a good grasp
         as_set = lambda d, rows: TensorDataset(*(torch.from_numpy(d[k][rows]) for k in ('crops', 'targets', 'mask')))  # noqa: E731
@@ -230,8 +258,11 @@ class GraspStnTask(Task):
         distances = torch.stack(distances, dim=1)
         loss = distances.min(dim=1).values.mean()
         if params.shape[1] > 1:
-            loss = loss + SPREAD_WEIGHT * distances.mean() + SCORE_WEIGHT * F.binary_cross_entropy_with_logits(
-                scores, torch.stack(good, dim=1).detach())
+            loss = (
+                loss
+                + SPREAD_WEIGHT * distances.mean()
+                + SCORE_WEIGHT * F.binary_cross_entropy_with_logits(scores, torch.stack(good, dim=1).detach())
+            )
         return loss
 
     @torch.no_grad()
@@ -243,14 +274,18 @@ class GraspStnTask(Task):
             angles.append(angle.cpu())
             centres.append(centre.cpu())
         angle, centre = torch.cat(angles).numpy(), torch.cat(centres).numpy()
-        return {'median_angle_error_deg': float(np.median(angle)), 'median_centre_error_px': float(np.median(centre)),
-                'within_10deg_1.5px': float(np.mean((angle < 10) & (centre < 1.5))),
-                'held_out_objects': float(len(angle))}
+        return {
+            'median_angle_error_deg': float(np.median(angle)),
+            'median_centre_error_px': float(np.median(centre)),
+            'within_10deg_1.5px': float(np.mean((angle < 10) & (centre < 1.5))),
+            'held_out_objects': float(len(angle)),
+        }
 
     def export(self, model, out: Path, card: dict[str, Any]) -> Path:
         path = out / f'{self.weights_stem}.pt'
-        save_spatial_transformer(model, path, {'modality': 'depth', 'roi_side_m': ROI_SIDE_M,
-                                               'card': json.dumps(card, default=str)})
+        save_spatial_transformer(
+            model, path, {'modality': 'depth', 'roi_side_m': ROI_SIDE_M, 'card': json.dumps(card, default=str)}
+        )
         (out / f'{self.weights_stem}.md').write_text(model_card(card, path))
         return path
 

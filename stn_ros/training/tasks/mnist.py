@@ -1,4 +1,5 @@
 """Training task: a distorted-MNIST classifier of the STN paper's comparison."""
+
 from __future__ import annotations
 
 import json
@@ -10,15 +11,20 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from stn_ros.training.datasets.mnist import IMAGE_SIZE, DistortedMNIST
 from stn_ros.models.mnist import DigitClassifier, save_classifier
+from stn_ros.training.datasets.mnist import IMAGE_SIZE, DistortedMNIST
 from stn_ros.training.loop import Task
 
 PAPER_ERROR = {  # Table 1 of the paper, test error % with 60k training digits: R, RTS, P, E
-    'fcn': (2.1, 5.2, 3.1, 3.2), 'cnn': (1.2, 0.8, 1.5, 1.4),
-    'st-fcn-affine': (1.2, 0.8, 1.5, 2.7), 'st-fcn-projective': (1.3, 0.9, 1.4, 2.6),
-    'st-fcn-tps': (1.1, 0.8, 1.4, 2.4), 'st-cnn-affine': (0.7, 0.5, 0.8, 1.2),
-    'st-cnn-projective': (0.8, 0.6, 0.8, 1.3), 'st-cnn-tps': (0.7, 0.5, 0.8, 1.1)}
+    'fcn': (2.1, 5.2, 3.1, 3.2),
+    'cnn': (1.2, 0.8, 1.5, 1.4),
+    'st-fcn-affine': (1.2, 0.8, 1.5, 2.7),
+    'st-fcn-projective': (1.3, 0.9, 1.4, 2.6),
+    'st-fcn-tps': (1.1, 0.8, 1.4, 2.4),
+    'st-cnn-affine': (0.7, 0.5, 0.8, 1.2),
+    'st-cnn-projective': (0.8, 0.6, 0.8, 1.3),
+    'st-cnn-tps': (0.7, 0.5, 0.8, 1.1),
+}
 DISTORTION_COLUMN = {'R': 0, 'RTS': 1, 'P': 2, 'E': 3}
 
 
@@ -29,10 +35,8 @@ class MnistTask(Task):
     name = 'mnist'
     weights_stem = 'model'
 
-    def __init__(self, distortion: str, model: str, data_seed: int = 0, test_copies: int = 2,
-                 quick: bool = False):
-        super().__init__(distortion=distortion, model=model, data_seed=data_seed, test_copies=test_copies,
-                         quick=quick)
+    def __init__(self, distortion: str, model: str, data_seed: int = 0, test_copies: int = 2, quick: bool = False):
+        super().__init__(distortion=distortion, model=model, data_seed=data_seed, test_copies=test_copies, quick=quick)
         self.size = IMAGE_SIZE[distortion]
 
     def datasets(self):
@@ -69,8 +73,11 @@ class MnistTask(Task):
             loss += F.cross_entropy(logits, labels, reduction='sum').item()
             wrong += (logits.argmax(dim=1) != labels).sum().item()
             total += len(labels)
-        return {'test_error_percent': 100.0 * wrong / max(total, 1), 'test_loss': loss / max(total, 1),
-                'test_samples': float(total)}
+        return {
+            'test_error_percent': 100.0 * wrong / max(total, 1),
+            'test_loss': loss / max(total, 1),
+            'test_samples': float(total),
+        }
 
     def export(self, model, out: Path, card: dict[str, Any]) -> Path:
         path = out / f'{self.weights_stem}.pt'
