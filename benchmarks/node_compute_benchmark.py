@@ -65,6 +65,7 @@ def measure_stages(
                 t4 - t3,
                 t4 - t0,
             ),
+            strict=True,
         ):
             times[stage].append(value * 1e3)
     return times

@@ -429,7 +429,8 @@ def report(figures, model_description, stages, alternatives, phases, sweep, soak
     out.append('|---:|---:|---:|---:|---:|---:|---:|---:|')
     for count, t in alternatives.items():
         out.append(
-            f'| {count} | {median(t["ours"]):.2f} | {median(t["ours sampling"]):.2f} | {median(t["opencv loop"]):.2f} | '
+            f'| {count} | {median(t["ours"]):.2f} | {median(t["ours sampling"]):.2f} | '
+            f'{median(t["opencv loop"]):.2f} | '
             f'{median(t["kornia warp_affine"]):.2f} | {median(t["kornia warp_perspective"]):.2f} | '
             f'{median(t["ours"]) / median(t["opencv loop"]):.1f} | {max(t["kornia difference"]):.1e} |'
         )
@@ -506,7 +507,8 @@ def report(figures, model_description, stages, alternatives, phases, sweep, soak
             f'stn_node RSS: {rss[0][1]:.0f} MiB at start, {warm[0]:.0f} MiB after 1 min of warm-up, {warm[-1]:.0f} MiB '
             f'at the end, peak {max(m for _, m in rss):.0f} MiB; growth after warm-up {growth:+.1%} (goal: under 5 %). '
             f'Frames sent {soak["camera"]["published"]}, transforms out {stats["delivered"]:.1%}, dropped by the node '
-            f'{counted_after_warm_up(soak, "stn_node", "frames dropped (latest wins)"):.0f} after the warm-up, latency p50 {stats["p50"]:.1f} ms / p99 '
+            f'{counted_after_warm_up(soak, "stn_node", "frames dropped (latest wins)"):.0f} after the warm-up, '
+            f'latency p50 {stats["p50"]:.1f} ms / p99 '
             f'{stats["p99"]:.1f} ms. GPU memory allocated at the end: '
             f'{values.get("gpu memory allocated (MiB)", "n/a (CPU)")} MiB.\n'.replace('n/a (CPU) MiB', 'n/a (CPU)')
         )

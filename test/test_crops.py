@@ -96,7 +96,7 @@ def test_published_h_reproduces_the_crop_with_warp_perspective(name):
     image = smooth_image(100, 120)
     stn = trained_looking_stn(name).float()
     crops, transforms = canonicalize_crops_opencv(stn, image, ROIS)
-    for crop, h in zip(crops, transforms.homographies.numpy()):
+    for crop, h in zip(crops, transforms.homographies.numpy(), strict=True):
         again = cv2.warpPerspective(image, h, (24, 24), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         np.testing.assert_array_equal(again, crop)
 

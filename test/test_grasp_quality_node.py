@@ -55,14 +55,14 @@ def test_diagnostics_count_each_frame_once_and_unpaired_messages_apart_from_drop
 
             def send_warm_up_frame():
                 warm_up.append(len(warm_up))
-                for publisher, msg in zip((tiles, records), crop_pair(1 + len(warm_up))):
+                for publisher, msg in zip((tiles, records), crop_pair(1 + len(warm_up)), strict=True):
                     publisher.publish(msg)
                 spin_until(probe, lambda: False, 0.1)
 
             assert spin_until(probe, lambda: bool(grasps), 20, step=send_warm_up_frame), node.stop()
             frames = 40
             for sec in range(1000, 1000 + frames):  # 20 Hz, both messages of each frame
-                for publisher, msg in zip((tiles, records), crop_pair(sec)):
+                for publisher, msg in zip((tiles, records), crop_pair(sec), strict=True):
                     publisher.publish(msg)
                 spin_until(probe, lambda: False, 0.05)
             assert spin_until(

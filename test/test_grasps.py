@@ -157,7 +157,7 @@ def test_warp_perspective_with_H_reproduces_grasp_image(box_scene):
     )
     images = grasp_image(scene.clean_depth, H, [g.z for g in grasps])
     assert images.shape == (len(grasps), 32, 32) and images.dtype == np.float32
-    for image, h, grasp in zip(images, H, grasps):
+    for image, h, grasp in zip(images, H, grasps, strict=True):
         crop = cv2.warpPerspective(scene.clean_depth, h, (32, 32), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         assert np.allclose(image, crop - grasp.z, atol=1e-5)
         assert np.array_equal(grasp_image(scene.clean_depth, h, grasp.z), image)

@@ -32,6 +32,6 @@ def test_a_ranged_parameter_checks_and_declares_the_same_range(node, spec):
 
 
 def test_every_parameter_default_passes_its_own_check():
-    for node, spec in SPECS:
+    for _, spec in SPECS:
         if spec.default is not None:
             spec.check(spec.default)

@@ -205,7 +205,7 @@ def test_decode_every_datatype(big):
     fmt = order + 'bBhHiIfd'
     sizes = [1, 1, 2, 2, 4, 4, 4, 8]
     offsets = list(np.cumsum([0] + sizes[:-1]))
-    fields = [field(name, int(off), code) for (name, _, code), off in zip(ALL_TYPES, offsets)]
+    fields = [field(name, int(off), code) for (name, _, code), off in zip(ALL_TYPES, offsets, strict=True)]
     rows = [
         (-128, 255, -32768, 65535, -(2**31), 2**32 - 1, 0.125, -1e300),
         (1, 2, 3, 4, 5, 6, 7.5, 8.25),

@@ -381,7 +381,7 @@ def intensity_scene(noise: float = 2.0, seed: int = 0) -> tuple[np.ndarray, list
     """Dark background (60) with bright (230, 140) and dark (10) shapes, float64 0..255."""
     footprints = [box(150, 120, 40, 30), disc(420, 300, 35), box(520, 110, 15, 25), disc(250, 360, 22)]
     image = np.full((HEIGHT, WIDTH), 60.0)
-    for footprint, level in zip(footprints, (230.0, 10.0, 140.0, 20.0)):
+    for footprint, level in zip(footprints, (230.0, 10.0, 140.0, 20.0), strict=True):
         image[footprint] = level
     image += np.random.default_rng(seed).normal(0.0, noise, image.shape)
     return np.clip(image, 0, 255), footprints

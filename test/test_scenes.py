@@ -33,7 +33,7 @@ def test_same_seed_same_scene_other_seed_other_scene():
     assert np.array_equal(a.depth, b.depth, equal_nan=True)
     assert np.array_equal(a.labels, b.labels)
     assert [o.kind for o in a.objects] == [o.kind for o in b.objects]
-    assert all(np.array_equal(p.footprint, q.footprint) for p, q in zip(a.objects, b.objects))
+    assert all(np.array_equal(p.footprint, q.footprint) for p, q in zip(a.objects, b.objects, strict=True))
     assert not np.array_equal(a.depth, c.depth, equal_nan=True)
     assert generate_scene(dataclasses.replace(CONFIG, seed=3)).seed == 3
     assert np.array_equal(generate_scene(dataclasses.replace(CONFIG, seed=3)).labels, a.labels)

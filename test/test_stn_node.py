@@ -233,7 +233,7 @@ def test_depth_proposals_with_camera_info_give_metric_centres_and_empty_frames_s
         record = parse_record(decode_pointcloud(record_msg))
         order = np.argsort([w * h for _, _, w, h, _ in boxes])[::-1]  # tile order: largest first
         # The shipped grasp STN puts each crop's centre on a grasp of its object: inside the box, on its top.
-        for (u, v), index in zip(record.centres_uv, order):
+        for (u, v), index in zip(record.centres_uv, order, strict=True):
             x, y, w, h, _ = boxes[index]
             assert x - 0.5 <= u <= x + w - 0.5 and y - 0.5 <= v <= y + h - 0.5, (u, v, boxes[index])
         np.testing.assert_allclose(record.xyz[:, 2], [0.75 - boxes[i][4] for i in order], atol=0.004)

@@ -76,7 +76,7 @@ def draw_grasps(
 ) -> np.ndarray:
     """Parallel-jaw grasps on a bgr8 ``canvas`` (in place): the closing line and both jaws, coloured by
     quality (red 0 -> green 1); the best grasp thicker, in white."""
-    for index, ((u, v), angle, width, quality) in enumerate(zip(centres, angles, widths_px, qualities)):
+    for index, ((u, v), angle, width, quality) in enumerate(zip(centres, angles, widths_px, qualities, strict=True)):
         if not (np.isfinite(u) and np.isfinite(v)):
             continue
         half = 0.5 * (width if np.isfinite(width) and width > 0 else 20.0) + 4.0

@@ -2,8 +2,8 @@
 
 Subscribes ``image`` (+ optional ``camera_info``, ``detections``), publishes ``~/rectified/image``,
 ``~/rectified/transforms``, ``~/debug/image`` and ``/diagnostics``. The compute lives in
-:mod:`stn_ros.perception.canonicalizer` and :mod:`stn_ros.perception.proposals`; this module is conversions, parameters and
-topics. One worker thread processes the latest frame; the subscription only stores it, so a frame that
+:mod:`stn_ros.perception.canonicalizer` and :mod:`stn_ros.perception.proposals`; this module is conversions,
+parameters and topics. One worker thread processes the latest frame; the subscription only stores it, so a frame that
 is replaced before it is processed is counted as dropped and nothing queues up.
 """
 
@@ -271,8 +271,8 @@ class StnNode(Node):
             self._fallback_frames += 1
             if self._throttle.allow('identity_fallback'):
                 self.get_logger().warning(
-                    f'{self.model.description} looks at {self.canonicalizer.roi_side_m * 100:.0f} cm crops of depth with '
-                    f'camera_info ({result.fallback}): these crops are their plain ROIs (identity STN)'
+                    f'{self.model.description} looks at {self.canonicalizer.roi_side_m * 100:.0f} cm crops of depth '
+                    f'with camera_info ({result.fallback}): these crops are their plain ROIs (identity STN)'
                 )
         self.tile_pub.publish(encode_image(result.tile, frame.tile_encoding, header=msg.header))
         self.transforms_pub.publish(encode_pointcloud(result.record, header=msg.header))
