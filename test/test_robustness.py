@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -372,6 +373,20 @@ def bad_metadata(tmp_path):
     return path
 
 
+class RunsCode:
+    """Pickles as a call of ``os.system``: what a malicious weights file holds."""
+
+    def __reduce__(self):
+        return os.system, ('echo this must never run',)
+
+
+def pickled_code(tmp_path):
+    blob = torch.load(stn_checkpoint(tmp_path), weights_only=True)
+    blob['metadata'] = {'card': RunsCode()}
+    torch.save(blob, tmp_path / 'code.pt')
+    return tmp_path / 'code.pt'
+
+
 def write(tmp_path, data: bytes):
     (tmp_path / 'file.pt').write_bytes(data)
     return tmp_path / 'file.pt'
@@ -388,6 +403,7 @@ WEIGHTS = {
     'state_dict of the wrong shape': (wrong_shape, 'does not match its own config'),
     'metadata not a dict': (bad_metadata, 'metadata'),
     'roi_side_m not a number': (lambda tmp: stn_checkpoint(tmp, metadata={'roi_side_m': [0.1]}), 'roi_side_m'),
+    'pickled code': (pickled_code, 'names code to run when loaded, refused (Trying to load unsupported GLOBAL'),
 }
 
 
@@ -427,5 +443,6 @@ def test_a_bad_weights_file_is_one_clear_start_up_error(tmp_path, executable, ca
         node.stop()
     lines = [line for line in node.output.splitlines() if 'cannot start' in line]
     assert len(lines) == 1 and message in lines[0] and str(path) in lines[0], node.output
-    assert 'torch.load' not in lines[0]  # no advice meant for torch users (e.g. to load unsafely)
+    assert 'torch.load' not in lines[0] and 'weights_only' not in lines[0]  # never advice to load unsafely
+    assert 'this must never run' not in node.output
     assert 'Traceback' not in node.output

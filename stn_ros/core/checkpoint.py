@@ -84,11 +84,13 @@ def load_checkpoint(
 def _summary(exc: Exception, limit: int) -> str:
     """``Type: message`` of an exception on one line (the message may be empty: EOFError of an empty file).
 
-    torch's weights-only unpickler puts a generic preamble (advice to load unsafely) around the actual
-    reason, which follows ``WeightsUnpickler error:``; only that reason is kept.
+    torch's weights-only unpickler wraps the actual reason (e.g. "Trying to load unsupported GLOBAL
+    posix.system") in advice to load the file unsafely and a pointer to its docs; only the reason is kept,
+    and a file that names code to run when loaded is said to do so. Never suggest ``weights_only=False``.
     """
-    text = str(exc)
-    if 'WeightsUnpickler error:' in text:
-        text = text.split('WeightsUnpickler error:', 1)[1].split('Check the documentation', 1)[0]
-    message = ' '.join(line.strip() for line in text.splitlines() if line.strip())
+    paragraphs = [' '.join(part.split()) for part in str(exc).split('\n\n')]
+    reasons = [p for p in paragraphs if p and 'weights_only' not in p and not p.startswith('Check the documentation')]
+    message = ' '.join(reasons).replace('WeightsUnpickler error:', '').strip()
+    if 'GLOBAL' in message:
+        message = f'it names code to run when loaded, refused ({message})'
     return f'{type(exc).__name__}: {message[:limit]}' if message else type(exc).__name__
