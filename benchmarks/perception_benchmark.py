@@ -234,7 +234,8 @@ def latency_stats(phase: dict, topic: str) -> dict[str, float]:
 
 def diagnostics_history(phase: dict, node: str) -> list[tuple[float, dict[str, str]]]:
     """``node``'s ``/diagnostics`` values in the phase, with their arrival times."""
-    return next((h for name, h in phase['diagnostics'].items() if name.startswith(node + ':')), [])
+    # status names are '<fully qualified node name>: <label>'
+    return next((h for name, h in phase['diagnostics'].items() if name.partition(':')[0].endswith('/' + node)), [])
 
 
 def diagnostics_of(phase: dict, node: str) -> dict[str, str]:

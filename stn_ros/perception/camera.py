@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 
+FOCAL_RANGE_PX = (1.0, 1e6)
+"""Focal lengths outside this range (pixels) are no real camera's: such a ``camera_info`` is refused."""
+
 
 @dataclass(frozen=True)
 class PinholeCamera:
@@ -21,20 +24,32 @@ class PinholeCamera:
 
     @classmethod
     def from_camera_info(cls, msg: Any) -> PinholeCamera:
-        """From a ``CameraInfo`` (uses ``k``, the 3x3 intrinsic matrix, row-major).
+        """From a ``CameraInfo`` (uses ``k``, the 3x3 intrinsic matrix, row-major, and the image size).
 
-        Raises ValueError for an uncalibrated camera (``k`` all zero) or non-positive focal lengths.
+        Raises ValueError, naming what is wrong, for an uncalibrated camera (``k`` all zero), a size of 0,
+        focal lengths that are not finite or outside :data:`FOCAL_RANGE_PX`, or a principal point that is
+        not finite or outside the image: no metric output is made from such intrinsics.
         """
         k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+        width, height = int(msg.width), int(msg.height)
+        fx, fy, cx, cy = float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2])
+        low, high = FOCAL_RANGE_PX
         if not k.any():
             raise ValueError('camera_info is uncalibrated (K is all zeros)')
-        if k[0, 0] <= 0 or k[1, 1] <= 0:
-            raise ValueError(f'camera_info has non-positive focal lengths fx={k[0, 0]}, fy={k[1, 1]}')
-        return cls(float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]), int(msg.width), int(msg.height))
+        if width <= 0 or height <= 0:
+            raise ValueError(f'camera_info has no image size ({width}x{height})')
+        if not (low <= fx <= high and low <= fy <= high):  # also False for NaN
+            raise ValueError(f'camera_info has focal lengths fx={fx}, fy={fy}: not in [{low:g}, {high:g}] pixels')
+        if not (0 <= cx <= width and 0 <= cy <= height):
+            raise ValueError(f'camera_info has its principal point ({cx}, {cy}) outside the {width}x{height} image')
+        return cls(fx, fy, cx, cy, width, height)
 
     def for_image(self, height: int, width: int) -> PinholeCamera:
-        """These intrinsics for an image of ``height x width`` (binned or resized); same aspect only."""
-        if (height, width) == (self.height, self.width) or self.width == 0 or self.height == 0:
+        """These intrinsics for an image of ``height x width`` (binned or resized); same aspect only.
+
+        Raises ValueError when the aspect ratio differs: those intrinsics describe another image.
+        """
+        if (height, width) == (self.height, self.width):
             return self
         sx, sy = width / self.width, height / self.height
         if abs(sx - sy) > 1e-6:

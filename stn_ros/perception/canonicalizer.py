@@ -152,7 +152,7 @@ class Canonicalizer:
         stn, fallback = self.stn, None
         if self.roi_side_m is not None and len(rois):
             if not frame.is_depth or camera is None:
-                fallback = 'not a depth image' if not frame.is_depth else 'no camera_info received yet'
+                fallback = 'not a depth image' if not frame.is_depth else 'no camera_info for this image'
                 if self._fallback is None:
                     raise MissingCameraInfo(
                         f'this STN looks at {self.roi_side_m * 100:.0f} cm crops: it needs a '

@@ -119,14 +119,19 @@ def parse_rois(flat: Sequence[float] | np.ndarray) -> np.ndarray:
     return rois.astype(np.float32)
 
 
-def check_rois_inside(rois: np.ndarray, height: int, width: int) -> None:
-    """Raise ``ValueError`` naming the first ROI not fully inside a ``height x width`` image.
+def rois_inside(rois: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``(N,)`` bool: which ROIs are fully inside a ``height x width`` image.
 
     Inside means ``x >= 0``, ``y >= 0``, ``x + w <= width`` and ``y + h <= height``.
     """
+    x, y, w, h = _check_rois(rois).T
+    return (x >= 0) & (y >= 0) & (x + w <= width) & (y + h <= height)
+
+
+def check_rois_inside(rois: np.ndarray, height: int, width: int) -> None:
+    """Raise ``ValueError`` naming the first ROI not fully inside a ``height x width`` image (:func:`rois_inside`)."""
     rois = _check_rois(rois)
-    x, y, w, h = rois.T
-    outside = np.flatnonzero((x < 0) | (y < 0) | (x + w > width) | (y + h > height))
+    outside = np.flatnonzero(~rois_inside(rois, height, width))
     if outside.size:
         index = int(outside[0])
         raise ValueError(

@@ -1,4 +1,5 @@
-"""Node health bookkeeping for diagnostics: rates, latencies, drops, bad inputs, internal errors, gaps. No rclpy.
+"""Node health bookkeeping for diagnostics: rates, latencies, drops, bad inputs, internal errors, gaps, and
+named events worth a warning (stamps out of order, blind frames, ...). No rclpy.
 
 Hand-written because ``diagnostic_updater`` is not available as a wheel in the plain venv; the node
 turns :meth:`NodeHealth.report` into a ``diagnostic_msgs/DiagnosticStatus``.
@@ -14,6 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
+FUTURE_TOLERANCE_S = 1.0
+"""A stamp further than this ahead of the node's clock is counted as in the future (clocks drift a little)."""
+STAMPS_OUT_OF_ORDER = 'stamps out of order'
+STAMPS_IN_THE_FUTURE = 'stamps in the future'
 
 
 @dataclass
@@ -39,12 +44,15 @@ class NodeHealth:
         self.dropped = 0
         self.bad_inputs: Counter[str] = Counter()
         self.internal_errors = 0
+        self.events: Counter[str] = Counter()
         self.gaps = 0
         self.longest_gap_s = 0.0
         self._arrivals: deque[float] = deque(maxlen=window)
         self._processing_ms: deque[float] = deque(maxlen=window)
         self._latency_ms: deque[float] = deque(maxlen=window)
         self._last_arrival: float | None = None
+        self._last_stamp_ns: int | None = None
+        self._events_at_report: Counter[str] = Counter()
         self._bad_since_report = 0
         self._internal_errors_at_report = 0
         self._dropped_at_report = 0
@@ -68,6 +76,31 @@ class NodeHealth:
         with self._lock:
             self.bad_inputs[reason] += 1
             self._bad_since_report += 1
+
+    def on_event(self, name: str, count: int = 1) -> None:
+        """Count ``count`` of a named event that is no bad input but worth a warning (e.g. ``blind frames``)."""
+        with self._lock:
+            self.events[name] += count
+
+    def stamp_latency_ms(self, stamp_ns: int, now_ns: int) -> float | None:
+        """Milliseconds from a frame's stamp to ``now_ns``, or None where the stamp cannot say.
+
+        A stamp more than :data:`FUTURE_TOLERANCE_S` ahead is counted as ``stamps in the future`` (and not
+        taken as the latest: the frames after it are judged against the one before); one that repeats or goes
+        back from the latest is counted as ``stamps out of order`` (and is the latest from then on: a clock
+        that jumps back is counted once). Neither, nor a zero stamp, enters the latency statistics.
+        """
+        if stamp_ns <= 0:
+            return None
+        with self._lock:
+            if stamp_ns > now_ns + FUTURE_TOLERANCE_S * 1e9:
+                self.events[STAMPS_IN_THE_FUTURE] += 1
+                return None
+            previous, self._last_stamp_ns = self._last_stamp_ns, stamp_ns
+            if previous is not None and stamp_ns <= previous:
+                self.events[STAMPS_OUT_OF_ORDER] += 1
+                return None
+        return (now_ns - stamp_ns) / 1e6
 
     def on_internal_error(self) -> None:
         """The node failed on an input it accepted (a bug or a fault of ours, not the sender's)."""
@@ -103,6 +136,8 @@ class NodeHealth:
             internal = self.internal_errors - self._internal_errors_at_report
             self._bad_since_report, self._dropped_at_report = 0, self.dropped
             self._internal_errors_at_report = self.internal_errors
+            new_events = self.events - self._events_at_report
+            self._events_at_report = Counter(self.events)
             self._received_at_report = self.received
             values = {
                 'frames received': str(self.received),
@@ -119,6 +154,7 @@ class NodeHealth:
                 'internal errors': str(self.internal_errors),
             }
             values.update({f'bad input: {reason}': str(count) for reason, count in sorted(self.bad_inputs.items())})
+            values.update({name: str(count) for name, count in sorted(self.events.items())})
         values.update(extra)
         if internal:
             return HealthReport(ERROR, f'{internal} internal error(s) in the last period', values)
@@ -128,6 +164,9 @@ class NodeHealth:
             return HealthReport(WARN, f'no input for {silent_s:.1f} s', values)
         if bad:
             return HealthReport(WARN, f'{bad} bad input(s) in the last period', values)
+        if new_events:
+            said = ', '.join(f'{name}: {count}' for name, count in sorted(new_events.items()))
+            return HealthReport(WARN, f'{said} in the last period', values)
         if received and dropped / received > 0.01:
             return HealthReport(WARN, f'dropping frames: {dropped} of {received} in the last period', values)
         return HealthReport(OK, 'ok', values)

@@ -46,10 +46,14 @@ def run_node(factory: Callable[[], Node], executable: str, args: list[str] | Non
 
 
 def diagnostic_array(node: Node, label: str, report: HealthReport, hardware_id: str) -> DiagnosticArray:
-    """One ``DiagnosticStatus`` named ``'<node name>: <label>'`` of a health report, stamped now."""
+    """One ``DiagnosticStatus`` named ``'<fully qualified node name>: <label>'`` of a health report, stamped now.
+
+    The namespace is part of the name, so two cameras' nodes (``/left/stn_node``, ``/right/stn_node``) report
+    apart and an aggregator does not merge them.
+    """
     status = DiagnosticStatus(
         level=bytes([report.level]),
-        name=f'{node.get_name()}: {label}',
+        name=f'{node.get_fully_qualified_name()}: {label}',
         message=report.message,
         hardware_id=hardware_id,
         values=[KeyValue(key=k, value=v) for k, v in report.values.items()],

@@ -37,6 +37,7 @@ from stn_ros.perception.proposals import (
     intensity_proposals,
     order_and_limit,
     parse_rois,
+    rois_inside,
 )
 from stn_ros.perception.visualize import crop_quadrilaterals, draw_quadrilaterals
 from stn_ros.ros.health import LogThrottle, NodeHealth
@@ -45,6 +46,9 @@ from stn_ros.ros.parameters import ParameterSet, ParameterSpec, StartupError, de
 from stn_ros.ros.qos import camera_qos, declare_reliability_override, publishers_reliability
 
 CROP_SOURCES = ('full_frame', 'fixed_rois', 'proposals', 'detections')
+BLIND_FRAMES = 'blind frames'
+CAMERA_FRAME_MISMATCH = 'camera_info in another frame_id'
+ROIS_OUTSIDE = 'rois skipped (outside the image)'
 
 
 def _output_size(value: Any) -> tuple[int, int]:
@@ -109,11 +113,9 @@ class StnNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('stn_node', **kwargs)
+        self._frame_size: tuple[int, int] | None = None  # (height, width) of the last frame decoded
         self.parameters = ParameterSet(
-            self,
-            PARAMETERS,
-            on_change=self._on_parameter_change,
-            cross_check=lambda values: proposal_config(values).validate(),
+            self, PARAMETERS, on_change=self._on_parameter_change, cross_check=self._check_together
         )
         values = self.parameters.values
         try:
@@ -132,7 +134,7 @@ class StnNode(Node):
         self._fallback_frames = 0
         self.health = NodeHealth()
         self._throttle = LogThrottle(5.0)
-        self._camera: PinholeCamera | None = None
+        self._camera: tuple[PinholeCamera, str] | None = None  # the last valid camera_info and its frame_id
         self._detections = None
         self._latest: Image | None = None
         self._lock = threading.Lock()
@@ -210,7 +212,7 @@ class StnNode(Node):
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         try:
-            self._camera = PinholeCamera.from_camera_info(msg)
+            self._camera = PinholeCamera.from_camera_info(msg), msg.header.frame_id
         except ValueError as exc:
             self._camera = None
             self._log_bad('camera_info', str(exc))
@@ -224,6 +226,15 @@ class StnNode(Node):
         self._wake.set()
 
     # --- parameters --------------------------------------------------------------------------------
+
+    def _check_together(self, values: dict[str, Any]) -> None:
+        """Values that are each valid but do not go together (or not with the camera's frames) raise ValueError."""
+        proposal_config(values).validate()
+        if values['crop_source'] == 'fixed_rois' and values['rois'] is not None and self._frame_size is not None:
+            try:
+                check_rois_inside(values['rois'], *self._frame_size)
+            except ValueError as exc:
+                raise ValueError(f'rois: {exc} (the size of the last frame)') from None
 
     def _on_parameter_change(self, name: str, value: Any) -> None:
         self.get_logger().info(f'parameter {name} set to {value!r}')
@@ -261,12 +272,18 @@ class StnNode(Node):
         except ImageDecodeError as exc:
             self._log_bad(exc.reason, str(exc))
             return
+        self._frame_size = frame.size
         try:
             rois = self._rois(frame, msg, values)
         except ValueError as exc:
             self._log_bad('bad_rois', str(exc))
             return
-        result = self.canonicalizer.process(frame, rois, self._camera, values['output_size'])
+        camera = self._camera_for(frame, msg)
+        result = self.canonicalizer.process(frame, rois, camera, values['output_size'])
+        if frame.is_depth and not frame.grey().any():  # every pixel 0 or NaN: no reading at all
+            self.health.on_event(BLIND_FRAMES)
+            if self._throttle.allow(BLIND_FRAMES):
+                self.get_logger().warning('the camera is blind: a depth frame without a single reading')
         if result.fallback:
             self._fallback_frames += 1
             if self._throttle.allow('identity_fallback'):
@@ -279,9 +296,27 @@ class StnNode(Node):
         if values['publish_debug_image'] or self.debug_pub.get_subscription_count() > 0:
             self._publish_debug(frame, result, msg)
         stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-        now_ns = self.get_clock().now().nanoseconds
-        latency = (now_ns - stamp_ns) / 1e6 if stamp_ns > 0 else None
+        latency = self.health.stamp_latency_ms(stamp_ns, self.get_clock().now().nanoseconds)
         self.health.on_processed((time.perf_counter() - started) * 1e3, latency)
+
+    def _camera_for(self, frame: Frame, msg: Image) -> PinholeCamera | None:
+        """The last camera_info's intrinsics for this frame (scaled to its size), or None when there are none
+        that fit: then the frame gets no metric output (NaN xyz), counted and said, never wrong numbers."""
+        if self._camera is None or not frame.is_depth:
+            return None
+        camera, frame_id = self._camera
+        if frame_id != msg.header.frame_id:
+            self.health.on_event(CAMERA_FRAME_MISMATCH)
+            if self._throttle.allow(CAMERA_FRAME_MISMATCH):
+                self.get_logger().warning(
+                    f'camera_info is in frame {frame_id!r}, the image in {msg.header.frame_id!r}: '
+                    'check the remappings (its intrinsics are used all the same)'
+                )
+        try:
+            return camera.for_image(*frame.size)
+        except ValueError as exc:
+            self._log_bad('camera_info_size', f'{exc}: no metric output for this frame')
+            return None
 
     def _rois(self, frame: Frame, msg: Image, values: dict[str, Any]) -> np.ndarray:
         height, width = frame.size
@@ -289,8 +324,7 @@ class StnNode(Node):
         if source == 'full_frame':
             return full_frame_roi(height, width)
         if source == 'fixed_rois':
-            rois = values['rois']
-            check_rois_inside(rois, height, width)
+            rois = self._inside(values['rois'], height, width)
             return rois[order_and_limit(rois, rois[:, 2] * rois[:, 3], values['max_crops'])]
         if source == 'detections':
             rois = self._detection_rois(msg)
@@ -299,6 +333,18 @@ class StnNode(Node):
         if frame.is_depth:
             return depth_proposals(frame.pixels, config, values['max_crops']).rois
         return intensity_proposals(frame.grey(), config, values['max_crops']).rois
+
+    def _inside(self, rois: np.ndarray, height: int, width: int) -> np.ndarray:
+        """The ROIs inside the frame; each one outside is skipped, counted and said (the rest still get crops)."""
+        inside = rois_inside(rois, height, width)
+        if not inside.all():
+            self.health.on_event(ROIS_OUTSIDE, int((~inside).sum()))
+            if self._throttle.allow(ROIS_OUTSIDE):
+                try:
+                    check_rois_inside(rois, height, width)
+                except ValueError as exc:
+                    self.get_logger().warning(f'{exc}: skipped ({int((~inside).sum())} of {len(rois)} ROIs)')
+        return rois[inside]
 
     def _detection_rois(self, msg: Image) -> np.ndarray:
         """ROIs of the detections with this image's exact stamp (waits up to 0.2 s for them)."""

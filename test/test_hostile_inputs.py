@@ -1,0 +1,231 @@
+"""stn_node against a real camera's quirks and hostile inputs, over real topics.
+
+The frames are not the package's own synthetic ones: ``d435_like_depth`` writes what a D435-class active
+stereo camera gives (848x480 16UC1 millimetres, noise growing with depth, holes, shadows beside objects,
+flying pixels on their edges).
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.qos import ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+
+from ros_harness import Consumer, NodeProcess, camera_qos, publish_and_collect, ros_probe, spin_until, stamped
+from stn_ros.bridge.pointcloud_codec import decode_pointcloud
+from stn_ros.perception.camera import PinholeCamera
+from stn_ros.perception.transforms_record import parse_record
+
+pytestmark = pytest.mark.timeout(120)
+
+WIDTH, HEIGHT = 848, 480
+FX = FY = 424.0  # a D435's depth intrinsics at 848x480, roughly
+CX, CY = 423.5, 239.5
+BOXES = [(300, 150, 120, 90, 0.06), (520, 260, 80, 80, 0.10)]  # x, y, w, h pixels; height above the table, m
+
+
+def d435_like_depth(seed: int = 0, table_m: float = 0.72) -> np.ndarray:
+    """``(480, 848)`` uint16 mm: a slightly tilted table with boxes, as an active stereo camera sees it."""
+    rng = np.random.default_rng(seed)
+    rows = np.arange(HEIGHT, dtype=np.float64)[:, None]
+    depth = np.repeat(table_m + 0.00008 * (rows - CY), WIDTH, axis=1)  # tilted a little
+    for x, y, w, h, above in BOXES:
+        depth[y : y + h, x : x + w] = table_m - above
+    edges = np.zeros(depth.shape, bool)
+    for x, y, w, h, _ in BOXES:
+        edges[y : y + h, x - 1 : x + 1] = edges[y : y + h, x + w - 1 : x + w + 1] = True
+    flying = edges & (rng.random(depth.shape) < 0.5)  # flying pixels: between object and table
+    depth[flying] = table_m - rng.uniform(0.0, 0.05, flying.sum())
+    depth += rng.normal(0.0, 1.0, depth.shape) * 0.002 * depth**2  # stereo noise grows with depth squared
+    mm = np.round(depth * 1000.0).astype(np.uint16)
+    for x, y, _, h, _ in BOXES:
+        mm[y : y + h, x - 6 : x] = 0  # the projector's shadow left of each object
+    mm[rng.random(mm.shape) < 0.02] = 0  # holes
+    mm[:, :8] = 0  # the left band a stereo pair cannot match
+    return mm
+
+
+def camera_info(fx=FX, fy=FY, cx=CX, cy=CY, width=WIDTH, height=HEIGHT, frame_id='camera_depth_optical_frame'):
+    info = CameraInfo(width=width, height=height)
+    info.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
+    info.header.frame_id = frame_id
+    return info
+
+
+def depth_frame(sec: int, frame_id='camera_depth_optical_frame', seed: int = 0) -> Image:
+    return stamped(d435_like_depth(seed), '16UC1', sec, frame_id=frame_id)
+
+
+@pytest.fixture(scope='module')
+def probe():
+    with ros_probe('hostile_inputs_probe') as node:
+        yield node
+
+
+class Camera:
+    """A depth camera publishing on /<name>/depth and /<name>/camera_info, and one stn_node reading it."""
+
+    def __init__(self, probe, name: str, *node_args: str):
+        self.probe = probe
+        self.images = probe.create_publisher(Image, f'/{name}/depth', camera_qos(ReliabilityPolicy.RELIABLE))
+        self.infos = probe.create_publisher(CameraInfo, f'/{name}/camera_info', camera_qos(ReliabilityPolicy.RELIABLE))
+        self.node = NodeProcess(
+            'stn_node', '-p', 'device:=cpu', '-r', f'image:=/{name}/depth', '-r', f'camera_info:=/{name}/camera_info',
+            '-r', f'__ns:=/{name}', '-p', 'diagnostics_period:=0.2', *node_args,
+        )  # fmt: skip
+        self.consumer = Consumer(probe, f'/{name}/stn_node')
+        self.name = name
+
+    def __enter__(self):
+        assert spin_until(self.probe, lambda: self.images.get_subscription_count() > 0, 30), self.node.stop()
+        return self
+
+    def __exit__(self, *exc):
+        output = self.node.stop()
+        assert 'Traceback' not in output, output
+
+    def send_info(self, info: CameraInfo) -> None:
+        for _ in range(3):  # keep-last 1 sensor-data subscription: make sure the newest one is there
+            self.infos.publish(info)
+            spin_until(self.probe, lambda: False, 0.05)
+
+    def record(self, msg: Image):
+        return parse_record(decode_pointcloud(publish_and_collect(self.probe, self.images, self.consumer, msg)[1]))
+
+    def diagnostics(self, wait_for=None) -> dict[str, str]:
+        """This node's latest /diagnostics values (status name: its fully qualified name), once ``wait_for``
+        holds of them."""
+        name = f'/{self.name}/stn_node: canonicalizer'
+        latest = lambda: self.consumer.latest_diagnostics(name)  # noqa: E731
+        assert spin_until(self.probe, lambda: bool(latest()) and (wait_for is None or wait_for(latest())), 10), latest()
+        return latest()
+
+
+def count(values: dict[str, str], key: str) -> int:
+    return int(values.get(key, 0))
+
+
+def test_intrinsics_are_validated_unit():
+    good = SimpleNamespace(k=[FX, 0, CX, 0, FY, CY, 0, 0, 1], width=WIDTH, height=HEIGHT)
+    assert PinholeCamera.from_camera_info(good).fx == FX
+    for k, width, message in [
+        ([1e-9, 0, CX, 0, 1e-9, CY, 0, 0, 1], WIDTH, 'focal lengths'),
+        ([math.nan, 0, CX, 0, FY, CY, 0, 0, 1], WIDTH, 'focal lengths'),
+        ([math.inf, 0, CX, 0, FY, CY, 0, 0, 1], WIDTH, 'focal lengths'),
+        ([1e12, 0, CX, 0, 1e12, CY, 0, 0, 1], WIDTH, 'focal lengths'),
+        ([FX, 0, 5000.0, 0, FY, CY, 0, 0, 1], WIDTH, 'principal point'),
+        ([FX, 0, math.nan, 0, FY, CY, 0, 0, 1], WIDTH, 'principal point'),
+        ([FX, 0, CX, 0, FY, CY, 0, 0, 1], 0, 'no image size'),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            PinholeCamera.from_camera_info(SimpleNamespace(k=k, width=width, height=HEIGHT))
+
+
+def test_bad_camera_info_gives_no_metric_output_and_is_counted_while_frames_keep_flowing(probe):
+    with Camera(probe, 'd435_bad') as camera:
+        camera.send_info(camera_info())
+        metric = camera.record(depth_frame(10))
+        assert len(metric.xyz) == 2 and np.isfinite(metric.xyz).all()
+        np.testing.assert_allclose(sorted(metric.xyz[:, 2]), [0.72 - 0.10, 0.72 - 0.06], atol=0.01)
+        bad = [camera_info(fx=1e-9, fy=1e-9), camera_info(fx=math.nan), camera_info(fx=math.inf),
+               camera_info(fx=1e12, fy=1e12), camera_info(width=0, height=0), camera_info(cx=5000.0)]  # fmt: skip
+        for number, info in enumerate(bad):
+            camera.send_info(info)
+            record = camera.record(depth_frame(20 + number))
+            assert len(record.xyz) == 2 and np.isnan(record.xyz).all(), (info.k, record.xyz)
+        values = camera.diagnostics(lambda v: count(v, 'bad input: camera_info') >= len(bad))
+        assert count(values, 'frames processed') >= 1 + len(bad)
+
+
+def test_camera_info_of_another_resolution_is_scaled_or_refused(probe):
+    with Camera(probe, 'd435_size') as camera:
+        camera.send_info(camera_info())
+        full = camera.record(depth_frame(30))
+        camera.send_info(camera_info(fx=FX / 2, fy=FY / 2, cx=(CX + 0.5) / 2 - 0.5, cy=(CY + 0.5) / 2 - 0.5,
+                                     width=WIDTH // 2, height=HEIGHT // 2))  # fmt: skip
+        half = camera.record(depth_frame(31))  # the same camera, binned 2x2: the same metric answer
+        np.testing.assert_allclose(half.xyz, full.xyz, atol=1e-4)
+        camera.send_info(camera_info(width=640, height=480, cx=319.5))  # another aspect ratio: another image
+        other = camera.record(depth_frame(32))
+        assert len(other.xyz) == 2 and np.isnan(other.xyz).all()
+        values = camera.diagnostics(lambda v: count(v, 'bad input: camera_info_size') >= 1)
+        assert count(values, 'bad input: camera_info') == 0
+
+
+def test_camera_info_in_another_frame_is_warned_and_counted(probe):
+    with Camera(probe, 'd435_frame') as camera:
+        camera.send_info(camera_info(frame_id='camera_color_optical_frame'))
+        record = camera.record(depth_frame(40))
+        assert np.isfinite(record.xyz).all()  # used all the same: the intrinsics fit the image
+        camera.diagnostics(lambda v: count(v, 'camera_info in another frame_id') >= 1)
+
+
+def set_rois(probe, node_name: str, rois: list[int]):
+    client = probe.create_client(SetParameters, f'{node_name}/set_parameters')
+    try:
+        assert client.wait_for_service(timeout_sec=10)
+        value = ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY, integer_array_value=rois)
+        future = client.call_async(SetParameters.Request(parameters=[ParameterMsg(name='rois', value=value)]))
+        assert spin_until(probe, future.done, 10)
+        return future.result().results[0]
+    finally:
+        probe.destroy_client(client)
+
+
+def test_rois_outside_the_image_are_refused_when_set_and_skipped_when_a_frame_is_smaller(probe):
+    rois = [10, 10, 100, 100, 700, 400, 100, 60]  # the second one fits 848x480 only
+    with Camera(probe, 'rois', '-p', 'crop_source:=fixed_rois', '-p', f'rois:={rois}') as camera:
+        assert len(camera.record(depth_frame(50)).rois) == 2
+        small = stamped(d435_like_depth()[:240, :424], '16UC1', 51, frame_id='camera_depth_optical_frame')
+        record = camera.record(small)  # a camera mode change: 424x240 frames
+        np.testing.assert_allclose(record.rois, [[10, 10, 100, 100]])  # the one inside still gets its crop
+        values = camera.diagnostics(lambda v: count(v, 'rois skipped (outside the image)') >= 1)
+        assert count(values, 'bad inputs') == 0
+        result = set_rois(probe, '/rois/stn_node', [400, 200, 50, 50])  # outside the last frame (424x240)
+        assert not result.successful and 'not inside the 424x240' in result.reason and 'last frame' in result.reason
+        assert set_rois(probe, '/rois/stn_node', [0, 0, 50, 50]).successful
+
+
+def test_two_cameras_report_apart_in_diagnostics(probe):
+    with Camera(probe, 'left') as left, Camera(probe, 'right') as right:
+        left.record(depth_frame(60))
+        right.record(depth_frame(61))
+        names = {status.name for array in left.consumer.diagnostics for status in array.status}
+        assert spin_until(
+            probe,
+            lambda: (
+                {'/left/stn_node: canonicalizer', '/right/stn_node: canonicalizer'}
+                <= {status.name for array in left.consumer.diagnostics for status in array.status}
+            ),
+            10,
+        ), names
+
+
+def test_stamps_out_of_order_or_in_the_future_are_counted_and_kept_out_of_latency(probe):
+    with Camera(probe, 'stamps') as camera:
+        now = probe.get_clock().now().nanoseconds
+        sec = now // 10**9 - 10  # ten seconds ago
+        for offset in (0, 1, 1, -5, 3600, 2):  # the repeat, the step back and the hour ahead are anomalies
+            msg = depth_frame(0)
+            msg.header.stamp.sec, msg.header.stamp.nanosec = sec + offset, now % 10**9
+            camera.record(msg)
+        values = camera.diagnostics(lambda v: count(v, 'stamps out of order') >= 2)
+        assert count(values, 'stamps in the future') >= 1, values
+        assert 8_000 <= float(values['latency median (ms)']) < 60_000, values  # about 10 s: not an hour, not < 0
+
+
+def test_a_blind_camera_is_a_warning(probe):
+    with Camera(probe, 'blind') as camera:
+        camera.send_info(camera_info())
+        blind = stamped(np.zeros((HEIGHT, WIDTH), np.uint16), '16UC1', 70, frame_id='camera_depth_optical_frame')
+        tile, _ = publish_and_collect(probe, camera.images, camera.consumer, blind)
+        values = camera.diagnostics(lambda v: count(v, 'blind frames') >= 1)
+        statuses = [s for a in camera.consumer.diagnostics for s in a.status if s.name.startswith('/blind/')]
+        assert any(s.level == bytes([1]) and 'blind frames' in s.message for s in statuses), values
