@@ -91,14 +91,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--frames', type=int, default=200, help='timed frames per case (default: %(default)s)')
     parser.add_argument('--device', default='cpu', help='auto, cpu, cuda, cuda:N (default: %(default)s)')
     parser.add_argument('--weights', default='', help='STN checkpoint (default: the shipped default)')
+    parser.add_argument(
+        '--output-size', type=int, nargs=2, default=[32, 32], metavar=('H', 'W'), help='crop size (default: 32 32)'
+    )
     args = parser.parse_args(argv)
 
     model = load_model(args.weights)
     device = resolve_device(args.device)
-    canonicalizer = Canonicalizer(model.stn, device, (32, 32), model.roi_side_m)
+    canonicalizer = Canonicalizer(model.stn, device, tuple(args.output_size), model.roi_side_m)
     rows = {count: measure_stages(canonicalizer, count, args.frames) for count in args.crops}
     print(
-        f'stn_node compute per 640x480 16UC1 depth frame, {model.description}, on {device} '
+        f'stn_node compute per 640x480 16UC1 depth frame, {model.description}, on {device}, '
+        f'{args.output_size[0]}x{args.output_size[1]} crops '
         f'({torch.get_num_threads()} torch threads); median (p90) of {args.frames} frames, ms.\n'
     )
     print('\n'.join(stage_table(rows)))

@@ -167,12 +167,13 @@ def test_camera_info_in_another_frame_is_warned_and_counted(probe):
         camera.diagnostics(lambda v: count(v, 'camera_info in another frame_id') >= 1)
 
 
-def set_rois(probe, node_name: str, rois: list[int]):
+def set_parameter(probe, node_name: str, name: str, integers: list[int]):
+    """Set an integer-array parameter of ``node_name``; the SetParametersResult."""
     client = probe.create_client(SetParameters, f'{node_name}/set_parameters')
     try:
         assert client.wait_for_service(timeout_sec=10)
-        value = ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY, integer_array_value=rois)
-        future = client.call_async(SetParameters.Request(parameters=[ParameterMsg(name='rois', value=value)]))
+        value = ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY, integer_array_value=integers)
+        future = client.call_async(SetParameters.Request(parameters=[ParameterMsg(name=name, value=value)]))
         assert spin_until(probe, future.done, 10)
         return future.result().results[0]
     finally:
@@ -188,9 +189,9 @@ def test_rois_outside_the_image_are_refused_when_set_and_skipped_when_a_frame_is
         np.testing.assert_allclose(record.rois, [[10, 10, 100, 100]])  # the one inside still gets its crop
         values = camera.diagnostics(lambda v: count(v, 'rois skipped (outside the image)') >= 1)
         assert count(values, 'bad inputs') == 0
-        result = set_rois(probe, '/rois/stn_node', [400, 200, 50, 50])  # outside the last frame (424x240)
+        result = set_parameter(probe, '/rois/stn_node', 'rois', [400, 200, 50, 50])  # outside the last frame (424x240)
         assert not result.successful and 'not inside the 424x240' in result.reason and 'last frame' in result.reason
-        assert set_rois(probe, '/rois/stn_node', [0, 0, 50, 50]).successful
+        assert set_parameter(probe, '/rois/stn_node', 'rois', [0, 0, 50, 50]).successful
 
 
 def test_two_cameras_report_apart_in_diagnostics(probe):
@@ -229,3 +230,12 @@ def test_a_blind_camera_is_a_warning(probe):
         values = camera.diagnostics(lambda v: count(v, 'blind frames') >= 1)
         statuses = [s for a in camera.consumer.diagnostics for s in a.status if s.name.startswith('/blind/')]
         assert any(s.level == bytes([1]) and 'blind frames' in s.message for s in statuses), values
+
+
+def test_a_tile_beyond_the_resource_guard_is_refused_with_the_reason(probe):
+    with Camera(probe, 'guard', '-p', 'max_crops:=16') as camera:
+        result = set_parameter(probe, '/guard/stn_node', 'output_size', [512, 512])  # 16 x 512 x 512 = 4 MP
+        assert not result.successful and 'above max_tile_pixels 1048576' in result.reason, result.reason
+        assert set_parameter(probe, '/guard/stn_node', 'output_size', [256, 256]).successful  # exactly 1 MP
+        tile, _ = publish_and_collect(probe, camera.images, camera.consumer, depth_frame(80))
+        assert tile.width == 256 and tile.height % 256 == 0

@@ -287,6 +287,7 @@ def test_a_cuda_device_starts_where_this_machine_has_it_else_says_why(probe, spe
         (['-p', 'crop_source:=detections'], 'vision_msgs'),
         (['-p', 'output_size:=[0, 5]'], "parameter 'output_size'"),
         (['-p', 'crop_source:=boxes'], "parameter 'crop_source'"),
+        (['-p', 'output_size:=[1024, 1024]', '-p', 'max_crops:=64'], 'above max_tile_pixels'),
         (['-p', 'qos_overrides./image.subscription.reliability:=sometimes'], 'follow_publisher, reliable'),
     ],
 )

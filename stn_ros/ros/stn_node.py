@@ -95,6 +95,13 @@ PARAMETERS = [
     ),
     ParameterSpec('rois', None, 'fixed ROIs, flat [x, y, w, h, ...] in source pixels (fixed_rois)', _rois),
     ParameterSpec.integer('max_crops', 16, 'at most this many crops per frame (the largest are kept)', 1, 256),
+    ParameterSpec.integer(
+        'max_tile_pixels',
+        1_048_576,
+        'bound on max_crops x output height x width (a 4 MiB tile at 4 bytes a pixel): what 30 Hz allows',
+        1024,
+        67_108_864,
+    ),
     ParameterSpec.integer('proposal_min_area', 150, 'proposals: smallest object, pixels', 1, 10_000_000),
     ParameterSpec.integer('proposal_max_area', 60000, 'proposals: largest object, pixels', 1, 10_000_000),
     ParameterSpec.number(
@@ -230,6 +237,13 @@ class StnNode(Node):
     def _check_together(self, values: dict[str, Any]) -> None:
         """Values that are each valid but do not go together (or not with the camera's frames) raise ValueError."""
         proposal_config(values).validate()
+        pixels = values['max_crops'] * values['output_size'][0] * values['output_size'][1]
+        if pixels > values['max_tile_pixels']:
+            raise ValueError(
+                f'max_crops x output_size = {values["max_crops"]} x {values["output_size"][0]} x '
+                f'{values["output_size"][1]} = {pixels} pixels a tile, above max_tile_pixels '
+                f'{values["max_tile_pixels"]}: fewer or smaller crops, or raise max_tile_pixels knowingly'
+            )
         if values['crop_source'] == 'fixed_rois' and values['rois'] is not None and self._frame_size is not None:
             try:
                 check_rois_inside(values['rois'], *self._frame_size)
