@@ -102,9 +102,15 @@ def test_an_internal_error_of_the_grasp_node_is_counted_as_such_not_as_bad_input
             raise RuntimeError('injected fault in scoring')
 
         monkeypatch.setattr(node.scorer, 'score', broken)
-        node._process(*crop_pair(5))
+        tile, record = crop_pair(5)
+        node._on_tile(tile, {})
+        node._on_record(record, {})  # the pair is complete: the worker scores it
+        deadline = time.monotonic() + 10
+        while node.health.internal_errors == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
         values = node.health.report().values
     finally:
+        node.stop()
         node.destroy_node()
     assert values['internal errors'] == '1' and values['bad inputs'] == '0', values
 
@@ -123,7 +129,7 @@ def test_an_internal_error_of_stn_node_is_counted_as_such_not_as_bad_input(in_pr
             raise RuntimeError('injected fault in the canonicalizer')
 
         monkeypatch.setattr(node.canonicalizer, 'process', broken)
-        node._on_image(stamped(np.zeros((48, 64), np.uint8), 'mono8', 3))
+        node._on_image(stamped(np.zeros((48, 64), np.uint8), 'mono8', 3), {})
         assert called.wait(10)
         time.sleep(0.2)  # the worker counts it right after the call
         values = node.health.report().values

@@ -4,14 +4,16 @@ Subscribes ``rectified/image`` and ``rectified/transforms`` (remap them to stn_n
 them by exact stamp (a bounded buffer; unpaired messages are counted and dropped), and ``camera_info``
 (optional: metric grasps). Publishes ``~/grasps`` (PointCloud2, one point per crop, fields in
 :mod:`stn_ros.perception.grasp_quality`), ``~/best_grasp`` (PoseStamped, the best grasp at or above
-``quality_threshold`` when it has a metric position) and ``/diagnostics``.
+``quality_threshold`` when it has a metric position) and ``/diagnostics``. The callbacks only pair; one
+worker thread scores the latest complete pair (latest wins, as in ``stn_node``), so scoring never holds up
+the inputs, and every loss is counted: replaced before scoring, unpaired, lost before the node.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
-import traceback
 from collections import OrderedDict
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from stn_ros.bridge.image_codec import ImageDecodeError, decode_image
@@ -31,8 +34,8 @@ from stn_ros.perception.camera import PinholeCamera
 from stn_ros.perception.grasp_quality import GraspScorer, grasp_orientation
 from stn_ros.perception.transforms_record import parse_record
 from stn_ros.ros.health import LogThrottle, NodeHealth
-from stn_ros.ros.node_runtime import diagnostic_array, run_node
-from stn_ros.ros.parameters import ParameterSet, ParameterSpec, StartupError, device_string
+from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, run_node
+from stn_ros.ros.parameters import TORCH_THREADS, ParameterSet, ParameterSpec, StartupError, device_string
 
 DEFAULT_WEIGHTS = 'gqcnn.pt'
 
@@ -44,6 +47,7 @@ PARAMETERS = [
         'pairing_buffer', 10, 'messages kept per input while waiting for their pair', 1, 100, read_only=True
     ),
     ParameterSpec.number('diagnostics_period', 1.0, 'seconds between /diagnostics messages', 0.1, 60.0, read_only=True),
+    TORCH_THREADS,
 ]
 
 
@@ -56,6 +60,7 @@ class GraspQualityNode(Node):
         super().__init__('grasp_quality_node', **kwargs)
         self.parameters = ParameterSet(self, PARAMETERS)
         values = self.parameters.values
+        apply_thread_budget(values['torch_threads'])
         try:
             device = resolve_device(values['device'])
             model, self.model_description = self._load(values['weights'])
@@ -68,6 +73,8 @@ class GraspQualityNode(Node):
         self._tiles: OrderedDict = OrderedDict()
         self._records: OrderedDict = OrderedDict()
         self.unpaired = 0
+        self._pairing = threading.Lock()
+        self._worker = LatestWorker(self, 'grasp_worker', self._process_pair, self.health, self._throttle)
         self.grasps_pub = self.create_publisher(PointCloud2, '~/grasps', 5)
         self.best_pub = self.create_publisher(PoseStamped, '~/best_grasp', 5)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -96,22 +103,31 @@ class GraspQualityNode(Node):
         except ValueError as exc:
             self._bad('camera_info', str(exc))
 
-    def _on_tile(self, msg: Image) -> None:
+    def _on_tile(self, msg: Image, info: MessageInfo) -> None:
+        self.health.on_message_info(info, 'rectified/image')
         self._pair(self._tiles, msg)
 
-    def _on_record(self, msg: PointCloud2) -> None:
+    def _on_record(self, msg: PointCloud2, info: MessageInfo) -> None:
+        self.health.on_message_info(info, 'rectified/transforms')
         self._pair(self._records, msg)
 
     def _pair(self, buffer: OrderedDict, msg) -> None:
+        """Store ``msg``; a frame whose tile and record are both here goes to the worker (latest wins)."""
         stamp = _stamp(msg)
-        if stamp not in self._tiles and stamp not in self._records:
-            self.health.on_input()  # a frame is a tile and its record: count it once, when the first arrives
-        buffer[stamp] = msg
-        while len(buffer) > self.parameters.values['pairing_buffer']:
-            buffer.popitem(last=False)  # its pair never came: counted apart from latest-wins drops
-            self.unpaired += 1
-        if stamp in self._tiles and stamp in self._records:
-            self._process(self._tiles.pop(stamp), self._records.pop(stamp))
+        with self._pairing:
+            if stamp not in self._tiles and stamp not in self._records:
+                self.health.on_input()  # a frame is a tile and its record: count it once, when the first arrives
+            buffer[stamp] = msg
+            while len(buffer) > self.parameters.values['pairing_buffer']:
+                buffer.popitem(last=False)  # its pair never came: counted apart from latest-wins drops
+                self.unpaired += 1
+            if stamp not in self._tiles or stamp not in self._records:
+                return
+            pair = self._tiles.pop(stamp), self._records.pop(stamp)
+        self._worker.submit(pair)
+
+    def _process_pair(self, pair: tuple[Image, PointCloud2]) -> None:
+        self._process(*pair)
 
     def _bad(self, reason: str, message: str) -> None:
         self.health.on_bad_input(reason)
@@ -134,17 +150,9 @@ class GraspQualityNode(Node):
             )
             return
         crops = tile.reshape(count, -1, tile.shape[1]) if count else np.zeros((0, 32, 32), np.float32)
-        try:
-            self._score_and_publish(crops, record.homographies, tile_msg.header)
-        except Exception as exc:  # keep the node alive; say what went wrong once per period
-            if not self.context.ok():
-                return  # shutting down
-            self.health.on_internal_error()
-            if self._throttle.allow('internal_error'):
-                self.get_logger().error(f'scoring failed: {exc!r}\n{traceback.format_exc(limit=3)}')
-            return
+        self._score_and_publish(crops, record.homographies, tile_msg.header)
         stamp = tile_msg.header.stamp.sec * 10**9 + tile_msg.header.stamp.nanosec
-        latency = (self.get_clock().now().nanoseconds - stamp) / 1e6 if stamp else None
+        latency = self.health.stamp_latency_ms(stamp, self.get_clock().now().nanoseconds)
         self.health.on_processed((time.perf_counter() - started) * 1e3, latency)
 
     def _score_and_publish(self, crops: np.ndarray, homographies: np.ndarray, header) -> None:
@@ -169,6 +177,9 @@ class GraspQualityNode(Node):
             **device_memory_values(self.scorer.device),
         )
         self.diagnostics_pub.publish(diagnostic_array(self, 'grasp quality', report, device))
+
+    def stop(self) -> None:
+        self._worker.stop()
 
 
 def main(args: list[str] | None = None) -> int:

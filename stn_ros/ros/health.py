@@ -19,6 +19,7 @@ FUTURE_TOLERANCE_S = 1.0
 """A stamp further than this ahead of the node's clock is counted as in the future (clocks drift a little)."""
 STAMPS_OUT_OF_ORDER = 'stamps out of order'
 STAMPS_IN_THE_FUTURE = 'stamps in the future'
+LOST_BEFORE_THE_NODE = 'lost before the node'
 
 
 @dataclass
@@ -52,6 +53,7 @@ class NodeHealth:
         self._latency_ms: deque[float] = deque(maxlen=window)
         self._last_arrival: float | None = None
         self._last_stamp_ns: int | None = None
+        self._last_sequence: dict[tuple, int] = {}
         self._events_at_report: Counter[str] = Counter()
         self._bad_since_report = 0
         self._internal_errors_at_report = 0
@@ -81,6 +83,21 @@ class NodeHealth:
         """Count ``count`` of a named event that is no bad input but worth a warning (e.g. ``blind frames``)."""
         with self._lock:
             self.events[name] += count
+
+    def on_message_info(self, info: dict, topic: str = '') -> None:
+        """Count messages lost before the node from gaps in a publisher's sequence numbers (rclpy's
+        ``MessageInfo``; where the RMW gives none, nothing is counted) as ``lost before the node``: DDS
+        replaced them in a full queue, or the network lost them."""
+        sequence = info.get('publication_sequence_number')
+        gid = info.get('publisher_gid')
+        if not sequence or not gid:
+            return
+        key = (topic, bytes(gid.get('data', b'')))
+        with self._lock:
+            previous = self._last_sequence.get(key)
+            self._last_sequence[key] = sequence
+            if previous is not None and sequence > previous + 1:  # a lower one: the publisher restarted
+                self.events[LOST_BEFORE_THE_NODE] += sequence - previous - 1
 
     def stamp_latency_ms(self, stamp_ns: int, now_ns: int) -> float | None:
         """Milliseconds from a frame's stamp to ``now_ns``, or None where the stamp cannot say.

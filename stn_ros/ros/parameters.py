@@ -167,3 +167,8 @@ class ParameterSet:
         if self._on_change is not None:
             for name in changed:
                 self._on_change(name, values[name])
+
+
+TORCH_THREADS = ParameterSpec.integer(
+    'torch_threads', 1, "torch's CPU threads for this node (its share of the cores; see README)", 1, 64, read_only=True
+)

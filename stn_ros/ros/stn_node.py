@@ -13,7 +13,6 @@ import array
 import sys
 import threading
 import time
-import traceback
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import QoSPolicyKind, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from stn_ros.bridge.image_codec import ImageDecodeError, encode_image
@@ -41,8 +41,8 @@ from stn_ros.perception.proposals import (
 )
 from stn_ros.perception.visualize import crop_quadrilaterals, draw_quadrilaterals
 from stn_ros.ros.health import LogThrottle, NodeHealth
-from stn_ros.ros.node_runtime import diagnostic_array, run_node
-from stn_ros.ros.parameters import ParameterSet, ParameterSpec, StartupError, device_string, one_of
+from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, run_node
+from stn_ros.ros.parameters import TORCH_THREADS, ParameterSet, ParameterSpec, StartupError, device_string, one_of
 from stn_ros.ros.qos import camera_qos, declare_reliability_override, publishers_reliability
 
 CROP_SOURCES = ('full_frame', 'fixed_rois', 'proposals', 'detections')
@@ -112,6 +112,7 @@ PARAMETERS = [
     ),
     ParameterSpec('publish_debug_image', False, 'publish ~/debug/image even when nobody subscribes'),
     ParameterSpec.number('diagnostics_period', 1.0, 'seconds between /diagnostics messages', 0.1, 60.0, read_only=True),
+    TORCH_THREADS,
 ]
 
 
@@ -125,6 +126,7 @@ class StnNode(Node):
             self, PARAMETERS, on_change=self._on_parameter_change, cross_check=self._check_together
         )
         values = self.parameters.values
+        apply_thread_budget(values['torch_threads'])
         try:
             device = resolve_device(values['device'])
             model = load_model(values['weights'])
@@ -143,10 +145,7 @@ class StnNode(Node):
         self._throttle = LogThrottle(5.0)
         self._camera: tuple[PinholeCamera, str] | None = None  # the last valid camera_info and its frame_id
         self._detections = None
-        self._latest: Image | None = None
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
+        self._lock = threading.Lock()  # guards the detections
 
         self.tile_pub = self.create_publisher(Image, '~/rectified/image', 5)
         self.transforms_pub = self.create_publisher(PointCloud2, '~/rectified/transforms', 5)
@@ -165,8 +164,7 @@ class StnNode(Node):
             self._subscribe_detections()
         self.create_timer(0.25, self._follow_publisher_reliability)  # a cheap local graph query
         self.create_timer(values['diagnostics_period'], self._publish_diagnostics)
-        self._worker = threading.Thread(target=self._work, name='stn_worker', daemon=True)
-        self._worker.start()
+        self._worker = LatestWorker(self, 'stn_worker', self._process, self.health, self._throttle)
         self.get_logger().info(
             f'{model.description} on {device}; crops from {values["crop_source"]}, '
             f'{values["output_size"][0]}x{values["output_size"][1]}, '
@@ -224,13 +222,10 @@ class StnNode(Node):
             self._camera = None
             self._log_bad('camera_info', str(exc))
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg: Image, info: MessageInfo) -> None:
         self.health.on_input()
-        with self._lock:
-            if self._latest is not None:
-                self.health.on_dropped()
-            self._latest = msg
-        self._wake.set()
+        self.health.on_message_info(info)
+        self._worker.submit(msg)
 
     # --- parameters --------------------------------------------------------------------------------
 
@@ -254,24 +249,6 @@ class StnNode(Node):
         self.get_logger().info(f'parameter {name} set to {value!r}')
 
     # --- processing --------------------------------------------------------------------------------
-
-    def _work(self) -> None:
-        while not self._stopping.is_set():
-            if not self._wake.wait(0.1):
-                continue
-            with self._lock:
-                msg, self._latest = self._latest, None
-                self._wake.clear()
-            if msg is None:
-                continue
-            try:
-                self._process(msg)
-            except Exception as exc:  # keep the node alive; say what went wrong once per period
-                if self._stopping.is_set() or not self.context.ok():
-                    return  # shutting down: Ctrl-C invalidates the publishers before stop() is called
-                self.health.on_internal_error()
-                if self._throttle.allow('internal_error'):
-                    self.get_logger().error(f'processing failed: {exc!r}\n{traceback.format_exc(limit=3)}')
 
     def _log_bad(self, reason: str, message: str) -> None:
         self.health.on_bad_input(reason)
@@ -401,9 +378,7 @@ class StnNode(Node):
         self.diagnostics_pub.publish(diagnostic_array(self, 'canonicalizer', report, device))
 
     def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        self._worker.join(timeout=2.0)
+        self._worker.stop()
 
 
 def main(args: list[str] | None = None) -> int:
