@@ -137,3 +137,23 @@ def test_an_internal_error_of_stn_node_is_counted_as_such_not_as_bad_input(in_pr
         node.stop()
         node.destroy_node()
     assert values['internal errors'] == '1' and values['bad inputs'] == '0', values
+
+
+def test_grasp_node_makes_no_metric_grasps_from_an_invalid_camera_info(in_process_ros):
+    from sensor_msgs.msg import CameraInfo
+
+    from stn_ros.ros.grasp_quality_node import GraspQualityNode
+
+    node = GraspQualityNode()
+    try:
+        info = CameraInfo(width=640, height=480)
+        info.k = [525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]
+        node._on_camera_info(info)
+        assert node._camera is not None
+        info.k[0] = float('nan')
+        node._on_camera_info(info)  # the older, valid intrinsics are not used either
+        values = node.health.report().values
+    finally:
+        node.stop()
+        node.destroy_node()
+    assert node._camera is None and values['bad input: camera_info'] == '1', values

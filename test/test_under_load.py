@@ -45,7 +45,10 @@ def test_nearly_every_frame_gets_grasps_beside_a_busy_process_and_every_loss_is_
 
             images = probe.create_publisher(Image, '/load/depth', camera_qos(ReliabilityPolicy.RELIABLE))
             infos = probe.create_publisher(CameraInfo, '/load/camera_info', camera_qos(ReliabilityPolicy.RELIABLE))
-            answered, diagnostics = set(), []
+            answered, canonicalized, diagnostics = set(), set(), []
+            probe.create_subscription(
+                PointCloud2, '/load/stn_node/rectified/transforms', lambda m: canonicalized.add(stamp_key(m)), 50
+            )
             probe.create_subscription(
                 PointCloud2, '/load/grasp_quality_node/grasps', lambda m: answered.add(stamp_key(m)), 50
             )
@@ -83,6 +86,7 @@ def test_nearly_every_frame_gets_grasps_beside_a_busy_process_and_every_loss_is_
         outputs = [stn.stop(), grasp.stop()]
     assert not any('Traceback' in output for output in outputs)
     got = sum(stamp in answered for stamp in sent)
+    crops = sum(stamp in canonicalized for stamp in sent)
     missing = len(sent) - got
     counted = sum(
         int(values.get(key, 0))
@@ -94,9 +98,10 @@ def test_nearly_every_frame_gets_grasps_beside_a_busy_process_and_every_loss_is_
             (grasp_values, 'unpaired dropped'),
         ]
     )
-    print(f'{got} of {len(sent)} frames got grasps; {missing} missing, {counted} losses counted')
+    print(f'{crops} of {len(sent)} frames answered by stn_node, {got} got grasps; {missing} missing, {counted} counted')
     print('stn_node', stn_values)
     print('grasp_quality_node', grasp_values)
     assert len(sent) >= 0.9 * RATE_HZ * SECONDS
+    assert crops >= 0.99 * len(sent), f'{crops} of {len(sent)} frames answered by stn_node'
     assert got >= 0.95 * len(sent), f'{got} of {len(sent)} frames got grasps'
     assert counted >= missing, f'{missing} frames got no grasps, {counted} losses counted'

@@ -101,6 +101,7 @@ class GraspQualityNode(Node):
         try:
             self._camera = PinholeCamera.from_camera_info(msg)
         except ValueError as exc:
+            self._camera = None  # no metric grasps from intrinsics that are not valid (nor from older ones)
             self._bad('camera_info', str(exc))
 
     def _on_tile(self, msg: Image, info: MessageInfo) -> None:
