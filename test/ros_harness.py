@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
@@ -169,3 +172,19 @@ def stamped(image: np.ndarray, encoding: str, sec: int, frame_id: str = 'camera_
     msg = encode_image(image, encoding)
     msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id = sec, 123_000_000 + sec, frame_id
     return msg
+
+
+def set_parameter(probe: Node, node_name: str, name: str, value: ParameterValue):
+    """Set one parameter of the node ``node_name`` through its service; the ``SetParametersResult``."""
+    client = probe.create_client(SetParameters, f'{node_name}/set_parameters')
+    try:
+        assert client.wait_for_service(timeout_sec=10)
+        future = client.call_async(SetParameters.Request(parameters=[ParameterMsg(name=name, value=value)]))
+        assert spin_until(probe, future.done, 10)
+        return future.result().results[0]
+    finally:
+        probe.destroy_client(client)
+
+
+def integers(values: list[int]) -> ParameterValue:
+    return ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY, integer_array_value=values)

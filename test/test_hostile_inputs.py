@@ -12,13 +12,20 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.msg import ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
 from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
-from ros_harness import Consumer, NodeProcess, camera_qos, publish_and_collect, ros_probe, spin_until, stamped
+from ros_harness import (
+    Consumer,
+    NodeProcess,
+    camera_qos,
+    integers,
+    publish_and_collect,
+    ros_probe,
+    set_parameter,
+    spin_until,
+    stamped,
+)
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud
 from stn_ros.perception.camera import PinholeCamera
 from stn_ros.perception.transforms_record import parse_record
@@ -167,19 +174,6 @@ def test_camera_info_in_another_frame_is_warned_and_counted(probe):
         camera.diagnostics(lambda v: count(v, 'camera_info in another frame_id') >= 1)
 
 
-def set_parameter(probe, node_name: str, name: str, integers: list[int]):
-    """Set an integer-array parameter of ``node_name``; the SetParametersResult."""
-    client = probe.create_client(SetParameters, f'{node_name}/set_parameters')
-    try:
-        assert client.wait_for_service(timeout_sec=10)
-        value = ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY, integer_array_value=integers)
-        future = client.call_async(SetParameters.Request(parameters=[ParameterMsg(name=name, value=value)]))
-        assert spin_until(probe, future.done, 10)
-        return future.result().results[0]
-    finally:
-        probe.destroy_client(client)
-
-
 def test_rois_outside_the_image_are_refused_when_set_and_skipped_when_a_frame_is_smaller(probe):
     rois = [10, 10, 100, 100, 700, 400, 100, 60]  # the second one fits 848x480 only
     with Camera(probe, 'rois', '-p', 'crop_source:=fixed_rois', '-p', f'rois:={rois}') as camera:
@@ -189,9 +183,9 @@ def test_rois_outside_the_image_are_refused_when_set_and_skipped_when_a_frame_is
         np.testing.assert_allclose(record.rois, [[10, 10, 100, 100]])  # the one inside still gets its crop
         values = camera.diagnostics(lambda v: count(v, 'rois skipped (outside the image)') >= 1)
         assert count(values, 'bad inputs') == 0
-        result = set_parameter(probe, '/rois/stn_node', 'rois', [400, 200, 50, 50])  # outside the last frame (424x240)
+        result = set_parameter(probe, '/rois/stn_node', 'rois', integers([400, 200, 50, 50]))  # outside 424x240
         assert not result.successful and 'not inside the 424x240' in result.reason and 'last frame' in result.reason
-        assert set_parameter(probe, '/rois/stn_node', 'rois', [0, 0, 50, 50]).successful
+        assert set_parameter(probe, '/rois/stn_node', 'rois', integers([0, 0, 50, 50])).successful
 
 
 def test_two_cameras_report_apart_in_diagnostics(probe):
@@ -234,8 +228,8 @@ def test_a_blind_camera_is_a_warning(probe):
 
 def test_a_tile_beyond_the_resource_guard_is_refused_with_the_reason(probe):
     with Camera(probe, 'guard', '-p', 'max_crops:=16') as camera:
-        result = set_parameter(probe, '/guard/stn_node', 'output_size', [512, 512])  # 16 x 512 x 512 = 4 MP
+        result = set_parameter(probe, '/guard/stn_node', 'output_size', integers([512, 512]))  # 16 x 512² = 4 MP
         assert not result.successful and 'above max_tile_pixels 1048576' in result.reason, result.reason
-        assert set_parameter(probe, '/guard/stn_node', 'output_size', [256, 256]).successful  # exactly 1 MP
+        assert set_parameter(probe, '/guard/stn_node', 'output_size', integers([256, 256])).successful  # 1 MP
         tile, _ = publish_and_collect(probe, camera.images, camera.consumer, depth_frame(80))
         assert tile.width == 256 and tile.height % 256 == 0

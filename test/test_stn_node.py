@@ -17,6 +17,7 @@ from ros_harness import (
     camera_qos,
     publish_and_collect,
     ros_probe,
+    set_parameter,
     spin_until,
     stamped,
     subscription_reliability,
@@ -141,30 +142,29 @@ def test_bad_inputs_are_counted_and_good_frames_keep_flowing(fixed_rois_node, pr
     assert node.alive()
 
 
-def set_parameter(probe, name: str, value: ParameterValue):
-    client = probe.create_client(SetParameters, '/fixed/stn_node/set_parameters')
-    assert client.wait_for_service(timeout_sec=10)
-    future = client.call_async(SetParameters.Request(parameters=[ParameterMsg(name=name, value=value)]))
-    assert spin_until(probe, future.done, 10)
-    probe.destroy_client(client)
-    return future.result().results[0]
+def set_fixed_parameter(probe, name: str, value: ParameterValue):
+    return set_parameter(probe, '/fixed/stn_node', name, value)
 
 
 def test_bad_parameter_changes_are_rejected_with_a_reason_and_good_ones_apply(fixed_rois_node, probe):
     node, publisher, consumer = fixed_rois_node
-    result = set_parameter(probe, 'max_crops', ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=0))
+    result = set_fixed_parameter(
+        probe, 'max_crops', ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=0)
+    )
     assert not result.successful and '1' in result.reason
-    result = set_parameter(
+    result = set_fixed_parameter(
         probe, 'rois', ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY, integer_array_value=[1, 2, 3])
     )
     assert not result.successful and 'rois' in result.reason
-    result = set_parameter(
+    result = set_fixed_parameter(
         probe, 'proposal_min_area', ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=100_000)
     )  # above max_area
     assert not result.successful and 'max_area' in result.reason
-    result = set_parameter(probe, 'device', ParameterValue(type=ParameterType.PARAMETER_STRING, string_value='cuda'))
+    result = set_fixed_parameter(
+        probe, 'device', ParameterValue(type=ParameterType.PARAMETER_STRING, string_value='cuda')
+    )
     assert not result.successful
-    result = set_parameter(
+    result = set_fixed_parameter(
         probe, 'output_size', ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY, integer_array_value=[16, 24])
     )
     assert result.successful, result.reason
