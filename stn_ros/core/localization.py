@@ -69,12 +69,12 @@ class LocalizationNet(nn.Module):
                 f'{self.input_size[1]}), got shape {tuple(x.shape)}'
             )
         features = self.hidden(self.features(x))
-        params = self.regressor(features).reshape(len(x), self.hypotheses, self.num_params)
-        scores = self.scorer(features) if self.hypotheses > 1 else params.new_zeros(len(x), 1)
+        params = self.regressor(features).reshape(x.shape[0], self.hypotheses, self.num_params)
+        scores = self.scorer(features) if self.hypotheses > 1 else params.new_zeros(x.shape[0], 1)
         return params, scores
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         params, scores = self.forward_all(x)
         if self.hypotheses == 1:
             return params[:, 0]
-        return params[torch.arange(len(x), device=x.device), scores.argmax(dim=1)]
+        return params[torch.arange(x.shape[0], device=x.device), scores.argmax(dim=1)]

@@ -107,8 +107,8 @@ class SpatialTransformer(nn.Module):
             )
         if self.input_center == 'median':
             valid = images != 0
-            centre = torch.where(valid, images, torch.nan).flatten(1).nanmedian(dim=1).values
-            images = torch.where(valid, images - torch.nan_to_num(centre, nan=0.0)[:, None, None, None], 0.0)
+            centre = median_of_nonzero(images)
+            images = torch.where(valid, images - centre[:, None, None, None], 0.0)
         return (images - self.input_mean) / self.input_std
 
     def sample(
@@ -121,3 +121,17 @@ class SpatialTransformer(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.sample(images, self.localize(images))
+
+
+def median_of_nonzero(images: torch.Tensor) -> torch.Tensor:
+    """``(B,)``: each image's median over its non-zero values (the lower middle one of an even count, as
+    ``torch.nanmedian``), 0 for an image with none.
+
+    Sorted with the zeros moved to the end, so that it exports to ONNX (which has no ``nanmedian``).
+    """
+    flat = images.flatten(1)
+    valid = flat != 0
+    ordered = torch.where(valid, flat, torch.inf).sort(dim=1).values
+    count = valid.sum(dim=1)
+    middle = ordered.gather(1, ((count - 1).clamp(min=0) // 2)[:, None])[:, 0]
+    return torch.where(count > 0, middle, torch.zeros_like(middle))
