@@ -29,6 +29,8 @@ from stn_ros.models.gqcnn import GQCNN
 from stn_ros.perception.camera import PinholeCamera, depth_at
 from stn_ros.perception.grasp_image import CANONICAL_SIZE, GripperConfig, crop_axis, normalize_grasp_images
 
+DEFAULT_GQCNN_WEIGHTS = 'gqcnn.pt'
+"""The shipped GQ-CNN in ``weights/``: what ``grasp_quality_node`` loads when its ``weights`` is empty."""
 GRASP_FIELDS = ('quality', 'u', 'v', 'x', 'y', 'z', 'angle', 'width')
 
 

@@ -31,13 +31,11 @@ from stn_ros.core import DeviceUnavailableError, device_memory_values, resolve_d
 from stn_ros.core.package_files import package_file
 from stn_ros.models.gqcnn import GQCNN, load_gqcnn
 from stn_ros.perception.camera import PinholeCamera
-from stn_ros.perception.grasp_quality import GraspScorer, grasp_orientation
+from stn_ros.perception.grasp_quality import DEFAULT_GQCNN_WEIGHTS, GraspScorer, grasp_orientation
 from stn_ros.perception.transforms_record import parse_record
 from stn_ros.ros.health import LogThrottle, NodeHealth
 from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, run_node
 from stn_ros.ros.parameters import TORCH_THREADS, ParameterSet, ParameterSpec, StartupError, device_string
-
-DEFAULT_WEIGHTS = 'gqcnn.pt'
 
 PARAMETERS = [
     ParameterSpec('device', 'auto', 'auto (CUDA if available), cpu, cuda, cuda:N', device_string, read_only=True),
@@ -85,7 +83,7 @@ class GraspQualityNode(Node):
         self.get_logger().info(f'{self.model_description} on {device}')
 
     def _load(self, weights: str) -> tuple[GQCNN, str]:
-        path = Path(weights) if weights else package_file('weights', DEFAULT_WEIGHTS)
+        path = Path(weights) if weights else package_file('weights', DEFAULT_GQCNN_WEIGHTS)
         if not weights and not path.is_file():
             self.get_logger().warning(
                 f'no trained GQ-CNN at {path}: using an untrained one (qualities are '

@@ -1,0 +1,148 @@
+"""ONNX export CLI: ``stn_export``, also ``python -m stn_ros.apps.export``.
+
+Writes the two nets the nodes run as ONNX models, with a dynamic batch, and checks each against torch with
+onnxruntime (CPU) on random batches of 1, 16 and 64:
+
+- ``localization.onnx``: the STN's localization net. Input ``crops`` ``(B, 1, h, w)`` float32, the
+  localization crops as ``stn_node`` cuts them (:func:`stn_ros.core.localization_crops`: the grey view of
+  each ROI resampled to the net's input size; metres for depth, no reading = 0). Output ``params``
+  ``(B, P)``: the best-scored hypothesis' transform parameters (the family's normalized convention; the
+  published ``H`` follows from them with :func:`stn_ros.core.crop_transforms`).
+- ``gqcnn.onnx``: the GQ-CNN. Inputs ``images`` ``(B, 1, 32, 32)`` float32 (canonical crops relative to
+  the gripper depth, :func:`stn_ros.perception.grasp_image.normalize_grasp_images`) and ``z`` ``(B,)``
+  metres; output ``quality`` ``(B,)``, the probability that the grasp holds.
+
+These files are the way to TensorRT (``trtexec --onnx=localization.onnx``) and to Isaac ROS's DNN
+inference nodes on a Jetson; the pre- and post-processing around them stays the package's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from stn_ros.core import SpatialTransformer
+from stn_ros.core.package_files import package_file
+from stn_ros.models.gqcnn import GQCNN, load_gqcnn
+from stn_ros.perception.canonicalizer import load_model
+from stn_ros.perception.grasp_image import CANONICAL_SIZE
+from stn_ros.perception.grasp_quality import DEFAULT_GQCNN_WEIGHTS
+
+PROG = 'stn_export'
+TOLERANCE = 1e-4
+CHECK_BATCHES = (1, 16, 64)
+
+
+class Localization(nn.Module):
+    """``forward(crops)`` is ``stn.localize(crops)``: the module that is exported."""
+
+    def __init__(self, stn: SpatialTransformer):
+        super().__init__()
+        self.stn = stn
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return self.stn.localize(crops)
+
+
+class GraspQuality(nn.Module):
+    """``forward(images, z)`` is ``gqcnn.quality(images, z)``: P(the grasp holds) ``(B,)``."""
+
+    def __init__(self, gqcnn: GQCNN):
+        super().__init__()
+        self.gqcnn = gqcnn
+
+    def forward(self, images: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.gqcnn(images, z), dim=1)[:, 1]
+
+
+def localization_inputs(stn: SpatialTransformer, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Depth-like localization crops: 0.5-0.9 m with holes (no reading = 0)."""
+    height, width = stn.localization_size
+    crops = 0.5 + 0.4 * torch.rand(batch, 1, height, width, generator=generator)
+    return {'crops': torch.where(torch.rand(crops.shape, generator=generator) < 0.1, 0.0, crops)}
+
+
+def gqcnn_inputs(batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Canonical grasp images (a few cm around the gripper depth) and gripper depths 0.5-0.9 m."""
+    images = 0.03 * torch.randn(batch, 1, CANONICAL_SIZE, CANONICAL_SIZE, generator=generator)
+    return {'images': images, 'z': 0.5 + 0.4 * torch.rand(batch, generator=generator)}
+
+
+def export(module: nn.Module, inputs: dict[str, torch.Tensor], output_name: str, path: Path) -> None:
+    """Write ``module`` (eval mode) as ONNX with a dynamic batch on every input."""
+    batch = torch.export.Dim('batch', min=1, max=4096)
+    torch.onnx.export(
+        module.eval(),
+        tuple(inputs.values()),
+        str(path),
+        dynamo=True,
+        input_names=list(inputs),
+        output_names=[output_name],
+        dynamic_shapes={name: {0: batch} for name in inputs},
+        verbose=False,
+    )
+
+
+def largest_difference(module: nn.Module, path: Path, make_inputs, batches=CHECK_BATCHES) -> float:
+    """Largest |onnxruntime - torch| of ``path`` over random batches of each size in ``batches``."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    generator = torch.Generator().manual_seed(1)
+    worst = 0.0
+    for batch in batches:
+        inputs = make_inputs(batch, generator)
+        with torch.no_grad():
+            expected = module(*inputs.values()).numpy()
+        (actual,) = session.run(None, {name: value.numpy() for name, value in inputs.items()})
+        if actual.shape != expected.shape:
+            raise ValueError(f'{path.name}: onnxruntime gave shape {actual.shape}, torch {expected.shape}')
+        worst = max(worst, float(np.abs(actual - expected).max()))
+    return worst
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument('--stn', default='', help='STN checkpoint (default: the shipped grasp STN)')
+    parser.add_argument('--gqcnn', default='', help='GQ-CNN checkpoint (default: the shipped GQ-CNN)')
+    parser.add_argument('--out', type=Path, default=Path('out/onnx'), help='output folder (default: %(default)s)')
+    parser.add_argument('--no-check', action='store_true', help='skip the onnxruntime comparison')
+    args = parser.parse_args(argv)
+    try:
+        loaded = load_model(args.stn)
+        gqcnn = load_gqcnn(args.gqcnn or package_file('weights', DEFAULT_GQCNN_WEIGHTS))[0]
+    except (ValueError, FileNotFoundError) as exc:
+        print(f'{PROG}: {exc}', file=sys.stderr)
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    models = {
+        'localization.onnx': (
+            Localization(loaded.stn.eval()),
+            lambda batch, generator: localization_inputs(loaded.stn, batch, generator),
+            'params',
+        ),
+        'gqcnn.onnx': (GraspQuality(gqcnn.eval()), gqcnn_inputs, 'quality'),
+    }
+    failed = False
+    for name, (module, make_inputs, output_name) in models.items():
+        path = args.out / name
+        export(module, make_inputs(2, torch.Generator().manual_seed(0)), output_name, path)
+        line = f'{path}: written'
+        if not args.no_check:
+            difference = largest_difference(module, path, make_inputs)
+            failed |= not difference <= TOLERANCE
+            verdict = 'ok' if difference <= TOLERANCE else f'ABOVE the tolerance {TOLERANCE:g}'
+            line += f'; onnxruntime vs torch, batches {CHECK_BATCHES}: max |difference| {difference:.2e} ({verdict})'
+        print(line)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
