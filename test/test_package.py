@@ -107,7 +107,7 @@ def test_loopback_env_confines_ros(ros_env):
     [
         ('stn_train', 'stn_ros.apps.train', ['mnist', 'gqcnn', 'grasp-stn', 'mnist-table']),
         ('stn_evaluate', 'stn_ros.apps.evaluate', ['mnist', 'grasp']),
-    ('stn_export', 'stn_ros.apps.export', ['--stn', '--gqcnn', 'localization.onnx', 'TensorRT']),
+        ('stn_export', 'stn_ros.apps.export', ['--stn', '--gqcnn', 'localization.onnx', 'TensorRT']),
     ],
 )
 def test_training_and_evaluation_clis_run_as_console_scripts_and_modules(script, module, words):
