@@ -53,6 +53,9 @@ def _stamp(msg) -> tuple[int, int]:
     return msg.header.stamp.sec, msg.header.stamp.nanosec
 
 
+UNPAIRED = 'unpaired dropped'
+
+
 class GraspQualityNode(Node):
     def __init__(self, **kwargs):
         super().__init__('grasp_quality_node', **kwargs)
@@ -65,12 +68,11 @@ class GraspQualityNode(Node):
         except (DeviceUnavailableError, ValueError) as exc:
             raise StartupError(str(exc)) from None
         self.scorer = GraspScorer(model, device)
-        self.health = NodeHealth()
+        self.health = NodeHealth(events=(UNPAIRED,))
         self._throttle = LogThrottle(5.0)
         self._camera: PinholeCamera | None = None
         self._tiles: OrderedDict = OrderedDict()
         self._records: OrderedDict = OrderedDict()
-        self.unpaired = 0
         self._pairing = threading.Lock()
         self._worker = LatestWorker(self, 'grasp_worker', self._process_pair, self.health, self._throttle)
         self.grasps_pub = self.create_publisher(PointCloud2, '~/grasps', 5)
@@ -119,7 +121,7 @@ class GraspQualityNode(Node):
             buffer[stamp] = msg
             while len(buffer) > self.parameters.values['pairing_buffer']:
                 buffer.popitem(last=False)  # its pair never came: counted apart from latest-wins drops
-                self.unpaired += 1
+                self.health.on_event(UNPAIRED)
             if stamp not in self._tiles or stamp not in self._records:
                 return
             pair = self._tiles.pop(stamp), self._records.pop(stamp)
@@ -172,7 +174,6 @@ class GraspQualityNode(Node):
         report = self.health.report(
             device=device,
             model=self.model_description,
-            **{'unpaired dropped': str(self.unpaired)},
             **device_memory_values(self.scorer.device),
         )
         self.diagnostics_pub.publish(diagnostic_array(self, 'grasp quality', report, device))

@@ -35,9 +35,11 @@ class NodeHealth:
     Args:
         stale_after_s: no input for this long (after some input) is reported as a gap (WARN).
         window: how many recent frames the rate and latency statistics cover.
+        events: names of the node's own events (:meth:`on_event`), reported from the start (as 0) beside
+            the ones every node has: stamps out of order or in the future, messages lost before the node.
     """
 
-    def __init__(self, stale_after_s: float = 2.0, window: int = 300):
+    def __init__(self, stale_after_s: float = 2.0, window: int = 300, events: tuple[str, ...] = ()):
         self._lock = threading.Lock()
         self.stale_after_s = stale_after_s
         self.received = 0
@@ -45,7 +47,8 @@ class NodeHealth:
         self.dropped = 0
         self.bad_inputs: Counter[str] = Counter()
         self.internal_errors = 0
-        self.events: Counter[str] = Counter()
+        names = (STAMPS_OUT_OF_ORDER, STAMPS_IN_THE_FUTURE, LOST_BEFORE_THE_NODE, *events)
+        self.events: Counter[str] = Counter(dict.fromkeys(names, 0))
         self.gaps = 0
         self.longest_gap_s = 0.0
         self._arrivals: deque[float] = deque(maxlen=window)

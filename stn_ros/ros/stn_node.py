@@ -141,7 +141,7 @@ class StnNode(Node):
             model.stn, device, values['output_size'], model.roi_side_m, identity_fallback=True
         )
         self._fallback_frames = 0
-        self.health = NodeHealth()
+        self.health = NodeHealth(events=(BLIND_FRAMES, ROIS_OUTSIDE, CAMERA_FRAME_MISMATCH))
         self._throttle = LogThrottle(5.0)
         self._camera: tuple[PinholeCamera, str] | None = None  # the last valid camera_info and its frame_id
         self._detections = None
