@@ -178,39 +178,10 @@ def test_the_loop_raises_when_ddp_replicas_differ(monkeypatch):
 
 def test_quick_table_and_evaluation_write_the_table_plot_and_picture(tmp_path):
     runs, docs = tmp_path / 'runs', tmp_path / 'docs'
-    run(
-        [
-            'stn_ros.apps.train',
-            'mnist-table',
-            '--quick',
-            '--epochs',
-            '1',
-            '--runs',
-            str(runs),
-            '--models',
-            'cnn',
-            'st-cnn-affine',
-            '--distortions',
-            'R',
-            'RTS',
-        ]
-    )
+    table = ['stn_ros.apps.train', 'mnist-table', '--quick', '--epochs', '1', '--runs', str(runs)]
+    run([*table, '--models', 'cnn', 'st-cnn-affine', '--distortions', 'R', 'RTS'])
     assert sorted(p.parent.name for p in runs.glob('*/*/model.pt')) == ['cnn', 'cnn', 'st-cnn-affine', 'st-cnn-affine']
-    again = run(
-        [
-            'stn_ros.apps.train',
-            'mnist-table',
-            '--quick',
-            '--epochs',
-            '1',
-            '--runs',
-            str(runs),
-            '--models',
-            'cnn',
-            '--distortions',
-            'R',
-        ]
-    )
+    again = run([*table, '--models', 'cnn', '--distortions', 'R'])
     assert 'done already, skipped' in again.stderr
     result = run(
         [
