@@ -297,7 +297,7 @@ def model_card(card: dict[str, Any], path: Path) -> str:
 - **Task**: from a {ROI_SIDE_M * 100:.0f} cm square depth crop around an object (centred on its depth proposal),
   output the similarity transform whose 32x32 crop is the Dex-Net 2.0 canonical image of a good grasp
   (grasp axis horizontal, 200 px/m). Winner-takes-all loss over the object's good analytic grasps and both
-  axis directions (see `stn_ros/tasks/grasp_stn.py` for why).
+  axis directions (see `stn_ros/training/tasks/grasp_stn.py` for why).
 - **Data**: the {args['num_scenes']} synthetic scenes of the grasp dataset (seed {args['data_seed']}; its 20 % of
   held-out scenes kept out) plus {args['extra_scenes']} further training scenes; each object's targets are its good
   grasps among {GRASP_CANDIDATES} analytic candidates that stay good under every small perturbation (robustness
