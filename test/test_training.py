@@ -36,66 +36,22 @@ def test_every_model_classifies_and_the_wide_cnn_matches_st_cnn_parameters(size)
 
 def test_quick_training_writes_weights_card_and_state_and_resumes(tmp_path):
     out = tmp_path / 'run'
-    first = run(
-        [
-            'stn_ros.apps.train',
-            'mnist',
-            '--distortion',
-            'R',
-            '--model',
-            'st-cnn-affine',
-            '--quick',
-            '--epochs',
-            '1',
-            '--out',
-            str(out),
-            '--no-progress',
-        ]
-    )
+    options = ['--model', 'st-cnn-affine', '--quick', '--out', str(out)]
+    first = run(['stn_ros.apps.train', 'mnist', '--distortion', 'R', *options, '--epochs', '1', '--no-progress'])
     metrics = last_json(first.stdout)
     assert 0 <= metrics['test_error_percent'] <= 100 and metrics['test_samples'] == 200
     card = (out / 'model.md').read_text()
     assert 'st-cnn-affine on distorted MNIST (R)' in card and 'Test error' in card and '--quick' in card
     model, metadata = load_classifier(out / 'model.pt')
     assert model.stn is not None and json.loads(metadata['card'])['task_args']['model'] == 'st-cnn-affine'
+    resume = ['--resume', str(out / 'last.pt')]
     resumed = run(
-        [
-            'stn_ros.apps.train',
-            'mnist',
-            '--distortion',
-            'R',
-            '--model',
-            'st-cnn-affine',
-            '--quick',
-            '--epochs',
-            '2',
-            '--out',
-            str(out),
-            '--resume',
-            str(out / 'last.pt'),
-            '--no-progress',
-        ]
+        ['stn_ros.apps.train', 'mnist', '--distortion', 'R', *options, '--epochs', '2', *resume, '--no-progress']
     )
     state = torch.load(out / 'last.pt', weights_only=True)
     assert [h['epoch'] for h in state['history']] == [1, 2] and 'weights' in last_json(resumed.stdout)
     mismatch = subprocess.run(
-        [
-            sys.executable,
-            '-m',
-            'stn_ros.apps.train',
-            'mnist',
-            '--distortion',
-            'P',
-            '--model',
-            'st-cnn-affine',
-            '--quick',
-            '--epochs',
-            '3',
-            '--out',
-            str(out),
-            '--resume',
-            str(out / 'last.pt'),
-        ],
+        [sys.executable, '-m', 'stn_ros.apps.train', 'mnist', '--distortion', 'P', *options, '--epochs', '3', *resume],
         capture_output=True,
         text=True,
         timeout=120,
