@@ -363,16 +363,32 @@ def _project(points_camera: np.ndarray, camera: PinholeCamera) -> tuple[np.ndarr
 
 def _sensor(clean: np.ndarray, config: SceneConfig, rng: np.random.Generator) -> np.ndarray:
     """Noise and dropouts (see the module docstring) on the clean depth ``(H, W)`` float32."""
-    depth = clean + np.float32(config.depth_noise) * rng.standard_normal(clean.shape, dtype=np.float32)
+    return sensor_model(clean, config.depth_noise, config.dropout_prob, config.edge_dropout_prob, config.edge_jump, rng)
+
+
+def sensor_model(
+    clean: np.ndarray,
+    noise_std: float | np.ndarray,
+    dropout_prob: float,
+    edge_dropout_prob: float,
+    edge_jump: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """A depth sensor's reading of the clean depth ``(H, W)`` float32 metres: Gaussian noise of ``noise_std``
+    (metres, a scalar or per pixel), missing readings (NaN) with ``dropout_prob`` per pixel and
+    ``edge_dropout_prob`` in a 3x3 band around jumps above ``edge_jump`` between 4-neighbours."""
+    noise = np.asarray(noise_std, dtype=np.float32)
+    depth = clean + noise * rng.standard_normal(clean.shape, dtype=np.float32)
+    with np.errstate(invalid='ignore'):  # NaN (nothing seen) is no jump
+        vertical = np.abs(np.diff(clean, axis=0)) > edge_jump
+        horizontal = np.abs(np.diff(clean, axis=1)) > edge_jump
     jump = np.zeros(clean.shape, bool)
-    vertical = np.abs(np.diff(clean, axis=0)) > config.edge_jump
-    horizontal = np.abs(np.diff(clean, axis=1)) > config.edge_jump
     jump[1:] |= vertical
     jump[:-1] |= vertical
     jump[:, 1:] |= horizontal
     jump[:, :-1] |= horizontal
     band = cv2.dilate(jump.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
-    threshold = np.where(band, np.float32(config.edge_dropout_prob), np.float32(config.dropout_prob))
+    threshold = np.where(band, np.float32(edge_dropout_prob), np.float32(dropout_prob))
     depth[rng.random(clean.shape, dtype=np.float32) < threshold] = np.nan
     return depth
 
