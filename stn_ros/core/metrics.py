@@ -1,0 +1,63 @@
+"""Evaluation statistics: binomial intervals, ranking and calibration of predicted probabilities. No torch."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+Z_95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (95 % by default); ``(nan, nan)`` without trials."""
+    if trials <= 0:
+        return float('nan'), float('nan')
+    p = successes / trials
+    denominator = 1.0 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve: the chance that a random positive outscores a random negative (ties count
+    half), the Mann-Whitney U statistic normalised; NaN when either class is empty."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    labels = np.asarray(labels, dtype=bool).reshape(-1)
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    if positives == 0 or negatives == 0:
+        return float('nan')
+    order = np.argsort(scores, kind='mergesort')
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    # Average ranks over ties (1-based).
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    ends = np.r_[starts[1:], len(scores)]
+    for start, end in zip(starts, ends, strict=True):
+        ranks[order[start:end]] = 0.5 * (start + end - 1) + 1.0
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def calibration_bins(probabilities: np.ndarray, outcomes: np.ndarray, bins: int = 10) -> dict[str, np.ndarray]:
+    """Reliability diagram data: per equal-width bin of ``[0, 1]``, ``count``, mean ``predicted`` and
+    ``observed`` frequency of the outcome (NaN in empty bins), and the bin ``edges``."""
+    probabilities = np.clip(np.asarray(probabilities, dtype=np.float64).reshape(-1), 0.0, 1.0)
+    outcomes = np.asarray(outcomes, dtype=np.float64).reshape(-1)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(probabilities, edges[1:-1]), 0, bins - 1)
+    count = np.bincount(index, minlength=bins)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        predicted = np.bincount(index, probabilities, minlength=bins) / count
+        observed = np.bincount(index, outcomes, minlength=bins) / count
+    return {'edges': edges, 'count': count, 'predicted': predicted, 'observed': observed}
+
+
+def expected_calibration_error(probabilities: np.ndarray, outcomes: np.ndarray, bins: int = 10) -> float:
+    """Count-weighted mean of ``|observed - predicted|`` over the bins of :func:`calibration_bins`."""
+    table = calibration_bins(probabilities, outcomes, bins)
+    filled = table['count'] > 0
+    if not filled.any():
+        return float('nan')
+    gaps = np.abs(table['observed'][filled] - table['predicted'][filled])
+    return float((gaps * table['count'][filled]).sum() / table['count'][filled].sum())
