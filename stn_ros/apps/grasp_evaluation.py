@@ -34,6 +34,7 @@ from stn_ros.perception.canonicalizer import Canonicalizer, load_model
 from stn_ros.perception.frame import Frame
 from stn_ros.perception.grasp_image import GripperConfig, canonical_homographies, crop_axis, grasp_image
 from stn_ros.perception.grasp_quality import surface_gripper_depths
+from stn_ros.perception.min_area_rect import min_area_rect_grasp
 from stn_ros.sim.grasps import evaluate_grasps, grasp_height
 from stn_ros.sim.scenes import Scene, SceneConfig, generate_scene
 from stn_ros.training.datasets.grasp_images import good_grasp_homographies, objects_by_scene
@@ -99,16 +100,13 @@ def propose(
         centre, angle = axis_of(H)
         # The GQ-CNN sees the STN's own crop, as grasp_quality_node does with stn_node's tile.
         return Proposal(centre, angle, gripper_depth(scene.depth, centre, gripper), H)
-    points = cv2.findNonZero((scene.labels == object_index + 1).astype(np.uint8)) if method == 'opencv' else None
-    if method == 'none' or (method == 'opencv' and points is None):  # no visible pixel: nothing to fit
-        centre, angle = roi[:2] + (roi[2:] - 1) / 2, 0.0
-    elif method == 'opencv':
-        (cx, cy), (w, h), degrees = cv2.minAreaRect(points)
-        # Close across the shorter side: the axis is along the rectangle's shorter dimension.
-        angle = np.radians(degrees if w < h else degrees + 90.0)
-        centre, angle = np.array([cx, cy]), float((angle + np.pi / 2) % np.pi - np.pi / 2)
-    else:
+    if method not in ('none', 'opencv'):
         raise ValueError(f'unknown method {method!r}; choose one of {METHODS}')
+    fitted = min_area_rect_grasp(scene.labels == object_index + 1) if method == 'opencv' else None
+    if fitted is None:  # 'none', or no visible pixel to fit
+        centre, angle = roi[:2] + (roi[2:] - 1) / 2, 0.0
+    else:
+        centre, angle = fitted
     z = gripper_depth(scene.depth, np.asarray(centre, np.float64), gripper)
     H = canonical_homographies(np.asarray(centre)[None], np.array([angle]), np.array([z]), camera, gripper)[0]
     return Proposal(np.asarray(centre, np.float64), float(angle), z, H)
