@@ -7,6 +7,7 @@ Examples::
     stn_train mnist ... --resume runs/rts/last.pt          # continue an interrupted run
     stn_train mnist-table --epochs 30 --runs runs/mnist    # every model x distortion
     stn_train gqcnn --num-scenes 2000 --out runs/gqcnn     # the grasp-quality CNN
+    stn_train physics-data --num-scenes 600 --out runs/physics_data   # physics-labelled grasps (pybullet)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 
 from stn_ros.core import DEVICE_CHOICES
+from stn_ros.training.datasets.physics_grasps import PhysicsDataConfig, build_physics_dataset
 from stn_ros.training.loop import Task, TrainConfig, fit
 from stn_ros.training.tasks.gqcnn import GqcnnTask
 from stn_ros.training.tasks.grasp_stn import GraspStnTask
@@ -101,6 +103,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(stn, GraspStnTask, epochs=40, batch_size=64, lr=1e-3)
 
+    physics = tasks.add_parser(
+        'physics-data',
+        help='build the physics-labelled grasp dataset (pybullet trials; no training)',
+        description='Sample candidate grasps on physics scenes of the training meshes (random_urdfs 000-399) '
+        'and our procedural shapes, and label each by perturbed pybullet trials, in parallel processes. '
+        'Scenes are cached one file each in --out, so an interrupted build resumes.',
+    )
+    defaults = PhysicsDataConfig()
+    physics.add_argument('--out', type=Path, required=True, help='cache folder (manifest.json, scenes/*.npz)')
+    physics.add_argument('--num-scenes', type=int, default=defaults.num_scenes, help='(default: %(default)s)')
+    physics.add_argument('--data-seed', type=int, default=defaults.data_seed, help='(default: %(default)s)')
+    physics.add_argument(
+        '--candidates', type=int, default=defaults.candidates, help='grasps per object (default: %(default)s)'
+    )
+    physics.add_argument(
+        '--trials', type=int, default=defaults.trials, help='perturbed trials per grasp (default: %(default)s)'
+    )
+    physics.add_argument('--workers', type=int, default=2, help='labelling processes (default: %(default)s)')
+    physics.add_argument('--no-progress', action='store_true', help='no progress bar')
+
     table = tasks.add_parser(
         'mnist-table',
         help='train every model x distortion of the comparison in turn',
@@ -152,6 +174,13 @@ def train_mnist_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_physics_data(args: argparse.Namespace) -> int:
+    config = PhysicsDataConfig(args.num_scenes, args.data_seed, args.candidates, args.trials)
+    summary = build_physics_dataset(config, args.out, args.workers, progress=not args.no_progress)
+    print(json.dumps({'cache': str(args.out), **summary}))
+    return 0
+
+
 def make_task(args: argparse.Namespace):
     if args.task == 'mnist':
         return MnistTask(args.distortion, args.model, args.data_seed, args.test_copies, args.quick)
@@ -167,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.task == 'mnist-table':
         return train_mnist_table(args)
+    if args.task == 'physics-data':
+        return build_physics_data(args)
     config = TrainConfig(
         out=args.out,
         epochs=args.epochs,
