@@ -44,6 +44,7 @@ def test_demo_writes_its_picture_and_summary_and_stops_every_node(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     for line in ('models: grasp STN', 'frames with grasps:', 'latency camera stamp -> grasps received', 'picture:'):
         assert line in result.stdout
+    assert 'scenes: pybullet mesh scenes' in result.stdout  # pybullet is in the set-up: the demo uses it
     image = cv2.imread(str(picture))
     assert image is not None and image.shape[0] > 480 and image.shape[1] >= 640
     assert processes_with(marker) == []

@@ -66,3 +66,32 @@ def test_camera_publishes_depth_image_and_info_with_one_header_and_changing_scen
         rclpy.shutdown()
         output = node.stop()
     assert 'Traceback' not in output
+
+
+def test_physics_source_publishes_the_mesh_scene_with_its_exact_intrinsics():
+    pytest.importorskip('pybullet')
+    expected = synthetic_frame(5, 0, source='physics')
+    camera = expected.scene.camera
+    assert expected.scene.kinds and all(
+        k in ('box', 'cylinder', 'sphere') or 400 <= int(k.split()[1]) <= 499 for k in expected.scene.kinds
+    )
+    with pytest.raises(ValueError, match='source'):
+        synthetic_frame(5, 0, source='meshes')
+    rclpy.init()
+    probe = rclpy.create_node('synthetic_camera_physics_probe')
+    node = NodeProcess(
+        'synthetic_camera', '-p', 'source:=physics', '-p', 'seed:=5', '-p', 'scene_period:=3600.0', '-r', '__ns:=/phys'
+    )
+    received = {'depth': [], 'camera_info': []}
+    try:
+        for topic, kind in (('depth', Image), ('camera_info', CameraInfo)):
+            probe.create_subscription(kind, f'/phys/{topic}', received[topic].append, 10)
+        assert spin_until(probe, lambda: received['depth'] and received['camera_info'], 40), node.stop()
+        np.testing.assert_array_equal(decode_image(received['depth'][-1]), expected.depth)  # NaNs alike
+        info = received['camera_info'][-1]
+        assert list(info.k) == [camera.fx, 0.0, camera.cx, 0.0, camera.fy, camera.cy, 0.0, 0.0, 1.0]
+    finally:
+        probe.destroy_node()
+        rclpy.shutdown()
+        output = node.stop()
+    assert 'Traceback' not in output

@@ -19,7 +19,12 @@ import numpy as np
 from stn_ros.apps.processes import ProcessGroup, node_command
 from stn_ros.apps.ros_env import apply_loopback_ros_env
 from stn_ros.core.package_files import package_file
+from stn_ros.sim.physics_world import import_pybullet
 
+SOURCE_NAMES = {
+    'physics': 'pybullet mesh scenes (held-out random_urdfs meshes and procedural shapes, settled by physics)',
+    'prisms': 'analytic prism scenes',
+}
 NODES = (  # executable, remappings
     ('synthetic_camera', ['depth:=/camera/depth', 'image:=/camera/image', 'camera_info:=/camera/camera_info']),
     ('stn_node', ['image:=/camera/depth', 'camera_info:=/camera/camera_info']),
@@ -34,13 +39,26 @@ NODES = (  # executable, remappings
 )
 
 
-def start_pipeline(device: str, seed: int, log_dir: Path) -> ProcessGroup:
+def scene_source(requested: str) -> str:
+    """``physics`` (pybullet mesh scenes) if requested, or for ``auto`` with pybullet installed; else ``prisms``."""
+    if requested != 'auto':
+        return requested
+    try:
+        import_pybullet()
+    except ImportError:
+        return 'prisms'
+    return 'physics'
+
+
+def start_pipeline(device: str, seed: int, log_dir: Path, source: str = 'prisms') -> ProcessGroup:
     """The three node processes, each logging to ``log_dir/<executable>.log``."""
     group = ProcessGroup()
     try:
         for executable, remaps in NODES:
-            param = f'seed:={seed}' if executable == 'synthetic_camera' else f'device:={device}'
-            group.start(executable, node_command(executable, [param], remaps), log=log_dir / f'{executable}.log')
+            params = (
+                [f'seed:={seed}', f'source:={source}'] if executable == 'synthetic_camera' else [f'device:={device}']
+            )
+            group.start(executable, node_command(executable, params, remaps), log=log_dir / f'{executable}.log')
     except BaseException:
         group.stop()
         raise
@@ -77,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     received: dict[str, dict] = {name: {} for name in ('image', 'tile', 'record', 'grasps', 'best')}
     arrival: dict[tuple, float] = {}
     info: list = []
-    pipeline = start_pipeline(args.device, args.seed, args.output.parent / 'demo_logs')
+    source = scene_source(args.source)
+    pipeline = start_pipeline(args.device, args.seed, args.output.parent / 'demo_logs', source)
     rclpy.init()
     probe = rclpy.create_node('stn_demo')
     try:
@@ -104,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         print(f'models: {shipped_models()}', flush=True)
+        print(f'scenes: {SOURCE_NAMES[source]}', flush=True)
         while time.monotonic() - started < args.timeout:
             rclpy.spin_once(probe, timeout_sec=0.05)
             pipeline.check_alive()
@@ -186,6 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--output', type=Path, default=Path('out/demo.png'), help='the picture (default: %(default)s)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N (default: %(default)s)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the synthetic scenes (default: %(default)s)')
+    parser.add_argument(
+        '--source',
+        choices=('auto', 'prisms', 'physics'),
+        default='auto',
+        help='scenes: pybullet mesh scenes (physics), analytic prisms, or auto: physics when pybullet is '
+        'installed (default: %(default)s)',
+    )
     args = parser.parse_args(argv)
     apply_loopback_ros_env()
     from rclpy.executors import ExternalShutdownException
