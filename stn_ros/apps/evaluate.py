@@ -3,6 +3,8 @@
 ``mnist``: the distorted-MNIST table (our test error beside the STN paper's Table 1, parameter
 counts), a bar plot, and a picture of digits before and after each spatial transformer.
 ``grasp``: grasp canonicalization on held-out objects, (a) none, (b) OpenCV, (c) our STN, (d) oracle.
+``physics``: do the grasps hold? The shipped nodes over ROS 2, minAreaRect, a random axis and the best of
+physics-tried candidates, judged by pybullet trials on held-out meshes.
 """
 
 from __future__ import annotations
@@ -55,12 +57,43 @@ def main(argv: list[str] | None = None) -> int:
     grasp.add_argument('--cache', type=Path, help='folder of the built dataset (.npz)')
     grasp.add_argument('--max-objects', type=int, default=2000, help='at most this many objects (default: %(default)s)')
     grasp.add_argument('--output', type=Path, default=Path('docs/grasp'), help='(default: %(default)s)')
+    physics = tasks.add_parser(
+        'physics',
+        help='grasps judged by physics (pybullet) on held-out meshes: the shipped nodes and baselines',
+        description='Publish physics scenes of the held-out meshes (random_urdfs 400-499) and procedural shapes '
+        'to stn_node and grasp_quality_node over real ROS 2 topics (loopback), try every grasp with a simulated '
+        'gripper, and compare with minAreaRect, a random axis and the best of physics-tried candidates. '
+        'Writes physics.md, physics.json, physics_results.png, physics_scenes.png.',
+    )
+    physics.add_argument('--num-scenes', type=int, default=120, help='(default: %(default)s)')
+    physics.add_argument('--seed', type=int, default=1, help='seed of the scenes (default: %(default)s)')
+    physics.add_argument('--width', type=int, default=640, help='image width (default: %(default)s)')
+    physics.add_argument('--height', type=int, default=480, help='image height (default: %(default)s)')
+    physics.add_argument(
+        '--candidates', type=int, default=12, help='upper bound: candidates per object (default: %(default)s)'
+    )
+    physics.add_argument(
+        '--quality-threshold',
+        type=float,
+        default=0.5,
+        help="grasp_quality_node's quality_threshold (default: %(default)s, the shipped value)",
+    )
+    physics.add_argument('--workers', type=int, default=2, help='trial processes (default: %(default)s)')
+    physics.add_argument('--pictures', type=int, default=6, help='scenes drawn in physics_scenes.png')
+    physics.add_argument(
+        '--timeout', type=float, default=60.0, help='seconds to wait for the nodes (default: %(default)s)'
+    )
+    physics.add_argument('--output', type=Path, default=Path('docs/grasp'), help='(default: %(default)s)')
     args = parser.parse_args(argv)
     args.command = f'{PROG} ' + shlex.join(sys.argv[1:] if argv is None else argv)
     if args.task == 'mnist':
         from stn_ros.apps.mnist_evaluation import evaluate_mnist
 
         return evaluate_mnist(args)
+    if args.task == 'physics':
+        from stn_ros.apps.physics_evaluation import evaluate_physics
+
+        return evaluate_physics(args)
     from stn_ros.apps.grasp_evaluation import evaluate_grasp
 
     return evaluate_grasp(args)

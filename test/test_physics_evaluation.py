@@ -1,0 +1,103 @@
+"""``stn_evaluate physics``: the bookkeeping on hand-made outcomes, and one short run through the real nodes."""
+
+import json
+import os
+import signal
+import subprocess
+import uuid
+
+import numpy as np
+import pytest
+
+from ros_harness import console_script
+from stn_ros.apps.physics_evaluation import (
+    METHODS,
+    MethodGrasps,
+    SceneResult,
+    bodies_at,
+    object_outcomes,
+    scene_outcome,
+    summarize,
+)
+from stn_ros.sim.physics_grasps import ImageGrasps
+from test_demo import processes_with
+
+
+def grasps(count: int) -> ImageGrasps:
+    return ImageGrasps(np.zeros((count, 2)), np.zeros(count), np.full(count, 0.7), np.zeros(count, bool))
+
+
+def test_bodies_at_reads_the_label_under_or_near_the_centre():
+    labels = np.zeros((40, 40), np.int32)
+    labels[10:20, 10:20] = 1
+    labels[25:30, 25:30] = 2
+    centres = np.array([[15.0, 15.0], [22.0, 15.0], [27.0, 27.0], [2.0, 38.0], [np.nan, 3.0]])
+    assert bodies_at(labels, centres).tolist() == [0, 0, 1, -1, -1]
+
+
+def scene_result() -> SceneResult:
+    """Two bodies. The pipeline's crops: two on body 0 (the better-scored one fails), one on body 1 (holds)."""
+    result = SceneResult(seed=0, kinds=['mesh 401', 'box'], layout='cluttered', best_published=True)
+    result.qualities = np.array([0.9, 0.2, 0.6])
+    result.methods = {
+        'pipeline': MethodGrasps(grasps(3), np.array([0, 0, 1]), pick=0),
+        'min_area_rect': MethodGrasps(grasps(1), np.array([1]), pick=0),
+        'random_axis': MethodGrasps(grasps(3), np.array([0, 0, 1]), pick=0),
+        'best_candidate': MethodGrasps(grasps(4), np.array([0, 0, 1, 1]), pick=None),
+    }
+    result.held = {
+        'pipeline': np.array([-1, 0, 1]),
+        'min_area_rect': np.array([1]),
+        'random_axis': np.array([0, -1, -1]),
+        'best_candidate': np.array([-1, 0, -1, -1]),
+    }
+    return result
+
+
+def test_outcomes_per_object_follow_each_methods_choice():
+    result = scene_result()
+    assert object_outcomes(result, 'pipeline') == [False, True]  # its best crop on body 0 failed
+    assert object_outcomes(result, 'min_area_rect') == [False, True]  # no grasp on body 0
+    assert object_outcomes(result, 'random_axis') == [True, False]  # the pipeline's rows, other outcomes
+    assert object_outcomes(result, 'best_candidate') == [True, False]  # any candidate on the body
+    assert [scene_outcome(result, m) for m in METHODS] == [False, True, True, True]
+
+
+def test_summary_counts_rates_and_the_gqcnn():
+    summary = summarize([scene_result(), scene_result()], threshold=0.5)
+    pipeline = summary['methods']['pipeline']
+    assert (summary['scenes'], summary['objects']) == (2, 4)
+    assert pipeline['per_object']['successes'] == 2 and pipeline['per_object']['trials'] == 4
+    assert pipeline['by_kind']['box']['rate'] == 1.0 and pipeline['by_kind']['mesh']['rate'] == 0.0
+    assert pipeline['by_layout']['cluttered']['trials'] == 4 and pipeline['by_layout']['singulated']['trials'] == 0
+    gqcnn = summary['gqcnn']
+    assert gqcnn['crops'] == 6 and gqcnn['held'] == 4 and gqcnn['below_threshold'] == 2
+    assert gqcnn['below_threshold_held'] == 2
+    assert gqcnn['auroc'] == 0.0  # every held crop (0.2, 0.6) scored below the failed one (0.9)
+    assert summary['best_grasp']['published']['rate'] == 1.0 and summary['best_grasp']['robot_success']['rate'] == 0.0
+
+
+@pytest.mark.timeout(300)
+def test_a_short_run_through_the_real_nodes_writes_the_report(tmp_path):
+    pytest.importorskip('pybullet')
+    marker = f'stn-physics-test-{uuid.uuid4()}'
+    env = dict(os.environ, STN_PHYSICS_TEST_MARKER=marker)
+    command = [console_script('stn_evaluate'), 'physics', '--num-scenes', '3', '--candidates', '3', '--workers', '1']
+    try:
+        result = subprocess.run(
+            [*command, '--output', str(tmp_path)], env=env, capture_output=True, text=True, timeout=240
+        )
+    finally:
+        for pid in processes_with(marker):  # only if the run itself was killed: it stops its nodes
+            os.kill(pid, signal.SIGKILL)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((tmp_path / 'physics.json').read_text())
+    assert summary['scenes'] == 3 and set(summary['methods']) == set(METHODS)
+    assert summary['methods']['pipeline']['grasps_tried'] > 0  # the nodes answered every frame with crops
+    upper = summary['methods']['best_candidate']
+    assert 0 < upper['grasps_tried'] <= 3 * summary['objects']
+    report = (tmp_path / 'physics.md').read_text()
+    assert 'stn_evaluate physics --num-scenes 3' in report and 'AUROC' in report
+    for picture in ('physics_results.png', 'physics_scenes.png'):
+        assert (tmp_path / picture).stat().st_size > 10_000
+    assert processes_with(marker) == []
