@@ -112,3 +112,13 @@ def test_pure_compute_layers_import_no_rclpy():
     )
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_perception_nodes_never_load_pybullet():
+    """pybullet is for data, evaluation and the demo's camera; a robot runs the nodes without it."""
+    code = (
+        'import sys\nimport stn_ros.ros.stn_node, stn_ros.ros.grasp_quality_node, stn_ros.ros.synthetic_camera\n'
+        'assert "pybullet" not in sys.modules\n'
+    )
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -70,6 +70,7 @@ def test_summary_counts_rates_and_the_gqcnn():
     assert pipeline['per_object']['successes'] == 2 and pipeline['per_object']['trials'] == 4
     assert pipeline['by_kind']['box']['rate'] == 1.0 and pipeline['by_kind']['mesh']['rate'] == 0.0
     assert pipeline['by_layout']['cluttered']['trials'] == 4 and pipeline['by_layout']['singulated']['trials'] == 0
+    assert summary['methods']['min_area_rect']['objects_without_grasp'] == 2 and pipeline['objects_without_grasp'] == 0
     gqcnn = summary['gqcnn']
     assert gqcnn['crops'] == 6 and gqcnn['held'] == 4 and gqcnn['below_threshold'] == 2
     assert gqcnn['below_threshold_held'] == 2
@@ -97,7 +98,9 @@ def test_a_short_run_through_the_real_nodes_writes_the_report(tmp_path):
     upper = summary['methods']['best_candidate']
     assert 0 < upper['grasps_tried'] <= 3 * summary['objects']
     report = (tmp_path / 'physics.md').read_text()
-    assert 'stn_evaluate physics --num-scenes 3' in report and 'AUROC' in report
+    assert 'stn_evaluate physics --num-scenes 3' in report and 'AUROC' in report and 'Why grasps failed' in report
+    outcomes = summary['methods']['pipeline']['outcomes']
+    assert sum(outcomes.values()) == summary['methods']['pipeline']['grasps_tried']
     for picture in ('physics_results.png', 'physics_scenes.png'):
         assert (tmp_path / picture).stat().st_size > 10_000
     assert processes_with(marker) == []

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,7 @@ class SceneResult:
     layout: str
     methods: dict[str, MethodGrasps] = field(default_factory=dict)
     held: dict[str, np.ndarray] = field(default_factory=dict)  # (N,) int: body lifted, -1 none
+    tried: dict[str, Tried] = field(default_factory=dict)
     qualities: np.ndarray | None = None  # the pipeline's GQ-CNN qualities
     best_published: bool = False
 
@@ -155,19 +157,31 @@ def candidate_grasps(
     return MethodGrasps(grasps, np.concatenate(targets) if targets else np.zeros(0, np.int64), None)
 
 
-def try_grasps(scene: PhysicsScene, method: MethodGrasps, friction: float, world_handle) -> np.ndarray:
-    """``(N,)`` body each grasp lifted and held (-1: none, also for a grasp without a depth)."""
+@dataclass
+class Tried:
+    """Outcomes of one method's grasps on one scene."""
+
+    held: np.ndarray  # (N,) int: body lifted and held, -1 none
+    outcomes: np.ndarray  # (N,) str: the trial's outcome, 'no_depth' where the grasp had no gripper depth
+    into_table: np.ndarray  # (N,) bool: the fingertips were aimed below the gripper's table clearance
+
+
+def try_grasps(scene: PhysicsScene, method: MethodGrasps, friction: float, world_handle) -> Tried:
+    """Try each grasp once (a grasp without a gripper depth is not tried and fails)."""
     from stn_ros.sim.grasp_trial import grasp_trial
 
-    held = np.full(len(method.grasps), -1, np.int64)
+    count = len(method.grasps)
+    tried = Tried(np.full(count, -1, np.int64), np.full(count, 'no_depth', dtype=object), np.zeros(count, bool))
     g = method.grasps
-    for i in range(len(g)):
+    for i in range(count):
         if not np.isfinite(g.z[i]) or not np.isfinite(g.centres[i]).all():
             continue
         pose = grasp_pose(g.centres[i], g.angles[i], g.z[i], scene.camera, scene.table_from_camera)
         result = grasp_trial(scene.snapshot, pose, friction, world=world_handle)
-        held[i] = result.held_body if result.success else -1
-    return held
+        tried.held[i] = result.held_body if result.success else -1
+        tried.outcomes[i] = result.outcome
+        tried.into_table[i] = pose.centre[2] < GripperConfig().table_clearance
+    return tried
 
 
 @dataclass
@@ -181,7 +195,7 @@ class TrialJob:
     friction: float
 
 
-def run_trials(job: TrialJob) -> dict[str, tuple[MethodGrasps, np.ndarray]]:
+def run_trials(job: TrialJob) -> dict[str, tuple[MethodGrasps, Tried]]:
     """Try every grasp of every method of one scene (and sample the upper bound's candidates)."""
     from stn_ros.sim.physics_world import connect
 
@@ -345,7 +359,16 @@ def summarize(results: list[SceneResult], threshold: float) -> dict:
                 for layout in ('singulated', 'cluttered')
             },
             'grasps_tried': int(sum(len(r.held[name]) for r in results)),
+            'objects_without_grasp': int(
+                sum(len(r.kinds) - len(set(r.methods[name].targets[r.methods[name].targets >= 0])) for r in results)
+            ),
         }
+        if all(name in r.tried for r in results):
+            outcomes = np.concatenate([r.tried[name].outcomes for r in results]).astype(str)
+            into_table = np.concatenate([r.tried[name].into_table for r in results])
+            summary['methods'][name]['outcomes'] = {o: int((outcomes == o).sum()) for o in sorted(set(outcomes))}
+            summary['methods'][name]['aimed_into_table'] = int(into_table.sum())
+            summary['methods'][name]['blocked_aimed_into_table'] = int((into_table & (outcomes == 'blocked')).sum())
     quality = np.concatenate([r.qualities for r in results])
     held = np.concatenate([r.held['pipeline'] >= 0 for r in results])
     table = calibration_bins(quality, held)
@@ -380,7 +403,8 @@ def evaluate_physics(args: argparse.Namespace) -> int:
     scenes = [generate_physics_scene(config, s) for s in tqdm(seeds, desc='scenes', unit='scene')]
     apply_loopback_ros_env()
     args.output.mkdir(parents=True, exist_ok=True)
-    outputs = run_pipeline(scenes, args.output / 'physics_logs', args.timeout, args.quality_threshold)
+    log_dir = Path(tempfile.mkdtemp(prefix='stn_physics_logs_'))  # the nodes' logs, named in any error
+    outputs = run_pipeline(scenes, log_dir, args.timeout, args.quality_threshold)
     jobs, results = [], []
     for scene, seed, output in zip(scenes, seeds, outputs, strict=True):
         pipeline = pipeline_grasps(scene, output)
@@ -406,7 +430,8 @@ def evaluate_physics(args: argparse.Namespace) -> int:
             results, tqdm(tried, total=len(jobs), desc='grasp trials', unit='scene'), strict=True
         ):
             result.methods = {name: m for name, (m, _) in outcome.items()}
-            result.held = {name: h for name, (_, h) in outcome.items()}
+            result.tried = {name: t for name, (_, t) in outcome.items()}
+            result.held = {name: t.held for name, t in result.tried.items()}
     summary = summarize(results, args.quality_threshold)
     summary['command'] = args.command
     summary['seconds'] = round(time.monotonic() - started, 1)
@@ -469,6 +494,28 @@ def report(summary: dict) -> str:
         lines.append(
             f'| {METHOD_NAMES[name]} | {_pct(m["best_per_scene"])} | {_pct(m["per_object"])} | '
             f'{_pct(m["by_layout"]["singulated"])} | {_pct(m["by_layout"]["cluttered"])} | {m["grasps_tried"]} |'
+        )
+    lines += [
+        '',
+        '## Why grasps failed',
+        '',
+        'Trial outcomes of every grasp tried (held; blocked: a finger landed on something before the gripper '
+        'reached the grasp, the table included; empty: it closed on nothing; dropped: lost while lifting, '
+        'holding or shaking; no_depth: no gripper depth, not tried), how many grasps aimed the fingertips below '
+        f"the gripper's {1000 * GripperConfig().table_clearance:.0f} mm table clearance, and how many objects got "
+        "no grasp at all (not proposed, e.g. under the proposals' 150 px minimum area):",
+        '',
+        '| method | outcomes | aimed into the table (of them blocked) | objects without a grasp |',
+        '|---|---|---:|---:|',
+    ]
+    for name in METHODS:
+        m = methods[name]
+        if 'outcomes' not in m:
+            continue
+        counts = ', '.join(f'{o} {n}' for o, n in m['outcomes'].items())
+        lines.append(
+            f'| {METHOD_NAMES[name]} | {counts} | {m["aimed_into_table"]} ({m["blocked_aimed_into_table"]}) | '
+            f'{m["objects_without_grasp"]} |'
         )
     kinds = sorted(methods['pipeline']['by_kind'])
     lines += [
