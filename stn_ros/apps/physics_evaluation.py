@@ -501,11 +501,12 @@ def report(summary: dict) -> str:
         '',
         'Trial outcomes of every grasp tried (held; blocked: a finger landed on something before the gripper '
         'reached the grasp, the table included; empty: it closed on nothing; dropped: lost while lifting, '
-        'holding or shaking; no_depth: no gripper depth, not tried), how many grasps aimed the fingertips below '
-        f"the gripper's {1000 * GripperConfig().table_clearance:.0f} mm table clearance, and how many objects got "
-        "no grasp at all (not proposed, e.g. under the proposals' 150 px minimum area):",
+        'holding or shaking; no_depth: no gripper depth, not tried), how many grasps aimed the fingertips lower '
+        f"than the gripper's table clearance ({1000 * GripperConfig().table_clearance:.0f} mm above the table) and "
+        'how many of those were blocked, and how many objects got no grasp at all (not proposed, e.g. under the '
+        "proposals' 150 px minimum area):",
         '',
-        '| method | outcomes | aimed into the table (of them blocked) | objects without a grasp |',
+        '| method | outcomes | fingertips aimed below the clearance (blocked) | objects without a grasp |',
         '|---|---|---:|---:|',
     ]
     for name in METHODS:
