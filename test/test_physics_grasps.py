@@ -14,8 +14,6 @@ from stn_ros.sim.physics_grasps import (  # noqa: E402
     grasp_pose,
     label_grasps,
     sample_candidates,
-    table_depths,
-    top_depths,
 )
 from stn_ros.sim.physics_scenes import PhysicsScene, PhysicsSceneConfig, project, sensor_readings  # noqa: E402
 from stn_ros.sim.scenes import camera_pose  # noqa: E402
@@ -68,15 +66,6 @@ def test_grasp_pose_back_projects_the_image_grasp():
     )
     direction = tip[0] - uv
     assert abs(math.remainder(math.atan2(direction[1], direction[0]) - angle, math.pi)) < 1e-6
-
-
-def test_table_depths_and_top_depths_read_the_scene():
-    scene = box_scene()
-    corners = np.array([[5.0, 5.0], [600.0, 400.0]])
-    np.testing.assert_allclose(table_depths(scene, corners), scene.clean_depth[[5, 400], [5, 600]], atol=1e-3)
-    (uv,), (top,) = scene.project(np.array([[0.02, -0.01, 2 * BOX_HALF[2]]]))
-    found = top_depths(scene.clean_depth, uv[None], np.array([0.0]), np.array([10.0]))
-    assert found[0] == pytest.approx(top, abs=2e-3)
 
 
 def test_antipodal_candidates_close_across_the_narrow_side_and_hold():

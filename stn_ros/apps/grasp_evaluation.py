@@ -33,7 +33,7 @@ from stn_ros.perception.camera import metric_rois
 from stn_ros.perception.canonicalizer import Canonicalizer, load_model
 from stn_ros.perception.frame import Frame
 from stn_ros.perception.grasp_image import GripperConfig, canonical_homographies, crop_axis, grasp_image
-from stn_ros.perception.grasp_quality import surface_gripper_depths
+from stn_ros.perception.gripper_depth import surface_gripper_depths
 from stn_ros.perception.min_area_rect import min_area_rect_grasp
 from stn_ros.sim.grasps import evaluate_grasps, grasp_height
 from stn_ros.sim.scenes import Scene, SceneConfig, generate_scene

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from stn_ros.core.metrics import auroc, calibration_bins, expected_calibration_error, wilson_interval
 from stn_ros.perception.grasp_image import GripperConfig
-from stn_ros.perception.grasp_quality import surface_gripper_depths
+from stn_ros.perception.gripper_depth import image_gripper_depths
 from stn_ros.perception.min_area_rect import min_area_rect_grasp
 from stn_ros.perception.proposals import ProposalConfig, depth_proposals
 from stn_ros.sim.physics_grasps import ImageGrasps, grasp_pose, sample_candidates
@@ -102,12 +102,6 @@ def bodies_at(labels: np.ndarray, centres: np.ndarray, radius: int = 6) -> np.nd
     return out
 
 
-def node_depth(depth: np.ndarray, centres: np.ndarray, gripper: GripperConfig) -> np.ndarray:
-    """The node's gripper depth at each centre (the frame's median depth where the window has none)."""
-    z = surface_gripper_depths(depth, centres, gripper)
-    return np.where(np.isfinite(z), z, float(np.nanmedian(depth)))
-
-
 def pipeline_grasps(scene: PhysicsScene, output: FrameOutput) -> MethodGrasps:
     """The nodes' crops as grasps (their ``z`` is the gripper depth the node computed)."""
     record = output.grasps
@@ -129,9 +123,10 @@ def min_area_rect_grasps(scene: PhysicsScene, gripper: GripperConfig) -> MethodG
             centres.append(fitted[0])
             angles.append(fitted[1])
     centres = np.asarray(centres, np.float64).reshape(-1, 2)
-    z = node_depth(scene.depth, centres, gripper) if len(centres) else np.zeros(0)
-    grasps = ImageGrasps(centres, np.asarray(angles, np.float64), z, np.zeros(len(z), bool))
-    pick = int(np.argmin(z)) if len(z) else None  # the top of the pile
+    angles = np.asarray(angles, np.float64)
+    z = image_gripper_depths(scene.depth, centres, angles, scene.camera, gripper) if len(centres) else np.zeros(0)
+    grasps = ImageGrasps(centres, angles, z, np.zeros(len(z), bool))
+    pick = int(np.nanargmin(z)) if np.isfinite(z).any() else None  # the top of the pile
     return MethodGrasps(grasps, bodies_at(scene.labels, centres), pick)
 
 

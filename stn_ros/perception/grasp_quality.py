@@ -13,8 +13,9 @@ angle      grasp axis in the image, radians in [-pi/2, pi/2) (the crop's +x mapp
 width      object width across the jaws at the grasp, metres (NaN without camera_info)
 =========  =====================================================================================
 
-The gripper depth of a crop is the surface depth at its centre plus the gripper's finger depth (the
-fingertips go that far below the top), as in the grasp evaluation.
+The gripper depth of a crop (where the fingertips go) is :func:`~stn_ros.perception.gripper_depth.gripper_depths`:
+the finger depth below the surface at the crop's centre, deeper on tall round objects, never into the
+table beside them.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ import numpy as np
 import torch
 
 from stn_ros.models.gqcnn import GQCNN
-from stn_ros.perception.camera import PinholeCamera, depth_at
+from stn_ros.perception.camera import PinholeCamera
 from stn_ros.perception.grasp_image import CANONICAL_SIZE, GripperConfig, crop_axis, normalize_grasp_images
+from stn_ros.perception.gripper_depth import gripper_depths
 
 DEFAULT_GQCNN_WEIGHTS = 'gqcnn.pt'
 """The shipped GQ-CNN in ``weights/``: what ``grasp_quality_node`` loads when its ``weights`` is empty."""
@@ -38,19 +40,6 @@ GRASP_FIELDS = ('quality', 'u', 'v', 'x', 'y', 'z', 'angle', 'width')
 class ScoredGrasps:
     record: np.ndarray  # structured, GRASP_FIELDS
     best: int | None  # index of the best grasp at or above the threshold, None when there is none
-
-
-def surface_gripper_depths(depth_m: np.ndarray, pixels: np.ndarray, gripper: GripperConfig) -> np.ndarray:
-    """``(N,)`` metres: the surface depth at each pixel (median of a 5x5 window) plus the finger depth,
-    where the fingertips of a grasp there go; NaN where the window has no reading."""
-    return depth_at(depth_m, pixels, radius=2).astype(np.float64) + gripper.finger_depth
-
-
-def gripper_depths(crops: np.ndarray, gripper: GripperConfig) -> np.ndarray:
-    """``(N,)`` metres: :func:`surface_gripper_depths` at each crop's centre (NaN: none seen)."""
-    h, w = crops.shape[1:3]
-    centre = np.array([[(w - 1) / 2, (h - 1) / 2]])
-    return np.array([surface_gripper_depths(crop, centre, gripper)[0] for crop in crops], dtype=np.float64)
 
 
 def widths_m(crops: np.ndarray, z: np.ndarray, metres_per_crop_pixel: np.ndarray) -> np.ndarray:

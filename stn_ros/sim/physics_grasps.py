@@ -11,8 +11,9 @@ Antipodal candidates (:func:`antipodal_candidates`): depth edges of the object (
 ``edge_gradient``) each with an inward normal (against the gradient, towards the nearer surface); a pair of
 edge pixels is a candidate when the line between them lies in both friction cones (``atan(mu)``, in the
 image plane) and the object's width there fits the opening. Random candidates: a pixel of the object and
-a uniform angle. Each candidate's gripper depth is the top of the object along its closing line (the
-nearest depth there) plus a depth drawn in ``depth_below_top``, kept ``table_clearance`` above the table.
+a uniform angle. Each candidate's gripper depth is the node's
+(:func:`~stn_ros.perception.gripper_depth.image_gripper_depths`), so a label says whether the grasp the
+node would execute holds.
 """
 
 from __future__ import annotations
@@ -24,15 +25,12 @@ import numpy as np
 
 from stn_ros.perception.camera import PinholeCamera
 from stn_ros.perception.grasp_image import GripperConfig, fill_missing
+from stn_ros.perception.gripper_depth import image_gripper_depths
 from stn_ros.sim.grasp_trial import GraspPose, TrialConfig, robust_trials
 from stn_ros.sim.physics_scenes import PhysicsScene
 
 EDGE_GRADIENT = 0.004
 """Metres per pixel of depth gradient (Sobel) that marks an object edge."""
-DEPTH_BELOW_TOP = (0.005, 0.035)
-"""Metres below the object's top, along the approach, where candidate fingertips go."""
-LINE_SAMPLES = 24
-"""Points along a closing line where the object's top is looked for."""
 
 
 @dataclass
@@ -84,15 +82,6 @@ def grasp_pose(
         tuple(rotation @ (axis / np.linalg.norm(axis))),
         tuple(rotation[:, 2]),
     )
-
-
-def table_depths(scene: PhysicsScene, centres: np.ndarray) -> np.ndarray:
-    """``(N,)`` metres: camera depth of the table along each pixel's ray."""
-    camera, normal, offset = scene.camera, scene.table_plane[:3], scene.table_plane[3]
-    rays = np.stack(
-        ((centres[:, 0] - camera.cx) / camera.fx, (centres[:, 1] - camera.cy) / camera.fy, np.ones(len(centres))), 1
-    )
-    return offset / (rays @ normal)
 
 
 def antipodal_candidates(
@@ -149,21 +138,6 @@ def random_candidates(mask: np.ndarray, rng: np.random.Generator, count: int) ->
     return np.stack((cols[pick], rows[pick]), axis=1).astype(np.float64), rng.uniform(-np.pi / 2, np.pi / 2, count)
 
 
-def top_depths(depth: np.ndarray, centres: np.ndarray, angles: np.ndarray, half_length_px: np.ndarray) -> np.ndarray:
-    """``(N,)`` metres: the nearest reading along each closing line (the object's top under the jaws); NaN
-    where the line has none."""
-    t = np.linspace(-1.0, 1.0, LINE_SAMPLES)
-    direction = np.stack((np.cos(angles), np.sin(angles)), axis=1)
-    points = centres[:, None] + (t[None, :, None] * half_length_px[:, None, None]) * direction[:, None]
-    cols = np.clip(np.round(points[..., 0]).astype(np.int64), 0, depth.shape[1] - 1)
-    rows = np.clip(np.round(points[..., 1]).astype(np.int64), 0, depth.shape[0] - 1)
-    values = depth[rows, cols]
-    out = np.full(len(centres), np.nan)
-    has = np.isfinite(values).any(axis=1)
-    out[has] = np.nanmin(values[has], axis=1)
-    return out
-
-
 def sample_candidates(
     scene: PhysicsScene,
     body: int,
@@ -182,12 +156,9 @@ def sample_candidates(
     antipodal = np.arange(len(angles)) < len(angles_a)
     if not len(angles):
         return ImageGrasps.concatenate([])
-    table = table_depths(scene, centres)
-    half_length = 0.5 * gripper.max_opening * scene.camera.fx / table
-    top = top_depths(scene.depth, centres, angles, half_length)
-    top = np.where(np.isfinite(top), top, table - 0.02)
-    z = np.minimum(top + rng.uniform(*DEPTH_BELOW_TOP, len(angles)), table - gripper.table_clearance)
-    return ImageGrasps(centres, angles, z, antipodal)
+    z = image_gripper_depths(scene.depth, centres, angles, scene.camera, gripper)
+    keep = np.isfinite(z)  # no reading under the centre: the node would not grasp there either
+    return ImageGrasps(centres, angles, z, antipodal)[keep]
 
 
 def label_grasps(

@@ -34,6 +34,8 @@ from stn_ros.perception.grasp_image import GripperConfig, canonical_homographies
 from stn_ros.sim.physics_scenes import PhysicsSceneConfig, generate_physics_scene
 from stn_ros.sim.scenes import scene_seed
 
+DATASET_VERSION = 2
+"""Bumped when what a cached scene holds changes (2: candidates at the node's gripper depth rule)."""
 ROBUST_SHARE = 0.5
 """A grasp is robust when more than this share of its perturbed trials hold."""
 
@@ -64,6 +66,7 @@ class PhysicsDataConfig:
         options.pop('num_scenes')
         options['friction_range'] = list(self.friction_range)
         options['scenes'] = dataclasses.asdict(PhysicsSceneConfig())
+        options['version'] = DATASET_VERSION
         return json.loads(json.dumps(options))
 
 

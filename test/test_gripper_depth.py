@@ -1,0 +1,61 @@
+"""The gripper depth rule on canonical crops: finger depth, deeper on tall objects, never into the floor."""
+
+import numpy as np
+import pytest
+
+from stn_ros.perception.grasp_image import CANONICAL_SIZE, GripperConfig
+from stn_ros.perception.gripper_depth import gripper_depths, image_gripper_depths
+
+GRIPPER = GripperConfig()  # 8 cm opening: 5 mm a pixel in a 32x32 crop, jaws land 8-12 px from the centre
+TABLE = 0.70
+
+
+def crop(height: float, half_length_px: int = 4, size: int = CANONICAL_SIZE) -> np.ndarray:
+    """A table at 0.70 m with an object ``height`` tall under the centre, ``2 * half_length_px`` long."""
+    image = np.full((size, size), TABLE, np.float32)
+    middle = size // 2
+    image[middle - 3 : middle + 3, middle - half_length_px : middle + half_length_px] = TABLE - height
+    return image
+
+
+@pytest.mark.parametrize(
+    'height, below_top',
+    [
+        (0.04, 0.020),  # a box 4 cm tall: the finger depth
+        (0.06, 0.030),  # 6 cm tall: half way down (a sphere's equator)
+        (0.012, 0.007),  # 1.2 cm flat: 5 mm above the table, not 2 cm down into it
+    ],
+)
+def test_the_rule_on_an_object_standing_on_the_table(height, below_top):
+    (z,) = gripper_depths(crop(height)[None], GRIPPER)
+    assert z == pytest.approx(TABLE - height + below_top, abs=1e-6)
+
+
+def test_no_floor_in_view_and_a_neighbour_under_a_jaw():
+    filled = np.full((1, 32, 32), 0.66, np.float32)  # the object fills the crop: no floor seen
+    assert gripper_depths(filled, GRIPPER)[0] == pytest.approx(0.66 + GRIPPER.finger_depth)
+    neighbour = crop(0.04)
+    neighbour[:, 24:28] = 0.68  # a 2 cm object under the right jaw: the floor is its top
+    assert gripper_depths(neighbour[None], GRIPPER)[0] == pytest.approx(0.66 + 0.015, abs=1e-6)
+
+
+def test_a_crop_without_a_reading_at_its_centre_has_no_depth_and_other_sizes_scale():
+    hole = crop(0.04)
+    hole[12:20, 12:20] = np.nan
+    assert np.isnan(gripper_depths(hole[None], GRIPPER)[0])
+    big = crop(0.012, half_length_px=8, size=64)  # the same object in a 64x64 crop
+    assert gripper_depths(big[None], GRIPPER)[0] == pytest.approx(TABLE - 0.012 + 0.007, abs=1e-6)
+
+
+def test_image_grasps_get_the_rule_through_their_canonical_crops():
+    """A 3 cm tall bar across the image under a camera looking straight down."""
+    from stn_ros.perception.camera import PinholeCamera
+
+    camera = PinholeCamera(525.0, 525.0, 319.5, 239.5, 640, 480)
+    depth = np.full((480, 640), TABLE, np.float32)
+    depth[230:250, 300:340] = TABLE - 0.03  # 20 px = 2.5 cm wide at 0.67 m, grasped across
+    z = image_gripper_depths(
+        depth, np.array([[319.5, 239.5], [50.0, 50.0]]), np.array([np.pi / 2, 0.0]), camera, GRIPPER
+    )
+    assert z[0] == pytest.approx(TABLE - 0.03 + GRIPPER.finger_depth, abs=1e-4)
+    assert z[1] == pytest.approx(TABLE + GRIPPER.finger_depth, abs=1e-4)  # bare table: nothing rises
