@@ -105,7 +105,11 @@ def test_loopback_env_confines_ros(ros_env):
 @pytest.mark.parametrize(
     'script,module,words',
     [
-        ('stn_train', 'stn_ros.apps.train', ['mnist', 'gqcnn', 'grasp-stn', 'mnist-table', 'physics-data']),
+        (
+            'stn_train',
+            'stn_ros.apps.train',
+            ['mnist', 'gqcnn', 'grasp-stn', 'mnist-table', 'physics-data', 'gqcnn-physics'],
+        ),
         ('stn_evaluate', 'stn_ros.apps.evaluate', ['mnist', 'grasp', 'physics']),
         ('stn_export', 'stn_ros.apps.export', ['--stn', '--gqcnn', 'localization.onnx', 'TensorRT']),
     ],

@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         default=0.5,
         help="grasp_quality_node's quality_threshold (default: %(default)s, the shipped value)",
     )
+    physics.add_argument('--gqcnn', help="grasp_quality_node's weights (default: the shipped weights/gqcnn.pt)")
+    physics.add_argument('--stn', help="stn_node's weights (default: the shipped weights/grasp_stn.pt)")
     physics.add_argument('--workers', type=int, default=2, help='trial processes (default: %(default)s)')
     physics.add_argument('--pictures', type=int, default=6, help='scenes drawn in physics_scenes.png')
     physics.add_argument(

@@ -205,7 +205,9 @@ def run_trials(job: TrialJob) -> dict[str, tuple[MethodGrasps, Tried]]:
         pybullet.disconnect(client)
 
 
-def run_pipeline(scenes: list[PhysicsScene], log_dir: Path, timeout: float, threshold: float) -> list[FrameOutput]:
+def run_pipeline(
+    scenes: list[PhysicsScene], log_dir: Path, timeout: float, threshold: float, weights: dict[str, str] | None = None
+) -> list[FrameOutput]:
     """Publish each scene to the shipped nodes over real topics and collect ``~/grasps`` and ``~/best_grasp``."""
     import rclpy
     from geometry_msgs.msg import PoseStamped
@@ -234,6 +236,8 @@ def run_pipeline(scenes: list[PhysicsScene], log_dir: Path, timeout: float, thre
     try:
         for executable, remaps in nodes:
             params = [f'quality_threshold:={threshold}'] if executable == 'grasp_quality_node' else []
+            if (weights or {}).get(executable):
+                params.append(f'weights:={Path(weights[executable]).resolve()}')
             group.start(executable, node_command(executable, params, remaps), log=log_dir / f'{executable}.log')
         probe = rclpy.create_node('stn_evaluate_physics')
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
@@ -399,7 +403,8 @@ def evaluate_physics(args: argparse.Namespace) -> int:
     apply_loopback_ros_env()
     args.output.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix='stn_physics_logs_'))  # the nodes' logs, named in any error
-    outputs = run_pipeline(scenes, log_dir, args.timeout, args.quality_threshold)
+    weights = {'stn_node': args.stn, 'grasp_quality_node': args.gqcnn}
+    outputs = run_pipeline(scenes, log_dir, args.timeout, args.quality_threshold, weights)
     jobs, results = [], []
     for scene, seed, output in zip(scenes, seeds, outputs, strict=True):
         pipeline = pipeline_grasps(scene, output)
@@ -430,6 +435,7 @@ def evaluate_physics(args: argparse.Namespace) -> int:
     summary = summarize(results, args.quality_threshold)
     summary['command'] = args.command
     summary['seconds'] = round(time.monotonic() - started, 1)
+    summary['weights'] = {node: str(path) if path else 'shipped default' for node, path in weights.items()}
     summary['config'] = {
         'image': f'{args.width}x{args.height}',
         'meshes': 'validation (random_urdfs 400-499)',
@@ -478,7 +484,8 @@ def report(summary: dict) -> str:
         '',
         f'    {summary["command"]}',
         '',
-        f'({summary["seconds"] / 60:.0f} min on this machine.)',
+        f'({summary["seconds"] / 60:.0f} min on this machine. Weights: stn_node {summary["weights"]["stn_node"]}, '
+        f'grasp_quality_node {summary["weights"]["grasp_quality_node"]}.)',
         '',
         '| method | best grasp per scene | one grasp per object | singulated objects | cluttered objects '
         '| grasps tried |',

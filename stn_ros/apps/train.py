@@ -8,6 +8,7 @@ Examples::
     stn_train mnist-table --epochs 30 --runs runs/mnist    # every model x distortion
     stn_train gqcnn --num-scenes 2000 --out runs/gqcnn     # the grasp-quality CNN
     stn_train physics-data --num-scenes 600 --out runs/physics_data   # physics-labelled grasps (pybullet)
+    stn_train gqcnn-physics --physics-data runs/physics_data --out runs/gqcnn_physics
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from stn_ros.core import DEVICE_CHOICES
 from stn_ros.training.datasets.physics_grasps import PhysicsDataConfig, build_physics_dataset
 from stn_ros.training.loop import Task, TrainConfig, fit
 from stn_ros.training.tasks.gqcnn import GqcnnTask
+from stn_ros.training.tasks.gqcnn_physics import GqcnnPhysicsTask
 from stn_ros.training.tasks.grasp_stn import GraspStnTask
 from stn_ros.training.tasks.mnist import MnistTask
 
@@ -87,6 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _grasp_data(gqcnn)
     _common(gqcnn, GqcnnTask, epochs=15, batch_size=128, lr=1e-3)
+
+    physics_gqcnn = tasks.add_parser(
+        'gqcnn-physics',
+        help='the grasp-quality CNN on physics labels (after stn_train physics-data)',
+        description='Train the GQ-CNN on the physics-labelled grasps of a stn_train physics-data cache (the '
+        'target: the share of perturbed pybullet trials that held), then fit a temperature on the validation '
+        'scenes so that its quality is a calibrated probability of holding.',
+    )
+    physics_gqcnn.add_argument(
+        '--physics-data', type=Path, required=True, help='the cache folder of stn_train physics-data'
+    )
+    physics_gqcnn.add_argument(
+        '--validation-fraction', type=float, default=0.15, help='scenes held out (default: %(default)s)'
+    )
+    physics_gqcnn.add_argument('--split-seed', type=int, default=0, help='(default: %(default)s)')
+    _common(physics_gqcnn, GqcnnPhysicsTask, epochs=20, batch_size=128, lr=1e-3)
 
     stn = tasks.add_parser(
         'grasp-stn',
@@ -184,6 +202,8 @@ def build_physics_data(args: argparse.Namespace) -> int:
 def make_task(args: argparse.Namespace):
     if args.task == 'mnist':
         return MnistTask(args.distortion, args.model, args.data_seed, args.test_copies, args.quick)
+    if args.task == 'gqcnn-physics':
+        return GqcnnPhysicsTask(str(args.physics_data), args.validation_fraction, args.split_seed)
     if args.task in ('grasp-stn', 'gqcnn'):
         cache = str(args.cache) if args.cache else None
         if args.task == 'grasp-stn':

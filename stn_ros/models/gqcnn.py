@@ -32,9 +32,11 @@ class GQCNN(nn.Module):
         z_mean: float = 0.65,
         z_scale: float = 0.05,
         width: int = 16,
+        temperature: float = 1.0,
     ):
         super().__init__()
         self.image_size, self.width = int(image_size), int(width)
+        self.temperature = float(temperature)
         self.image_scale, self.z_mean, self.z_scale = float(image_scale), float(z_mean), float(z_scale)
         side = image_size // 4
         self.image_stream = nn.Sequential(
@@ -62,6 +64,7 @@ class GQCNN(nn.Module):
             'z_mean': self.z_mean,
             'z_scale': self.z_scale,
             'width': self.width,
+            'temperature': self.temperature,
         }
 
     def forward(self, images: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -73,10 +76,11 @@ class GQCNN(nn.Module):
 
     @torch.no_grad()
     def quality(self, images: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """P(good) ``(B,)`` for a batch (empty batches give an empty result)."""
+        """P(good) ``(B,)`` for a batch (empty batches give an empty result): the logits divided by the
+        model's ``temperature`` (fitted after training so that P(good) is calibrated; 1.0 = as trained)."""
         if len(images) == 0:
             return images.new_zeros(0)
-        return torch.softmax(self(images, z), dim=1)[:, 1]
+        return torch.softmax(self(images, z) / self.temperature, dim=1)[:, 1]
 
 
 def save_gqcnn(model: GQCNN, path: str | Path, metadata: dict | None = None) -> None:
