@@ -32,6 +32,13 @@ def test_the_splits_are_disjoint_and_inside_the_allowed_meshes():
     assert world.mesh_file(0).is_file() and world.mesh_file(499).is_file()
 
 
+def test_broken_meshes_are_left_out():
+    with pytest.raises(ValueError, match='no usable vertices'):
+        world.mesh_vertices(168)  # every vertex of random_urdfs/168 is NaN
+    assert 168 not in world.usable_meshes('train') and len(world.usable_meshes('train')) >= 390
+    assert set(world.usable_meshes('validation')) <= set(world.VALIDATION_MESHES)
+
+
 def _box_on_table(pybullet, client, centre_xy, half, yaw):
     body = world.BodySpec(
         'box', half, position=(*centre_xy, half[2]), orientation=(0, 0, math.sin(yaw / 2), math.cos(yaw / 2))

@@ -229,7 +229,7 @@ def _random_body(config: PhysicsSceneConfig, rng: np.random.Generator) -> world.
             dims = (graspable / 2.0,)
             volume = 4.0 / 3.0 * math.pi * dims[0] ** 3
         return world.BodySpec(shape, dims, mass=_mass(density * volume))
-    split = world.MESH_SPLITS[config.meshes]
+    split = world.usable_meshes(config.meshes)
     index = int(split[int(rng.integers(len(split)))])
     extents = np.sort(np.ptp(world.mesh_vertices(index), axis=0))
     scale = min(graspable / extents[1], config.max_extent / extents[2])

@@ -90,9 +90,25 @@ def mesh_vertices(index: int) -> np.ndarray:
     """``(N, 3)`` float64 vertices of mesh ``index`` in its own units (read from the ``.obj``)."""
     rows = [line.split()[1:4] for line in mesh_file(index).read_text().splitlines() if line.startswith('v ')]
     vertices = np.asarray(rows, dtype=np.float64)
-    if vertices.ndim != 2 or len(vertices) < 4:
+    if vertices.ndim != 2 or len(vertices) < 4 or not np.isfinite(vertices).all():
         raise ValueError(f'{mesh_file(index)} has no usable vertices')
+    if (np.sort(np.ptp(vertices, axis=0))[1:] <= 0).any():
+        raise ValueError(f'{mesh_file(index)} is flat')
     return vertices
+
+
+@functools.lru_cache(maxsize=4)
+def usable_meshes(split: str) -> tuple[int, ...]:
+    """The meshes of a split (:data:`MESH_SPLITS`) whose ``.obj`` loads: ``random_urdfs/168``'s vertices are
+    all NaN, for one."""
+    usable = []
+    for index in MESH_SPLITS[split]:
+        try:
+            mesh_vertices(index)
+        except ValueError:
+            continue
+        usable.append(index)
+    return tuple(usable)
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,9 @@ from stn_ros.perception.grasp_image import GripperConfig, canonical_homographies
 from stn_ros.sim.physics_scenes import PhysicsSceneConfig, generate_physics_scene
 from stn_ros.sim.scenes import scene_seed
 
-DATASET_VERSION = 2
-"""Bumped when what a cached scene holds changes (2: candidates at the node's gripper depth rule)."""
+DATASET_VERSION = 3
+"""Bumped when what a cached scene holds changes (2: candidates at the node's gripper depth rule; 3: broken
+meshes left out of the draw)."""
 ROBUST_SHARE = 0.5
 """A grasp is robust when more than this share of its perturbed trials hold."""
 
