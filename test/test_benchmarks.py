@@ -47,3 +47,17 @@ def test_the_benchmark_command_writes_every_section(tmp_path):
         row = next(line for line in text.splitlines() if line.startswith(f'| {transport} |'))
         assert 'nan' not in row, row  # the floor, the node's compute and the outputs were all measured
     assert re.search(r'stn_node RSS: \d+ MiB at start', text)
+
+
+def test_the_proposal_separation_benchmark_counts_every_object():
+    pytest.importorskip('pybullet')
+    result = subprocess.run(
+        [sys.executable, 'benchmarks/proposal_separation.py', '--scenes', '2'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stdout.splitlines() if 'objects:' in line]
+    assert len(lines) == 2 and all('own' in line and 'depth_proposals median' in line for line in lines)

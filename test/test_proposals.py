@@ -19,6 +19,7 @@ from stn_ros.perception.proposals import (
     intensity_proposals,
     order_and_limit,
     parse_rois,
+    split_at_depth_edges,
 )
 
 HEIGHT, WIDTH = 480, 640
@@ -212,6 +213,8 @@ def test_order_is_area_descending_then_y_then_x_and_truncated():
         ('ransac_iterations', 0),
         ('seed', -1),
         ('seed', 'zero'),
+        ('split_jump', -0.01),
+        ('split_jump', float('nan')),
     ],
 )
 def test_config_validate_names_the_bad_field_and_value(field, value):
@@ -460,3 +463,33 @@ def test_intensity_proposals_see_colour_as_the_frame_s_one_grey_does():
     np.testing.assert_allclose(proposals.rois, intensity_proposals(Frame(image, 'bgr8', False).grey(), CONFIG).rois)
     x, y, w, h = proposals.rois[0]
     assert x <= 200 and y <= 100 and x + w >= 280 and y + h >= 160
+
+
+# Touching objects.
+
+
+def test_touching_objects_at_different_heights_become_two_proposals():
+    lower, higher = box(250, 240, 30, 20), box(311, 240, 30, 20)  # columns 220-280 and 281-341: touching
+    depth, _ = table_scene([(lower, 0.03), (higher, 0.06)])
+    split = depth_proposals(depth, CONFIG)
+    joined = depth_proposals(depth, dataclasses.replace(CONFIG, split_jump=0.0))  # before the cut
+    assert len(joined.rois) == 1
+    assert len(split.rois) == 2
+    assert split.areas.sum() == joined.areas.sum()  # the cut pixels go back to their objects
+    for footprint in (lower, higher):
+        shares = [((split.labels == k) & footprint).sum() / footprint.sum() for k in (1, 2)]
+        assert max(shares) > 0.95  # each object is (almost) all in one proposal
+
+
+def test_touching_objects_at_the_same_height_stay_one_proposal():
+    """No depth edge between them: the cut cannot see the seam (a documented limit)."""
+    depth, _ = table_scene([(box(250, 240, 30, 20), 0.04), (box(311, 240, 30, 20), 0.04)])
+    assert len(depth_proposals(depth, CONFIG).rois) == 1
+
+
+def test_split_at_depth_edges_cuts_the_far_side_only():
+    depth = np.full((3, 6), 0.70, np.float32)
+    depth[:, 3:] = 0.65  # the right half stands 5 cm higher
+    mask = np.ones((3, 6), np.uint8)
+    cut = split_at_depth_edges(mask, depth, 0.01)
+    assert cut[:, 2].sum() == 0 and cut[:, [0, 1, 3, 4, 5]].all()

@@ -46,6 +46,9 @@ class ProposalConfig:
             fitted table plane are object pixels. RANSAC inliers are within half of it of the plane.
         ransac_iterations: 3-point plane hypotheses evaluated (all at once).
         seed: seed of the RANSAC sampling; the fit is deterministic for a given seed and frame.
+        split_jump: metres; depth proposals are cut where neighbouring object pixels differ in depth by
+            more than this, so objects that touch but stand at different heights become separate
+            proposals (0: no cut).
     """
 
     min_area: int = 150
@@ -54,6 +57,7 @@ class ProposalConfig:
     table_threshold: float = 0.008
     ransac_iterations: int = 64
     seed: int = 0
+    split_jump: float = 0.01
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field and its value."""
@@ -67,6 +71,10 @@ class ProposalConfig:
             raise ValueError(f'ProposalConfig.seed must be a non-negative integer, got {self.seed!r}')
         if not _is_real(self.margin) or not 0.0 <= self.margin < np.inf:
             raise ValueError(f'ProposalConfig.margin must be a finite number >= 0, got {self.margin!r}')
+        if not _is_real(self.split_jump) or not 0.0 <= self.split_jump < np.inf:
+            raise ValueError(
+                f'ProposalConfig.split_jump must be a finite number >= 0 (metres), got {self.split_jump!r}'
+            )
         if not _is_real(self.table_threshold) or not 0.0 < self.table_threshold < np.inf:
             raise ValueError(
                 f'ProposalConfig.table_threshold must be a finite number > 0 (metres), got {self.table_threshold!r}'
@@ -194,7 +202,24 @@ def depth_proposals(depth_m: np.ndarray, config: ProposalConfig, max_crops: int 
     plane = fit_table_plane(depth, config)
     if plane is None:
         return _empty(depth.shape)
-    return _proposals_from_mask(_object_mask(depth, plane, config.table_threshold), config, max_crops)
+    mask = _object_mask(depth, plane, config.table_threshold)
+    cut = split_at_depth_edges(mask, depth, config.split_jump) if config.split_jump > 0 else None
+    return _proposals_from_mask(mask, config, max_crops, cut)
+
+
+def split_at_depth_edges(mask: np.ndarray, depth: np.ndarray, jump: float) -> np.ndarray:
+    """``(H, W)`` uint8: ``mask`` without the object pixels that sit more than ``jump`` metres behind a
+    4-neighbouring object pixel: the edge of a lower object where a higher one touches it."""
+    inside = mask.astype(bool)
+    behind = np.zeros_like(inside)
+    with np.errstate(invalid='ignore'):
+        down = (depth[1:] - depth[:-1]) * (inside[1:] & inside[:-1])  # 0 where either is not an object
+        right = (depth[:, 1:] - depth[:, :-1]) * (inside[:, 1:] & inside[:, :-1])
+    behind[1:] |= down > jump
+    behind[:-1] |= down < -jump
+    behind[:, 1:] |= right > jump
+    behind[:, :-1] |= right < -jump
+    return (inside & ~behind).view(np.uint8)
 
 
 def intensity_proposals(image: np.ndarray, config: ProposalConfig, max_crops: int | None = None) -> Proposals:
@@ -326,6 +351,33 @@ def _object_mask(depth: np.ndarray, plane: np.ndarray, threshold: float) -> np.n
     return closer.view(np.uint8)
 
 
+def _components_across_cuts(mask: np.ndarray, cut: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Components of ``cut`` (4-connected), grown back over the rest of ``mask`` (the cut lines are a pixel
+    or two wide: two 3x3 dilations of the labels reach them); ``(count, labels, stats)`` as
+    ``cv2.connectedComponentsWithStats`` gives them."""
+    count, labels = cv2.connectedComponents(cut, connectivity=4, ltype=cv2.CV_32S)
+    inside = mask > 0
+    if count > 1 and count < 65536:
+        grown = labels.astype(np.uint16)
+        for _ in range(2):
+            rest = inside & (grown == 0)
+            if not rest.any():
+                break
+            grown[rest] = cv2.dilate(grown, _OPENING_KERNEL)[rest]
+        labels = grown.astype(np.int32)
+    rows, cols = np.nonzero(labels)
+    index = labels[rows, cols]
+    low = np.full((count, 2), np.iinfo(np.int32).max, np.int64)
+    high = np.full((count, 2), -1, np.int64)
+    np.minimum.at(low, index, np.stack((cols, rows), axis=1))
+    np.maximum.at(high, index, np.stack((cols, rows), axis=1))
+    stats = np.zeros((count, 5), np.int32)
+    stats[:, :2], stats[:, 2:4] = low, high - low + 1
+    stats[:, 4] = np.bincount(index, minlength=count)
+    stats[0] = 0  # the background's row is not used
+    return count, labels, stats
+
+
 def _empty(shape: tuple[int, int]) -> Proposals:
     return Proposals(np.zeros((0, 4), np.float32), np.zeros((0,), np.int64), np.zeros(shape, np.int32))
 
@@ -340,10 +392,20 @@ def _square_rois(boxes: np.ndarray, margin: float) -> np.ndarray:
     return np.stack((x, y, side, side), axis=1).astype(np.float32)
 
 
-def _proposals_from_mask(mask: np.ndarray, config: ProposalConfig, max_crops: int | None) -> Proposals:
-    """Proposals of a ``(H, W)`` uint8 mask: opening, 8-connected components, area filter, tile order."""
+def _proposals_from_mask(
+    mask: np.ndarray, config: ProposalConfig, max_crops: int | None, cut: np.ndarray | None = None
+) -> Proposals:
+    """Proposals of a ``(H, W)`` uint8 mask: opening, 8-connected components, area filter, tile order.
+
+    With ``cut`` (the mask less the pixels along depth edges, :func:`split_at_depth_edges`), components
+    are found in the cut mask (4-connected, so a one-pixel cut separates) and the cut pixels go back to
+    the nearest component, so a proposal keeps its object's whole area.
+    """
     opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _OPENING_KERNEL)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8, ltype=cv2.CV_32S)
+    if cut is None:
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8, ltype=cv2.CV_32S)
+    else:
+        count, labels, stats = _components_across_cuts(opened, cv2.bitwise_and(opened, cut))
     areas = stats[1:, cv2.CC_STAT_AREA].astype(np.int64)
     keep = np.flatnonzero((areas >= config.min_area) & (areas <= config.max_area))
     rois = _square_rois(stats[1:][keep, :4], config.margin)
