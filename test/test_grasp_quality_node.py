@@ -1,4 +1,5 @@
-"""grasp_quality_node's diagnostics over real topics, and internal errors of both nodes told apart from bad input."""
+"""grasp_quality_node's diagnostics and its best grasp per object over real topics, and internal errors of both
+nodes told apart from bad input."""
 
 import threading
 import time
@@ -6,12 +7,14 @@ import time
 import numpy as np
 import pytest
 import rclpy
+from rcl_interfaces.msg import ParameterType, ParameterValue
 from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
 
-from ros_harness import Consumer, NodeProcess, camera_qos, ros_probe, spin_until, stamped
-from stn_ros.bridge.pointcloud_codec import encode_pointcloud
+from ros_harness import ROOT, Consumer, NodeProcess, camera_qos, ros_probe, set_parameter, spin_until, stamped
+from stn_ros.bridge.pointcloud_codec import decode_pointcloud, encode_pointcloud
 from stn_ros.perception.transforms_record import build_record
+from stn_ros.ros.grasp_quality_node import NO_GRASP
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -24,6 +27,89 @@ def crop_pair(sec: int, crops: int = 2) -> tuple[Image, PointCloud2]:
     record = build_record(homographies, np.zeros((crops, 4)), 2, np.tile([0, 0, 64, 64], (crops, 1)), (32, 32))
     image = stamped(tile, '32FC1', sec)
     return image, encode_pointcloud(record, header=image.header)
+
+
+def hypotheses_pair(sec: int, objects: int = 2, hypotheses: int = 3) -> tuple[Image, PointCloud2]:
+    """What stn_node publishes with ``hypotheses_per_object`` > 1: each object's crops (bars of different
+    widths, so their qualities differ), object-major, and their record with ``object_id`` and ``hypothesis``."""
+    count = objects * hypotheses
+    crops = np.full((count, 32, 32), 0.7, np.float32)
+    for index in range(count):
+        width = 2 + 3 * ((index * 5) % count)
+        crops[index, :, 16 - width // 2 : 16 + (width + 1) // 2] = 0.65
+    homographies = np.repeat(np.diag([2.0, 2.0, 1.0])[None], count, axis=0)
+    record = build_record(
+        homographies,
+        np.zeros((count, 4)),
+        2,
+        np.tile([0, 0, 64, 64], (count, 1)),
+        (32, 32),
+        object_ids=np.repeat(np.arange(objects), hypotheses),
+        hypotheses=np.tile(np.arange(hypotheses), objects),
+        scores=np.tile(np.linspace(0.5, 0.1, hypotheses), objects),
+    )
+    image = stamped(crops.reshape(-1, 32), '32FC1', sec)
+    return image, encode_pointcloud(record, header=image.header)
+
+
+def test_grasps_keep_the_best_crop_of_each_object_or_every_crop_and_frames_without_a_grasp_are_counted():
+    with ros_probe('grasp_hypotheses_probe') as probe:
+        qos = camera_qos(ReliabilityPolicy.RELIABLE)
+        qos.depth = 10
+        tiles = probe.create_publisher(Image, '/sr/rectified/image', qos)
+        records = probe.create_publisher(PointCloud2, '/sr/rectified/transforms', qos)
+        node = NodeProcess(
+            'grasp_quality_node',
+            '-p',
+            'device:=cpu',
+            '-p',
+            'quality_threshold:=1.0',  # nothing reaches it: every frame is one without a grasp
+            '-r',
+            'rectified/image:=/sr/rectified/image',
+            '-r',
+            'rectified/transforms:=/sr/rectified/transforms',
+            '-r',
+            '__ns:=/sr',
+            params_file=ROOT / 'config' / 'grasp_quality_node.yaml',
+        )
+        consumer = Consumer(probe, '/sr/grasp_quality_node')  # for its /diagnostics
+        grasps = {}
+        probe.create_subscription(
+            PointCloud2, '/sr/grasp_quality_node/grasps', lambda m: grasps.__setitem__(m.header.stamp.sec, m), 50
+        )
+
+        def grasps_of(sec: int) -> np.ndarray:
+            def send():
+                for publisher, msg in zip((tiles, records), hypotheses_pair(sec), strict=True):
+                    publisher.publish(msg)
+                spin_until(probe, lambda: False, 0.3)
+
+            assert spin_until(probe, lambda: sec in grasps, 30, step=send), node.stop()
+            return decode_pointcloud(grasps[sec])
+
+        try:
+            assert spin_until(probe, lambda: tiles.get_subscription_count() and records.get_subscription_count(), 30)
+            best = grasps_of(10)
+            on = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=True)
+            assert set_parameter(probe, '/sr/grasp_quality_node', 'all_hypotheses', on).successful
+            every = grasps_of(11)
+
+            def every_frame_counted_without_a_grasp() -> bool:  # both frames (and resent ones) processed
+                values = consumer.latest_diagnostics('grasp_quality_node')
+                return int(values.get(NO_GRASP, 0)) >= 2 and values[NO_GRASP] == values['frames processed']
+
+            assert spin_until(probe, every_frame_counted_without_a_grasp, 10), consumer.latest_diagnostics('grasp')
+        finally:
+            output = node.stop()
+        assert 'Traceback' not in output
+    np.testing.assert_array_equal(every['object_id'], np.repeat([0, 1], 3))
+    np.testing.assert_array_equal(every['hypothesis'], np.tile([0, 1, 2], 2))
+    np.testing.assert_array_equal(best['object_id'], [0, 1])
+    qualities = every['quality'].reshape(2, 3)
+    assert len(np.unique(qualities)) > 1, qualities  # the crops differ: the choice is a real one
+    np.testing.assert_array_equal(best['hypothesis'], np.argmax(qualities, axis=1))
+    np.testing.assert_array_equal(best['quality'], qualities.max(axis=1))
+    assert (every['quality'] < 1.0).all()
 
 
 def test_diagnostics_count_each_frame_once_and_unpaired_messages_apart_from_drops():

@@ -1,8 +1,14 @@
-"""Node parameter specs: one stated range per parameter, both checked and declared (no ROS graph needed)."""
+"""Node parameter specs: one stated range per parameter, both checked and declared; the parameter files list them
+(no ROS graph needed)."""
+
+from pathlib import Path
 
 import pytest
+import yaml
 
 from stn_ros.ros import grasp_quality_node, stn_node, synthetic_camera
+
+CONFIG = Path(__file__).resolve().parents[1] / 'config'
 
 SPECS = [
     (module.__name__.rpartition('.')[2], spec)
@@ -35,3 +41,12 @@ def test_every_parameter_default_passes_its_own_check():
     for _, spec in SPECS:
         if spec.default is not None:
             spec.check(spec.default)
+
+
+@pytest.mark.parametrize('module', [stn_node, grasp_quality_node, synthetic_camera], ids=lambda m: m.__name__)
+def test_each_parameter_file_lists_every_declared_parameter_at_its_default(module):
+    """config/<node>.yaml is the node's documentation: every parameter (but ones without a default), as declared."""
+    name = module.__name__.rpartition('.')[2]
+    listed = yaml.safe_load((CONFIG / f'{name}.yaml').read_text())[name]['ros__parameters']
+    declared = {spec.name: spec.default for spec in module.PARAMETERS if spec.default is not None}
+    assert listed == declared

@@ -378,3 +378,64 @@ def test_each_frame_is_made_with_one_output_size_while_it_changes(probe):
         if abs(record.homographies[0][0, 0] * tile.width / width - 1) > 0.05:
             mismatched.append(stamp)
     assert not mismatched, f'{len(mismatched)} of {len(frames)} frames published an H of the other crop size'
+
+
+def test_several_hypotheses_per_object_publish_object_major_crops_and_their_record(probe):
+    publisher = probe.create_publisher(Image, '/hyp/depth', camera_qos(ReliabilityPolicy.RELIABLE))
+    info_pub = probe.create_publisher(CameraInfo, '/hyp/camera_info', camera_qos(ReliabilityPolicy.RELIABLE))
+    node = NodeProcess(
+        NODE,
+        '-p',
+        'device:=cpu',
+        '-p',
+        'hypotheses_per_object:=3',
+        '-r',
+        'image:=/hyp/depth',
+        '-r',
+        'camera_info:=/hyp/camera_info',
+        '-r',
+        '__ns:=/hyp',
+    )
+    consumer = Consumer(probe, '/hyp/stn_node')
+    info = CameraInfo(width=640, height=480)
+    info.k = [525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]
+    scene = depth_scene([(100, 100, 60, 40, 0.05), (300, 250, 80, 80, 0.10), (500, 80, 30, 30, 0.03)])
+    try:
+        assert spin_until(
+            probe, lambda: publisher.get_subscription_count() > 0 and info_pub.get_subscription_count() > 0, 30
+        ), node.stop()
+        for _ in range(5):
+            info_pub.publish(info)
+            spin_until(probe, lambda: False, 0.1)
+        tile_msg, record_msg = publish_and_collect(probe, publisher, consumer, stamped(scene, '16UC1', 800))
+        assert tile_msg.height == 3 * 3 * 32  # 3 objects x 3 hypotheses
+        fields = {f.name for f in record_msg.fields}
+        assert {'object_id', 'hypothesis', 'score'} <= fields
+        record = parse_record(decode_pointcloud(record_msg))
+        np.testing.assert_array_equal(record.object_ids, np.repeat([0, 1, 2], 3))
+        np.testing.assert_array_equal(record.hypotheses, np.tile([0, 1, 2], 3))
+        scores = record.scores.reshape(3, 3)
+        assert (scores[:, :-1] >= scores[:, 1:]).all() and (scores > 0).all() and (scores <= 1).all()
+        # One hypothesis per object is exactly each object's first crop of the three.
+        assert set_parameter(probe, '/hyp/stn_node', 'hypotheses_per_object', integer(1)).successful
+        single_tile, single_record = publish_and_collect(probe, publisher, consumer, stamped(scene, '16UC1', 801))
+        three = decode_image(tile_msg).reshape(9, 32, 32)
+        np.testing.assert_array_equal(decode_image(single_tile).reshape(3, 32, 32), three[::3])
+        single = parse_record(decode_pointcloud(single_record))
+        np.testing.assert_array_equal(single.homographies, record.homographies[::3])
+        np.testing.assert_array_equal(single.scores, record.scores[::3])
+        # Above the shipped model's 4 hypotheses: 4 crops an object, said once in the log.
+        assert set_parameter(probe, '/hyp/stn_node', 'hypotheses_per_object', integer(8)).successful
+        for sec in (802, 803):
+            clamped, _ = publish_and_collect(probe, publisher, consumer, stamped(scene, '16UC1', sec))
+            assert clamped.height == 3 * 4 * 32
+        result = set_parameter(probe, '/hyp/stn_node', 'hypotheses_per_object', integer(9))
+        assert not result.successful and '8' in result.reason
+    finally:
+        output = node.stop()
+    assert 'Traceback' not in output
+    assert output.count('regresses 4 hypotheses') == 1, output
+
+
+def integer(value: int) -> ParameterValue:
+    return ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)

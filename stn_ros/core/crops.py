@@ -35,6 +35,10 @@ class CropTransforms:
             linear families, the affine fit for TPS (``exact`` is False then).
         grids: composed normalized source grids ``(B, h, w, 2)`` for TPS, ``None`` for linear families.
         exact: whether ``homographies`` reproduce the crops exactly.
+        probabilities: ``(B,)`` each crop's hypothesis' probability among the localization net's K
+            (the softmax of their scores; 1 for a one-hypothesis net).
+        hypotheses_per_roi: crops per ROI, object-major: crop ``i`` is hypothesis ``i % hypotheses_per_roi``
+            (0 = the best-scored) of ROI ``i // hypotheses_per_roi``.
     """
 
     params: torch.Tensor
@@ -42,6 +46,8 @@ class CropTransforms:
     homographies: torch.Tensor
     grids: torch.Tensor | None
     exact: bool
+    probabilities: torch.Tensor | None = None
+    hypotheses_per_roi: int = 1
 
     def source_grids(self, output_size: Sequence[int]) -> torch.Tensor:
         """Normalized source grids ``(B, h, w, 2)`` of the crops."""
@@ -94,6 +100,7 @@ def crop_transforms(
     localization_source: torch.Tensor,
     rois: torch.Tensor,
     output_size: Sequence[int] | None = None,
+    hypotheses: int = 1,
 ) -> CropTransforms:
     """Run the localization net on each ROI and compose ROI and STN maps (no output sampling).
 
@@ -104,22 +111,31 @@ def crop_transforms(
             Non-finite pixels (depth without a reading) read as 0.
         rois: ``(B, 4)`` ``(x, y, w, h)`` in source pixels.
         output_size: ``(h, w)`` of the crops; the STN's own by default.
+        hypotheses: crops per ROI, its best-scored hypotheses in descending score (clamped to the net's K);
+            the transforms are object-major (see :class:`CropTransforms`). The first of each ROI is the
+            one crop of ``hypotheses`` 1, to the bit.
     """
     output_size = tuple(output_size or stn.output_size)
     source_size = tuple(localization_source.shape[-2:])
     rois = torch.as_tensor(rois, dtype=localization_source.dtype, device=localization_source.device)
+    ranked, probabilities = stn.localize_ranked(
+        localization_crops(localization_source, rois, stn.localization_size), hypotheses
+    )
+    per_roi = ranked.shape[1]
+    params, probabilities = ranked.flatten(0, 1), probabilities.flatten()
     to_source = roi_matrix(rois, source_size)
-    params = stn.localize(localization_crops(localization_source, rois, stn.localization_size))
+    if per_roi > 1:
+        to_source = to_source.repeat_interleave(per_roi, dim=0)
     family = stn.family
     if family.is_linear:
         matrices, grids = to_source @ family.matrix(params), None
     else:
         crop_grids = family.grid(params, *output_size)
-        grids = apply_homogeneous(to_source, crop_grids.reshape(len(rois), -1, 2))
+        grids = apply_homogeneous(to_source, crop_grids.reshape(len(params), -1, 2))
         grids = grids.reshape(crop_grids.shape)
         matrices = to_source @ fit_affine(crop_grids)
     homographies = pixel_homography(matrices.detach().double(), source_size, output_size)
-    return CropTransforms(params, matrices, homographies, grids, exact=family.is_linear)
+    return CropTransforms(params, matrices, homographies, grids, family.is_linear, probabilities, per_roi)
 
 
 def canonicalize_crops(

@@ -96,6 +96,24 @@ class SpatialTransformer(nn.Module):
         """Every hypothesis ``(B, K, num_params)`` and its score ``(B, K)`` (training several hypotheses)."""
         return self.localization.forward_all(self._localization_input(images))
 
+    def localize_ranked(self, images: torch.Tensor, count: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``count`` best-scored hypotheses ``(B, count, num_params)``, best first, and each one's probability
+        ``(B, count)``: the softmax of the scores over all K hypotheses (1 for a one-hypothesis net).
+
+        ``count`` above K is clamped to K. The first is :meth:`localize`'s, to the bit (a tie of scores goes to
+        the lower index, as ``argmax``), so ``count`` 1 changes nothing.
+        """
+        if count < 1:
+            raise ValueError(f'count must be at least 1, got {count}')
+        count = min(int(count), self.localization.hypotheses)
+        if self.localization.hypotheses == 1 or (images.ndim == 4 and images.shape[0] == 0):
+            params = self.localize(images)
+            return params[:, None].expand(-1, count, -1), params.new_ones(len(params), count)
+        params, scores = self.localize_all(images)
+        order = scores.argsort(dim=1, descending=True, stable=True)[:, :count]
+        chosen = params.gather(1, order[..., None].expand(-1, -1, params.shape[-1]))
+        return chosen, scores.softmax(dim=1).gather(1, order)
+
     def _localization_input(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != self.in_channels:
             raise ValueError(

@@ -91,7 +91,7 @@ def tile_crops(crops: np.ndarray) -> np.ndarray:
 
 @dataclass
 class CanonicalCrops:
-    """The result for one frame, in tile order."""
+    """The result for one frame, in tile order (object-major: each object's hypotheses, best-scored first)."""
 
     crops: np.ndarray  # (N, h, w[, C]): depth float32 metres (NaN no reading), else input dtype
     output_size: tuple[int, int]  # (h, w) the crops and their H were made for
@@ -100,6 +100,7 @@ class CanonicalCrops:
     record: np.ndarray  # structured transforms record (stn_ros.perception.transforms_record)
     timings_ms: dict[str, float] = field(default_factory=dict)
     fallback: str | None = None  # why the identity STN stood in for a metric-crop STN (None: it did not)
+    hypotheses_per_object: int = 1  # crops per object (object-major): what was asked, clamped to the model's K
 
     @property
     def tile(self) -> np.ndarray:
@@ -140,12 +141,16 @@ class Canonicalizer:
         rois: np.ndarray,
         camera: PinholeCamera | None = None,
         output_size: tuple[int, int] | None = None,
+        hypotheses: int = 1,
     ) -> CanonicalCrops:
         """Canonical crops of ``rois`` ``(N, 4)`` (x, y, w, h in source pixels) from ``frame``.
 
         ``output_size`` ``(h, w)`` overrides the canonicalizer's for this frame; the crops, their ``H`` and
-        the record are all made for the one size, read once. ``timings_ms`` of the result holds
-        ``localization`` (grey view, small crops, the net) and ``sampling`` (the canonical crops from the source).
+        the record are all made for the one size, read once. ``hypotheses`` is the crops per ROI: its
+        best-scored STN hypotheses in descending score (clamped to the model's K; the identity fallback has
+        one), object-major, so N x that many crops; with 1, one crop per ROI, the best-scored hypothesis.
+        ``timings_ms`` of the result holds ``localization`` (grey view, small crops, the net) and
+        ``sampling`` (the canonical crops from the source).
         """
         started = time.perf_counter()
         size = self.output_size if output_size is None else (int(output_size[0]), int(output_size[1]))
@@ -165,7 +170,7 @@ class Canonicalizer:
         rois_t = torch.as_tensor(np.asarray(rois, np.float32).reshape(-1, 4), device=self.device)
         grey = torch.from_numpy(frame.grey()).to(self.device)[None]
         with torch.no_grad():
-            transforms = crop_transforms(stn, grey, rois_t, size)
+            transforms = crop_transforms(stn, grey, rois_t, size, hypotheses)
         localized = time.perf_counter()
         if self.device.type == 'cpu':
             crops = sample_crops_opencv(frame.pixels, transforms, size, frame.border_value)
@@ -177,9 +182,20 @@ class Canonicalizer:
         if camera is not None and frame.is_depth and len(rois):
             uv = crop_centres(homographies, size)
             xyz = camera.for_image(*frame.size).back_project(uv, depth_at(frame.pixels, uv))
-        record = build_record(homographies, transforms.params.cpu().numpy(), stn.family.code, rois, size, xyz)
+        per_object = transforms.hypotheses_per_roi
+        record = build_record(
+            homographies,
+            transforms.params.cpu().numpy(),
+            stn.family.code,
+            np.repeat(np.asarray(rois, np.float32).reshape(-1, 4), per_object, axis=0),
+            size,
+            xyz,
+            object_ids=np.arange(len(homographies)) // per_object,
+            hypotheses=np.arange(len(homographies)) % per_object,
+            scores=transforms.probabilities.cpu().numpy(),
+        )
         timings = {'localization': (localized - started) * 1e3, 'sampling': (sampled - localized) * 1e3}
-        return CanonicalCrops(crops, size, transforms, homographies, record, timings, fallback)
+        return CanonicalCrops(crops, size, transforms, homographies, record, timings, fallback, per_object)
 
     @torch.no_grad()
     def _torch_crops(self, frame: Frame, transforms: CropTransforms, size: tuple[int, int]) -> np.ndarray:

@@ -1,17 +1,24 @@
 """Scoring canonical crops with the GQ-CNN and turning them into grasps (no rclpy).
 
-``~/grasps`` record, one point per crop of ``stn_node``'s tile, in tile order (all float32):
+``~/grasps`` record, one point per object of ``stn_node``'s tile (its best-quality crop), in tile order;
+with ``all_hypotheses`` one point per crop (float32 unless said):
 
-=========  =====================================================================================
-field      meaning
-=========  =====================================================================================
-quality    GQ-CNN probability that the grasp succeeds, in [0, 1]
-u, v       grasp centre in source pixels (the crop centre mapped through ``H``)
-x, y, z    grasp centre in metres in the camera frame at the gripper depth (NaN without depth and
-           camera_info)
-angle      grasp axis in the image, radians in [-pi/2, pi/2) (the crop's +x mapped through ``H``)
-width      object width across the jaws at the grasp, metres (NaN without camera_info)
-=========  =====================================================================================
+==========  ====================================================================================
+field       meaning
+==========  ====================================================================================
+quality     GQ-CNN probability that the grasp succeeds, in [0, 1]
+u, v        grasp centre in source pixels (the crop centre mapped through ``H``)
+x, y, z     grasp centre in metres in the camera frame at the gripper depth (NaN without depth and
+            camera_info)
+angle       grasp axis in the image, radians in [-pi/2, pi/2) (the crop's +x mapped through ``H``)
+width       object width across the jaws at the grasp, metres (NaN without camera_info)
+object_id   int32: the crop's object (the transforms record's ``object_id``)
+hypothesis  int32: the crop's STN hypothesis, 0 = the best-scored (the record's ``hypothesis``)
+==========  ====================================================================================
+
+Sample and rank (Dex-Net's policy with the STN as its proposal distribution): ``stn_node`` proposes an
+object's best-scored STN hypotheses as crops, the GQ-CNN scores each, and :func:`best_per_object` keeps
+the best-quality one of each object.
 
 The gripper depth of a crop (where the fingertips go) is :func:`~stn_ros.perception.gripper_depth.gripper_depths`:
 the finger depth below the surface at the crop's centre, deeper on tall round objects, never into the
@@ -34,12 +41,38 @@ from stn_ros.perception.gripper_depth import gripper_depths
 DEFAULT_GQCNN_WEIGHTS = 'gqcnn.pt'
 """The shipped GQ-CNN in ``weights/``: what ``grasp_quality_node`` loads when its ``weights`` is empty."""
 GRASP_FIELDS = ('quality', 'u', 'v', 'x', 'y', 'z', 'angle', 'width')
+"""The float32 fields of a grasp; :data:`GRASP_DTYPE` adds the int32 ``object_id`` and ``hypothesis``."""
+GRASP_DTYPE = np.dtype(
+    [(name, np.float32) for name in GRASP_FIELDS] + [('object_id', np.int32), ('hypothesis', np.int32)]
+)
 
 
 @dataclass
 class ScoredGrasps:
-    record: np.ndarray  # structured, GRASP_FIELDS
+    record: np.ndarray  # structured, GRASP_DTYPE: one grasp per crop, in tile order
     best: int | None  # index of the best grasp at or above the threshold, None when there is none
+
+
+def best_per_object(quality: np.ndarray, object_ids: np.ndarray) -> np.ndarray:
+    """Indices of each object's best-quality crop, objects in order of their first crop (tile order).
+
+    A tie goes to the earlier crop (the better-scored hypothesis); a NaN quality is never the best of an
+    object that has another.
+    """
+    quality = np.where(np.isnan(quality), -np.inf, np.asarray(quality, np.float64))
+    object_ids = np.asarray(object_ids)
+    _, first = np.unique(object_ids, return_index=True)
+    best = []
+    for start in np.sort(first):
+        crops = np.flatnonzero(object_ids == object_ids[start])
+        best.append(crops[np.argmax(quality[crops])])  # argmax: the first of equal maxima
+    return np.asarray(best, dtype=np.intp)
+
+
+def grasps_to_publish(record: np.ndarray, all_hypotheses: bool = False) -> np.ndarray:
+    """What ``~/grasps`` carries of a frame's grasps ``record`` (one per crop): each object's best-quality
+    grasp (:func:`best_per_object`), or every crop's with ``all_hypotheses``."""
+    return record if all_hypotheses else record[best_per_object(record['quality'], record['object_id'])]
 
 
 def widths_m(crops: np.ndarray, z: np.ndarray, metres_per_crop_pixel: np.ndarray) -> np.ndarray:
@@ -70,11 +103,23 @@ class GraspScorer:
         self.gripper = gripper or GripperConfig()
 
     def score(
-        self, crops: np.ndarray, homographies: np.ndarray, camera: PinholeCamera | None, threshold: float
+        self,
+        crops: np.ndarray,
+        homographies: np.ndarray,
+        camera: PinholeCamera | None,
+        threshold: float,
+        object_ids: np.ndarray | None = None,
+        hypotheses: np.ndarray | None = None,
     ) -> ScoredGrasps:
-        """Grasps of crops ``(N, h, w)`` (metres, NaN = no reading) with their ``H`` ``(N, 3, 3)``."""
+        """Grasps of crops ``(N, h, w)`` (metres, NaN = no reading) with their ``H`` ``(N, 3, 3)``, one per crop.
+
+        ``object_ids`` and ``hypotheses`` (the transforms record's) default to one crop per object. The
+        best grasp is the best over all crops.
+        """
         count = len(crops)
-        record = np.zeros(count, dtype=[(name, np.float32) for name in GRASP_FIELDS])
+        record = np.zeros(count, dtype=GRASP_DTYPE)
+        record['object_id'] = np.arange(count) if object_ids is None else object_ids
+        record['hypothesis'] = 0 if hypotheses is None else hypotheses
         if count == 0:
             return ScoredGrasps(record, None)
         z = gripper_depths(crops, self.gripper)

@@ -1,5 +1,8 @@
 """The transforms record: one point per canonical crop, in tile order (``~/rectified/transforms``).
 
+Tile order is object-major: each object's (ROI's) crops are its best-scored STN hypotheses in descending
+score, object 0's first, then object 1's, ...; with one hypothesis per object, one crop per object.
+
 Fields of each point (a ``sensor_msgs/PointCloud2`` of height 1, width N):
 
 ==================  ========  ===================================================================
@@ -14,12 +17,17 @@ h00 ... h22         float64   row-major 3x3 ``H``: crop pixel (col, row, 1) -> s
 family              int32     transform family code (translation 0, attention 1, similarity 2,
                               affine 3, projective 4, tps 5)
 roi_x ... roi_h     float32   the region of interest the localization net looked at (source px)
+object_id           int32     the crop's object: its index in the frame (0, 1, ... in tile order)
+hypothesis          int32     the crop's rank among its object's hypotheses: 0 = the best-scored
+score               float32   the hypothesis' probability among the model's K hypotheses (softmax of
+                              the localization net's scores); 1 for a single-hypothesis model
 p0 ... p{P-1}       float32   raw STN parameters (normalized coordinates; for TPS the control-point
                               offsets), P = the family's parameter count
 ==================  ========  ===================================================================
 
 For TPS, ``H`` is the least-squares affine fit of the spline (the exact map is the spline of ``p*``).
-Pure numpy: no rclpy.
+A record without ``object_id``, ``hypothesis`` and ``score`` (an older bag) parses as one crop per object:
+``object_id`` = the crop's index, ``hypothesis`` 0, ``score`` 1. Pure numpy: no rclpy.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import numpy as np
 
 H_FIELDS = tuple(f'h{r}{c}' for r in range(3) for c in range(3))
 ROI_FIELDS = ('roi_x', 'roi_y', 'roi_w', 'roi_h')
+HYPOTHESIS_FIELDS = (('object_id', np.int32), ('hypothesis', np.int32), ('score', np.float32))
 
 
 def record_dtype(num_params: int) -> np.dtype:
@@ -37,6 +46,7 @@ def record_dtype(num_params: int) -> np.dtype:
     fields = [(name, np.float32) for name in ('x', 'y', 'z', 'u', 'v')]
     fields += [(name, np.float64) for name in H_FIELDS]
     fields += [('family', np.int32)] + [(name, np.float32) for name in ROI_FIELDS]
+    fields += list(HYPOTHESIS_FIELDS)
     fields += [(f'p{i}', np.float32) for i in range(num_params)]
     return np.dtype(fields)
 
@@ -56,8 +66,15 @@ def build_record(
     rois: np.ndarray,
     output_size: tuple[int, int],
     xyz: np.ndarray | None = None,
+    object_ids: np.ndarray | None = None,
+    hypotheses: np.ndarray | None = None,
+    scores: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Structured array of ``N`` record points (see the module docstring); ``xyz`` defaults to NaN."""
+    """Structured array of ``N`` record points (see the module docstring), one ROI per crop.
+
+    ``xyz`` defaults to NaN; ``object_ids``, ``hypotheses`` and ``scores`` to one crop per object
+    (``object_id`` = index, ``hypothesis`` 0, ``score`` 1).
+    """
     homographies = np.asarray(homographies, dtype=np.float64).reshape(-1, 3, 3)
     params = np.asarray(params, dtype=np.float32)
     if params.ndim != 2 or len(params) != len(homographies):
@@ -72,6 +89,9 @@ def build_record(
     record['family'] = family_code
     for index, name in enumerate(ROI_FIELDS):
         record[name] = np.asarray(rois, dtype=np.float32).reshape(-1, 4)[:, index]
+    record['object_id'] = np.arange(len(record)) if object_ids is None else object_ids
+    record['hypothesis'] = 0 if hypotheses is None else hypotheses
+    record['score'] = 1.0 if scores is None else scores
     for index in range(params.shape[1]):
         record[f'p{index}'] = params[:, index]
     return record
@@ -87,10 +107,16 @@ class TransformsRecord:
     family: np.ndarray  # (N,) int32
     rois: np.ndarray  # (N, 4) x, y, w, h
     params: np.ndarray  # (N, P)
+    object_ids: np.ndarray  # (N,) int32, the crop's object (index in the frame)
+    hypotheses: np.ndarray  # (N,) int32, 0 = the object's best-scored hypothesis
+    scores: np.ndarray  # (N,) float32, the hypothesis' probability among the model's K
 
 
 def parse_record(points: np.ndarray) -> TransformsRecord:
-    """Split a structured array (e.g. from ``decode_pointcloud``) into a :class:`TransformsRecord`."""
+    """Split a structured array (e.g. from ``decode_pointcloud``) into a :class:`TransformsRecord`.
+
+    A record without the hypothesis fields (an older bag) is one crop per object.
+    """
     names = points.dtype.names or ()
     missing = [n for n in ('x', 'y', 'z', 'u', 'v', 'family', *H_FIELDS, *ROI_FIELDS) if n not in names]
     if missing:
@@ -104,4 +130,12 @@ def parse_record(points: np.ndarray) -> TransformsRecord:
         family=points['family'].astype(np.int32),
         rois=stack(ROI_FIELDS),
         params=stack(params) if params else np.zeros((len(points), 0)),
+        object_ids=_field_or(points, 'object_id', np.int32, np.arange(len(points))),
+        hypotheses=_field_or(points, 'hypothesis', np.int32, np.zeros(len(points))),
+        scores=_field_or(points, 'score', np.float32, np.ones(len(points))),
     )
+
+
+def _field_or(points: np.ndarray, name: str, dtype: type, default: np.ndarray) -> np.ndarray:
+    """The field ``name`` of ``points`` as ``dtype``, or ``default`` where the record has no such field."""
+    return np.asarray(points[name] if name in (points.dtype.names or ()) else default).astype(dtype)

@@ -2,11 +2,12 @@
 
 Subscribes ``rectified/image`` and ``rectified/transforms`` (remap them to stn_node's outputs), pairs
 them by exact stamp (a bounded buffer; unpaired messages are counted and dropped), and ``camera_info``
-(optional: metric grasps). Publishes ``~/grasps`` (PointCloud2, one point per crop, fields in
-:mod:`stn_ros.perception.grasp_quality`), ``~/best_grasp`` (PoseStamped, the best grasp at or above
-``quality_threshold`` when it has a metric position) and ``/diagnostics``. The callbacks only pair; one
-worker thread scores the latest complete pair (latest wins, as in ``stn_node``), so scoring never holds up
-the inputs, and every loss is counted: replaced before scoring, unpaired, lost before the node.
+(optional: metric grasps). Scores every crop and publishes ``~/grasps`` (PointCloud2, the best-quality crop
+of each object, or every crop with ``all_hypotheses``; fields in :mod:`stn_ros.perception.grasp_quality`),
+``~/best_grasp`` (PoseStamped, the best grasp over all crops at or above ``quality_threshold`` when it has a
+metric position) and ``/diagnostics``. The callbacks only pair; one worker thread scores the latest complete
+pair (latest wins, as in ``stn_node``), so scoring never holds up the inputs, and every loss is counted:
+replaced before scoring, unpaired, lost before the node.
 """
 
 from __future__ import annotations
@@ -31,8 +32,13 @@ from stn_ros.core import DeviceUnavailableError, device_memory_values, resolve_d
 from stn_ros.core.package_files import package_file
 from stn_ros.models.gqcnn import GQCNN, load_gqcnn
 from stn_ros.perception.camera import PinholeCamera
-from stn_ros.perception.grasp_quality import DEFAULT_GQCNN_WEIGHTS, GraspScorer, grasp_orientation
-from stn_ros.perception.transforms_record import parse_record
+from stn_ros.perception.grasp_quality import (
+    DEFAULT_GQCNN_WEIGHTS,
+    GraspScorer,
+    grasp_orientation,
+    grasps_to_publish,
+)
+from stn_ros.perception.transforms_record import TransformsRecord, parse_record
 from stn_ros.ros.health import LogThrottle, NodeHealth
 from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, run_node
 from stn_ros.ros.parameters import TORCH_THREADS, ParameterSet, ParameterSpec, StartupError, device_string
@@ -41,6 +47,9 @@ PARAMETERS = [
     ParameterSpec('device', 'auto', 'auto (CUDA if available), cpu, cuda, cuda:N', device_string, read_only=True),
     ParameterSpec('weights', '', 'GQ-CNN checkpoint; empty = the shipped default', read_only=True),
     ParameterSpec.number('quality_threshold', 0.5, 'a grasp below this quality is never the best grasp', 0.0, 1.0),
+    ParameterSpec(
+        'all_hypotheses', False, '~/grasps keeps every crop (every STN hypothesis), not only the best per object'
+    ),
     ParameterSpec.integer(
         'pairing_buffer', 10, 'messages kept per input while waiting for their pair', 1, 100, read_only=True
     ),
@@ -54,6 +63,7 @@ def _stamp(msg) -> tuple[int, int]:
 
 
 UNPAIRED = 'unpaired dropped'
+NO_GRASP = 'frames without a grasp above the threshold'
 
 
 class GraspQualityNode(Node):
@@ -68,6 +78,7 @@ class GraspQualityNode(Node):
         except (DeviceUnavailableError, ValueError) as exc:
             raise StartupError(str(exc)) from None
         self.scorer = GraspScorer(model, device)
+        self._frames_without_grasp = 0  # a count, not a health event: a scene may have nothing to grasp
         self.health = NodeHealth(events=(UNPAIRED,))
         self._throttle = LogThrottle(5.0)
         self._camera: PinholeCamera | None = None
@@ -151,16 +162,23 @@ class GraspQualityNode(Node):
             )
             return
         crops = tile.reshape(count, -1, tile.shape[1]) if count else np.zeros((0, 32, 32), np.float32)
-        self._score_and_publish(crops, record.homographies, tile_msg.header)
+        self._score_and_publish(crops, record, tile_msg.header)
         stamp = tile_msg.header.stamp.sec * 10**9 + tile_msg.header.stamp.nanosec
         latency = self.health.stamp_latency_ms(stamp, self.get_clock().now().nanoseconds)
         self.health.on_processed((time.perf_counter() - started) * 1e3, latency)
 
-    def _score_and_publish(self, crops: np.ndarray, homographies: np.ndarray, header) -> None:
+    def _score_and_publish(self, crops: np.ndarray, record: TransformsRecord, header) -> None:
         camera = self._camera  # camera_info describes the source image the H map into
-        scored = self.scorer.score(crops, homographies, camera, self.parameters.values['quality_threshold'])
-        self.grasps_pub.publish(encode_pointcloud(scored.record, header=header))
-        if scored.best is not None and np.isfinite(scored.record['z'][scored.best]):
+        values = self.parameters.values
+        scored = self.scorer.score(
+            crops, record.homographies, camera, values['quality_threshold'], record.object_ids, record.hypotheses
+        )
+        self.grasps_pub.publish(
+            encode_pointcloud(grasps_to_publish(scored.record, values['all_hypotheses']), header=header)
+        )
+        if scored.best is None:
+            self._frames_without_grasp += 1
+        elif np.isfinite(scored.record['z'][scored.best]):
             best = scored.record[scored.best]
             pose = PoseStamped()
             pose.header = header
@@ -174,6 +192,7 @@ class GraspQualityNode(Node):
         report = self.health.report(
             device=device,
             model=self.model_description,
+            **{NO_GRASP: str(self._frames_without_grasp)},
             **device_memory_values(self.scorer.device),
         )
         self.diagnostics_pub.publish(diagnostic_array(self, 'grasp quality', report, device))

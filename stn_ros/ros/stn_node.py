@@ -94,11 +94,20 @@ PARAMETERS = [
         read_only=True,
     ),
     ParameterSpec('rois', None, 'fixed ROIs, flat [x, y, w, h, ...] in source pixels (fixed_rois)', _rois),
-    ParameterSpec.integer('max_crops', 16, 'at most this many crops per frame (the largest are kept)', 1, 256),
+    ParameterSpec.integer('max_crops', 16, 'at most this many objects per frame (the largest are kept)', 1, 256),
+    ParameterSpec.integer(
+        'hypotheses_per_object',
+        1,
+        "crops per object: its best-scored STN hypotheses (at most the model's count); the tile has "
+        'objects x this many crops',
+        1,
+        8,
+    ),
     ParameterSpec.integer(
         'max_tile_pixels',
         1_048_576,
-        'bound on max_crops x output height x width (a 4 MiB tile at 4 bytes a pixel): what 30 Hz allows',
+        'bound on max_crops x hypotheses_per_object x output height x width (a 4 MiB tile at 4 bytes a pixel): '
+        'what 30 Hz allows',
         1024,
         67_108_864,
     ),
@@ -135,6 +144,8 @@ class StnNode(Node):
         if model.warning:
             self.get_logger().warning(model.warning)
         self.model = model
+        self.model_hypotheses = model.stn.localization.hypotheses
+        self._say_if_clamped(values['hypotheses_per_object'])
         # A metric-crop STN (the shipped grasp canonicalizer) needs depth and camera_info; any other frame
         # still gets its crops, from the identity STN on the plain ROIs, said in the log and diagnostics.
         self.canonicalizer = Canonicalizer(
@@ -168,7 +179,8 @@ class StnNode(Node):
         self.get_logger().info(
             f'{model.description} on {device}; crops from {values["crop_source"]}, '
             f'{values["output_size"][0]}x{values["output_size"][1]}, '
-            f'at most {values["max_crops"]}; reading {self._image_topic}'
+            f'at most {values["max_crops"]} objects x {min(values["hypotheses_per_object"], self.model_hypotheses)} '
+            f'hypotheses; reading {self._image_topic}'
         )
 
     # --- subscriptions ---------------------------------------------------------------------------
@@ -232,12 +244,14 @@ class StnNode(Node):
     def _check_together(self, values: dict[str, Any]) -> None:
         """Values that are each valid but do not go together (or not with the camera's frames) raise ValueError."""
         proposal_config(values).validate()
-        pixels = values['max_crops'] * values['output_size'][0] * values['output_size'][1]
+        crops = values['max_crops'] * values['hypotheses_per_object']
+        pixels = crops * values['output_size'][0] * values['output_size'][1]
         if pixels > values['max_tile_pixels']:
             raise ValueError(
-                f'max_crops x output_size = {values["max_crops"]} x {values["output_size"][0]} x '
-                f'{values["output_size"][1]} = {pixels} pixels a tile, above max_tile_pixels '
-                f'{values["max_tile_pixels"]}: fewer or smaller crops, or raise max_tile_pixels knowingly'
+                f'max_crops x hypotheses_per_object x output_size = {values["max_crops"]} x '
+                f'{values["hypotheses_per_object"]} x {values["output_size"][0]} x {values["output_size"][1]} = '
+                f'{pixels} pixels a tile, above max_tile_pixels {values["max_tile_pixels"]}: fewer or smaller '
+                'crops, or raise max_tile_pixels knowingly'
             )
         if values['crop_source'] == 'fixed_rois' and values['rois'] is not None and self._frame_size is not None:
             try:
@@ -247,6 +261,16 @@ class StnNode(Node):
 
     def _on_parameter_change(self, name: str, value: Any) -> None:
         self.get_logger().info(f'parameter {name} set to {value!r}')
+        if name == 'hypotheses_per_object':
+            self._say_if_clamped(value)
+
+    def _say_if_clamped(self, hypotheses: int) -> None:
+        """Say once (at start, or when the value changes) that the model has fewer hypotheses than asked."""
+        if hypotheses > self.model_hypotheses:
+            self.get_logger().warning(
+                f'hypotheses_per_object {hypotheses}: {self.model.description} regresses '
+                f'{self.model_hypotheses} hypotheses, so each object gets {self.model_hypotheses} crops'
+            )
 
     # --- processing --------------------------------------------------------------------------------
 
@@ -270,7 +294,7 @@ class StnNode(Node):
             self._log_bad('bad_rois', str(exc))
             return
         camera = self._camera_for(frame, msg)
-        result = self.canonicalizer.process(frame, rois, camera, values['output_size'])
+        result = self.canonicalizer.process(frame, rois, camera, values['output_size'], values['hypotheses_per_object'])
         if frame.is_depth and not frame.grey().any():  # every pixel 0 or NaN: no reading at all
             self.health.on_event(BLIND_FRAMES)
             if self._throttle.allow(BLIND_FRAMES):
