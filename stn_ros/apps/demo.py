@@ -148,14 +148,21 @@ def run(args: argparse.Namespace) -> int:
         grasps = decode_pointcloud(received['grasps'][stamp])
         tile_msg = received['tile'][stamp]
         tile = decode_image(tile_msg)
-        count = len(grasps)
-        crops = tile.reshape(count, -1, tile.shape[1]) if count else np.zeros((0, 32, 32), np.float32)
+        count, crop_count = len(grasps), len(record.homographies)  # a grasp per object; K crops per object
+        crops = tile.reshape(crop_count, -1, tile.shape[1]) if crop_count else np.zeros((0, 32, 32), np.float32)
         best = int(np.argmax(grasps['quality'])) if count else None
         fx = info[-1].k[0] if info else 525.0
         widths_px = grasps['width'] * fx / np.where(grasps['z'] > 0, grasps['z'], np.nan)
         scene = draw_quadrilaterals(image, crop_quadrilaterals(record.homographies, crops.shape[1:3]))
         draw_grasps(scene, np.stack((grasps['u'], grasps['v']), 1), grasps['angle'], widths_px, grasps['quality'], best)
-        labels = [f'{i} q={q:.2f}' for i, q in enumerate(grasps['quality'])]
+        chosen = {
+            (int(o), int(h)): float(q)
+            for o, h, q in zip(grasps['object_id'], grasps['hypothesis'], grasps['quality'], strict=True)
+        }
+        labels = [  # object.hypothesis, and the quality of the crop each object's grasp came from
+            f'{o}.{h}' + (f' q={chosen[(o, h)]:.2f}' if (o, h) in chosen else '')
+            for o, h in zip(record.object_ids.tolist(), record.hypotheses.tolist(), strict=True)
+        ]
         picture = stack_panels(scene, crop_strip(crops, scale=4, labels=labels))
         args.output.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(args.output), picture)
