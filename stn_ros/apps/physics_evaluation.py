@@ -206,7 +206,12 @@ def run_trials(job: TrialJob) -> dict[str, tuple[MethodGrasps, Tried]]:
 
 
 def run_pipeline(
-    scenes: list[PhysicsScene], log_dir: Path, timeout: float, threshold: float, weights: dict[str, str] | None = None
+    scenes: list[PhysicsScene],
+    log_dir: Path,
+    timeout: float,
+    threshold: float,
+    weights: dict[str, str] | None = None,
+    hypotheses: int = 1,
 ) -> list[FrameOutput]:
     """Publish each scene to the shipped nodes over real topics and collect ``~/grasps`` and ``~/best_grasp``."""
     import rclpy
@@ -235,7 +240,10 @@ def run_pipeline(
     rclpy.init()
     try:
         for executable, remaps in nodes:
-            params = [f'quality_threshold:={threshold}'] if executable == 'grasp_quality_node' else []
+            if executable == 'grasp_quality_node':
+                params = [f'quality_threshold:={threshold}']
+            else:
+                params = [f'hypotheses_per_object:={hypotheses}']
             if (weights or {}).get(executable):
                 params.append(f'weights:={Path(weights[executable]).resolve()}')
             group.start(executable, node_command(executable, params, remaps), log=log_dir / f'{executable}.log')
@@ -404,7 +412,7 @@ def evaluate_physics(args: argparse.Namespace) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix='stn_physics_logs_'))  # the nodes' logs, named in any error
     weights = {'stn_node': args.stn, 'grasp_quality_node': args.gqcnn}
-    outputs = run_pipeline(scenes, log_dir, args.timeout, args.quality_threshold, weights)
+    outputs = run_pipeline(scenes, log_dir, args.timeout, args.quality_threshold, weights, args.hypotheses_per_object)
     jobs, results = [], []
     for scene, seed, output in zip(scenes, seeds, outputs, strict=True):
         pipeline = pipeline_grasps(scene, output)
@@ -440,6 +448,7 @@ def evaluate_physics(args: argparse.Namespace) -> int:
         'image': f'{args.width}x{args.height}',
         'meshes': 'validation (random_urdfs 400-499)',
         'candidates_per_object': args.candidates,
+        'hypotheses_per_object': args.hypotheses_per_object,
         'friction': gripper.mu,
         'seed': args.seed,
     }
@@ -485,7 +494,8 @@ def report(summary: dict) -> str:
         f'    {summary["command"]}',
         '',
         f'({summary["seconds"] / 60:.0f} min on this machine. Weights: stn_node {summary["weights"]["stn_node"]}, '
-        f'grasp_quality_node {summary["weights"]["grasp_quality_node"]}.)',
+        f'grasp_quality_node {summary["weights"]["grasp_quality_node"]}; stn_node hypotheses_per_object '
+        f'{summary["config"]["hypotheses_per_object"]}.)',
         '',
         '| method | best grasp per scene | one grasp per object | singulated objects | cluttered objects '
         '| grasps tried |',
