@@ -54,3 +54,12 @@ def test_the_exportable_median_is_torch_nanmedian_of_the_nonzero_values():
         nonzero = torch.where(images != 0, images, torch.nan).flatten(1)
         expected = torch.nan_to_num(nonzero.nanmedian(dim=1).values, nan=0.0)
         assert torch.equal(median_of_nonzero(images), expected)
+
+
+def test_the_exported_quality_is_the_nodes_quality_temperature_included():
+    from stn_ros.models.gqcnn import GQCNN
+
+    torch.manual_seed(0)
+    model = GQCNN(temperature=2.0).eval()
+    images, z = 0.02 * torch.randn(4, 1, 32, 32), torch.full((4,), 0.7)
+    torch.testing.assert_close(GraspQuality(model)(images, z), model.quality(images, z))

@@ -57,7 +57,7 @@ class GraspQuality(nn.Module):
         self.gqcnn = gqcnn
 
     def forward(self, images: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.gqcnn(images, z), dim=1)[:, 1]
+        return torch.softmax(self.gqcnn(images, z) / self.gqcnn.temperature, dim=1)[:, 1]
 
 
 def localization_inputs(stn: SpatialTransformer, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
