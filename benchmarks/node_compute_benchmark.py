@@ -29,7 +29,7 @@ STAGES = ('decode', 'proposals', 'localization', 'sampling', 'encode', 'total')
 
 
 def measure_stages(
-    canonicalizer: Canonicalizer, objects: int, frames: int, progress: bool = True
+    canonicalizer: Canonicalizer, objects: int, frames: int, progress: bool = True, hypotheses: int = 1
 ) -> dict[str, list[float]]:
     """Per stage, the times (ms) of ``frames`` frames with ``objects`` boxes (after 10 warm-up frames),
     and ``'crops'``, the crops of each frame."""
@@ -45,7 +45,7 @@ def measure_stages(
         t1 = time.perf_counter()
         rois = depth_proposals(frame.pixels, config, max_crops=objects).rois
         t2 = time.perf_counter()
-        result = canonicalizer.process(frame, rois, CAMERA)
+        result = canonicalizer.process(frame, rois, CAMERA, hypotheses=hypotheses)
         if canonicalizer.device.type == 'cuda':
             torch.cuda.synchronize(canonicalizer.device)
         t3 = time.perf_counter()
@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--device', default='cpu', help='auto, cpu, cuda, cuda:N (default: %(default)s)')
     parser.add_argument('--weights', default='', help='STN checkpoint (default: the shipped default)')
     parser.add_argument(
+        '--hypotheses', type=int, default=1, help="stn_node's hypotheses_per_object (default: %(default)s)"
+    )
+    parser.add_argument(
         '--output-size', type=int, nargs=2, default=[32, 32], metavar=('H', 'W'), help='crop size (default: 32 32)'
     )
     args = parser.parse_args(argv)
@@ -99,10 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(args.weights)
     device = resolve_device(args.device)
     canonicalizer = Canonicalizer(model.stn, device, tuple(args.output_size), model.roi_side_m)
-    rows = {count: measure_stages(canonicalizer, count, args.frames) for count in args.crops}
+    rows = {
+        count: measure_stages(canonicalizer, count, args.frames, hypotheses=args.hypotheses) for count in args.crops
+    }
     print(
         f'stn_node compute per 640x480 16UC1 depth frame, {model.description}, on {device}, '
-        f'{args.output_size[0]}x{args.output_size[1]} crops '
+        f'{args.output_size[0]}x{args.output_size[1]} crops, {args.hypotheses} hypotheses per object '
         f'({torch.get_num_threads()} torch threads); median (p90) of {args.frames} frames, ms.\n'
     )
     print('\n'.join(stage_table(rows)))

@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
         '--validation-fraction', type=float, default=0.15, help='scenes held out (default: %(default)s)'
     )
     physics_gqcnn.add_argument('--split-seed', type=int, default=0, help='(default: %(default)s)')
+    physics_gqcnn.add_argument(
+        '--num-scenes', type=int, help="train on the cache's first N scenes (default: every scene built, in order)"
+    )
     _common(physics_gqcnn, GqcnnPhysicsTask, epochs=20, batch_size=128, lr=1e-3)
 
     stn = tasks.add_parser(
@@ -203,7 +206,7 @@ def make_task(args: argparse.Namespace):
     if args.task == 'mnist':
         return MnistTask(args.distortion, args.model, args.data_seed, args.test_copies, args.quick)
     if args.task == 'gqcnn-physics':
-        return GqcnnPhysicsTask(str(args.physics_data), args.validation_fraction, args.split_seed)
+        return GqcnnPhysicsTask(str(args.physics_data), args.validation_fraction, args.split_seed, args.num_scenes)
     if args.task in ('grasp-stn', 'gqcnn'):
         cache = str(args.cache) if args.cache else None
         if args.task == 'grasp-stn':

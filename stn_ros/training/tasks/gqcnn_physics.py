@@ -53,18 +53,30 @@ def fit_temperature(logits: torch.Tensor, share: torch.Tensor) -> float:
 
 
 class GqcnnPhysicsTask(Task):
-    """Options: ``physics_data`` (the cache folder), ``validation_fraction``, ``split_seed``."""
+    """Options: ``physics_data`` (the cache folder), ``num_scenes`` (its first scenes; None: every built
+    one, in order), ``validation_fraction``, ``split_seed``."""
 
     name = 'gqcnn-physics'
     weights_stem = 'gqcnn'
 
-    def __init__(self, physics_data: str, validation_fraction: float = 0.15, split_seed: int = 0):
-        super().__init__(physics_data=str(physics_data), validation_fraction=validation_fraction, split_seed=split_seed)
+    def __init__(
+        self,
+        physics_data: str,
+        validation_fraction: float = 0.15,
+        split_seed: int = 0,
+        num_scenes: int | None = None,
+    ):
+        super().__init__(
+            physics_data=str(physics_data),
+            validation_fraction=validation_fraction,
+            split_seed=split_seed,
+            num_scenes=num_scenes,
+        )
         self._held_out: TensorDataset | None = None
         self._counts: dict[str, int] = {}
 
     def datasets(self):
-        data = load_physics_dataset(Path(self.args['physics_data']))
+        data = load_physics_dataset(Path(self.args['physics_data']), self.args['num_scenes'])
         scenes = int(data['scene'].max()) + 1 if len(data['scene']) else 0
         if scenes < 2:
             raise ValueError(
