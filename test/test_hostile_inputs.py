@@ -136,7 +136,7 @@ def test_intrinsics_are_validated_unit():
 
 
 def test_bad_camera_info_gives_no_metric_output_and_is_counted_while_frames_keep_flowing(probe):
-    with Camera(probe, 'd435_bad') as camera:
+    with Camera(probe, 'd435_bad', '-p', 'hypotheses_per_object:=1') as camera:  # one record point per object
         camera.send_info(camera_info())
         metric = camera.record(depth_frame(10))
         assert len(metric.xyz) == 2 and np.isfinite(metric.xyz).all()
@@ -230,7 +230,7 @@ def test_a_blind_camera_is_a_warning(probe):
 
 
 def test_a_tile_beyond_the_resource_guard_is_refused_with_the_reason(probe):
-    with Camera(probe, 'guard', '-p', 'max_crops:=16') as camera:
+    with Camera(probe, 'guard', '-p', 'max_crops:=16', '-p', 'hypotheses_per_object:=1') as camera:
         result = set_parameter(probe, '/guard/stn_node', 'output_size', integers([512, 512]))  # 16 x 512² = 4 MP
         assert not result.successful and 'above max_tile_pixels 1048576' in result.reason, result.reason
         assert set_parameter(probe, '/guard/stn_node', 'output_size', integers([256, 256])).successful  # 1 MP

@@ -210,6 +210,8 @@ def test_depth_proposals_with_camera_info_give_metric_centres_and_empty_frames_s
         NODE,
         '-p',
         'device:=cpu',
+        '-p',
+        'hypotheses_per_object:=1',  # one crop per object: this test is about the metric centres
         '-r',
         'image:=/rgbd/depth',
         '-r',

@@ -83,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     physics.add_argument(
         '--hypotheses-per-object',
         type=int,
-        default=1,
-        help="stn_node's hypotheses_per_object: STN crops the GQ-CNN ranks per object (default: %(default)s)",
+        help="stn_node's hypotheses_per_object: STN crops the GQ-CNN ranks per object (default: the node's)",
     )
     physics.add_argument('--workers', type=int, default=2, help='trial processes (default: %(default)s)')
     physics.add_argument('--pictures', type=int, default=6, help='scenes drawn in physics_scenes.png')

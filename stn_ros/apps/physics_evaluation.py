@@ -211,7 +211,7 @@ def run_pipeline(
     timeout: float,
     threshold: float,
     weights: dict[str, str] | None = None,
-    hypotheses: int = 1,
+    hypotheses: int | None = None,
 ) -> list[FrameOutput]:
     """Publish each scene to the shipped nodes over real topics and collect ``~/grasps`` and ``~/best_grasp``."""
     import rclpy
@@ -243,7 +243,7 @@ def run_pipeline(
             if executable == 'grasp_quality_node':
                 params = [f'quality_threshold:={threshold}']
             else:
-                params = [f'hypotheses_per_object:={hypotheses}']
+                params = [] if hypotheses is None else [f'hypotheses_per_object:={hypotheses}']
             if (weights or {}).get(executable):
                 params.append(f'weights:={Path(weights[executable]).resolve()}')
             group.start(executable, node_command(executable, params, remaps), log=log_dir / f'{executable}.log')
@@ -300,6 +300,13 @@ def run_pipeline(
         rclpy.try_shutdown()
         group.stop()
     return outputs
+
+
+def stn_node_default(name: str):
+    """The default of one of ``stn_node``'s parameters (its parameter file says the same; a test checks)."""
+    from stn_ros.ros.stn_node import PARAMETERS
+
+    return next(spec.default for spec in PARAMETERS if spec.name == name)
 
 
 def kind_group(kind: str) -> str:
@@ -448,7 +455,7 @@ def evaluate_physics(args: argparse.Namespace) -> int:
         'image': f'{args.width}x{args.height}',
         'meshes': 'validation (random_urdfs 400-499)',
         'candidates_per_object': args.candidates,
-        'hypotheses_per_object': args.hypotheses_per_object,
+        'hypotheses_per_object': args.hypotheses_per_object or f'{stn_node_default("hypotheses_per_object")} (default)',
         'friction': gripper.mu,
         'seed': args.seed,
     }

@@ -97,7 +97,7 @@ PARAMETERS = [
     ParameterSpec.integer('max_crops', 16, 'at most this many objects per frame (the largest are kept)', 1, 256),
     ParameterSpec.integer(
         'hypotheses_per_object',
-        1,
+        4,
         "crops per object: its best-scored STN hypotheses (at most the model's count); the tile has "
         'objects x this many crops',
         1,
