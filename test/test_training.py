@@ -69,6 +69,7 @@ DDP_RUNS = {  # one small epoch of each task, a few optimizer steps per rank
     'mnist': ['mnist', '--distortion', 'RTS', '--model', 'st-cnn-affine', '--quick', '--epochs', '1'],
     'gqcnn': ['gqcnn', '--num-scenes', '12', '--epochs', '1', '--batch-size', '32'],
     'grasp-stn': ['grasp-stn', '--num-scenes', '20', '--epochs', '1', '--batch-size', '8'],
+    'gqcnn-physics': ['gqcnn-physics', '--validation-fraction', '0.34', '--epochs', '1', '--batch-size', '8'],
 }
 
 
@@ -80,6 +81,13 @@ def test_two_process_ddp_on_cpu_leaves_both_ranks_with_identical_weights(tmp_pat
     torchrun = Path(sys.executable).parent / 'torchrun'
     env = dict(os.environ, GLOO_SOCKET_IFNAME='lo', OMP_NUM_THREADS='1')  # loopback only
     out, weights = tmp_path / 'ddp', tmp_path / 'weights'
+    data = []
+    if task == 'gqcnn-physics':  # a tiny physics-labelled dataset to train on
+        pytest.importorskip('pybullet')
+        from stn_ros.training.datasets.physics_grasps import PhysicsDataConfig, build_physics_dataset
+
+        build_physics_dataset(PhysicsDataConfig(3, candidates=4, trials=2), tmp_path / 'data', 1, progress=False)
+        data = ['--physics-data', str(tmp_path / 'data')]
     result = subprocess.run(
         [
             str(torchrun),
@@ -89,6 +97,7 @@ def test_two_process_ddp_on_cpu_leaves_both_ranks_with_identical_weights(tmp_pat
             str(Path(__file__).parent / 'ddp_rank_weights.py'),
             str(weights),
             *DDP_RUNS[task],
+            *data,
             '--out',
             str(out),
             '--no-progress',
