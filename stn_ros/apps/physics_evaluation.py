@@ -181,9 +181,9 @@ def try_grasps(scene: PhysicsScene, method: MethodGrasps, friction: float, world
 
 @dataclass
 class TrialJob:
-    """The physics work of one scene, sent to a worker process (which rebuilds the scene from its seed)."""
+    """The physics work of one scene, sent to a worker process."""
 
-    config: PhysicsSceneConfig
+    scene: PhysicsScene
     seed: int
     methods: dict[str, MethodGrasps]
     candidates: int
@@ -194,7 +194,7 @@ def run_trials(job: TrialJob) -> dict[str, tuple[MethodGrasps, Tried]]:
     """Try every grasp of every method of one scene (and sample the upper bound's candidates)."""
     from stn_ros.sim.physics_world import connect
 
-    scene = generate_physics_scene(job.config, job.seed)
+    scene = job.scene
     gripper = GripperConfig()
     methods = dict(job.methods)
     methods['best_candidate'] = candidate_grasps(scene, gripper, np.random.default_rng(job.seed), job.candidates)
@@ -428,7 +428,7 @@ def evaluate_physics(args: argparse.Namespace) -> int:
             'min_area_rect': min_area_rect_grasps(scene, gripper),
             'random_axis': random_axis_grasps(pipeline, np.random.default_rng(seed)),
         }
-        jobs.append(TrialJob(config, seed, methods, args.candidates, gripper.mu))
+        jobs.append(TrialJob(scene, seed, methods, args.candidates, gripper.mu))
         results.append(
             SceneResult(
                 seed,

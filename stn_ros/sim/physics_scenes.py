@@ -254,7 +254,7 @@ def _drop(
     rng: np.random.Generator,
 ) -> list[world.BodySpec]:
     """The bodies posed above the table, ready to fall."""
-    radii = [0.5 * float(np.ptp(b.local_vertices(), axis=0).max()) * math.sqrt(2.0) for b in bodies]
+    radii = [_bounding_radius(b) for b in bodies]
     posed: list[world.BodySpec] = []
     if layout == 'cluttered':
         half = _bin_half_width(radii, config)
@@ -296,7 +296,7 @@ def _settle_in_view(
     take out the ones that end out of view, and settle again."""
     if layout == 'cluttered':
         ids = world.load_world(pybullet, client, world.WorldSnapshot(tuple(bodies)))
-        radii = [0.5 * float(np.ptp(b.local_vertices(), axis=0).max()) * math.sqrt(2.0) for b in bodies]
+        radii = [_bounding_radius(b) for b in bodies]
         _add_bin(pybullet, client, look_at, _bin_half_width(radii, config))
         world.settle(pybullet, client, ids)
         bodies = [b.posed(p, q) for b, (p, q) in zip(bodies, world.body_poses(pybullet, client, ids), strict=True)]
@@ -308,6 +308,11 @@ def _settle_in_view(
         if len(keep) == len(rested) or not keep:
             return world.WorldSnapshot(tuple(keep))
         bodies = keep
+
+
+def _bounding_radius(body: world.BodySpec) -> float:
+    """Metres: a circle around the body's footprint in any orientation (half its largest extent, times sqrt 2)."""
+    return 0.5 * float(np.ptp(body.local_vertices(), axis=0).max()) * math.sqrt(2.0)
 
 
 def _bin_half_width(radii: list[float], config: PhysicsSceneConfig) -> float:
