@@ -19,9 +19,11 @@ from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from stn_ros.bridge.image_codec import encode_image
+from stn_ros.bridge.pointcloud_codec import decode_pointcloud
+from stn_ros.perception.transforms_record import parse_record
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS_FILE = ROOT / 'config' / 'stn_node.yaml'
@@ -188,3 +190,48 @@ def set_parameter(probe: Node, node_name: str, name: str, value: ParameterValue)
 
 def integers(values: list[int]) -> ParameterValue:
     return ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY, integer_array_value=values)
+
+
+class Camera:
+    """A depth camera publishing on /<name>/depth and /<name>/camera_info, and one stn_node reading it."""
+
+    def __init__(self, probe, name: str, *node_args: str):
+        self.probe = probe
+        self.images = probe.create_publisher(Image, f'/{name}/depth', camera_qos(ReliabilityPolicy.RELIABLE))
+        self.infos = probe.create_publisher(CameraInfo, f'/{name}/camera_info', camera_qos(ReliabilityPolicy.RELIABLE))
+        self.node = NodeProcess(
+            'stn_node', '-p', 'device:=cpu', '-r', f'image:=/{name}/depth', '-r', f'camera_info:=/{name}/camera_info',
+            '-r', f'__ns:=/{name}', '-p', 'diagnostics_period:=0.2', *node_args,
+        )  # fmt: skip
+        self.consumer = Consumer(probe, f'/{name}/stn_node')
+        self.name = name
+
+    def __enter__(self):
+        connected = lambda: self.images.get_subscription_count() > 0 and self.infos.get_subscription_count() > 0  # noqa: E731
+        assert spin_until(self.probe, connected, 30), self.node.stop()
+        return self
+
+    def __exit__(self, *exc):
+        self.output = self.node.stop()  # the node's log, for tests that read it
+        assert 'Traceback' not in self.output, self.output
+
+    def send_info(self, info: CameraInfo) -> None:
+        for _ in range(3):  # keep-last 1 sensor-data subscription: make sure the newest one is there
+            self.infos.publish(info)
+            spin_until(self.probe, lambda: False, 0.05)
+
+    def collect(self, msg: Image) -> tuple[Image, PointCloud2]:
+        """Publish a frame; its tile and transforms record as published."""
+        return publish_and_collect(self.probe, self.images, self.consumer, msg)
+
+    def record(self, msg: Image):
+        """Publish a frame; its parsed transforms record."""
+        return parse_record(decode_pointcloud(self.collect(msg)[1]))
+
+    def diagnostics(self, wait_for=None) -> dict[str, str]:
+        """This node's latest /diagnostics values (status name: its fully qualified name), once ``wait_for``
+        holds of them."""
+        name = f'/{self.name}/stn_node: canonicalizer'
+        latest = lambda: self.consumer.latest_diagnostics(name)  # noqa: E731
+        assert spin_until(self.probe, lambda: bool(latest()) and (wait_for is None or wait_for(latest())), 10), latest()
+        return latest()

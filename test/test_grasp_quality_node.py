@@ -52,25 +52,33 @@ def hypotheses_pair(sec: int, objects: int = 2, hypotheses: int = 3) -> tuple[Im
     return image, encode_pointcloud(record, header=image.header)
 
 
+def grasp_node_with_inputs(probe, namespace: str, *params: str, params_file):
+    """Publishers of a rectified tile and transforms record (keep-last 10, reliable) on ``/<namespace>/``, and a
+    grasp_quality_node on the CPU in that namespace reading them with ``params`` (``name:=value``)."""
+    qos = camera_qos(ReliabilityPolicy.RELIABLE)
+    qos.depth = 10
+    tiles = probe.create_publisher(Image, f'/{namespace}/rectified/image', qos)
+    records = probe.create_publisher(PointCloud2, f'/{namespace}/rectified/transforms', qos)
+    args = ['-p', 'device:=cpu'] + [a for p in params for a in ('-p', p)]
+    node = NodeProcess(
+        'grasp_quality_node',
+        *args,
+        '-r',
+        f'rectified/image:=/{namespace}/rectified/image',
+        '-r',
+        f'rectified/transforms:=/{namespace}/rectified/transforms',
+        '-r',
+        f'__ns:=/{namespace}',
+        params_file=params_file,
+    )
+    return tiles, records, node
+
+
 def test_grasps_keep_the_best_crop_of_each_object_or_every_crop_and_frames_without_a_grasp_are_counted():
     with ros_probe('grasp_hypotheses_probe') as probe:
-        qos = camera_qos(ReliabilityPolicy.RELIABLE)
-        qos.depth = 10
-        tiles = probe.create_publisher(Image, '/sr/rectified/image', qos)
-        records = probe.create_publisher(PointCloud2, '/sr/rectified/transforms', qos)
-        node = NodeProcess(
-            'grasp_quality_node',
-            '-p',
-            'device:=cpu',
-            '-p',
-            'quality_threshold:=1.0',  # nothing reaches it: every frame is one without a grasp
-            '-r',
-            'rectified/image:=/sr/rectified/image',
-            '-r',
-            'rectified/transforms:=/sr/rectified/transforms',
-            '-r',
-            '__ns:=/sr',
-            params_file=ROOT / 'config' / 'grasp_quality_node.yaml',
+        # quality_threshold 1.0: nothing reaches it, every frame is one without a grasp
+        tiles, records, node = grasp_node_with_inputs(
+            probe, 'sr', 'quality_threshold:=1.0', params_file=ROOT / 'config' / 'grasp_quality_node.yaml'
         )
         consumer = Consumer(probe, '/sr/grasp_quality_node')  # for its /diagnostics
         grasps = {}
@@ -114,24 +122,7 @@ def test_grasps_keep_the_best_crop_of_each_object_or_every_crop_and_frames_witho
 
 def test_diagnostics_count_each_frame_once_and_unpaired_messages_apart_from_drops():
     with ros_probe('grasp_diagnostics_probe') as probe:
-        qos = camera_qos(ReliabilityPolicy.RELIABLE)
-        qos.depth = 10
-        tiles = probe.create_publisher(Image, '/gq/rectified/image', qos)
-        records = probe.create_publisher(PointCloud2, '/gq/rectified/transforms', qos)
-        node = NodeProcess(
-            'grasp_quality_node',
-            '-p',
-            'device:=cpu',
-            '-p',
-            'pairing_buffer:=3',
-            '-r',
-            'rectified/image:=/gq/rectified/image',
-            '-r',
-            'rectified/transforms:=/gq/rectified/transforms',
-            '-r',
-            '__ns:=/gq',
-            params_file=None,
-        )
+        tiles, records, node = grasp_node_with_inputs(probe, 'gq', 'pairing_buffer:=3', params_file=None)
         consumer = Consumer(probe, '/gq/grasp_quality_node')  # for its /diagnostics
         grasps = []
         probe.create_subscription(PointCloud2, '/gq/grasp_quality_node/grasps', grasps.append, 50)

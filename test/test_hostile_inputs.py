@@ -12,13 +12,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from ros_harness import (
-    Consumer,
-    NodeProcess,
-    camera_qos,
+    Camera,
     integers,
     publish_and_collect,
     ros_probe,
@@ -26,9 +23,7 @@ from ros_harness import (
     spin_until,
     stamped,
 )
-from stn_ros.bridge.pointcloud_codec import decode_pointcloud
 from stn_ros.perception.camera import PinholeCamera
-from stn_ros.perception.transforms_record import parse_record
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -74,45 +69,6 @@ def depth_frame(sec: int, frame_id='camera_depth_optical_frame', seed: int = 0) 
 def probe():
     with ros_probe('hostile_inputs_probe') as node:
         yield node
-
-
-class Camera:
-    """A depth camera publishing on /<name>/depth and /<name>/camera_info, and one stn_node reading it."""
-
-    def __init__(self, probe, name: str, *node_args: str):
-        self.probe = probe
-        self.images = probe.create_publisher(Image, f'/{name}/depth', camera_qos(ReliabilityPolicy.RELIABLE))
-        self.infos = probe.create_publisher(CameraInfo, f'/{name}/camera_info', camera_qos(ReliabilityPolicy.RELIABLE))
-        self.node = NodeProcess(
-            'stn_node', '-p', 'device:=cpu', '-r', f'image:=/{name}/depth', '-r', f'camera_info:=/{name}/camera_info',
-            '-r', f'__ns:=/{name}', '-p', 'diagnostics_period:=0.2', *node_args,
-        )  # fmt: skip
-        self.consumer = Consumer(probe, f'/{name}/stn_node')
-        self.name = name
-
-    def __enter__(self):
-        assert spin_until(self.probe, lambda: self.images.get_subscription_count() > 0, 30), self.node.stop()
-        return self
-
-    def __exit__(self, *exc):
-        output = self.node.stop()
-        assert 'Traceback' not in output, output
-
-    def send_info(self, info: CameraInfo) -> None:
-        for _ in range(3):  # keep-last 1 sensor-data subscription: make sure the newest one is there
-            self.infos.publish(info)
-            spin_until(self.probe, lambda: False, 0.05)
-
-    def record(self, msg: Image):
-        return parse_record(decode_pointcloud(publish_and_collect(self.probe, self.images, self.consumer, msg)[1]))
-
-    def diagnostics(self, wait_for=None) -> dict[str, str]:
-        """This node's latest /diagnostics values (status name: its fully qualified name), once ``wait_for``
-        holds of them."""
-        name = f'/{self.name}/stn_node: canonicalizer'
-        latest = lambda: self.consumer.latest_diagnostics(name)  # noqa: E731
-        assert spin_until(self.probe, lambda: bool(latest()) and (wait_for is None or wait_for(latest())), 10), latest()
-        return latest()
 
 
 def count(values: dict[str, str], key: str) -> int:

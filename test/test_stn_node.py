@@ -12,6 +12,7 @@ from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from ros_harness import (
+    Camera,
     Consumer,
     NodeProcess,
     camera_qos,
@@ -204,33 +205,13 @@ def depth_scene(boxes, height=480, width=640, table_m=0.75) -> np.ndarray:
 
 
 def test_depth_proposals_with_camera_info_give_metric_centres_and_empty_frames_still_publish(probe):
-    publisher = probe.create_publisher(Image, '/rgbd/depth', camera_qos(ReliabilityPolicy.RELIABLE))
-    info_pub = probe.create_publisher(CameraInfo, '/rgbd/camera_info', camera_qos(ReliabilityPolicy.RELIABLE))
-    node = NodeProcess(
-        NODE,
-        '-p',
-        'device:=cpu',
-        '-p',
-        'hypotheses_per_object:=1',  # one crop per object: this test is about the metric centres
-        '-r',
-        'image:=/rgbd/depth',
-        '-r',
-        'camera_info:=/rgbd/camera_info',
-        '-r',
-        '__ns:=/prop',
-    )
-    consumer = Consumer(probe, '/prop/stn_node')
     info = CameraInfo(width=640, height=480)
     info.k = [525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]
-    try:
-        assert spin_until(
-            probe, lambda: publisher.get_subscription_count() > 0 and info_pub.get_subscription_count() > 0, 30
-        ), node.stop()
-        for _ in range(5):
-            info_pub.publish(info)
-            spin_until(probe, lambda: False, 0.1)
+    # One crop per object: this test is about the metric centres.
+    with Camera(probe, 'prop', '-p', 'hypotheses_per_object:=1') as camera:
+        camera.send_info(info)
         boxes = [(100, 100, 60, 40, 0.05), (300, 250, 80, 80, 0.10), (500, 80, 30, 30, 0.03)]
-        tile, record_msg = publish_and_collect(probe, publisher, consumer, stamped(depth_scene(boxes), '16UC1', 500))
+        tile, record_msg = camera.collect(stamped(depth_scene(boxes), '16UC1', 500))
         assert tile.encoding == '32FC1' and tile.height == 3 * 32
         record = parse_record(decode_pointcloud(record_msg))
         order = np.argsort([w * h for _, _, w, h, _ in boxes])[::-1]  # tile order: largest first
@@ -241,14 +222,9 @@ def test_depth_proposals_with_camera_info_give_metric_centres_and_empty_frames_s
         np.testing.assert_allclose(record.xyz[:, 2], [0.75 - boxes[i][4] for i in order], atol=0.004)
         u, v = record.centres_uv.T
         np.testing.assert_allclose(record.xyz[:, 0], (u - 319.5) * record.xyz[:, 2] / 525.0, atol=0.003)
-        empty_tile, empty_record = publish_and_collect(
-            probe, publisher, consumer, stamped(depth_scene([]), '16UC1', 501)
-        )
+        empty_tile, empty_record = camera.collect(stamped(depth_scene([]), '16UC1', 501))
         assert (empty_tile.height, empty_tile.width) == (0, 32) and empty_record.width == 0
         assert {f.name for f in empty_record.fields} >= {'x', 'y', 'z', 'u', 'v', 'h00', 'h22', 'family'}
-    finally:
-        output = node.stop()
-    assert 'Traceback' not in output
 
 
 def device_error(spec: str) -> str | None:
@@ -383,33 +359,12 @@ def test_each_frame_is_made_with_one_output_size_while_it_changes(probe):
 
 
 def test_several_hypotheses_per_object_publish_object_major_crops_and_their_record(probe):
-    publisher = probe.create_publisher(Image, '/hyp/depth', camera_qos(ReliabilityPolicy.RELIABLE))
-    info_pub = probe.create_publisher(CameraInfo, '/hyp/camera_info', camera_qos(ReliabilityPolicy.RELIABLE))
-    node = NodeProcess(
-        NODE,
-        '-p',
-        'device:=cpu',
-        '-p',
-        'hypotheses_per_object:=3',
-        '-r',
-        'image:=/hyp/depth',
-        '-r',
-        'camera_info:=/hyp/camera_info',
-        '-r',
-        '__ns:=/hyp',
-    )
-    consumer = Consumer(probe, '/hyp/stn_node')
     info = CameraInfo(width=640, height=480)
     info.k = [525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]
     scene = depth_scene([(100, 100, 60, 40, 0.05), (300, 250, 80, 80, 0.10), (500, 80, 30, 30, 0.03)])
-    try:
-        assert spin_until(
-            probe, lambda: publisher.get_subscription_count() > 0 and info_pub.get_subscription_count() > 0, 30
-        ), node.stop()
-        for _ in range(5):
-            info_pub.publish(info)
-            spin_until(probe, lambda: False, 0.1)
-        tile_msg, record_msg = publish_and_collect(probe, publisher, consumer, stamped(scene, '16UC1', 800))
+    with Camera(probe, 'hyp', '-p', 'hypotheses_per_object:=3') as camera:
+        camera.send_info(info)
+        tile_msg, record_msg = camera.collect(stamped(scene, '16UC1', 800))
         assert tile_msg.height == 3 * 3 * 32  # 3 objects x 3 hypotheses
         fields = {f.name for f in record_msg.fields}
         assert {'object_id', 'hypothesis', 'score'} <= fields
@@ -420,7 +375,7 @@ def test_several_hypotheses_per_object_publish_object_major_crops_and_their_reco
         assert (scores[:, :-1] >= scores[:, 1:]).all() and (scores > 0).all() and (scores <= 1).all()
         # One hypothesis per object is exactly each object's first crop of the three.
         assert set_parameter(probe, '/hyp/stn_node', 'hypotheses_per_object', integer(1)).successful
-        single_tile, single_record = publish_and_collect(probe, publisher, consumer, stamped(scene, '16UC1', 801))
+        single_tile, single_record = camera.collect(stamped(scene, '16UC1', 801))
         three = decode_image(tile_msg).reshape(9, 32, 32)
         np.testing.assert_array_equal(decode_image(single_tile).reshape(3, 32, 32), three[::3])
         single = parse_record(decode_pointcloud(single_record))
@@ -429,14 +384,11 @@ def test_several_hypotheses_per_object_publish_object_major_crops_and_their_reco
         # Above the shipped model's 4 hypotheses: 4 crops an object, said once in the log.
         assert set_parameter(probe, '/hyp/stn_node', 'hypotheses_per_object', integer(8)).successful
         for sec in (802, 803):
-            clamped, _ = publish_and_collect(probe, publisher, consumer, stamped(scene, '16UC1', sec))
+            clamped, _ = camera.collect(stamped(scene, '16UC1', sec))
             assert clamped.height == 3 * 4 * 32
         result = set_parameter(probe, '/hyp/stn_node', 'hypotheses_per_object', integer(9))
         assert not result.successful and '8' in result.reason
-    finally:
-        output = node.stop()
-    assert 'Traceback' not in output
-    assert output.count('regresses 4 hypotheses') == 1, output
+    assert camera.output.count('regresses 4 hypotheses') == 1, camera.output
 
 
 def integer(value: int) -> ParameterValue:
