@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from stn_ros.perception.camera import PinholeCamera
 from stn_ros.perception.grasp_image import CANONICAL_SIZE, GripperConfig, canonical_homographies, grasp_image
-from stn_ros.perception.proposals import ProposalConfig, depth_proposals
+from stn_ros.perception.proposals import ProposalConfig, Proposals, depth_proposals
 from stn_ros.sim.grasps import FAILURES, Grasp, grasp_robustness, sample_grasps
 from stn_ros.sim.scenes import KINDS, Scene, SceneConfig, generate_scene, scene_seed
 
@@ -136,29 +136,44 @@ def good_grasp_homographies(
     return out
 
 
-def object_rois(scene: Scene, config: ProposalConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Each object's proposal ROI ``(K, 4)`` float32 and whether it came from a proposal ``(K,)`` bool.
+def mask_rois(proposals: Proposals, masks: list[np.ndarray], margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each object mask's proposal ROI ``(K, 4)`` float32 and whether it came from a proposal ``(K,)`` bool.
 
-    The proposals are :func:`~stn_ros.perception.proposals.depth_proposals` of the noisy depth; an object gets
-    the ROI of the proposal its visible mask overlaps most (two touching objects can share one).
-    Without any overlap, the proposals' square rule is applied to the object's own mask.
+    An object gets the ROI of the proposal its visible mask overlaps most (two touching objects can share
+    one); without any overlap, the proposals' square rule (``margin``) on the mask's own bounding box. An
+    empty mask gets a zero ROI (``found`` False): the caller decides what stands for it.
     """
-    config = ProposalConfig() if config is None else config
-    proposals = depth_proposals(scene.depth, config)
-    rois = np.zeros((len(scene.objects), 4), np.float32)
-    found = np.zeros(len(scene.objects), bool)
-    for index, obj in enumerate(scene.objects):
-        overlap = np.bincount(proposals.labels[obj.mask], minlength=len(proposals.rois) + 1)[1:]
+    rois = np.zeros((len(masks), 4), np.float32)
+    found = np.zeros(len(masks), bool)
+    for index, mask in enumerate(masks):
+        overlap = np.bincount(proposals.labels[mask], minlength=len(proposals.rois) + 1)[1:]
         if overlap.size and overlap.max() > 0:
             rois[index], found[index] = proposals.rois[int(np.argmax(overlap))], True
-            continue
-        rows, cols = np.nonzero(obj.mask)
-        if not rows.size:  # fully hidden: the projected top face instead
-            uv, _ = scene.project(np.concatenate((obj.footprint, np.full((len(obj.footprint), 1), obj.height)), axis=1))
-            cols, rows = uv[:, 0], uv[:, 1]
-        left, top, right, bottom = cols.min(), rows.min(), cols.max(), rows.max()
-        side = max(right - left + 1, bottom - top + 1) * (1.0 + 2.0 * config.margin)
-        rois[index] = ((left + right - side + 1) / 2.0, (top + bottom - side + 1) / 2.0, side, side)
+        elif mask.any():
+            rows, cols = np.nonzero(mask)
+            rois[index] = square_roi(cols.min(), rows.min(), cols.max(), rows.max(), margin)
+    return rois, found
+
+
+def square_roi(left: float, top: float, right: float, bottom: float, margin: float) -> np.ndarray:
+    """The proposals' square ROI ``(x, y, w, h)`` around an inclusive pixel box, ``margin`` added on each side."""
+    side = max(right - left + 1, bottom - top + 1) * (1.0 + 2.0 * margin)
+    return np.array(((left + right - side + 1) / 2.0, (top + bottom - side + 1) / 2.0, side, side), np.float32)
+
+
+def object_rois(scene: Scene, config: ProposalConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each object's proposal ROI ``(K, 4)`` float32 and whether it came from a proposal ``(K,)`` bool
+    (:func:`mask_rois` on the :func:`~stn_ros.perception.proposals.depth_proposals` of the noisy depth).
+
+    A fully hidden object gets the square around its projected top face.
+    """
+    config = ProposalConfig() if config is None else config
+    masks = [obj.mask for obj in scene.objects]
+    rois, found = mask_rois(depth_proposals(scene.depth, config), masks, config.margin)
+    for index in np.flatnonzero([not mask.any() for mask in masks]):
+        obj = scene.objects[index]
+        uv, _ = scene.project(np.concatenate((obj.footprint, np.full((len(obj.footprint), 1), obj.height)), axis=1))
+        rois[index] = square_roi(uv[:, 0].min(), uv[:, 1].min(), uv[:, 0].max(), uv[:, 1].max(), config.margin)
     return rois, found
 
 

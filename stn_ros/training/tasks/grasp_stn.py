@@ -147,27 +147,47 @@ def dihedral_augment(crops: torch.Tensor, targets: torch.Tensor, generator: torc
     """Each crop turned by a random multiple of 90 degrees and maybe mirrored, its targets with it.
 
     Exact (no resampling): a turned or mirrored object is another object, whose good grasps are the
-    turned or mirrored ones. ``torch.rot90`` reads ``I'(q) = I(R q)`` with ``R = [[0, -1], [1, 0]]`` in the
-    ROI's normalized ``(x, y)``, so a target ``A`` (canonical -> ROI) becomes ``R^T A``; a mirror
-    ``I'(x, y) = I(-x, y)`` becomes ``F A F_y`` (``F_y`` mirrors the canonical image's rows, so the
-    transform stays a rotation and the grasp axis stays along the crop's x).
+    turned or mirrored ones (:func:`dihedral_images`, :func:`dihedral_targets`).
+    """
+    turns, flips = dihedral_draws(len(crops), generator)
+    return dihedral_images(crops, turns, flips), dihedral_targets(targets, turns, flips)
+
+
+def dihedral_draws(count: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random quarter turns ``(count,)`` in 0-3 and mirror flags ``(count,)`` of :func:`dihedral_augment`."""
+    turns = torch.randint(0, 4, (count,), generator=generator)
+    return turns, torch.randint(0, 2, (count,), generator=generator).bool()
+
+
+def dihedral_images(images: torch.Tensor, turns: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+    """Images ``(B, C, h, w)`` of square ROIs, each turned ``turns`` quarters (``torch.rot90``) then mirrored
+    left-right where ``flips``: any size, as they are all the same ROI's frame."""
+    out = images.clone()
+    for index in range(len(images)):
+        image = torch.rot90(images[index], int(turns[index]), dims=(-2, -1))
+        out[index] = torch.flip(image, dims=(-1,)) if flips[index] else image
+    return out
+
+
+def dihedral_targets(targets: torch.Tensor, turns: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+    """Similarity targets ``(B, T, 4)`` (canonical -> ROI) of the images :func:`dihedral_images` turned.
+
+    ``torch.rot90`` reads ``I'(q) = I(R q)`` with ``R = [[0, -1], [1, 0]]`` in the ROI's normalized ``(x, y)``,
+    so a target ``A`` becomes ``R^T A``; a mirror ``I'(x, y) = I(-x, y)`` becomes ``F A F_y`` (``F_y`` mirrors
+    the canonical image's rows, so the transform stays a rotation and the grasp axis stays along the crop's x).
     """
     quarter = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=targets.dtype)
     mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=targets.dtype))
     mirror_rows = torch.diag(torch.tensor([1.0, -1.0, 1.0], dtype=targets.dtype))
-    turns = torch.randint(0, 4, (len(crops),), generator=generator)
-    flips = torch.randint(0, 2, (len(crops),), generator=generator).bool()
-    crops_out, targets_out = crops.clone(), targets.clone()
-    for index in range(len(crops)):
-        crop, matrix = crops[index], params_to_matrix(targets[index])
+    out = targets.clone()
+    for index in range(len(targets)):
+        matrix = params_to_matrix(targets[index])
         for _ in range(int(turns[index])):
-            crop = torch.rot90(crop, 1, dims=(-2, -1))
             matrix = quarter.T @ matrix
         if flips[index]:
-            crop = torch.flip(crop, dims=(-1,))
             matrix = mirror @ matrix @ mirror_rows
-        crops_out[index], targets_out[index] = crop, matrix_to_params(matrix)
-    return crops_out, targets_out
+        out[index] = matrix_to_params(matrix)
+    return out
 
 
 def matched_errors(params: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor):
@@ -250,44 +270,67 @@ class GraspStnTask(Task):
         crops, targets = dihedral_augment(crops, targets)
         crops, targets, mask = crops.to(device), targets.to(device), mask.to(device)
         params, scores = model(crops)  # model: AllHypotheses, DDP-wrapped on several processes
-        distances, good = [], []
-        for k in range(params.shape[1]):
-            distance, angle, centre = matched_errors(params[:, k], targets, mask)
-            distances.append(distance)
-            good.append(((angle < GOOD_WITHIN[0]) & (centre < GOOD_WITHIN[1])).float())
-        distances = torch.stack(distances, dim=1)
-        loss = distances.min(dim=1).values.mean()
-        if params.shape[1] > 1:
-            loss = (
-                loss
-                + SPREAD_WEIGHT * distances.mean()
-                + SCORE_WEIGHT * F.binary_cross_entropy_with_logits(scores, torch.stack(good, dim=1).detach())
-            )
-        return loss
+        return hypotheses_loss(params, scores, targets, mask)
 
     @torch.no_grad()
     def evaluate(self, model, loader: DataLoader, device) -> dict[str, float]:
-        model.eval()
-        angles, centres = [], []
-        for crops, targets, mask in loader:
-            _, angle, centre = matched_errors(model.localize(crops.to(device)), targets.to(device), mask.to(device))
-            angles.append(angle.cpu())
-            centres.append(centre.cpu())
-        angle, centre = torch.cat(angles).numpy(), torch.cat(centres).numpy()
-        return {
-            'median_angle_error_deg': float(np.median(angle)),
-            'median_centre_error_px': float(np.median(centre)),
-            'within_10deg_1.5px': float(np.mean((angle < 10) & (centre < 1.5))),
-            'held_out_objects': float(len(angle)),
-        }
+        return target_errors(model, loader, device)
 
     def export(self, model, out: Path, card: dict[str, Any]) -> Path:
-        path = out / f'{self.weights_stem}.pt'
-        save_spatial_transformer(
-            model, path, {'modality': 'depth', 'roi_side_m': ROI_SIDE_M, 'card': json.dumps(card, default=str)}
+        return export_grasp_stn(model, out, self.weights_stem, card, model_card)
+
+
+def hypotheses_loss(
+    params: torch.Tensor, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """The relaxed winner-takes-all loss of hypotheses ``(B, K, 4)`` and their scores ``(B, K)`` against each
+    object's targets ``(B, T, 4)`` (``mask`` ``(B, T)``): the best hypothesis' squared distance to its nearest
+    target, ``SPREAD_WEIGHT`` of every hypothesis', and each score trained to say whether its hypothesis lies
+    within ``GOOD_WITHIN`` of a target."""
+    distances, good = [], []
+    for k in range(params.shape[1]):
+        distance, angle, centre = matched_errors(params[:, k], targets, mask)
+        distances.append(distance)
+        good.append(((angle < GOOD_WITHIN[0]) & (centre < GOOD_WITHIN[1])).float())
+    distances = torch.stack(distances, dim=1)
+    loss = distances.min(dim=1).values.mean()
+    if params.shape[1] > 1:
+        loss = (
+            loss
+            + SPREAD_WEIGHT * distances.mean()
+            + SCORE_WEIGHT * F.binary_cross_entropy_with_logits(scores, torch.stack(good, dim=1).detach())
         )
-        (out / f'{self.weights_stem}.md').write_text(model_card(card, path))
-        return path
+    return loss
+
+
+@torch.no_grad()
+def target_errors(model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
+    """How far the best-scored hypothesis lands from the nearest target, over ``loader``'s
+    ``(crops, targets, mask, ...)`` batches."""
+    model.eval()
+    angles, centres = [], []
+    for crops, targets, mask, *_ in loader:
+        _, angle, centre = matched_errors(model.localize(crops.to(device)), targets.to(device), mask.to(device))
+        angles.append(angle.cpu())
+        centres.append(centre.cpu())
+    angle, centre = torch.cat(angles).numpy(), torch.cat(centres).numpy()
+    return {
+        'median_angle_error_deg': float(np.median(angle)),
+        'median_centre_error_px': float(np.median(centre)),
+        'within_10deg_1.5px': float(np.mean((angle < 10) & (centre < 1.5))),
+        'held_out_objects': float(len(angle)),
+    }
+
+
+def export_grasp_stn(model: SpatialTransformer, out: Path, stem: str, card: dict[str, Any], write_card) -> Path:
+    """Write ``<stem>.pt`` (with the metadata ``stn_node`` reads: depth modality, metric ROI side) and its
+    model card ``<stem>.md`` (``write_card(card, path)``)."""
+    path = out / f'{stem}.pt'
+    save_spatial_transformer(
+        model, path, {'modality': 'depth', 'roi_side_m': ROI_SIDE_M, 'card': json.dumps(card, default=str)}
+    )
+    (out / f'{stem}.md').write_text(write_card(card, path))
+    return path
 
 
 def model_card(card: dict[str, Any], path: Path) -> str:
