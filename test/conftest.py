@@ -14,3 +14,14 @@ apply_loopback_ros_env()
 def ros_env() -> dict:
     """The environment for a ROS subprocess (this session's loopback domain)."""
     return dict(os.environ)
+
+
+@pytest.fixture(scope='session')
+def tiny_physics_data(tmp_path_factory):
+    """A physics-labelled dataset of 3 scenes (4 candidates an object, 2 trials each), built once a session."""
+    pytest.importorskip('pybullet')
+    from stn_ros.training.datasets.physics_grasps import PhysicsDataConfig, build_physics_dataset
+
+    cache = tmp_path_factory.mktemp('physics_data')
+    build_physics_dataset(PhysicsDataConfig(num_scenes=3, candidates=4, trials=2), cache, workers=1, progress=False)
+    return cache

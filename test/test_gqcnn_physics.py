@@ -40,15 +40,9 @@ def test_the_temperature_travels_in_the_checkpoint(tmp_path):
 
 
 @pytest.mark.timeout(300)
-def test_train_gqcnn_physics_end_to_end(tmp_path):
-    pytest.importorskip('pybullet')
-    from stn_ros.training.datasets.physics_grasps import PhysicsDataConfig, build_physics_dataset
-
-    build_physics_dataset(
-        PhysicsDataConfig(num_scenes=3, candidates=4, trials=2), tmp_path / 'data', workers=1, progress=False
-    )
+def test_train_gqcnn_physics_end_to_end(tmp_path, tiny_physics_data):
     command = [
-        sys.executable, '-m', 'stn_ros.apps.train', 'gqcnn-physics', '--physics-data', str(tmp_path / 'data'),
+        sys.executable, '-m', 'stn_ros.apps.train', 'gqcnn-physics', '--physics-data', str(tiny_physics_data),
         '--validation-fraction', '0.34', '--epochs', '2', '--out', str(tmp_path / 'run'), '--no-progress',
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=240)
