@@ -73,6 +73,7 @@ def test_fine_tuning_with_the_critic_ships_a_node_loadable_checkpoint(tmp_path, 
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert 'physics STN objects' not in result.stderr  # --no-progress: no bars, the dataset's included
     metrics = json.loads(result.stdout.splitlines()[-1])
     assert 0 <= metrics['median_gqcnn_quality'] <= 1 and metrics['held_out_objects'] > 0
     model = load_model(str(tmp_path / 'run' / 'grasp_stn.pt'))

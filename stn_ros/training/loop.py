@@ -63,6 +63,8 @@ class Task(ABC):
 
     def __init__(self, **args: Any):
         self.args = args
+        self.progress = True
+        """Whether building the datasets may show progress bars (the loop sets it from ``--no-progress``)."""
 
     @abstractmethod
     def datasets(self) -> tuple[Dataset, Dataset]:
@@ -212,6 +214,7 @@ def _fit(task: Task, config: TrainConfig, world: World, device: torch.device, co
     torch.manual_seed(config.seed * 1000 + world.rank + 7919 * start_epoch)
     module = task.training_module(model)
     trained = DistributedDataParallel(module) if world.distributed else module
+    task.progress = config.progress and world.is_main
     train_set, held_out = task.datasets()
     sampler = DistributedSampler(train_set, num_replicas=world.size, rank=world.rank, shuffle=True, seed=config.seed)
     loader = DataLoader(

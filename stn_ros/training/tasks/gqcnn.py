@@ -16,14 +16,16 @@ from stn_ros.training.datasets.grasp_images import build_grasp_dataset
 from stn_ros.training.loop import Task
 
 
-def grasp_dataset(num_scenes: int, seed: int, cache: Path | None = None) -> dict[str, np.ndarray]:
+def grasp_dataset(
+    num_scenes: int, seed: int, cache: Path | None = None, progress: bool = True
+) -> dict[str, np.ndarray]:
     """``build_grasp_dataset(num_scenes, seed)``, kept in ``cache`` (an ``.npz``) when given."""
     if cache is not None:
         path = cache / f'grasps_{num_scenes}_scenes_seed{seed}.npz'
         if path.is_file():
             with np.load(path) as arrays:
                 return dict(arrays)
-    arrays = build_grasp_dataset(num_scenes, seed)
+    arrays = build_grasp_dataset(num_scenes, seed, progress=progress)
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
         np.savez(path, **arrays)
@@ -59,7 +61,7 @@ class GqcnnTask(Task):
         self.cache = Path(cache) if cache else None
 
     def datasets(self):
-        arrays = grasp_dataset(self.args['num_scenes'], self.args['data_seed'], self.cache)
+        arrays = grasp_dataset(self.args['num_scenes'], self.args['data_seed'], self.cache, self.progress)
         held = arrays['held_out'].astype(bool)
         self.balance = float(arrays['labels'][~held].mean()) if (~held).any() else 0.5
         return tensors(arrays, ~held), tensors(arrays, held)

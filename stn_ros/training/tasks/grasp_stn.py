@@ -244,7 +244,7 @@ class GraspStnTask(Task):
         if path is not None and path.is_file():
             with np.load(path) as stored:
                 return dict(stored)
-        objects = build_objects(seeds)
+        objects = build_objects(seeds, progress=self.progress)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(path, **objects)

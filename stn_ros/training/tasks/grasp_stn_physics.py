@@ -177,7 +177,7 @@ class GraspStnPhysicsTask(Task):
             raise ValueError(
                 f'{self.args["physics_data"]}: {scenes} scene(s) built; build more with stn_train physics-data'
             )
-        objects = physics_stn_objects(data)
+        objects = physics_stn_objects(data, progress=self.progress)
         rng = np.random.default_rng(self.args['split_seed'])  # the physics GQ-CNN's split, to the scene
         held = rng.permutation(scenes)[: max(1, int(round(self.args['validation_fraction'] * scenes)))]
         validation = np.isin(objects['scene'], held)
