@@ -111,3 +111,22 @@ def test_the_critic_term_moves_the_hypotheses_towards_higher_quality(tiny_physic
         loss.backward()
         optimizer.step()
     assert mean_log_quality() > before
+
+
+def test_gqcnn_ranked_targets_follow_the_robust_ones(tiny_physics_data):
+    from stn_ros.models.gqcnn import load_gqcnn
+    from stn_ros.training.datasets.physics_grasps import load_physics_dataset
+    from stn_ros.training.tasks.grasp_stn_physics import physics_stn_objects
+
+    data = load_physics_dataset(tiny_physics_data)
+    gqcnn, _ = load_gqcnn('weights/gqcnn.pt')
+    plain = physics_stn_objects(data, progress=False)
+    ranked = physics_stn_objects(data, progress=False, gqcnn=gqcnn, ranked=16, ranked_keep=4)
+    np.testing.assert_array_equal(ranked['robust'], plain['robust'])
+    extra = ranked['mask'].sum(axis=1) - ranked['robust']
+    assert extra.sum() > 0 and (extra <= 4).all()
+    for index in range(len(extra)):
+        robust, found = ranked['robust'][index], ranked['mask'][index].sum()
+        np.testing.assert_array_equal(ranked['targets'][index, :robust], plain['targets'][index, :robust])
+        added = ranked['quality'][index, robust:found]
+        assert (added >= 0.5).all() and (np.diff(added) <= 0).all()  # GQ-CNN quality, best first

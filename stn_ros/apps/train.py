@@ -154,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     physics_stn.add_argument(
         '--critic', type=Path, help='GQ-CNN checkpoint of the critic and of the validation quality (default: shipped)'
     )
+    physics_stn.add_argument(
+        '--ranked-candidates',
+        type=int,
+        default=0,
+        help='also target the best of this many fresh candidates an object as the GQ-CNN (--critic) ranks them, '
+        'up to 8 of quality >= 0.5 (default: %(default)s, none)',
+    )
     _common(physics_stn, GraspStnPhysicsTask, epochs=30, batch_size=64, lr=3e-4)
 
     physics = tasks.add_parser(
@@ -248,6 +255,7 @@ def make_task(args: argparse.Namespace):
             str(args.init or ''),
             str(args.critic or ''),
             args.critic_weight,
+            args.ranked_candidates,
         )
     if args.task in ('grasp-stn', 'gqcnn'):
         cache = str(args.cache) if args.cache else None

@@ -36,10 +36,17 @@ from stn_ros.core.coords import ALIGN_CORNERS
 from stn_ros.core.package_files import package_file
 from stn_ros.models.gqcnn import GQCNN, load_gqcnn
 from stn_ros.perception.camera import PinholeCamera, metric_rois
-from stn_ros.perception.grasp_image import CANONICAL_SIZE, GripperConfig, canonical_homographies, fill_missing
+from stn_ros.perception.grasp_image import (
+    CANONICAL_SIZE,
+    GripperConfig,
+    canonical_homographies,
+    fill_missing,
+    grasp_image,
+)
 from stn_ros.perception.grasp_quality import DEFAULT_GQCNN_WEIGHTS
-from stn_ros.perception.gripper_depth import gripper_depths
+from stn_ros.perception.gripper_depth import gripper_depths, image_gripper_depths
 from stn_ros.perception.proposals import ProposalConfig, depth_proposals
+from stn_ros.sim.physics_grasps import antipodal_candidates, random_candidates
 from stn_ros.training.datasets.grasp_images import mask_rois
 from stn_ros.training.datasets.physics_grasps import ROBUST_SHARE, load_physics_dataset
 from stn_ros.training.loop import Task
@@ -65,14 +72,59 @@ PATCH_SIZE = 96
 """Side in pixels of the metric-ROI depth patch the critic samples canonical crops from (2.5 mm a pixel)."""
 
 
-def physics_stn_objects(data: dict, proposals: ProposalConfig | None = None, progress: bool = True) -> dict:
+def ranked_candidates(
+    depth: np.ndarray,
+    mask: np.ndarray,
+    camera: PinholeCamera,
+    gqcnn: GQCNN,
+    rng: np.random.Generator,
+    count: int,
+    keep: int,
+    gripper: GripperConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Dex-Net's sample-and-rank on one object: ``count`` antipodal and random candidates on its ``mask`` (as
+    the physics data samples them), scored by ``gqcnn`` at the node's gripper depth; the ``keep`` best that
+    reach a quality of one half, best first: centres ``(M, 2)``, angles ``(M,)``, gripper depths ``(M,)``,
+    qualities ``(M,)``."""
+    antipodal = int(round(0.7 * count))
+    centres_a, angles_a = antipodal_candidates(depth, mask, camera, gripper, rng, antipodal)
+    centres_r, angles_r = random_candidates(mask, rng, count - len(angles_a))
+    centres, angles = np.concatenate((centres_a, centres_r)), np.concatenate((angles_a, angles_r))
+    z = image_gripper_depths(depth, centres, angles, camera, gripper) if len(angles) else np.zeros(0)
+    centres, angles, z = centres[np.isfinite(z)], angles[np.isfinite(z)], z[np.isfinite(z)]
+    if not len(z):
+        return centres, angles, z, np.zeros(0)
+    images = grasp_image(depth, canonical_homographies(centres, angles, z, camera, gripper), z)
+    with torch.no_grad():
+        quality = gqcnn.quality(torch.from_numpy(images)[:, None], torch.from_numpy(z.astype(np.float32))).numpy()
+    best = np.argsort(-quality, kind='stable')[:keep]
+    best = best[quality[best] >= 0.5]
+    return centres[best], angles[best], z[best], quality[best]
+
+
+def physics_stn_objects(
+    data: dict,
+    proposals: ProposalConfig | None = None,
+    progress: bool = True,
+    gqcnn: GQCNN | None = None,
+    ranked: int = 0,
+    ranked_keep: int = 8,
+    seed: int = 0,
+) -> dict:
     """Per object with candidates in a loaded physics dataset (:func:`load_physics_dataset`): its localization
     crop ``(N, 1, 32, 32)``, metric ROI ``(N, 4)``, depth patch ``(N, 1, 96, 96)`` (metres, gaps filled), the
     similarity targets of its robust candidates ``(N, MAX_TARGETS, 4)`` (``mask``; most robust first) and their
-    held shares ``quality`` ``(N, MAX_TARGETS)``, its ``scene`` and ``body``."""
+    held shares ``quality`` ``(N, MAX_TARGETS)``, how many of them ``robust`` ``(N,)``, its ``scene`` and ``body``.
+
+    With ``ranked`` > 0 and a ``gqcnn``, each object's targets also take the ``ranked_keep`` best of ``ranked``
+    fresh candidates as the GQ-CNN ranks them (:func:`ranked_candidates`; their GQ-CNN quality stands in
+    ``quality``), after the physics-robust ones: denser targets than the ten physics-tried candidates.
+    """
     proposals = proposals or ProposalConfig()
     gripper = GripperConfig()
-    out: dict[str, list] = {k: [] for k in ('crops', 'rois', 'patches', 'targets', 'mask', 'quality', 'scene', 'body')}
+    rng = np.random.default_rng(seed)
+    keys = ('crops', 'rois', 'patches', 'targets', 'mask', 'quality', 'robust', 'scene', 'body')
+    out: dict[str, list] = {k: [] for k in keys}
     for scene in tqdm(range(len(data['depth_mm'])), desc='physics STN objects', disable=not progress, leave=False):
         depth = data['depth_mm'][scene].astype(np.float32) / 1000.0
         depth[depth == 0] = np.nan  # 16UC1's "no reading", as the node decodes it
@@ -90,18 +142,25 @@ def physics_stn_objects(data: dict, proposals: ProposalConfig | None = None, pro
         for body, roi in zip(bodies, rois, strict=True):
             mine = rows[data['body'][rows] == body]
             robust = mine[data['quality'][mine] > ROBUST_SHARE]
-            robust = robust[np.argsort(-data['quality'][robust], kind='stable')][:MAX_TARGETS]
+            robust = robust[np.argsort(-data['quality'][robust], kind='stable')]
+            centres, angles, z = data['centres'][robust], data['angles'][robust], data['z'][robust]
+            quality = data['quality'][robust]
+            if ranked > 0 and gqcnn is not None:
+                mask = data['labels'][scene] == body + 1
+                more = ranked_candidates(depth, mask, camera, gqcnn, rng, ranked, ranked_keep, gripper)
+                centres, angles = np.concatenate((centres, more[0])), np.concatenate((angles, more[1]))
+                z, quality = np.concatenate((z, more[2])), np.concatenate((quality, more[3]))
+            found = min(len(z), MAX_TARGETS)
             target = np.zeros((MAX_TARGETS, 4), np.float32)
-            quality = np.zeros(MAX_TARGETS, np.float32)
-            if len(robust):
-                homographies = canonical_homographies(
-                    data['centres'][robust], data['angles'][robust], data['z'][robust], camera, gripper
-                )
-                target[: len(robust)] = similarity_targets(homographies, roi, depth.shape)
-                quality[: len(robust)] = data['quality'][robust]
+            padded = np.zeros(MAX_TARGETS, np.float32)
+            if found:
+                homographies = canonical_homographies(centres[:found], angles[:found], z[:found], camera, gripper)
+                target[:found] = similarity_targets(homographies, roi, depth.shape)
+                padded[:found] = quality[:found]
             out['targets'].append(target)
-            out['quality'].append(quality)
-            out['mask'].append(np.arange(MAX_TARGETS) < len(robust))
+            out['quality'].append(padded)
+            out['mask'].append(np.arange(MAX_TARGETS) < found)
+            out['robust'].append(min(len(robust), MAX_TARGETS))
             out['scene'].append(scene)
             out['body'].append(int(body))
         out['rois'].append(rois)
@@ -112,6 +171,7 @@ def physics_stn_objects(data: dict, proposals: ProposalConfig | None = None, pro
         'targets': np.stack(out['targets']),
         'mask': np.stack(out['mask']),
         'quality': np.stack(out['quality']),
+        'robust': np.asarray(out['robust'], np.int64),
         'scene': np.asarray(out['scene'], np.int64),
         'body': np.asarray(out['body'], np.int64),
     }
@@ -155,6 +215,7 @@ class GraspStnPhysicsTask(Task):
         init: str = '',
         critic: str = '',
         critic_weight: float = 0.0,
+        ranked_candidates: int = 0,
     ):
         if critic_weight < 0:
             raise ValueError(f'critic_weight must be >= 0, got {critic_weight}')
@@ -166,6 +227,7 @@ class GraspStnPhysicsTask(Task):
             init=str(init or package_file('weights', DEFAULT_INIT)),
             critic=str(critic or package_file('weights', DEFAULT_GQCNN_WEIGHTS)),
             critic_weight=critic_weight,
+            ranked_candidates=ranked_candidates,
         )
         self._critic: GQCNN | None = None
         self._counts: dict[str, int] = {}
@@ -177,22 +239,33 @@ class GraspStnPhysicsTask(Task):
             raise ValueError(
                 f'{self.args["physics_data"]}: {scenes} scene(s) built; build more with stn_train physics-data'
             )
-        objects = physics_stn_objects(data, progress=self.progress)
+        objects = physics_stn_objects(
+            data,
+            progress=self.progress,
+            gqcnn=self.critic(torch.device('cpu')),
+            ranked=self.args['ranked_candidates'],
+            seed=self.args['split_seed'],
+        )
         rng = np.random.default_rng(self.args['split_seed'])  # the physics GQ-CNN's split, to the scene
         held = rng.permutation(scenes)[: max(1, int(round(self.args['validation_fraction'] * scenes)))]
         validation = np.isin(objects['scene'], held)
-        robust = objects['mask'].any(axis=1)
+        robust = objects['robust'] > 0
+        train = objects['mask'].any(axis=1) & ~validation  # any target: physics-robust or GQ-CNN-ranked
         self._counts = {
             'scenes': scenes,
             'held_out_scenes': len(held),
             'objects': len(robust),
             'objects_with_robust_grasp': int(robust.sum()),
-            'training_objects': int((robust & ~validation).sum()),
+            'training_objects': int(train.sum()),
+            'ranked_targets': int((objects['mask'].sum(axis=1) - objects['robust'])[train].sum()),
+            'robust_targets': int(objects['robust'][train].sum()),
         }
-        as_set = lambda rows: TensorDataset(  # noqa: E731
-            *(torch.from_numpy(objects[k][rows]) for k in ('crops', 'targets', 'mask', 'patches'))
+        tensors = lambda rows, mask: TensorDataset(  # noqa: E731
+            *(torch.from_numpy(a[rows]) for a in (objects['crops'], objects['targets'], mask, objects['patches']))
         )
-        return as_set(robust & ~validation), as_set(robust & validation)
+        # validation judges against what physics says held only, whatever the training targets were
+        physics_only = objects['mask'] & (np.arange(MAX_TARGETS) < objects['robust'][:, None])
+        return tensors(train, objects['mask']), tensors(robust & validation, physics_only)
 
     def build_model(self):
         model = grasp_stn()
@@ -258,7 +331,9 @@ def model_card(card: dict[str, Any], path: Path) -> str:
 - **Data**: `{args['physics_data']}` (`stn_train physics-data`): {d['scenes']} pybullet scenes of the training
   meshes (`random_urdfs` 000-399) and procedural shapes, singulated and cluttered; {d['objects']:,} objects,
   {d['objects_with_robust_grasp']:,} with a robust candidate (held in more than half of 5 perturbed trials);
-  {d['training_objects']:,} of them train. {d['held_out_scenes']} scenes ({args['validation_fraction']:.0%}, split
+  {d['training_objects']:,} objects train, on {d['robust_targets']:,} robust candidates and {d['ranked_targets']:,}
+  GQ-CNN-ranked ones (of {args['ranked_candidates']} fresh candidates an object, the up to 8 best of quality >= 0.5).
+  {d['held_out_scenes']} scenes ({args['validation_fraction']:.0%}, split
   seed {args['split_seed']}, the physics GQ-CNN's split) held out.
 - **Loss**: relaxed winner-takes-all over each object's robust candidates and both axis directions, exact
   90-degree and mirror augmentation; {critic}. See `stn_ros/training/tasks/grasp_stn_physics.py`.
