@@ -7,7 +7,8 @@ of each object, or every crop with ``all_hypotheses``; fields in :mod:`stn_ros.p
 ``~/best_grasp`` (PoseStamped, the best grasp over all crops at or above ``quality_threshold`` when it has a
 metric position) and ``/diagnostics``. The callbacks only pair; one worker thread scores the latest complete
 pair (latest wins, as in ``stn_node``), so scoring never holds up the inputs, and every loss is counted:
-replaced before scoring, unpaired, lost before the node.
+replaced before scoring, unpaired, lost before the node. The per-frame steps are :mod:`stn_ros.perception.pipeline`'s
+(``stn_replay`` runs the same on a bag).
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from pathlib import Path
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
@@ -26,19 +25,11 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from stn_ros.bridge.image_codec import ImageDecodeError, decode_image
-from stn_ros.bridge.pointcloud_codec import PointCloudDecodeError, decode_pointcloud, encode_pointcloud
 from stn_ros.core import DeviceUnavailableError, device_memory_values, resolve_device
-from stn_ros.core.package_files import package_file
-from stn_ros.models.gqcnn import GQCNN, load_gqcnn
+from stn_ros.models.gqcnn import GQCNN
 from stn_ros.perception.camera import PinholeCamera
-from stn_ros.perception.grasp_quality import (
-    DEFAULT_GQCNN_WEIGHTS,
-    GraspScorer,
-    grasp_orientation,
-    grasps_to_publish,
-)
-from stn_ros.perception.transforms_record import TransformsRecord, parse_record
+from stn_ros.perception.grasp_quality import GraspScorer
+from stn_ros.perception.pipeline import FrameReport, grasp_messages, load_gqcnn_model, score_rectified, stamp_ns
 from stn_ros.ros.health import LogThrottle, NodeHealth
 from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, run_node
 from stn_ros.ros.parameters import TORCH_THREADS, ParameterSet, ParameterSpec, StartupError, device_string
@@ -66,6 +57,17 @@ UNPAIRED = 'unpaired dropped'
 NO_GRASP = 'frames without a grasp above the threshold'
 
 
+class _NodeReport(FrameReport):
+    """A bad pair, counted in the node's diagnostics and logged at most once per reason every 5 s."""
+
+    def __init__(self, node: GraspQualityNode):
+        super().__init__()
+        self._node = node
+
+    def bad_input(self, reason: str, message: str) -> None:
+        self._node._bad(reason, message)
+
+
 class GraspQualityNode(Node):
     def __init__(self, **kwargs):
         super().__init__('grasp_quality_node', **kwargs)
@@ -78,6 +80,7 @@ class GraspQualityNode(Node):
         except (DeviceUnavailableError, ValueError) as exc:
             raise StartupError(str(exc)) from None
         self.scorer = GraspScorer(model, device)
+        self._report = _NodeReport(self)
         self._frames_without_grasp = 0  # a count, not a health event: a scene may have nothing to grasp
         self.health = NodeHealth(events=(UNPAIRED,))
         self._throttle = LogThrottle(5.0)
@@ -96,17 +99,10 @@ class GraspQualityNode(Node):
         self.get_logger().info(f'{self.model_description} on {device}')
 
     def _load(self, weights: str) -> tuple[GQCNN, str]:
-        path = Path(weights) if weights else package_file('weights', DEFAULT_GQCNN_WEIGHTS)
-        if not weights and not path.is_file():
-            self.get_logger().warning(
-                f'no trained GQ-CNN at {path}: using an untrained one (qualities are '
-                'meaningless; train one, or set the "weights" parameter)'
-            )
-            return GQCNN().eval(), 'untrained GQ-CNN'
-        if not path.is_file():
-            raise ValueError(f'weights file {path} does not exist')
-        model, _ = load_gqcnn(path)
-        return model, f'GQ-CNN from {path}'
+        model, description, warning = load_gqcnn_model(weights)
+        if warning:
+            self.get_logger().warning(warning)
+        return model, description
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         try:
@@ -148,44 +144,18 @@ class GraspQualityNode(Node):
 
     def _process(self, tile_msg: Image, record_msg: PointCloud2) -> None:
         started = time.perf_counter()
-        try:
-            record = parse_record(decode_pointcloud(record_msg))
-            tile = decode_image(tile_msg) if tile_msg.height else np.zeros((0, tile_msg.width), np.float32)
-        except (ImageDecodeError, PointCloudDecodeError, ValueError) as exc:
-            self._bad(getattr(exc, 'reason', 'bad_record'), str(exc))
-            return
-        count = len(record.homographies)
-        if tile_msg.encoding != '32FC1' or (count and tile.shape[0] % count):
-            self._bad(
-                'not_depth_tile',
-                f'expected a 32FC1 tile of {count} crops, got {tile_msg.encoding} {tile_msg.height}x{tile_msg.width}',
-            )
-            return
-        crops = tile.reshape(count, -1, tile.shape[1]) if count else np.zeros((0, 32, 32), np.float32)
-        self._score_and_publish(crops, record, tile_msg.header)
-        stamp = tile_msg.header.stamp.sec * 10**9 + tile_msg.header.stamp.nanosec
-        latency = self.health.stamp_latency_ms(stamp, self.get_clock().now().nanoseconds)
-        self.health.on_processed((time.perf_counter() - started) * 1e3, latency)
-
-    def _score_and_publish(self, crops: np.ndarray, record: TransformsRecord, header) -> None:
         camera = self._camera  # camera_info describes the source image the H map into
-        values = self.parameters.values
-        scored = self.scorer.score(
-            crops, record.homographies, camera, values['quality_threshold'], record.object_ids, record.hypotheses
-        )
-        self.grasps_pub.publish(
-            encode_pointcloud(grasps_to_publish(scored.record, values['all_hypotheses']), header=header)
-        )
-        if scored.best is None:
+        grasps = score_rectified(self.scorer, tile_msg, record_msg, camera, self.parameters.values, self._report)
+        if grasps is None:
+            return
+        grasps_msg, pose = grasp_messages(grasps, tile_msg.header)
+        self.grasps_pub.publish(grasps_msg)
+        if grasps.scored.best is None:
             self._frames_without_grasp += 1
-        elif np.isfinite(scored.record['z'][scored.best]):
-            best = scored.record[scored.best]
-            pose = PoseStamped()
-            pose.header = header
-            pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(best[k]) for k in 'xyz')
-            o = pose.pose.orientation
-            o.x, o.y, o.z, o.w = grasp_orientation(float(best['angle']))
+        elif pose is not None:
             self.best_pub.publish(pose)
+        latency = self.health.stamp_latency_ms(stamp_ns(tile_msg.header), self.get_clock().now().nanoseconds)
+        self.health.on_processed((time.perf_counter() - started) * 1e3, latency)
 
     def _publish_diagnostics(self) -> None:
         device = str(self.scorer.device)

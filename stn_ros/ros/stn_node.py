@@ -3,7 +3,8 @@
 Subscribes ``image`` (+ optional ``camera_info``, ``detections``), publishes ``~/rectified/image``,
 ``~/rectified/transforms``, ``~/debug/image`` and ``/diagnostics``. The compute lives in
 :mod:`stn_ros.perception.canonicalizer` and :mod:`stn_ros.perception.proposals`; this module is conversions,
-parameters and topics. One worker thread processes the latest frame; the subscription only stores it, so a frame that
+parameters and topics; the per-frame steps are :mod:`stn_ros.perception.pipeline`'s (``stn_replay`` runs the same on a
+bag). One worker thread processes the latest frame; the subscription only stores it, so a frame that
 is replaced before it is processed is counted as dropped and nothing queues up.
 """
 
@@ -23,32 +24,31 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from stn_ros.bridge.image_codec import ImageDecodeError, encode_image
-from stn_ros.bridge.pointcloud_codec import encode_pointcloud
+from stn_ros.bridge.image_codec import encode_image
 from stn_ros.core import CheckpointError, DeviceUnavailableError, device_memory_values, resolve_device
 from stn_ros.perception.camera import PinholeCamera
 from stn_ros.perception.canonicalizer import CanonicalCrops, Canonicalizer, load_model
-from stn_ros.perception.frame import Frame, decode_frame
-from stn_ros.perception.proposals import (
-    ProposalConfig,
-    check_rois_inside,
-    depth_proposals,
-    full_frame_roi,
-    intensity_proposals,
-    order_and_limit,
-    parse_rois,
-    rois_inside,
+from stn_ros.perception.frame import Frame
+from stn_ros.perception.pipeline import (
+    BLIND_FRAMES,
+    CAMERA_FRAME_MISMATCH,
+    IDENTITY_FALLBACK,
+    ROIS_OUTSIDE,
+    FrameReport,
+    StnPipeline,
+    debug_picture,
+    detection_boxes,
+    proposal_config,
+    stamp_ns,
+    stn_messages,
 )
-from stn_ros.perception.visualize import crop_quadrilaterals, draw_quadrilaterals
+from stn_ros.perception.proposals import check_rois_inside, parse_rois
 from stn_ros.ros.health import LogThrottle, NodeHealth
 from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, run_node
 from stn_ros.ros.parameters import TORCH_THREADS, ParameterSet, ParameterSpec, StartupError, device_string, one_of
 from stn_ros.ros.qos import camera_qos, declare_reliability_override, publishers_reliability
 
 CROP_SOURCES = ('full_frame', 'fixed_rois', 'proposals', 'detections')
-BLIND_FRAMES = 'blind frames'
-CAMERA_FRAME_MISMATCH = 'camera_info in another frame_id'
-ROIS_OUTSIDE = 'rois skipped (outside the image)'
 
 
 def _output_size(value: Any) -> tuple[int, int]:
@@ -64,16 +64,6 @@ def _output_size(value: Any) -> tuple[int, int]:
 
 def _rois(value: Any) -> np.ndarray:
     return parse_rois([] if value is None else list(value))
-
-
-def proposal_config(values: dict) -> ProposalConfig:
-    """The proposal settings of the node's parameter values."""
-    return ProposalConfig(
-        min_area=values['proposal_min_area'],
-        max_area=values['proposal_max_area'],
-        margin=values['proposal_margin'],
-        table_threshold=values['table_threshold'],
-    )
 
 
 PARAMETERS = [
@@ -125,6 +115,51 @@ PARAMETERS = [
 ]
 
 
+def check_together(values: dict[str, Any], frame_size: tuple[int, int] | None = None) -> None:
+    """Values that are each valid but do not go together (or not with frames of ``frame_size``, the last
+    frame's ``(height, width)``) raise ValueError with the reason."""
+    proposal_config(values).validate()
+    crops = values['max_crops'] * values['hypotheses_per_object']
+    pixels = crops * values['output_size'][0] * values['output_size'][1]
+    if pixels > values['max_tile_pixels']:
+        raise ValueError(
+            f'max_crops x hypotheses_per_object x output_size = {values["max_crops"]} x '
+            f'{values["hypotheses_per_object"]} x {values["output_size"][0]} x {values["output_size"][1]} = '
+            f'{pixels} pixels a tile, above max_tile_pixels {values["max_tile_pixels"]}: fewer or smaller '
+            'crops, or raise max_tile_pixels knowingly'
+        )
+    if values['crop_source'] == 'fixed_rois' and values['rois'] is not None and frame_size is not None:
+        try:
+            check_rois_inside(values['rois'], *frame_size)
+        except ValueError as exc:
+            raise ValueError(f'rois: {exc} (the size of the last frame)') from None
+
+
+class _NodeReport(FrameReport):
+    """What goes wrong with a frame, counted in the node's diagnostics and logged at most once per reason
+    every 5 s."""
+
+    def __init__(self, node: StnNode):
+        super().__init__()
+        self._node = node
+
+    def bad_input(self, reason: str, message: str) -> None:
+        self._node._log_bad(reason, message)
+
+    def event(self, name: str, count: int, message) -> None:
+        node = self._node
+        if name == IDENTITY_FALLBACK:
+            node._fallback_frames += 1  # a diagnostics value of its own, not a health event
+            key = 'identity_fallback'
+        else:
+            node.health.on_event(name, count)
+            key = name
+        if node._throttle.allow(key):
+            text = message()
+            if text:
+                node.get_logger().warning(text)
+
+
 class StnNode(Node):
     """The canonicalizer node (see the module docstring and the README for the interface)."""
 
@@ -151,6 +186,8 @@ class StnNode(Node):
         self.canonicalizer = Canonicalizer(
             model.stn, device, values['output_size'], model.roi_side_m, identity_fallback=True
         )
+        self.pipeline = StnPipeline(model, self.canonicalizer)
+        self._report = _NodeReport(self)
         self._fallback_frames = 0
         self.health = NodeHealth(events=(BLIND_FRAMES, ROIS_OUTSIDE, CAMERA_FRAME_MISMATCH))
         self._throttle = LogThrottle(5.0)
@@ -243,21 +280,7 @@ class StnNode(Node):
 
     def _check_together(self, values: dict[str, Any]) -> None:
         """Values that are each valid but do not go together (or not with the camera's frames) raise ValueError."""
-        proposal_config(values).validate()
-        crops = values['max_crops'] * values['hypotheses_per_object']
-        pixels = crops * values['output_size'][0] * values['output_size'][1]
-        if pixels > values['max_tile_pixels']:
-            raise ValueError(
-                f'max_crops x hypotheses_per_object x output_size = {values["max_crops"]} x '
-                f'{values["hypotheses_per_object"]} x {values["output_size"][0]} x {values["output_size"][1]} = '
-                f'{pixels} pixels a tile, above max_tile_pixels {values["max_tile_pixels"]}: fewer or smaller '
-                'crops, or raise max_tile_pixels knowingly'
-            )
-        if values['crop_source'] == 'fixed_rois' and values['rois'] is not None and self._frame_size is not None:
-            try:
-                check_rois_inside(values['rois'], *self._frame_size)
-            except ValueError as exc:
-                raise ValueError(f'rois: {exc} (the size of the last frame)') from None
+        check_together(values, self._frame_size)
 
     def _on_parameter_change(self, name: str, value: Any) -> None:
         self.get_logger().info(f'parameter {name} set to {value!r}')
@@ -282,84 +305,22 @@ class StnNode(Node):
     def _process(self, msg: Image) -> None:
         started = time.perf_counter()
         values = self.parameters.values  # one snapshot for the whole frame: a change applies from the next
-        try:
-            frame = decode_frame(msg)
-        except ImageDecodeError as exc:
-            self._log_bad(exc.reason, str(exc))
+        frame = self.pipeline.decode(msg, self._report)
+        if frame is None:
             return
         self._frame_size = frame.size
-        try:
-            rois = self._rois(frame, msg, values)
-        except ValueError as exc:
-            self._log_bad('bad_rois', str(exc))
+        result = self.pipeline.canonicalize(
+            frame, msg, values, self._camera, self._report, lambda: self._detection_rois(msg)
+        )
+        if result is None:
             return
-        camera = self._camera_for(frame, msg)
-        result = self.canonicalizer.process(frame, rois, camera, values['output_size'], values['hypotheses_per_object'])
-        if frame.is_depth and not frame.grey().any():  # every pixel 0 or NaN: no reading at all
-            self.health.on_event(BLIND_FRAMES)
-            if self._throttle.allow(BLIND_FRAMES):
-                self.get_logger().warning('the camera is blind: a depth frame without a single reading')
-        if result.fallback:
-            self._fallback_frames += 1
-            if self._throttle.allow('identity_fallback'):
-                self.get_logger().warning(
-                    f'{self.model.description} looks at {self.canonicalizer.roi_side_m * 100:.0f} cm crops of depth '
-                    f'with camera_info ({result.fallback}): these crops are their plain ROIs (identity STN)'
-                )
-        self.tile_pub.publish(encode_image(result.tile, frame.tile_encoding, header=msg.header))
-        self.transforms_pub.publish(encode_pointcloud(result.record, header=msg.header))
+        tile, record = stn_messages(result.tile, frame.tile_encoding, result.record, msg.header)
+        self.tile_pub.publish(tile)
+        self.transforms_pub.publish(record)
         if values['publish_debug_image'] or self.debug_pub.get_subscription_count() > 0:
             self._publish_debug(frame, result, msg)
-        stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-        latency = self.health.stamp_latency_ms(stamp_ns, self.get_clock().now().nanoseconds)
+        latency = self.health.stamp_latency_ms(stamp_ns(msg.header), self.get_clock().now().nanoseconds)
         self.health.on_processed((time.perf_counter() - started) * 1e3, latency)
-
-    def _camera_for(self, frame: Frame, msg: Image) -> PinholeCamera | None:
-        """The last camera_info's intrinsics for this frame (scaled to its size), or None when there are none
-        that fit: then the frame gets no metric output (NaN xyz), counted and said, never wrong numbers."""
-        if self._camera is None or not frame.is_depth:
-            return None
-        camera, frame_id = self._camera
-        if frame_id != msg.header.frame_id:
-            self.health.on_event(CAMERA_FRAME_MISMATCH)
-            if self._throttle.allow(CAMERA_FRAME_MISMATCH):
-                self.get_logger().warning(
-                    f'camera_info is in frame {frame_id!r}, the image in {msg.header.frame_id!r}: '
-                    'check the remappings (its intrinsics are used all the same)'
-                )
-        try:
-            return camera.for_image(*frame.size)
-        except ValueError as exc:
-            self._log_bad('camera_info_size', f'{exc}: no metric output for this frame')
-            return None
-
-    def _rois(self, frame: Frame, msg: Image, values: dict[str, Any]) -> np.ndarray:
-        height, width = frame.size
-        source = values['crop_source']
-        if source == 'full_frame':
-            return full_frame_roi(height, width)
-        if source == 'fixed_rois':
-            rois = self._inside(values['rois'], height, width)
-            return rois[order_and_limit(rois, rois[:, 2] * rois[:, 3], values['max_crops'])]
-        if source == 'detections':
-            rois = self._detection_rois(msg)
-            return rois[order_and_limit(rois, rois[:, 2] * rois[:, 3], values['max_crops'])]
-        config = proposal_config(values)
-        if frame.is_depth:
-            return depth_proposals(frame.pixels, config, values['max_crops']).rois
-        return intensity_proposals(frame.grey(), config, values['max_crops']).rois
-
-    def _inside(self, rois: np.ndarray, height: int, width: int) -> np.ndarray:
-        """The ROIs inside the frame; each one outside is skipped, counted and said (the rest still get crops)."""
-        inside = rois_inside(rois, height, width)
-        if not inside.all():
-            self.health.on_event(ROIS_OUTSIDE, int((~inside).sum()))
-            if self._throttle.allow(ROIS_OUTSIDE):
-                try:
-                    check_rois_inside(rois, height, width)
-                except ValueError as exc:
-                    self.get_logger().warning(f'{exc}: skipped ({int((~inside).sum())} of {len(rois)} ROIs)')
-        return rois[inside]
 
     def _detection_rois(self, msg: Image) -> np.ndarray:
         """ROIs of the detections with this image's exact stamp (waits up to 0.2 s for them)."""
@@ -373,22 +334,10 @@ class StnNode(Node):
             time.sleep(0.005)
         if detections is None:
             raise ValueError(f'no detections with the image stamp {key[0]}.{key[1]:09d}')
-        boxes = [
-            (
-                d.bbox.center.position.x - d.bbox.size_x / 2,
-                d.bbox.center.position.y - d.bbox.size_y / 2,
-                d.bbox.size_x,
-                d.bbox.size_y,
-            )
-            for d in detections.detections
-            if d.bbox.size_x > 0 and d.bbox.size_y > 0
-        ]
-        return np.asarray(boxes, np.float32).reshape(-1, 4)
+        return detection_boxes(detections)
 
     def _publish_debug(self, frame: Frame, result: CanonicalCrops, msg: Image) -> None:
-        quads = crop_quadrilaterals(result.homographies, result.output_size)
-        picture = draw_quadrilaterals(frame.bgr8(), quads)
-        self.debug_pub.publish(encode_image(picture, 'bgr8', header=msg.header))
+        self.debug_pub.publish(encode_image(debug_picture(frame, result), 'bgr8', header=msg.header))
 
     def _publish_diagnostics(self) -> None:
         device = str(self.canonicalizer.device)
