@@ -32,6 +32,7 @@ setup(
             'stn_demo = stn_ros.apps.demo:main',
             'stn_evaluate = stn_ros.apps.evaluate:main',
             'stn_export = stn_ros.apps.export:main',
+            'stn_replay = stn_ros.apps.replay:main',
             'stn_selfcheck = stn_ros.apps.selfcheck:main',
             'stn_train = stn_ros.apps.train:main',
             'synthetic_camera = stn_ros.ros.synthetic_camera:main',

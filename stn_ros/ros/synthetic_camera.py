@@ -3,12 +3,16 @@
 Topics (relative): ``depth`` (``32FC1`` metres or ``16UC1`` mm), ``image`` (``bgr8`` rendering) and
 ``camera_info``, all three with the same header, at ``rate`` Hz; a new scene every ``scene_period`` s.
 ``source``: analytic prism scenes, or pybullet scenes of held-out meshes (``physics``, needs pybullet).
+``record_mcap``: also write every frame it publishes to an MCAP file (rosbag2's default storage), on the same
+topic names, for ``stn_replay``; ``max_frames``: stop after that many frames (the file is then complete).
 """
 
 from __future__ import annotations
 
 import sys
+import time
 
+import rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -38,6 +42,16 @@ PARAMETERS = [
         'prisms (analytic prism scenes) or physics (pybullet mesh scenes; needs pybullet)',
         one_of(*SOURCES),
         read_only=True,
+    ),
+    ParameterSpec(
+        'record_mcap',
+        '',
+        'also write every frame published (depth, image, camera_info) to this MCAP file, for stn_replay; '
+        'empty: no recording',
+        read_only=True,
+    ),
+    ParameterSpec.integer(
+        'max_frames', 0, 'stop after this many frames (0: run until stopped)', 0, 10_000_000, read_only=True
     ),
 ]
 
@@ -69,7 +83,30 @@ class SyntheticCamera(Node):
         self.frames_published = 0
         self._frame: SyntheticFrame | None = None
         self._scene_started = None
+        self._bag = None
+        self._last_log_time = 0
+        if self.parameters.values['record_mcap']:
+            self._bag = self._open_bag(self.parameters.values['record_mcap'])
         self.create_timer(1.0 / self.parameters.values['rate'], self._tick)
+
+    def _open_bag(self, path: str):
+        try:
+            from stn_ros.bridge.mcap_bag import BagWriter, message_definition
+        except ImportError as exc:  # the mcap packages are pip-only
+            raise StartupError(f"parameter 'record_mcap': {exc} (pip install mcap mcap-ros2-support)") from None
+        try:
+            for type_name in ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CameraInfo'):
+                message_definition(type_name)  # say now, not at the first frame, when a definition is missing
+            bag = BagWriter(path)
+        except OSError as exc:
+            raise StartupError(f"parameter 'record_mcap': {exc}") from None
+        self.get_logger().info(f'recording to {bag.path}')
+        return bag
+
+    def _record(self, topic: str, type_name: str, msg) -> None:
+        """Write ``msg`` to the bag, logged now (strictly after the previous one, so the bag keeps the order)."""
+        self._last_log_time = max(time.time_ns(), self._last_log_time + 1)
+        self._bag.write(topic, type_name, msg, self._last_log_time)
 
     def _next_scene(self, now) -> None:
         values = self.parameters.values
@@ -80,6 +117,8 @@ class SyntheticCamera(Node):
         self._scene_started = now
 
     def _tick(self) -> None:
+        if self.parameters.values['max_frames'] and self.frames_published >= self.parameters.values['max_frames']:
+            return  # done: shutting down
         now = self.get_clock().now()
         period = self.parameters.values['scene_period']
         if self._frame is None or (period > 0 and (now - self._scene_started).nanoseconds >= period * 1e9):
@@ -88,10 +127,30 @@ class SyntheticCamera(Node):
         frame, values = self._frame, self.parameters.values
         header = Image().header
         header.stamp, header.frame_id = now.to_msg(), values['frame_id']
-        self.info_pub.publish(camera_info_message(frame.scene.camera, header))
-        self.image_pub.publish(encode_image(frame.bgr, 'bgr8', header=header))
-        self.depth_pub.publish(encode_image(frame.depth, values['depth_encoding'], header=header))
+        outputs = (
+            (self.info_pub, 'sensor_msgs/msg/CameraInfo', camera_info_message(frame.scene.camera, header)),
+            (self.image_pub, 'sensor_msgs/msg/Image', encode_image(frame.bgr, 'bgr8', header=header)),
+            (
+                self.depth_pub,
+                'sensor_msgs/msg/Image',
+                encode_image(frame.depth, values['depth_encoding'], header=header),
+            ),
+        )
+        for publisher, type_name, msg in outputs:
+            publisher.publish(msg)
+            if self._bag is not None:
+                self._record(publisher.topic_name, type_name, msg)
         self.frames_published += 1
+        if values['max_frames'] and self.frames_published >= values['max_frames']:
+            self.stop()
+            where = f' to {self._bag.path}' if self._bag is not None else ''
+            self.get_logger().info(f'{self.frames_published} frames published{where}: max_frames reached, stopping')
+            rclpy.try_shutdown(context=self.context)
+
+    def stop(self) -> None:
+        """Complete the bag (its summary), if recording."""
+        if self._bag is not None:
+            self._bag.close()
 
 
 def main(args: list[str] | None = None) -> int:
