@@ -70,11 +70,15 @@ DDP_RUNS = {  # one small epoch of each task, a few optimizer steps per rank
     'gqcnn': ['gqcnn', '--num-scenes', '12', '--epochs', '1', '--batch-size', '32'],
     'grasp-stn': ['grasp-stn', '--num-scenes', '20', '--epochs', '1', '--batch-size', '8'],
     'gqcnn-physics': ['gqcnn-physics', '--validation-fraction', '0.34', '--epochs', '1', '--batch-size', '8'],
-}
+    'grasp-stn-physics': [
+        'grasp-stn-physics', '--validation-fraction', '0.34', '--epochs', '1', '--batch-size', '4',
+        '--critic-weight', '0.05',
+    ],
+}  # fmt: skip
 
 
 @pytest.mark.parametrize('task', list(DDP_RUNS))
-def test_two_process_ddp_on_cpu_leaves_both_ranks_with_identical_weights(tmp_path, task):
+def test_two_process_ddp_on_cpu_leaves_both_ranks_with_identical_weights(tmp_path, task, request):
     """Under DDP every replica must end bitwise equal: a loss that bypasses ``DistributedDataParallel.forward``
     (the reducer never runs) leaves each rank with its own gradients. Compared here from each rank's saved
     weights (``test/ddp_rank_weights.py``), independently of the loop's own check."""
@@ -82,12 +86,8 @@ def test_two_process_ddp_on_cpu_leaves_both_ranks_with_identical_weights(tmp_pat
     env = dict(os.environ, GLOO_SOCKET_IFNAME='lo', OMP_NUM_THREADS='1')  # loopback only
     out, weights = tmp_path / 'ddp', tmp_path / 'weights'
     data = []
-    if task == 'gqcnn-physics':  # a tiny physics-labelled dataset to train on
-        pytest.importorskip('pybullet')
-        from stn_ros.training.datasets.physics_grasps import PhysicsDataConfig, build_physics_dataset
-
-        build_physics_dataset(PhysicsDataConfig(3, candidates=4, trials=2), tmp_path / 'data', 1, progress=False)
-        data = ['--physics-data', str(tmp_path / 'data')]
+    if task.endswith('-physics'):  # a tiny physics-labelled dataset to train on
+        data = ['--physics-data', str(request.getfixturevalue('tiny_physics_data'))]
     result = subprocess.run(
         [
             str(torchrun),
