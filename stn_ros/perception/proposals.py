@@ -367,12 +367,15 @@ def _components_across_cuts(mask: np.ndarray, cut: np.ndarray) -> tuple[int, np.
         labels = grown.astype(np.int32)
     rows, cols = np.nonzero(labels)
     index = labels[rows, cols]
-    low = np.full((count, 2), np.iinfo(np.int32).max, np.int64)
-    high = np.full((count, 2), -1, np.int64)
-    np.minimum.at(low, index, np.stack((cols, rows), axis=1))
-    np.maximum.at(high, index, np.stack((cols, rows), axis=1))
+    # Bounding boxes from which columns and rows each label occupies: two small boolean tables filled in
+    # one scatter each, an order of magnitude faster than np.minimum.at / np.maximum.at over the pixels.
     stats = np.zeros((count, 5), np.int32)
-    stats[:, :2], stats[:, 2:4] = low, high - low + 1
+    for axis, coords in ((0, cols), (1, rows)):
+        occupied = np.zeros((count, labels.shape[1 - axis]), bool)
+        occupied[index, coords] = True
+        first = occupied.argmax(axis=1)
+        last = occupied.shape[1] - 1 - occupied[:, ::-1].argmax(axis=1)
+        stats[:, axis], stats[:, 2 + axis] = first, last - first + 1
     stats[:, 4] = np.bincount(index, minlength=count)
     stats[0] = 0  # the background's row is not used
     return count, labels, stats
