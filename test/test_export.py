@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from stn_ros.apps.export import GraspQuality, Localization
-from stn_ros.core.spatial_transformer import median_of_nonzero
+from stn_ros.core.spatial_transformer import median_of_nonzero, median_of_nonzero_sorted
 from stn_ros.models.gqcnn import load_gqcnn
 from stn_ros.perception.canonicalizer import load_model
 
@@ -54,6 +54,7 @@ def test_the_exportable_median_is_torch_nanmedian_of_the_nonzero_values():
         nonzero = torch.where(images != 0, images, torch.nan).flatten(1)
         expected = torch.nan_to_num(nonzero.nanmedian(dim=1).values, nan=0.0)
         assert torch.equal(median_of_nonzero(images), expected)
+        assert torch.equal(median_of_nonzero_sorted(images), expected)  # the path ONNX export takes
 
 
 def test_the_exported_quality_is_the_nodes_quality_temperature_included():

@@ -108,3 +108,14 @@ def test_median_centering_makes_localization_independent_of_the_camera_distance(
     assert stn.config()['input_center'] == 'median'
     with pytest.raises(ValueError, match='input_center'):
         SpatialTransformer('affine', input_center='mean')
+
+
+@pytest.mark.parametrize('shape', [(3, 4, 32, 32), (2, 5, 17, 11), (1, 1, 2, 3), (4, 8, 9, 9)])
+def test_max_pool_2x2_is_nn_max_pool_2d(shape):
+    from stn_ros.core.pooling import MaxPool2x2
+
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    torch.testing.assert_close(MaxPool2x2()(x), torch.nn.MaxPool2d(2)(x), rtol=0, atol=0)
+    ours = torch.autograd.grad(MaxPool2x2()(x).sum(), x)[0]
+    theirs = torch.autograd.grad(torch.nn.MaxPool2d(2)(x).sum(), x)[0]
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)  # no ties in random data: the same gradient

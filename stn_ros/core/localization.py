@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from stn_ros.core.pooling import MaxPool2x2
+
 
 class LocalizationNet(nn.Module):
     """``(B, C, H, W)`` -> ``(B, num_params)``; starts at the identity transform.
@@ -43,7 +45,7 @@ class LocalizationNet(nn.Module):
         layers: list[nn.Module] = []
         previous = in_channels
         for out in channels:
-            layers += [nn.Conv2d(previous, out, kernel_size=3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            layers += [nn.Conv2d(previous, out, kernel_size=3, padding=1), nn.ReLU(inplace=True), MaxPool2x2()]
             previous, height, width = out, height // 2, width // 2
         if height < 1 or width < 1:
             raise ValueError(f'input_size {self.input_size} is too small for {len(channels)} pooling stages')

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from stn_ros.core.checkpoint import load_checkpoint
+from stn_ros.core.pooling import MaxPool2x2
 
 CHECKPOINT_FORMAT = 'stn_ros.gqcnn/1'
 
@@ -44,12 +45,12 @@ class GQCNN(nn.Module):
             nn.ReLU(inplace=True),
             nn.Conv2d(width, width, 5, padding=2),
             nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
+            MaxPool2x2(),
             nn.Conv2d(width, 2 * width, 3, padding=1),
             nn.ReLU(inplace=True),
             nn.Conv2d(2 * width, 2 * width, 3, padding=1),
             nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
+            MaxPool2x2(),
             nn.Flatten(),
             nn.Linear(2 * width * side * side, 128),
             nn.ReLU(inplace=True),

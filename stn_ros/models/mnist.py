@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from stn_ros.core import SpatialTransformer
+from stn_ros.core.pooling import MaxPool2x2
 
 MODEL_NAMES = (
     'fcn',
@@ -50,10 +51,10 @@ def cnn_head(size: int, filters: int = 32) -> nn.Module:
     return nn.Sequential(
         nn.Conv2d(1, filters, 9),
         nn.ReLU(inplace=True),
-        nn.MaxPool2d(2),
+        MaxPool2x2(),
         nn.Conv2d(filters, filters, 7),
         nn.ReLU(inplace=True),
-        nn.MaxPool2d(2),
+        MaxPool2x2(),
         nn.Flatten(),
         nn.Linear(filters * side * side, 10),
     )

@@ -87,8 +87,17 @@ def depth_at(depth_m: np.ndarray, uv: np.ndarray, radius: int = 2) -> np.ndarray
     out = np.full(len(uv), np.nan, np.float32)
     has = inside & np.isfinite(windows).any(axis=1)
     if has.any():
-        out[has] = np.nanmedian(windows[has], axis=1)
+        out[has] = nanmedian_rows(windows[has])
     return out
+
+
+def nanmedian_rows(rows: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(rows, axis=1)`` of a ``(N, K)`` array whose rows each hold a finite value, without the
+    masked arrays numpy uses for small inputs (ten times slower here): sort (NaN last), average the middle."""
+    ordered = np.sort(rows, axis=1)
+    count = np.isfinite(ordered).sum(axis=1)
+    index = np.arange(len(ordered))
+    return (ordered[index, (count - 1) // 2] + ordered[index, count // 2]) / 2
 
 
 def metric_rois(rois: np.ndarray, depth_m: np.ndarray, fx: float, fy: float, side_m: float) -> np.ndarray:
