@@ -9,6 +9,9 @@ header and logged at the source image's log time.
 
 Unlike the live nodes, the replay drops nothing: every frame is processed, in log-time order, with the
 latest ``camera_info`` logged before it (the live nodes drop a frame that arrives while they are busy).
+
+grasp_quality_node's ``target_frame`` is honoured with its static ``camera_to_target`` only: the replay has no
+tf2 (it reads no ``/tf`` from the bag), so ``target_frame`` without ``camera_to_target`` is refused.
 """
 
 from __future__ import annotations
@@ -247,6 +250,8 @@ def _grasp_stage(frames, results, out: str, grasp_values: dict[str, Any]) -> Non
                 grasps = score_rectified(scorer, tile, record, item.camera, grasp_values, report)
                 if grasps is None:
                     continue
+                if grasp_values['target_frame']:  # with its static camera_to_target: main() refuses tf2's
+                    grasps = grasps.in_frame(grasp_values['target_frame'], grasp_values['camera_to_target'])
                 grasps_msg, pose = grasp_messages(grasps, tile.header)
                 write(GRASPS_TOPIC, POINTCLOUD_TYPE, grasps_msg, item)
                 if grasps.scored.best is None:
@@ -498,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ReplayError(f'--out {out} is the input bag: choose another file')
         image_topic, camera_info_topic = choose_topics(bag, topics, args.image_topic, args.camera_info_topic)
         from stn_ros.ros.grasp_quality_node import PARAMETERS as GRASP_PARAMETERS
+        from stn_ros.ros.grasp_quality_node import check_together as check_grasp_together
         from stn_ros.ros.stn_node import PARAMETERS as STN_PARAMETERS
         from stn_ros.ros.stn_node import check_together
 
@@ -508,6 +514,16 @@ def main(argv: list[str] | None = None) -> int:
             check_together(stn_values)
         except ValueError as exc:
             raise ReplayError(f'{STN_NODE} parameters: {exc}') from None
+        try:
+            check_grasp_together(grasp_values)
+        except ValueError as exc:
+            raise ReplayError(f'{GRASP_NODE} parameters: {exc}') from None
+        if grasp_values['target_frame'] and grasp_values['camera_to_target'] is None:
+            raise ReplayError(
+                f'{GRASP_NODE} target_frame {grasp_values["target_frame"]!r}: a replay has no tf2 (it reads no /tf '
+                'from the bag), so it needs the static camera_to_target [tx, ty, tz, qx, qy, qz, qw] (the camera '
+                'frame in target_frame) in a --params-file, or an empty target_frame (grasps in the camera frame)'
+            )
         if stn_values['crop_source'] == 'detections':
             raise ReplayError(
                 'crop_source detections: stn_replay does not read detections from bags; replay with '

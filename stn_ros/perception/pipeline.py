@@ -6,8 +6,9 @@ bag (duck-typed, decoded by ``mcap_ros2``), so a replay computes what the nodes 
 * :class:`StnPipeline`: ``sensor_msgs/Image`` -> :class:`Frame` (:meth:`~StnPipeline.decode`) -> ROIs, the
   camera's intrinsics for it, canonical crops (:meth:`~StnPipeline.canonicalize`); :func:`stn_messages`
   makes ``~/rectified/image`` and ``~/rectified/transforms`` of them, :func:`debug_picture` ``~/debug/image``.
-* :func:`score_rectified`: ``~/rectified/image`` + ``~/rectified/transforms`` -> grasps;
-  :func:`grasp_messages` makes ``~/grasps`` and ``~/best_grasp`` of them.
+* :func:`score_rectified`: ``~/rectified/image`` + ``~/rectified/transforms`` -> grasps (in the camera frame;
+  :meth:`GraspFrame.in_frame` maps them into a target frame); :func:`grasp_messages` makes ``~/grasps`` and
+  ``~/best_grasp`` of them, :func:`grasp_markers` ``~/grasp_markers``.
 
 What goes wrong with a frame is said to a :class:`FrameReport`: ``bad_input(reason, message)`` for an input
 that gets no output, ``event(name, count, message)`` for one that does but is worth counting. The nodes count
@@ -31,6 +32,9 @@ from stn_ros.models.gqcnn import GQCNN, load_gqcnn
 from stn_ros.perception.camera import PinholeCamera
 from stn_ros.perception.canonicalizer import CanonicalCrops, Canonicalizer, LoadedModel
 from stn_ros.perception.frame import Frame, decode_frame
+from stn_ros.perception.frames import RigidTransform, quaternion_multiply
+from stn_ros.perception.grasp_image import GripperConfig
+from stn_ros.perception.grasp_markers import grasp_marker_array
 from stn_ros.perception.grasp_quality import (
     DEFAULT_GQCNN_WEIGHTS,
     GraspScorer,
@@ -260,19 +264,73 @@ def load_gqcnn_model(weights: str) -> tuple[GQCNN, str, str | None]:
 
 @dataclass
 class GraspFrame:
-    """``grasp_quality_node``'s result for one frame."""
+    """``grasp_quality_node``'s result for one frame, in the camera frame or (:meth:`in_frame`) a target frame."""
 
     scored: ScoredGrasps  # one grasp per crop, and the best at or above the threshold
     published: np.ndarray  # what ~/grasps carries: each object's best-quality grasp, or every crop's
+    frame_id: str | None = None  # the frame of x, y, z; None: the camera frame (the source image's frame_id)
+    rotation: tuple[float, float, float, float] | None = None  # the camera frame's orientation in frame_id
+
+    def in_frame(self, frame_id: str, camera_to_target: RigidTransform | None) -> GraspFrame:
+        """These grasps in the frame ``frame_id``: ``x, y, z`` mapped by ``camera_to_target`` (camera-frame points
+        -> ``frame_id``), and the poses turned by its rotation. ``camera_to_target`` None (its transform is
+        unknown for this frame) gives NaN ``x, y, z``: no metric position, so no best pose and no markers.
+        ``angle`` stays the grasp axis in the image, ``width`` the metres across the jaws (a length, the same in
+        every frame)."""
+        if self.frame_id is not None:
+            raise ValueError(f'these grasps are in frame {self.frame_id!r} already')
+        rotation = camera_to_target.rotation if camera_to_target is not None else (0.0, 0.0, 0.0, 1.0)
+        return GraspFrame(
+            ScoredGrasps(_record_in_frame(self.scored.record, camera_to_target), self.scored.best),
+            _record_in_frame(self.published, camera_to_target),
+            frame_id,
+            rotation,
+        )
+
+    def _orientations(self, angles: np.ndarray) -> np.ndarray:
+        """``(N, 4)`` grasp orientations (x, y, z, w) in this frame of image angles ``(N,)``."""
+        orientations = np.array([grasp_orientation(float(a)) for a in angles], dtype=np.float64).reshape(-1, 4)
+        return orientations if self.rotation is None else quaternion_multiply(self.rotation, orientations)
 
     @property
     def best_pose(self) -> tuple[tuple[float, float, float], tuple[float, float, float, float]] | None:
         """``~/best_grasp``'s position (metres) and orientation (x, y, z, w): None without a best grasp or
         without a metric position."""
-        if self.scored.best is None or not np.isfinite(self.scored.record['z'][self.scored.best]):
+        if self.scored.best is None:
             return None
         best = self.scored.record[self.scored.best]
-        return tuple(float(best[k]) for k in 'xyz'), grasp_orientation(float(best['angle']))
+        if not all(np.isfinite(best[k]) for k in 'xyz'):
+            return None
+        orientation = (
+            grasp_orientation(float(best['angle']))
+            if self.rotation is None
+            else tuple(float(v) for v in self._orientations(np.array([best['angle']]))[0])
+        )
+        return tuple(float(best[k]) for k in 'xyz'), orientation
+
+    @property
+    def best_published(self) -> int | None:
+        """The index in :attr:`published` of the best grasp (the same crop), None when there is none."""
+        if self.scored.best is None:
+            return None
+        best = self.scored.record[self.scored.best]
+        same = (self.published['object_id'] == best['object_id']) & (self.published['hypothesis'] == best['hypothesis'])
+        return int(np.flatnonzero(same)[0]) if same.any() else None
+
+    def published_poses(self) -> tuple[np.ndarray, np.ndarray]:
+        """Positions ``(N, 3)`` (NaN: no metric position) and orientations ``(N, 4)`` (x, y, z, w) of the grasps
+        of :attr:`published`, in this frame, float64."""
+        positions = np.stack([self.published[k] for k in 'xyz'], axis=1).astype(np.float64).reshape(-1, 3)
+        return positions, self._orientations(self.published['angle'])
+
+
+def _record_in_frame(record: np.ndarray, camera_to_target: RigidTransform | None) -> np.ndarray:
+    """A copy of a grasp record (``GRASP_DTYPE``) with ``x, y, z`` mapped by ``camera_to_target`` (None: NaN)."""
+    out = record.copy()
+    xyz = np.stack([record[k] for k in 'xyz'], axis=1).astype(np.float64).reshape(-1, 3)
+    mapped = camera_to_target.apply_points(xyz) if camera_to_target is not None else np.full_like(xyz, np.nan)
+    out['x'], out['y'], out['z'] = mapped[:, 0], mapped[:, 1], mapped[:, 2]
+    return out
 
 
 def score_rectified(
@@ -305,9 +363,20 @@ def score_rectified(
     return GraspFrame(scored, grasps_to_publish(scored.record, values['all_hypotheses']))
 
 
+def _header_in(header: Any, frame_id: str | None) -> Any:
+    """``header`` (an rclpy ``std_msgs/Header``), or a copy of it in ``frame_id`` (None: ``header`` itself)."""
+    if frame_id is None:
+        return header
+    from std_msgs.msg import Header
+
+    return Header(stamp=header.stamp, frame_id=frame_id)
+
+
 def grasp_messages(grasps: GraspFrame, header: Any) -> tuple[Any, Any | None]:
     """``~/grasps`` (rclpy ``PointCloud2``) and ``~/best_grasp`` (``PoseStamped``, None when there is none to
-    publish) of one frame, with ``header`` (the source image's)."""
+    publish) of one frame, with ``header`` (the source image's), its ``frame_id`` replaced by the grasps' frame
+    when they are in a target frame (:meth:`GraspFrame.in_frame`)."""
+    header = _header_in(header, grasps.frame_id)
     msg = encode_pointcloud(grasps.published, header=header)
     pose = grasps.best_pose
     if pose is None:
@@ -321,3 +390,18 @@ def grasp_messages(grasps: GraspFrame, header: Any) -> tuple[Any, Any | None]:
     o = stamped.pose.orientation
     o.x, o.y, o.z, o.w = orientation
     return msg, stamped
+
+
+def grasp_markers(grasps: GraspFrame, header: Any, gripper: GripperConfig | None = None) -> Any:
+    """``~/grasp_markers`` (rclpy ``visualization_msgs/MarkerArray``) of one frame: a DELETEALL, then a gripper
+    outline per grasp of ``~/grasps`` with a metric position, the best one highlighted
+    (:func:`~stn_ros.perception.grasp_markers.grasp_marker_array`); ``header`` as in :func:`grasp_messages`."""
+    positions, orientations = grasps.published_poses()
+    return grasp_marker_array(
+        _header_in(header, grasps.frame_id),
+        positions,
+        orientations,
+        grasps.published['quality'],
+        grasps.best_published,
+        gripper,
+    )

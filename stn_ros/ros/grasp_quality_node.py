@@ -5,10 +5,12 @@ them by exact stamp (a bounded buffer; unpaired messages are counted and dropped
 (optional: metric grasps). Scores every crop and publishes ``~/grasps`` (PointCloud2, the best-quality crop
 of each object, or every crop with ``all_hypotheses``; fields in :mod:`stn_ros.perception.grasp_quality`),
 ``~/best_grasp`` (PoseStamped, the best grasp over all crops at or above ``quality_threshold`` when it has a
-metric position) and ``/diagnostics``. The callbacks only pair; one worker thread scores the latest complete
-pair (latest wins, as in ``stn_node``), so scoring never holds up the inputs, and every loss is counted:
-replaced before scoring, unpaired, lost before the node. The per-frame steps are :mod:`stn_ros.perception.pipeline`'s
-(``stn_replay`` runs the same on a bag).
+metric position), ``~/grasp_markers`` (MarkerArray, a gripper outline per grasp, only while someone subscribes)
+and ``/diagnostics``. With ``target_frame`` the grasps are in that frame (tf2 at each image's stamp, or the static
+``camera_to_target``: :mod:`stn_ros.ros.target_frame`), else in the camera frame.
+The callbacks only pair; one worker thread scores the latest complete pair (latest wins, as in ``stn_node``), so
+scoring never holds up the inputs, and every loss is counted: replaced before scoring, unpaired, lost before the
+node. The per-frame steps are :mod:`stn_ros.perception.pipeline`'s (``stn_replay`` runs the same on a bag).
 """
 
 from __future__ import annotations
@@ -24,15 +26,34 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from visualization_msgs.msg import MarkerArray
 
 from stn_ros.core import DeviceUnavailableError, device_memory_values, resolve_device
 from stn_ros.models.gqcnn import GQCNN
 from stn_ros.perception.camera import PinholeCamera
+from stn_ros.perception.frames import parse_camera_to_target
 from stn_ros.perception.grasp_quality import GraspScorer
-from stn_ros.perception.pipeline import FrameReport, grasp_messages, load_gqcnn_model, score_rectified, stamp_ns
+from stn_ros.perception.pipeline import (
+    FrameReport,
+    grasp_markers,
+    grasp_messages,
+    load_gqcnn_model,
+    score_rectified,
+    stamp_ns,
+)
 from stn_ros.ros.health import LogThrottle, NodeHealth
 from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, run_node
 from stn_ros.ros.parameters import TORCH_THREADS, ParameterSet, ParameterSpec, StartupError, device_string
+from stn_ros.ros.target_frame import target_source
+
+
+def _frame_id(value) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f'must be a frame name (a string); got {value!r}')
+    if value.startswith('/') or any(c.isspace() for c in value):
+        raise ValueError(f'must be a tf2 frame name: no leading "/" and no spaces; got {value!r}')
+    return value
+
 
 PARAMETERS = [
     ParameterSpec('device', 'auto', 'auto (CUDA if available), cpu, cuda, cuda:N', device_string, read_only=True),
@@ -46,7 +67,32 @@ PARAMETERS = [
     ),
     ParameterSpec.number('diagnostics_period', 1.0, 'seconds between /diagnostics messages', 0.1, 60.0, read_only=True),
     TORCH_THREADS,
+    ParameterSpec(
+        'target_frame',
+        '',
+        'frame of ~/grasps x, y, z, ~/best_grasp and ~/grasp_markers (tf2, or camera_to_target); empty = the camera '
+        "frame (the image's frame_id)",
+        _frame_id,
+        read_only=True,
+    ),
+    ParameterSpec(
+        'camera_to_target',
+        None,
+        '[tx, ty, tz, qx, qy, qz, qw]: the camera frame in target_frame (maps camera points into it), used instead '
+        'of tf2; unset = tf2',
+        parse_camera_to_target,
+        read_only=True,
+    ),
+    ParameterSpec.number(
+        'transform_timeout', 0.05, 'seconds a tf2 lookup waits for the transform at the image stamp', 0.0, 1.0
+    ),
 ]
+
+
+def check_together(values: dict) -> None:
+    """ValueError when parameter values that are each valid do not go together (at start; read by ``stn_replay``)."""
+    if values['camera_to_target'] is not None and not values['target_frame']:
+        raise ValueError('camera_to_target is given but target_frame is empty: name the frame it maps into')
 
 
 def _stamp(msg) -> tuple[int, int]:
@@ -55,6 +101,7 @@ def _stamp(msg) -> tuple[int, int]:
 
 UNPAIRED = 'unpaired dropped'
 NO_GRASP = 'frames without a grasp above the threshold'
+NO_TRANSFORM = 'frames without a transform to target_frame'
 
 
 class _NodeReport(FrameReport):
@@ -71,8 +118,9 @@ class _NodeReport(FrameReport):
 class GraspQualityNode(Node):
     def __init__(self, **kwargs):
         super().__init__('grasp_quality_node', **kwargs)
-        self.parameters = ParameterSet(self, PARAMETERS)
+        self.parameters = ParameterSet(self, PARAMETERS, cross_check=check_together)
         values = self.parameters.values
+        self._target = target_source(self, values)  # None: the camera frame; StartupError without tf2 or a transform
         apply_thread_budget(values['torch_threads'])
         try:
             device = resolve_device(values['device'])
@@ -82,7 +130,7 @@ class GraspQualityNode(Node):
         self.scorer = GraspScorer(model, device)
         self._report = _NodeReport(self)
         self._frames_without_grasp = 0  # a count, not a health event: a scene may have nothing to grasp
-        self.health = NodeHealth(events=(UNPAIRED,))
+        self.health = NodeHealth(events=(UNPAIRED,) + ((NO_TRANSFORM,) if self._target is not None else ()))
         self._throttle = LogThrottle(5.0)
         self._camera: PinholeCamera | None = None
         self._tiles: OrderedDict = OrderedDict()
@@ -91,12 +139,14 @@ class GraspQualityNode(Node):
         self._worker = LatestWorker(self, 'grasp_worker', self._process_pair, self.health, self._throttle)
         self.grasps_pub = self.create_publisher(PointCloud2, '~/grasps', 5)
         self.best_pub = self.create_publisher(PoseStamped, '~/best_grasp', 5)
+        self.markers_pub = self.create_publisher(MarkerArray, '~/grasp_markers', 5)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(Image, 'rectified/image', self._on_tile, 5)
         self.create_subscription(PointCloud2, 'rectified/transforms', self._on_record, 5)
         self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data)
         self.create_timer(values['diagnostics_period'], self._publish_diagnostics)
-        self.get_logger().info(f'{self.model_description} on {device}')
+        frame = f'grasps in {self._target.frame_id} ({self._target.description})' if self._target else 'camera frame'
+        self.get_logger().info(f'{self.model_description} on {device}; {frame}')
 
     def _load(self, weights: str) -> tuple[GQCNN, str]:
         model, description, warning = load_gqcnn_model(weights)
@@ -148,14 +198,31 @@ class GraspQualityNode(Node):
         grasps = score_rectified(self.scorer, tile_msg, record_msg, camera, self.parameters.values, self._report)
         if grasps is None:
             return
+        if self._target is not None:
+            camera_to_target, reason = self._target.lookup(tile_msg.header)
+            if camera_to_target is None:
+                self._no_transform(tile_msg.header, reason)
+            grasps = grasps.in_frame(self._target.frame_id, camera_to_target)
         grasps_msg, pose = grasp_messages(grasps, tile_msg.header)
         self.grasps_pub.publish(grasps_msg)
+        if self.markers_pub.get_subscription_count() > 0:  # work nobody asked for is not done
+            self.markers_pub.publish(grasp_markers(grasps, tile_msg.header, self.scorer.gripper))
         if grasps.scored.best is None:
             self._frames_without_grasp += 1
         elif pose is not None:
             self.best_pub.publish(pose)
         latency = self.health.stamp_latency_ms(stamp_ns(tile_msg.header), self.get_clock().now().nanoseconds)
         self.health.on_processed((time.perf_counter() - started) * 1e3, latency)
+
+    def _no_transform(self, header, reason: str) -> None:
+        """A frame without its camera -> target transform: counted, and said at most once every 5 s."""
+        self.health.on_event(NO_TRANSFORM)
+        if self._throttle.allow(NO_TRANSFORM):
+            self.get_logger().warning(
+                f'no transform from {header.frame_id!r} to {self._target.frame_id!r} at stamp '
+                f"{header.stamp.sec}.{header.stamp.nanosec:09d} ({reason}): this frame's ~/grasps have no x, y, z "
+                f'and it has no ~/best_grasp (counted as {NO_TRANSFORM!r})'
+            )
 
     def _publish_diagnostics(self) -> None:
         device = str(self.scorer.device)
