@@ -11,7 +11,13 @@ from stn_ros.core.crops import (
     roi_matrix,
     sample_crops_opencv,
 )
-from stn_ros.core.device import DEVICE_CHOICES, DeviceUnavailableError, device_memory_values, resolve_device
+from stn_ros.core.device import (
+    DEVICE_CHOICES,
+    DeviceUnavailableError,
+    device_memory_values,
+    inference_module,
+    resolve_device,
+)
 from stn_ros.core.families import FAMILIES, TransformFamily, homography_grid, make_family, pixel_homography
 from stn_ros.core.localization import LocalizationNet
 from stn_ros.core.sampler import remap_opencv, sample_grids, warp_perspective_opencv
@@ -33,6 +39,7 @@ __all__ = [
     'canonicalize_crops_opencv',
     'crop_transforms',
     'homography_grid',
+    'inference_module',
     'load_spatial_transformer',
     'localization_crops',
     'make_family',

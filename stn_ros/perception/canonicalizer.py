@@ -18,6 +18,7 @@ from stn_ros.core import (
     CropTransforms,
     SpatialTransformer,
     crop_transforms,
+    inference_module,
     load_spatial_transformer,
     sample_crops_opencv,
     sample_grids,
@@ -130,10 +131,10 @@ class Canonicalizer:
         identity_fallback: bool = False,
     ):
         self.roi_side_m = roi_side_m
-        self.stn = stn.to(device).eval()
+        self.stn = inference_module(stn, device)
         self.device = device
         self.output_size = (int(output_size[0]), int(output_size[1]))
-        self._fallback = identity_model().to(device).eval() if identity_fallback and roi_side_m else None
+        self._fallback = inference_module(identity_model(), device) if identity_fallback and roi_side_m else None
 
     def process(
         self,

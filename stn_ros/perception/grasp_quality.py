@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 import torch
 
+from stn_ros.core import inference_module
 from stn_ros.models.gqcnn import GQCNN
 from stn_ros.perception.camera import PinholeCamera
 from stn_ros.perception.grasp_image import CANONICAL_SIZE, GripperConfig, crop_axis, normalize_grasp_images
@@ -98,7 +99,7 @@ class GraspScorer:
     """Scores a frame's canonical depth crops with a GQ-CNN on one device."""
 
     def __init__(self, model: GQCNN, device: torch.device, gripper: GripperConfig | None = None):
-        self.model = model.to(device).eval()
+        self.model = inference_module(model, device)
         self.device = device
         self.gripper = gripper or GripperConfig()
 
