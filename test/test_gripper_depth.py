@@ -59,3 +59,18 @@ def test_image_grasps_get_the_rule_through_their_canonical_crops():
     )
     assert z[0] == pytest.approx(TABLE - 0.03 + GRIPPER.finger_depth, abs=1e-4)
     assert z[1] == pytest.approx(TABLE + GRIPPER.finger_depth, abs=1e-4)  # bare table: nothing rises
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_the_row_wise_median_and_percentile_are_numpys_to_the_bit(dtype):
+    from stn_ros.perception.camera import nanmedian_rows
+    from stn_ros.perception.gripper_depth import nanpercentile_rows
+
+    rng = np.random.default_rng(0)
+    for width in (1, 2, 3, 25, 96):
+        rows = rng.uniform(0.3, 1.2, (2000, width)).astype(dtype)
+        rows[rng.random(rows.shape) < 0.3] = np.nan
+        rows = rows[np.isfinite(rows).any(axis=1)]
+        assert np.array_equal(nanmedian_rows(rows), np.nanmedian(rows, axis=1))
+        expected = np.array([np.percentile(row[np.isfinite(row)], 75.0) for row in rows])
+        assert np.array_equal(nanpercentile_rows(rows, 75.0), expected)

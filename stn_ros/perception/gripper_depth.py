@@ -21,11 +21,25 @@ from __future__ import annotations
 import numpy as np
 
 from stn_ros.core.sampler import warp_perspective_opencv
-from stn_ros.perception.camera import PinholeCamera, depth_at
+from stn_ros.perception.camera import PinholeCamera, depth_at, nanmedian_rows
 from stn_ros.perception.grasp_image import CANONICAL_SIZE, OPENING_FRACTION, GripperConfig, canonical_homographies
 
 FLOOR_PERCENTILE = 75.0
 """Percentile of the depths under a jaw's footprint taken as what the jaw descends onto."""
+
+
+def nanpercentile_rows(rows: np.ndarray, percentile: float) -> np.ndarray:
+    """``np.nanpercentile(rows, percentile, axis=1)`` (linear interpolation) of a ``(N, K)`` array whose rows each
+    hold a finite value, in the rows' dtype (numpy's rounding too): one sort for every row, not a call per row."""
+    ordered = np.sort(rows, axis=1)
+    position = (np.isfinite(ordered).sum(axis=1) - 1) * (percentile / 100.0)
+    below = np.floor(position).astype(np.int64)
+    above = np.minimum(below + 1, np.isfinite(ordered).sum(axis=1) - 1)
+    index = np.arange(len(ordered))
+    low, high = ordered[index, below], ordered[index, above]
+    t = (position - below).astype(ordered.dtype)
+    # numpy's _lerp: from the lower value below the middle, from the upper one above it (the same rounding)
+    return np.where(t >= 0.5, high - (high - low) * (1 - t), low + (high - low) * t)
 
 
 def surface_gripper_depths(depth_m: np.ndarray, pixels: np.ndarray, gripper: GripperConfig) -> np.ndarray:
@@ -56,21 +70,21 @@ def gripper_depths(crops: np.ndarray, gripper: GripperConfig) -> np.ndarray:
         crops[:, rows, int(np.ceil(cx + inner)) : min(int(np.floor(cx + outer)) + 1, width)],
     ]
     out = np.full(count, np.nan)
-    for index in range(count):
-        readings = centre[index][np.isfinite(centre[index])]
-        if not readings.size:
-            continue
-        top = float(np.median(readings))
-        floors = [
-            float(np.percentile(j[index][np.isfinite(j[index])], FLOOR_PERCENTILE))
-            for j in jaws
-            if np.isfinite(j[index]).any()
-        ]
-        rise = min(floors) - top if floors else 0.0
-        if rise < gripper.table_clearance:
-            out[index] = top + gripper.finger_depth
-        else:
-            out[index] = top + min(max(gripper.finger_depth, 0.5 * rise), rise - gripper.table_clearance)
+    centre = centre.reshape(count, centre.shape[1] * centre.shape[2])
+    seen = np.isfinite(centre).any(axis=1)
+    if not seen.any():
+        return out
+    top = nanmedian_rows(centre[seen]).astype(np.float64)
+    floors = np.full((int(seen.sum()), 2), np.inf)
+    for side, jaw in enumerate(jaws):
+        jaw = jaw[seen].reshape(int(seen.sum()), jaw.shape[1] * jaw.shape[2])
+        under = np.isfinite(jaw).any(axis=1)
+        if under.any():
+            floors[under, side] = nanpercentile_rows(jaw[under], FLOOR_PERCENTILE)
+    floor = floors.min(axis=1)
+    rise = np.where(np.isfinite(floor), floor - top, 0.0)
+    deeper = top + np.minimum(np.maximum(gripper.finger_depth, 0.5 * rise), rise - gripper.table_clearance)
+    out[seen] = np.where(rise < gripper.table_clearance, top + gripper.finger_depth, deeper)
     return out
 
 
