@@ -1,4 +1,4 @@
-"""stn_node's compute per frame, stage by stage, on a 640x480 depth frame (no ROS graph).
+"""stn_node's compute per frame, stage by stage, on a 640x480 (or ``--size``) depth frame (no ROS graph).
 
 The same code the node runs for each frame: decode the ``sensor_msgs/Image`` (16UC1 mm), depth
 proposals (table plane + connected components), localization (grey view, small crops, the net),
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bench_frames import CAMERA, depth_frame_mm
+from bench_frames import camera_for, depth_frame_mm
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.bridge.pointcloud_codec import encode_pointcloud
 from stn_ros.core import resolve_device
@@ -29,12 +29,20 @@ STAGES = ('decode', 'proposals', 'localization', 'sampling', 'encode', 'total')
 
 
 def measure_stages(
-    canonicalizer: Canonicalizer, objects: int, frames: int, progress: bool = True, hypotheses: int = 1
+    canonicalizer: Canonicalizer,
+    objects: int,
+    frames: int,
+    progress: bool = True,
+    hypotheses: int = 1,
+    size: tuple[int, int] = (640, 480),
+    decimation: int = 1,
 ) -> dict[str, list[float]]:
-    """Per stage, the times (ms) of ``frames`` frames with ``objects`` boxes (after 10 warm-up frames),
-    and ``'crops'``, the crops of each frame."""
-    config = ProposalConfig(max_area=100_000)
-    messages = [encode_image(depth_frame_mm(objects, seed), '16UC1') for seed in range(8)]
+    """Per stage, the times (ms) of ``frames`` frames of ``size`` (width, height) with ``objects`` boxes (after
+    10 warm-up frames), and ``'crops'``, the crops of each frame."""
+    scale = size[0] / 640
+    config = ProposalConfig(max_area=int(100_000 * scale * scale), decimation=decimation)
+    camera = camera_for(*size)
+    messages = [encode_image(depth_frame_mm(objects, seed, *size), '16UC1') for seed in range(8)]
     times: dict[str, list[float]] = {stage: [] for stage in STAGES + ('crops',)}
     for index in tqdm(
         range(frames + 10), desc=f'{objects} crops', unit='frame', file=sys.stderr, disable=not progress, leave=False
@@ -45,7 +53,7 @@ def measure_stages(
         t1 = time.perf_counter()
         rois = depth_proposals(frame.pixels, config, max_crops=objects).rois
         t2 = time.perf_counter()
-        result = canonicalizer.process(frame, rois, CAMERA, hypotheses=hypotheses)
+        result = canonicalizer.process(frame, rois, camera, hypotheses=hypotheses)
         if canonicalizer.device.type == 'cuda':
             torch.cuda.synchronize(canonicalizer.device)
         t3 = time.perf_counter()
@@ -97,16 +105,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         '--output-size', type=int, nargs=2, default=[32, 32], metavar=('H', 'W'), help='crop size (default: 32 32)'
     )
+    parser.add_argument(
+        '--size', type=int, nargs=2, default=[640, 480], metavar=('W', 'H'), help='frame size (default: 640 480)'
+    )
+    parser.add_argument(
+        '--decimation', type=int, default=1, help="stn_node's proposal_decimation (default: %(default)s)"
+    )
+    parser.add_argument('--threads', type=int, default=1, help="torch threads, stn_node's torch_threads (default: 1)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
 
     model = load_model(args.weights)
     device = resolve_device(args.device)
     canonicalizer = Canonicalizer(model.stn, device, tuple(args.output_size), model.roi_side_m)
     rows = {
-        count: measure_stages(canonicalizer, count, args.frames, hypotheses=args.hypotheses) for count in args.crops
+        count: measure_stages(
+            canonicalizer,
+            count,
+            args.frames,
+            hypotheses=args.hypotheses,
+            size=tuple(args.size),
+            decimation=args.decimation,
+        )
+        for count in args.crops
     }
     print(
-        f'stn_node compute per 640x480 16UC1 depth frame, {model.description}, on {device}, '
+        f'stn_node compute per {args.size[0]}x{args.size[1]} 16UC1 depth frame '
+        f'(proposal decimation {args.decimation}), '
+        f'{model.description}, on {device}, '
         f'{args.output_size[0]}x{args.output_size[1]} crops, {args.hypotheses} hypotheses per object '
         f'({torch.get_num_threads()} torch threads); median (p90) of {args.frames} frames, ms.\n'
     )

@@ -215,6 +215,8 @@ def test_order_is_area_descending_then_y_then_x_and_truncated():
         ('seed', 'zero'),
         ('split_jump', -0.01),
         ('split_jump', float('nan')),
+        ('decimation', 0),
+        ('decimation', 1.5),
     ],
 )
 def test_config_validate_names_the_bad_field_and_value(field, value):
@@ -278,6 +280,24 @@ def test_depth_proposals_find_each_object_on_a_tilted_noisy_table():
     assert labels.dtype == np.int32 and labels.shape == (HEIGHT, WIDTH) and labels.max() == len(footprints)
     for k, area in enumerate(proposals.areas, start=1):
         assert (labels == k).sum() == area
+
+
+@pytest.mark.parametrize('step', [2, 3])
+def test_decimated_depth_proposals_find_the_same_objects_in_the_frames_pixels(step):
+    depth, _ = table_scene(OBJECTS)
+    full = depth_proposals(depth, CONFIG)
+    decimated = depth_proposals(depth, dataclasses.replace(CONFIG, decimation=step))
+    footprints = [footprint for footprint, _ in OBJECTS]
+    # a decimated pixel stands for a step x step block: edges move by up to a block
+    assert_square_rois_around(decimated, footprints, CONFIG.margin, tolerance=float(step))
+    np.testing.assert_allclose(decimated.areas, full.areas, rtol=0.1)
+    assert decimated.labels.shape == depth.shape and decimated.labels.max() == len(footprints)
+    for footprint in footprints:  # each object's label covers it as the full-resolution one does
+        ours, theirs = (
+            decimated.labels == np.bincount(decimated.labels[footprint]).argmax(),
+            full.labels == np.bincount(full.labels[footprint]).argmax(),
+        )
+        assert (ours & theirs).sum() > 0.8 * (ours | theirs).sum()
 
 
 def test_depth_labels_match_the_roi_order():
