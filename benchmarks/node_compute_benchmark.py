@@ -12,6 +12,7 @@ import argparse
 import statistics
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -36,13 +37,16 @@ def measure_stages(
     hypotheses: int = 1,
     size: tuple[int, int] = (640, 480),
     decimation: int = 1,
+    encode: bool = True,
 ) -> dict[str, list[float]]:
     """Per stage, the times (ms) of ``frames`` frames of ``size`` (width, height) with ``objects`` boxes (after
-    10 warm-up frames), and ``'crops'``, the crops of each frame."""
+    10 warm-up frames), and ``'crops'``, the crops of each frame. Without ``encode`` (a machine without
+    ``sensor_msgs``) the frames are duck-typed messages and the encode stage is not timed (0)."""
     scale = size[0] / 640
     config = ProposalConfig(max_area=int(100_000 * scale * scale), decimation=decimation)
     camera = camera_for(*size)
-    messages = [encode_image(depth_frame_mm(objects, seed, *size), '16UC1') for seed in range(8)]
+    msg_cls = None if encode else SimpleNamespace
+    messages = [encode_image(depth_frame_mm(objects, seed, *size), '16UC1', msg_cls=msg_cls) for seed in range(8)]
     times: dict[str, list[float]] = {stage: [] for stage in STAGES + ('crops',)}
     for index in tqdm(
         range(frames + 10), desc=f'{objects} crops', unit='frame', file=sys.stderr, disable=not progress, leave=False
@@ -57,8 +61,9 @@ def measure_stages(
         if canonicalizer.device.type == 'cuda':
             torch.cuda.synchronize(canonicalizer.device)
         t3 = time.perf_counter()
-        encode_image(result.tile, frame.tile_encoding, header=msg.header)
-        encode_pointcloud(result.record, header=msg.header)
+        if encode:
+            encode_image(result.tile, frame.tile_encoding, header=msg.header)
+            encode_pointcloud(result.record, header=msg.header)
         t4 = time.perf_counter()
         if index < 10:
             continue  # warm-up

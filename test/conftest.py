@@ -10,6 +10,19 @@ from stn_ros.apps.ros_env import apply_loopback_ros_env
 apply_loopback_ros_env()
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """``cuda`` tests run where torch sees a CUDA device; elsewhere they are skipped, saying why."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    build = f'CUDA {torch.version.cuda} build' if torch.version.cuda else 'a CPU-only build'
+    skip = pytest.mark.skip(reason=f'no CUDA device here (torch {torch.__version__}, {build})')
+    for item in items:
+        if 'cuda' in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def ros_env() -> dict:
     """The environment for a ROS subprocess (this session's loopback domain)."""

@@ -61,3 +61,17 @@ def test_the_proposal_separation_benchmark_counts_every_object():
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [line for line in result.stdout.splitlines() if 'objects:' in line]
     assert len(lines) == 2 and all('own' in line and 'depth_proposals median' in line for line in lines)
+
+
+def test_the_gpu_check_runs_without_ros_and_reports_agreement():
+    """benchmarks/gpu_check.py on a machine without sensor_msgs (hidden here), checking the CPU against itself."""
+    script = ROOT / 'benchmarks' / 'gpu_check.py'
+    code = (
+        "import runpy, sys; sys.modules['sensor_msgs'] = None; sys.modules['rclpy'] = None; "
+        f"sys.argv = ['gpu_check.py', '--device', 'cpu', '--frames', '3', '--crops', '4']; "
+        f"runpy.run_path({str(script)!r}, run_name='__main__')"
+    )
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count('| True |') == 8 * 6 and 'agreement: ok' in result.stdout
+    assert 'no sensor_msgs here: encode not timed' in result.stdout

@@ -29,6 +29,7 @@ from stn_ros.perception.frame import Frame
 from stn_ros.perception.transforms_record import build_record, crop_centres
 
 DEFAULT_WEIGHTS = 'grasp_stn.pt'
+SAMPLERS = ('auto', 'opencv', 'torch')
 MODALITIES = ('depth', 'intensity')
 
 
@@ -120,6 +121,9 @@ class Canonicalizer:
         identity_fallback: for such an STN, a frame without depth or intrinsics gets the identity STN
             on its plain ROIs (each crop is its ROI; the result says why) instead of
             :class:`MissingCameraInfo`.
+        sampler: how crops are sampled from the source: ``opencv`` (``warpPerspective`` from the published
+            ``H``, on the host), ``torch`` (``grid_sample`` on the device) or ``auto`` (OpenCV on a CPU, where
+            it is faster, torch on CUDA).
     """
 
     def __init__(
@@ -129,7 +133,11 @@ class Canonicalizer:
         output_size: tuple[int, int],
         roi_side_m: float | None = None,
         identity_fallback: bool = False,
+        sampler: str = 'auto',
     ):
+        if sampler not in SAMPLERS:
+            raise ValueError(f'sampler must be one of {", ".join(SAMPLERS)}, got {sampler!r}')
+        self.sampler = ('opencv' if device.type == 'cpu' else 'torch') if sampler == 'auto' else sampler
         self.roi_side_m = roi_side_m
         self.stn = inference_module(stn, device)
         self.device = device
@@ -173,7 +181,7 @@ class Canonicalizer:
         with torch.no_grad():
             transforms = crop_transforms(stn, grey, rois_t, size, hypotheses)
         localized = time.perf_counter()
-        if self.device.type == 'cpu':
+        if self.sampler == 'opencv':
             crops = sample_crops_opencv(frame.pixels, transforms, size, frame.border_value)
         else:
             crops = self._torch_crops(frame, transforms, size)
@@ -200,7 +208,7 @@ class Canonicalizer:
 
     @torch.no_grad()
     def _torch_crops(self, frame: Frame, transforms: CropTransforms, size: tuple[int, int]) -> np.ndarray:
-        """The torch sampling path (used on CUDA): crops in the frame's dtype, channels last."""
+        """The torch sampling path (CUDA's by default): crops in the frame's dtype, channels last."""
         pixels = torch.from_numpy(frame.pixels).to(self.device).float()
         source = pixels[None] if pixels.ndim == 2 else pixels.permute(2, 0, 1)
         crops = sample_grids(source, transforms.source_grids(size), frame.border_value)
