@@ -75,3 +75,22 @@ def test_the_gpu_check_runs_without_ros_and_reports_agreement():
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count('| True |') == 8 * 6 and 'agreement: ok' in result.stdout
     assert 'no sensor_msgs here: encode not timed' in result.stdout
+
+
+@pytest.mark.parametrize(
+    'script,args,row',
+    [
+        ('grasp_quality_benchmark.py', ['--objects', '2', '--frames', '3'], r'^\| 2 x 4 \| 8 \| [\d.]+ \('),
+        (
+            'node_compute_benchmark.py',
+            ['--crops', '2', '--frames', '3', '--size', '1280', '720', '--decimation', '2'],
+            r'^\| 2 \| [\d.]+ \(',
+        ),
+    ],
+)
+def test_the_per_node_compute_benchmarks_print_their_tables(script, args, row):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / 'benchmarks' / script), *args], capture_output=True, text=True, timeout=200
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(row, result.stdout, re.MULTILINE), result.stdout
