@@ -311,6 +311,7 @@ def test_a_qos_override_wins_over_following_the_publisher(probe):
         '-p',
         'qos_overrides./ovr_cam/image.subscription.reliability:=best_effort',
     )
+    Consumer(probe, '/ovr/stn_node')  # someone listens: the (lazy) node subscribes to the camera
     try:
         assert spin_until(probe, lambda: publisher.get_subscription_count() > 0, 30), node.stop()
         spin_until(probe, lambda: False, 1.0)  # past the node's reliability check

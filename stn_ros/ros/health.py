@@ -62,6 +62,7 @@ class NodeHealth:
         self._internal_errors_at_report = 0
         self._dropped_at_report = 0
         self._received_at_report = 0
+        self._idle: str | None = None
 
     def on_input(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -72,6 +73,17 @@ class NodeHealth:
             self._last_arrival = now
             self.received += 1
             self._arrivals.append(now)
+
+    def set_idle(self, reason: str | None, now: float | None = None) -> None:
+        """Say why no input is expected now (e.g. nobody listens, so the node does not subscribe), or ``None``
+        once input is expected again. While idle, silence is no warning (the report is OK with ``reason`` as its
+        message, unless there were internal errors) and the idle span is no input gap: input is awaited again
+        from the moment the node is no longer idle."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if reason is None and self._idle is not None and self._last_arrival is not None:
+                self._last_arrival = now
+            self._idle = reason
 
     def on_dropped(self) -> None:
         with self._lock:
@@ -150,6 +162,7 @@ class NodeHealth:
             processing = np.asarray(self._processing_ms) if self._processing_ms else None
             latency = np.asarray(self._latency_ms) if self._latency_ms else None
             silent_s = None if self._last_arrival is None else now - self._last_arrival
+            idle = self._idle
             received = self.received - self._received_at_report
             dropped = self.dropped - self._dropped_at_report
             bad = self._bad_since_report
@@ -178,6 +191,8 @@ class NodeHealth:
         values.update(extra)
         if internal:
             return HealthReport(ERROR, f'{internal} internal error(s) in the last period', values)
+        if idle is not None:
+            return HealthReport(OK, idle, values)
         if silent_s is None:
             return HealthReport(WARN, 'no input yet', values)
         if silent_s > self.stale_after_s:

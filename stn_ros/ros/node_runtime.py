@@ -6,14 +6,14 @@ from __future__ import annotations
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import cv2
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from stn_ros.ros.health import HealthReport, LogThrottle, NodeHealth
@@ -81,11 +81,34 @@ def run_node(factory: Callable[[], Node], executable: str, args: list[str] | Non
     A :class:`StartupError` is one line on stderr and exit code 1, never a traceback. A node with a
     ``stop()`` method (e.g. a worker thread to join) has it called before it is destroyed.
     """
+    return run_nodes([factory], executable, args)
+
+
+def run_nodes(
+    factories: Sequence[Callable[[], Node]],
+    executable: str,
+    args: list[str] | None = None,
+    executor_factory: Callable[[], Executor] = SingleThreadedExecutor,
+    started: Callable[[list[Node]], None] | None = None,
+) -> int:
+    """:func:`run_node` for several nodes in one process: init rclpy once (``args`` with ``--ros-args`` apply to
+    every node: a parameter file's ``<node name>:`` sections to that node, ``-p name:=value`` and remappings to all,
+    ``-p <node name>:name:=value`` to that node), build the nodes in order, spin them all in one executor from
+    ``executor_factory`` until Ctrl-C, SIGTERM or shutdown, then stop and destroy every node built, last first.
+    ``started(nodes)`` runs once all are built, before spinning.
+    """
     rclpy.init(args=args)
-    node = None
+    nodes: list[Node] = []
+    executor = None
     try:
-        node = factory()
-        rclpy.spin(node)
+        for factory in factories:
+            nodes.append(factory())
+        if started is not None:
+            started(nodes)
+        executor = executor_factory()
+        for node in nodes:
+            executor.add_node(node)
+        executor.spin()
     except StartupError as exc:
         print(f'{executable}: cannot start: {exc}', file=sys.stderr)
         return 1
@@ -97,9 +120,12 @@ def run_node(factory: Callable[[], Node], executable: str, args: list[str] | Non
         # Ctrl-C shut rclpy down while the executor was taking a message (seen under a frame flood): a
         # normal stop, not a crash.
     finally:
-        if node is not None:
+        for node in reversed(nodes):
             if hasattr(node, 'stop'):
                 node.stop()
+        if executor is not None:
+            executor.shutdown(timeout_sec=2.0)
+        for node in reversed(nodes):
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

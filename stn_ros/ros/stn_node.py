@@ -6,6 +6,11 @@ Subscribes ``image`` (+ optional ``camera_info``, ``detections``), publishes ``~
 parameters and topics; the per-frame steps are :mod:`stn_ros.perception.pipeline`'s (``stn_replay`` runs the same on a
 bag). One worker thread processes the latest frame; the subscription only stores it, so a frame that
 is replaced before it is processed is counted as dropped and nothing queues up.
+
+Lazy, as image_pipeline's nodes are: with ``lazy`` (default), the node subscribes to the camera (``image``,
+``camera_info``, ``detections``) only while someone listens to one of its outputs, told by the outputs'
+matched-publisher events (polled 4 times a second on an RMW without them), and says which in ``/diagnostics``.
+The outputs' QoS can be overridden with ``qos_overrides.<topic>.publisher.{history,depth,reliability}``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.event_handler import PublisherEventCallbacks, QoSPublisherMatchedInfo, UnsupportedEventTypeError
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.qos import QoSPolicyKind, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import MessageInfo
@@ -49,6 +56,9 @@ from stn_ros.ros.parameters import TORCH_THREADS, ParameterSet, ParameterSpec, S
 from stn_ros.ros.qos import camera_qos, declare_reliability_override, publishers_reliability
 
 CROP_SOURCES = ('full_frame', 'fixed_rois', 'proposals', 'detections')
+CAMERA_SUBSCRIPTION = 'camera subscription'
+"""The diagnostics value that says whether the node reads the camera now (``lazy``), and why."""
+ACTIVE_LISTENED, ACTIVE_NOT_LAZY, IDLE = 'active (someone listens)', 'active (lazy: false)', 'idle (no one listens)'
 
 
 def _output_size(value: Any) -> tuple[int, int]:
@@ -109,7 +119,13 @@ PARAMETERS = [
     ParameterSpec.number(
         'table_threshold', 0.008, 'depth proposals: height above the table plane that is object, m', 0.0005, 1.0
     ),
-    ParameterSpec('publish_debug_image', False, 'publish ~/debug/image even when nobody subscribes'),
+    ParameterSpec('publish_debug_image', False, 'publish ~/debug/image even when nobody subscribes to it'),
+    ParameterSpec(
+        'lazy',
+        True,
+        'subscribe to the camera only while someone listens to ~/rectified/image, ~/rectified/transforms or '
+        '~/debug/image (as image_pipeline does); false: always',
+    ),
     ParameterSpec.number('diagnostics_period', 1.0, 'seconds between /diagnostics messages', 0.1, 60.0, read_only=True),
     TORCH_THREADS,
 ]
@@ -194,10 +210,12 @@ class StnNode(Node):
         self._camera: tuple[PinholeCamera, str] | None = None  # the last valid camera_info and its frame_id
         self._detections = None
         self._lock = threading.Lock()  # guards the detections
+        self._detection_type = self._detection_message_type() if values['crop_source'] == 'detections' else None
 
-        self.tile_pub = self.create_publisher(Image, '~/rectified/image', 5)
-        self.transforms_pub = self.create_publisher(PointCloud2, '~/rectified/transforms', 5)
-        self.debug_pub = self.create_publisher(Image, '~/debug/image', 1)
+        self._matched_events = True  # False where the RMW has no matched-publisher events: then polled
+        self.tile_pub = self._create_output(Image, '~/rectified/image', 5)
+        self.transforms_pub = self._create_output(PointCloud2, '~/rectified/transforms', 5)
+        self.debug_pub = self._create_output(Image, '~/debug/image', 1)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
 
         self._image_topic = self.resolve_topic_name('image')
@@ -206,11 +224,11 @@ class StnNode(Node):
         except ValueError as exc:
             raise StartupError(str(exc)) from None
         self._image_sub = None
-        self._subscribe_image(publishers_reliability(self.get_publishers_info_by_topic(self._image_topic)))
-        self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data)
-        if values['crop_source'] == 'detections':
-            self._subscribe_detections()
-        self.create_timer(0.25, self._follow_publisher_reliability)  # a cheap local graph query
+        self._camera_subs: list = []  # camera_info (and detections) subscriptions, while subscribed
+        self._camera_state = IDLE
+        self._subscribing = threading.Lock()  # events and parameter changes may come from several executor threads
+        self._update_camera_subscriptions()
+        self.create_timer(0.25, self._check_graph)  # cheap local graph queries
         self.create_timer(values['diagnostics_period'], self._publish_diagnostics)
         self._worker = LatestWorker(self, 'stn_worker', self._process, self.health, self._throttle)
         self.get_logger().info(
@@ -218,7 +236,71 @@ class StnNode(Node):
             f'{values["output_size"][0]}x{values["output_size"][1]}, '
             f'at most {values["max_crops"]} objects x {min(values["hypotheses_per_object"], self.model_hypotheses)} '
             f'hypotheses; reading {self._image_topic}'
+            + (' while someone listens to an output' if values['lazy'] else '')
         )
+
+    # --- outputs and lazy subscriptions ------------------------------------------------------------
+
+    def _create_output(self, msg_type, topic: str, depth: int) -> Publisher:
+        """A publisher of an output: its QoS overridable by parameters (image_pipeline's
+        ``QosOverridingOptions::with_default_policies()``), its matched events driving the lazy subscription."""
+        overrides = QoSOverridingOptions.with_default_policies()
+        if self._matched_events:
+            try:
+                events = PublisherEventCallbacks(matched=self._on_output_matched)
+                return self.create_publisher(
+                    msg_type, topic, depth, event_callbacks=events, qos_overriding_options=overrides
+                )
+            except UnsupportedEventTypeError:
+                self._matched_events = False
+                self.get_logger().info('this RMW has no matched-publisher events: polling for listeners instead')
+        return self.create_publisher(msg_type, topic, depth, qos_overriding_options=overrides)
+
+    def _on_output_matched(self, _info: QoSPublisherMatchedInfo) -> None:
+        self._update_camera_subscriptions()
+
+    def _listeners(self) -> int:
+        """Subscriptions matched to the outputs (a QoS-incompatible one does not count: it gets nothing)."""
+        return sum(p.get_subscription_count() for p in (self.tile_pub, self.transforms_pub, self.debug_pub))
+
+    def _update_camera_subscriptions(self) -> None:
+        """Subscribe to the camera while someone listens to an output (always with ``lazy`` false); unsubscribe
+        when the last listener goes. Runs on matched events, on a change of ``lazy``, and at start."""
+        if not self.context.ok():
+            return
+        with self._subscribing:
+            self._update_camera_subscriptions_locked()
+
+    def _update_camera_subscriptions_locked(self) -> None:
+        lazy = self.parameters.values['lazy']
+        state = IDLE if lazy and self._listeners() == 0 else ACTIVE_LISTENED if lazy else ACTIVE_NOT_LAZY
+        subscribed = self._image_sub is not None
+        self._camera_state = state
+        if state != IDLE and not subscribed:
+            self._subscribe_image(publishers_reliability(self.get_publishers_info_by_topic(self._image_topic)))
+            self._camera_subs = [
+                self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data)
+            ]
+            if self._detection_type is not None:
+                self._camera_subs.append(
+                    self.create_subscription(self._detection_type, 'detections', self._on_detections, 10)
+                )
+            self.health.set_idle(None)
+            self.get_logger().info(
+                f'subscribed to {self._image_topic}: ' + ('someone listens to an output' if lazy else 'lazy is false')
+            )
+        elif state == IDLE and subscribed:
+            for subscription in [self._image_sub, *self._camera_subs]:
+                self.destroy_subscription(subscription)
+            self._image_sub, self._camera_subs = None, []
+            self.get_logger().info(f'no one listens to an output: unsubscribed from {self._image_topic}')
+        if state == IDLE:
+            self.health.set_idle(f'idle: no one listens, not subscribed to {self._image_topic}')
+
+    def _check_graph(self) -> None:
+        if not self._matched_events:
+            self._update_camera_subscriptions()
+        self._follow_publisher_reliability()
 
     # --- subscriptions ---------------------------------------------------------------------------
 
@@ -239,7 +321,7 @@ class StnNode(Node):
 
     def _follow_publisher_reliability(self) -> None:
         """Re-subscribe when the camera's reliability differs from ours (unless the user overrode it)."""
-        if self._reliability_overridden:
+        if self._reliability_overridden or self._image_sub is None:
             return
         wanted = publishers_reliability(self.get_publishers_info_by_topic(self._image_topic))
         current = self._image_reliability or qos_profile_sensor_data.reliability
@@ -247,7 +329,7 @@ class StnNode(Node):
             self.get_logger().info(f'camera publishes {wanted.name.lower()}: re-subscribing to match')
             self._subscribe_image(wanted)
 
-    def _subscribe_detections(self) -> None:
+    def _detection_message_type(self) -> type:
         try:
             from vision_msgs.msg import Detection2DArray
         except ImportError:
@@ -256,7 +338,7 @@ class StnNode(Node):
                 '(apt: ros-$ROS_DISTRO-vision-msgs), which is not installed'
             ) from None
         self._detections: dict[tuple[int, int], Any] = {}
-        self.create_subscription(Detection2DArray, 'detections', self._on_detections, 10)
+        return Detection2DArray
 
     def _on_detections(self, msg) -> None:
         with self._lock:
@@ -286,6 +368,8 @@ class StnNode(Node):
         self.get_logger().info(f'parameter {name} set to {value!r}')
         if name == 'hypotheses_per_object':
             self._say_if_clamped(value)
+        elif name == 'lazy':
+            self._update_camera_subscriptions()
 
     def _say_if_clamped(self, hypotheses: int) -> None:
         """Say once (at start, or when the value changes) that the model has fewer hypotheses than asked."""
@@ -345,6 +429,7 @@ class StnNode(Node):
             device=device,
             model=self.model.description,
             crop_source=self.parameters.values['crop_source'],
+            **{CAMERA_SUBSCRIPTION: self._camera_state},
             **{'frames on identity fallback': str(self._fallback_frames)},
             **device_memory_values(self.canonicalizer.device),
         )
