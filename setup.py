@@ -28,6 +28,7 @@ setup(
     entry_points={
         'console_scripts': [
             'grasp_quality_node = stn_ros.ros.grasp_quality_node:main',
+            'perception_pipeline = stn_ros.ros.perception_pipeline:main',
             'stn_node = stn_ros.ros.stn_node:main',
             'stn_demo = stn_ros.apps.demo:main',
             'stn_evaluate = stn_ros.apps.evaluate:main',

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -39,7 +40,7 @@ from tqdm import tqdm
 
 from bench_frames import CAMERA, depth_frame_mm
 from node_compute_benchmark import measure_stages, stage_table
-from stn_ros.apps.processes import ProcessGroup, node_command
+from stn_ros.apps.processes import ProcessGroup, node_command, pipeline_command
 from stn_ros.apps.ros_env import loopback_ros_env
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.core import resolve_device, warp_perspective_opencv
@@ -152,9 +153,11 @@ def run_phase(
     device: str,
     log_dir: Path,
     sample_rss: float = 0.0,
+    pipeline_options: Sequence[str] = (),
 ) -> dict:
     """Receiver, then ``nodes``, then the camera for ``seconds`` at ``rate``; the receiver's record, the
-    camera's, and (with ``sample_rss``) stn_node's RSS every ``sample_rss`` seconds."""
+    camera's, and (with ``sample_rss``) stn_node's RSS every ``sample_rss`` seconds. ``nodes`` may name
+    ``perception_pipeline`` (both nodes in one process, started with ``pipeline_options``)."""
     env = loopback_ros_env(shared_memory=shared_memory)
     env['PYTHONPATH'] = os.pathsep.join(filter(None, (str(HERE), env.get('PYTHONPATH'))))
     endpoints = [sys.executable, str(HERE / 'topic_endpoints.py')]
@@ -181,6 +184,17 @@ def run_phase(
                 'grasp_quality_node',
                 node_command('grasp_quality_node', [f'device:={device}'], GRASP_NODE_REMAPS),
                 log=log_dir / f'{name}_grasp_quality_node.log',
+                env=env,
+            )
+        if 'perception_pipeline' in nodes:  # both nodes in one process, with the same files, device and topics
+            group.start(
+                'perception_pipeline',
+                pipeline_command(
+                    {node: [f'device:={device}'] for node in ('stn_node', 'grasp_quality_node')},
+                    STN_NODE_REMAPS + GRASP_NODE_REMAPS,
+                    pipeline_options,
+                ),
+                log=log_dir / f'{name}_perception_pipeline.log',
                 env=env,
             )
         if nodes and read_line(receiver, 120) != 'ready':

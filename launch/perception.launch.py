@@ -3,13 +3,18 @@
     ros2 launch stn_ros perception.launch.py depth_topic:=/camera/depth/image_rect_raw \
         camera_info_topic:=/camera/depth/camera_info device:=cuda
     ros2 launch stn_ros perception.launch.py use_synthetic_camera:=true     # no camera: synthetic scenes
+    ros2 launch stn_ros perception.launch.py single_process:=true           # both nodes in one process
+
+With single_process:=true one perception_pipeline process runs both nodes (same names, topics and parameter
+files); the per-node values (device, weights) reach each node as node-scoped rules (-p stn_node:weights:=...),
+after the files, as launch_ros puts inline parameters after files for a node of its own.
 
 For large frames between processes on one computer, start everything with the shipped shared-memory
 profile: export FASTDDS_DEFAULT_PROFILES_FILE=<share>/stn_ros/config/fastdds_shm.xml (README).
 """
 
 from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
+from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
@@ -22,6 +27,7 @@ def generate_launch_description():
     depth_topic = LaunchConfiguration('depth_topic')
     camera_info_topic = LaunchConfiguration('camera_info_topic')
     device = LaunchConfiguration('device')
+    single_process = LaunchConfiguration('single_process')
     arguments = [
         DeclareLaunchArgument(
             'depth_topic',
@@ -51,6 +57,20 @@ def generate_launch_description():
             default_value='false',
             description='also start synthetic_camera publishing on the camera topics',
         ),
+        DeclareLaunchArgument(
+            'single_process',
+            default_value='false',
+            description='run stn_node and grasp_quality_node in one perception_pipeline process',
+        ),
+    ]
+    per_node = {  # the values the launch arguments give each node, beside its parameter file
+        'stn_node': {'device': device, 'weights': LaunchConfiguration('stn_weights')},
+        'grasp_quality_node': {'device': device, 'weights': LaunchConfiguration('gqcnn_weights')},
+    }
+    camera_remappings = [('image', depth_topic), ('camera_info', camera_info_topic)]
+    rectified_remappings = [
+        ('rectified/image', 'stn_node/rectified/image'),
+        ('rectified/transforms', 'stn_node/rectified/transforms'),
     ]
     synthetic_camera = Node(
         package='stn_ros',
@@ -66,25 +86,39 @@ def generate_launch_description():
         executable='stn_node',
         name='stn_node',
         output='screen',
-        parameters=[
-            LaunchConfiguration('stn_params_file'),
-            {'device': device, 'weights': LaunchConfiguration('stn_weights')},
-        ],
-        remappings=[('image', depth_topic), ('camera_info', camera_info_topic)],
+        parameters=[LaunchConfiguration('stn_params_file'), per_node['stn_node']],
+        remappings=camera_remappings,
+        condition=UnlessCondition(single_process),
     )
     grasp_quality_node = Node(
         package='stn_ros',
         executable='grasp_quality_node',
         name='grasp_quality_node',
         output='screen',
-        parameters=[
-            LaunchConfiguration('grasp_params_file'),
-            {'device': device, 'weights': LaunchConfiguration('gqcnn_weights')},
-        ],
-        remappings=[
-            ('rectified/image', 'stn_node/rectified/image'),
-            ('rectified/transforms', 'stn_node/rectified/transforms'),
-            ('camera_info', camera_info_topic),
-        ],
+        parameters=[LaunchConfiguration('grasp_params_file'), per_node['grasp_quality_node']],
+        remappings=rectified_remappings + [('camera_info', camera_info_topic)],
+        condition=UnlessCondition(single_process),
     )
-    return LaunchDescription(arguments + [synthetic_camera, stn_node, grasp_quality_node])
+    # One process: no name (a __node remapping would rename both nodes); the parameter files, then the node-scoped
+    # rules, in this order on its command line (a later value wins), and both nodes' remappings.
+    node_rules = [
+        arg
+        for node, values in per_node.items()
+        for name, value in values.items()
+        for arg in ('-p', [f"{node}:{name}:='", value, "'"])  # quoted: '' and 'cuda:0' stay strings
+    ]
+    perception_pipeline = Node(
+        package='stn_ros',
+        executable='perception_pipeline',
+        output='screen',
+        ros_arguments=[
+            '--params-file',
+            LaunchConfiguration('stn_params_file'),
+            '--params-file',
+            LaunchConfiguration('grasp_params_file'),
+            *node_rules,
+        ],
+        remappings=camera_remappings + rectified_remappings,  # in one process, each applies to every node
+        condition=IfCondition(single_process),
+    )
+    return LaunchDescription(arguments + [synthetic_camera, stn_node, grasp_quality_node, perception_pipeline])

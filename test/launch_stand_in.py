@@ -73,6 +73,11 @@ class IfCondition:
         return text in ('true', '1')
 
 
+class UnlessCondition(IfCondition):
+    def evaluate(self, configurations) -> bool:
+        return not super().evaluate(configurations)
+
+
 class DeclareLaunchArgument:
     def __init__(self, name, *, default_value=None, description='', choices=None):
         self.name, self.default_value, self.description, self.choices = name, default_value, description, choices
@@ -83,7 +88,7 @@ class Node:
         self,
         *,
         executable,
-        name,
+        name=None,
         package=None,
         namespace=None,
         parameters=None,
@@ -113,7 +118,7 @@ class LaunchDescription:
 MODULES = {
     'launch': {'LaunchDescription': LaunchDescription},
     'launch.actions': {'DeclareLaunchArgument': DeclareLaunchArgument},
-    'launch.conditions': {'IfCondition': IfCondition},
+    'launch.conditions': {'IfCondition': IfCondition, 'UnlessCondition': UnlessCondition},
     'launch.substitutions': {'LaunchConfiguration': LaunchConfiguration, 'PathJoinSubstitution': PathJoinSubstitution},
     'launch_ros': {},
     'launch_ros.actions': {'Node': Node},
@@ -127,7 +132,7 @@ class LaunchedNode:
 
     package: str
     executable: str
-    name: str
+    name: str | None  # None: the names the executable gives its nodes (launch_ros passes no __node remapping)
     namespace: str
     parameters: list[Path | dict[str, Any]] = field(default_factory=list)  # files and inline dicts, in order
     remappings: list[tuple[str, str]] = field(default_factory=list)
@@ -201,7 +206,7 @@ def launch(launch_file: Path, **arguments: str) -> Launched:
             node = LaunchedNode(
                 package=perform(kwargs['package'], configurations),
                 executable=perform(kwargs['executable'], configurations),
-                name=perform(kwargs['name'], configurations),
+                name=None if kwargs['name'] is None else perform(kwargs['name'], configurations),
                 namespace='/' + perform(kwargs['namespace'] or '', configurations).strip('/'),  # '/': none given
                 remappings=[(perform(a, configurations), perform(b, configurations)) for a, b in kwargs['remappings']],
                 ros_arguments=[perform(a, configurations) for a in kwargs['ros_arguments']],
@@ -223,13 +228,15 @@ def launch(launch_file: Path, **arguments: str) -> Launched:
 def node_ros_arguments(node: LaunchedNode, directory: Path) -> list[str]:
     """What launch_ros passes ``node``'s executable after ``--ros-args``; inline parameters become YAML files in
     ``directory``, keyed as launch_ros keys them (the full node name when a namespace is given, else '/**')."""
-    args = [*node.ros_arguments, '-r', f'__node:={node.name}']
+    args = list(node.ros_arguments)
+    if node.name is not None:
+        args += ['-r', f'__node:={node.name}']
     if node.namespace != '/':
         args += ['-r', f'__ns:={node.namespace}']
-    key = f'{node.namespace}/{node.name}' if node.namespace != '/' else '/**'
+    key = f'{node.namespace}/{node.name}' if node.namespace != '/' and node.name is not None else '/**'
     for i, parameters in enumerate(node.parameters):
         if isinstance(parameters, dict):
-            path = directory / f'{node.name}_params_{i}.yaml'
+            path = directory / f'{node.name or node.executable}_params_{i}.yaml'
             path.write_text(yaml.safe_dump({key: {'ros__parameters': parameters}}))
             parameters = path
         args += ['--params-file', str(parameters)]

@@ -1,5 +1,6 @@
 """The benchmark command runs as a user runs it (tiny settings: this checks it works, not the figures)."""
 
+import json
 import re
 import subprocess
 import sys
@@ -94,3 +95,19 @@ def test_the_per_node_compute_benchmarks_print_their_tables(script, args, row):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(row, result.stdout, re.MULTILINE), result.stdout
+
+
+@pytest.mark.timeout(300)
+def test_the_single_process_benchmark_compares_every_setup(tmp_path):
+    figures = tmp_path / 'single.json'
+    result = subprocess.run(
+        [sys.executable, str(ROOT / 'benchmarks' / 'single_process_benchmark.py'), '--rounds', '1', '--seconds', '4',
+         '--json', str(figures)],
+        capture_output=True, text=True, timeout=280, start_new_session=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    for setup in ('floor', 'two processes', 'one process (single)', 'one process (per-node)', 'one process (multi)'):
+        assert f'| {setup} |' in result.stdout, result.stdout
+    summary = json.loads(figures.read_text())['summary']
+    assert summary['floor']['messages'] > 0 and summary['two processes']['messages'] > 0
+    assert summary['one process (single)']['messages'] > 0 and 'goal (faster by at least one floor)' in result.stdout

@@ -32,6 +32,7 @@ NODE_MODULES = {
     'synthetic_camera': 'stn_ros.ros.synthetic_camera',
 }
 PIPELINE_ARGUMENTS = {'use_synthetic_camera': 'true', 'device': 'cpu'}
+NODE_EXECUTABLES = {'stn_node', 'grasp_quality_node'}
 STARTUP_S = 60.0  # three processes loading torch on a 2-core machine
 
 
@@ -54,12 +55,13 @@ def test_the_arguments_the_readme_documents_are_declared_and_its_commands_launch
     assert {'depth_topic', 'device', 'use_synthetic_camera'} <= documented
     assert documented <= set(launch(LAUNCH).declared)
     commands = re.findall(r'ros2 launch stn_ros perception\.launch\.py((?:[^\n#]|\\\n)*)', section)
-    assert len(commands) == 2, commands
+    assert len(commands) == 3, commands
     for command in commands:
         arguments = dict(re.findall(r'(\w+):=(\S+)', command))
         launched = launch(LAUNCH, **arguments)  # every argument is one the launch file declares
         camera = {'synthetic_camera'} if arguments.get('use_synthetic_camera') == 'true' else set()
-        assert {n.name for n in launched.nodes} == {'stn_node', 'grasp_quality_node'} | camera
+        pipeline = {'perception_pipeline'} if arguments.get('single_process') == 'true' else NODE_EXECUTABLES
+        assert {n.executable for n in launched.nodes} == pipeline | camera
 
 
 def test_every_node_is_an_installed_executable_of_stn_ros_named_as_the_executable(monkeypatch):
@@ -71,12 +73,13 @@ def test_every_node_is_an_installed_executable_of_stn_ros_named_as_the_executabl
         assert node.name == node.executable and node.namespace == '/', node  # names users rely on
 
 
-def test_every_argument_reaches_a_node():
+@pytest.mark.parametrize('base', [{}, {'single_process': 'true'}], ids=['two processes', 'single process'])
+def test_every_argument_reaches_a_node(base):
     """Overriding any declared argument changes what is started (none is declared and then ignored)."""
-    default = launch(LAUNCH)
+    default = launch(LAUNCH, **base)
     for name, value in default.configurations.items():
         other = {'true': 'false', 'false': 'true'}.get(value, f'/elsewhere/{name}')
-        assert launch(LAUNCH, **{name: other}).nodes != default.nodes, f'launch argument {name!r} is unused'
+        assert launch(LAUNCH, **(base | {name: other})).nodes != default.nodes, f'launch argument {name!r} is unused'
 
 
 @pytest.mark.parametrize('name', ['stn_node', 'grasp_quality_node', 'synthetic_camera'])
@@ -100,6 +103,38 @@ def test_parameter_files_and_inline_parameters_are_the_nodes_own(name, monkeypat
         assert parameter in declared, f'{name} does not declare {parameter!r}'
         default = declared[parameter].default
         assert default is None or type(value) is type(default), (parameter, value)  # '' must stay a string
+
+
+def node_scoped_rules(ros_arguments: list[str]) -> dict[str, dict]:
+    """``-p <node>:<name>:=<value>`` rules of a command line, as ``{node: {name: value}}`` (values typed by YAML, as
+    rcl types them)."""
+    rules: dict[str, dict] = {}
+    for flag, rule in zip(ros_arguments, ros_arguments[1:], strict=False):
+        if flag == '-p':
+            node, name, value = re.fullmatch(r'(\w+):([\w.]+):=(.*)', rule, re.S).groups()
+            rules.setdefault(node, {})[name] = yaml.safe_load(value)
+    return rules
+
+
+@pytest.mark.parametrize(
+    'arguments', [{}, {'device': 'cuda:0', 'stn_weights': '/w/stn.pt', 'gqcnn_weights': '/w/g.pt'}]
+)
+def test_single_process_runs_both_nodes_with_the_two_process_files_values_and_remappings(arguments):
+    two = launch(LAUNCH, **arguments)
+    [pipeline] = launch(LAUNCH, single_process='true', **arguments).nodes
+    assert (pipeline.package, pipeline.executable, pipeline.name) == ('stn_ros', 'perception_pipeline', None)
+    assert not pipeline.parameters  # launch_ros puts parameters= after ros_arguments: the per-node values would lose
+    args = pipeline.ros_arguments
+    files = [Path(args[i + 1]) for i, a in enumerate(args) if a == '--params-file']
+    assert files == [two.node(n).parameter_files[0] for n in ('stn_node', 'grasp_quality_node')]
+    last_file = max(i for i, a in enumerate(args) if a == '--params-file')
+    assert min(i for i, a in enumerate(args) if a == '-p') > last_file  # the per-node values win over the files
+    rules = node_scoped_rules(args)
+    assert rules == {n: two.node(n).inline_parameters for n in NODE_EXECUTABLES}, rules
+    assert set(pipeline.remappings) == {r for n in NODE_EXECUTABLES for r in two.node(n).remappings}
+    for node, values in rules.items():
+        declared = {spec.name for spec in importlib.import_module(NODE_MODULES[node]).PARAMETERS}
+        assert set(values) <= declared, (node, values)
 
 
 # --- the pipeline it starts: real processes, checked over the graph -----------------------------------------
@@ -162,7 +197,9 @@ def start_launched(launched: Launched, directory: Path) -> dict[str, NodeProcess
     processes = {}
     try:
         for node in launched.nodes:
-            processes[node.name] = NodeProcess(node.executable, *node_ros_arguments(node, directory), params_file=None)
+            processes[node.name or node.executable] = NodeProcess(
+                node.executable, *node_ros_arguments(node, directory), params_file=None
+            )
     except BaseException:
         for process in processes.values():
             process.stop()

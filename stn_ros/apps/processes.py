@@ -32,6 +32,26 @@ def node_command(executable: str, params: Sequence[str] = (), remaps: Sequence[s
     return args
 
 
+def pipeline_command(
+    params: Mapping[str, Sequence[str]] | None = None, remaps: Sequence[str] = (), options: Sequence[str] = ()
+) -> list[str]:
+    """The installed ``perception_pipeline`` (``stn_node`` and ``grasp_quality_node`` in one process) with its
+    ``options`` (e.g. ``--executor single``), both nodes' shipped parameter files, then node-scoped
+    ``-p <node>:<param>:=<value>`` overrides (``params``: per node name, ``param:=value`` items) and ``-r`` remappings
+    ``remaps`` (each applies to every node that uses the name)."""
+    from stn_ros.core.package_files import package_file
+
+    args = [str(Path(sys.executable).parent / 'perception_pipeline'), *options, '--ros-args']
+    for node in ('stn_node', 'grasp_quality_node'):
+        args += ['--params-file', str(package_file('config', f'{node}.yaml'))]
+    for node, node_params in (params or {}).items():
+        for param in node_params:
+            args += ['-p', f'{node}:{param}']
+    for remap in remaps:
+        args += ['-r', remap]
+    return args
+
+
 class ProcessGroup:
     """Named child processes; :meth:`stop` (or leaving a ``with`` block) ends every one of them."""
 

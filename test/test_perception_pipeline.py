@@ -1,0 +1,155 @@
+"""perception_pipeline: stn_node and grasp_quality_node in one process, over real topics (synthetic_camera in another
+process), with the two nodes' own parameter files and topics."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from rcl_interfaces.srv import GetParameters
+from rclpy.node import Node
+from rclpy.parameter import parameter_value_to_python
+from sensor_msgs.msg import PointCloud2
+
+from launch_stand_in import launch
+from ros_harness import ROOT, NodeProcess, ros_probe, spin_until
+from stn_ros.ros.perception_pipeline import EXECUTORS
+from test_launch import LAUNCH, PIPELINE_ARGUMENTS, STARTUP_S, Pipeline, finish, start_launched
+
+pytestmark = pytest.mark.timeout(180)
+CONFIG = ROOT / 'config'
+CAMERA_REMAPS = ('-r', 'depth:=/pp_cam/depth', '-r', 'camera_info:=/pp_cam/camera_info', '-r', 'image:=/pp_cam/image')
+PIPELINE_REMAPS = (
+    '-r', 'image:=/pp_cam/depth', '-r', 'camera_info:=/pp_cam/camera_info',
+    '-r', 'rectified/image:=/stn_node/rectified/image', '-r', 'rectified/transforms:=/stn_node/rectified/transforms',
+)  # fmt: skip
+
+
+def parameter_file(tmp_path: Path, node: str, **changes) -> Path:
+    """The shipped ``config/<node>.yaml`` with ``changes``: values that are not the defaults, so that seeing them in
+    the node proves the file reached it."""
+    content = yaml.safe_load((CONFIG / f'{node}.yaml').read_text())
+    content[node]['ros__parameters'].update(changes)
+    path = tmp_path / f'{node}.yaml'
+    path.write_text(yaml.safe_dump(content))
+    return path
+
+
+def parameters(probe: Node, node: str, names: list[str]) -> dict:
+    """``names`` of the node ``node``, read through its parameter service."""
+    client = probe.create_client(GetParameters, f'{node}/get_parameters')
+    try:
+        assert client.wait_for_service(timeout_sec=10), node
+        future = client.call_async(GetParameters.Request(names=names))
+        assert spin_until(probe, future.done, 10)
+        return {n: parameter_value_to_python(v) for n, v in zip(names, future.result().values, strict=True)}
+    finally:
+        probe.destroy_client(client)
+
+
+def topics(probe: Node, node: str, kind: str) -> set[str]:
+    query = (
+        probe.get_subscriber_names_and_types_by_node if kind == 'sub' else probe.get_publisher_names_and_types_by_node
+    )
+    return {topic for topic, _ in query(node, '/')}
+
+
+@pytest.mark.parametrize('executor', sorted(EXECUTORS))
+def test_one_process_gives_grasps_on_the_same_topics_with_each_node_its_parameters(tmp_path, executor):
+    stn_file = parameter_file(tmp_path, 'stn_node', max_crops=5, hypotheses_per_object=2)
+    grasp_file = parameter_file(tmp_path, 'grasp_quality_node', quality_threshold=0.25, all_hypotheses=True)
+    camera = NodeProcess(
+        'synthetic_camera', '-p', 'scene_period:=0.0', '-p', 'seed:=5', *CAMERA_REMAPS,
+        params_file=CONFIG / 'synthetic_camera.yaml',
+    )  # fmt: skip
+    pipeline = NodeProcess(
+        'perception_pipeline', '--', '--executor', executor, '--ros-args', '--params-file', str(stn_file),
+        '--params-file', str(grasp_file),
+        '-p', 'stn_node:device:=cpu', '-p', 'grasp_quality_node:device:=cpu', *PIPELINE_REMAPS, params_file=None,
+    )  # fmt: skip
+    try:
+        with ros_probe('perception_pipeline_probe') as probe:
+            grasps = []
+            probe.create_subscription(PointCloud2, '/grasp_quality_node/grasps', grasps.append, 10)
+            assert spin_until(probe, lambda: sum(g.width > 0 for g in grasps) >= 3 or not pipeline.alive(), 120), (
+                pipeline.stop()
+            )
+            assert pipeline.alive(), pipeline.stop()
+            # One process, the two nodes under their own names, on the topics of the two-process launch.
+            assert {'stn_node', 'grasp_quality_node'} <= set(probe.get_node_names())
+            assert {'/pp_cam/depth', '/pp_cam/camera_info'} <= topics(probe, 'stn_node', 'sub')
+            assert {'/stn_node/rectified/image', '/stn_node/rectified/transforms', '/stn_node/debug/image'} <= topics(
+                probe, 'stn_node', 'pub'
+            )
+            assert topics(probe, 'grasp_quality_node', 'sub') >= {
+                '/stn_node/rectified/image',
+                '/stn_node/rectified/transforms',
+                '/pp_cam/camera_info',
+            }
+            assert {'/grasp_quality_node/grasps', '/grasp_quality_node/best_grasp'} <= topics(
+                probe, 'grasp_quality_node', 'pub'
+            )
+            # Each node got its own file's values, and the node-scoped -p rules.
+            stn = parameters(probe, 'stn_node', ['max_crops', 'hypotheses_per_object', 'device'])
+            grasp = parameters(probe, 'grasp_quality_node', ['quality_threshold', 'all_hypotheses', 'device'])
+            assert stn == {'max_crops': 5, 'hypotheses_per_object': 2, 'device': 'cpu'}, stn
+            assert grasp == {'quality_threshold': 0.25, 'all_hypotheses': True, 'device': 'cpu'}, grasp
+            # all_hypotheses: every crop of at most 5 objects x 2 hypotheses
+            assert all(g.width <= 10 for g in grasps) and {f.name for f in grasps[-1].fields} >= {'quality', 'u', 'v'}
+        # SIGTERM (what launch sends after SIGINT, and a process manager first) stops it cleanly too.
+        pipeline.process.send_signal(signal.SIGTERM)
+        assert pipeline.wait(timeout=20) == 0, pipeline.output
+        assert 'Traceback' not in pipeline.output
+    finally:
+        outputs = [camera.stop(), pipeline.stop() if pipeline.alive() else pipeline.output]
+        print(*outputs, sep='\n')
+    assert not any('Traceback' in o for o in outputs)
+
+
+def test_a_node_that_cannot_start_is_named_in_one_line():
+    pipeline = NodeProcess(
+        'perception_pipeline', '--params-file', str(CONFIG / 'stn_node.yaml'),
+        '--params-file', str(CONFIG / 'grasp_quality_node.yaml'),
+        '-p', 'grasp_quality_node:weights:=/nonexistent/gqcnn.pt', params_file=None,
+    )  # fmt: skip
+    assert pipeline.wait(timeout=60) == 1, pipeline.output
+    assert 'perception_pipeline: cannot start: grasp_quality_node: weights file /nonexistent' in pipeline.output
+    assert 'Traceback' not in pipeline.output
+
+
+# --- launch/perception.launch.py single_process:=true: what it starts, started as launch_ros would start it ---
+
+
+def test_the_single_process_launch_gives_grasps_from_both_nodes_on_the_same_topics(tmp_path):
+    launched = launch(LAUNCH, single_process='true', **PIPELINE_ARGUMENTS)
+    two = launch(LAUNCH, **PIPELINE_ARGUMENTS)
+    processes = start_launched(launched, tmp_path)
+    assert sorted(processes) == ['perception_pipeline', 'synthetic_camera']
+    try:
+        with ros_probe('single_process_launch_probe') as probe:
+            grasps: list[PointCloud2] = []
+            probe.create_subscription(PointCloud2, '/grasp_quality_node/grasps', grasps.append, 10)
+            view = Pipeline(two, processes, probe, grasps, time.monotonic() + STARTUP_S)  # the two-process names
+
+            def grasped() -> bool:
+                return any(g.width * g.height > 0 for g in grasps)
+
+            assert view.wait(grasped), f'no grasps in {STARTUP_S} s ({len(grasps)} empty clouds)'
+            missing = view.missing_remapping_targets  # every remapping of the two-process launch is in use
+            assert view.wait(lambda: not missing()), f'remapped to topics no node uses: {sorted(missing())}'
+            names = set(probe.get_node_names_and_namespaces())
+            assert {(n.name, n.namespace) for n in two.nodes} <= names  # the nodes of the two-process launch
+            stn, grasp = two.node('stn_node'), two.node('grasp_quality_node')
+            fed = {t for t in view.topics(grasp, 'sub') if t[0].startswith('/stn_node/')}
+            assert len(fed) == 2 and fed <= view.topics(stn, 'pub'), fed  # the tile and the record, from stn_node
+            assert {view.resolve(stn, target) for _, target in stn.remappings} <= {
+                t for t, _ in view.topics(stn, 'sub')
+            }
+    finally:
+        outputs = {name: finish(process) for name, process in processes.items()}
+        for name, output in outputs.items():
+            print(f'--- {name}\n{output}')
+    assert not any('Traceback' in o for o in outputs.values())
