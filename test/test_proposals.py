@@ -513,3 +513,11 @@ def test_split_at_depth_edges_cuts_the_far_side_only():
     mask = np.ones((3, 6), np.uint8)
     cut = split_at_depth_edges(mask, depth, 0.01)
     assert cut[:, 2].sum() == 0 and cut[:, [0, 1, 3, 4, 5]].all()
+
+
+@pytest.mark.parametrize('width,setting,expected', [(640, 0, 1), (848, 0, 1), (1280, 0, 2), (1920, 0, 3), (1280, 1, 1)])
+def test_stn_nodes_proposal_decimation_is_automatic_by_width_unless_set(width, setting, expected):
+    from stn_ros.perception.pipeline import proposal_config
+
+    values = {'proposal_min_area': 150, 'proposal_max_area': 60000, 'proposal_margin': 0.15, 'table_threshold': 0.008}
+    assert proposal_config({**values, 'proposal_decimation': setting}, width).decimation == expected

@@ -84,14 +84,23 @@ class FrameReport:
         self.last_messages[name] = message() or self.last_messages.get(name, '')
 
 
-def proposal_config(values: dict[str, Any]) -> ProposalConfig:
-    """The proposal settings of ``stn_node``'s parameter values."""
+def proposal_config(values: dict[str, Any], width: int | None = None) -> ProposalConfig:
+    """The proposal settings of ``stn_node``'s parameter values for frames ``width`` pixels wide (the
+    decimation of ``proposal_decimation`` 0, auto: :func:`auto_decimation`; 1 without a width)."""
+    decimation = values.get('proposal_decimation', 1) or (auto_decimation(width) if width else 1)
     return ProposalConfig(
         min_area=values['proposal_min_area'],
         max_area=values['proposal_max_area'],
         margin=values['proposal_margin'],
         table_threshold=values['table_threshold'],
+        decimation=decimation,
     )
+
+
+def auto_decimation(width: int) -> int:
+    """Depth proposals' decimation for a frame ``width`` pixels wide: about 640 pixels a row (1 up to 959,
+    2 for 1280, 3 for 1920)."""
+    return max(1, round(width / 640))
 
 
 def stamp_ns(header: Any) -> int:
@@ -196,7 +205,7 @@ class StnPipeline:
                 raise ValueError('crop_source detections: no detections input')
             rois = detection_rois()
             return rois[order_and_limit(rois, rois[:, 2] * rois[:, 3], values['max_crops'])]
-        config = proposal_config(values)
+        config = proposal_config(values, width)
         if frame.is_depth:
             return depth_proposals(frame.pixels, config, values['max_crops']).rois
         return intensity_proposals(frame.grey(), config, values['max_crops']).rois

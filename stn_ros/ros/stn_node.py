@@ -119,6 +119,14 @@ PARAMETERS = [
     ParameterSpec.number(
         'table_threshold', 0.008, 'depth proposals: height above the table plane that is object, m', 0.0005, 1.0
     ),
+    ParameterSpec.integer(
+        'proposal_decimation',
+        0,
+        'depth proposals on every k-th pixel and row (crops still sampled at full resolution); 0: auto, '
+        'k = round(width / 640), so 1280x720 costs what 640x360 does',
+        0,
+        16,
+    ),
     ParameterSpec('publish_debug_image', False, 'publish ~/debug/image even when nobody subscribes to it'),
     ParameterSpec(
         'lazy',
