@@ -27,16 +27,17 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from bench_frames import CAMERA, depth_frame_mm
+from bench_frames import camera_for, depth_frame_mm
 from stn_ros.bridge.image_codec import encode_image
 
 MESSAGE_TYPES = {'image': Image, 'pointcloud': PointCloud2}
 
 
-def camera_info(header) -> CameraInfo:
-    info = CameraInfo(header=header, width=CAMERA.width, height=CAMERA.height, distortion_model='plumb_bob')
-    info.k = [CAMERA.fx, 0.0, CAMERA.cx, 0.0, CAMERA.fy, CAMERA.cy, 0.0, 0.0, 1.0]
-    info.p = [CAMERA.fx, 0.0, CAMERA.cx, 0.0, 0.0, CAMERA.fy, CAMERA.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+def camera_info(header, width: int = 640, height: int = 480) -> CameraInfo:
+    camera = camera_for(width, height)
+    info = CameraInfo(header=header, width=width, height=height, distortion_model='plumb_bob')
+    info.k = [camera.fx, 0.0, camera.cx, 0.0, camera.fy, camera.cy, 0.0, 0.0, 1.0]
+    info.p = [camera.fx, 0.0, camera.cx, 0.0, 0.0, camera.fy, camera.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
     info.d = [0.0] * 5
     return info
 
@@ -46,7 +47,7 @@ def run_camera(args: argparse.Namespace) -> int:
     qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
     image_pub = node.create_publisher(Image, args.topic, qos)
     info_pub = node.create_publisher(CameraInfo, args.info_topic, qos)
-    frames = [encode_image(depth_frame_mm(args.objects, seed), '16UC1') for seed in range(8)]
+    frames = [encode_image(depth_frame_mm(args.objects, seed, *args.size), '16UC1') for seed in range(8)]
     deadline = time.monotonic() + args.wait_subscribers_s
     while image_pub.get_subscription_count() < args.subscribers and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.05)
@@ -67,7 +68,7 @@ def run_camera(args: argparse.Namespace) -> int:
         now = time.time()
         msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int((now % 1) * 1e9)
         msg.header.frame_id = 'camera_depth_optical_frame'
-        info_pub.publish(camera_info(msg.header))
+        info_pub.publish(camera_info(msg.header, *args.size))
         image_pub.publish(msg)
         stamps.append(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
     elapsed = time.monotonic() - started
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     camera.add_argument('--rate', type=float, default=30.0, help='frames per second (default: %(default)s)')
     camera.add_argument('--seconds', type=float, default=10.0, help='(default: %(default)s)')
     camera.add_argument('--objects', type=int, default=16, help='boxes per frame (default: %(default)s)')
+    camera.add_argument('--size', type=int, nargs=2, default=[640, 480], metavar=('W', 'H'), help='(default: 640 480)')
     camera.add_argument('--subscribers', type=int, default=1, help='wait for this many (default: %(default)s)')
     camera.add_argument('--wait-subscribers-s', type=float, default=30.0, help='(default: %(default)s)')
     receiver = roles.add_parser('receiver', help='record arrival times until SIGTERM')

@@ -40,7 +40,7 @@ def test_the_benchmark_command_writes_every_section(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     text = out.read_text()
-    for heading in ('## 1.', '## 2.', '## 3.', '## 4.', '## 5.', 'Machine:'):
+    for heading in ('## 1.', '## 2.', '## 3.', '## 4.', '## 5.', '## 6.', 'Machine:'):
         assert heading in text
     stages = re.findall(r'^\| (\d+) \| ([\d.]+) \(', text, re.MULTILINE)  # crops, decode median
     assert [count for count, _ in stages[:2]] == ['1', '4'] and all(float(ms) > 0 for _, ms in stages)
@@ -48,6 +48,7 @@ def test_the_benchmark_command_writes_every_section(tmp_path):
         row = next(line for line in text.splitlines() if line.startswith(f'| {transport} |'))
         assert 'nan' not in row, row  # the floor, the node's compute and the outputs were all measured
     assert re.search(r'stn_node RSS: \d+ MiB at start', text)
+    assert re.search(r'## 6\. 1280x720.*\n\nFrames sent \d+; transforms out [\d.]+%', text)  # measured, not nan
 
 
 def test_the_proposal_separation_benchmark_counts_every_object():
