@@ -4,6 +4,11 @@
         camera_info_topic:=/camera/depth/camera_info device:=cuda
     ros2 launch stn_ros perception.launch.py use_synthetic_camera:=true     # no camera: synthetic scenes
     ros2 launch stn_ros perception.launch.py single_process:=true           # both nodes in one process
+    ros2 launch stn_ros perception.launch.py lifecycle:=true                # lifecycle (managed) nodes
+
+With lifecycle:=true both nodes are launch_ros LifecycleNodes (their --lifecycle variant): they start unconfigured
+and a lifecycle manager (or the user) drives them: ros2 lifecycle set /stn_node configure, then activate (README).
+lifecycle:=true with single_process:=true is not supported: the launch stops with that reason.
 
 With single_process:=true one perception_pipeline process runs both nodes (same names, topics and parameter
 files); the per-node values (device, weights) reach each node as node-scoped rules (-p stn_node:weights:=...),
@@ -13,10 +18,10 @@ For large frames between processes on one computer, start everything with the sh
 profile: export FASTDDS_DEFAULT_PROFILES_FILE=<share>/stn_ros/config/fastdds_shm.xml (README).
 """
 
-from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition, UnlessCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
+from launch.actions import DeclareLaunchArgument, Shutdown
+from launch.conditions import IfCondition
+from launch.substitutions import AndSubstitution, LaunchConfiguration, NotSubstitution, PathJoinSubstitution
+from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
@@ -28,6 +33,7 @@ def generate_launch_description():
     camera_info_topic = LaunchConfiguration('camera_info_topic')
     device = LaunchConfiguration('device')
     single_process = LaunchConfiguration('single_process')
+    lifecycle = LaunchConfiguration('lifecycle')
     arguments = [
         DeclareLaunchArgument(
             'depth_topic',
@@ -62,6 +68,12 @@ def generate_launch_description():
             default_value='false',
             description='run stn_node and grasp_quality_node in one perception_pipeline process',
         ),
+        DeclareLaunchArgument(
+            'lifecycle',
+            default_value='false',
+            description='run stn_node and grasp_quality_node as lifecycle nodes (start unconfigured; '
+            'ros2 lifecycle set /stn_node configure, then activate); not with single_process',
+        ),
     ]
     per_node = {  # the values the launch arguments give each node, beside its parameter file
         'stn_node': {'device': device, 'weights': LaunchConfiguration('stn_weights')},
@@ -81,23 +93,46 @@ def generate_launch_description():
         remappings=[('depth', depth_topic), ('camera_info', camera_info_topic)],
         condition=IfCondition(LaunchConfiguration('use_synthetic_camera')),
     )
-    stn_node = Node(
-        package='stn_ros',
-        executable='stn_node',
-        name='stn_node',
-        output='screen',
-        parameters=[LaunchConfiguration('stn_params_file'), per_node['stn_node']],
-        remappings=camera_remappings,
-        condition=UnlessCondition(single_process),
-    )
-    grasp_quality_node = Node(
-        package='stn_ros',
-        executable='grasp_quality_node',
-        name='grasp_quality_node',
-        output='screen',
-        parameters=[LaunchConfiguration('grasp_params_file'), per_node['grasp_quality_node']],
-        remappings=rectified_remappings + [('camera_info', camera_info_topic)],
-        condition=UnlessCondition(single_process),
+    two_processes = NotSubstitution(single_process)
+    nodes = {
+        'stn_node': dict(
+            parameters=[LaunchConfiguration('stn_params_file'), per_node['stn_node']], remappings=camera_remappings
+        ),
+        'grasp_quality_node': dict(
+            parameters=[LaunchConfiguration('grasp_params_file'), per_node['grasp_quality_node']],
+            remappings=rectified_remappings + [('camera_info', camera_info_topic)],
+        ),
+    }
+    plain_nodes = [
+        Node(
+            package='stn_ros',
+            executable=name,
+            name=name,
+            output='screen',
+            condition=IfCondition(AndSubstitution(two_processes, NotSubstitution(lifecycle))),
+            **node,
+        )
+        for name, node in nodes.items()
+    ]
+    # The same nodes, managed: launch_ros's LifecycleNode needs the name and (Kilted) the namespace; --lifecycle
+    # makes the executable run the node's lifecycle variant.
+    lifecycle_nodes = [
+        LifecycleNode(
+            package='stn_ros',
+            executable=name,
+            name=name,
+            namespace='',
+            arguments=['--lifecycle'],
+            output='screen',
+            condition=IfCondition(AndSubstitution(two_processes, lifecycle)),
+            **node,
+        )
+        for name, node in nodes.items()
+    ]
+    unsupported = Shutdown(
+        reason='lifecycle:=true with single_process:=true is not supported (perception_pipeline has no lifecycle '
+        'variant): use one of them',
+        condition=IfCondition(AndSubstitution(single_process, lifecycle)),
     )
     # One process: no name (a __node remapping would rename both nodes); the parameter files, then the node-scoped
     # rules, in this order on its command line (a later value wins), and both nodes' remappings.
@@ -119,6 +154,8 @@ def generate_launch_description():
             *node_rules,
         ],
         remappings=camera_remappings + rectified_remappings,  # in one process, each applies to every node
-        condition=IfCondition(single_process),
+        condition=IfCondition(AndSubstitution(single_process, NotSubstitution(lifecycle))),
     )
-    return LaunchDescription(arguments + [synthetic_camera, stn_node, grasp_quality_node, perception_pipeline])
+    return LaunchDescription(
+        arguments + [unsupported, synthetic_camera, *plain_nodes, *lifecycle_nodes, perception_pipeline]
+    )

@@ -62,15 +62,37 @@ class FindPackageShare:
         return str(share_directory())
 
 
+def _boolean(text: str, what: str) -> bool:
+    text = text.strip().lower()
+    if text not in ('true', '1', 'false', '0'):
+        raise ValueError(f'{what}: {text!r} is not a boolean')
+    return text in ('true', '1')
+
+
+class AndSubstitution:
+    def __init__(self, left, right):
+        self.left, self.right = left, right
+
+    def perform(self, configurations):
+        left = _boolean(perform(self.left, configurations), 'AndSubstitution')
+        right = _boolean(perform(self.right, configurations), 'AndSubstitution')
+        return str(left and right).lower()
+
+
+class NotSubstitution:
+    def __init__(self, value):
+        self.value = value
+
+    def perform(self, configurations):
+        return str(not _boolean(perform(self.value, configurations), 'NotSubstitution')).lower()
+
+
 class IfCondition:
     def __init__(self, predicate_expression):
         self.predicate_expression = predicate_expression
 
     def evaluate(self, configurations) -> bool:
-        text = perform(self.predicate_expression, configurations).strip().lower()
-        if text not in ('true', '1', 'false', '0'):
-            raise ValueError(f'IfCondition: {text!r} is not a boolean')
-        return text in ('true', '1')
+        return _boolean(perform(self.predicate_expression, configurations), 'IfCondition')
 
 
 class UnlessCondition(IfCondition):
@@ -94,6 +116,7 @@ class Node:
         parameters=None,
         remappings=None,
         ros_arguments=None,
+        arguments=None,
         output='log',
         emulate_tty=False,
         condition=None,
@@ -106,8 +129,23 @@ class Node:
             parameters=parameters or [],
             remappings=remappings or [],
             ros_arguments=ros_arguments or [],
+            arguments=arguments or [],
             condition=condition,
         )
+
+
+class LifecycleNode(Node):
+    """launch_ros's LifecycleNode: as Node, but ``name`` and ``namespace`` are required (Kilted)."""
+
+    def __init__(self, *, name, namespace, **kwargs):
+        super().__init__(name=name, namespace=namespace, **kwargs)
+
+
+class Shutdown:
+    """launch's Shutdown action: ends the launch with ``reason`` (when its condition holds)."""
+
+    def __init__(self, *, reason='reason not given', condition=None):
+        self.reason, self.condition = reason, condition
 
 
 class LaunchDescription:
@@ -117,11 +155,16 @@ class LaunchDescription:
 
 MODULES = {
     'launch': {'LaunchDescription': LaunchDescription},
-    'launch.actions': {'DeclareLaunchArgument': DeclareLaunchArgument},
+    'launch.actions': {'DeclareLaunchArgument': DeclareLaunchArgument, 'Shutdown': Shutdown},
     'launch.conditions': {'IfCondition': IfCondition, 'UnlessCondition': UnlessCondition},
-    'launch.substitutions': {'LaunchConfiguration': LaunchConfiguration, 'PathJoinSubstitution': PathJoinSubstitution},
+    'launch.substitutions': {
+        'AndSubstitution': AndSubstitution,
+        'LaunchConfiguration': LaunchConfiguration,
+        'NotSubstitution': NotSubstitution,
+        'PathJoinSubstitution': PathJoinSubstitution,
+    },
     'launch_ros': {},
-    'launch_ros.actions': {'Node': Node},
+    'launch_ros.actions': {'LifecycleNode': LifecycleNode, 'Node': Node},
     'launch_ros.substitutions': {'FindPackageShare': FindPackageShare},
 }
 
@@ -137,6 +180,8 @@ class LaunchedNode:
     parameters: list[Path | dict[str, Any]] = field(default_factory=list)  # files and inline dicts, in order
     remappings: list[tuple[str, str]] = field(default_factory=list)
     ros_arguments: list[str] = field(default_factory=list)
+    arguments: list[str] = field(default_factory=list)  # the executable's own, before --ros-args
+    lifecycle: bool = False  # a launch_ros LifecycleNode
 
     @property
     def parameter_files(self) -> list[Path]:
@@ -152,6 +197,7 @@ class Launched:
     declared: dict[str, DeclareLaunchArgument]
     configurations: dict[str, str]
     nodes: list[LaunchedNode]
+    shutdown: str | None = None  # the reason of a Shutdown action that fired: the launch ends there
 
     def node(self, name: str) -> LaunchedNode:
         return next(n for n in self.nodes if n.name == name)
@@ -189,7 +235,7 @@ def launch(launch_file: Path, **arguments: str) -> Launched:
     """Execute ``launch_file`` as ``ros2 launch ... name:=value`` would, up to the processes it starts."""
     description = load_description(launch_file)
     configurations = dict(arguments)
-    declared, nodes = {}, []
+    declared, nodes, shutdown = {}, [], None
     for entity in description.entities:
         if isinstance(entity, DeclareLaunchArgument):
             declared[entity.name] = entity
@@ -200,6 +246,8 @@ def launch(launch_file: Path, **arguments: str) -> Launched:
             if entity.choices is not None:
                 assert configurations[entity.name] in entity.choices, entity.name
         elif isinstance(entity, Node):
+            if shutdown is not None:
+                continue  # the launch is shutting down: nothing more starts
             kwargs = entity.kwargs
             if kwargs['condition'] is not None and not kwargs['condition'].evaluate(configurations):
                 continue
@@ -210,6 +258,8 @@ def launch(launch_file: Path, **arguments: str) -> Launched:
                 namespace='/' + perform(kwargs['namespace'] or '', configurations).strip('/'),  # '/': none given
                 remappings=[(perform(a, configurations), perform(b, configurations)) for a, b in kwargs['remappings']],
                 ros_arguments=[perform(a, configurations) for a in kwargs['ros_arguments']],
+                arguments=[perform(a, configurations) for a in kwargs['arguments']],
+                lifecycle=isinstance(entity, LifecycleNode),
                 parameters=[
                     {perform(k, configurations): parameter_value(v, configurations) for k, v in p.items()}
                     if isinstance(p, dict)
@@ -218,11 +268,14 @@ def launch(launch_file: Path, **arguments: str) -> Launched:
                 ],
             )
             nodes.append(node)
+        elif isinstance(entity, Shutdown):
+            if entity.condition is None or entity.condition.evaluate(configurations):
+                shutdown = shutdown or perform(entity.reason, configurations)
         else:
             raise TypeError(f'the launch stand-ins do not know {entity!r}')
     unknown = set(arguments) - set(declared)
     assert not unknown, f'not declared by the launch file: {sorted(unknown)}'
-    return Launched(declared, configurations, nodes)
+    return Launched(declared, configurations, nodes, shutdown)
 
 
 def node_ros_arguments(node: LaunchedNode, directory: Path) -> list[str]:

@@ -49,8 +49,11 @@ def console_script(name: str) -> str:
 class NodeProcess:
     """A node started as its own process group; ``stop()`` always ends it (SIGINT, then SIGKILL)."""
 
-    def __init__(self, executable: str, *ros_args: str, params_file: Path | None = PARAMS_FILE):
-        args = [console_script(executable), '--ros-args']
+    def __init__(
+        self, executable: str, *ros_args: str, params_file: Path | None = PARAMS_FILE, arguments: tuple[str, ...] = ()
+    ):
+        # arguments: the executable's own (before --ros-args), e.g. --lifecycle
+        args = [console_script(executable), *arguments, '--ros-args']
         if params_file is not None:
             args += ['--params-file', str(params_file)]
         self.args = args + list(ros_args)

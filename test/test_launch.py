@@ -137,6 +137,78 @@ def test_single_process_runs_both_nodes_with_the_two_process_files_values_and_re
         assert set(values) <= declared, (node, values)
 
 
+# --- lifecycle:=true: the same nodes as launch_ros LifecycleNodes -----------------------------------------------
+
+
+def test_lifecycle_runs_the_same_nodes_as_lifecycle_nodes_of_their_lifecycle_variant():
+    plain = launch(LAUNCH, **PIPELINE_ARGUMENTS)
+    managed = launch(LAUNCH, lifecycle='true', **PIPELINE_ARGUMENTS)
+    assert sorted(n.name for n in managed.nodes) == sorted(n.name for n in plain.nodes)
+    for node in managed.nodes:
+        other = plain.node(node.name)
+        if node.executable in NODE_EXECUTABLES:
+            assert node.lifecycle and node.arguments == ['--lifecycle'], node
+            assert node.namespace == '/', node  # launch_ros's LifecycleNode is given namespace='' (Kilted needs it)
+            assert (node.parameters, node.remappings) == (other.parameters, other.remappings), node
+        else:
+            assert node == other  # synthetic_camera is no lifecycle node
+    assert not any(n.lifecycle or n.arguments for n in plain.nodes)
+    assert managed.shutdown is None and plain.shutdown is None
+
+
+def test_lifecycle_with_single_process_stops_the_launch_with_the_reason():
+    launched = launch(LAUNCH, lifecycle='true', single_process='true', **PIPELINE_ARGUMENTS)
+    assert launched.nodes == [] and 'not supported' in launched.shutdown, launched
+
+
+@pytest.mark.parametrize('name', sorted(NODE_EXECUTABLES))
+def test_the_parameter_files_values_are_valid_for_the_declarations(name):
+    """Every value of a shipped parameter file passes the node's own check of that parameter (type and range), the
+    file's values together pass its cross-check, and a value's type is the declared default's (a number may be
+    written 1 or 1.0)."""
+    node = launch(LAUNCH, **PIPELINE_ARGUMENTS).node(name)
+    module = importlib.import_module(NODE_MODULES[name])
+    declared = declared_parameters(node)
+    [path] = node.parameter_files
+    values = yaml.safe_load(path.read_text())[name]['ros__parameters']
+    checked = {spec.name: spec.check(spec.default) for spec in declared.values()}
+    for parameter, value in values.items():
+        spec = declared[parameter]
+        checked[parameter] = spec.check(value)  # raises ValueError with the reason
+        if spec.float_range is None and spec.default is not None:
+            assert type(value) is type(spec.default), (parameter, value, spec.default)
+    module.check_together(checked)
+
+
+def test_a_lifecycle_launch_starts_unconfigured_nodes_that_give_grasps_once_activated(tmp_path):
+    """Runs before the module's pipeline fixture starts the plain nodes (same names): file order."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    from test_lifecycle import call
+
+    launched = launch(LAUNCH, lifecycle='true', **PIPELINE_ARGUMENTS)
+    processes = start_launched(launched, tmp_path)
+    try:
+        with ros_probe('lifecycle_launch_probe') as probe:
+            grasps = []
+            probe.create_subscription(PointCloud2, '/grasp_quality_node/grasps', grasps.append, 10)
+            for name in ('stn_node', 'grasp_quality_node'):
+                response = call(probe, GetState, f'/{name}/get_state', GetState.Request())
+                assert response.current_state.label == 'unconfigured', name
+            assert not spin_until(probe, lambda: bool(grasps), 2.0)  # nothing before configure and activate
+            for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+                for name in ('grasp_quality_node', 'stn_node'):
+                    request = ChangeState.Request(transition=Transition(id=transition))
+                    assert call(probe, ChangeState, f'/{name}/change_state', request).success, (name, transition)
+            assert spin_until(probe, lambda: any(g.width * g.height > 0 for g in grasps), STARTUP_S), 'no grasps'
+    finally:
+        outputs = {name: finish(process) for name, process in processes.items()}
+        for name, output in outputs.items():
+            print(f'--- {name}\n{output}')
+    assert not any('Traceback' in o for o in outputs.values())
+
+
 # --- the pipeline it starts: real processes, checked over the graph -----------------------------------------
 
 
@@ -198,7 +270,7 @@ def start_launched(launched: Launched, directory: Path) -> dict[str, NodeProcess
     try:
         for node in launched.nodes:
             processes[node.name or node.executable] = NodeProcess(
-                node.executable, *node_ros_arguments(node, directory), params_file=None
+                node.executable, *node_ros_arguments(node, directory), params_file=None, arguments=tuple(node.arguments)
             )
     except BaseException:
         for process in processes.values():

@@ -42,7 +42,8 @@ from stn_ros.perception.pipeline import (
     stamp_ns,
 )
 from stn_ros.ros.health import LogThrottle, NodeHealth
-from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, run_node
+from stn_ros.ros.lifecycle import destroy_output, node_main, output_publisher
+from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, release_device_memory
 from stn_ros.ros.parameters import TORCH_THREADS, ParameterSet, ParameterSpec, StartupError, device_string
 from stn_ros.ros.target_frame import target_source
 
@@ -116,9 +117,32 @@ class _NodeReport(FrameReport):
 
 
 class GraspQualityNode(Node):
-    def __init__(self, **kwargs):
+    """The grasp-quality node (module docstring, README). Its work is four steps (:mod:`stn_ros.ros.lifecycle`):
+    ``configure()``, ``activate()``, ``deactivate()``, ``cleanup()``; ``GraspQualityNode()`` does the first two,
+    ``start=False`` (the lifecycle variant, ``grasp_quality_node --lifecycle``) leaves them to the caller."""
+
+    def __init__(self, *, start: bool = True, **kwargs):
         super().__init__('grasp_quality_node', **kwargs)
-        self.parameters = ParameterSet(self, PARAMETERS, cross_check=check_together)
+        self.parameters: ParameterSet | None = None  # declared at the first configure, kept through cleanup
+        self.scorer: GraspScorer | None = None
+        self.health: NodeHealth | None = None
+        self.active = False
+        self._worker: LatestWorker | None = None
+        self._timers: list = []
+        self._subscriptions: list = []
+        self.grasps_pub = self.best_pub = self.markers_pub = self.diagnostics_pub = None
+        self._tiles: OrderedDict = OrderedDict()
+        self._records: OrderedDict = OrderedDict()
+        self._pairing = threading.Lock()
+        if start:
+            self.configure()
+            self.activate()
+
+    def configure(self) -> None:
+        """Declare and check the parameters, load the GQ-CNN, create the outputs and the worker; no subscription
+        yet. Raises :class:`StartupError` with the reason when it cannot."""
+        if self.parameters is None:
+            self.parameters = ParameterSet(self, PARAMETERS, cross_check=check_together)
         values = self.parameters.values
         self._target = target_source(self, values)  # None: the camera frame; StartupError without tf2 or a transform
         apply_thread_budget(values['torch_threads'])
@@ -133,20 +157,62 @@ class GraspQualityNode(Node):
         self.health = NodeHealth(events=(UNPAIRED,) + ((NO_TRANSFORM,) if self._target is not None else ()))
         self._throttle = LogThrottle(5.0)
         self._camera: PinholeCamera | None = None
-        self._tiles: OrderedDict = OrderedDict()
-        self._records: OrderedDict = OrderedDict()
-        self._pairing = threading.Lock()
         self._worker = LatestWorker(self, 'grasp_worker', self._process_pair, self.health, self._throttle)
-        self.grasps_pub = self.create_publisher(PointCloud2, '~/grasps', 5)
-        self.best_pub = self.create_publisher(PoseStamped, '~/best_grasp', 5)
-        self.markers_pub = self.create_publisher(MarkerArray, '~/grasp_markers', 5)
+        self.grasps_pub = output_publisher(self, PointCloud2, '~/grasps', 5)
+        self.best_pub = output_publisher(self, PoseStamped, '~/best_grasp', 5)
+        self.markers_pub = output_publisher(self, MarkerArray, '~/grasp_markers', 5)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(Image, 'rectified/image', self._on_tile, 5)
-        self.create_subscription(PointCloud2, 'rectified/transforms', self._on_record, 5)
-        self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data)
-        self.create_timer(values['diagnostics_period'], self._publish_diagnostics)
+        self._timers = [self.create_timer(values['diagnostics_period'], self._publish_diagnostics)]
+        self._say_inactive()
         frame = f'grasps in {self._target.frame_id} ({self._target.description})' if self._target else 'camera frame'
         self.get_logger().info(f'{self.model_description} on {device}; {frame}')
+
+    def activate(self) -> None:
+        """Subscribe to the rectified inputs and camera_info: the outputs go out."""
+        self.active = True
+        self._subscriptions = [
+            self.create_subscription(Image, 'rectified/image', self._on_tile, 5),
+            self.create_subscription(PointCloud2, 'rectified/transforms', self._on_record, 5),
+            self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data),
+        ]
+        self.health.set_idle(None)
+
+    def deactivate(self) -> None:
+        """Unsubscribe, forget half-paired messages, and wait until the worker is idle."""
+        self.active = False
+        for subscription in self._subscriptions:
+            self.destroy_subscription(subscription)
+        self._subscriptions = []
+        with self._pairing:
+            self._tiles.clear()
+            self._records.clear()
+        if self._worker is not None and not self._worker.idle():
+            self.get_logger().warning('deactivate: the frame in hand is still being scored after 5 s')
+        self._say_inactive()
+
+    def cleanup(self) -> None:
+        """Undo ``configure()`` (deactivating first): the worker, timer and outputs go, the model is released.
+        Safe on a half-configured node. The parameters stay declared."""
+        if self.active:
+            self.deactivate()
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        self._timers = []
+        for publisher in (self.grasps_pub, self.best_pub, self.markers_pub):
+            destroy_output(self, publisher)
+        if self.diagnostics_pub is not None:
+            self.destroy_publisher(self.diagnostics_pub)
+        self.grasps_pub = self.best_pub = self.markers_pub = self.diagnostics_pub = None
+        device = None if self.scorer is None else self.scorer.device
+        self.scorer, self._target = None, None
+        release_device_memory(device)
+
+    def _say_inactive(self) -> None:
+        if self.health is not None:
+            self.health.set_idle('inactive (lifecycle): not subscribed to rectified/image, rectified/transforms')
 
     def _load(self, weights: str) -> tuple[GQCNN, str]:
         model, description, warning = load_gqcnn_model(weights)
@@ -171,6 +237,8 @@ class GraspQualityNode(Node):
 
     def _pair(self, buffer: OrderedDict, msg) -> None:
         """Store ``msg``; a frame whose tile and record are both here goes to the worker (latest wins)."""
+        if self._worker is None:
+            return  # a message taken just before cleanup
         stamp = _stamp(msg)
         with self._pairing:
             if stamp not in self._tiles and stamp not in self._records:
@@ -235,12 +303,14 @@ class GraspQualityNode(Node):
         self.diagnostics_pub.publish(diagnostic_array(self, 'grasp quality', report, device))
 
     def stop(self) -> None:
-        self._worker.stop()
+        if self._worker is not None:
+            self._worker.stop()
 
 
 def main(args: list[str] | None = None) -> int:
-    """Console script ``grasp_quality_node``."""
-    return run_node(GraspQualityNode, 'grasp_quality_node', args)
+    """Console script ``grasp_quality_node [--lifecycle] --ros-args ...`` (``--lifecycle``: the lifecycle variant,
+    :mod:`stn_ros.ros.lifecycle`)."""
+    return node_main(GraspQualityNode, 'grasp_quality_node', args)
 
 
 if __name__ == '__main__':

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,6 +31,7 @@ class LatestWorker:
     ):
         self._node, self._process, self._health, self._throttle = node, process, health, throttle
         self._latest: Any = None
+        self._busy = False  # an item is being processed
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -50,6 +52,7 @@ class LatestWorker:
                 continue
             with self._lock:
                 item, self._latest = self._latest, None
+                self._busy = item is not None
                 self._wake.clear()
             if item is None:
                 continue
@@ -61,6 +64,18 @@ class LatestWorker:
                 self._health.on_internal_error()
                 if self._throttle.allow('internal_error'):
                     self._node.get_logger().error(f'processing failed: {exc!r}\n{traceback.format_exc(limit=3)}')
+            finally:
+                self._busy = False
+
+    def idle(self, timeout: float = 5.0) -> bool:
+        """Drop an item not taken yet (not counted: nobody will want it) and wait until the one in hand is done;
+        False when it is still running after ``timeout`` seconds. The thread stays, ready for new items."""
+        with self._lock:
+            self._latest = None
+        deadline = time.monotonic() + timeout
+        while self._busy and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return not self._busy
 
     def stop(self) -> None:
         self._stopping.set()
@@ -73,6 +88,13 @@ def apply_thread_budget(threads: int) -> None:
     (one per core) makes every node's work fight the others' (a GQ-CNN forward went from 8 to 195 ms)."""
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
+
+
+def release_device_memory(device: torch.device | None) -> None:
+    """Hand the CUDA caching allocator's free blocks back after a model was dropped (a lifecycle cleanup), so other
+    processes can use the memory; nothing to do on the CPU."""
+    if device is not None and device.type == 'cuda':
+        torch.cuda.empty_cache()
 
 
 def run_node(factory: Callable[[], Node], executable: str, args: list[str] | None = None) -> int:

@@ -123,7 +123,12 @@ class ParameterSet:
         self._cross_check = cross_check
         self.values: dict[str, Any] = {}
         for spec in specs:
-            value = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+            # Declared already when a lifecycle node's configure failed here before (the user may have fixed the
+            # value since): read it, do not declare it again.
+            if node.has_parameter(spec.name):
+                value = node.get_parameter(spec.name).value
+            else:
+                value = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
             try:
                 self.values[spec.name] = spec.check(value)
             except ValueError as exc:

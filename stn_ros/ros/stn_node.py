@@ -51,7 +51,8 @@ from stn_ros.perception.pipeline import (
 )
 from stn_ros.perception.proposals import check_rois_inside, parse_rois
 from stn_ros.ros.health import LogThrottle, NodeHealth
-from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, run_node
+from stn_ros.ros.lifecycle import INACTIVE, destroy_output, node_main, output_publisher
+from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, release_device_memory
 from stn_ros.ros.parameters import TORCH_THREADS, ParameterSet, ParameterSpec, StartupError, device_string, one_of
 from stn_ros.ros.qos import camera_qos, declare_reliability_override, publishers_reliability
 
@@ -185,14 +186,39 @@ class _NodeReport(FrameReport):
 
 
 class StnNode(Node):
-    """The canonicalizer node (see the module docstring and the README for the interface)."""
+    """The canonicalizer node (see the module docstring and the README for the interface).
 
-    def __init__(self, **kwargs):
+    Its work is four steps (:mod:`stn_ros.ros.lifecycle`): ``configure()``, ``activate()``, ``deactivate()``,
+    ``cleanup()``. ``StnNode()`` does the first two (a :class:`StartupError` when it cannot); ``start=False``
+    (the lifecycle variant, ``stn_node --lifecycle``) leaves them to the caller.
+    """
+
+    def __init__(self, *, start: bool = True, **kwargs):
         super().__init__('stn_node', **kwargs)
         self._frame_size: tuple[int, int] | None = None  # (height, width) of the last frame decoded
-        self.parameters = ParameterSet(
-            self, PARAMETERS, on_change=self._on_parameter_change, cross_check=self._check_together
-        )
+        self.parameters: ParameterSet | None = None  # declared at the first configure, kept through cleanup
+        self.model = None
+        self.active = False
+        self._worker: LatestWorker | None = None
+        self._timers: list = []
+        self.tile_pub = self.transforms_pub = self.debug_pub = self.diagnostics_pub = None
+        self._image_topic = self.resolve_topic_name('image')
+        self._reliability_overridden: bool | None = None  # declared at the first configure
+        self._image_sub = None
+        self._camera_subs: list = []  # camera_info (and detections) subscriptions, while subscribed
+        self._camera_state = IDLE
+        self._subscribing = threading.Lock()  # events and parameter changes may come from several executor threads
+        if start:
+            self.configure()
+            self.activate()
+
+    def configure(self) -> None:
+        """Declare and check the parameters, load the weights, create the outputs and the worker; no camera
+        subscription yet. Raises :class:`StartupError` with the reason when it cannot."""
+        if self.parameters is None:
+            self.parameters = ParameterSet(
+                self, PARAMETERS, on_change=self._on_parameter_change, cross_check=self._check_together
+            )
         values = self.parameters.values
         apply_thread_budget(values['torch_threads'])
         try:
@@ -202,8 +228,8 @@ class StnNode(Node):
             raise StartupError(str(exc)) from None
         if model.warning:
             self.get_logger().warning(model.warning)
-        self.model = model
         self.model_hypotheses = model.stn.localization.hypotheses
+        self.model = model
         self._say_if_clamped(values['hypotheses_per_object'])
         # A metric-crop STN (the shipped grasp canonicalizer) needs depth and camera_info; any other frame
         # still gets its crops, from the identity STN on the plain ROIs, said in the log and diagnostics.
@@ -219,25 +245,22 @@ class StnNode(Node):
         self._detections = None
         self._lock = threading.Lock()  # guards the detections
         self._detection_type = self._detection_message_type() if values['crop_source'] == 'detections' else None
+        if self._reliability_overridden is None:
+            try:
+                self._reliability_overridden = declare_reliability_override(self, self._image_topic)
+            except ValueError as exc:
+                raise StartupError(str(exc)) from None
 
         self._matched_events = True  # False where the RMW has no matched-publisher events: then polled
         self.tile_pub = self._create_output(Image, '~/rectified/image', 5)
         self.transforms_pub = self._create_output(PointCloud2, '~/rectified/transforms', 5)
         self.debug_pub = self._create_output(Image, '~/debug/image', 1)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-
-        self._image_topic = self.resolve_topic_name('image')
-        try:
-            self._reliability_overridden = declare_reliability_override(self, self._image_topic)
-        except ValueError as exc:
-            raise StartupError(str(exc)) from None
-        self._image_sub = None
-        self._camera_subs: list = []  # camera_info (and detections) subscriptions, while subscribed
-        self._camera_state = IDLE
-        self._subscribing = threading.Lock()  # events and parameter changes may come from several executor threads
-        self._update_camera_subscriptions()
-        self.create_timer(0.25, self._check_graph)  # cheap local graph queries
-        self.create_timer(values['diagnostics_period'], self._publish_diagnostics)
+        self._update_camera_subscriptions()  # says in /diagnostics why there is no subscription yet
+        self._timers = [
+            self.create_timer(0.25, self._check_graph),  # cheap local graph queries
+            self.create_timer(values['diagnostics_period'], self._publish_diagnostics),
+        ]
         self._worker = LatestWorker(self, 'stn_worker', self._process, self.health, self._throttle)
         self.get_logger().info(
             f'{model.description} on {device}; crops from {values["crop_source"]}, '
@@ -246,6 +269,38 @@ class StnNode(Node):
             f'hypotheses; reading {self._image_topic}'
             + (' while someone listens to an output' if values['lazy'] else '')
         )
+
+    def activate(self) -> None:
+        """Read the camera (while someone listens to an output, with ``lazy``) and publish."""
+        self.active = True
+        self._update_camera_subscriptions()
+
+    def deactivate(self) -> None:
+        """Stop reading the camera and wait until the worker is idle (a frame not yet started is dropped)."""
+        self.active = False
+        self._update_camera_subscriptions()
+        if self._worker is not None and not self._worker.idle():
+            self.get_logger().warning('deactivate: the frame in hand is still being processed after 5 s')
+
+    def cleanup(self) -> None:
+        """Undo ``configure()`` (deactivating first): the worker, timers and outputs go, the model is released.
+        Safe on a half-configured node. The parameters stay declared."""
+        if self.active:
+            self.deactivate()
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        self._timers = []
+        for publisher in (self.tile_pub, self.transforms_pub, self.debug_pub):
+            destroy_output(self, publisher)
+        if self.diagnostics_pub is not None:
+            self.destroy_publisher(self.diagnostics_pub)
+        self.tile_pub = self.transforms_pub = self.debug_pub = self.diagnostics_pub = None
+        device = getattr(getattr(self, 'canonicalizer', None), 'device', None)
+        self.model = self.canonicalizer = self.pipeline = None
+        release_device_memory(device)
 
     # --- outputs and lazy subscriptions ------------------------------------------------------------
 
@@ -256,20 +311,21 @@ class StnNode(Node):
         if self._matched_events:
             try:
                 events = PublisherEventCallbacks(matched=self._on_output_matched)
-                return self.create_publisher(
-                    msg_type, topic, depth, event_callbacks=events, qos_overriding_options=overrides
+                return output_publisher(
+                    self, msg_type, topic, depth, event_callbacks=events, qos_overriding_options=overrides
                 )
             except UnsupportedEventTypeError:
                 self._matched_events = False
                 self.get_logger().info('this RMW has no matched-publisher events: polling for listeners instead')
-        return self.create_publisher(msg_type, topic, depth, qos_overriding_options=overrides)
+        return output_publisher(self, msg_type, topic, depth, qos_overriding_options=overrides)
 
     def _on_output_matched(self, _info: QoSPublisherMatchedInfo) -> None:
         self._update_camera_subscriptions()
 
     def _listeners(self) -> int:
         """Subscriptions matched to the outputs (a QoS-incompatible one does not count: it gets nothing)."""
-        return sum(p.get_subscription_count() for p in (self.tile_pub, self.transforms_pub, self.debug_pub))
+        outputs = (self.tile_pub, self.transforms_pub, self.debug_pub)
+        return sum(p.get_subscription_count() for p in outputs if p is not None)
 
     def _update_camera_subscriptions(self) -> None:
         """Subscribe to the camera while someone listens to an output (always with ``lazy`` false); unsubscribe
@@ -280,11 +336,14 @@ class StnNode(Node):
             self._update_camera_subscriptions_locked()
 
     def _update_camera_subscriptions_locked(self) -> None:
-        lazy = self.parameters.values['lazy']
-        state = IDLE if lazy and self._listeners() == 0 else ACTIVE_LISTENED if lazy else ACTIVE_NOT_LAZY
+        lazy = self.parameters is not None and self.parameters.values['lazy']
+        if not self.active:
+            state = INACTIVE
+        else:
+            state = IDLE if lazy and self._listeners() == 0 else ACTIVE_LISTENED if lazy else ACTIVE_NOT_LAZY
         subscribed = self._image_sub is not None
         self._camera_state = state
-        if state != IDLE and not subscribed:
+        if state not in (IDLE, INACTIVE) and not subscribed:
             self._subscribe_image(publishers_reliability(self.get_publishers_info_by_topic(self._image_topic)))
             self._camera_subs = [
                 self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data)
@@ -297,13 +356,16 @@ class StnNode(Node):
             self.get_logger().info(
                 f'subscribed to {self._image_topic}: ' + ('someone listens to an output' if lazy else 'lazy is false')
             )
-        elif state == IDLE and subscribed:
+        elif state in (IDLE, INACTIVE) and subscribed:
             for subscription in [self._image_sub, *self._camera_subs]:
                 self.destroy_subscription(subscription)
             self._image_sub, self._camera_subs = None, []
-            self.get_logger().info(f'no one listens to an output: unsubscribed from {self._image_topic}')
+            why = 'no one listens to an output' if state == IDLE else 'inactive'
+            self.get_logger().info(f'{why}: unsubscribed from {self._image_topic}')
         if state == IDLE:
             self.health.set_idle(f'idle: no one listens, not subscribed to {self._image_topic}')
+        elif state == INACTIVE and self.model is not None:
+            self.health.set_idle(f'inactive (lifecycle): not subscribed to {self._image_topic}')
 
     def _check_graph(self) -> None:
         if not self._matched_events:
@@ -362,6 +424,8 @@ class StnNode(Node):
             self._log_bad('camera_info', str(exc))
 
     def _on_image(self, msg: Image, info: MessageInfo) -> None:
+        if self._worker is None:
+            return  # a message taken just before cleanup
         self.health.on_input()
         self.health.on_message_info(info)
         self._worker.submit(msg)
@@ -374,7 +438,7 @@ class StnNode(Node):
 
     def _on_parameter_change(self, name: str, value: Any) -> None:
         self.get_logger().info(f'parameter {name} set to {value!r}')
-        if name == 'hypotheses_per_object':
+        if name == 'hypotheses_per_object' and self.model is not None:
             self._say_if_clamped(value)
         elif name == 'lazy':
             self._update_camera_subscriptions()
@@ -444,12 +508,14 @@ class StnNode(Node):
         self.diagnostics_pub.publish(diagnostic_array(self, 'canonicalizer', report, device))
 
     def stop(self) -> None:
-        self._worker.stop()
+        if self._worker is not None:
+            self._worker.stop()
 
 
 def main(args: list[str] | None = None) -> int:
-    """Console script ``stn_node``: ``stn_node --ros-args --params-file config/stn_node.yaml``."""
-    return run_node(StnNode, 'stn_node', args)
+    """Console script ``stn_node [--lifecycle] --ros-args --params-file config/stn_node.yaml`` (``--lifecycle``:
+    the lifecycle variant, :mod:`stn_ros.ros.lifecycle`)."""
+    return node_main(StnNode, 'stn_node', args)
 
 
 if __name__ == '__main__':
