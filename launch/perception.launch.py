@@ -5,6 +5,7 @@
     ros2 launch stn_ros perception.launch.py use_synthetic_camera:=true     # no camera: synthetic scenes
     ros2 launch stn_ros perception.launch.py single_process:=true           # both nodes in one process
     ros2 launch stn_ros perception.launch.py lifecycle:=true                # lifecycle (managed) nodes
+    ros2 launch stn_ros perception.launch.py target_frame:=base_link        # grasps in the robot's frame (tf2)
 
 With lifecycle:=true both nodes are launch_ros LifecycleNodes (their --lifecycle variant): they start unconfigured
 and a lifecycle manager (or the user) drives them: ros2 lifecycle set /stn_node configure, then activate (README).
@@ -49,6 +50,12 @@ def generate_launch_description():
         DeclareLaunchArgument('stn_weights', default_value='', description='STN checkpoint; empty = shipped'),
         DeclareLaunchArgument('gqcnn_weights', default_value='', description='GQ-CNN checkpoint; empty = shipped'),
         DeclareLaunchArgument(
+            'target_frame',
+            default_value='',
+            description="frame of the grasps (tf2 at the image's stamp, or camera_to_target in the grasp "
+            'parameter file); empty = the camera frame',
+        ),
+        DeclareLaunchArgument(
             'stn_params_file',
             default_value=PathJoinSubstitution([config, 'stn_node.yaml']),
             description='stn_node parameter file',
@@ -77,7 +84,11 @@ def generate_launch_description():
     ]
     per_node = {  # the values the launch arguments give each node, beside its parameter file
         'stn_node': {'device': device, 'weights': LaunchConfiguration('stn_weights')},
-        'grasp_quality_node': {'device': device, 'weights': LaunchConfiguration('gqcnn_weights')},
+        'grasp_quality_node': {
+            'device': device,
+            'weights': LaunchConfiguration('gqcnn_weights'),
+            'target_frame': LaunchConfiguration('target_frame'),
+        },
     }
     camera_remappings = [('image', depth_topic), ('camera_info', camera_info_topic)]
     rectified_remappings = [

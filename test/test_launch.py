@@ -117,7 +117,8 @@ def node_scoped_rules(ros_arguments: list[str]) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize(
-    'arguments', [{}, {'device': 'cuda:0', 'stn_weights': '/w/stn.pt', 'gqcnn_weights': '/w/g.pt'}]
+    'arguments',
+    [{}, {'device': 'cuda:0', 'stn_weights': '/w/stn.pt', 'gqcnn_weights': '/w/g.pt', 'target_frame': 'base_link'}],
 )
 def test_single_process_runs_both_nodes_with_the_two_process_files_values_and_remappings(arguments):
     two = launch(LAUNCH, **arguments)
@@ -131,6 +132,7 @@ def test_single_process_runs_both_nodes_with_the_two_process_files_values_and_re
     assert min(i for i, a in enumerate(args) if a == '-p') > last_file  # the per-node values win over the files
     rules = node_scoped_rules(args)
     assert rules == {n: two.node(n).inline_parameters for n in NODE_EXECUTABLES}, rules
+    assert rules['grasp_quality_node']['target_frame'] == arguments.get('target_frame', '')
     assert set(pipeline.remappings) == {r for n in NODE_EXECUTABLES for r in two.node(n).remappings}
     for node, values in rules.items():
         declared = {spec.name for spec in importlib.import_module(NODE_MODULES[node]).PARAMETERS}
