@@ -38,3 +38,15 @@ def tiny_physics_data(tmp_path_factory):
     cache = tmp_path_factory.mktemp('physics_data')
     build_physics_dataset(PhysicsDataConfig(num_scenes=3, candidates=4, trials=2), cache, workers=1, progress=False)
     return cache
+
+
+@pytest.fixture
+def in_process_ros():
+    """An rclpy context for nodes made in the test process, shut down after the test."""
+    import rclpy
+
+    rclpy.init()
+    try:
+        yield
+    finally:
+        rclpy.shutdown()

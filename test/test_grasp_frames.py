@@ -256,15 +256,6 @@ def test_the_tf2_path_looks_up_the_image_frame_at_its_stamp_and_says_why_when_it
 # --- the node, in process ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def in_process_ros():
-    rclpy.init()
-    try:
-        yield
-    finally:
-        rclpy.shutdown()
-
-
 @pytest.mark.parametrize(
     'overrides,message',
     [

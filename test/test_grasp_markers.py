@@ -115,15 +115,6 @@ def test_arrays_of_different_lengths_are_refused():
         grasp_marker_array(HEADER, np.zeros((2, 3)), np.zeros((1, 4)), np.zeros(2), None)
 
 
-@pytest.fixture
-def in_process_ros():
-    rclpy.init()
-    try:
-        yield
-    finally:
-        rclpy.shutdown()
-
-
 def test_the_node_publishes_markers_only_while_someone_subscribes(in_process_ros, monkeypatch):
     from stn_ros.ros.grasp_quality_node import GraspQualityNode
     from test_grasp_quality_node import crop_pair

@@ -6,7 +6,6 @@ import time
 
 import numpy as np
 import pytest
-import rclpy
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
@@ -155,18 +154,11 @@ def test_diagnostics_count_each_frame_once_and_unpaired_messages_apart_from_drop
         assert 'Traceback' not in output
     assert int(values['frames received']) == len(warm_up) + frames + 8, values  # one per frame, not per message
     assert 10 <= float(values['input rate (Hz)']) <= 26, values  # about 20 Hz of frames, not 40 of messages
-    assert values['frames dropped (latest wins)'] == '0', values
+    # every timed frame came back (above); only a warm-up frame may have been replaced while the first one was
+    # scored (the first inference is the slow one)
+    assert int(values['frames dropped (latest wins)']) <= len(warm_up) - 1, values
     assert int(values['unpaired dropped']) >= 8 - 3, values  # the buffer keeps the last 3
     assert values['bad inputs'] == '0' and values['internal errors'] == '0', values
-
-
-@pytest.fixture
-def in_process_ros():
-    rclpy.init()
-    try:
-        yield
-    finally:
-        rclpy.shutdown()
 
 
 def test_an_internal_error_of_the_grasp_node_is_counted_as_such_not_as_bad_input(in_process_ros, monkeypatch):

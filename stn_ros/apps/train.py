@@ -60,6 +60,18 @@ def _grasp_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--cache', type=Path, help='folder to keep the built datasets in (.npz) for later runs')
 
 
+def _physics_data(parser: argparse.ArgumentParser) -> None:
+    """The physics-labelled data a physics task trains on, and its scene split (the same for every such task)."""
+    parser.add_argument('--physics-data', type=Path, required=True, help='the cache folder of stn_train physics-data')
+    parser.add_argument(
+        '--validation-fraction', type=float, default=0.15, help='scenes held out (default: %(default)s)'
+    )
+    parser.add_argument('--split-seed', type=int, default=0, help='(default: %(default)s)')
+    parser.add_argument(
+        '--num-scenes', type=int, help="train on the cache's first N scenes (default: every scene built, in order)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from stn_ros.models.mnist import MODEL_NAMES
     from stn_ros.training.datasets.mnist import DISTORTIONS
@@ -99,16 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         'target: the share of perturbed pybullet trials that held), then fit a temperature on the validation '
         'scenes so that its quality is a calibrated probability of holding.',
     )
-    physics_gqcnn.add_argument(
-        '--physics-data', type=Path, required=True, help='the cache folder of stn_train physics-data'
-    )
-    physics_gqcnn.add_argument(
-        '--validation-fraction', type=float, default=0.15, help='scenes held out (default: %(default)s)'
-    )
-    physics_gqcnn.add_argument('--split-seed', type=int, default=0, help='(default: %(default)s)')
-    physics_gqcnn.add_argument(
-        '--num-scenes', type=int, help="train on the cache's first N scenes (default: every scene built, in order)"
-    )
+    _physics_data(physics_gqcnn)
     _common(physics_gqcnn, GqcnnPhysicsTask, epochs=20, batch_size=128, lr=1e-3)
 
     stn = tasks.add_parser(
@@ -134,16 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         "each object's robust candidates), optionally adding a frozen GQ-CNN's -log quality of its crops as a "
         "critic. The scene split is gqcnn-physics's.",
     )
-    physics_stn.add_argument(
-        '--physics-data', type=Path, required=True, help='the cache folder of stn_train physics-data'
-    )
-    physics_stn.add_argument(
-        '--validation-fraction', type=float, default=0.15, help='scenes held out (default: %(default)s)'
-    )
-    physics_stn.add_argument('--split-seed', type=int, default=0, help='(default: %(default)s)')
-    physics_stn.add_argument(
-        '--num-scenes', type=int, help="train on the cache's first N scenes (default: every scene built, in order)"
-    )
+    _physics_data(physics_stn)
     physics_stn.add_argument('--init', type=Path, help='grasp STN checkpoint to start from (default: the shipped one)')
     physics_stn.add_argument(
         '--critic-weight',

@@ -194,3 +194,17 @@ def load_physics_dataset(cache: Path, num_scenes: int | None = None, data_seed: 
     for name in (*columns, 'scene'):
         out[name] = np.concatenate(out[name]) if out[name] else np.zeros(0)
     return out
+
+
+def load_for_training(cache: Path, num_scenes: int | None = None) -> dict:
+    """:func:`load_physics_dataset` for a training task: ValueError saying what to do with fewer than 2 scenes."""
+    data = load_physics_dataset(Path(cache), num_scenes)
+    if len(data['depth_mm']) < 2:
+        raise ValueError(f'{cache}: {len(data["depth_mm"])} scene(s) built; build more with stn_train physics-data')
+    return data
+
+
+def validation_scenes(scenes: int, fraction: float, seed: int) -> np.ndarray:
+    """The scene indices held out for validation: a seeded ``fraction`` (at least one) of ``scenes``. Every
+    physics task uses it, so none trains on another's validation scenes."""
+    return np.random.default_rng(seed).permutation(scenes)[: max(1, int(round(fraction * scenes)))]

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from stn_ros.core.metrics import auroc, expected_calibration_error
 from stn_ros.models.gqcnn import GQCNN, save_gqcnn
-from stn_ros.training.datasets.physics_grasps import ROBUST_SHARE, load_physics_dataset
+from stn_ros.training.datasets.physics_grasps import ROBUST_SHARE, load_for_training, validation_scenes
 from stn_ros.training.loop import Task
 
 
@@ -76,14 +76,9 @@ class GqcnnPhysicsTask(Task):
         self._counts: dict[str, int] = {}
 
     def datasets(self):
-        data = load_physics_dataset(Path(self.args['physics_data']), self.args['num_scenes'])
-        scenes = int(data['scene'].max()) + 1 if len(data['scene']) else 0
-        if scenes < 2:
-            raise ValueError(
-                f'{self.args["physics_data"]}: {scenes} scene(s) built; build more with stn_train physics-data'
-            )
-        rng = np.random.default_rng(self.args['split_seed'])
-        held = rng.permutation(scenes)[: max(1, int(round(self.args['validation_fraction'] * scenes)))]
+        data = load_for_training(Path(self.args['physics_data']), self.args['num_scenes'])
+        scenes = len(data['depth_mm'])
+        held = validation_scenes(scenes, self.args['validation_fraction'], self.args['split_seed'])
         rows = np.isin(data['scene'], held)
         tensors = lambda mask: TensorDataset(  # noqa: E731
             torch.from_numpy(data['images'][mask][:, None].astype(np.float32)),

@@ -48,7 +48,7 @@ from stn_ros.perception.gripper_depth import gripper_depths, image_gripper_depth
 from stn_ros.perception.proposals import ProposalConfig, depth_proposals
 from stn_ros.sim.physics_grasps import antipodal_candidates, random_candidates
 from stn_ros.training.datasets.grasp_images import mask_rois
-from stn_ros.training.datasets.physics_grasps import ROBUST_SHARE, load_physics_dataset
+from stn_ros.training.datasets.physics_grasps import ROBUST_SHARE, load_for_training, validation_scenes
 from stn_ros.training.loop import Task
 from stn_ros.training.tasks.grasp_stn import (
     LOCALIZATION_SIZE,
@@ -233,12 +233,8 @@ class GraspStnPhysicsTask(Task):
         self._counts: dict[str, int] = {}
 
     def datasets(self):
-        data = load_physics_dataset(Path(self.args['physics_data']), self.args['num_scenes'])
+        data = load_for_training(Path(self.args['physics_data']), self.args['num_scenes'])
         scenes = len(data['depth_mm'])
-        if scenes < 2:
-            raise ValueError(
-                f'{self.args["physics_data"]}: {scenes} scene(s) built; build more with stn_train physics-data'
-            )
         objects = physics_stn_objects(
             data,
             progress=self.progress,
@@ -246,8 +242,7 @@ class GraspStnPhysicsTask(Task):
             ranked=self.args['ranked_candidates'],
             seed=self.args['split_seed'],
         )
-        rng = np.random.default_rng(self.args['split_seed'])  # the physics GQ-CNN's split, to the scene
-        held = rng.permutation(scenes)[: max(1, int(round(self.args['validation_fraction'] * scenes)))]
+        held = validation_scenes(scenes, self.args['validation_fraction'], self.args['split_seed'])  # the GQ-CNN's
         validation = np.isin(objects['scene'], held)
         robust = objects['robust'] > 0
         train = objects['mask'].any(axis=1) & ~validation  # any target: physics-robust or GQ-CNN-ranked
