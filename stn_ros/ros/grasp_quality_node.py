@@ -42,7 +42,7 @@ from stn_ros.perception.pipeline import (
     stamp_ns,
 )
 from stn_ros.ros.health import LogThrottle, NodeHealth
-from stn_ros.ros.lifecycle import destroy_output, node_main, output_publisher
+from stn_ros.ros.lifecycle import node_main, output_publisher, tear_down
 from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, release_device_memory
 from stn_ros.ros.parameters import TORCH_THREADS, ParameterSet, ParameterSpec, StartupError, device_string
 from stn_ros.ros.target_frame import target_source
@@ -195,16 +195,9 @@ class GraspQualityNode(Node):
         Safe on a half-configured node. The parameters stay declared."""
         if self.active:
             self.deactivate()
-        if self._worker is not None:
-            self._worker.stop()
-            self._worker = None
-        for timer in self._timers:
-            self.destroy_timer(timer)
-        self._timers = []
-        for publisher in (self.grasps_pub, self.best_pub, self.markers_pub):
-            destroy_output(self, publisher)
-        if self.diagnostics_pub is not None:
-            self.destroy_publisher(self.diagnostics_pub)
+        outputs = (self.grasps_pub, self.best_pub, self.markers_pub)
+        tear_down(self, self._worker, self._timers, outputs, self.diagnostics_pub)
+        self._worker, self._timers = None, []
         self.grasps_pub = self.best_pub = self.markers_pub = self.diagnostics_pub = None
         device = None if self.scorer is None else self.scorer.device
         self.scorer, self._target = None, None

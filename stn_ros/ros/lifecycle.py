@@ -45,6 +45,20 @@ def destroy_output(node: Node, publisher: Publisher | None) -> None:
         node.destroy_publisher(publisher)
 
 
+def tear_down(node: Node, worker: Any, timers: list, outputs: tuple, diagnostics: Publisher | None) -> None:
+    """What ``cleanup()`` undoes of ``configure()`` in both nodes: the worker stopped, the timers, the outputs
+    (:func:`destroy_output`) and the ``/diagnostics`` publisher destroyed. Each may be None (a half-configured
+    node); the caller clears its own references."""
+    if worker is not None:
+        worker.stop()
+    for timer in timers:
+        node.destroy_timer(timer)
+    for publisher in outputs:
+        destroy_output(node, publisher)
+    if diagnostics is not None:
+        node.destroy_publisher(diagnostics)
+
+
 def managed(node_class: type[Node]) -> type[Node]:
     """The lifecycle variant of ``node_class`` (constructed with ``start=False``, so it does no step on its own).
 

@@ -51,7 +51,7 @@ from stn_ros.perception.pipeline import (
 )
 from stn_ros.perception.proposals import check_rois_inside, parse_rois
 from stn_ros.ros.health import LogThrottle, NodeHealth
-from stn_ros.ros.lifecycle import INACTIVE, destroy_output, node_main, output_publisher
+from stn_ros.ros.lifecycle import INACTIVE, node_main, output_publisher, tear_down
 from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, release_device_memory
 from stn_ros.ros.parameters import TORCH_THREADS, ParameterSet, ParameterSpec, StartupError, device_string, one_of
 from stn_ros.ros.qos import camera_qos, declare_reliability_override, publishers_reliability
@@ -287,16 +287,9 @@ class StnNode(Node):
         Safe on a half-configured node. The parameters stay declared."""
         if self.active:
             self.deactivate()
-        if self._worker is not None:
-            self._worker.stop()
-            self._worker = None
-        for timer in self._timers:
-            self.destroy_timer(timer)
-        self._timers = []
-        for publisher in (self.tile_pub, self.transforms_pub, self.debug_pub):
-            destroy_output(self, publisher)
-        if self.diagnostics_pub is not None:
-            self.destroy_publisher(self.diagnostics_pub)
+        outputs = (self.tile_pub, self.transforms_pub, self.debug_pub)
+        tear_down(self, self._worker, self._timers, outputs, self.diagnostics_pub)
+        self._worker, self._timers = None, []
         self.tile_pub = self.transforms_pub = self.debug_pub = self.diagnostics_pub = None
         device = getattr(getattr(self, 'canonicalizer', None), 'device', None)
         self.model = self.canonicalizer = self.pipeline = None
