@@ -139,14 +139,13 @@ def physics_stn_objects(
         filled = torch.from_numpy(fill_missing(depth))[None]
         out['crops'].append(localization_crops(grey, torch.from_numpy(rois), LOCALIZATION_SIZE).numpy())
         out['patches'].append(localization_crops(filled, torch.from_numpy(rois), (PATCH_SIZE, PATCH_SIZE)).numpy())
-        for body, roi in zip(bodies, rois, strict=True):
+        for body, roi, mask in zip(bodies, rois, masks, strict=True):
             mine = rows[data['body'][rows] == body]
             robust = mine[data['quality'][mine] > ROBUST_SHARE]
             robust = robust[np.argsort(-data['quality'][robust], kind='stable')]
             centres, angles, z = data['centres'][robust], data['angles'][robust], data['z'][robust]
             quality = data['quality'][robust]
             if ranked > 0 and gqcnn is not None:
-                mask = data['labels'][scene] == body + 1
                 more = ranked_candidates(depth, mask, camera, gqcnn, rng, ranked, ranked_keep, gripper)
                 centres, angles = np.concatenate((centres, more[0])), np.concatenate((angles, more[1]))
                 z, quality = np.concatenate((z, more[2])), np.concatenate((quality, more[3]))
