@@ -31,10 +31,8 @@ from stn_ros.perception.pipeline import FrameReport, grasp_messages, load_gqcnn_
 from stn_ros.perception.proposals import ProposalConfig, depth_proposals
 
 
-def stn_outputs(objects: int, hypotheses: int, seed: int) -> tuple[object, object]:
+def stn_outputs(canonicalizer: Canonicalizer, objects: int, hypotheses: int, seed: int) -> tuple[object, object]:
     """``stn_node``'s tile and transforms messages for a bench frame of ``objects`` boxes."""
-    model = load_model('')
-    canonicalizer = Canonicalizer(model.stn, torch.device('cpu'), (32, 32), model.roi_side_m)
     msg = encode_image(depth_frame_mm(objects, seed), '16UC1')
     frame = decode_frame(msg)
     rois = depth_proposals(frame.pixels, ProposalConfig(max_area=100_000), objects).rois
@@ -54,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     scorer = GraspScorer(load_gqcnn_model('')[0], resolve_device(args.device))
+    model = load_model('')
+    canonicalizer = Canonicalizer(model.stn, torch.device('cpu'), (32, 32), model.roi_side_m)
     values = {'quality_threshold': 0.5, 'all_hypotheses': False}
     print(
         f'grasp_quality_node compute per frame ({torch.get_num_threads()} torch threads, {scorer.device}, shipped '
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print('| objects x hypotheses | crops | total |\n|---|---:|---:|')
     for objects in args.objects:
-        inputs = [stn_outputs(objects, args.hypotheses, seed) for seed in range(4)]
+        inputs = [stn_outputs(canonicalizer, objects, args.hypotheses, seed) for seed in range(4)]
         times, crops = [], []
         for index in range(args.frames + 10):
             tile, record = inputs[index % len(inputs)]

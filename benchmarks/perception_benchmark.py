@@ -21,6 +21,7 @@ Every ROS process runs on loopback only, in its own domain and ``ROS_HOME`` (:mo
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -382,44 +383,24 @@ def main(argv: list[str] | None = None) -> int:
             log_dir=log_dir,
         )
         steps.update()
-    sweep = {}
-    for rate in args.rates:
-        sweep[rate] = run_phase(
-            f'rate_{rate:g}',
-            rate=rate,
-            seconds=args.rate_seconds,
-            shared_memory=True,
-            nodes=('stn_node',),
-            topics=[f'{TRANSFORMS}:pointcloud'],
-            device=device,
-            log_dir=log_dir,
-        )
-        steps.update()
-    large = run_phase(
-        'large_frames',
-        rate=30,
-        seconds=args.e2e_seconds,
+    # the rate sweep, the large frames and the soak: stn_node alone over shared memory, its transforms received
+    stn_node_alone = functools.partial(
+        run_phase,
         shared_memory=True,
         nodes=('stn_node',),
         topics=[f'{TRANSFORMS}:pointcloud'],
         device=device,
         log_dir=log_dir,
-        size=(1280, 720),
     )
+    sweep = {}
+    for rate in args.rates:
+        sweep[rate] = stn_node_alone(f'rate_{rate:g}', rate=rate, seconds=args.rate_seconds)
+        steps.update()
+    large = stn_node_alone('large_frames', rate=30, seconds=args.e2e_seconds, size=(1280, 720))
     steps.update()
     soak = None
     if args.soak_seconds:
-        soak = run_phase(
-            'soak',
-            rate=30,
-            seconds=args.soak_seconds,
-            shared_memory=True,
-            nodes=('stn_node',),
-            topics=[f'{TRANSFORMS}:pointcloud'],
-            device=device,
-            log_dir=log_dir,
-            sample_rss=5.0,
-        )
+        soak = stn_node_alone('soak', rate=30, seconds=args.soak_seconds, sample_rss=5.0)
         steps.update()
     steps.close()
 
