@@ -6,6 +6,7 @@
     ros2 launch stn_ros perception.launch.py single_process:=true           # both nodes in one process
     ros2 launch stn_ros perception.launch.py lifecycle:=true                # lifecycle (managed) nodes
     ros2 launch stn_ros perception.launch.py target_frame:=base_link        # grasps in the robot's frame (tf2)
+    ros2 launch stn_ros perception.launch.py gripper_opening:=0.07           # your gripper (metres), to both nodes
 
 With lifecycle:=true both nodes are launch_ros LifecycleNodes (their --lifecycle variant): they start unconfigured
 and a lifecycle manager (or the user) drives them: ros2 lifecycle set /stn_node configure, then activate (README).
@@ -19,6 +20,9 @@ For large frames between processes on one computer, start everything with the sh
 profile: export FASTDDS_DEFAULT_PROFILES_FILE=<share>/stn_ros/config/fastdds_shm.xml (README).
 """
 
+from pathlib import Path
+
+import yaml
 from launch.actions import DeclareLaunchArgument, Shutdown
 from launch.conditions import IfCondition
 from launch.substitutions import AndSubstitution, LaunchConfiguration, NotSubstitution, PathJoinSubstitution
@@ -26,6 +30,26 @@ from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
+
+GRIPPER_FILE = Path(__file__).resolve().parent.parent / 'config' / 'gripper.yaml'  # source tree and share/stn_ros alike
+GRIPPER_ARGUMENTS = {  # launch argument -> the parameter both nodes declare
+    'gripper_opening': 'opening',
+    'gripper_jaw_width': 'jaw_width',
+    'gripper_finger_depth': 'finger_depth',
+}
+
+
+def gripper_arguments() -> list[DeclareLaunchArgument]:
+    """The gripper's launch arguments, their defaults config/gripper.yaml's values (one place for both nodes)."""
+    shipped = yaml.safe_load(GRIPPER_FILE.read_text())['/**']['ros__parameters']['gripper']
+    return [
+        DeclareLaunchArgument(
+            argument,
+            default_value=str(shipped[name]),
+            description=f'gripper.{name} of both nodes, metres (config/gripper.yaml; range: docs/grasp/gripper.md)',
+        )
+        for argument, name in GRIPPER_ARGUMENTS.items()
+    ]
 
 
 def generate_launch_description():
@@ -81,13 +105,15 @@ def generate_launch_description():
             description='run stn_node and grasp_quality_node as lifecycle nodes (start unconfigured; '
             'ros2 lifecycle set /stn_node configure, then activate); not with single_process',
         ),
-    ]
+    ] + gripper_arguments()
+    gripper = {f'gripper.{name}': LaunchConfiguration(argument) for argument, name in GRIPPER_ARGUMENTS.items()}
     per_node = {  # the values the launch arguments give each node, beside its parameter file
-        'stn_node': {'device': device, 'weights': LaunchConfiguration('stn_weights')},
+        'stn_node': {'device': device, 'weights': LaunchConfiguration('stn_weights'), **gripper},
         'grasp_quality_node': {
             'device': device,
             'weights': LaunchConfiguration('gqcnn_weights'),
             'target_frame': LaunchConfiguration('target_frame'),
+            **gripper,
         },
     }
     camera_remappings = [('image', depth_topic), ('camera_info', camera_info_topic)]
@@ -151,7 +177,8 @@ def generate_launch_description():
         arg
         for node, values in per_node.items()
         for name, value in values.items()
-        for arg in ('-p', [f"{node}:{name}:='", value, "'"])  # quoted: '' and 'cuda:0' stay strings
+        # quoted: '' and 'cuda:0' stay strings; the gripper's numbers stay numbers
+        for arg in ('-p', [f'{node}:{name}:=', value] if name in gripper else [f"{node}:{name}:='", value, "'"])
     ]
     perception_pipeline = Node(
         package='stn_ros',

@@ -139,6 +139,22 @@ def test_single_process_runs_both_nodes_with_the_two_process_files_values_and_re
         assert set(values) <= declared, (node, values)
 
 
+def test_the_gripper_arguments_default_to_config_gripper_yaml_and_reach_both_nodes_as_numbers():
+    shipped = yaml.safe_load((ROOT / 'config' / 'gripper.yaml').read_text())['/**']['ros__parameters']['gripper']
+    default = launch(LAUNCH)
+    for name in ('opening', 'jaw_width', 'finger_depth'):
+        assert default.declared[f'gripper_{name}'].default_value == str(shipped[name])
+    given = {'gripper_opening': '0.07', 'gripper_jaw_width': '0.015', 'gripper_finger_depth': '0.025'}
+    expected = {'gripper.opening': 0.07, 'gripper.jaw_width': 0.015, 'gripper.finger_depth': 0.025}
+    two = launch(LAUNCH, **given)
+    for node in NODE_EXECUTABLES:
+        assert {k: v for k, v in two.node(node).inline_parameters.items() if k.startswith('gripper.')} == expected
+    [pipeline] = launch(LAUNCH, single_process='true', **given).nodes
+    rules = node_scoped_rules(pipeline.ros_arguments)
+    for node in NODE_EXECUTABLES:
+        assert {k: v for k, v in rules[node].items() if k.startswith('gripper.')} == expected  # floats, not '0.07'
+
+
 # --- lifecycle:=true: the same nodes as launch_ros LifecycleNodes -----------------------------------------------
 
 

@@ -106,6 +106,7 @@ def test_a_written_bag_reads_back_and_its_cdr_is_what_rclpy_reads(tmp_path):
         ('depth', ['--device', 'gpu'], "stn_node parameter 'device'"),
         ('depth', ['--params-file', 'stn_weights.yaml'], 'no_such_stn.pt'),
         ('depth', ['--params-file', 'gqcnn_weights.yaml'], 'weights file no_such_gqcnn.pt does not exist'),
+        ('depth', ['--params-file', 'wide_gripper.yaml'], 'stn_node parameters: gripper.opening 0.2 m is outside'),
         ('folder', [], 'is a folder with 0 .mcap files (none): give the one to replay'),
     ],
 )
@@ -117,6 +118,7 @@ def test_bad_input_is_one_clear_error_line(tmp_path, monkeypatch, capsys, case, 
     (tmp_path / 'gqcnn_weights.yaml').write_text(
         'grasp_quality_node:\n  ros__parameters:\n    weights: no_such_gqcnn.pt\n'
     )
+    (tmp_path / 'wide_gripper.yaml').write_text('/**:\n  ros__parameters:\n    gripper:\n      opening: 0.2\n')
     bag = tmp_path / f'{case}.mcap'
     if case == 'not_mcap':
         bag.write_text('hello')

@@ -218,6 +218,7 @@ def _grasp_stage(frames, results, out: str, grasp_values: dict[str, Any]) -> Non
             stn_messages,
         )
         from stn_ros.ros.node_runtime import apply_thread_budget
+        from stn_ros.ros.parameters import gripper_from
 
         apply_thread_budget(grasp_values['torch_threads'])
         try:
@@ -226,7 +227,7 @@ def _grasp_stage(frames, results, out: str, grasp_values: dict[str, Any]) -> Non
         except (DeviceUnavailableError, ValueError) as exc:
             results.put(('error', str(exc)))
             return
-        scorer = GraspScorer(model, device)
+        scorer = GraspScorer(model, device, gripper_from(grasp_values))
         results.put(('ready', (f'{description} on {device}', warning)))
         report = FrameReport()
         written: Counter = Counter()
@@ -297,9 +298,10 @@ def replay(
     from stn_ros.bridge.mcap_bag import read_messages
     from stn_ros.core import CheckpointError, DeviceUnavailableError, resolve_device
     from stn_ros.perception.camera import PinholeCamera
-    from stn_ros.perception.canonicalizer import Canonicalizer, load_model
+    from stn_ros.perception.canonicalizer import load_model
     from stn_ros.perception.pipeline import FrameReport, StnPipeline, debug_picture
     from stn_ros.ros.node_runtime import apply_thread_budget
+    from stn_ros.ros.parameters import gripper_from
 
     context = multiprocessing.get_context('spawn')  # a fresh interpreter: no forked torch or DDS state
     frames, results = context.Queue(maxsize=8), context.Queue()
@@ -329,10 +331,7 @@ def replay(
                 f'regresses {hypotheses} hypotheses, so each object gets {hypotheses} crops',
                 file=sys.stderr,
             )
-        canonicalizer = Canonicalizer(
-            model.stn, device, stn_values['output_size'], model.roi_side_m, identity_fallback=True
-        )
-        pipeline = StnPipeline(model, canonicalizer)
+        pipeline = StnPipeline.for_gripper(model, device, stn_values['output_size'], gripper_from(stn_values))
         print(
             f'stn_replay: {model.description} on {device}, {grasp_description}; crops from {stn_values["crop_source"]}',
             file=sys.stderr,
@@ -428,11 +427,17 @@ def _counts(counter: Counter) -> str:
     return ', '.join(f'{name} {count}' for name, count in sorted(counter.items())) or 'none'
 
 
-def parser() -> argparse.ArgumentParser:
-    """The command line of ``stn_replay``."""
+def shipped_parameter_files() -> list[Path]:
+    """The parameter files the launch gives the nodes: the shared gripper's, then each node's."""
     from stn_ros.core.package_files import package_file
 
-    shipped = [package_file('config', f'{node}.yaml') for node in (STN_NODE, GRASP_NODE)]
+    return [package_file('config', name) for name in ('gripper.yaml', f'{STN_NODE}.yaml', f'{GRASP_NODE}.yaml')]
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``stn_replay``."""
+
+    shipped = shipped_parameter_files()
     p = argparse.ArgumentParser(
         prog='stn_replay',
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -487,7 +492,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Console script ``stn_replay``."""
-    from stn_ros.core.package_files import package_file
 
     args = parser().parse_args(argv)
     try:
@@ -507,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         from stn_ros.ros.stn_node import PARAMETERS as STN_PARAMETERS
         from stn_ros.ros.stn_node import check_together
 
-        files = [package_file('config', f'{node}.yaml') for node in (STN_NODE, GRASP_NODE)] + args.params_file
+        files = shipped_parameter_files() + args.params_file
         stn_values = node_parameters(STN_PARAMETERS, STN_NODE, files, args.device)
         grasp_values = node_parameters(GRASP_PARAMETERS, GRASP_NODE, files, args.device)
         try:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from stn_ros.bridge.image_codec import ImageDecodeError, decode_image, encode_image
 from stn_ros.bridge.pointcloud_codec import PointCloudDecodeError, decode_pointcloud, encode_pointcloud
@@ -42,6 +43,7 @@ from stn_ros.perception.grasp_quality import (
     grasp_orientation,
     grasps_to_publish,
 )
+from stn_ros.perception.gripper import metric_roi_side
 from stn_ros.perception.proposals import (
     ProposalConfig,
     check_rois_inside,
@@ -118,6 +120,16 @@ class StnPipeline:
     def __init__(self, model: LoadedModel, canonicalizer: Canonicalizer):
         self.model = model
         self.canonicalizer = canonicalizer
+
+    @classmethod
+    def for_gripper(
+        cls, model: LoadedModel, device: torch.device, output_size: tuple[int, int], gripper: GripperConfig
+    ) -> StnPipeline:
+        """The node's pipeline for ``gripper``: a metric-crop STN looks at ROIs scaled with its opening
+        (:func:`~stn_ros.perception.gripper.metric_roi_side`); a frame without depth or camera_info gets the
+        identity STN on its plain ROIs."""
+        roi_side_m = metric_roi_side(model.roi_side_m, gripper)
+        return cls(model, Canonicalizer(model.stn, device, output_size, roi_side_m, identity_fallback=True))
 
     def decode(self, msg: Any, report: FrameReport) -> Frame | None:
         """The frame of an Image message; None (said to ``report``) when it cannot be decoded."""

@@ -33,6 +33,7 @@ from stn_ros.models.gqcnn import GQCNN
 from stn_ros.perception.camera import PinholeCamera
 from stn_ros.perception.frames import parse_camera_to_target
 from stn_ros.perception.grasp_quality import GraspScorer
+from stn_ros.perception.gripper import describe_gripper
 from stn_ros.perception.pipeline import (
     FrameReport,
     grasp_markers,
@@ -44,7 +45,15 @@ from stn_ros.perception.pipeline import (
 from stn_ros.ros.health import LogThrottle, NodeHealth
 from stn_ros.ros.lifecycle import node_main, output_publisher, tear_down
 from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, release_device_memory
-from stn_ros.ros.parameters import TORCH_THREADS, ParameterSet, ParameterSpec, StartupError, device_string
+from stn_ros.ros.parameters import (
+    GRIPPER_PARAMETERS,
+    TORCH_THREADS,
+    ParameterSet,
+    ParameterSpec,
+    StartupError,
+    device_string,
+    gripper_from,
+)
 from stn_ros.ros.target_frame import target_source
 
 
@@ -87,11 +96,13 @@ PARAMETERS = [
     ParameterSpec.number(
         'transform_timeout', 0.05, 'seconds a tf2 lookup waits for the transform at the image stamp', 0.0, 1.0
     ),
+    *GRIPPER_PARAMETERS,
 ]
 
 
 def check_together(values: dict) -> None:
     """ValueError when parameter values that are each valid do not go together (at start; read by ``stn_replay``)."""
+    gripper_from(values)
     if values['camera_to_target'] is not None and not values['target_frame']:
         raise ValueError('camera_to_target is given but target_frame is empty: name the frame it maps into')
 
@@ -151,7 +162,7 @@ class GraspQualityNode(Node):
             model, self.model_description = self._load(values['weights'])
         except (DeviceUnavailableError, ValueError) as exc:
             raise StartupError(str(exc)) from None
-        self.scorer = GraspScorer(model, device)
+        self.scorer = GraspScorer(model, device, gripper_from(values))  # checked already (cross-check)
         self._report = _NodeReport(self)
         self._frames_without_grasp = 0  # a count, not a health event: a scene may have nothing to grasp
         self.health = NodeHealth(events=(UNPAIRED,) + ((NO_TRANSFORM,) if self._target is not None else ()))
@@ -165,7 +176,9 @@ class GraspQualityNode(Node):
         self._timers = [self.create_timer(values['diagnostics_period'], self._publish_diagnostics)]
         self._say_inactive()
         frame = f'grasps in {self._target.frame_id} ({self._target.description})' if self._target else 'camera frame'
-        self.get_logger().info(f'{self.model_description} on {device}; {frame}')
+        self.get_logger().info(
+            f'{self.model_description} on {device}; {frame}; {describe_gripper(self.scorer.gripper)}'
+        )
 
     def activate(self) -> None:
         """Subscribe to the rectified inputs and camera_info: the outputs go out."""

@@ -10,6 +10,9 @@ from rcl_interfaces.msg import IntegerRange, ParameterDescriptor, SetParametersR
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from stn_ros.perception.grasp_image import GripperConfig
+from stn_ros.perception.gripper import PHYSICAL_RANGE, TRAINED_GRIPPER, check_gripper, gripper_config
+
 
 class StartupError(RuntimeError):
     """A node cannot start (bad parameter, missing device, unusable weights): one clear line."""
@@ -177,3 +180,41 @@ class ParameterSet:
 TORCH_THREADS = ParameterSpec.integer(
     'torch_threads', 1, "torch's CPU threads for this node (its share of the cores; see README)", 1, 64, read_only=True
 )
+
+GRIPPER_PARAMETERS = [
+    ParameterSpec.number(
+        'gripper.opening',
+        TRAINED_GRIPPER.max_opening,
+        "metres between the jaws' inner faces when open; the canonical crop's scale follows it",
+        *PHYSICAL_RANGE.opening,
+        read_only=True,
+    ),
+    ParameterSpec.number(
+        'gripper.jaw_width',
+        TRAINED_GRIPPER.jaw_width,
+        "metres: each jaw's extent across the grasp axis",
+        *PHYSICAL_RANGE.jaw_width,
+        read_only=True,
+    ),
+    ParameterSpec.number(
+        'gripper.finger_depth',
+        TRAINED_GRIPPER.finger_depth,
+        "metres the fingertips go below an object's top (the gripper depth follows it)",
+        *PHYSICAL_RANGE.finger_depth,
+        read_only=True,
+    ),
+    ParameterSpec(
+        'gripper.check_range',
+        True,
+        'refuse a gripper outside the range the shipped weights were measured good for (docs/grasp/gripper.md)',
+        read_only=True,
+    ),
+]
+"""The gripper, declared alike by both nodes (``config/gripper.yaml``; the launch file passes it to both)."""
+
+
+def gripper_from(values: dict[str, Any]) -> GripperConfig:
+    """The gripper of a node's checked ``GRIPPER_PARAMETERS`` values; ValueError with the reason when it is
+    outside the measured range and ``gripper.check_range`` is on."""
+    gripper = gripper_config(values['gripper.opening'], values['gripper.jaw_width'], values['gripper.finger_depth'])
+    return check_gripper(gripper) if values['gripper.check_range'] else gripper

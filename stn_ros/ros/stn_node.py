@@ -34,8 +34,9 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.core import CheckpointError, DeviceUnavailableError, device_memory_values, resolve_device
 from stn_ros.perception.camera import PinholeCamera
-from stn_ros.perception.canonicalizer import CanonicalCrops, Canonicalizer, load_model
+from stn_ros.perception.canonicalizer import CanonicalCrops, load_model
 from stn_ros.perception.frame import Frame
+from stn_ros.perception.gripper import describe_gripper
 from stn_ros.perception.pipeline import (
     BLIND_FRAMES,
     CAMERA_FRAME_MISMATCH,
@@ -53,7 +54,16 @@ from stn_ros.perception.proposals import check_rois_inside, parse_rois
 from stn_ros.ros.health import LogThrottle, NodeHealth
 from stn_ros.ros.lifecycle import INACTIVE, node_main, output_publisher, tear_down
 from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, release_device_memory
-from stn_ros.ros.parameters import TORCH_THREADS, ParameterSet, ParameterSpec, StartupError, device_string, one_of
+from stn_ros.ros.parameters import (
+    GRIPPER_PARAMETERS,
+    TORCH_THREADS,
+    ParameterSet,
+    ParameterSpec,
+    StartupError,
+    device_string,
+    gripper_from,
+    one_of,
+)
 from stn_ros.ros.qos import camera_qos, declare_reliability_override, publishers_reliability
 
 CROP_SOURCES = ('full_frame', 'fixed_rois', 'proposals', 'detections')
@@ -137,6 +147,7 @@ PARAMETERS = [
     ),
     ParameterSpec.number('diagnostics_period', 1.0, 'seconds between /diagnostics messages', 0.1, 60.0, read_only=True),
     TORCH_THREADS,
+    *GRIPPER_PARAMETERS,
 ]
 
 
@@ -144,6 +155,7 @@ def check_together(values: dict[str, Any], frame_size: tuple[int, int] | None = 
     """Values that are each valid but do not go together (or not with frames of ``frame_size``, the last
     frame's ``(height, width)``) raise ValueError with the reason."""
     proposal_config(values).validate()
+    gripper_from(values)
     crops = values['max_crops'] * values['hypotheses_per_object']
     pixels = crops * values['output_size'][0] * values['output_size'][1]
     if pixels > values['max_tile_pixels']:
@@ -233,10 +245,9 @@ class StnNode(Node):
         self._say_if_clamped(values['hypotheses_per_object'])
         # A metric-crop STN (the shipped grasp canonicalizer) needs depth and camera_info; any other frame
         # still gets its crops, from the identity STN on the plain ROIs, said in the log and diagnostics.
-        self.canonicalizer = Canonicalizer(
-            model.stn, device, values['output_size'], model.roi_side_m, identity_fallback=True
-        )
-        self.pipeline = StnPipeline(model, self.canonicalizer)
+        self.gripper = gripper_from(values)  # already checked by the ParameterSet's cross-check: cannot raise here
+        self.pipeline = StnPipeline.for_gripper(model, device, values['output_size'], self.gripper)
+        self.canonicalizer = self.pipeline.canonicalizer
         self._report = _NodeReport(self)
         self._fallback_frames = 0
         self.health = NodeHealth(events=(BLIND_FRAMES, ROIS_OUTSIDE, CAMERA_FRAME_MISMATCH))
@@ -266,7 +277,7 @@ class StnNode(Node):
             f'{model.description} on {device}; crops from {values["crop_source"]}, '
             f'{values["output_size"][0]}x{values["output_size"][1]}, '
             f'at most {values["max_crops"]} objects x {min(values["hypotheses_per_object"], self.model_hypotheses)} '
-            f'hypotheses; reading {self._image_topic}'
+            f'hypotheses; {describe_gripper(self.gripper, self.canonicalizer.roi_side_m)}; reading {self._image_topic}'
             + (' while someone listens to an output' if values['lazy'] else '')
         )
 
