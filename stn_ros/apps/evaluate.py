@@ -5,6 +5,7 @@ counts), a bar plot, and a picture of digits before and after each spatial trans
 ``grasp``: grasp canonicalization on held-out objects, (a) none, (b) OpenCV, (c) our STN, (d) oracle.
 ``physics``: do the grasps hold? The shipped nodes over ROS 2, minAreaRect, a random axis and the best of
 physics-tried candidates, judged by pybullet trials on held-out meshes.
+``gripper-sweep``: ``physics`` for grippers other than the trained one: how far the shipped weights stay good.
 """
 
 from __future__ import annotations
@@ -14,9 +15,27 @@ import shlex
 import sys
 from pathlib import Path
 
+from stn_ros.apps.gripper_sweep import DEFAULT_VALUES
 from stn_ros.models.mnist import MODEL_NAMES
+from stn_ros.perception.gripper import TRAINED_GRIPPER
 
 PROG = 'stn_evaluate'
+
+
+def add_scene_options(parser: argparse.ArgumentParser) -> None:
+    """The physics scenes and trials, shared by ``physics`` and ``gripper-sweep``."""
+    parser.add_argument('--num-scenes', type=int, default=120, help='(default: %(default)s)')
+    parser.add_argument('--seed', type=int, default=1, help='seed of the scenes (default: %(default)s)')
+    parser.add_argument('--width', type=int, default=640, help='image width (default: %(default)s)')
+    parser.add_argument('--height', type=int, default=480, help='image height (default: %(default)s)')
+    parser.add_argument(
+        '--candidates', type=int, default=12, help='upper bound: candidates per object (default: %(default)s)'
+    )
+    parser.add_argument('--workers', type=int, default=2, help='trial processes (default: %(default)s)')
+    parser.add_argument('--pictures', type=int, default=6, help='scenes drawn in physics_scenes.png')
+    parser.add_argument(
+        '--timeout', type=float, default=60.0, help='seconds to wait for the nodes (default: %(default)s)'
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,13 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         'gripper, and compare with minAreaRect, a random axis and the best of physics-tried candidates. '
         'Writes physics.md, physics.json, physics_results.png, physics_scenes.png.',
     )
-    physics.add_argument('--num-scenes', type=int, default=120, help='(default: %(default)s)')
-    physics.add_argument('--seed', type=int, default=1, help='seed of the scenes (default: %(default)s)')
-    physics.add_argument('--width', type=int, default=640, help='image width (default: %(default)s)')
-    physics.add_argument('--height', type=int, default=480, help='image height (default: %(default)s)')
-    physics.add_argument(
-        '--candidates', type=int, default=12, help='upper bound: candidates per object (default: %(default)s)'
-    )
+    add_scene_options(physics)
     physics.add_argument(
         '--quality-threshold',
         type=float,
@@ -85,12 +98,41 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="stn_node's hypotheses_per_object: STN crops the GQ-CNN ranks per object (default: the node's)",
     )
-    physics.add_argument('--workers', type=int, default=2, help='trial processes (default: %(default)s)')
-    physics.add_argument('--pictures', type=int, default=6, help='scenes drawn in physics_scenes.png')
-    physics.add_argument(
-        '--timeout', type=float, default=60.0, help='seconds to wait for the nodes (default: %(default)s)'
-    )
+    for option, field, what in (
+        ('--gripper-opening', 'max_opening', "metres between the jaws' inner faces"),
+        ('--jaw-width', 'jaw_width', "metres, each jaw's extent across the grasp axis"),
+        ('--finger-depth', 'finger_depth', "metres the fingertips go below an object's top"),
+    ):
+        physics.add_argument(
+            option,
+            type=float,
+            default=getattr(TRAINED_GRIPPER, field),
+            help=f'the gripper: {what}, given to both nodes (not refused outside the measured range) and to the '
+            'simulated gripper (default: %(default)s, as trained)',
+        )
     physics.add_argument('--output', type=Path, default=Path('docs/grasp'), help='(default: %(default)s)')
+    sweep = tasks.add_parser(
+        'gripper-sweep',
+        help='how far from the trained gripper the shipped weights stay good: stn_evaluate physics per gripper',
+        description='Run stn_evaluate physics (same scenes) for the trained gripper and for each value given, one '
+        'gripper parameter changed at a time; a value is good when the pipeline still beats or ties minAreaRect and '
+        'its gap to the best candidate widens by at most 5 points. Each run is kept in --runs and not repeated. '
+        'Writes gripper.md, gripper.json, gripper.png (docs/grasp/gripper.md). About 4 min per value here.',
+    )
+    add_scene_options(sweep)
+    for name, values in DEFAULT_VALUES.items():
+        sweep.add_argument(
+            f'--{name.replace("_", "-")}',
+            dest=name,
+            type=float,
+            nargs='*',
+            default=list(values),
+            help=f'values of gripper.{name} to try, metres (default: %(default)s)',
+        )
+    sweep.add_argument(
+        '--runs', type=Path, default=Path('runs/gripper_sweep'), help="each value's evaluation (default: %(default)s)"
+    )
+    sweep.add_argument('--output', type=Path, default=Path('docs/grasp'), help='(default: %(default)s)')
     args = parser.parse_args(argv)
     args.command = f'{PROG} ' + shlex.join(sys.argv[1:] if argv is None else argv)
     if args.task == 'mnist':
@@ -101,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         from stn_ros.apps.physics_evaluation import evaluate_physics
 
         return evaluate_physics(args)
+    if args.task == 'gripper-sweep':
+        from stn_ros.apps.gripper_sweep import sweep
+
+        return sweep(args)
     from stn_ros.apps.grasp_evaluation import evaluate_grasp
 
     return evaluate_grasp(args)

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from stn_ros.core.metrics import auroc, calibration_bins, expected_calibration_error, wilson_interval
 from stn_ros.perception.grasp_image import GripperConfig
+from stn_ros.perception.gripper import TRAINED_GRIPPER, gripper_config
 from stn_ros.perception.gripper_depth import image_gripper_depths
 from stn_ros.perception.min_area_rect import min_area_rect_grasp
 from stn_ros.perception.proposals import ProposalConfig, depth_proposals
@@ -161,9 +162,12 @@ class Tried:
     into_table: np.ndarray  # (N,) bool: the fingertips were aimed below the gripper's table clearance
 
 
-def try_grasps(scene: PhysicsScene, method: MethodGrasps, friction: float, world_handle) -> Tried:
-    """Try each grasp once (a grasp without a gripper depth is not tried and fails)."""
-    from stn_ros.sim.grasp_trial import grasp_trial
+def try_grasps(scene: PhysicsScene, method: MethodGrasps, gripper: GripperConfig, world_handle) -> Tried:
+    """Try each grasp once with ``gripper`` (its friction ``mu``); a grasp without a gripper depth is not tried
+    and fails."""
+    from stn_ros.sim.grasp_trial import TrialConfig, grasp_trial
+
+    config = TrialConfig(gripper=gripper)
 
     count = len(method.grasps)
     tried = Tried(np.full(count, -1, np.int64), np.full(count, 'no_depth', dtype=object), np.zeros(count, bool))
@@ -172,10 +176,10 @@ def try_grasps(scene: PhysicsScene, method: MethodGrasps, friction: float, world
         if not np.isfinite(g.z[i]) or not np.isfinite(g.centres[i]).all():
             continue
         pose = grasp_pose(g.centres[i], g.angles[i], g.z[i], scene.camera, scene.table_from_camera)
-        result = grasp_trial(scene.snapshot, pose, friction, world=world_handle)
+        result = grasp_trial(scene.snapshot, pose, gripper.mu, config, world=world_handle)
         tried.held[i] = result.held_body if result.success else -1
         tried.outcomes[i] = result.outcome
-        tried.into_table[i] = pose.centre[2] < GripperConfig().table_clearance
+        tried.into_table[i] = pose.centre[2] < gripper.table_clearance
     return tried
 
 
@@ -187,20 +191,19 @@ class TrialJob:
     seed: int
     methods: dict[str, MethodGrasps]
     candidates: int
-    friction: float
+    gripper: GripperConfig
 
 
 def run_trials(job: TrialJob) -> dict[str, tuple[MethodGrasps, Tried]]:
     """Try every grasp of every method of one scene (and sample the upper bound's candidates)."""
     from stn_ros.sim.physics_world import connect
 
-    scene = job.scene
-    gripper = GripperConfig()
+    scene, gripper = job.scene, job.gripper
     methods = dict(job.methods)
     methods['best_candidate'] = candidate_grasps(scene, gripper, np.random.default_rng(job.seed), job.candidates)
     pybullet, client = connect()
     try:
-        return {name: (m, try_grasps(scene, m, job.friction, (pybullet, client))) for name, m in methods.items()}
+        return {name: (m, try_grasps(scene, m, gripper, (pybullet, client))) for name, m in methods.items()}
     finally:
         pybullet.disconnect(client)
 
@@ -212,8 +215,12 @@ def run_pipeline(
     threshold: float,
     weights: dict[str, str] | None = None,
     hypotheses: int | None = None,
+    gripper: GripperConfig | None = None,
 ) -> list[FrameOutput]:
-    """Publish each scene to the shipped nodes over real topics and collect ``~/grasps`` and ``~/best_grasp``."""
+    """Publish each scene to the shipped nodes over real topics and collect ``~/grasps`` and ``~/best_grasp``.
+
+    ``gripper``: both nodes' ``gripper.*`` parameters, not refused outside the measured range (an evaluation
+    measures; it is how the range was found); None: the nodes' defaults (the trained gripper)."""
     import rclpy
     from geometry_msgs.msg import PoseStamped
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -237,13 +244,22 @@ def run_pipeline(
     )
     group = ProcessGroup()
     outputs: list[FrameOutput] = []
+    gripper_params = []
+    if gripper is not None:
+        gripper_params = [
+            f'gripper.opening:={gripper.max_opening!r}',
+            f'gripper.jaw_width:={gripper.jaw_width!r}',
+            f'gripper.finger_depth:={gripper.finger_depth!r}',
+            'gripper.check_range:=false',
+        ]
     rclpy.init()
     try:
         for executable, remaps in nodes:
             if executable == 'grasp_quality_node':
-                params = [f'quality_threshold:={threshold}']
+                params = [f'quality_threshold:={threshold}', *gripper_params]
             else:
                 params = [] if hypotheses is None else [f'hypotheses_per_object:={hypotheses}']
+                params += gripper_params
             if (weights or {}).get(executable):
                 params.append(f'weights:={Path(weights[executable]).resolve()}')
             group.start(executable, node_command(executable, params, remaps), log=log_dir / f'{executable}.log')
@@ -412,14 +428,16 @@ def evaluate_physics(args: argparse.Namespace) -> int:
 
     config = PhysicsSceneConfig(meshes='validation', height=args.height, width=args.width)
     seeds = [scene_seed(args.seed, i) for i in range(args.num_scenes)]
-    gripper = GripperConfig()
+    gripper = gripper_config(args.gripper_opening, args.jaw_width, args.finger_depth)
     started = time.monotonic()
     scenes = [generate_physics_scene(config, s) for s in tqdm(seeds, desc='scenes', unit='scene')]
     apply_loopback_ros_env()
     args.output.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix='stn_physics_logs_'))  # the nodes' logs, named in any error
     weights = {'stn_node': args.stn, 'grasp_quality_node': args.gqcnn}
-    outputs = run_pipeline(scenes, log_dir, args.timeout, args.quality_threshold, weights, args.hypotheses_per_object)
+    outputs = run_pipeline(
+        scenes, log_dir, args.timeout, args.quality_threshold, weights, args.hypotheses_per_object, gripper
+    )
     jobs, results = [], []
     for scene, seed, output in zip(scenes, seeds, outputs, strict=True):
         pipeline = pipeline_grasps(scene, output)
@@ -428,7 +446,7 @@ def evaluate_physics(args: argparse.Namespace) -> int:
             'min_area_rect': min_area_rect_grasps(scene, gripper),
             'random_axis': random_axis_grasps(pipeline, np.random.default_rng(seed)),
         }
-        jobs.append(TrialJob(scene, seed, methods, args.candidates, gripper.mu))
+        jobs.append(TrialJob(scene, seed, methods, args.candidates, gripper))
         results.append(
             SceneResult(
                 seed,
@@ -457,6 +475,11 @@ def evaluate_physics(args: argparse.Namespace) -> int:
         'candidates_per_object': args.candidates,
         'hypotheses_per_object': args.hypotheses_per_object or f'{stn_node_default("hypotheses_per_object")} (default)',
         'friction': gripper.mu,
+        'gripper': {
+            'opening': gripper.max_opening,
+            'jaw_width': gripper.jaw_width,
+            'finger_depth': gripper.finger_depth,
+        },
         'seed': args.seed,
     }
     (args.output / 'physics.json').write_text(json.dumps(summary, indent=2, default=float) + '\n')
@@ -486,6 +509,14 @@ def _pct(entry: dict) -> str:
     return f'{100 * entry["rate"]:.1f} % {interval} ({entry["successes"]}/{entry["trials"]})'
 
 
+def _gripper_text(gripper: dict) -> str:
+    trained = ' (as trained)' if gripper_config(**gripper) == TRAINED_GRIPPER else ' (both nodes given it)'
+    return (
+        f'{100 * gripper["opening"]:g} cm opening, {100 * gripper["jaw_width"]:g} cm jaws, fingertips '
+        f'{100 * gripper["finger_depth"]:g} cm below the top{trained}'
+    )
+
+
 def report(summary: dict) -> str:
     """``physics.md``."""
     methods = summary['methods']
@@ -495,7 +526,8 @@ def report(summary: dict) -> str:
         f'{summary["scenes"]} scenes, {summary["objects"]} objects: {summary["config"]["meshes"]} and our boxes, '
         f'cylinders and spheres, singulated and cluttered, {summary["config"]["image"]} depth from 0.5-0.9 m with up '
         "to 10 deg of tilt and a depth camera's noise, dropouts and shadows. Each grasp is tried once by a simulated "
-        f'parallel-jaw gripper (friction {summary["config"]["friction"]}; approach along the optical axis, close, '
+        f'parallel-jaw gripper ({_gripper_text(summary["config"]["gripper"])}, '
+        f'friction {summary["config"]["friction"]}; approach along the optical axis, close, '
         'lift 15 cm, hold, shake). Rates with Wilson 95 % intervals. Made by:',
         '',
         f'    {summary["command"]}',
