@@ -11,7 +11,8 @@ One run measures everything, so ratios hold on a noisy machine, and writes ``doc
 3. End to end over real topics, separate processes (:mod:`topic_endpoints`): camera publish ->
    ``stn_node`` ``~/rectified/transforms`` received, and -> ``grasp_quality_node`` ``~/grasps``, at
    30 Hz, beside the transport floor (the same frames to a subscriber that only receives them), with
-   Fast DDS's default transports and with the shared-memory profile the package ships.
+   Fast DDS's default transports and with the shared-memory profile the package ships; then the same graph
+   with the hand-written OpenCV node (:mod:`opencv_alignment_node`) in place of ``stn_node``.
 4. Input rates upward: frames out, drops, latency; the highest rate with under 1 % dropped.
 5. A soak at 30 Hz: the node's RSS (and CUDA memory from its diagnostics) over time.
 
@@ -41,6 +42,8 @@ from tqdm import tqdm
 
 from bench_frames import CAMERA, depth_frame_mm
 from node_compute_benchmark import measure_stages, stage_table
+from opencv_alignment_node import CROP_SIDE_M
+from opencv_alignment_node import node_command as opencv_node_command
 from stn_ros.apps.processes import ProcessGroup, node_command, pipeline_command
 from stn_ros.apps.ros_env import loopback_ros_env
 from stn_ros.bridge.image_codec import encode_image
@@ -51,6 +54,8 @@ from stn_ros.perception.proposals import ProposalConfig, depth_proposals
 
 HERE = Path(__file__).resolve().parent
 TRANSFORMS = '/stn_node/rectified/transforms'
+OPENCV_NODE = 'opencv_alignment_node'
+OPENCV_TRANSFORMS = f'/{OPENCV_NODE}/rectified/transforms'
 GRASPS = '/grasp_quality_node/grasps'
 WARM_UP_S = 2.0  # first seconds of each phase left out of the statistics (discovery, first inference)
 
@@ -121,12 +126,19 @@ def compare_canonicalization(canonicalizer: Canonicalizer, objects: int, frames:
 
 # ----------------------------------------------------------------------------- processes over topics
 
-STN_NODE_REMAPS = ['image:=/camera/depth', 'camera_info:=/camera/camera_info']
-GRASP_NODE_REMAPS = [
-    'rectified/image:=/stn_node/rectified/image',
-    f'rectified/transforms:={TRANSFORMS}',
-    'camera_info:=/camera/camera_info',
-]
+STN_NODE_REMAPS = ['image:=/camera/depth', 'camera_info:=/camera/camera_info']  # the OpenCV node's too
+
+
+def grasp_node_remaps(upstream: str = 'stn_node') -> list[str]:
+    """grasp_quality_node reading the outputs of ``upstream`` (stn_node, or the OpenCV node in its place)."""
+    return [
+        f'rectified/image:=/{upstream}/rectified/image',
+        f'rectified/transforms:=/{upstream}/rectified/transforms',
+        'camera_info:=/camera/camera_info',
+    ]
+
+
+GRASP_NODE_REMAPS = grasp_node_remaps()
 
 
 def read_line(process: subprocess.Popen, timeout: float) -> str:
@@ -159,7 +171,9 @@ def run_phase(
 ) -> dict:
     """Receiver, then ``nodes``, then the camera for ``seconds`` at ``rate``; the receiver's record, the
     camera's, and (with ``sample_rss``) stn_node's RSS every ``sample_rss`` seconds. ``nodes`` may name
-    ``perception_pipeline`` (both nodes in one process, started with ``pipeline_options``)."""
+    ``perception_pipeline`` (both nodes in one process, started with ``pipeline_options``), and
+    ``opencv_alignment_node`` (the hand-written OpenCV node in place of stn_node: grasp_quality_node reads its
+    outputs)."""
     env = loopback_ros_env(shared_memory=shared_memory)
     env['PYTHONPATH'] = os.pathsep.join(filter(None, (str(HERE), env.get('PYTHONPATH'))))
     endpoints = [sys.executable, str(HERE / 'topic_endpoints.py')]
@@ -181,10 +195,15 @@ def run_phase(
                 log=log_dir / f'{name}_stn_node.log',
                 env=env,
             )
+        if OPENCV_NODE in nodes:
+            group.start(
+                OPENCV_NODE, opencv_node_command(STN_NODE_REMAPS), log=log_dir / f'{name}_{OPENCV_NODE}.log', env=env
+            )
         if 'grasp_quality_node' in nodes:
+            upstream = OPENCV_NODE if OPENCV_NODE in nodes else 'stn_node'
             group.start(
                 'grasp_quality_node',
-                node_command('grasp_quality_node', [f'device:={device}'], GRASP_NODE_REMAPS),
+                node_command('grasp_quality_node', [f'device:={device}'], grasp_node_remaps(upstream)),
                 log=log_dir / f'{name}_grasp_quality_node.log',
                 env=env,
             )
@@ -340,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model('')
     devices = [torch.device('cpu')] + ([torch.device('cuda')] if torch.cuda.is_available() else [])
     steps = tqdm(
-        total=len(devices) * len(args.crops) + len(args.crops) + 5 + len(args.rates) + (1 if args.soak_seconds else 0),
+        total=len(devices) * len(args.crops) + len(args.crops) + 7 + len(args.rates) + (1 if args.soak_seconds else 0),
         desc='benchmark',
         unit='step',
         file=sys.stderr,
@@ -383,6 +402,17 @@ def main(argv: list[str] | None = None) -> int:
             log_dir=log_dir,
         )
         steps.update()
+        phases[('opencv', transport)] = run_phase(  # the same graph, the OpenCV node in place of stn_node
+            f'opencv_{transport}',
+            rate=30,
+            seconds=args.e2e_seconds,
+            shared_memory=shm,
+            nodes=(OPENCV_NODE, 'grasp_quality_node'),
+            topics=[f'{OPENCV_TRANSFORMS}:pointcloud', f'{GRASPS}:pointcloud'],
+            device=device,
+            log_dir=log_dir,
+        )
+        steps.update()
     # the rate sweep, the large frames and the soak: stn_node alone over shared memory, its transforms received
     stn_node_alone = functools.partial(
         run_phase,
@@ -409,6 +439,32 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(text)
     print(text)
     return 0
+
+
+def opencv_node_table(phases: dict) -> list[str]:
+    """Section 3's comparison: the hand-written OpenCV node in place of stn_node, in the same run."""
+    out = [
+        'The same graph with the hand-written OpenCV node in place of `stn_node` '
+        '(`benchmarks/opencv_alignment_node.py`: the same depth proposals, then per object `minAreaRect` of its mask '
+        f'and a 32x32 `warpAffine` crop {CROP_SIDE_M} m wide, one crop per object; `stn_node` publishes '
+        '`hypotheses_per_object` crops per object), `grasp_quality_node` reading its outputs; the same camera, '
+        'frames, rate and transport, measured in the same run.\n',
+        '| transport | OpenCV node transforms p50 / p99 | frames with transforms | stn_node transforms p50 (above) '
+        '| stn_node p50 / OpenCV node p50 | grasps p50 / p99 after the OpenCV node |',
+        '|---|---:|---:|---:|---:|---:|',
+    ]
+    for transport in ('default', 'shared memory'):
+        if ('opencv', transport) not in phases:
+            continue
+        opencv = latency_stats(phases[('opencv', transport)], OPENCV_TRANSFORMS)
+        grasps = latency_stats(phases[('opencv', transport)], GRASPS)
+        stn = latency_stats(phases[('pipeline', transport)], TRANSFORMS)
+        out.append(
+            f'| {transport} | {opencv["p50"]:.1f} / {opencv["p99"]:.1f} ms | {opencv["delivered"]:.1%} | '
+            f'{stn["p50"]:.1f} ms | {stn["p50"] / opencv["p50"]:.2f} | {grasps["p50"]:.1f} / {grasps["p99"]:.1f} ms |'
+        )
+    out.append('\nGoal: stn_node transforms p50 / OpenCV node transforms p50 at most 0.75.\n')
+    return out
 
 
 def report(figures, model_description, stages, alternatives, phases, sweep, soak, device, large=None) -> str:
@@ -471,6 +527,8 @@ def report(figures, model_description, stages, alternatives, phases, sweep, soak
             f'{grasps["p50"]:.1f} / {grasps["p99"]:.1f} ms | {transforms["delivered"]:.1%} |'
         )
     out.append('\nGoal: transforms p50 at most 1.25 x (floor + compute).\n')
+    if any(kind == 'opencv' for kind, _ in phases):
+        out += opencv_node_table(phases)
 
     out.append(
         '## 4. Input rate (shared memory, stn_node alone)\n\nDrops are frames the node replaced before '

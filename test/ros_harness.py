@@ -50,10 +50,16 @@ class NodeProcess:
     """A node started as its own process group; ``stop()`` always ends it (SIGINT, then SIGKILL)."""
 
     def __init__(
-        self, executable: str, *ros_args: str, params_file: Path | None = PARAMS_FILE, arguments: tuple[str, ...] = ()
+        self,
+        executable: str,
+        *ros_args: str,
+        params_file: Path | None = PARAMS_FILE,
+        arguments: tuple[str, ...] = (),
+        command: tuple[str, ...] = (),
     ):
-        # arguments: the executable's own (before --ros-args), e.g. --lifecycle
-        args = [console_script(executable), *arguments, '--ros-args']
+        # arguments: the executable's own (before --ros-args), e.g. --lifecycle; command: what runs instead of the
+        # console script ``executable`` (e.g. a benchmark's node: the interpreter and the script)
+        args = [*(command or (console_script(executable),)), *arguments, '--ros-args']
         if params_file is not None:
             args += ['--params-file', str(params_file)]
         self.args = args + list(ros_args)

@@ -47,6 +47,10 @@ def test_the_benchmark_command_writes_every_section(tmp_path):
     for transport in ('default', 'shared memory'):
         row = next(line for line in text.splitlines() if line.startswith(f'| {transport} |'))
         assert 'nan' not in row, row  # the floor, the node's compute and the outputs were all measured
+    # the hand-written OpenCV node in stn_node's place, both transports: measured, with the ratio and its goal
+    opencv_rows = r'^\| (default|shared memory) \| [\d.]+ / [\d.]+ ms \| [\d.]+% \| [\d.]+ ms \| [\d.]+ \| [\d.]+ / '
+    assert re.findall(opencv_rows, text, re.MULTILINE) == ['default', 'shared memory'], text
+    assert 'Goal: stn_node transforms p50 / OpenCV node transforms p50 at most 0.75.' in text
     assert re.search(r'stn_node RSS: \d+ MiB at start', text)
     assert re.search(r'## 6\. 1280x720.*\n\nFrames sent \d+; transforms out [\d.]+%', text)  # measured, not nan
 
