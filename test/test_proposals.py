@@ -521,3 +521,23 @@ def test_stn_nodes_proposal_decimation_is_automatic_by_width_unless_set(width, s
 
     values = {'proposal_min_area': 150, 'proposal_max_area': 60000, 'proposal_margin': 0.15, 'table_threshold': 0.008}
     assert proposal_config({**values, 'proposal_decimation': setting}, width).decimation == expected
+
+
+def test_components_grown_across_cuts_have_the_boxes_and_areas_of_their_pixels():
+    """The statistics (scipy's boxes, OpenCV's histogram) are each label's own pixels', as a plain loop finds them."""
+    from stn_ros.perception.proposals import _components_across_cuts
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        depth = np.full((90, 120), 0.8, np.float32)
+        for _ in range(int(rng.integers(1, 6))):  # touching boxes of different heights: cuts between them
+            x, y = (int(v) for v in rng.integers(0, 100, 2))
+            w, h = (int(v) for v in rng.integers(5, 40, 2))
+            depth[y : y + h, x : x + w] = 0.8 - rng.uniform(0.02, 0.1)
+        mask = (depth < 0.79).view(np.uint8)
+        count, labels, stats = _components_across_cuts(mask, split_at_depth_edges(mask, depth, 0.01))
+        assert labels.dtype == np.int32 and labels.max() == count - 1
+        for label in range(1, count):
+            rows, cols = np.nonzero(labels == label)
+            box = [cols.min(), rows.min(), cols.max() - cols.min() + 1, rows.max() - rows.min() + 1, len(rows)]
+            assert stats[label].tolist() == box, label

@@ -23,6 +23,7 @@ from functools import cached_property
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from stn_ros.perception.frame import bt601_grey
 
@@ -380,31 +381,27 @@ def _object_mask(depth: np.ndarray, plane: np.ndarray, threshold: float) -> np.n
 def _components_across_cuts(mask: np.ndarray, cut: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     """Components of ``cut`` (4-connected), grown back over the rest of ``mask`` (the cut lines are a pixel
     or two wide: two 3x3 dilations of the labels reach them); ``(count, labels, stats)`` as
-    ``cv2.connectedComponentsWithStats`` gives them."""
+    ``cv2.connectedComponentsWithStats`` gives them (the background's row zero)."""
     count, labels = cv2.connectedComponents(cut, connectivity=4, ltype=cv2.CV_32S)
     inside = mask > 0
-    if count > 1 and count < 65536:
-        grown = labels.astype(np.uint16)
+    if 1 < count < 65536:
+        labels = labels.astype(np.uint16)
         for _ in range(2):
-            rest = inside & (grown == 0)
+            rest = inside & (labels == 0)
             if not rest.any():
                 break
-            grown[rest] = cv2.dilate(grown, _OPENING_KERNEL)[rest]
-        labels = grown.astype(np.int32)
-    rows, cols = np.nonzero(labels)
-    index = labels[rows, cols]
-    # Bounding boxes from which columns and rows each label occupies: two small boolean tables filled in
-    # one scatter each, an order of magnitude faster than np.minimum.at / np.maximum.at over the pixels.
+            labels[rest] = cv2.dilate(labels, _OPENING_KERNEL)[rest]
+        areas = cv2.calcHist([labels], [0], None, [count], [0, count]).ravel()  # exact: a frame has < 2^24 pixels
+    else:
+        areas = np.bincount(labels.ravel(), minlength=count)
+    # scipy's find_objects gives the boxes in one pass; OpenCV's own statistics take three times as long.
     stats = np.zeros((count, 5), np.int32)
-    for axis, coords in ((0, cols), (1, rows)):
-        occupied = np.zeros((count, labels.shape[1 - axis]), bool)
-        occupied[index, coords] = True
-        first = occupied.argmax(axis=1)
-        last = occupied.shape[1] - 1 - occupied[:, ::-1].argmax(axis=1)
-        stats[:, axis], stats[:, 2 + axis] = first, last - first + 1
-    stats[:, 4] = np.bincount(index, minlength=count)
-    stats[0] = 0  # the background's row is not used
-    return count, labels, stats
+    for label, box in enumerate(ndimage.find_objects(labels, max_label=count - 1), start=1):
+        if box is not None:
+            rows, cols = box
+            stats[label, :4] = cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start
+    stats[1:, 4] = areas[1:]
+    return count, labels.astype(np.int32, copy=False), stats
 
 
 def _empty(shape: tuple[int, int]) -> Proposals:
@@ -438,7 +435,8 @@ def _proposals_from_mask(
     """
     opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _OPENING_KERNEL)
     if cut is None:
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8, ltype=cv2.CV_32S)
+        # Grana's block-based labelling: the same components, and with statistics twice as fast as OpenCV's default.
+        count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(opened, 8, cv2.CV_32S, cv2.CCL_GRANA)
     else:
         count, labels, stats = _components_across_cuts(opened, cv2.bitwise_and(opened, cut))
     areas = stats[1:, cv2.CC_STAT_AREA].astype(np.int64) * step * step
