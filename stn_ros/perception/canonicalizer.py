@@ -23,6 +23,8 @@ from stn_ros.core import (
     sample_crops_opencv,
     sample_grids,
 )
+from stn_ros.core.cuda_graphs import GraphedFunction, PinnedUpload, bucket_size, pad_batch
+from stn_ros.core.families import homography_grid
 from stn_ros.core.package_files import package_file
 from stn_ros.perception.camera import PinholeCamera, depth_at, metric_rois
 from stn_ros.perception.frame import Frame
@@ -124,6 +126,9 @@ class Canonicalizer:
         sampler: how crops are sampled from the source: ``opencv`` (``warpPerspective`` from the published
             ``H``, on the host), ``torch`` (``grid_sample`` on the device) or ``auto`` (OpenCV on a CPU, where
             it is faster, torch on CUDA).
+        cuda_graphs: on CUDA, run the localization and the torch sampling of a linear-family STN as captured
+            CUDA graphs (:mod:`stn_ros.core.cuda_graphs`), batches padded to fixed sizes; the frame goes to the
+            device once, through a pinned buffer. No effect on a CPU.
     """
 
     def __init__(
@@ -134,6 +139,7 @@ class Canonicalizer:
         roi_side_m: float | None = None,
         identity_fallback: bool = False,
         sampler: str = 'auto',
+        cuda_graphs: bool = True,
     ):
         if sampler not in SAMPLERS:
             raise ValueError(f'sampler must be one of {", ".join(SAMPLERS)}, got {sampler!r}')
@@ -143,6 +149,9 @@ class Canonicalizer:
         self.device = device
         self.output_size = (int(output_size[0]), int(output_size[1]))
         self._fallback = inference_module(identity_model(), device) if identity_fallback and roi_side_m else None
+        self.cuda_graphs = cuda_graphs and device.type == 'cuda'
+        self._upload = PinnedUpload(device)
+        self._graphs: dict[tuple, GraphedFunction] = {}
 
     def process(
         self,
@@ -177,14 +186,18 @@ class Canonicalizer:
                 scaled = camera.for_image(*frame.size)
                 rois = metric_rois(rois, frame.pixels, scaled.fx, scaled.fy, self.roi_side_m)
         rois_t = torch.as_tensor(np.asarray(rois, np.float32).reshape(-1, 4), device=self.device)
-        grey = torch.from_numpy(frame.grey()).to(self.device)[None]
+        pixels = self._upload(frame.pixels) if self.sampler == 'torch' else None
+        if pixels is not None and frame.is_depth:
+            grey = torch.fmax(pixels, pixels.new_zeros(()))[None]  # frame.grey() on the device: no second copy
+        else:
+            grey = self._upload(frame.grey())[None]
         with torch.no_grad():
-            transforms = crop_transforms(stn, grey, rois_t, size, hypotheses)
+            transforms = self._transforms(stn, grey, rois_t, size, hypotheses)
         localized = time.perf_counter()
         if self.sampler == 'opencv':
             crops = sample_crops_opencv(frame.pixels, transforms, size, frame.border_value)
         else:
-            crops = self._torch_crops(frame, transforms, size)
+            crops = self._torch_crops(frame, transforms, size, pixels)
         sampled = time.perf_counter()
         homographies = transforms.homographies.cpu().numpy()
         xyz = None
@@ -206,12 +219,55 @@ class Canonicalizer:
         timings = {'localization': (localized - started) * 1e3, 'sampling': (sampled - localized) * 1e3}
         return CanonicalCrops(crops, size, transforms, homographies, record, timings, fallback, per_object)
 
+    @property
+    def graph_failures(self) -> list[str]:
+        """Why a CUDA graph could not be captured (that work then runs eagerly); empty when all were."""
+        return [graphed.failure for graphed in self._graphs.values() if graphed.failure]
+
+    def _graphed(self, key: tuple, fn) -> GraphedFunction:
+        if key not in self._graphs:
+            self._graphs[key] = GraphedFunction(fn, enabled=self.cuda_graphs)
+        return self._graphs[key]
+
+    def _transforms(
+        self, stn: SpatialTransformer, grey: torch.Tensor, rois: torch.Tensor, size: tuple[int, int], hypotheses: int
+    ) -> CropTransforms:
+        """:func:`crop_transforms`; with CUDA graphs (a linear family), replayed for the ROIs padded to a bucket."""
+        if not (self.cuda_graphs and stn.family.is_linear and len(rois)):
+            return crop_transforms(stn, grey, rois, size, hypotheses)
+
+        def tensors(grey: torch.Tensor, rois: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            found = crop_transforms(stn, grey, rois, size, hypotheses)
+            return found.params, found.matrices, found.homographies, found.probabilities
+
+        graphed = self._graphed(('transforms', id(stn), size, hypotheses), tensors)
+        params, matrices, homographies, probabilities = graphed(grey, pad_batch(rois, bucket_size(len(rois))))
+        per_roi = len(params) // bucket_size(len(rois))
+        keep = len(rois) * per_roi  # object-major: the padding's crops come last
+        return CropTransforms(
+            params[:keep], matrices[:keep], homographies[:keep], None, True, probabilities[:keep], per_roi
+        )
+
     @torch.no_grad()
-    def _torch_crops(self, frame: Frame, transforms: CropTransforms, size: tuple[int, int]) -> np.ndarray:
-        """The torch sampling path (CUDA's by default): crops in the frame's dtype, channels last."""
-        pixels = torch.from_numpy(frame.pixels).to(self.device).float()
+    def _torch_crops(
+        self, frame: Frame, transforms: CropTransforms, size: tuple[int, int], pixels: torch.Tensor | None = None
+    ) -> np.ndarray:
+        """The torch sampling path (CUDA's by default) from the frame's ``pixels`` on the device (uploaded here when
+        not given): crops in the frame's dtype, channels last. With CUDA graphs (a linear family), replayed for a
+        padded batch."""
+        pixels = (self._upload(frame.pixels) if pixels is None else pixels).float()
         source = pixels[None] if pixels.ndim == 2 else pixels.permute(2, 0, 1)
-        crops = sample_grids(source, transforms.source_grids(size), frame.border_value)
+        count = len(transforms.matrices)
+        if self.cuda_graphs and transforms.grids is None and count:
+
+            def sample(source: torch.Tensor, matrices: torch.Tensor) -> tuple[torch.Tensor]:
+                return (sample_grids(source, homography_grid(matrices, *size), frame.border_value),)
+
+            graphed = self._graphed(('sampling', size, frame.is_depth), sample)
+            (crops,) = graphed(source, pad_batch(transforms.matrices, bucket_size(count)))
+            crops = crops[:count]
+        else:
+            crops = sample_grids(source, transforms.source_grids(size), frame.border_value)
         crops = crops.permute(0, 2, 3, 1)
         crops = crops[..., 0] if frame.pixels.ndim == 2 else crops
         dtype = frame.pixels.dtype

@@ -1,0 +1,118 @@
+"""The per-frame work on CUDA as captured graphs: a frame costs a few launches instead of hundreds.
+
+A 16-crop frame's localization is some eighty small kernels; launched one by one from Python they took 4 ms on an
+H200 that does their arithmetic in microseconds. :class:`GraphedFunction` captures a function of tensors once per
+input signature (``torch.cuda.CUDAGraph``) and replays it; batches are padded to a few fixed sizes
+(:func:`bucket_size`) so that a handful of graphs serve every crop count. Off CUDA it is a plain call, and a
+function that cannot be captured (it synchronizes with the host, say) runs eagerly from then on, its reason kept
+in :attr:`GraphedFunction.failure`.
+
+:class:`PinnedUpload` copies a host frame to the device through a page-locked buffer, the one host-to-device
+copy of a frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+"""Batch sizes a graph is captured for: a batch is padded up to the next one (beyond the last, to a multiple)."""
+
+
+def bucket_size(count: int, buckets: Sequence[int] = BATCH_BUCKETS) -> int:
+    """The smallest bucket that holds ``count`` (``count`` >= 1); past the largest, the next multiple of it."""
+    if count < 1:
+        raise ValueError(f'count must be at least 1, got {count}')
+    for size in buckets:
+        if count <= size:
+            return size
+    return -(-count // buckets[-1]) * buckets[-1]
+
+
+def pad_batch(batch: torch.Tensor, size: int) -> torch.Tensor:
+    """``batch`` ``(B, ...)`` with its first row repeated up to ``size`` rows (a valid input, whose results are
+    dropped): each row's results depend on that row alone."""
+    missing = size - len(batch)
+    if missing < 0:
+        raise ValueError(f'cannot pad a batch of {len(batch)} to {size}')
+    if missing == 0:
+        return batch
+    return torch.cat((batch, batch[:1].expand(missing, *batch.shape[1:])))
+
+
+class GraphedFunction:
+    """``fn(*tensors) -> tuple of tensors``, replayed from a CUDA graph captured for each input signature.
+
+    ``fn`` must be capturable: no host synchronization (``.item()``, ``.cpu()``, shapes that depend on values),
+    the same work for the same input shapes. The outputs are copies, safe to keep after the next call. On CPU
+    tensors, or with ``enabled`` False, it is ``fn`` itself.
+    """
+
+    def __init__(self, fn: Callable[..., tuple[torch.Tensor, ...]], enabled: bool = True, warmup: int = 2):
+        self.fn = fn
+        self.enabled = enabled
+        self.warmup = warmup
+        self.failure: str | None = None  # why capture failed (then every call is eager)
+        self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, list[torch.Tensor], tuple[torch.Tensor, ...]]] = {}
+
+    @property
+    def captured(self) -> int:
+        """How many graphs are held (one per input signature seen)."""
+        return len(self._graphs)
+
+    def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if not (self.enabled and self.failure is None and inputs and all(t.is_cuda for t in inputs)):
+            return self.fn(*inputs)
+        key = tuple((tuple(t.shape), t.dtype, t.device) for t in inputs)
+        entry = self._graphs.get(key)
+        if entry is None:
+            try:
+                entry = self._capture(inputs)
+            except RuntimeError as exc:  # not capturable: say why once, run eagerly
+                self.failure = f'{type(exc).__name__}: {exc}'.splitlines()[0]
+                return self.fn(*inputs)
+            self._graphs[key] = entry
+        graph, static_inputs, static_outputs = entry
+        for static, given in zip(static_inputs, inputs, strict=True):
+            static.copy_(given)
+        graph.replay()
+        return tuple(out.clone() for out in static_outputs)
+
+    def _capture(self, inputs: Sequence[torch.Tensor]):
+        with torch.cuda.device(inputs[0].device):  # the graph and its streams on the inputs' device (cuda:N)
+            static_inputs = [t.clone() for t in inputs]
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm-up off the capture: lazy initialisation, cuDNN's choices
+                for _ in range(self.warmup):
+                    self.fn(*static_inputs)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_outputs = tuple(self.fn(*static_inputs))
+        return graph, static_inputs, static_outputs
+
+
+class PinnedUpload:
+    """Host arrays to ``device`` through a page-locked buffer per shape and dtype (asynchronous copy); on the CPU,
+    the array itself as a tensor (no copy)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self._buffers: dict[tuple, torch.Tensor] = {}
+
+    def __call__(self, array: np.ndarray) -> torch.Tensor:
+        if self.device.type != 'cuda':
+            return torch.from_numpy(np.ascontiguousarray(array))
+        key = (array.shape, array.dtype.str)
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            buffer = torch.from_numpy(np.empty_like(array)).pin_memory()
+            self._buffers[key] = buffer
+        # The previous copy out of this buffer must be done before it is overwritten.
+        torch.cuda.current_stream(self.device).synchronize()
+        buffer.numpy()[...] = array
+        return buffer.to(self.device, non_blocking=True)

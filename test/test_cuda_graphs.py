@@ -1,0 +1,93 @@
+"""The CUDA-graph path's batching (padded to fixed sizes, results unchanged) and its pieces, runnable on a CPU; the
+capture itself is tested in test_cuda.py wherever CUDA exists."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stn_ros.bridge.image_codec import encode_image
+from stn_ros.core.cuda_graphs import BATCH_BUCKETS, GraphedFunction, PinnedUpload, bucket_size, pad_batch
+from stn_ros.perception.camera import PinholeCamera
+from stn_ros.perception.canonicalizer import Canonicalizer, load_model
+from stn_ros.perception.frame import decode_frame
+
+CAMERA = PinholeCamera(525.0, 525.0, 319.5, 239.5, 640, 480)
+CPU = torch.device('cpu')
+
+
+def test_a_batch_goes_to_the_smallest_bucket_that_holds_it():
+    assert [bucket_size(n) for n in (1, 2, 3, 16, 17, 256)] == [1, 2, 4, 16, 32, 256]
+    assert bucket_size(257) == 512 and bucket_size(600) == 768
+    with pytest.raises(ValueError):
+        bucket_size(0)
+    assert list(BATCH_BUCKETS) == sorted(set(BATCH_BUCKETS))
+
+
+def test_padding_repeats_the_first_row_and_keeps_the_batch():
+    batch = torch.arange(6.0).reshape(3, 2)
+    padded = pad_batch(batch, 8)
+    assert padded.shape == (8, 2) and torch.equal(padded[:3], batch) and (padded[3:] == batch[0]).all()
+    assert pad_batch(batch, 3) is batch
+    with pytest.raises(ValueError):
+        pad_batch(batch, 2)
+
+
+def test_off_cuda_a_graphed_function_is_the_function_and_an_upload_is_no_copy():
+    calls = []
+    graphed = GraphedFunction(lambda x: (calls.append(1) or x * 2,))
+    assert torch.equal(graphed(torch.ones(3))[0], torch.full((3,), 2.0)) and calls == [1] and graphed.captured == 0
+    array = np.arange(12, dtype=np.float32).reshape(3, 4)
+    uploaded = PinnedUpload(CPU)(array)
+    assert uploaded.data_ptr() == array.__array_interface__['data'][0]
+
+
+def depth_frame(objects: int):
+    depth = np.full((480, 640), 0.75)
+    rng = np.random.default_rng(objects)
+    boxes = []
+    for index in range(objects):
+        x, y = 20 + (index % 8) * 75, 30 + (index // 8) * 140
+        w, h = (int(v) for v in rng.integers(25, 60, 2))
+        depth[y : y + h, x : x + w] = 0.75 - rng.uniform(0.02, 0.08)
+        boxes.append((x, y, w, h))
+    mm = np.round(depth * 1000).astype(np.uint16)
+    mm[rng.random(mm.shape) < 0.01] = 0
+    return decode_frame(encode_image(mm, '16UC1')), np.array(boxes, np.float32)
+
+
+@pytest.mark.parametrize('sampler', ['torch', 'opencv'])
+@pytest.mark.parametrize('objects,hypotheses', [(1, 1), (3, 4), (16, 4), (17, 2)])
+def test_the_padded_batches_of_the_graph_path_give_the_unpadded_crops_and_transforms(sampler, objects, hypotheses):
+    """The CUDA-graph path pads the ROIs (and the crops' maps) to a bucket and drops the padding's results; run here
+    on the CPU (the functions run eagerly), it gives what the plain path gives."""
+    model = load_model('')
+    frame, rois = depth_frame(objects)
+    plain = Canonicalizer(model.stn, CPU, (32, 32), model.roi_side_m, sampler=sampler)
+    padded = Canonicalizer(model.stn, CPU, (32, 32), model.roi_side_m, sampler=sampler)
+    padded.cuda_graphs = True  # as on CUDA
+    a = plain.process(frame, rois, CAMERA, hypotheses=hypotheses)
+    b = padded.process(frame, rois, CAMERA, hypotheses=hypotheses)
+    assert len(b.crops) == objects * hypotheses and b.hypotheses_per_object == hypotheses
+    # Not to the bit: a batch's size changes how the net's matrix products are blocked (float rounding).
+    np.testing.assert_allclose(a.homographies, b.homographies, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(a.crops, b.crops, atol=1e-4, equal_nan=True)
+    for name in a.record.dtype.names:
+        np.testing.assert_allclose(a.record[name], b.record[name], rtol=1e-4, atol=1e-3, equal_nan=True, err_msg=name)
+    assert {key[0] for key in padded._graphs} == ({'transforms', 'sampling'} if sampler == 'torch' else {'transforms'})
+
+
+def test_the_gqcnns_padded_batch_gives_the_unpadded_qualities():
+    from stn_ros.perception.grasp_quality import GraspScorer
+    from stn_ros.perception.pipeline import load_gqcnn_model
+
+    model, _, _ = load_gqcnn_model('')
+    rng = np.random.default_rng(2)
+    crops = (0.7 + rng.uniform(-0.05, 0.0, (5, 32, 32))).astype(np.float32)
+    homographies = np.repeat(np.diag([2.0, 2.0, 1.0])[None], 5, axis=0)
+    plain = GraspScorer(model, CPU).score(crops, homographies, CAMERA, 0.5).record
+    scorer = GraspScorer(model, CPU)
+    scorer._quality.enabled = True  # as on CUDA: the 5 crops padded to a batch of 8
+    padded = scorer.score(crops, homographies, CAMERA, 0.5).record
+    np.testing.assert_allclose(padded['quality'], plain['quality'], atol=1e-6)
