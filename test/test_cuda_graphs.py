@@ -91,3 +91,14 @@ def test_the_gqcnns_padded_batch_gives_the_unpadded_qualities():
     scorer._quality.enabled = True  # as on CUDA: the 5 crops padded to a batch of 8
     padded = scorer.score(crops, homographies, CAMERA, 0.5).record
     np.testing.assert_allclose(padded['quality'], plain['quality'], atol=1e-6)
+
+
+def test_stn_nodes_diagnostics_say_whether_the_graphs_replay():
+    from types import SimpleNamespace
+
+    from stn_ros.ros.stn_node import cuda_graph_values
+
+    assert cuda_graph_values(SimpleNamespace(cuda_graphs=False, graph_failures=[])) == {}
+    assert cuda_graph_values(SimpleNamespace(cuda_graphs=True, graph_failures=[])) == {'cuda graphs': 'replayed'}
+    failed = cuda_graph_values(SimpleNamespace(cuda_graphs=True, graph_failures=['RuntimeError: sync']))
+    assert failed == {'cuda graphs': 'not captured (op by op): RuntimeError: sync'}

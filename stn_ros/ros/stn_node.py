@@ -508,12 +508,21 @@ class StnNode(Node):
             **{CAMERA_SUBSCRIPTION: self._camera_state},
             **{'frames on identity fallback': str(self._fallback_frames)},
             **device_memory_values(self.canonicalizer.device),
+            **cuda_graph_values(self.canonicalizer),
         )
         self.diagnostics_pub.publish(diagnostic_array(self, 'canonicalizer', report, device))
 
     def stop(self) -> None:
         if self._worker is not None:
             self._worker.stop()
+
+
+def cuda_graph_values(canonicalizer) -> dict[str, str]:
+    """Diagnostics of the CUDA-graph path (empty off CUDA): whether each step replays a graph, or why not."""
+    if not canonicalizer.cuda_graphs:
+        return {}
+    failures = canonicalizer.graph_failures
+    return {'cuda graphs': '; '.join(f'not captured (op by op): {f}' for f in failures) if failures else 'replayed'}
 
 
 def main(args: list[str] | None = None) -> int:
