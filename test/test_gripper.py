@@ -114,15 +114,24 @@ def test_the_gripper_depth_follows_the_finger_depth():
 # --- the sweep that measured the range ---------------------------------------------------------------------------
 
 
-def row(parameter: str, value: float, pipeline: float, rule: float, best: float) -> dict:
-    return {'parameter': parameter, 'value': value, 'pipeline': pipeline, 'min_area_rect': rule, 'best_candidate': best}
+def row(parameter: str, value: float, pipeline: float, rule: float, best: float, per_object=(0.7, 0.6)) -> dict:
+    return {
+        'parameter': parameter,
+        'value': value,
+        'pipeline': pipeline,
+        'min_area_rect': rule,
+        'best_candidate': best,
+        'pipeline_per_object': per_object[0],
+        'min_area_rect_per_object': per_object[1],
+    }
 
 
 def test_a_value_is_good_when_it_beats_the_rule_and_its_gap_widens_by_at_most_the_tolerance():
     trained = row('trained', 0, 0.94, 0.90, 0.99)  # gap 5 points
     assert gripper_sweep.is_good(row('opening', 0.1, 0.90, 0.88, 0.99), trained)  # gap 9: within 5 more
     assert not gripper_sweep.is_good(row('opening', 0.1, 0.88, 0.88, 0.99) | {'best_candidate': 1.0}, trained)
-    assert not gripper_sweep.is_good(row('opening', 0.1, 0.90, 0.91, 0.92), trained)  # below the rule
+    assert not gripper_sweep.is_good(row('opening', 0.1, 0.90, 0.91, 0.92), trained)  # below the rule per scene
+    assert not gripper_sweep.is_good(row('opening', 0.1, 0.94, 0.90, 0.99, per_object=(0.6, 0.7)), trained)
 
 
 def test_the_measured_range_is_the_run_of_good_values_around_the_trained_one():
