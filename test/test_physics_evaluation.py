@@ -104,3 +104,25 @@ def test_a_short_run_through_the_real_nodes_writes_the_report(tmp_path):
     for picture in ('physics_results.png', 'physics_scenes.png'):
         assert (tmp_path / picture).stat().st_size > 10_000
     assert processes_with(marker) == []
+
+
+def test_the_evaluation_stops_when_another_graph_publishes_on_its_topics(in_process_ros):
+    """Two runs on one machine may draw the same ROS domain: a second publisher of camera_info is an error, not
+    frames silently scored without depth."""
+    import rclpy
+    from sensor_msgs.msg import CameraInfo
+
+    from ros_harness import spin_until
+    from stn_ros.apps.physics_evaluation import check_graph_is_ours
+
+    probe, intruder = rclpy.create_node('evaluation_probe'), rclpy.create_node('another_evaluation')
+    try:
+        probe.create_publisher(CameraInfo, '/physics/camera_info', 1)
+        check_graph_is_ours(probe)  # its own publisher only
+        intruder.create_publisher(CameraInfo, '/physics/camera_info', 1)
+        assert spin_until(probe, lambda: probe.count_publishers('/physics/camera_info') == 2, 10)
+        with pytest.raises(RuntimeError, match='another ROS graph shares ROS_DOMAIN_ID'):
+            check_graph_is_ours(probe)
+    finally:
+        probe.destroy_node()
+        intruder.destroy_node()

@@ -208,6 +208,29 @@ def run_trials(job: TrialJob) -> dict[str, tuple[MethodGrasps, Tried]]:
         pybullet.disconnect(client)
 
 
+EVALUATION_GRAPH = {  # topic -> publishers of the evaluation's own graph (the probe, the two nodes)
+    '/physics/depth': 1,
+    '/physics/camera_info': 1,
+    '/stn_node/rectified/image': 1,
+    '/grasp_quality_node/grasps': 1,
+}
+
+
+def check_graph_is_ours(probe) -> None:
+    """RuntimeError when a process outside the evaluation publishes on its topics: one that shares this ROS domain
+    (a random one of 101: two runs on one machine can draw the same) and would feed the nodes other frames or
+    camera_info, as once silently cost 15 grasps their depth."""
+    import os
+
+    for topic, expected in EVALUATION_GRAPH.items():
+        found = probe.count_publishers(topic)
+        if found > expected:
+            raise RuntimeError(
+                f'{found} publishers on {topic}, {expected} expected: another ROS graph shares ROS_DOMAIN_ID '
+                f'{os.environ.get("ROS_DOMAIN_ID")}; run the evaluation again (it draws another domain)'
+            )
+
+
 def run_pipeline(
     scenes: list[PhysicsScene],
     log_dir: Path,
@@ -291,6 +314,7 @@ def run_pipeline(
             rclpy.spin_once(probe, timeout_sec=0.1)
         time.sleep(1.0)  # let the nodes' own matching settle before the first frame
         for index, scene in enumerate(tqdm(scenes, desc='pipeline (ROS 2)', unit='frame')):
+            check_graph_is_ours(probe)
             header = Image().header
             header.stamp.sec, header.frame_id = index + 1, 'camera_optical_frame'
             stamp = key(header)
