@@ -3,6 +3,7 @@ finger depth, a gripper outside the measured range is refused with the reason; t
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 import yaml
 from sensor_msgs.msg import CameraInfo
 
-from ros_harness import ROOT, Camera, NodeProcess, ros_probe, stamped
+from ros_harness import ROOT, Camera, NodeProcess, ros_probe, spin_until, stamped
 from stn_ros.apps import gripper_sweep
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.perception.camera import PinholeCamera
@@ -150,6 +151,15 @@ def test_sweep_points_vary_one_parameter_at_a_time_and_skip_the_trained_value():
     assert points[2][2] == replace(TRAINED_GRIPPER, finger_depth=0.03)
 
 
+def test_the_nodes_refuse_outside_exactly_the_range_the_shipped_sweep_measured():
+    """MEASURED_RANGE is docs/grasp/gripper.json's measurement (stn_evaluate gripper-sweep), not a number of its own."""
+    measured = json.loads((ROOT / 'docs' / 'grasp' / 'gripper.json').read_text())
+    for name, (low, high) in measured['measured_range'].items():
+        assert getattr(MEASURED_RANGE, name) == (low, high), name
+    good = [r for r in measured['rows'] if r['good'] and r['parameter'] != 'trained']
+    assert good and all(gripper_sweep.is_good(r, measured['rows'][0], measured['gap_tolerance']) for r in good)
+
+
 # --- both nodes, real processes and topics -----------------------------------------------------------------------
 
 
@@ -175,19 +185,32 @@ def test_each_node_refuses_a_gripper_outside_the_measured_range_with_one_clear_l
 
 @pytest.mark.timeout(180)
 def test_stn_node_over_real_topics_crops_at_the_given_grippers_scale():
-    """Two stn_nodes read the same frame, one with the trained gripper, one given a 12 cm opening (outside the
-    measured range, let through by check_range false): the second's crops span 1.5 times as many source pixels."""
+    """Two stn_nodes read the same frame, one with the trained gripper, one given a 12 cm opening: the second's
+    crops span 1.5 times as many source pixels."""
     info = CameraInfo(width=640, height=480)
     info.k = [525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]
     scales = {}
     with ros_probe('gripper_probe') as probe:
-        for name, args in (
-            ('trained', ()),
-            ('wide', ('-p', 'gripper.opening:=0.12', '-p', 'gripper.check_range:=false')),
-        ):
+        for name, args in (('trained', ()), ('wide', ('-p', 'gripper.opening:=0.12'))):
             with Camera(probe, f'grip_{name}', '-p', 'hypotheses_per_object:=1', *args) as camera:
                 camera.send_info(info)
                 scales[name] = crop_scales(camera.record(stamped(depth_mm(), '16UC1', 7)).homographies)
             assert ('12 cm open' in camera.output) == (name == 'wide'), camera.output
     assert len(scales['wide']) == len(scales['trained']) == len(BOXES)
     np.testing.assert_allclose(scales['wide'] / scales['trained'], 1.5, rtol=0.08)
+
+
+@pytest.mark.timeout(120)
+def test_check_range_false_starts_a_node_with_a_gripper_outside_the_range():
+    node = NodeProcess(
+        'stn_node', '-p', 'device:=cpu', '-p', 'gripper.opening:=0.2', '-p', 'gripper.check_range:=false',
+        '-r', '__ns:=/grip_out', params_file=ROOT / 'config' / 'gripper.yaml',
+    )  # fmt: skip
+    try:
+        with ros_probe('grip_out_probe') as probe:
+            started = lambda: probe.count_publishers('/grip_out/stn_node/rectified/transforms') > 0  # noqa: E731
+            assert spin_until(probe, started, 60) and node.alive()
+    finally:
+        output = node.stop()
+    assert 'gripper 20 cm open' in output and '(60.0 cm ROIs)' in output, output
+    assert 'cannot start' not in output and 'Traceback' not in output
