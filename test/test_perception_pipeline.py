@@ -4,6 +4,8 @@ process), with the two nodes' own parameter files and topics."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from rclpy.parameter import parameter_value_to_python
 from sensor_msgs.msg import PointCloud2
 
 from launch_stand_in import launch
-from ros_harness import ROOT, NodeProcess, ros_probe, spin_until
+from ros_harness import ROOT, NodeProcess, node_env, ros_probe, spin_until
 from stn_ros.ros.perception_pipeline import EXECUTORS
 from test_launch import LAUNCH, PIPELINE_ARGUMENTS, STARTUP_S, Pipeline, finish, start_launched
 
@@ -153,3 +155,23 @@ def test_the_single_process_launch_gives_grasps_from_both_nodes_on_the_same_topi
         for name, output in outputs.items():
             print(f'--- {name}\n{output}')
     assert not any('Traceback' in o for o in outputs.values())
+
+
+def test_a_signal_never_raises_keyboardinterrupt_in_a_node_process():
+    """rclpy's handlers stop the spin on Ctrl-C and SIGTERM, then call the Python handler they replaced; a
+    KeyboardInterrupt from it could land in a finalizer and print a traceback (seen under a frame flood). Checked in
+    a process of its own, whose handlers the node runtime sets."""
+    script = (
+        'import signal\n'
+        'from stn_ros.ros.node_runtime import run_nodes\n'
+        'from stn_ros.ros.parameters import StartupError\n'
+        'def factory():\n'
+        '    for signum in (signal.SIGINT, signal.SIGTERM):\n'
+        '        signal.getsignal(signum)(signum, None)  # what rclpy chains to: must not raise\n'
+        '    print("handlers quiet")\n'
+        '    raise StartupError("done")\n'
+        'raise SystemExit(run_nodes([factory], "probe", []))\n'
+    )
+    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=60, env=node_env())
+    assert result.returncode == 1 and 'handlers quiet' in result.stdout, result.stderr
+    assert 'probe: cannot start: done' in result.stderr and 'Traceback' not in result.stderr

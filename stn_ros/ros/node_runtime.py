@@ -3,6 +3,7 @@ thread budget and its diagnostics message."""
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -119,6 +120,11 @@ def run_nodes(
     ``executor_factory`` until Ctrl-C, SIGTERM or shutdown, then stop and destroy every node built, last first.
     ``started(nodes)`` runs once all are built, before spinning.
     """
+    # rclpy's own handlers shut rclpy down on Ctrl-C and SIGTERM, which ends the spin; then they call the handler
+    # they replaced. Python's raises KeyboardInterrupt wherever the main thread happens to be, and inside a
+    # finalizer (seen under a frame flood) that only printed "Exception ignored ... Traceback". So: none.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: None)
     rclpy.init(args=args)
     nodes: list[Node] = []
     executor = None
