@@ -23,16 +23,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from stn_ros.perception.grasp_image import GripperConfig
-from stn_ros.perception.gripper import MEASURED_RANGE, TRAINED_GRIPPER
+from stn_ros.perception.gripper import MEASURED_RANGE, PARAMETER_FIELDS, TRAINED_GRIPPER, gripper_parameters
 
 GAP_TOLERANCE = 0.05
 """How much wider (share of scenes) the gap to the best candidate may get than with the trained gripper."""
 
-PARAMETERS = {  # the nodes' parameter -> GripperConfig field
-    'opening': 'max_opening',
-    'jaw_width': 'jaw_width',
-    'finger_depth': 'finger_depth',
-}
 DEFAULT_VALUES = {
     'opening': (0.04, 0.05, 0.06, 0.07, 0.09, 0.10, 0.12, 0.14, 0.16),
     'jaw_width': (0.005, 0.02, 0.03),
@@ -44,7 +39,7 @@ def sweep_points(values: dict[str, list[float]]) -> list[tuple[str, float, Gripp
     """``(parameter, value, gripper)`` of the trained gripper (parameter ``trained``), then each parameter's values
     with the others as trained."""
     points = [('trained', 0.0, TRAINED_GRIPPER)]
-    for name, field in PARAMETERS.items():
+    for name, field in PARAMETER_FIELDS.items():
         for value in values.get(name, ()):
             gripper = replace(TRAINED_GRIPPER, **{field: float(value)})
             if gripper != TRAINED_GRIPPER:
@@ -81,7 +76,7 @@ def is_good(row: dict[str, float], trained: dict[str, float], tolerance: float =
 
 def measured_range(rows: list[dict], name: str) -> tuple[float, float]:
     """The run of good values of parameter ``name`` around the trained value (``rows`` as in ``gripper.json``)."""
-    trained_value = getattr(TRAINED_GRIPPER, PARAMETERS[name])
+    trained_value = getattr(TRAINED_GRIPPER, PARAMETER_FIELDS[name])
     values = sorted({(r['value'], r['good']) for r in rows if r['parameter'] == name} | {(trained_value, True)})
     at = [v for v, _ in values].index(trained_value)
     low = high = trained_value
@@ -111,11 +106,11 @@ def evaluate_point(args: argparse.Namespace, gripper: GripperConfig) -> dict:
             'seed': config['seed'],
             'candidates_per_object': config['candidates_per_object'],
         }
-        if found == wanted and config.get('gripper') == gripper_fields(gripper):
+        if found == wanted and config.get('gripper') == gripper_parameters(gripper):
             print(f'gripper-sweep: {stored} is there already: not run again')
             return summary
     physics = argparse.Namespace(
-        **{k: v for k, v in vars(args).items() if k not in ('runs', 'output', *PARAMETERS)},
+        **{k: v for k, v in vars(args).items() if k not in ('runs', 'output', *PARAMETER_FIELDS)},
         output=output,
         gripper_opening=gripper.max_opening,
         jaw_width=gripper.jaw_width,
@@ -130,25 +125,20 @@ def evaluate_point(args: argparse.Namespace, gripper: GripperConfig) -> dict:
     return json.loads(stored.read_text())
 
 
-def gripper_fields(gripper: GripperConfig) -> dict[str, float]:
-    """The gripper as the nodes' parameters (the physics summary's ``config.gripper``)."""
-    return {name: getattr(gripper, field) for name, field in PARAMETERS.items()}
-
-
 def sweep(args: argparse.Namespace) -> int:
     """The whole sweep (module docstring); writes the report and returns an exit code."""
-    values = {name: getattr(args, name) for name in PARAMETERS}
+    values = {name: getattr(args, name) for name in PARAMETER_FIELDS}
     points = sweep_points(values)
     rows, seconds = [], 0.0
     for index, (name, value, gripper) in enumerate(points, 1):
         print(f'gripper-sweep: {index}/{len(points)}: {run_name(gripper)}', flush=True)
         summary = evaluate_point(args, gripper)
         seconds += summary['seconds']
-        rows.append({'parameter': name, 'value': value, 'gripper': gripper_fields(gripper), **rates(summary)})
+        rows.append({'parameter': name, 'value': value, 'gripper': gripper_parameters(gripper), **rates(summary)})
     trained = rows[0]
     for row in rows:
         row['good'] = is_good(row, trained)
-    ranges = {name: measured_range(rows, name) for name in PARAMETERS if values[name]}
+    ranges = {name: measured_range(rows, name) for name in PARAMETER_FIELDS if values[name]}
     result = {
         'command': args.command,
         'minutes': round(seconds / 60, 1),  # the evaluations', also those of earlier runs kept in --runs
@@ -156,7 +146,7 @@ def sweep(args: argparse.Namespace) -> int:
         'gap_tolerance': GAP_TOLERANCE,
         'rows': rows,
         'measured_range': ranges,
-        'shipped_range': {name: getattr(MEASURED_RANGE, name) for name in PARAMETERS},
+        'shipped_range': {name: getattr(MEASURED_RANGE, name) for name in PARAMETER_FIELDS},
     }
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / 'gripper.json').write_text(json.dumps(result, indent=2) + '\n')

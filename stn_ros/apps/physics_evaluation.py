@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from tqdm import tqdm
 
 from stn_ros.core.metrics import auroc, calibration_bins, expected_calibration_error, wilson_interval
 from stn_ros.perception.grasp_image import GripperConfig
-from stn_ros.perception.gripper import TRAINED_GRIPPER, gripper_config
+from stn_ros.perception.gripper import TRAINED_GRIPPER, describe_gripper, gripper_config, gripper_parameters
 from stn_ros.perception.gripper_depth import image_gripper_depths
 from stn_ros.perception.min_area_rect import min_area_rect_grasp
 from stn_ros.perception.proposals import ProposalConfig, depth_proposals
@@ -220,8 +221,6 @@ def check_graph_is_ours(probe) -> None:
     """RuntimeError when a process outside the evaluation publishes on its topics: one that shares this ROS domain
     (a random one of 101: two runs on one machine can draw the same) and would feed the nodes other frames or
     camera_info, as once silently cost 15 grasps their depth."""
-    import os
-
     for topic, expected in EVALUATION_GRAPH.items():
         found = probe.count_publishers(topic)
         if found > expected:
@@ -269,12 +268,8 @@ def run_pipeline(
     outputs: list[FrameOutput] = []
     gripper_params = []
     if gripper is not None:
-        gripper_params = [
-            f'gripper.opening:={gripper.max_opening!r}',
-            f'gripper.jaw_width:={gripper.jaw_width!r}',
-            f'gripper.finger_depth:={gripper.finger_depth!r}',
-            'gripper.check_range:=false',
-        ]
+        gripper_params = [f'gripper.{name}:={value!r}' for name, value in gripper_parameters(gripper).items()]
+        gripper_params.append('gripper.check_range:=false')
     rclpy.init()
     try:
         for executable, remaps in nodes:
@@ -499,11 +494,7 @@ def evaluate_physics(args: argparse.Namespace) -> int:
         'candidates_per_object': args.candidates,
         'hypotheses_per_object': args.hypotheses_per_object or f'{stn_node_default("hypotheses_per_object")} (default)',
         'friction': gripper.mu,
-        'gripper': {
-            'opening': gripper.max_opening,
-            'jaw_width': gripper.jaw_width,
-            'finger_depth': gripper.finger_depth,
-        },
+        'gripper': gripper_parameters(gripper),
         'seed': args.seed,
     }
     (args.output / 'physics.json').write_text(json.dumps(summary, indent=2, default=float) + '\n')
@@ -533,12 +524,9 @@ def _pct(entry: dict) -> str:
     return f'{100 * entry["rate"]:.1f} % {interval} ({entry["successes"]}/{entry["trials"]})'
 
 
-def _gripper_text(gripper: dict) -> str:
-    trained = ' (as trained)' if gripper_config(**gripper) == TRAINED_GRIPPER else ' (both nodes given it)'
-    return (
-        f'{100 * gripper["opening"]:g} cm opening, {100 * gripper["jaw_width"]:g} cm jaws, fingertips '
-        f'{100 * gripper["finger_depth"]:g} cm below the top{trained}'
-    )
+def _gripper_text(parameters: dict) -> str:
+    gripper = gripper_config(**parameters)
+    return describe_gripper(gripper) + (' (as trained)' if gripper == TRAINED_GRIPPER else ' (both nodes given it)')
 
 
 def report(summary: dict) -> str:
@@ -550,8 +538,8 @@ def report(summary: dict) -> str:
         f'{summary["scenes"]} scenes, {summary["objects"]} objects: {summary["config"]["meshes"]} and our boxes, '
         f'cylinders and spheres, singulated and cluttered, {summary["config"]["image"]} depth from 0.5-0.9 m with up '
         "to 10 deg of tilt and a depth camera's noise, dropouts and shadows. Each grasp is tried once by a simulated "
-        f'parallel-jaw gripper ({_gripper_text(summary["config"]["gripper"])}, '
-        f'friction {summary["config"]["friction"]}; approach along the optical axis, close, '
+        f'parallel-jaw {_gripper_text(summary["config"]["gripper"])} (friction {summary["config"]["friction"]}; '
+        'approach along the optical axis, close, '
         'lift 15 cm, hold, shake). Rates with Wilson 95 % intervals. Made by:',
         '',
         f'    {summary["command"]}',

@@ -241,8 +241,9 @@ class Canonicalizer:
             return found.params, found.matrices, found.homographies, found.probabilities
 
         graphed = self._graphed(('transforms', id(stn), size, hypotheses), tensors)
-        params, matrices, homographies, probabilities = graphed(grey, pad_batch(rois, bucket_size(len(rois))))
-        per_roi = len(params) // bucket_size(len(rois))
+        batch = bucket_size(len(rois))
+        params, matrices, homographies, probabilities = graphed(grey, pad_batch(rois, batch))
+        per_roi = len(params) // batch
         keep = len(rois) * per_roi  # object-major: the padding's crops come last
         return CropTransforms(
             params[:keep], matrices[:keep], homographies[:keep], None, True, probabilities[:keep], per_roi

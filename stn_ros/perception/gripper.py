@@ -26,6 +26,9 @@ from stn_ros.perception.grasp_image import GripperConfig
 TRAINED_GRIPPER = GripperConfig()
 """The gripper every shipped model (and every model ``stn_train`` makes) was trained for."""
 
+PARAMETER_FIELDS = {'opening': 'max_opening', 'jaw_width': 'jaw_width', 'finger_depth': 'finger_depth'}
+"""The nodes' gripper parameters (``gripper.<name>``) -> the :class:`GripperConfig` field each one sets."""
+
 
 @dataclass(frozen=True)
 class GripperRange:
@@ -51,17 +54,18 @@ def gripper_config(opening: float, jaw_width: float, finger_depth: float) -> Gri
     )
 
 
-def _fields(gripper: GripperConfig) -> dict[str, float]:
-    return {'opening': gripper.max_opening, 'jaw_width': gripper.jaw_width, 'finger_depth': gripper.finger_depth}
+def gripper_parameters(gripper: GripperConfig) -> dict[str, float]:
+    """``gripper`` as the nodes' parameters (without the ``gripper.`` prefix): name -> metres."""
+    return {name: getattr(gripper, field) for name, field in PARAMETER_FIELDS.items()}
 
 
 def check_gripper(gripper: GripperConfig, measured: GripperRange = MEASURED_RANGE) -> GripperConfig:
     """``gripper`` when each of its parameters is in ``measured``; else ValueError naming each one outside,
     the range, and why (the weights were not measured good there)."""
-    trained = _fields(TRAINED_GRIPPER)
+    trained = gripper_parameters(TRAINED_GRIPPER)
     outside = [
         f'gripper.{name} {value:g} m is outside [{low:g}, {high:g}] m'
-        for name, value in _fields(gripper).items()
+        for name, value in gripper_parameters(gripper).items()
         for low, high in [getattr(measured, name)]
         if not low <= value <= high
     ]
