@@ -102,3 +102,19 @@ def test_stn_nodes_diagnostics_say_whether_the_graphs_replay():
     assert cuda_graph_values(SimpleNamespace(cuda_graphs=True, graph_failures=[])) == {'cuda graphs': 'replayed'}
     failed = cuda_graph_values(SimpleNamespace(cuda_graphs=True, graph_failures=['RuntimeError: sync']))
     assert failed == {'cuda graphs': 'not captured (op by op): RuntimeError: sync'}
+
+
+def test_a_graphed_function_pads_its_batches_and_cuts_each_output_back_to_its_share():
+    seen = []
+
+    def fn(scale: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        seen.append(len(rows))
+        return rows * scale, (rows * scale).repeat_interleave(3, dim=0)  # one row per row, three per row
+
+    graphed = GraphedFunction(fn, batched=(1,))
+    rows = torch.arange(5.0)[:, None]
+    once, thrice = graphed(torch.tensor(2.0), rows)
+    assert seen == [8]  # padded to the bucket
+    assert torch.equal(once, rows * 2) and torch.equal(thrice, (rows * 2).repeat_interleave(3, dim=0))
+    assert GraphedFunction(fn, enabled=False, batched=(1,))(torch.tensor(2.0), rows)[0].shape == (5, 1)
+    assert seen[-1] == 5  # not enabled: fn itself

@@ -47,13 +47,25 @@ class GraphedFunction:
     """``fn(*tensors) -> tuple of tensors``, replayed from a CUDA graph captured for each input signature.
 
     ``fn`` must be capturable: no host synchronization (``.item()``, ``.cpu()``, shapes that depend on values),
-    the same work for the same input shapes. The outputs are copies, safe to keep after the next call. On CPU
-    tensors, or with ``enabled`` False, it is ``fn`` itself.
+    the same work for the same input shapes. The outputs are copies, safe to keep after the next call.
+
+    ``batched``: the positions of the inputs that are batches of one length (rows independent of each other). They
+    are padded to :func:`bucket_size` of it, so a few graphs serve every batch, and each output is cut back to its
+    share of the real rows (an output ``k`` rows per input row keeps ``k`` times as many). With ``enabled`` False it
+    is ``fn`` itself; enabled, the padding happens on any device (a CPU runs the padded batch eagerly, which is how
+    it is tested without a GPU), the capture on CUDA tensors only.
     """
 
-    def __init__(self, fn: Callable[..., tuple[torch.Tensor, ...]], enabled: bool = True, warmup: int = 2):
+    def __init__(
+        self,
+        fn: Callable[..., tuple[torch.Tensor, ...]],
+        enabled: bool = True,
+        batched: Sequence[int] = (),
+        warmup: int = 2,
+    ):
         self.fn = fn
         self.enabled = enabled
+        self.batched = tuple(batched)
         self.warmup = warmup
         self.failure: str | None = None  # why capture failed (then every call is eager)
         self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, list[torch.Tensor], tuple[torch.Tensor, ...]]] = {}
@@ -64,7 +76,17 @@ class GraphedFunction:
         return len(self._graphs)
 
     def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if not (self.enabled and self.failure is None and inputs and all(t.is_cuda for t in inputs)):
+        if not self.enabled:
+            return self.fn(*inputs)
+        count = len(inputs[self.batched[0]]) if self.batched else 0
+        if not count:
+            return self._replay(inputs)
+        size = bucket_size(count)
+        padded = tuple(pad_batch(t, size) if i in self.batched else t for i, t in enumerate(inputs))
+        return tuple(out[: len(out) * count // size] for out in self._replay(padded))
+
+    def _replay(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        if not (self.failure is None and inputs and all(t.is_cuda for t in inputs)):
             return self.fn(*inputs)
         key = tuple((tuple(t.shape), t.dtype, t.device) for t in inputs)
         entry = self._graphs.get(key)

@@ -23,7 +23,7 @@ from stn_ros.core import (
     sample_crops_opencv,
     sample_grids,
 )
-from stn_ros.core.cuda_graphs import GraphedFunction, PinnedUpload, bucket_size, pad_batch
+from stn_ros.core.cuda_graphs import GraphedFunction, PinnedUpload
 from stn_ros.core.families import homography_grid
 from stn_ros.core.package_files import package_file
 from stn_ros.perception.camera import PinholeCamera, depth_at, metric_rois
@@ -224,15 +224,16 @@ class Canonicalizer:
         """Why a CUDA graph could not be captured (that work then runs eagerly); empty when all were."""
         return [graphed.failure for graphed in self._graphs.values() if graphed.failure]
 
-    def _graphed(self, key: tuple, fn) -> GraphedFunction:
+    def _graphed(self, key: tuple, fn, batched: tuple[int, ...]) -> GraphedFunction:
         if key not in self._graphs:
-            self._graphs[key] = GraphedFunction(fn, enabled=self.cuda_graphs)
+            self._graphs[key] = GraphedFunction(fn, enabled=self.cuda_graphs, batched=batched)
         return self._graphs[key]
 
     def _transforms(
         self, stn: SpatialTransformer, grey: torch.Tensor, rois: torch.Tensor, size: tuple[int, int], hypotheses: int
     ) -> CropTransforms:
-        """:func:`crop_transforms`; with CUDA graphs (a linear family), replayed for the ROIs padded to a bucket."""
+        """:func:`crop_transforms`; with CUDA graphs (a linear family), replayed for the ROIs padded to a bucket
+        (:class:`~stn_ros.core.cuda_graphs.GraphedFunction`)."""
         if not (self.cuda_graphs and stn.family.is_linear and len(rois)):
             return crop_transforms(stn, grey, rois, size, hypotheses)
 
@@ -240,14 +241,9 @@ class Canonicalizer:
             found = crop_transforms(stn, grey, rois, size, hypotheses)
             return found.params, found.matrices, found.homographies, found.probabilities
 
-        graphed = self._graphed(('transforms', id(stn), size, hypotheses), tensors)
-        batch = bucket_size(len(rois))
-        params, matrices, homographies, probabilities = graphed(grey, pad_batch(rois, batch))
-        per_roi = len(params) // batch
-        keep = len(rois) * per_roi  # object-major: the padding's crops come last
-        return CropTransforms(
-            params[:keep], matrices[:keep], homographies[:keep], None, True, probabilities[:keep], per_roi
-        )
+        graphed = self._graphed(('transforms', id(stn), size, hypotheses), tensors, batched=(1,))
+        params, matrices, homographies, probabilities = graphed(grey, rois)  # object-major: padding's crops last
+        return CropTransforms(params, matrices, homographies, None, True, probabilities, len(params) // len(rois))
 
     @torch.no_grad()
     def _torch_crops(
@@ -258,15 +254,13 @@ class Canonicalizer:
         padded batch."""
         pixels = (self._upload(frame.pixels) if pixels is None else pixels).float()
         source = pixels[None] if pixels.ndim == 2 else pixels.permute(2, 0, 1)
-        count = len(transforms.matrices)
-        if self.cuda_graphs and transforms.grids is None and count:
+        if self.cuda_graphs and transforms.grids is None and len(transforms.matrices):
 
             def sample(source: torch.Tensor, matrices: torch.Tensor) -> tuple[torch.Tensor]:
                 return (sample_grids(source, homography_grid(matrices, *size), frame.border_value),)
 
-            graphed = self._graphed(('sampling', size, frame.is_depth), sample)
-            (crops,) = graphed(source, pad_batch(transforms.matrices, bucket_size(count)))
-            crops = crops[:count]
+            graphed = self._graphed(('sampling', size, frame.is_depth), sample, batched=(1,))
+            (crops,) = graphed(source, transforms.matrices)
         else:
             crops = sample_grids(source, transforms.source_grids(size), frame.border_value)
         crops = crops.permute(0, 2, 3, 1)

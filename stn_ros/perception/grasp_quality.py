@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from stn_ros.core import inference_module
-from stn_ros.core.cuda_graphs import GraphedFunction, bucket_size, pad_batch
+from stn_ros.core.cuda_graphs import GraphedFunction
 from stn_ros.models.gqcnn import GQCNN
 from stn_ros.perception.camera import PinholeCamera
 from stn_ros.perception.grasp_image import CANONICAL_SIZE, GripperConfig, crop_axis, normalize_grasp_images
@@ -104,7 +104,9 @@ class GraspScorer:
         self.device = device
         self.gripper = gripper or GripperConfig()
         # On CUDA the GQ-CNN replays a captured graph per batch bucket (the crops padded): a few launches a frame.
-        self._quality = GraphedFunction(lambda images, z: (self.model.quality(images, z),), device.type == 'cuda')
+        self._quality = GraphedFunction(
+            lambda images, z: (self.model.quality(images, z),), device.type == 'cuda', batched=(0, 1)
+        )
 
     @torch.no_grad()
     def score(
@@ -134,12 +136,11 @@ class GraspScorer:
                 [cv2.resize(c, (CANONICAL_SIZE, CANONICAL_SIZE), interpolation=cv2.INTER_NEAREST) for c in crops]
             )
         images = normalize_grasp_images(images, np.nan_to_num(z, nan=0.0))
-        batch = bucket_size(count) if self._quality.enabled else count
         (quality,) = self._quality(
-            pad_batch(torch.from_numpy(images)[:, None].to(self.device), batch),
-            pad_batch(torch.from_numpy(np.nan_to_num(z, nan=0.0).astype(np.float32)).to(self.device), batch),
+            torch.from_numpy(images)[:, None].to(self.device),
+            torch.from_numpy(np.nan_to_num(z, nan=0.0).astype(np.float32)).to(self.device),
         )
-        quality = np.where(np.isfinite(z), quality[:count].cpu().numpy(), 0.0)  # no surface seen: no grasp
+        quality = np.where(np.isfinite(z), quality.cpu().numpy(), 0.0)  # no surface seen: no grasp
         centres, angles = crop_axis(homographies)
         record['quality'], record['u'], record['v'], record['angle'] = quality, centres[:, 0], centres[:, 1], angles
         xyz = np.full((count, 3), np.nan)
