@@ -33,7 +33,7 @@ from stn_ros.bridge.pointcloud_codec import encode_pointcloud
 from stn_ros.perception.camera import PinholeCamera, depth_at
 from stn_ros.perception.frame import Frame, decode_frame
 from stn_ros.perception.min_area_rect import min_area_rect_grasp
-from stn_ros.perception.proposals import ProposalConfig, depth_proposals
+from stn_ros.perception.proposals import ProposalConfig, auto_decimation, depth_proposals
 from stn_ros.perception.transforms_record import build_record
 from stn_ros.ros.qos import camera_qos
 
@@ -46,9 +46,8 @@ CROP_SIDE_M = 0.24
 
 
 def proposal_config_for(width: int) -> ProposalConfig:
-    """``stn_node``'s default proposal settings for frames ``width`` pixels wide (decimation auto: about 640
-    pixels a row, as :func:`stn_ros.perception.pipeline.auto_decimation`; a test keeps the two the same)."""
-    return ProposalConfig(decimation=max(1, round(width / 640)))
+    """``stn_node``'s default proposal settings for frames ``width`` pixels wide (decimation auto)."""
+    return ProposalConfig(decimation=auto_decimation(width))
 
 
 def align_objects(

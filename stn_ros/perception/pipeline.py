@@ -46,6 +46,7 @@ from stn_ros.perception.grasp_quality import (
 from stn_ros.perception.gripper import metric_roi_side
 from stn_ros.perception.proposals import (
     ProposalConfig,
+    auto_decimation,
     check_rois_inside,
     depth_proposals,
     full_frame_roi,
@@ -97,12 +98,6 @@ def proposal_config(values: dict[str, Any], width: int | None = None) -> Proposa
         table_threshold=values['table_threshold'],
         decimation=decimation,
     )
-
-
-def auto_decimation(width: int) -> int:
-    """Depth proposals' decimation for a frame ``width`` pixels wide: about 640 pixels a row (1 up to 959,
-    2 for 1280, 3 for 1920)."""
-    return max(1, round(width / 640))
 
 
 def stamp_ns(header: Any) -> int:

@@ -120,6 +120,12 @@ class Proposals:
         return labels
 
 
+def auto_decimation(width: int) -> int:
+    """Depth proposals' decimation for a frame ``width`` pixels wide: about 640 pixels a row (1 up to 959,
+    2 for 1280, 3 for 1920)."""
+    return max(1, round(width / 640))
+
+
 def full_frame_roi(height: int, width: int) -> np.ndarray:
     """The whole image as one ROI, ``(1, 4)`` float32 ``[[0, 0, width, height]]``."""
     if height <= 0 or width <= 0:
