@@ -321,6 +321,33 @@ def test_a_qos_override_wins_over_following_the_publisher(probe):
     assert 'Traceback' not in output
 
 
+def test_the_node_warns_when_the_camera_offers_qos_its_overridden_subscription_cannot_read(probe):
+    probe.create_publisher(Image, '/bad_cam/image', camera_qos(ReliabilityPolicy.BEST_EFFORT))
+    node = NodeProcess(
+        NODE,
+        '-p',
+        'crop_source:=full_frame',
+        '-p',
+        'device:=cpu',
+        '-r',
+        'image:=/bad_cam/image',
+        '-r',
+        '__ns:=/bad',
+        '-p',
+        'qos_overrides./bad_cam/image.subscription.reliability:=reliable',
+    )
+    Consumer(probe, '/bad/stn_node')
+    try:
+        assert spin_until(probe, lambda: subscription_reliability(probe, '/bad_cam/image'), 30), node.stop()
+        spin_until(probe, lambda: False, 1.0)  # past the node's graph check
+    finally:
+        output = node.stop()
+    assert subscription_reliability(probe, '/bad_cam/image') == []  # stopped
+    warning = f'publisher /{probe.get_name()} on /bad_cam/image offers QoS this subscription cannot read'
+    assert output.count(warning) == 1, output
+    assert 'Best effort publisher and reliable subscription' in output and 'Traceback' not in output
+
+
 def test_each_frame_is_made_with_one_output_size_while_it_changes(probe):
     """Spam output_size changes while frames flow: every published H must be the one of its own tile's size."""
     publisher = probe.create_publisher(Image, '/race_cam/image', camera_qos(ReliabilityPolicy.RELIABLE))

@@ -54,6 +54,7 @@ from stn_ros.ros.parameters import (
     device_string,
     gripper_from,
 )
+from stn_ros.ros.qos import IncompatiblePublisherWarnings, without_event_handlers
 from stn_ros.ros.target_frame import target_source
 
 
@@ -139,8 +140,9 @@ class GraspQualityNode(Node):
         self.health: NodeHealth | None = None
         self.active = False
         self._worker: LatestWorker | None = None
-        self._timers: list = []
-        self._subscriptions: list = []
+        self._node_timers: list = []
+        self._input_subscriptions: list = []
+        self._incompatible_publishers = IncompatiblePublisherWarnings(self)
         self.grasps_pub = self.best_pub = self.markers_pub = self.diagnostics_pub = None
         self._tiles: OrderedDict = OrderedDict()
         self._records: OrderedDict = OrderedDict()
@@ -173,7 +175,7 @@ class GraspQualityNode(Node):
         self.best_pub = output_publisher(self, PoseStamped, '~/best_grasp', 5)
         self.markers_pub = output_publisher(self, MarkerArray, '~/grasp_markers', 5)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._timers = [self.create_timer(values['diagnostics_period'], self._publish_diagnostics)]
+        self._node_timers = [self.create_timer(values['diagnostics_period'], self._publish_diagnostics)]
         self._say_inactive()
         frame = f'grasps in {self._target.frame_id} ({self._target.description})' if self._target else 'camera frame'
         self.get_logger().info(
@@ -183,19 +185,22 @@ class GraspQualityNode(Node):
     def activate(self) -> None:
         """Subscribe to the rectified inputs and camera_info: the outputs go out."""
         self.active = True
-        self._subscriptions = [
-            self.create_subscription(Image, 'rectified/image', self._on_tile, 5),
-            self.create_subscription(PointCloud2, 'rectified/transforms', self._on_record, 5),
-            self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data),
+        events = without_event_handlers  # destroyed on deactivate, maybe while a multi-threaded executor waits
+        self._input_subscriptions = [
+            self.create_subscription(Image, 'rectified/image', self._on_tile, 5, event_callbacks=events()),
+            self.create_subscription(PointCloud2, 'rectified/transforms', self._on_record, 5, event_callbacks=events()),
+            self.create_subscription(
+                CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data, event_callbacks=events()
+            ),
         ]
         self.health.set_idle(None)
 
     def deactivate(self) -> None:
         """Unsubscribe, forget half-paired messages, and wait until the worker is idle."""
         self.active = False
-        for subscription in self._subscriptions:
+        for subscription in self._input_subscriptions:
             self.destroy_subscription(subscription)
-        self._subscriptions = []
+        self._input_subscriptions = []
         with self._pairing:
             self._tiles.clear()
             self._records.clear()
@@ -209,8 +214,8 @@ class GraspQualityNode(Node):
         if self.active:
             self.deactivate()
         outputs = (self.grasps_pub, self.best_pub, self.markers_pub)
-        tear_down(self, self._worker, self._timers, outputs, self.diagnostics_pub)
-        self._worker, self._timers = None, []
+        tear_down(self, self._worker, self._node_timers, outputs, self.diagnostics_pub)
+        self._worker, self._node_timers = None, []
         self.grasps_pub = self.best_pub = self.markers_pub = self.diagnostics_pub = None
         device = None if self.scorer is None else self.scorer.device
         self.scorer, self._target = None, None
@@ -299,6 +304,7 @@ class GraspQualityNode(Node):
             )
 
     def _publish_diagnostics(self) -> None:
+        self._incompatible_publishers.check(self._input_subscriptions)
         device = str(self.scorer.device)
         report = self.health.report(
             device=device,

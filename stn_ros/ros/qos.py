@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.exceptions import InvalidHandle
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import (
+    HistoryPolicy,
+    QoSCompatibility,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_check_compatible,
+    qos_profile_sensor_data,
+)
+from rclpy.subscription import Subscription
 
 FOLLOW_PUBLISHER = 'follow_publisher'
 RELIABILITY_CHOICES = (FOLLOW_PUBLISHER, 'reliable', 'best_effort', 'system_default', 'best_available')
@@ -48,3 +60,44 @@ def declare_reliability_override(node: Node, topic: str) -> bool:
     if value not in RELIABILITY_CHOICES:
         raise ValueError(f'parameter {name!r} must be one of {", ".join(RELIABILITY_CHOICES)}; got {value!r}')
     return value != FOLLOW_PUBLISHER
+
+
+def without_event_handlers() -> SubscriptionEventCallbacks:
+    """Event callbacks for a subscription the node destroys while spinning (lazy, lifecycle): none at all.
+
+    rclpy's executors enter a subscription's QoS event handler twice while building their wait set; one destroyed
+    in between by a callback on another thread (a MultiThreadedExecutor) raises ``InvalidHandle`` out of
+    ``spin``. Without handlers there is nothing to race; :class:`IncompatiblePublisherWarnings` gives the warning
+    rclpy's default incompatible-QoS handler would have given.
+    """
+    return SubscriptionEventCallbacks(use_default_callbacks=False)
+
+
+class IncompatiblePublisherWarnings:
+    """Warns once per publisher whose QoS cannot reach one of a node's subscriptions, found by polling the graph."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._warned: set[tuple[str, tuple[int, ...]]] = set()
+
+    def check(self, subscriptions: Iterable[Subscription]) -> list[str]:
+        """Log (and return) a warning for each incompatible publisher not warned about before."""
+        warnings = []
+        for subscription in list(subscriptions):
+            try:
+                topic = subscription.topic_name
+            except InvalidHandle:  # destroyed meanwhile by another thread's callback
+                continue
+            for info in self._node.get_publishers_info_by_topic(topic):
+                key = (topic, tuple(info.endpoint_gid))
+                compatibility, reason = qos_check_compatible(info.qos_profile, subscription.qos_profile)
+                if compatibility != QoSCompatibility.ERROR or key in self._warned:
+                    continue
+                self._warned.add(key)
+                reason = reason.removeprefix('ERROR: ').rstrip(';')
+                warnings.append(
+                    f'publisher {info.node_namespace.rstrip("/")}/{info.node_name} on {topic} offers QoS this '
+                    f'subscription cannot read, so none of its messages arrive: {reason}'
+                )
+                self._node.get_logger().warning(warnings[-1])
+        return warnings

@@ -64,7 +64,13 @@ from stn_ros.ros.parameters import (
     gripper_from,
     one_of,
 )
-from stn_ros.ros.qos import camera_qos, declare_reliability_override, publishers_reliability
+from stn_ros.ros.qos import (
+    IncompatiblePublisherWarnings,
+    camera_qos,
+    declare_reliability_override,
+    publishers_reliability,
+    without_event_handlers,
+)
 
 CROP_SOURCES = ('full_frame', 'fixed_rois', 'proposals', 'detections')
 CAMERA_SUBSCRIPTION = 'camera subscription'
@@ -212,7 +218,7 @@ class StnNode(Node):
         self.model = None
         self.active = False
         self._worker: LatestWorker | None = None
-        self._timers: list = []
+        self._node_timers: list = []
         self.tile_pub = self.transforms_pub = self.debug_pub = self.diagnostics_pub = None
         self._image_topic = self.resolve_topic_name('image')
         self._reliability_overridden: bool | None = None  # declared at the first configure
@@ -220,6 +226,7 @@ class StnNode(Node):
         self._camera_subs: list = []  # camera_info (and detections) subscriptions, while subscribed
         self._camera_state = IDLE
         self._subscribing = threading.Lock()  # events and parameter changes may come from several executor threads
+        self._incompatible_publishers = IncompatiblePublisherWarnings(self)
         if start:
             self.configure()
             self.activate()
@@ -268,7 +275,7 @@ class StnNode(Node):
         self.debug_pub = self._create_output(Image, '~/debug/image', 1)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._update_camera_subscriptions()  # says in /diagnostics why there is no subscription yet
-        self._timers = [
+        self._node_timers = [
             self.create_timer(0.25, self._check_graph),  # cheap local graph queries
             self.create_timer(values['diagnostics_period'], self._publish_diagnostics),
         ]
@@ -299,8 +306,8 @@ class StnNode(Node):
         if self.active:
             self.deactivate()
         outputs = (self.tile_pub, self.transforms_pub, self.debug_pub)
-        tear_down(self, self._worker, self._timers, outputs, self.diagnostics_pub)
-        self._worker, self._timers = None, []
+        tear_down(self, self._worker, self._node_timers, outputs, self.diagnostics_pub)
+        self._worker, self._node_timers = None, []
         self.tile_pub = self.transforms_pub = self.debug_pub = self.diagnostics_pub = None
         device = getattr(getattr(self, 'canonicalizer', None), 'device', None)
         self.model = self.canonicalizer = self.pipeline = None
@@ -350,11 +357,23 @@ class StnNode(Node):
         if state not in (IDLE, INACTIVE) and not subscribed:
             self._subscribe_image(publishers_reliability(self.get_publishers_info_by_topic(self._image_topic)))
             self._camera_subs = [
-                self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data)
+                self.create_subscription(
+                    CameraInfo,
+                    'camera_info',
+                    self._on_camera_info,
+                    qos_profile_sensor_data,
+                    event_callbacks=without_event_handlers(),
+                )
             ]
             if self._detection_type is not None:
                 self._camera_subs.append(
-                    self.create_subscription(self._detection_type, 'detections', self._on_detections, 10)
+                    self.create_subscription(
+                        self._detection_type,
+                        'detections',
+                        self._on_detections,
+                        10,
+                        event_callbacks=without_event_handlers(),
+                    )
                 )
             self.health.set_idle(None)
             self.get_logger().info(
@@ -374,7 +393,10 @@ class StnNode(Node):
     def _check_graph(self) -> None:
         if not self._matched_events:
             self._update_camera_subscriptions()
-        self._follow_publisher_reliability()
+        with self._subscribing:
+            self._follow_publisher_reliability()
+            if self._image_sub is not None:
+                self._incompatible_publishers.check([self._image_sub, *self._camera_subs])
 
     # --- subscriptions ---------------------------------------------------------------------------
 
@@ -390,6 +412,7 @@ class StnNode(Node):
             self._on_image,
             camera_qos(reliability),
             qos_overriding_options=QoSOverridingOptions(policy_kinds=kinds),
+            event_callbacks=without_event_handlers(),
         )
         self._image_reliability = reliability
 
