@@ -8,7 +8,16 @@ import pytest
 import torch
 
 from stn_ros.bridge.image_codec import encode_image
-from stn_ros.core.cuda_graphs import BATCH_BUCKETS, GraphedFunction, PinnedUpload, bucket_size, pad_batch
+from stn_ros.core import roi_matrix
+from stn_ros.core.cuda_graphs import (
+    BATCH_BUCKETS,
+    GraphedFunction,
+    PinnedUpload,
+    bucket_size,
+    host_synchronization,
+    pad_batch,
+)
+from stn_ros.core.families import FAMILIES
 from stn_ros.perception.camera import PinholeCamera
 from stn_ros.perception.canonicalizer import Canonicalizer, load_model
 from stn_ros.perception.frame import decode_frame
@@ -118,3 +127,39 @@ def test_a_graphed_function_pads_its_batches_and_cuts_each_output_back_to_its_sh
     assert torch.equal(once, rows * 2) and torch.equal(thrice, (rows * 2).repeat_interleave(3, dim=0))
     assert GraphedFunction(fn, enabled=False, batched=(1,))(torch.tensor(2.0), rows)[0].shape == (5, 1)
     assert seen[-1] == 5  # not enabled: fn itself
+
+
+def test_host_synchronization_names_where_a_function_reads_a_value_on_the_host():
+    assert host_synchronization(lambda x: (x * 2,), torch.ones(3)) is None
+    reason = host_synchronization(lambda rois: roi_matrix(rois, (48, 64)), torch.ones(2, 4))  # checks the sizes
+    assert reason is not None and reason.startswith('DataDependentOutputException') and 'core/crops.py' in reason
+    assert host_synchronization(lambda rois: roi_matrix(rois, (48, 64), check_sizes=False), torch.ones(2, 4)) is None
+
+
+@pytest.mark.parametrize('family', [name for name, family in FAMILIES.items() if family.is_linear])
+def test_the_steps_captured_on_cuda_read_no_value_on_the_host(monkeypatch, family):
+    """What the CUDA graphs capture (the localization and the sampling of a linear family, the GQ-CNN) runs here on
+    fake tensors: a value read on the host would make the capture fail on a GPU, and that work would go op by op."""
+    from stn_ros.core import SpatialTransformer
+    from stn_ros.perception.grasp_quality import GraspScorer
+    from stn_ros.perception.pipeline import load_gqcnn_model
+
+    reads: dict[str, str | None] = {}
+    replay = GraphedFunction._replay
+
+    def checking(self, inputs):
+        reads[self.fn.__qualname__] = host_synchronization(self.fn, *inputs)
+        return replay(self, inputs)
+
+    monkeypatch.setattr(GraphedFunction, '_replay', checking)
+    torch.manual_seed(0)
+    stn = SpatialTransformer(family=family, in_channels=1, output_size=(32, 32), hypotheses=4)
+    canonicalizer = Canonicalizer(stn, CPU, (32, 32), sampler='torch')
+    canonicalizer.cuda_graphs = True  # as on CUDA
+    frame, rois = depth_frame(3)
+    result = canonicalizer.process(frame, rois, CAMERA, hypotheses=4)
+    model, _, _ = load_gqcnn_model('')
+    scorer = GraspScorer(model, CPU)
+    scorer._quality.enabled = True
+    scorer.score(result.crops, result.homographies, CAMERA, 0.5)
+    assert len(reads) == 3 and all(reason is None for reason in reads.values()), reads

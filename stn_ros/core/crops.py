@@ -56,8 +56,19 @@ class CropTransforms:
         return homography_grid(self.matrices, *output_size)
 
 
-def roi_matrix(rois: torch.Tensor, source_size: Sequence[int]) -> torch.Tensor:
+def check_roi_sizes(rois: np.ndarray | torch.Tensor) -> None:
+    """Raise ``ValueError`` when an ROI ``(x, y, w, h)`` of ``rois`` ``(B, 4)`` has a width or height that is not
+    positive. On a device tensor this reads the sizes back (a wait for the device): check the host ROIs instead."""
+    sizes = rois[:, 2:]
+    if len(sizes) and not bool((sizes > 0).all()):
+        raise ValueError(f'ROI width and height must be positive, got {sizes.tolist()}')
+
+
+def roi_matrix(rois: torch.Tensor, source_size: Sequence[int], check_sizes: bool = True) -> torch.Tensor:
     """``(B, 4)`` ROIs ``(x, y, w, h)`` -> ``(B, 3, 3)`` normalized crop -> normalized source maps.
+
+    ``check_sizes`` False skips :func:`check_roi_sizes`, for a caller that checked its ROIs on the host: on a device,
+    the check waits for it, and a CUDA graph cannot be captured around it.
 
     >>> roi_matrix(torch.tensor([[0.0, 0.0, 4.0, 2.0]]), (2, 4))[0]  # the whole image: identity
     tensor([[1., 0., 0.],
@@ -66,8 +77,8 @@ def roi_matrix(rois: torch.Tensor, source_size: Sequence[int]) -> torch.Tensor:
     """
     if rois.ndim != 2 or rois.shape[1] != 4:
         raise ValueError(f'rois must be a (B, 4) tensor of (x, y, w, h), got {tuple(rois.shape)}')
-    if rois.shape[0] and bool((rois[:, 2:] <= 0).any()):
-        raise ValueError(f'ROI width and height must be positive, got {rois[:, 2:].tolist()}')
+    if check_sizes:
+        check_roi_sizes(rois)
     height, width = source_size
     x, y, w, h = rois.unbind(dim=1)
     zeros, ones = torch.zeros_like(x), torch.ones_like(x)
@@ -85,12 +96,14 @@ def fit_affine(grids: torch.Tensor) -> torch.Tensor:
     return torch.cat((solution.transpose(1, 2), bottom), dim=1).to(grids.dtype)
 
 
-def localization_crops(localization_source: torch.Tensor, rois: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+def localization_crops(
+    localization_source: torch.Tensor, rois: torch.Tensor, size: Sequence[int], check_sizes: bool = True
+) -> torch.Tensor:
     """What the localization net sees: each ROI of ``(C, H, W)`` resampled to ``size``, ``(B, C, h, w)``.
 
-    Non-finite pixels (depth without a reading) read as 0.
+    Non-finite pixels (depth without a reading) read as 0. ``check_sizes``: as for :func:`roi_matrix`.
     """
-    to_source = roi_matrix(rois, tuple(localization_source.shape[-2:]))
+    to_source = roi_matrix(rois, tuple(localization_source.shape[-2:]), check_sizes)
     small = sample_grids(localization_source, homography_grid(to_source, *size))
     return torch.nan_to_num(small, nan=0.0, posinf=0.0, neginf=0.0)  # never a NaN θ
 
@@ -101,6 +114,7 @@ def crop_transforms(
     rois: torch.Tensor,
     output_size: Sequence[int] | None = None,
     hypotheses: int = 1,
+    check_sizes: bool = True,
 ) -> CropTransforms:
     """Run the localization net on each ROI and compose ROI and STN maps (no output sampling).
 
@@ -114,16 +128,19 @@ def crop_transforms(
         hypotheses: crops per ROI, its best-scored hypotheses in descending score (clamped to the net's K);
             the transforms are object-major (see :class:`CropTransforms`). The first of each ROI is the
             one crop of ``hypotheses`` 1, to the bit.
+        check_sizes: False for ROIs checked on the host (:func:`roi_matrix`): nothing then waits for the device.
     """
     output_size = tuple(output_size or stn.output_size)
     source_size = tuple(localization_source.shape[-2:])
     rois = torch.as_tensor(rois, dtype=localization_source.dtype, device=localization_source.device)
+    if check_sizes:
+        check_roi_sizes(rois)
     ranked, probabilities = stn.localize_ranked(
-        localization_crops(localization_source, rois, stn.localization_size), hypotheses
+        localization_crops(localization_source, rois, stn.localization_size, check_sizes=False), hypotheses
     )
     per_roi = ranked.shape[1]
     params, probabilities = ranked.flatten(0, 1), probabilities.flatten()
-    to_source = roi_matrix(rois, source_size)
+    to_source = roi_matrix(rois, source_size, check_sizes=False)
     if per_roi > 1:
         to_source = to_source.repeat_interleave(per_roi, dim=0)
     family = stn.family

@@ -118,6 +118,37 @@ class GraphedFunction:
         return graph, static_inputs, static_outputs
 
 
+def host_synchronization(fn: Callable[..., object], *inputs: torch.Tensor) -> str | None:
+    """Why ``fn(*inputs)`` cannot be captured as a CUDA graph for reading a tensor's value on the host, found on any
+    device; None when it reads none.
+
+    ``fn`` runs on fake tensors (shapes and dtypes, no data; parameters stay real), where whatever needs a value
+    (``.item()``, ``bool(t)``, ``.tolist()``, ``.numpy()``, shapes that depend on values) raises. That is how a CPU-only
+    machine tests that the steps :class:`GraphedFunction` captures on CUDA do not synchronize with the host.
+    """
+    from torch._subclasses.fake_tensor import FakeTensorMode  # torch's own tracer; imported only when asked
+
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    try:
+        with mode:
+            fn(*(mode.from_tensor(t) for t in inputs))
+    except Exception as exc:  # noqa: BLE001 - any failure on fake tensors is a value read on the host
+        frame = _innermost_own_frame(exc)
+        return f'{type(exc).__name__}: {exc}'.splitlines()[0] + (f' (at {frame})' if frame else '')
+    return None
+
+
+def _innermost_own_frame(exc: BaseException) -> str | None:
+    """``path:line`` of the innermost frame of the traceback in this package (where the value was read)."""
+    import traceback
+
+    own = [f for f in traceback.extract_tb(exc.__traceback__) if '/stn_ros/' in f.filename.replace('\\', '/')]
+    if not own:
+        return None
+    last = own[-1]
+    return f'{last.filename.rsplit("stn_ros", 1)[-1].lstrip("/")}:{last.lineno}'
+
+
 class PinnedUpload:
     """Host arrays to ``device`` through a page-locked buffer per shape and dtype (asynchronous copy); on the CPU,
     the array itself as a tensor (no copy)."""

@@ -17,6 +17,7 @@ import torch
 from stn_ros.core import (
     CropTransforms,
     SpatialTransformer,
+    check_roi_sizes,
     crop_transforms,
     inference_module,
     load_spatial_transformer,
@@ -185,7 +186,9 @@ class Canonicalizer:
             else:
                 scaled = camera.for_image(*frame.size)
                 rois = metric_rois(rois, frame.pixels, scaled.fx, scaled.fy, self.roi_side_m)
-        rois_t = torch.as_tensor(np.asarray(rois, np.float32).reshape(-1, 4), device=self.device)
+        rois = np.asarray(rois, np.float32).reshape(-1, 4)
+        check_roi_sizes(rois)  # here, on the host: on a device the check would wait for it
+        rois_t = torch.as_tensor(rois, device=self.device)
         pixels = self._upload(frame.pixels) if self.sampler == 'torch' else None
         if pixels is not None and frame.is_depth:
             grey = torch.fmax(pixels, pixels.new_zeros(()))[None]  # frame.grey() on the device: no second copy
@@ -209,7 +212,7 @@ class Canonicalizer:
             homographies,
             transforms.params.cpu().numpy(),
             stn.family.code,
-            np.repeat(np.asarray(rois, np.float32).reshape(-1, 4), per_object, axis=0),
+            np.repeat(rois, per_object, axis=0),
             size,
             xyz,
             object_ids=np.arange(len(homographies)) // per_object,
@@ -235,10 +238,10 @@ class Canonicalizer:
         """:func:`crop_transforms`; with CUDA graphs (a linear family), replayed for the ROIs padded to a bucket
         (:class:`~stn_ros.core.cuda_graphs.GraphedFunction`)."""
         if not (self.cuda_graphs and stn.family.is_linear and len(rois)):
-            return crop_transforms(stn, grey, rois, size, hypotheses)
+            return crop_transforms(stn, grey, rois, size, hypotheses, check_sizes=False)  # checked on the host
 
         def tensors(grey: torch.Tensor, rois: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            found = crop_transforms(stn, grey, rois, size, hypotheses)
+            found = crop_transforms(stn, grey, rois, size, hypotheses, check_sizes=False)
             return found.params, found.matrices, found.homographies, found.probabilities
 
         graphed = self._graphed(('transforms', id(stn), size, hypotheses), tensors, batched=(1,))
