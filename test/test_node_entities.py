@@ -210,3 +210,35 @@ def test_a_publisher_whose_qos_cannot_reach_a_subscription_is_warned_about_once(
     finally:
         camera.destroy_node()
         node.destroy_node()
+
+
+def test_a_publisher_whose_node_is_not_known_yet_is_warned_about_when_it_is_or_after_a_while():
+    """Discovery tells a publisher's node name apart from the publisher: the warning waits for it, up to 2 s (a
+    writer that is no ROS node never gets one)."""
+    from types import SimpleNamespace
+
+    from rclpy.logging import get_logger
+
+    reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+    publishers = [
+        SimpleNamespace(
+            endpoint_gid=[1],
+            node_name='_NODE_NAME_UNKNOWN_',
+            node_namespace='_NODE_NAMESPACE_UNKNOWN_',
+            qos_profile=best_effort,
+        )
+    ]
+    graph = SimpleNamespace(get_publishers_info_by_topic=lambda _topic: publishers, get_logger=lambda: get_logger('t'))
+    subscription = SimpleNamespace(topic_name='/cam/image', qos_profile=reliable)
+    warnings = IncompatiblePublisherWarnings(graph)
+    assert warnings.check([subscription], now=10.0) == []
+    assert warnings.check([subscription], now=11.9) == []
+    publishers.append(
+        SimpleNamespace(endpoint_gid=[2], node_name='camera', node_namespace='/', qos_profile=best_effort)
+    )
+    named = warnings.check([subscription], now=11.95)
+    assert len(named) == 1 and named[0].startswith('publisher /camera on /cam/image offers QoS'), named
+    nameless = warnings.check([subscription], now=12.0)
+    assert len(nameless) == 1 and nameless[0].startswith('publisher (node unknown) on /cam/image'), nameless
+    assert warnings.check([subscription], now=13.0) == []

@@ -58,6 +58,12 @@ def frame_in(encoding: str, height: int = 96, width: int = 128, seed: int = 0) -
     return image
 
 
+def full_frame_node(camera: str, ns: str, *params: str) -> NodeProcess:
+    """stn_node on the CPU, one full-frame crop per image of ``camera``, in namespace ``/<ns>``."""
+    node_args = ('-p', 'crop_source:=full_frame', '-p', 'device:=cpu', *params)
+    return NodeProcess(NODE, *node_args, '-r', f'image:={camera}', '-r', f'__ns:=/{ns}')
+
+
 @pytest.fixture(scope='module')
 def fixed_rois_node(probe):
     publisher = probe.create_publisher(Image, '/cam/image', camera_qos(ReliabilityPolicy.RELIABLE))
@@ -176,9 +182,7 @@ def test_bad_parameter_changes_are_rejected_with_a_reason_and_good_ones_apply(fi
 
 def test_best_effort_camera_is_read_best_effort(probe):
     publisher = probe.create_publisher(Image, '/be_cam/image', camera_qos(ReliabilityPolicy.BEST_EFFORT))
-    node = NodeProcess(
-        NODE, '-p', 'crop_source:=full_frame', '-p', 'device:=cpu', '-r', 'image:=/be_cam/image', '-r', '__ns:=/be'
-    )
+    node = full_frame_node('/be_cam/image', 'be')
     consumer = Consumer(probe, '/be/stn_node')
     try:
         assert spin_until(probe, lambda: publisher.get_subscription_count() > 0, 30), node.stop()
@@ -298,18 +302,8 @@ def test_debug_image_is_published_while_someone_listens(fixed_rois_node, probe):
 
 def test_a_qos_override_wins_over_following_the_publisher(probe):
     publisher = probe.create_publisher(Image, '/ovr_cam/image', camera_qos(ReliabilityPolicy.RELIABLE))
-    node = NodeProcess(
-        NODE,
-        '-p',
-        'crop_source:=full_frame',
-        '-p',
-        'device:=cpu',
-        '-r',
-        'image:=/ovr_cam/image',
-        '-r',
-        '__ns:=/ovr',
-        '-p',
-        'qos_overrides./ovr_cam/image.subscription.reliability:=best_effort',
+    node = full_frame_node(
+        '/ovr_cam/image', 'ovr', '-p', 'qos_overrides./ovr_cam/image.subscription.reliability:=best_effort'
     )
     Consumer(probe, '/ovr/stn_node')  # someone listens: the (lazy) node subscribes to the camera
     try:
@@ -323,23 +317,13 @@ def test_a_qos_override_wins_over_following_the_publisher(probe):
 
 def test_the_node_warns_when_the_camera_offers_qos_its_overridden_subscription_cannot_read(probe):
     probe.create_publisher(Image, '/bad_cam/image', camera_qos(ReliabilityPolicy.BEST_EFFORT))
-    node = NodeProcess(
-        NODE,
-        '-p',
-        'crop_source:=full_frame',
-        '-p',
-        'device:=cpu',
-        '-r',
-        'image:=/bad_cam/image',
-        '-r',
-        '__ns:=/bad',
-        '-p',
-        'qos_overrides./bad_cam/image.subscription.reliability:=reliable',
+    node = full_frame_node(
+        '/bad_cam/image', 'bad', '-p', 'qos_overrides./bad_cam/image.subscription.reliability:=reliable'
     )
     Consumer(probe, '/bad/stn_node')
     try:
         assert spin_until(probe, lambda: subscription_reliability(probe, '/bad_cam/image'), 30), node.stop()
-        spin_until(probe, lambda: False, 1.0)  # past the node's graph check
+        spin_until(probe, lambda: False, 2.5)  # past the node's graph checks (and the wait for the publisher's name)
     finally:
         output = node.stop()
     assert subscription_reliability(probe, '/bad_cam/image') == []  # stopped
@@ -351,9 +335,7 @@ def test_the_node_warns_when_the_camera_offers_qos_its_overridden_subscription_c
 def test_each_frame_is_made_with_one_output_size_while_it_changes(probe):
     """Spam output_size changes while frames flow: every published H must be the one of its own tile's size."""
     publisher = probe.create_publisher(Image, '/race_cam/image', camera_qos(ReliabilityPolicy.RELIABLE))
-    node = NodeProcess(
-        NODE, '-p', 'crop_source:=full_frame', '-p', 'device:=cpu', '-r', 'image:=/race_cam/image', '-r', '__ns:=/race'
-    )
+    node = full_frame_node('/race_cam/image', 'race')
     consumer = Consumer(probe, '/race/stn_node')
     client = probe.create_client(SetParameters, '/race/stn_node/set_parameters')
     sizes = [[16, 16], [64, 64]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from rcl_interfaces.msg import ParameterDescriptor
@@ -76,12 +77,17 @@ def without_event_handlers() -> SubscriptionEventCallbacks:
 class IncompatiblePublisherWarnings:
     """Warns once per publisher whose QoS cannot reach one of a node's subscriptions, found by polling the graph."""
 
+    NAME_WAIT_S = 2.0
+    """How long a publisher's node name may stay unknown (discovery sends it apart) before the warning goes without."""
+
     def __init__(self, node: Node) -> None:
         self._node = node
         self._warned: set[tuple[str, tuple[int, ...]]] = set()
+        self._nameless_since: dict[tuple[str, tuple[int, ...]], float] = {}
 
-    def check(self, subscriptions: Iterable[Subscription]) -> list[str]:
+    def check(self, subscriptions: Iterable[Subscription], now: float | None = None) -> list[str]:
         """Log (and return) a warning for each incompatible publisher not warned about before."""
+        now = time.monotonic() if now is None else now
         warnings = []
         for subscription in list(subscriptions):
             try:
@@ -93,11 +99,21 @@ class IncompatiblePublisherWarnings:
                 compatibility, reason = qos_check_compatible(info.qos_profile, subscription.qos_profile)
                 if compatibility != QoSCompatibility.ERROR or key in self._warned:
                     continue
+                publisher = _publisher_name(info)
+                if publisher is None and now - self._nameless_since.setdefault(key, now) < self.NAME_WAIT_S:
+                    continue  # its node's name is likely on its way
                 self._warned.add(key)
                 reason = reason.removeprefix('ERROR: ').rstrip(';')
                 warnings.append(
-                    f'publisher {info.node_namespace.rstrip("/")}/{info.node_name} on {topic} offers QoS this '
-                    f'subscription cannot read, so none of its messages arrive: {reason}'
+                    f'publisher {publisher or "(node unknown)"} on {topic} offers QoS this subscription cannot read, '
+                    f'so none of its messages arrive: {reason}'
                 )
                 self._node.get_logger().warning(warnings[-1])
         return warnings
+
+
+def _publisher_name(info) -> str | None:
+    """The publisher's node as ``/namespace/name``; None while discovery has not told it (or for a non-ROS writer)."""
+    if info.node_name == '_NODE_NAME_UNKNOWN_':
+        return None
+    return f'{info.node_namespace.rstrip("/")}/{info.node_name}'
