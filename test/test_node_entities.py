@@ -242,3 +242,36 @@ def test_a_publisher_whose_node_is_not_known_yet_is_warned_about_when_it_is_or_a
     nameless = warnings.check([subscription], now=12.0)
     assert len(nameless) == 1 and nameless[0].startswith('publisher (node unknown) on /cam/image'), nameless
     assert warnings.check([subscription], now=13.0) == []
+
+
+def test_no_node_class_of_ours_assigns_an_attribute_rclpy_keeps_for_itself(in_process_ros):
+    """The lists behind ``Node.timers`` and ``Node.subscriptions`` were once overwritten by our nodes (see above):
+    no ``self.<name> =`` in a Node subclass here may use a name an rclpy Node or lifecycle node already has."""
+    import ast
+    from pathlib import Path
+
+    import rclpy
+    from rclpy.lifecycle import LifecycleNode
+
+    taken = set()
+    for node in (rclpy.create_node('attributes'), LifecycleNode('lifecycle_attributes')):
+        taken |= set(vars(node)) | set(dir(type(node)))
+        node.destroy_node()
+    root = Path(__file__).resolve().parent.parent
+    clashes, classes = [], 0
+    for path in sorted([*root.glob('stn_ros/**/*.py'), *root.glob('benchmarks/*.py')]):
+        for cls in (n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef)):
+            if not any(ast.unparse(base).split('.')[-1] in ('Node', 'node_class') for base in cls.bases):
+                continue
+            classes += 1
+            for target in ast.walk(cls):
+                if (
+                    isinstance(target, ast.Attribute)
+                    and isinstance(target.ctx, ast.Store)
+                    and isinstance(target.value, ast.Name)
+                    and target.value.id == 'self'
+                    and target.attr in taken
+                ):
+                    clashes.append(f'{path.relative_to(root)}:{target.lineno} {cls.name}.{target.attr}')
+    assert classes >= 4  # stn_node, grasp_quality_node, the synthetic camera, the OpenCV comparator
+    assert clashes == []
