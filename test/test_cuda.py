@@ -86,7 +86,20 @@ def test_the_gqcnn_scores_alike_on_cuda():
 
 @pytest.mark.cuda
 @pytest.mark.timeout(300)
-def test_a_training_run_on_cuda_ships_its_weights(tmp_path, tiny_physics_data):
+def test_a_grasp_stn_training_run_on_cuda_ships_its_weights(tmp_path):
+    """The analytic grasp STN: synthetic scenes, no physics engine (a GPU machine without pybullet runs it)."""
+    command = [
+        sys.executable, '-m', 'stn_ros.apps.train', 'grasp-stn', '--num-scenes', '20', '--epochs', '1',
+        '--batch-size', '8', '--device', 'cuda', '--out', str(tmp_path / 'run'), '--no-progress',
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / 'run' / 'grasp_stn.pt').is_file()
+
+
+@pytest.mark.cuda
+@pytest.mark.timeout(300)
+def test_a_physics_training_run_on_cuda_ships_its_weights(tmp_path, tiny_physics_data):
     command = [
         sys.executable, '-m', 'stn_ros.apps.train', 'grasp-stn-physics', '--physics-data', str(tiny_physics_data),
         '--validation-fraction', '0.34', '--epochs', '1', '--critic-weight', '0.05', '--device', 'cuda',
