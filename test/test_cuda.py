@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import torch
 
+from stn_ros.core import SpatialTransformer, crop_transforms, sample_grids
+from stn_ros.core.families import FAMILIES
 from stn_ros.perception.device_agreement import TOLERANCES, canonicalizer_agreement, gqcnn_agreement
 
 CUDA = torch.device('cuda')
@@ -32,6 +34,31 @@ def test_the_torch_sampling_path_agrees_with_opencv_for_every_encoding_and_famil
     results = canonicalizer_agreement(torch.device('cpu'), other_sampler='torch')
     assert len(results) == 8 * 6
     assert_agree(results)
+
+
+@pytest.mark.parametrize('family', sorted(FAMILIES))
+def test_the_device_steps_make_no_tensor_off_their_device(family):
+    """Run here on the meta device (shapes only, a device of its own): the localization, the sampling and the GQ-CNN
+    make every tensor on their inputs' device. A tensor made on the CPU by mistake fails here as it would on CUDA."""
+    from stn_ros.perception.pipeline import load_gqcnn_model
+
+    meta = torch.device('meta')
+    stn = SpatialTransformer(family=family, hypotheses=4).eval().to(meta)
+    source = torch.empty(1, 480, 640, device=meta)
+    with torch.no_grad():
+        transforms = crop_transforms(stn, source, torch.empty(5, 4, device=meta), (32, 32), 4, check_sizes=False)
+        crops = sample_grids(source, transforms.source_grids((32, 32)), float('nan'))
+        quality = load_gqcnn_model('')[0].eval().to(meta).quality(crops, torch.empty(len(crops), device=meta))
+    outputs = (
+        transforms.params,
+        transforms.matrices,
+        transforms.homographies,
+        transforms.probabilities,
+        crops,
+        quality,
+    )
+    assert all(t.device == meta for t in outputs)
+    assert crops.shape == (20, 1, 32, 32) and quality.shape == (20,)
 
 
 @pytest.mark.cuda
