@@ -14,6 +14,7 @@ copy of a frame.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -139,14 +140,14 @@ def host_synchronization(fn: Callable[..., object], *inputs: torch.Tensor) -> st
 
 
 def _innermost_own_frame(exc: BaseException) -> str | None:
-    """``path:line`` of the innermost frame of the traceback in this package (where the value was read)."""
+    """``path:line`` (from the package's folder) of the innermost frame of the traceback in this package's code."""
     import traceback
 
-    own = [f for f in traceback.extract_tb(exc.__traceback__) if '/stn_ros/' in f.filename.replace('\\', '/')]
+    package = Path(__file__).resolve().parents[1]  # stn_ros/
+    own = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve().is_relative_to(package)]
     if not own:
         return None
-    last = own[-1]
-    return f'{last.filename.rsplit("stn_ros", 1)[-1].lstrip("/")}:{last.lineno}'
+    return f'{Path(own[-1].filename).resolve().relative_to(package).as_posix()}:{own[-1].lineno}'
 
 
 class PinnedUpload:
