@@ -1,6 +1,7 @@
 """The benchmark command runs as a user runs it (tiny settings: this checks it works, not the figures)."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -81,6 +82,26 @@ def test_the_gpu_check_runs_without_ros_and_reports_agreement():
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count('| True |') == 8 * 6 and 'agreement: ok' in result.stdout
     assert 'no sensor_msgs here: encode not timed' in result.stdout
+
+
+def test_the_gpu_session_script_runs_the_checks_and_the_cuda_tests_without_ros(tmp_path):
+    """benchmarks/gpu_session.sh, dry run on the CPU with ROS hidden (a sitecustomize that refuses its modules)."""
+    hide = tmp_path / 'hide'
+    hide.mkdir()
+    (hide / 'sitecustomize.py').write_text(
+        'import sys\n'
+        "for name in ('rclpy', 'sensor_msgs', 'std_msgs', 'geometry_msgs', 'diagnostic_msgs', 'pybullet'):\n"
+        '    sys.modules[name] = None\n'
+    )
+    env = dict(os.environ, PYTHON=sys.executable, OUT=str(tmp_path / 'out'), PYTHONPATH=str(hide))
+    script = ROOT / 'benchmarks' / 'gpu_session.sh'
+    args = ['--device', 'cpu', '--frames', '3', '--crops', '4']
+    result = subprocess.run(['bash', str(script), *args], capture_output=True, text=True, timeout=250, env=env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    outputs = {path.name: path.read_text() for path in (tmp_path / 'out').iterdir()}
+    assert set(outputs) == {'machine.txt', 'gpu_check.md', 'cuda_tests.log'}
+    assert 'agreement: ok' in outputs['gpu_check.md'] and 'no sensor_msgs here' in outputs['gpu_check.md']
+    assert 'skipped' in outputs['cuda_tests.log'] and 'error' not in outputs['cuda_tests.log'].lower()
 
 
 @pytest.mark.parametrize(
