@@ -34,7 +34,8 @@ def thread_switches_often() -> Iterator[None]:
 
 
 def spin_multithreaded(nodes: list, seconds: float, done: Callable[[], bool] = lambda: False) -> BaseException | None:
-    """Spin the nodes in one MultiThreadedExecutor; the exception that escaped ``spin_once``, if any."""
+    """Spin the nodes in one MultiThreadedExecutor; the exception that escaped ``spin_once``, if any. Their timers
+    are cancelled at the end."""
     executor = MultiThreadedExecutor(num_threads=4)
     for node in nodes:
         executor.add_node(node)
@@ -46,6 +47,10 @@ def spin_multithreaded(nodes: list, seconds: float, done: Callable[[], bool] = l
     except Exception as error:  # noqa: BLE001 - the test reports what escaped
         return error
     finally:
+        for node in nodes:  # callbacks still running when shutdown destroys the executor's guard condition fail
+            for timer in node.timers:
+                timer.cancel()
+        time.sleep(0.1)
         executor.shutdown(timeout_sec=5)
     return None
 
