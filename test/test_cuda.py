@@ -111,30 +111,26 @@ def test_the_gqcnn_scores_alike_on_cuda():
     assert gqcnn_agreement(model, CUDA) <= TOLERANCES['quality']
 
 
+def train_on_cuda(task: str, *options: str, out: Path) -> None:
+    """``stn_train <task> ... --device cuda`` for one epoch; it must exit 0 and ship ``grasp_stn.pt``."""
+    command = [sys.executable, '-m', 'stn_ros.apps.train', task, *options, '--epochs', '1', '--device', 'cuda']
+    result = subprocess.run([*command, '--out', str(out), '--no-progress'], capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / 'grasp_stn.pt').is_file()
+
+
 @pytest.mark.cuda
 @pytest.mark.timeout(300)
 def test_a_grasp_stn_training_run_on_cuda_ships_its_weights(tmp_path):
     """The analytic grasp STN: synthetic scenes, no physics engine (a GPU machine without pybullet runs it)."""
-    command = [
-        sys.executable, '-m', 'stn_ros.apps.train', 'grasp-stn', '--num-scenes', '20', '--epochs', '1',
-        '--batch-size', '8', '--device', 'cuda', '--out', str(tmp_path / 'run'), '--no-progress',
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (tmp_path / 'run' / 'grasp_stn.pt').is_file()
+    train_on_cuda('grasp-stn', '--num-scenes', '20', '--batch-size', '8', out=tmp_path / 'run')
 
 
 @pytest.mark.cuda
 @pytest.mark.timeout(300)
 def test_a_physics_training_run_on_cuda_ships_its_weights(tmp_path, tiny_physics_data):
-    command = [
-        sys.executable, '-m', 'stn_ros.apps.train', 'grasp-stn-physics', '--physics-data', str(tiny_physics_data),
-        '--validation-fraction', '0.34', '--epochs', '1', '--critic-weight', '0.05', '--device', 'cuda',
-        '--out', str(tmp_path / 'run'), '--no-progress',
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (tmp_path / 'run' / 'grasp_stn.pt').is_file()
+    options = ['--physics-data', str(tiny_physics_data), '--validation-fraction', '0.34', '--critic-weight', '0.05']
+    train_on_cuda('grasp-stn-physics', *options, out=tmp_path / 'run')
 
 
 @pytest.mark.cuda
