@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
             f'{o}.{h}' + (f' q={chosen[(o, h)]:.2f}' if (o, h) in chosen else '')
             for o, h in zip(record.object_ids.tolist(), record.hypotheses.tolist(), strict=True)
         ]
-        picture = stack_panels(scene, crop_strip(crops, scale=4, labels=labels))
+        picture = stack_panels(scene, crop_strip(crops, scale=4, labels=labels, max_width=scene.shape[1]))
         args.output.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(args.output), picture)
         latencies = [(arrival[s] - (s[0] + s[1] * 1e-9)) * 1e3 for s in received['grasps'] if s in arrival]

@@ -96,7 +96,7 @@ def propose(
     if method == 'stn':
         frame = Frame(scene.depth, '32FC1', True)
         result = canonicalizer.process(frame, roi[None], camera)
-        H = result.transforms.homographies[0].numpy()
+        H = result.homographies[0]  # on the host, whatever the canonicalizer's device
         centre, angle = axis_of(H)
         # The GQ-CNN sees the STN's own crop, as grasp_quality_node does with stn_node's tile.
         return Proposal(centre, angle, gripper_depth(scene.depth, centre, gripper), H)

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         f'difference {difference:.2f} grey levels'
     )
     quads = crop_quadrilaterals(transforms.homographies.numpy(), (64, 64))
-    picture = stack_panels(draw_quadrilaterals(image, quads), crop_strip(crops))
+    picture = stack_panels(draw_quadrilaterals(image, quads), crop_strip(crops, max_width=image.shape[1]))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(args.output), picture)
     print(f'picture: {args.output.resolve()}')

@@ -48,15 +48,23 @@ def draw_quadrilaterals(image: np.ndarray, quads: np.ndarray, color=(0, 255, 0),
     return canvas
 
 
-def crop_strip(crops: np.ndarray, scale: int = 3, labels: Sequence[str] | None = None) -> np.ndarray:
-    """Crops ``(B, h, w[, C])`` side by side as one bgr8 image, each enlarged ``scale`` times."""
+def crop_strip(
+    crops: np.ndarray, scale: int = 3, labels: Sequence[str] | None = None, max_width: int | None = None
+) -> np.ndarray:
+    """Crops ``(B, h, w[, C])`` side by side as one bgr8 image, each enlarged ``scale`` times and labelled (default:
+    its index). With ``max_width``, in rows no wider than that (at least one crop a row), the last padded black."""
     tiles = []
     for index, crop in enumerate(crops):
         tile = cv2.resize(to_bgr8(crop), None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
         label = labels[index] if labels is not None else str(index)
         cv2.putText(tile, label, (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 255, 0), 1, cv2.LINE_AA)
         tiles.append(cv2.copyMakeBorder(tile, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=(255, 255, 255)))
-    return np.hstack(tiles) if tiles else np.zeros((1, 1, 3), np.uint8)
+    if not tiles:
+        return np.zeros((1, 1, 3), np.uint8)
+    per_row = len(tiles) if max_width is None else max(1, min(len(tiles), max_width // tiles[0].shape[1]))
+    blank = np.zeros_like(tiles[0])
+    tiles += [blank] * (-len(tiles) % per_row)
+    return np.vstack([np.hstack(tiles[start : start + per_row]) for start in range(0, len(tiles), per_row)])
 
 
 def stack_panels(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
