@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,7 +33,7 @@ def thread_switches_often() -> Iterator[None]:
         sys.setswitchinterval(interval)
 
 
-def spin_multithreaded(nodes: list, seconds: float, done: Callable[[], bool] = lambda: False) -> BaseException | None:
+def spin_multithreaded(nodes: list, seconds: float) -> BaseException | None:
     """Spin the nodes in one MultiThreadedExecutor; the exception that escaped ``spin_once``, if any. Their timers
     are cancelled at the end."""
     executor = MultiThreadedExecutor(num_threads=4)
@@ -42,7 +42,7 @@ def spin_multithreaded(nodes: list, seconds: float, done: Callable[[], bool] = l
     deadline = time.monotonic() + seconds
     try:
         with thread_switches_often():
-            while time.monotonic() < deadline and not done():
+            while time.monotonic() < deadline:
                 executor.spin_once(timeout_sec=0.01)
     except Exception as error:  # noqa: BLE001 - the test reports what escaped
         return error

@@ -13,6 +13,7 @@ copy of a frame.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -141,8 +142,6 @@ def host_synchronization(fn: Callable[..., object], *inputs: torch.Tensor) -> st
 
 def _innermost_own_frame(exc: BaseException) -> str | None:
     """``path:line`` (from the package's folder) of the innermost frame of the traceback in this package's code."""
-    import traceback
-
     package = Path(__file__).resolve().parents[1]  # stn_ros/
     own = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve().is_relative_to(package)]
     if not own:
