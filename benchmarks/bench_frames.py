@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stn_ros.perception.camera import PinholeCamera
+from stn_ros.bridge.camera_info import PinholeCamera
 
 CAMERA = PinholeCamera(525.0, 525.0, 319.5, 239.5, 640, 480)
 

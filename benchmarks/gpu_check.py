@@ -3,7 +3,7 @@
 For a machine with torch (a CUDA build), OpenCV and numpy but no ROS (messages are duck-typed; the codecs
 decode by attributes). It prints Markdown:
 
-1. Agreement, CUDA against the CPU (:mod:`stn_ros.perception.device_agreement`), for every encoding the node
+1. Agreement, CUDA against the CPU (:mod:`stn_ros.evaluation.device_agreement`), for every encoding the node
    reads and every transform family: the largest ``H`` difference in source pixels and crop difference;
    and the shipped GQ-CNN's quality difference. Exit status 1 when any is beyond its tolerance.
 2. ``stn_node``'s compute per 640x480 16UC1 depth frame, stage by stage (:mod:`node_compute_benchmark`, the
@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from node_compute_benchmark import measure_stages, stage_table  # noqa: E402
 from stn_ros.core import resolve_device  # noqa: E402
 from stn_ros.core.cuda_graphs import GraphedFunction  # noqa: E402
+from stn_ros.evaluation.device_agreement import TOLERANCES, canonicalizer_agreement, gqcnn_agreement  # noqa: E402
 from stn_ros.models.gqcnn import load_gqcnn  # noqa: E402
-from stn_ros.perception.canonicalizer import Canonicalizer, load_model  # noqa: E402
-from stn_ros.perception.device_agreement import TOLERANCES, canonicalizer_agreement, gqcnn_agreement  # noqa: E402
+from stn_ros.perception.stn.canonicalizer import Canonicalizer, load_model  # noqa: E402
 
 
 def gqcnn_forward_ms(device: torch.device, crops: int, repeats: int, graphs: bool = True) -> list[float]:

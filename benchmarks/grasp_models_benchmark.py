@@ -14,7 +14,7 @@ import time
 import torch
 
 from stn_ros.models.gqcnn import GQCNN, load_gqcnn
-from stn_ros.training.tasks.grasp_stn import grasp_stn
+from stn_ros.training.prisms.grasp_stn import grasp_stn
 
 
 def main(argv: list[str] | None = None) -> int:

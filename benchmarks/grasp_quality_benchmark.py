@@ -3,8 +3,8 @@
 The input is what ``stn_node`` publishes for a 640x480 16UC1 depth frame of N boxes with K hypotheses per
 object (N x K crops): its ``~/rectified/image`` tile and ``~/rectified/transforms`` record. Timed, per frame:
 decoding both, the gripper depths, the GQ-CNN and the grasp records
-(:func:`stn_ros.perception.pipeline.score_rectified`), and encoding ``~/grasps`` and ``~/best_grasp``
-(:func:`~stn_ros.perception.pipeline.grasp_messages`), with the node's thread budget (``torch_threads``,
+(:func:`stn_ros.perception.grasps.steps.score_rectified`), and encoding ``~/grasps`` and ``~/best_grasp``
+(:func:`~stn_ros.perception.grasps.steps.grasp_messages`), with the node's thread budget (``torch_threads``,
 default 1). Medians (p90).
 
     python benchmarks/grasp_quality_benchmark.py --objects 16 --hypotheses 4
@@ -24,11 +24,12 @@ from bench_frames import CAMERA, depth_frame_mm
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.bridge.pointcloud_codec import encode_pointcloud
 from stn_ros.core import resolve_device
-from stn_ros.perception.canonicalizer import Canonicalizer, load_model
-from stn_ros.perception.frame import decode_frame
-from stn_ros.perception.grasp_quality import GraspScorer
-from stn_ros.perception.pipeline import FrameReport, grasp_messages, load_gqcnn_model, score_rectified
-from stn_ros.perception.proposals import ProposalConfig, depth_proposals
+from stn_ros.perception.frame_report import FrameReport
+from stn_ros.perception.grasps.grasp_quality import GraspScorer
+from stn_ros.perception.grasps.steps import grasp_messages, load_gqcnn_model, score_rectified
+from stn_ros.perception.stn.canonicalizer import Canonicalizer, load_model
+from stn_ros.perception.stn.frame import decode_frame
+from stn_ros.perception.stn.proposals import ProposalConfig, depth_proposals
 
 
 def stn_outputs(canonicalizer: Canonicalizer, objects: int, hypotheses: int, seed: int) -> tuple[object, object]:

@@ -22,9 +22,9 @@ from bench_frames import camera_for, depth_frame_mm
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.bridge.pointcloud_codec import encode_pointcloud
 from stn_ros.core import resolve_device
-from stn_ros.perception.canonicalizer import Canonicalizer, load_model
-from stn_ros.perception.frame import decode_frame
-from stn_ros.perception.proposals import ProposalConfig, depth_proposals
+from stn_ros.perception.stn.canonicalizer import Canonicalizer, load_model
+from stn_ros.perception.stn.frame import decode_frame
+from stn_ros.perception.stn.proposals import ProposalConfig, depth_proposals
 
 STAGES = ('decode', 'proposals', 'localization', 'sampling', 'encode', 'total')
 

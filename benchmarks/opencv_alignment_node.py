@@ -3,7 +3,7 @@
 
 Subscribes ``image`` (depth, ``16UC1`` mm or ``32FC1`` m) and ``camera_info``; publishes ``~/rectified/image``
 (the crops tiled vertically, ``32FC1`` metres) and ``~/rectified/transforms`` (``PointCloud2``, one point per crop,
-the transforms record of :mod:`stn_ros.perception.transforms_record`), both stamped with the input's header, with
+the transforms record of :mod:`stn_ros.perception.stn.transforms_record`), both stamped with the input's header, with
 ``stn_node``'s output QoS (keep last 5, reliable). It finds objects with ``stn_node``'s depth proposals (its
 default settings for the frame's width), and crops each one ``crop_side_m`` metres wide at the depth of its centre
 (the shipped grasp STN's crop size; the proposal's square without depth or ``camera_info``), its rectangle's long
@@ -28,13 +28,14 @@ from rclpy.node import Node
 from rclpy.qos import ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.bridge.image_codec import ImageDecodeError, encode_image
 from stn_ros.bridge.pointcloud_codec import encode_pointcloud
-from stn_ros.perception.camera import PinholeCamera, depth_at
-from stn_ros.perception.frame import Frame, decode_frame
-from stn_ros.perception.min_area_rect import min_area_rect_grasp
-from stn_ros.perception.proposals import ProposalConfig, auto_decimation, depth_proposals
-from stn_ros.perception.transforms_record import build_record
+from stn_ros.evaluation.min_area_rect import min_area_rect_grasp
+from stn_ros.perception.geometry.camera import depth_at
+from stn_ros.perception.stn.frame import Frame, decode_frame
+from stn_ros.perception.stn.proposals import ProposalConfig, auto_decimation, depth_proposals
+from stn_ros.perception.stn.transforms_record import build_record
 from stn_ros.ros.qos import camera_qos
 
 SIMILARITY = 2

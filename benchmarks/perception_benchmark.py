@@ -16,7 +16,7 @@ One run measures everything, so ratios hold on a noisy machine, and writes ``doc
 4. Input rates upward: frames out, drops, latency; the highest rate with under 1 % dropped.
 5. A soak at 30 Hz: the node's RSS (and CUDA memory from its diagnostics) over time.
 
-Every ROS process runs on loopback only, in its own domain and ``ROS_HOME`` (:mod:`stn_ros.apps.ros_env`).
+Every ROS process runs on loopback only, in its own domain and ``ROS_HOME`` (:mod:`stn_ros.ros.loopback_env`).
 """
 
 from __future__ import annotations
@@ -44,13 +44,13 @@ from bench_frames import CAMERA, depth_frame_mm
 from node_compute_benchmark import measure_stages, stage_table
 from opencv_alignment_node import CROP_SIDE_M
 from opencv_alignment_node import node_command as opencv_node_command
-from stn_ros.apps.processes import ProcessGroup, node_command, pipeline_command
-from stn_ros.apps.ros_env import loopback_ros_env
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.core import resolve_device, warp_perspective_opencv
-from stn_ros.perception.canonicalizer import Canonicalizer, load_model
-from stn_ros.perception.frame import decode_frame
-from stn_ros.perception.proposals import ProposalConfig, depth_proposals
+from stn_ros.perception.stn.canonicalizer import Canonicalizer, load_model
+from stn_ros.perception.stn.frame import decode_frame
+from stn_ros.perception.stn.proposals import ProposalConfig, depth_proposals
+from stn_ros.ros.child_processes import ProcessGroup, node_command, pipeline_command
+from stn_ros.ros.loopback_env import loopback_ros_env
 
 HERE = Path(__file__).resolve().parent
 TRANSFORMS = '/stn_node/rectified/transforms'

@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from stn_ros.perception.proposals import ProposalConfig, depth_proposals
-from stn_ros.sim.physics_scenes import PhysicsSceneConfig, generate_physics_scene
+from stn_ros.perception.stn.proposals import ProposalConfig, depth_proposals
+from stn_ros.sim.physics.scenes import PhysicsSceneConfig, generate_physics_scene
 
 
 def outcome(labels: np.ndarray, proposals, body: int) -> str:

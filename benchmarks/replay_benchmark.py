@@ -22,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from stn_ros.apps.processes import node_command
-from stn_ros.apps.ros_env import loopback_ros_env
 from stn_ros.bridge.mcap_bag import bag_topics
+from stn_ros.ros.child_processes import node_command
+from stn_ros.ros.loopback_env import loopback_ros_env
 
 GOAL = 3.0
 LOOP_LINE = re.compile(r'stn_replay: (\d+) frames in ([\d.]+) s \(([\d.]+) frames/s')

@@ -9,7 +9,7 @@ arrived (the same machine's wall clock, so the difference is the latency), and e
 ``/diagnostics`` values with their arrival times. Prints ``ready`` once every topic has a publisher, then runs until
 SIGTERM/SIGINT and writes ``--out`` (JSON).
 
-Run inside the loopback ROS environment perception_benchmark.py sets (``stn_ros.apps.ros_env``).
+Run inside the loopback ROS environment perception_benchmark.py sets (``stn_ros.ros.loopback_env``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from stn_ros.apps.ros_env import apply_loopback_ros_env
+from stn_ros.ros.loopback_env import apply_loopback_ros_env
 
 # Before any test imports rclpy: the env is read when a context starts and inherited by subprocesses.
 apply_loopback_ros_env()
@@ -33,7 +33,7 @@ def ros_env() -> dict:
 def tiny_physics_data(tmp_path_factory):
     """A physics-labelled dataset of 3 scenes (4 candidates an object, 2 trials each), built once a session."""
     pytest.importorskip('pybullet')
-    from stn_ros.training.datasets.physics_grasps import PhysicsDataConfig, build_physics_dataset
+    from stn_ros.training.physics.grasp_labels import PhysicsDataConfig, build_physics_dataset
 
     cache = tmp_path_factory.mktemp('physics_data')
     build_physics_dataset(PhysicsDataConfig(num_scenes=3, candidates=4, trials=2), cache, workers=1, progress=False)

@@ -7,15 +7,16 @@ import pytest
 import torch
 
 from images import smooth_image
+from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud, encode_pointcloud
 from stn_ros.core import CheckpointError, SpatialTransformer, save_spatial_transformer
-from stn_ros.perception.camera import PinholeCamera, depth_at
-from stn_ros.perception.canonicalizer import Canonicalizer, identity_model, load_model, tile_crops
-from stn_ros.perception.frame import Frame, decode_frame
-from stn_ros.perception.transforms_record import H_FIELDS, build_record, parse_record
+from stn_ros.perception.geometry.camera import depth_at
+from stn_ros.perception.stn.canonicalizer import Canonicalizer, identity_model, load_model, tile_crops
+from stn_ros.perception.stn.frame import Frame, decode_frame
+from stn_ros.perception.stn.transforms_record import H_FIELDS, build_record, parse_record
 from stn_ros.ros.health import OK, WARN, LogThrottle, NodeHealth
-from stn_ros.training.tasks.grasp_stn import ROI_SIDE_M, grasp_stn
+from stn_ros.training.prisms.grasp_stn import ROI_SIDE_M, grasp_stn
 
 ROIS = np.array([[10, 12, 40, 40], [50, 30, 36, 44]], np.float32)
 
@@ -175,7 +176,7 @@ def test_log_throttle_allows_one_line_per_reason_per_period():
 
 
 def test_a_metric_crop_stn_scales_rois_from_depth_and_needs_camera_info():
-    from stn_ros.perception.canonicalizer import MissingCameraInfo
+    from stn_ros.perception.stn.canonicalizer import MissingCameraInfo
 
     frame = Frame(np.full((100, 120), 0.5, np.float32), '32FC1', True)
     camera = PinholeCamera(200.0, 200.0, 59.5, 49.5, 120, 100)

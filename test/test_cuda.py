@@ -19,7 +19,7 @@ import torch
 
 from stn_ros.core import SpatialTransformer, crop_transforms, sample_grids
 from stn_ros.core.families import FAMILIES
-from stn_ros.perception.device_agreement import TOLERANCES, canonicalizer_agreement, gqcnn_agreement
+from stn_ros.evaluation.device_agreement import TOLERANCES, canonicalizer_agreement, gqcnn_agreement
 
 CUDA = torch.device('cuda')
 
@@ -40,7 +40,7 @@ def test_the_torch_sampling_path_agrees_with_opencv_for_every_encoding_and_famil
 def test_the_device_steps_make_no_tensor_off_their_device(family):
     """Run here on the meta device (shapes only, a device of its own): the localization, the sampling and the GQ-CNN
     make every tensor on their inputs' device. A tensor made on the CPU by mistake fails here as it would on CUDA."""
-    from stn_ros.perception.pipeline import load_gqcnn_model
+    from stn_ros.perception.grasps.steps import load_gqcnn_model
 
     meta = torch.device('meta')
     stn = SpatialTransformer(family=family, hypotheses=4).eval().to(meta)
@@ -71,7 +71,7 @@ def test_cuda_canonicalizes_as_the_cpu_for_every_encoding_and_family():
 def test_cuda_graphs_are_captured_and_give_the_op_by_op_crops(objects, hypotheses):
     """The canonicalizer's default on CUDA replays captured graphs (padded batches): every capture succeeds, and
     the crops and transforms are the op-by-op path's; a second frame replays the same graphs."""
-    from stn_ros.perception.canonicalizer import Canonicalizer, load_model
+    from stn_ros.perception.stn.canonicalizer import Canonicalizer, load_model
     from test_cuda_graphs import CAMERA, depth_frame
 
     model = load_model('')
@@ -88,8 +88,8 @@ def test_cuda_graphs_are_captured_and_give_the_op_by_op_crops(objects, hypothese
 
 @pytest.mark.cuda
 def test_the_gqcnn_replays_a_graph_on_cuda_with_the_cpus_qualities():
-    from stn_ros.perception.grasp_quality import GraspScorer
-    from stn_ros.perception.pipeline import load_gqcnn_model
+    from stn_ros.perception.grasps.grasp_quality import GraspScorer
+    from stn_ros.perception.grasps.steps import load_gqcnn_model
     from test_cuda_graphs import CAMERA
 
     model, _, _ = load_gqcnn_model('')

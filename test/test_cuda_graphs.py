@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.core import roi_matrix
 from stn_ros.core.cuda_graphs import (
@@ -18,9 +19,8 @@ from stn_ros.core.cuda_graphs import (
     pad_batch,
 )
 from stn_ros.core.families import FAMILIES
-from stn_ros.perception.camera import PinholeCamera
-from stn_ros.perception.canonicalizer import Canonicalizer, load_model
-from stn_ros.perception.frame import decode_frame
+from stn_ros.perception.stn.canonicalizer import Canonicalizer, load_model
+from stn_ros.perception.stn.frame import decode_frame
 
 CAMERA = PinholeCamera(525.0, 525.0, 319.5, 239.5, 640, 480)
 CPU = torch.device('cpu')
@@ -88,8 +88,8 @@ def test_the_padded_batches_of_the_graph_path_give_the_unpadded_crops_and_transf
 
 
 def test_the_gqcnns_padded_batch_gives_the_unpadded_qualities():
-    from stn_ros.perception.grasp_quality import GraspScorer
-    from stn_ros.perception.pipeline import load_gqcnn_model
+    from stn_ros.perception.grasps.grasp_quality import GraspScorer
+    from stn_ros.perception.grasps.steps import load_gqcnn_model
 
     model, _, _ = load_gqcnn_model('')
     rng = np.random.default_rng(2)
@@ -141,8 +141,8 @@ def test_the_steps_captured_on_cuda_read_no_value_on_the_host(monkeypatch, famil
     """What the CUDA graphs capture (the localization and the sampling of a linear family, the GQ-CNN) runs here on
     fake tensors: a value read on the host would make the capture fail on a GPU, and that work would go op by op."""
     from stn_ros.core import SpatialTransformer
-    from stn_ros.perception.grasp_quality import GraspScorer
-    from stn_ros.perception.pipeline import load_gqcnn_model
+    from stn_ros.perception.grasps.grasp_quality import GraspScorer
+    from stn_ros.perception.grasps.steps import load_gqcnn_model
 
     reads: dict[str, str | None] = {}
     replay = GraphedFunction._replay

@@ -13,7 +13,7 @@ import torch
 from stn_ros.apps.export import GraspQuality, Localization
 from stn_ros.core.spatial_transformer import median_of_nonzero, median_of_nonzero_sorted
 from stn_ros.models.gqcnn import load_gqcnn
-from stn_ros.perception.canonicalizer import load_model
+from stn_ros.perception.stn.canonicalizer import load_model
 
 WEIGHTS = Path(__file__).resolve().parents[1] / 'weights'
 

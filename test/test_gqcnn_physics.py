@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from stn_ros.models.gqcnn import GQCNN, load_gqcnn
-from stn_ros.training.tasks.gqcnn_physics import fit_temperature, soft_cross_entropy
+from stn_ros.training.physics.gqcnn import fit_temperature, soft_cross_entropy
 
 
 def test_soft_cross_entropy_is_the_binary_cross_entropy_of_the_share():

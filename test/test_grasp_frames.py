@@ -14,10 +14,15 @@ from builtin_interfaces.msg import Time
 from rclpy.parameter import Parameter
 from std_msgs.msg import Header
 
-from stn_ros.perception import frames
-from stn_ros.perception.frames import RigidTransform, parse_camera_to_target, quaternion_matrix, quaternion_multiply
-from stn_ros.perception.grasp_quality import GRASP_DTYPE, ScoredGrasps, grasp_orientation
-from stn_ros.perception.pipeline import GraspFrame, grasp_messages
+from stn_ros.perception.geometry import rigid_transforms as frames
+from stn_ros.perception.geometry.rigid_transforms import (
+    RigidTransform,
+    parse_camera_to_target,
+    quaternion_matrix,
+    quaternion_multiply,
+)
+from stn_ros.perception.grasps.grasp_quality import GRASP_DTYPE, ScoredGrasps, grasp_orientation
+from stn_ros.perception.grasps.steps import GraspFrame, grasp_messages
 from stn_ros.ros.parameters import StartupError
 from stn_ros.ros.target_frame import StaticTarget, Tf2Target, import_tf2, target_source
 

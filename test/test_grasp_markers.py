@@ -13,10 +13,11 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from stn_ros.perception import grasp_markers
-from stn_ros.perception.frames import RigidTransform, quaternion_matrix
-from stn_ros.perception.grasp_image import GripperConfig
-from stn_ros.perception.grasp_markers import (
+from stn_ros.perception.geometry.rigid_transforms import RigidTransform, quaternion_matrix
+from stn_ros.perception.grasps import markers as grasp_markers
+from stn_ros.perception.grasps.grasp_quality import GRASP_DTYPE, ScoredGrasps
+from stn_ros.perception.grasps.gripper import GripperConfig
+from stn_ros.perception.grasps.markers import (
     BEST_LINE_WIDTH_M,
     LINE_WIDTH_M,
     NAMESPACE,
@@ -24,9 +25,8 @@ from stn_ros.perception.grasp_markers import (
     gripper_outline,
     quality_colours,
 )
-from stn_ros.perception.grasp_quality import GRASP_DTYPE, ScoredGrasps
-from stn_ros.perception.pipeline import GraspFrame
-from stn_ros.perception.pipeline import grasp_markers as frame_markers
+from stn_ros.perception.grasps.steps import GraspFrame
+from stn_ros.perception.grasps.steps import grasp_markers as frame_markers
 
 pytestmark = pytest.mark.timeout(120)
 HEADER = Header(stamp=Time(sec=3, nanosec=9), frame_id='camera_optical')

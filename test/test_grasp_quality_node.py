@@ -12,7 +12,7 @@ from sensor_msgs.msg import Image, PointCloud2
 
 from ros_harness import ROOT, Consumer, NodeProcess, camera_qos, ros_probe, set_parameter, spin_until, stamped
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud, encode_pointcloud
-from stn_ros.perception.transforms_record import build_record
+from stn_ros.perception.stn.transforms_record import build_record
 from stn_ros.ros.grasp_quality_node import NO_GRASP
 
 pytestmark = pytest.mark.timeout(120)

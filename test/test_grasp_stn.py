@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from stn_ros.core import make_family, pixel_homography, roi_matrix
-from stn_ros.perception.camera import metric_rois
-from stn_ros.perception.canonicalizer import load_model
-from stn_ros.perception.grasp_image import GripperConfig, canonical_homographies
-from stn_ros.sim.scenes import SceneConfig
-from stn_ros.training.tasks.grasp_stn import ROI_SIDE_M, matched_errors, similarity_targets
+from stn_ros.perception.geometry.camera import metric_rois
+from stn_ros.perception.grasps.grasp_image import canonical_homographies
+from stn_ros.perception.grasps.gripper import GripperConfig
+from stn_ros.perception.stn.canonicalizer import load_model
+from stn_ros.sim.prisms.scenes import SceneConfig
+from stn_ros.training.prisms.grasp_stn import ROI_SIDE_M, matched_errors, similarity_targets
 
 
 def test_similarity_targets_reproduce_the_analytic_canonical_h():
@@ -135,7 +136,7 @@ def test_quick_grasp_evaluation_compares_the_four_canonicalizations(tmp_path):
 
 def test_dihedral_augmentation_moves_the_targets_with_the_crop():
     from stn_ros.core import SpatialTransformer
-    from stn_ros.training.tasks.grasp_stn import dihedral_augment
+    from stn_ros.training.prisms.grasp_stn import dihedral_augment
 
     # A crop with one bright pixel; its target is the similarity whose crop centre sits on that pixel.
     crop = torch.zeros(1, 1, 32, 32)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from stn_ros.core import load_spatial_transformer
-from stn_ros.training.tasks.grasp_stn import dihedral_images, dihedral_targets
-from stn_ros.training.tasks.grasp_stn_physics import canonical_crops
+from stn_ros.training.physics.grasp_stn import canonical_crops
+from stn_ros.training.prisms.grasp_stn import dihedral_images, dihedral_targets
 
 
 def smooth_patches(count: int, seed: int) -> torch.Tensor:
@@ -40,8 +40,8 @@ def test_turning_the_patch_and_its_targets_together_turns_no_canonical_crop(turn
 
 
 def test_canonical_crops_of_the_robust_targets_are_the_datasets_grasp_images(tiny_physics_data):
-    from stn_ros.training.datasets.physics_grasps import load_physics_dataset
-    from stn_ros.training.tasks.grasp_stn_physics import physics_stn_objects
+    from stn_ros.training.physics.grasp_labels import load_physics_dataset
+    from stn_ros.training.physics.grasp_stn import physics_stn_objects
 
     data = load_physics_dataset(tiny_physics_data)
     objects = physics_stn_objects(data, progress=False)
@@ -63,8 +63,8 @@ def test_canonical_crops_of_the_robust_targets_are_the_datasets_grasp_images(tin
 
 @pytest.mark.timeout(300)
 def test_fine_tuning_with_the_critic_ships_a_node_loadable_checkpoint(tmp_path, tiny_physics_data):
-    from stn_ros.perception.canonicalizer import load_model
-    from stn_ros.training.tasks.grasp_stn import ROI_SIDE_M
+    from stn_ros.perception.stn.canonicalizer import load_model
+    from stn_ros.training.prisms.grasp_stn import ROI_SIDE_M
 
     command = [
         sys.executable, '-m', 'stn_ros.apps.train', 'grasp-stn-physics', '--physics-data', str(tiny_physics_data),
@@ -87,8 +87,8 @@ def test_fine_tuning_with_the_critic_ships_a_node_loadable_checkpoint(tmp_path, 
 def test_the_critic_term_moves_the_hypotheses_towards_higher_quality(tiny_physics_data):
     from torch.utils.data import DataLoader
 
-    from stn_ros.perception.grasp_image import GripperConfig
-    from stn_ros.training.tasks.grasp_stn_physics import GraspStnPhysicsTask, log_quality
+    from stn_ros.perception.grasps.gripper import GripperConfig
+    from stn_ros.training.physics.grasp_stn import GraspStnPhysicsTask, log_quality
 
     task = GraspStnPhysicsTask(str(tiny_physics_data), validation_fraction=0.34, critic_weight=1.0)
     train, _ = task.datasets()
@@ -115,8 +115,8 @@ def test_the_critic_term_moves_the_hypotheses_towards_higher_quality(tiny_physic
 
 def test_gqcnn_ranked_targets_follow_the_robust_ones(tiny_physics_data):
     from stn_ros.models.gqcnn import load_gqcnn
-    from stn_ros.training.datasets.physics_grasps import load_physics_dataset
-    from stn_ros.training.tasks.grasp_stn_physics import physics_stn_objects
+    from stn_ros.training.physics.grasp_labels import load_physics_dataset
+    from stn_ros.training.physics.grasp_stn import physics_stn_objects
 
     data = load_physics_dataset(tiny_physics_data)
     gqcnn, _ = load_gqcnn('weights/gqcnn.pt')

@@ -20,9 +20,9 @@ from ros_harness import ROOT, NodeProcess, camera_qos, ros_probe, spin_until, st
 from stn_ros.apps import replay
 from stn_ros.bridge.mcap_bag import read_messages
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud, encode_pointcloud
-from stn_ros.perception.frames import RigidTransform, parse_camera_to_target, quaternion_matrix
-from stn_ros.perception.grasp_markers import BEST_LINE_WIDTH_M, LINE_WIDTH_M, NAMESPACE, gripper_outline
-from stn_ros.perception.transforms_record import build_record
+from stn_ros.perception.geometry.rigid_transforms import RigidTransform, parse_camera_to_target, quaternion_matrix
+from stn_ros.perception.grasps.markers import BEST_LINE_WIDTH_M, LINE_WIDTH_M, NAMESPACE, gripper_outline
+from stn_ros.perception.stn.transforms_record import build_record
 
 pytestmark = pytest.mark.timeout(180)
 CONFIG = ROOT / 'config'

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip('pybullet')
 
-from stn_ros.sim.grasp_trial import (  # noqa: E402
+from stn_ros.sim.physics.grasp_trial import (  # noqa: E402
     OUTCOMES,
     GraspPose,
     TrialConfig,
@@ -20,7 +20,7 @@ from stn_ros.sim.grasp_trial import (  # noqa: E402
     perturb,
     robust_trials,
 )
-from stn_ros.sim.physics_world import BodySpec, WorldSnapshot, connect  # noqa: E402
+from stn_ros.sim.physics.world import BodySpec, WorldSnapshot, connect  # noqa: E402
 
 HALF = (0.05, 0.02, 0.025)
 """The test box: 0.10 m along x (wider than the 0.08 m opening), 0.04 m along y, 0.05 m tall."""
@@ -150,5 +150,5 @@ def test_perturb_is_small_seeded_noise():
 
 
 def test_module_imports_without_pybullet():
-    code = "import sys; sys.modules['pybullet'] = None; import stn_ros.sim.grasp_trial"
+    code = "import sys; sys.modules['pybullet'] = None; import stn_ros.sim.physics.grasp_trial"
     subprocess.run([sys.executable, '-c', code], check=True)

@@ -10,24 +10,24 @@ import cv2
 import numpy as np
 import pytest
 
-from stn_ros.perception.grasp_image import (
+from stn_ros.perception.grasps.grasp_image import (
     CANONICAL_SIZE,
     OPENING_FRACTION,
-    GripperConfig,
     canonical_homographies,
     canonical_scale,
     fill_missing,
     grasp_image,
 )
-from stn_ros.sim.grasps import FAILURES, evaluate_grasps, grasp_height, sample_grasps
-from stn_ros.sim.scenes import SceneConfig, box_footprint, generate_scene, make_object, render_scene, scene_seed
-from stn_ros.training.datasets.grasp_images import (
+from stn_ros.perception.grasps.gripper import GripperConfig
+from stn_ros.sim.prisms.grasps import FAILURES, evaluate_grasps, grasp_height, sample_grasps
+from stn_ros.sim.prisms.scenes import SceneConfig, box_footprint, generate_scene, make_object, render_scene, scene_seed
+from stn_ros.training.prisms.grasp_images import (
     FAILURE_NAMES,
     GraspDataset,
     build_grasp_dataset,
     canonical_homography,
 )
-from stn_ros.training.datasets.scene_samples import main as scene_samples_main
+from stn_ros.training.prisms.scene_samples import main as scene_samples_main
 
 CONFIG = SceneConfig()
 GRIPPER = GripperConfig()

@@ -13,20 +13,21 @@ import yaml
 from sensor_msgs.msg import CameraInfo
 
 from ros_harness import ROOT, Camera, NodeProcess, ros_probe, spin_until, stamped
-from stn_ros.apps import gripper_sweep
+from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.bridge.image_codec import encode_image
-from stn_ros.perception.camera import PinholeCamera
-from stn_ros.perception.canonicalizer import load_model
-from stn_ros.perception.frame import decode_frame
-from stn_ros.perception.grasp_quality import GraspScorer
-from stn_ros.perception.gripper import (
+from stn_ros.evaluation import gripper_sweep
+from stn_ros.perception.grasps.grasp_quality import GraspScorer
+from stn_ros.perception.grasps.gripper import (
     MEASURED_RANGE,
     TRAINED_GRIPPER,
     check_gripper,
     gripper_config,
     metric_roi_side,
 )
-from stn_ros.perception.pipeline import StnPipeline, load_gqcnn_model
+from stn_ros.perception.grasps.steps import load_gqcnn_model
+from stn_ros.perception.stn.canonicalizer import load_model
+from stn_ros.perception.stn.frame import decode_frame
+from stn_ros.perception.stn.steps import StnPipeline
 from stn_ros.ros.parameters import GRIPPER_PARAMETERS, gripper_from
 
 CAMERA = PinholeCamera(525.0, 525.0, 319.5, 239.5, 640, 480)

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from stn_ros.perception.grasp_image import CANONICAL_SIZE, GripperConfig
-from stn_ros.perception.gripper_depth import gripper_depths, image_gripper_depths
+from stn_ros.perception.grasps.grasp_image import CANONICAL_SIZE
+from stn_ros.perception.grasps.gripper import GripperConfig
+from stn_ros.perception.grasps.gripper_depth import gripper_depths, image_gripper_depths
 
 GRIPPER = GripperConfig()  # 8 cm opening: 5 mm a pixel in a 32x32 crop, jaws land 8-12 px from the centre
 TABLE = 0.70
@@ -49,7 +50,7 @@ def test_a_crop_without_a_reading_at_its_centre_has_no_depth_and_other_sizes_sca
 
 def test_image_grasps_get_the_rule_through_their_canonical_crops():
     """A 3 cm tall bar across the image under a camera looking straight down."""
-    from stn_ros.perception.camera import PinholeCamera
+    from stn_ros.bridge.camera_info import PinholeCamera
 
     camera = PinholeCamera(525.0, 525.0, 319.5, 239.5, 640, 480)
     depth = np.full((480, 640), TABLE, np.float32)
@@ -63,8 +64,8 @@ def test_image_grasps_get_the_rule_through_their_canonical_crops():
 
 @pytest.mark.parametrize('dtype', [np.float32, np.float64])
 def test_the_row_wise_median_and_percentile_are_numpys_to_the_bit(dtype):
-    from stn_ros.perception.camera import nanmedian_rows
-    from stn_ros.perception.gripper_depth import nanpercentile_rows
+    from stn_ros.perception.geometry.camera import nanmedian_rows
+    from stn_ros.perception.grasps.gripper_depth import nanpercentile_rows
 
     rng = np.random.default_rng(0)
     for width in (1, 2, 3, 25, 96):

@@ -23,7 +23,7 @@ from ros_harness import (
     spin_until,
     stamped,
 )
-from stn_ros.perception.camera import PinholeCamera
+from stn_ros.bridge.camera_info import PinholeCamera
 
 pytestmark = pytest.mark.timeout(120)
 

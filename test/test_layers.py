@@ -1,6 +1,6 @@
-"""The package's layers (DESIGN.md): imports run one way, and the pure-compute layers never load rclpy.
+"""The package's layers (the README's "Layout"): imports run one way, and the pure-compute layers never load rclpy.
 
-core < models < bridge < perception < sim < {training, ros} < apps. A module may import its own layer and
+core < models < bridge < perception < sim < {training, ros} < evaluation < apps. A module may import its own layer and
 the layers below it; ``training`` and ``ros`` never import each other. Imports are read from the parsed
 source (every ``import`` / ``from ... import``, also inside functions, relative ones resolved).
 """
@@ -13,7 +13,17 @@ from pathlib import Path
 import pytest
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1] / 'stn_ros'
-RANK = {'core': 0, 'models': 1, 'bridge': 2, 'perception': 3, 'sim': 4, 'training': 5, 'ros': 5, 'apps': 6}
+RANK = {
+    'core': 0,
+    'models': 1,
+    'bridge': 2,
+    'perception': 3,
+    'sim': 4,
+    'training': 5,
+    'ros': 5,
+    'evaluation': 6,
+    'apps': 7,
+}
 APART = {frozenset({'training', 'ros'})}
 NO_RCLPY_LAYERS = ('core', 'models', 'bridge', 'perception', 'sim')
 
@@ -88,6 +98,11 @@ def test_imports_run_one_way_through_the_layers():
         ('training/loop.py', 'from stn_ros import ros', False),
         ('apps/demo.py', 'from stn_ros.ros import stn_node', True),
         ('sim/scenes.py', 'from stn_ros.apps.demo import main', False),
+        ('training/loop.py', 'from stn_ros.evaluation import physics', False),
+        ('ros/stn_node.py', 'from stn_ros.evaluation import metrics', False),
+        ('evaluation/physics.py', 'from stn_ros.ros import child_processes', True),
+        ('evaluation/physics.py', 'from stn_ros.training import loop', True),
+        ('evaluation/physics.py', 'from stn_ros.apps import demo', False),
     ],
 )
 def test_the_checker_finds_an_import_that_runs_up(tmp_path, importer, source, ok):

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stn_ros.perception.min_area_rect import min_area_rect_grasp
+from stn_ros.evaluation.min_area_rect import min_area_rect_grasp
 
 
 @pytest.mark.parametrize('degrees', [0.0, 25.0, 60.0, 90.0, 135.0])

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from stn_ros.training.datasets.mnist import (
+from stn_ros.training.mnist.dataset import (
     DISTORTIONS,
     IMAGE_SIZE,
     P_MIN_SCALE,
@@ -20,7 +20,7 @@ from stn_ros.training.datasets.mnist import (
     load_digits,
     split_digits,
 )
-from stn_ros.training.datasets.mnist_samples import CELL, GAP, ROW_NAMES, main, sheet_shape
+from stn_ros.training.mnist.samples import CELL, GAP, ROW_NAMES, main, sheet_shape
 
 CENTRE = 13.5  # of a 28x28 digit, pixel centres at integers
 
@@ -263,7 +263,7 @@ def test_sample_picture_cli_writes_a_png_of_the_expected_size(tmp_path, capsys):
 
 def test_sample_picture_cli_has_help():
     result = subprocess.run(
-        [sys.executable, '-m', 'stn_ros.training.datasets.mnist_samples', '--help'],
+        [sys.executable, '-m', 'stn_ros.training.mnist.samples', '--help'],
         capture_output=True,
         text=True,
         timeout=60,

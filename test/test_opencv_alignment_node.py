@@ -12,7 +12,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from ros_harness import ROOT, Consumer, NodeProcess, camera_qos, publish_and_collect, ros_probe, spin_until, stamped
 from stn_ros.bridge.image_codec import decode_depth_m, decode_image
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud
-from stn_ros.perception.transforms_record import parse_record
+from stn_ros.perception.stn.transforms_record import parse_record
 
 sys.path.insert(0, str(ROOT / 'benchmarks'))
 from bench_frames import camera_for, depth_frame_mm  # noqa: E402
@@ -24,8 +24,8 @@ OBJECTS = 4
 
 
 def test_the_opencv_node_uses_stn_nodes_proposal_settings_and_crop_width():
-    from stn_ros.perception.canonicalizer import load_model
-    from stn_ros.perception.pipeline import proposal_config
+    from stn_ros.perception.stn.canonicalizer import load_model
+    from stn_ros.perception.stn.steps import proposal_config
     from stn_ros.ros.stn_node import PARAMETERS
 
     defaults = {spec.name: spec.default for spec in PARAMETERS}

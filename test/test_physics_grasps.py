@@ -8,16 +8,16 @@ import pytest
 
 pytest.importorskip('pybullet')
 
-from stn_ros.perception.grasp_image import GripperConfig  # noqa: E402
-from stn_ros.sim import physics_world as world  # noqa: E402
-from stn_ros.sim.physics_grasps import (  # noqa: E402
+from stn_ros.perception.grasps.grasp_image import GripperConfig  # noqa: E402
+from stn_ros.sim.physics import world  # noqa: E402
+from stn_ros.sim.physics.grasps import (  # noqa: E402
     grasp_pose,
     label_grasps,
     sample_candidates,
 )
-from stn_ros.sim.physics_scenes import PhysicsScene, PhysicsSceneConfig, project, sensor_readings  # noqa: E402
-from stn_ros.sim.scenes import camera_pose  # noqa: E402
-from stn_ros.training.datasets.physics_grasps import (  # noqa: E402
+from stn_ros.sim.physics.scenes import PhysicsScene, PhysicsSceneConfig, project, sensor_readings  # noqa: E402
+from stn_ros.sim.prisms.scenes import camera_pose  # noqa: E402
+from stn_ros.training.physics.grasp_labels import (  # noqa: E402
     PhysicsDataConfig,
     build_physics_dataset,
     load_physics_dataset,

@@ -7,14 +7,14 @@ import pytest
 
 pytest.importorskip('pybullet')
 
-from stn_ros.sim import physics_world as world  # noqa: E402
-from stn_ros.sim.physics_scenes import (  # noqa: E402
+from stn_ros.sim.physics import world  # noqa: E402
+from stn_ros.sim.physics.scenes import (  # noqa: E402
     PhysicsSceneConfig,
     generate_physics_scene,
     project,
     projector_shadow,
 )
-from stn_ros.sim.scenes import camera_pose, rasterize_polygon  # noqa: E402
+from stn_ros.sim.prisms.scenes import camera_pose, rasterize_polygon  # noqa: E402
 
 
 @pytest.mark.parametrize('index', [500, 777, 999, 1000, -1, 2.5])

@@ -8,7 +8,7 @@ from sensor_msgs.msg import PointCloud2
 
 from ros_harness import ROOT, NodeProcess, spin_until
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud
-from stn_ros.sim.synthetic_frames import synthetic_frame
+from stn_ros.sim.prisms.camera_frames import synthetic_frame
 
 pytestmark = pytest.mark.timeout(180)
 CONFIG = ROOT / 'config'

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from stn_ros.perception.frame import Frame
-from stn_ros.perception.proposals import (
+from stn_ros.perception.stn.frame import Frame
+from stn_ros.perception.stn.proposals import (
     ProposalConfig,
     Proposals,
     check_rois_inside,
@@ -517,7 +517,7 @@ def test_split_at_depth_edges_cuts_the_far_side_only():
 
 @pytest.mark.parametrize('width,setting,expected', [(640, 0, 1), (848, 0, 1), (1280, 0, 2), (1920, 0, 3), (1280, 1, 1)])
 def test_stn_nodes_proposal_decimation_is_automatic_by_width_unless_set(width, setting, expected):
-    from stn_ros.perception.pipeline import proposal_config
+    from stn_ros.perception.stn.steps import proposal_config
 
     values = {'proposal_min_area': 150, 'proposal_max_area': 60000, 'proposal_margin': 0.15, 'table_threshold': 0.008}
     assert proposal_config({**values, 'proposal_decimation': setting}, width).decimation == expected
@@ -525,7 +525,7 @@ def test_stn_nodes_proposal_decimation_is_automatic_by_width_unless_set(width, s
 
 def test_components_grown_across_cuts_have_the_boxes_and_areas_of_their_pixels():
     """The statistics (scipy's boxes, OpenCV's histogram) are each label's own pixels', as a plain loop finds them."""
-    from stn_ros.perception.proposals import _components_across_cuts
+    from stn_ros.perception.stn.proposals import _components_across_cuts
 
     rng = np.random.default_rng(5)
     for _ in range(20):

@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from stn_ros.bridge.pointcloud_codec import encode_pointcloud
-from stn_ros.perception.canonicalizer import Canonicalizer, identity_model
-from stn_ros.perception.frame import Frame
+from stn_ros.perception.stn.canonicalizer import Canonicalizer, identity_model
+from stn_ros.perception.stn.frame import Frame
 
 README = Path(__file__).resolve().parents[1] / 'README.md'
 

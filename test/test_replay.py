@@ -15,12 +15,12 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from ros_harness import ROOT, NodeProcess, camera_qos, console_script, node_env, ros_probe, spin_until, stamp_key
 from stn_ros.apps import replay
+from stn_ros.bridge.camera_info import camera_info_message
 from stn_ros.bridge.image_codec import decode_image, encode_image
 from stn_ros.bridge.mcap_bag import BagWriter, TopicInfo, bag_topics, message_definition, msg_file, read_messages
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud
 from stn_ros.ros.stn_node import PARAMETERS as STN_PARAMETERS
-from stn_ros.ros.synthetic_camera import camera_info_message
-from stn_ros.sim.synthetic_frames import synthetic_frame
+from stn_ros.sim.prisms.camera_frames import synthetic_frame
 
 CONFIG = ROOT / 'config'
 OUTPUT_TOPICS = (replay.TILE_TOPIC, replay.TRANSFORMS_TOPIC, replay.GRASPS_TOPIC, replay.BEST_GRASP_TOPIC)

@@ -32,8 +32,8 @@ from ros_harness import (
 )
 from stn_ros.bridge.image_codec import DEPTH_ENCODINGS, ENCODINGS, ImageDecodeError
 from stn_ros.core import save_spatial_transformer
-from stn_ros.perception.canonicalizer import identity_model
-from stn_ros.perception.frame import decode_frame
+from stn_ros.perception.stn.canonicalizer import identity_model
+from stn_ros.perception.stn.frame import decode_frame
 from stn_ros.ros.health import NodeHealth
 
 NODE = 'stn_node'

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 import torch
 
+from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.bridge.pointcloud_codec import INT32, decode_pointcloud, encode_pointcloud
 from stn_ros.core import SpatialTransformer, crop_transforms, localization_crops
 from stn_ros.models.gqcnn import GQCNN
-from stn_ros.perception.camera import PinholeCamera, metric_rois
-from stn_ros.perception.canonicalizer import Canonicalizer, load_model
-from stn_ros.perception.frame import Frame
-from stn_ros.perception.grasp_quality import GRASP_FIELDS, GraspScorer, best_per_object, grasps_to_publish
-from stn_ros.perception.transforms_record import build_record, parse_record
+from stn_ros.perception.geometry.camera import metric_rois
+from stn_ros.perception.grasps.grasp_quality import GRASP_FIELDS, GraspScorer, best_per_object, grasps_to_publish
+from stn_ros.perception.stn.canonicalizer import Canonicalizer, load_model
+from stn_ros.perception.stn.frame import Frame
+from stn_ros.perception.stn.transforms_record import build_record, parse_record
 
 CAMERA = PinholeCamera(300.0, 300.0, 79.5, 59.5, 160, 120)
 ROIS = np.array([[10, 20, 60, 50], [95, 60, 45, 45]], np.float32)  # two objects, largest first
@@ -200,7 +201,7 @@ def test_best_per_object_takes_each_objects_best_quality_crop_and_the_earlier_on
 
 
 def grasp_record(quality, object_ids, hypotheses) -> np.ndarray:
-    from stn_ros.perception.grasp_quality import GRASP_DTYPE
+    from stn_ros.perception.grasps.grasp_quality import GRASP_DTYPE
 
     record = np.zeros(len(quality), GRASP_DTYPE)
     record['quality'], record['object_id'], record['hypothesis'] = quality, object_ids, hypotheses

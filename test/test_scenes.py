@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stn_ros.sim.scenes import (
+from stn_ros.sim.prisms.scenes import (
     KINDS,
     SceneConfig,
     box_footprint,

@@ -26,8 +26,8 @@ from ros_harness import (
 from stn_ros.bridge.image_codec import decode_image
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud
 from stn_ros.core import DeviceUnavailableError, resolve_device
-from stn_ros.perception.frame import decode_frame
-from stn_ros.perception.transforms_record import parse_record
+from stn_ros.perception.stn.frame import decode_frame
+from stn_ros.perception.stn.transforms_record import parse_record
 
 pytestmark = pytest.mark.timeout(120)
 

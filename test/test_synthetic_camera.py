@@ -7,7 +7,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from ros_harness import NodeProcess, spin_until
 from stn_ros.bridge.image_codec import decode_image
-from stn_ros.sim.synthetic_frames import colour_rendering, synthetic_frame
+from stn_ros.sim.prisms.camera_frames import colour_rendering, synthetic_frame
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -215,7 +215,7 @@ def test_quick_gqcnn_training_writes_a_loadable_model_and_card(tmp_path):
 def test_average_precision_matches_its_definition():
     import numpy as np
 
-    from stn_ros.training.tasks.gqcnn import average_precision
+    from stn_ros.training.prisms.gqcnn import average_precision
 
     labels = np.array([1, 0, 1, 1, 0])
     scores = np.array([0.9, 0.8, 0.7, 0.3, 0.1])

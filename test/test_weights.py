@@ -10,7 +10,7 @@ import torch
 from stn_ros.core import SpatialTransformer, load_spatial_transformer
 from stn_ros.models.gqcnn import GQCNN, load_gqcnn
 from stn_ros.models.mnist import DigitClassifier, load_classifier
-from stn_ros.perception.canonicalizer import load_model
+from stn_ros.perception.stn.canonicalizer import load_model
 
 WEIGHTS = Path(__file__).resolve().parents[1] / 'weights'
 SAFE_GLOBALS = {'collections OrderedDict', 'torch FloatStorage', 'torch LongStorage', 'torch._utils _rebuild_tensor_v2'}

@@ -16,10 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stn_ros.apps.processes import ProcessGroup, node_command
-from stn_ros.apps.ros_env import apply_loopback_ros_env
 from stn_ros.core.package_files import package_file
-from stn_ros.sim.physics_world import import_pybullet
+from stn_ros.ros.child_processes import ProcessGroup, node_command
+from stn_ros.ros.loopback_env import apply_loopback_ros_env
+from stn_ros.sim.physics.world import import_pybullet
 
 SOURCE_NAMES = {
     'physics': 'pybullet mesh scenes (held-out random_urdfs meshes and procedural shapes, settled by physics)',
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     from stn_ros.bridge.image_codec import decode_image
     from stn_ros.bridge.pointcloud_codec import decode_pointcloud
-    from stn_ros.perception.transforms_record import parse_record
+    from stn_ros.perception.stn.transforms_record import parse_record
     from stn_ros.perception.visualize import (
         crop_quadrilaterals,
         crop_strip,

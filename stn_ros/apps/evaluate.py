@@ -15,9 +15,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from stn_ros.apps.gripper_sweep import DEFAULT_VALUES
+from stn_ros.evaluation.gripper_sweep import DEFAULT_VALUES
 from stn_ros.models.mnist import MODEL_NAMES
-from stn_ros.perception.gripper import TRAINED_GRIPPER
+from stn_ros.perception.grasps.gripper import TRAINED_GRIPPER
 
 PROG = 'stn_evaluate'
 
@@ -136,18 +136,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.command = f'{PROG} ' + shlex.join(sys.argv[1:] if argv is None else argv)
     if args.task == 'mnist':
-        from stn_ros.apps.mnist_evaluation import evaluate_mnist
+        from stn_ros.evaluation.mnist import evaluate_mnist
 
         return evaluate_mnist(args)
     if args.task == 'physics':
-        from stn_ros.apps.physics_evaluation import evaluate_physics
+        from stn_ros.evaluation.physics import evaluate_physics
 
         return evaluate_physics(args)
     if args.task == 'gripper-sweep':
-        from stn_ros.apps.gripper_sweep import sweep
+        from stn_ros.evaluation.gripper_sweep import sweep
 
         return sweep(args)
-    from stn_ros.apps.grasp_evaluation import evaluate_grasp
+    from stn_ros.evaluation.analytic import evaluate_grasp
 
     return evaluate_grasp(args)
 

@@ -9,7 +9,7 @@ onnxruntime (CPU) on random batches of 1, 16 and 64:
   ``(B, P)``: the best-scored hypothesis' transform parameters (the family's normalized convention; the
   published ``H`` follows from them with :func:`stn_ros.core.crop_transforms`).
 - ``gqcnn.onnx``: the GQ-CNN. Inputs ``images`` ``(B, 1, 32, 32)`` float32 (canonical crops relative to
-  the gripper depth, :func:`stn_ros.perception.grasp_image.normalize_grasp_images`) and ``z`` ``(B,)``
+  the gripper depth, :func:`stn_ros.perception.grasps.grasp_image.normalize_grasp_images`) and ``z`` ``(B,)``
   metres; output ``quality`` ``(B,)``, the probability that the grasp holds.
 
 These files are the way to TensorRT (``trtexec --onnx=localization.onnx``) and to Isaac ROS's DNN
@@ -29,9 +29,9 @@ from torch import nn
 from stn_ros.core import SpatialTransformer
 from stn_ros.core.package_files import package_file
 from stn_ros.models.gqcnn import GQCNN, load_gqcnn
-from stn_ros.perception.canonicalizer import load_model
-from stn_ros.perception.grasp_image import CANONICAL_SIZE
-from stn_ros.perception.grasp_quality import DEFAULT_GQCNN_WEIGHTS
+from stn_ros.perception.grasps.grasp_image import CANONICAL_SIZE
+from stn_ros.perception.grasps.grasp_quality import DEFAULT_GQCNN_WEIGHTS
+from stn_ros.perception.stn.canonicalizer import load_model
 
 PROG = 'stn_export'
 TOLERANCE = 1e-4

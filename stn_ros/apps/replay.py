@@ -209,14 +209,10 @@ def _grasp_stage(frames, results, out: str, grasp_values: dict[str, Any]) -> Non
         from stn_ros.bridge.image_codec import encode_image
         from stn_ros.bridge.mcap_bag import BagWriter
         from stn_ros.core import DeviceUnavailableError, resolve_device
-        from stn_ros.perception.grasp_quality import GraspScorer
-        from stn_ros.perception.pipeline import (
-            FrameReport,
-            grasp_messages,
-            load_gqcnn_model,
-            score_rectified,
-            stn_messages,
-        )
+        from stn_ros.perception.frame_report import FrameReport
+        from stn_ros.perception.grasps.grasp_quality import GraspScorer
+        from stn_ros.perception.grasps.steps import grasp_messages, load_gqcnn_model, score_rectified
+        from stn_ros.perception.stn.steps import stn_messages
         from stn_ros.ros.node_runtime import apply_thread_budget
         from stn_ros.ros.parameters import gripper_from
 
@@ -295,11 +291,12 @@ def replay(
 
     from tqdm import tqdm
 
+    from stn_ros.bridge.camera_info import PinholeCamera
     from stn_ros.bridge.mcap_bag import read_messages
     from stn_ros.core import CheckpointError, DeviceUnavailableError, resolve_device
-    from stn_ros.perception.camera import PinholeCamera
-    from stn_ros.perception.canonicalizer import load_model
-    from stn_ros.perception.pipeline import FrameReport, StnPipeline, debug_picture
+    from stn_ros.perception.frame_report import FrameReport
+    from stn_ros.perception.stn.canonicalizer import load_model
+    from stn_ros.perception.stn.steps import StnPipeline, debug_picture
     from stn_ros.ros.node_runtime import apply_thread_budget
     from stn_ros.ros.parameters import gripper_from
 

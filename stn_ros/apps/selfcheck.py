@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from stn_ros.apps.ros_env import apply_loopback_ros_env
+from stn_ros.ros.loopback_env import apply_loopback_ros_env
 
 
 def synthetic_scene(height: int = 480, width: int = 640, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -21,13 +21,13 @@ import sys
 from pathlib import Path
 
 from stn_ros.core import DEVICE_CHOICES
-from stn_ros.training.datasets.physics_grasps import PhysicsDataConfig, build_physics_dataset
 from stn_ros.training.loop import Task, TrainConfig, fit
-from stn_ros.training.tasks.gqcnn import GqcnnTask
-from stn_ros.training.tasks.gqcnn_physics import GqcnnPhysicsTask
-from stn_ros.training.tasks.grasp_stn import GraspStnTask
-from stn_ros.training.tasks.grasp_stn_physics import GraspStnPhysicsTask
-from stn_ros.training.tasks.mnist import MnistTask
+from stn_ros.training.mnist.task import MnistTask
+from stn_ros.training.physics.gqcnn import GqcnnPhysicsTask
+from stn_ros.training.physics.grasp_labels import PhysicsDataConfig, build_physics_dataset
+from stn_ros.training.physics.grasp_stn import GraspStnPhysicsTask
+from stn_ros.training.prisms.gqcnn import GqcnnTask
+from stn_ros.training.prisms.grasp_stn import GraspStnTask
 
 PROG = 'stn_train'
 
@@ -74,7 +74,7 @@ def _physics_data(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from stn_ros.models.mnist import MODEL_NAMES
-    from stn_ros.training.datasets.mnist import DISTORTIONS
+    from stn_ros.training.mnist.dataset import DISTORTIONS
 
     parser = argparse.ArgumentParser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -5,7 +5,7 @@ z stream (the gripper depth) and classify good / bad grasps. This one keeps that
 robot's CPU (Dex-Net 2.0's full size takes ~27 ms for 16 crops here): conv 5x5 (16) x2 -> maxpool ->
 conv 3x3 (32) x2 -> maxpool -> fc 128; z -> fc 16; merged -> fc 64 -> 2 logits.
 
-Input convention (:mod:`stn_ros.training.datasets.grasp_images`): ``images`` ``(B, 1, 32, 32)`` depth relative to the
+Input convention (:mod:`stn_ros.training.prisms.grasp_images`): ``images`` ``(B, 1, 32, 32)`` depth relative to the
 gripper (metres, missing readings filled), ``z`` ``(B,)`` metres from the camera. The normalisation is
 part of the model (and of its checkpoint), so callers pass metres.
 """

@@ -3,7 +3,7 @@
 Subscribes ``rectified/image`` and ``rectified/transforms`` (remap them to stn_node's outputs), pairs
 them by exact stamp (a bounded buffer; unpaired messages are counted and dropped), and ``camera_info``
 (optional: metric grasps). Scores every crop and publishes ``~/grasps`` (PointCloud2, the best-quality crop
-of each object, or every crop with ``all_hypotheses``; fields in :mod:`stn_ros.perception.grasp_quality`),
+of each object, or every crop with ``all_hypotheses``; fields in :mod:`stn_ros.perception.grasps.grasp_quality`),
 ``~/best_grasp`` (PoseStamped, the best grasp over all crops at or above ``quality_threshold`` when it has a
 metric position), ``~/grasp_markers`` (MarkerArray, a gripper outline per grasp, only while someone subscribes)
 and ``/diagnostics``. With ``target_frame`` the grasps are in that frame (tf2 at each image's stamp, or the static
@@ -28,20 +28,14 @@ from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
+from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.core import DeviceUnavailableError, device_memory_values, resolve_device
 from stn_ros.models.gqcnn import GQCNN
-from stn_ros.perception.camera import PinholeCamera
-from stn_ros.perception.frames import parse_camera_to_target
-from stn_ros.perception.grasp_quality import GraspScorer
-from stn_ros.perception.gripper import describe_gripper
-from stn_ros.perception.pipeline import (
-    FrameReport,
-    grasp_markers,
-    grasp_messages,
-    load_gqcnn_model,
-    score_rectified,
-    stamp_ns,
-)
+from stn_ros.perception.frame_report import FrameReport, stamp_ns
+from stn_ros.perception.geometry.rigid_transforms import parse_camera_to_target
+from stn_ros.perception.grasps.grasp_quality import GraspScorer
+from stn_ros.perception.grasps.gripper import describe_gripper
+from stn_ros.perception.grasps.steps import grasp_markers, grasp_messages, load_gqcnn_model, score_rectified
 from stn_ros.ros.health import LogThrottle, NodeHealth
 from stn_ros.ros.lifecycle import node_main, output_publisher, tear_down
 from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, release_device_memory

@@ -10,8 +10,13 @@ from rcl_interfaces.msg import IntegerRange, ParameterDescriptor, SetParametersR
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from stn_ros.perception.grasp_image import GripperConfig
-from stn_ros.perception.gripper import PHYSICAL_RANGE, TRAINED_GRIPPER, check_gripper, gripper_config
+from stn_ros.perception.grasps.gripper import (
+    PHYSICAL_RANGE,
+    TRAINED_GRIPPER,
+    GripperConfig,
+    check_gripper,
+    gripper_config,
+)
 
 
 class StartupError(RuntimeError):

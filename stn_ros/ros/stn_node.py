@@ -2,7 +2,7 @@
 
 Subscribes ``image`` (+ optional ``camera_info``, ``detections``), publishes ``~/rectified/image``,
 ``~/rectified/transforms``, ``~/debug/image`` and ``/diagnostics``. The compute lives in
-:mod:`stn_ros.perception.canonicalizer` and :mod:`stn_ros.perception.proposals`; this module is conversions,
+:mod:`stn_ros.perception.stn.canonicalizer` and :mod:`stn_ros.perception.stn.proposals`; this module is conversions,
 parameters and topics; the per-frame steps are :mod:`stn_ros.perception.pipeline`'s (``stn_replay`` runs the same on a
 bag). One worker thread processes the latest frame; the subscription only stores it, so a frame that
 is replaced before it is processed is counted as dropped and nothing queues up.
@@ -31,26 +31,25 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.core import CheckpointError, DeviceUnavailableError, device_memory_values, resolve_device
-from stn_ros.perception.camera import PinholeCamera
-from stn_ros.perception.canonicalizer import CanonicalCrops, load_model
-from stn_ros.perception.frame import Frame
-from stn_ros.perception.gripper import describe_gripper
-from stn_ros.perception.pipeline import (
+from stn_ros.perception.frame_report import FrameReport, stamp_ns
+from stn_ros.perception.grasps.gripper import describe_gripper
+from stn_ros.perception.stn.canonicalizer import CanonicalCrops, load_model
+from stn_ros.perception.stn.frame import Frame
+from stn_ros.perception.stn.proposals import check_rois_inside, parse_rois
+from stn_ros.perception.stn.steps import (
     BLIND_FRAMES,
     CAMERA_FRAME_MISMATCH,
     IDENTITY_FALLBACK,
     ROIS_OUTSIDE,
-    FrameReport,
     StnPipeline,
     debug_picture,
     detection_boxes,
     proposal_config,
-    stamp_ns,
     stn_messages,
 )
-from stn_ros.perception.proposals import check_rois_inside, parse_rois
 from stn_ros.ros.health import LogThrottle, NodeHealth
 from stn_ros.ros.lifecycle import INACTIVE, node_main, output_publisher, tear_down
 from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, release_device_memory

@@ -17,12 +17,12 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
+from stn_ros.bridge.camera_info import camera_info_message
 from stn_ros.bridge.image_codec import DEPTH_ENCODINGS, encode_image
-from stn_ros.perception.camera import PinholeCamera
 from stn_ros.ros.node_runtime import run_node
 from stn_ros.ros.parameters import ParameterSet, ParameterSpec, StartupError, one_of
-from stn_ros.sim.physics_world import import_pybullet
-from stn_ros.sim.synthetic_frames import SOURCES, SyntheticFrame, synthetic_frame
+from stn_ros.sim.physics.world import import_pybullet
+from stn_ros.sim.prisms.camera_frames import SOURCES, SyntheticFrame, synthetic_frame
 
 PARAMETERS = [
     ParameterSpec.number('rate', 10.0, 'frames per second', 0.1, 100.0, read_only=True),
@@ -54,16 +54,6 @@ PARAMETERS = [
         'max_frames', 0, 'stop after this many frames (0: run until stopped)', 0, 10_000_000, read_only=True
     ),
 ]
-
-
-def camera_info_message(camera: PinholeCamera, header) -> CameraInfo:
-    """The ``CameraInfo`` of an ideal (rectified, distortion-free) pinhole camera, with ``header``."""
-    info = CameraInfo(header=header, width=camera.width, height=camera.height, distortion_model='plumb_bob')
-    info.k = [camera.fx, 0.0, camera.cx, 0.0, camera.fy, camera.cy, 0.0, 0.0, 1.0]
-    info.p = [camera.fx, 0.0, camera.cx, 0.0, 0.0, camera.fy, camera.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
-    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    info.d = [0.0] * 5
-    return info
 
 
 class SyntheticCamera(Node):
@@ -128,7 +118,7 @@ class SyntheticCamera(Node):
         header = Image().header
         header.stamp, header.frame_id = now.to_msg(), values['frame_id']
         outputs = (
-            (self.info_pub, 'sensor_msgs/msg/CameraInfo', camera_info_message(frame.scene.camera, header)),
+            (self.info_pub, 'sensor_msgs/msg/CameraInfo', camera_info_message(frame.scene.camera, header, CameraInfo)),
             (self.image_pub, 'sensor_msgs/msg/Image', encode_image(frame.bgr, 'bgr8', header=header)),
             (
                 self.depth_pub,

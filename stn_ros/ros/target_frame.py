@@ -18,7 +18,7 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-from stn_ros.perception.frames import RigidTransform
+from stn_ros.perception.geometry.rigid_transforms import RigidTransform
 from stn_ros.ros.parameters import StartupError
 
 TF2_MODULE = 'tf2_ros'

@@ -1,0 +1,1 @@
+"""Geometry both nodes use: pinhole back-projection and metric ROIs, rigid transforms between frames."""

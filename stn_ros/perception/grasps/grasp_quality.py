@@ -1,0 +1,166 @@
+"""Scoring canonical crops with the GQ-CNN and turning them into grasps (no rclpy).
+
+``~/grasps`` record, one point per object of ``stn_node``'s tile (its best-quality crop), in tile order;
+with ``all_hypotheses`` one point per crop (float32 unless said):
+
+==========  ====================================================================================
+field       meaning
+==========  ====================================================================================
+quality     GQ-CNN probability that the grasp succeeds, in [0, 1]
+u, v        grasp centre in source pixels (the crop centre mapped through ``H``)
+x, y, z     grasp centre in metres in the camera frame at the gripper depth (NaN without depth and
+            camera_info)
+angle       grasp axis in the image, radians in [-pi/2, pi/2) (the crop's +x mapped through ``H``)
+width       object width across the jaws at the grasp, metres (NaN without camera_info)
+object_id   int32: the crop's object (the transforms record's ``object_id``)
+hypothesis  int32: the crop's STN hypothesis, 0 = the best-scored (the record's ``hypothesis``)
+==========  ====================================================================================
+
+Sample and rank (Dex-Net's policy with the STN as its proposal distribution): ``stn_node`` proposes an
+object's best-scored STN hypotheses as crops, the GQ-CNN scores each, and :func:`best_per_object` keeps
+the best-quality one of each object.
+
+The gripper depth of a crop (where the fingertips go) is
+:func:`~stn_ros.perception.grasps.gripper_depth.gripper_depths`: the finger depth below the surface at the crop's
+centre, deeper on tall round objects, never into the table beside them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from stn_ros.bridge.camera_info import PinholeCamera
+from stn_ros.core import inference_module
+from stn_ros.core.cuda_graphs import GraphedFunction
+from stn_ros.models.gqcnn import GQCNN
+from stn_ros.perception.grasps.grasp_image import CANONICAL_SIZE, crop_axis, normalize_grasp_images
+from stn_ros.perception.grasps.gripper import GripperConfig
+from stn_ros.perception.grasps.gripper_depth import gripper_depths
+
+DEFAULT_GQCNN_WEIGHTS = 'gqcnn.pt'
+"""The shipped GQ-CNN in ``weights/``: what ``grasp_quality_node`` loads when its ``weights`` is empty."""
+GRASP_FIELDS = ('quality', 'u', 'v', 'x', 'y', 'z', 'angle', 'width')
+"""The float32 fields of a grasp; :data:`GRASP_DTYPE` adds the int32 ``object_id`` and ``hypothesis``."""
+GRASP_DTYPE = np.dtype(
+    [(name, np.float32) for name in GRASP_FIELDS] + [('object_id', np.int32), ('hypothesis', np.int32)]
+)
+
+
+@dataclass
+class ScoredGrasps:
+    record: np.ndarray  # structured, GRASP_DTYPE: one grasp per crop, in tile order
+    best: int | None  # index of the best grasp at or above the threshold, None when there is none
+
+
+def best_per_object(quality: np.ndarray, object_ids: np.ndarray) -> np.ndarray:
+    """Indices of each object's best-quality crop, objects in order of their first crop (tile order).
+
+    A tie goes to the earlier crop (the better-scored hypothesis); a NaN quality is never the best of an
+    object that has another.
+    """
+    quality = np.where(np.isnan(quality), -np.inf, np.asarray(quality, np.float64))
+    object_ids = np.asarray(object_ids)
+    _, first = np.unique(object_ids, return_index=True)
+    best = []
+    for start in np.sort(first):
+        crops = np.flatnonzero(object_ids == object_ids[start])
+        best.append(crops[np.argmax(quality[crops])])  # argmax: the first of equal maxima
+    return np.asarray(best, dtype=np.intp)
+
+
+def grasps_to_publish(record: np.ndarray, all_hypotheses: bool = False) -> np.ndarray:
+    """What ``~/grasps`` carries of a frame's grasps ``record`` (one per crop): each object's best-quality
+    grasp (:func:`best_per_object`), or every crop's with ``all_hypotheses``."""
+    return record if all_hypotheses else record[best_per_object(record['quality'], record['object_id'])]
+
+
+def widths_m(crops: np.ndarray, z: np.ndarray, metres_per_crop_pixel: np.ndarray) -> np.ndarray:
+    """Width of the object under the crop's centre row, along the grasp axis (``+x``), in metres.
+
+    Object pixels are those nearer than the fingertips' plane (depth < z); the run through the centre
+    column is measured. NaN when the centre is not on the object or the scale is unknown.
+    """
+    out = np.full(len(crops), np.nan)
+    for index, crop in enumerate(crops):
+        row = crop[crop.shape[0] // 2]
+        solid = np.isfinite(row) & (row < z[index])
+        middle = crop.shape[1] // 2
+        if not solid[middle] or not np.isfinite(metres_per_crop_pixel[index]):
+            continue
+        left = middle - np.argmin(solid[middle::-1]) + 1 if not solid[: middle + 1].all() else 0
+        right = middle + np.argmin(solid[middle:]) if not solid[middle:].all() else len(row)
+        out[index] = (right - left) * metres_per_crop_pixel[index]
+    return out
+
+
+class GraspScorer:
+    """Scores a frame's canonical depth crops with a GQ-CNN on one device."""
+
+    def __init__(self, model: GQCNN, device: torch.device, gripper: GripperConfig | None = None):
+        self.model = inference_module(model, device)
+        self.device = device
+        self.gripper = gripper or GripperConfig()
+        # On CUDA the GQ-CNN replays a captured graph per batch bucket (the crops padded): a few launches a frame.
+        self._quality = GraphedFunction(
+            lambda images, z: (self.model.quality(images, z),), device.type == 'cuda', batched=(0, 1)
+        )
+
+    @torch.no_grad()
+    def score(
+        self,
+        crops: np.ndarray,
+        homographies: np.ndarray,
+        camera: PinholeCamera | None,
+        threshold: float,
+        object_ids: np.ndarray | None = None,
+        hypotheses: np.ndarray | None = None,
+    ) -> ScoredGrasps:
+        """Grasps of crops ``(N, h, w)`` (metres, NaN = no reading) with their ``H`` ``(N, 3, 3)``, one per crop.
+
+        ``object_ids`` and ``hypotheses`` (the transforms record's) default to one crop per object. The
+        best grasp is the best over all crops.
+        """
+        count = len(crops)
+        record = np.zeros(count, dtype=GRASP_DTYPE)
+        record['object_id'] = np.arange(count) if object_ids is None else object_ids
+        record['hypothesis'] = 0 if hypotheses is None else hypotheses
+        if count == 0:
+            return ScoredGrasps(record, None)
+        z = gripper_depths(crops, self.gripper)
+        images = crops
+        if crops.shape[1:] != (CANONICAL_SIZE, CANONICAL_SIZE):  # the GQ-CNN was trained on 32x32
+            images = np.stack(
+                [cv2.resize(c, (CANONICAL_SIZE, CANONICAL_SIZE), interpolation=cv2.INTER_NEAREST) for c in crops]
+            )
+        images = normalize_grasp_images(images, np.nan_to_num(z, nan=0.0))
+        (quality,) = self._quality(
+            torch.from_numpy(images)[:, None].to(self.device),
+            torch.from_numpy(np.nan_to_num(z, nan=0.0).astype(np.float32)).to(self.device),
+        )
+        quality = np.where(np.isfinite(z), quality.cpu().numpy(), 0.0)  # no surface seen: no grasp
+        centres, angles = crop_axis(homographies)
+        record['quality'], record['u'], record['v'], record['angle'] = quality, centres[:, 0], centres[:, 1], angles
+        xyz = np.full((count, 3), np.nan)
+        per_pixel = np.full(count, np.nan)
+        if camera is not None:
+            xyz = camera.back_project(centres, z)
+            source_per_crop = np.linalg.norm(np.asarray(homographies)[:, :2, 0], axis=1)
+            per_pixel = source_per_crop * z / (0.5 * (camera.fx + camera.fy))
+        record['x'], record['y'], record['z'] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+        record['width'] = widths_m(crops, z, per_pixel)
+        above = np.flatnonzero(quality >= threshold)
+        best = int(above[np.argmax(quality[above])]) if len(above) else None
+        return ScoredGrasps(record, best)
+
+
+def grasp_orientation(angle: float) -> tuple[float, float, float, float]:
+    """Quaternion ``(x, y, z, w)``: the camera frame turned by ``angle`` about its optical axis.
+
+    The pose's x axis is the grasp (closing) axis in the image plane; its z axis is the camera's, the
+    approach direction of a top-down grasp.
+    """
+    return 0.0, 0.0, float(np.sin(angle / 2)), float(np.cos(angle / 2))

@@ -1,0 +1,109 @@
+"""Where the fingertips go: the gripper depth of a grasp, from its canonical depth crop. No rclpy, no torch.
+
+One rule for the node, the physics data and the evaluations (:func:`gripper_depths`). In a canonical crop
+(:mod:`stn_ros.perception.grasps.grasp_image`: the grasp axis along ``+x``, the opening spanning
+``OPENING_FRACTION`` of the width) it reads:
+
+* ``top``: the surface under the grasp centre (median of the readings within 2 mm-equivalent pixels);
+* ``floor``: for each jaw, what lies under its footprint when the gripper is open (the 75th percentile of
+  the depth there: the table beside the object, or a neighbour); the nearer of the two jaws' floors.
+
+The fingertips go ``max(finger_depth, height / 2)`` below the top, ``height = floor - top``: at least the
+gripper's finger depth, and down to the widest point of a round object (a sphere's or a lying cylinder's
+equator is half its height down); but never closer than ``table_clearance`` to the floor, so a flat
+object's grasp does not drive the fingers into the table. With no floor in view (or one within the
+clearance of the top) it is ``finger_depth`` below the top. The fixed ``finger_depth`` alone sent most
+failed grasps of the physics evaluation into the table (``docs/grasp/physics.md``, "Why grasps failed").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stn_ros.bridge.camera_info import PinholeCamera
+from stn_ros.core.sampler import warp_perspective_opencv
+from stn_ros.perception.geometry.camera import depth_at, nanmedian_rows
+from stn_ros.perception.grasps.grasp_image import CANONICAL_SIZE, OPENING_FRACTION, canonical_homographies
+from stn_ros.perception.grasps.gripper import GripperConfig
+
+FLOOR_PERCENTILE = 75.0
+"""Percentile of the depths under a jaw's footprint taken as what the jaw descends onto."""
+
+
+def nanpercentile_rows(rows: np.ndarray, percentile: float) -> np.ndarray:
+    """``np.nanpercentile(rows, percentile, axis=1)`` (linear interpolation) of a ``(N, K)`` array whose rows each
+    hold a finite value, in the rows' dtype (numpy's rounding too): one sort for every row, not a call per row."""
+    ordered = np.sort(rows, axis=1)
+    position = (np.isfinite(ordered).sum(axis=1) - 1) * (percentile / 100.0)
+    below = np.floor(position).astype(np.int64)
+    above = np.minimum(below + 1, np.isfinite(ordered).sum(axis=1) - 1)
+    index = np.arange(len(ordered))
+    low, high = ordered[index, below], ordered[index, above]
+    t = (position - below).astype(ordered.dtype)
+    # numpy's _lerp: from the lower value below the middle, from the upper one above it (the same rounding)
+    return np.where(t >= 0.5, high - (high - low) * (1 - t), low + (high - low) * t)
+
+
+def surface_gripper_depths(depth_m: np.ndarray, pixels: np.ndarray, gripper: GripperConfig) -> np.ndarray:
+    """``(N,)`` metres: the surface depth at each pixel of a depth image (median of a 5x5 window) plus the
+    finger depth; NaN where the window has no reading. The first estimate that sizes a canonical crop."""
+    return depth_at(depth_m, pixels, radius=2).astype(np.float64) + gripper.finger_depth
+
+
+def gripper_depths(crops: np.ndarray, gripper: GripperConfig) -> np.ndarray:
+    """``(N,)`` metres: the gripper depth of each canonical crop ``(N, h, w)`` (metres, NaN = no reading) by
+    the rule of the module docstring; NaN where the crop's centre has no reading."""
+    crops = np.asarray(crops, dtype=np.float32)
+    count, height, width = crops.shape
+    per_metre = OPENING_FRACTION * width / gripper.max_opening  # crop pixels per metre
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    radius = max(1, int(round(2 * width / CANONICAL_SIZE)))
+    centre = crops[
+        :, int(round(cy)) - radius : int(round(cy)) + radius + 1, int(round(cx)) - radius : int(round(cx)) + radius + 1
+    ]
+    rows = slice(
+        max(int(np.floor(cy - (0.5 * gripper.jaw_width * per_metre + 1))), 0),
+        min(int(np.ceil(cy + 0.5 * gripper.jaw_width * per_metre + 1)) + 1, height),
+    )
+    inner = 0.5 * gripper.max_opening * per_metre
+    outer = inner + gripper.jaw_thickness * per_metre
+    jaws = [
+        crops[:, rows, max(int(np.ceil(cx - outer)), 0) : int(np.floor(cx - inner)) + 1],
+        crops[:, rows, int(np.ceil(cx + inner)) : min(int(np.floor(cx + outer)) + 1, width)],
+    ]
+    out = np.full(count, np.nan)
+    centre = centre.reshape(count, centre.shape[1] * centre.shape[2])
+    seen = np.isfinite(centre).any(axis=1)
+    if not seen.any():
+        return out
+    top = nanmedian_rows(centre[seen]).astype(np.float64)
+    floors = np.full((int(seen.sum()), 2), np.inf)
+    for side, jaw in enumerate(jaws):
+        jaw = jaw[seen].reshape(int(seen.sum()), jaw.shape[1] * jaw.shape[2])
+        under = np.isfinite(jaw).any(axis=1)
+        if under.any():
+            floors[under, side] = nanpercentile_rows(jaw[under], FLOOR_PERCENTILE)
+    floor = floors.min(axis=1)
+    rise = np.where(np.isfinite(floor), floor - top, 0.0)
+    deeper = top + np.minimum(np.maximum(gripper.finger_depth, 0.5 * rise), rise - gripper.table_clearance)
+    out[seen] = np.where(rise < gripper.table_clearance, top + gripper.finger_depth, deeper)
+    return out
+
+
+def image_gripper_depths(
+    depth_m: np.ndarray, centres: np.ndarray, angles: np.ndarray, camera: PinholeCamera, gripper: GripperConfig
+) -> np.ndarray:
+    """``(N,)`` metres: :func:`gripper_depths` of grasps at pixels ``centres`` ``(N, 2)`` with axis ``angles``
+    ``(N,)`` in a depth image ``(H, W)`` (metres, NaN = no reading): their canonical crops, sized by the
+    surface depth, then the rule. NaN where the surface under a centre has no reading."""
+    centres = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
+    first = surface_gripper_depths(depth_m, centres, gripper)
+    out = np.full(len(centres), np.nan)
+    seen = np.isfinite(first)
+    if seen.any():
+        H = canonical_homographies(centres[seen], np.asarray(angles, np.float64)[seen], first[seen], camera, gripper)
+        crops = warp_perspective_opencv(
+            np.asarray(depth_m, dtype=np.float32), H, (CANONICAL_SIZE, CANONICAL_SIZE), border_value=float('nan')
+        )
+        out[seen] = gripper_depths(crops, gripper)
+    return out

@@ -1,0 +1,276 @@
+"""The canonicalizer: a frame and its ROIs -> canonical crops, their transforms record and a tile.
+
+This is all the node's compute, kept free of rclpy so that tests and benchmarks run it directly.
+On the CPU the crops are sampled by OpenCV from the published ``H`` (fast); on CUDA by torch's
+``grid_sample`` (the same pixels within OpenCV's 1/32-pixel interpolation steps, tested).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stn_ros.bridge.camera_info import PinholeCamera
+from stn_ros.core import (
+    CropTransforms,
+    SpatialTransformer,
+    check_roi_sizes,
+    crop_transforms,
+    inference_module,
+    load_spatial_transformer,
+    sample_crops_opencv,
+    sample_grids,
+)
+from stn_ros.core.cuda_graphs import GraphedFunction, PinnedUpload
+from stn_ros.core.families import homography_grid
+from stn_ros.core.package_files import package_file
+from stn_ros.perception.geometry.camera import depth_at, metric_rois
+from stn_ros.perception.stn.frame import Frame
+from stn_ros.perception.stn.transforms_record import build_record, crop_centres
+
+DEFAULT_WEIGHTS = 'grasp_stn.pt'
+SAMPLERS = ('auto', 'opencv', 'torch')
+MODALITIES = ('depth', 'intensity')
+
+
+@dataclass
+class LoadedModel:
+    """A Spatial Transformer with what the node reports about it."""
+
+    stn: SpatialTransformer
+    modality: str  # what the localization net was trained on: 'depth' or 'intensity'
+    description: str  # for logs and diagnostics
+    warning: str | None = None
+    roi_side_m: float | None = None  # the net was trained on square crops this many metres wide
+
+
+def identity_model() -> SpatialTransformer:
+    """The untrained default: similarity family, identity-initialised, 32x32 grey localization input."""
+    return SpatialTransformer('similarity', in_channels=1, localization_size=(32, 32), output_size=(32, 32))
+
+
+def load_model(weights: str) -> LoadedModel:
+    """The STN of ``weights`` (a checkpoint path); empty means the shipped default.
+
+    Raises ``CheckpointError`` for a bad file and ValueError for a checkpoint the node cannot use.
+    """
+    path = Path(weights) if weights else package_file('weights', DEFAULT_WEIGHTS)
+    if not weights and not path.is_file():
+        return LoadedModel(
+            identity_model(),
+            'depth',
+            'identity-initialised similarity STN (untrained)',
+            warning=f'no trained weights at {path}: using an identity-initialised STN, '
+            'so each crop is its ROI (train one, or set the "weights" parameter)',
+        )
+    stn, metadata = load_spatial_transformer(path)
+    if stn.in_channels != 1:
+        raise ValueError(
+            f'weights file {path} has a {stn.in_channels}-channel localization net; '
+            'the node feeds it one grey/depth channel'
+        )
+    modality = metadata.get('modality', 'depth')
+    if modality not in MODALITIES:
+        raise ValueError(f'weights file {path} names modality {modality!r}; expected one of {MODALITIES}')
+    roi_side_m = metadata.get('roi_side_m')
+    if roi_side_m and (
+        isinstance(roi_side_m, bool) or not isinstance(roi_side_m, (int, float)) or not 0 < roi_side_m < float('inf')
+    ):
+        raise ValueError(f'weights file {path} names roi_side_m {roi_side_m!r}; expected a positive number of metres')
+    return LoadedModel(
+        stn, modality, f'{stn.family.name} STN from {path}', roi_side_m=float(roi_side_m) if roi_side_m else None
+    )
+
+
+class MissingCameraInfo(ValueError):
+    """A metric-crop STN got a frame it cannot scale (no depth or no camera_info)."""
+
+
+def tile_crops(crops: np.ndarray) -> np.ndarray:
+    """Crops ``(N, h, w[, C])`` stacked vertically into ``(N * h, w[, C])`` (crop i at rows i*h..)."""
+    return crops.reshape((-1,) + crops.shape[2:])
+
+
+@dataclass
+class CanonicalCrops:
+    """The result for one frame, in tile order (object-major: each object's hypotheses, best-scored first)."""
+
+    crops: np.ndarray  # (N, h, w[, C]): depth float32 metres (NaN no reading), else input dtype
+    output_size: tuple[int, int]  # (h, w) the crops and their H were made for
+    transforms: CropTransforms  # on the canonicalizer's device
+    homographies: np.ndarray  # (N, 3, 3) float64 on the host: crop pixel -> source pixel
+    record: np.ndarray  # structured transforms record (stn_ros.perception.stn.transforms_record)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    fallback: str | None = None  # why the identity STN stood in for a metric-crop STN (None: it did not)
+    hypotheses_per_object: int = 1  # crops per object (object-major): what was asked, clamped to the model's K
+
+    @property
+    def tile(self) -> np.ndarray:
+        return tile_crops(self.crops)
+
+
+class Canonicalizer:
+    """Runs one STN over the ROIs of each frame on one device.
+
+    Args:
+        stn: the Spatial Transformer (one input channel).
+        device: where the localization net (and, on CUDA, the sampling) runs.
+        output_size: ``(h, w)`` of each canonical crop (a frame may ask for another, see :meth:`process`).
+        roi_side_m: when the STN was trained on metric crops (the grasp canonicalizer), each ROI is
+            replaced by the square of this many metres around its centre (needs depth and intrinsics).
+        identity_fallback: for such an STN, a frame without depth or intrinsics gets the identity STN
+            on its plain ROIs (each crop is its ROI; the result says why) instead of
+            :class:`MissingCameraInfo`.
+        sampler: how crops are sampled from the source: ``opencv`` (``warpPerspective`` from the published
+            ``H``, on the host), ``torch`` (``grid_sample`` on the device) or ``auto`` (OpenCV on a CPU, where
+            it is faster, torch on CUDA).
+        cuda_graphs: on CUDA, run the localization and the torch sampling of a linear-family STN as captured
+            CUDA graphs (:mod:`stn_ros.core.cuda_graphs`), batches padded to fixed sizes; the frame goes to the
+            device once, through a pinned buffer. No effect on a CPU.
+    """
+
+    def __init__(
+        self,
+        stn: SpatialTransformer,
+        device: torch.device,
+        output_size: tuple[int, int],
+        roi_side_m: float | None = None,
+        identity_fallback: bool = False,
+        sampler: str = 'auto',
+        cuda_graphs: bool = True,
+    ):
+        if sampler not in SAMPLERS:
+            raise ValueError(f'sampler must be one of {", ".join(SAMPLERS)}, got {sampler!r}')
+        self.sampler = ('opencv' if device.type == 'cpu' else 'torch') if sampler == 'auto' else sampler
+        self.roi_side_m = roi_side_m
+        self.stn = inference_module(stn, device)
+        self.device = device
+        self.output_size = (int(output_size[0]), int(output_size[1]))
+        self._fallback = inference_module(identity_model(), device) if identity_fallback and roi_side_m else None
+        self.cuda_graphs = cuda_graphs and device.type == 'cuda'
+        self._upload = PinnedUpload(device)
+        self._graphs: dict[tuple, GraphedFunction] = {}
+
+    def process(
+        self,
+        frame: Frame,
+        rois: np.ndarray,
+        camera: PinholeCamera | None = None,
+        output_size: tuple[int, int] | None = None,
+        hypotheses: int = 1,
+    ) -> CanonicalCrops:
+        """Canonical crops of ``rois`` ``(N, 4)`` (x, y, w, h in source pixels) from ``frame``.
+
+        ``output_size`` ``(h, w)`` overrides the canonicalizer's for this frame; the crops, their ``H`` and
+        the record are all made for the one size, read once. ``hypotheses`` is the crops per ROI: its
+        best-scored STN hypotheses in descending score (clamped to the model's K; the identity fallback has
+        one), object-major, so N x that many crops; with 1, one crop per ROI, the best-scored hypothesis.
+        ``timings_ms`` of the result holds ``localization`` (grey view, small crops, the net) and
+        ``sampling`` (the canonical crops from the source).
+        """
+        started = time.perf_counter()
+        size = self.output_size if output_size is None else (int(output_size[0]), int(output_size[1]))
+        stn, fallback = self.stn, None
+        if self.roi_side_m is not None and len(rois):
+            if not frame.is_depth or camera is None:
+                fallback = 'not a depth image' if not frame.is_depth else 'no camera_info for this image'
+                if self._fallback is None:
+                    raise MissingCameraInfo(
+                        f'this STN looks at {self.roi_side_m * 100:.0f} cm crops: it needs a '
+                        f'depth image and camera_info ({fallback})'
+                    )
+                stn = self._fallback
+            else:
+                scaled = camera.for_image(*frame.size)
+                rois = metric_rois(rois, frame.pixels, scaled.fx, scaled.fy, self.roi_side_m)
+        rois = np.asarray(rois, np.float32).reshape(-1, 4)
+        check_roi_sizes(rois)  # here, on the host: on a device the check would wait for it
+        rois_t = torch.as_tensor(rois, device=self.device)
+        pixels = self._upload(frame.pixels) if self.sampler == 'torch' else None
+        if pixels is not None and frame.is_depth:
+            grey = torch.fmax(pixels, pixels.new_zeros(()))[None]  # frame.grey() on the device: no second copy
+        else:
+            grey = self._upload(frame.grey())[None]
+        with torch.no_grad():
+            transforms = self._transforms(stn, grey, rois_t, size, hypotheses)
+        localized = time.perf_counter()
+        if self.sampler == 'opencv':
+            crops = sample_crops_opencv(frame.pixels, transforms, size, frame.border_value)
+        else:
+            crops = self._torch_crops(frame, transforms, size, pixels)
+        sampled = time.perf_counter()
+        homographies = transforms.homographies.cpu().numpy()
+        xyz = None
+        if camera is not None and frame.is_depth and len(rois):
+            uv = crop_centres(homographies, size)
+            xyz = camera.for_image(*frame.size).back_project(uv, depth_at(frame.pixels, uv))
+        per_object = transforms.hypotheses_per_roi
+        record = build_record(
+            homographies,
+            transforms.params.cpu().numpy(),
+            stn.family.code,
+            np.repeat(rois, per_object, axis=0),
+            size,
+            xyz,
+            object_ids=np.arange(len(homographies)) // per_object,
+            hypotheses=np.arange(len(homographies)) % per_object,
+            scores=transforms.probabilities.cpu().numpy(),
+        )
+        timings = {'localization': (localized - started) * 1e3, 'sampling': (sampled - localized) * 1e3}
+        return CanonicalCrops(crops, size, transforms, homographies, record, timings, fallback, per_object)
+
+    @property
+    def graph_failures(self) -> list[str]:
+        """Why a CUDA graph could not be captured (that work then runs eagerly); empty when all were."""
+        return [graphed.failure for graphed in self._graphs.values() if graphed.failure]
+
+    def _graphed(self, key: tuple, fn, batched: tuple[int, ...]) -> GraphedFunction:
+        if key not in self._graphs:
+            self._graphs[key] = GraphedFunction(fn, enabled=self.cuda_graphs, batched=batched)
+        return self._graphs[key]
+
+    def _transforms(
+        self, stn: SpatialTransformer, grey: torch.Tensor, rois: torch.Tensor, size: tuple[int, int], hypotheses: int
+    ) -> CropTransforms:
+        """:func:`crop_transforms`; with CUDA graphs (a linear family), replayed for the ROIs padded to a bucket
+        (:class:`~stn_ros.core.cuda_graphs.GraphedFunction`)."""
+        if not (self.cuda_graphs and stn.family.is_linear and len(rois)):
+            return crop_transforms(stn, grey, rois, size, hypotheses, check_sizes=False)  # checked on the host
+
+        def tensors(grey: torch.Tensor, rois: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            found = crop_transforms(stn, grey, rois, size, hypotheses, check_sizes=False)
+            return found.params, found.matrices, found.homographies, found.probabilities
+
+        graphed = self._graphed(('transforms', id(stn), size, hypotheses), tensors, batched=(1,))
+        params, matrices, homographies, probabilities = graphed(grey, rois)  # object-major: padding's crops last
+        return CropTransforms(params, matrices, homographies, None, True, probabilities, len(params) // len(rois))
+
+    @torch.no_grad()
+    def _torch_crops(
+        self, frame: Frame, transforms: CropTransforms, size: tuple[int, int], pixels: torch.Tensor | None = None
+    ) -> np.ndarray:
+        """The torch sampling path (CUDA's by default) from the frame's ``pixels`` on the device (uploaded here when
+        not given): crops in the frame's dtype, channels last. With CUDA graphs (a linear family), replayed for a
+        padded batch."""
+        pixels = (self._upload(frame.pixels) if pixels is None else pixels).float()
+        source = pixels[None] if pixels.ndim == 2 else pixels.permute(2, 0, 1)
+        if self.cuda_graphs and transforms.grids is None and len(transforms.matrices):
+
+            def sample(source: torch.Tensor, matrices: torch.Tensor) -> tuple[torch.Tensor]:
+                return (sample_grids(source, homography_grid(matrices, *size), frame.border_value),)
+
+            graphed = self._graphed(('sampling', size, frame.is_depth), sample, batched=(1,))
+            (crops,) = graphed(source, transforms.matrices)
+        else:
+            crops = sample_grids(source, transforms.source_grids(size), frame.border_value)
+        crops = crops.permute(0, 2, 3, 1)
+        crops = crops[..., 0] if frame.pixels.ndim == 2 else crops
+        dtype = frame.pixels.dtype
+        if dtype.kind == 'u':
+            info = np.iinfo(dtype)
+            crops = crops.round().clamp(info.min, info.max)
+        return crops.cpu().numpy().astype(dtype)

@@ -1,0 +1,211 @@
+"""``stn_node``'s per-frame steps, shared with ``stn_replay``. No rclpy.
+
+The node runs these on the messages its subscriptions get; ``stn_replay`` runs them on the messages of a bag
+(duck-typed, decoded by ``mcap_ros2``), so a replay computes what the node would have published:
+:class:`StnPipeline`: ``sensor_msgs/Image`` -> :class:`~stn_ros.perception.stn.frame.Frame`
+(:meth:`~StnPipeline.decode`) -> ROIs, the camera's intrinsics for it, canonical crops
+(:meth:`~StnPipeline.canonicalize`); :func:`stn_messages` makes ``~/rectified/image`` and
+``~/rectified/transforms`` of them, :func:`debug_picture` ``~/debug/image``. What goes wrong is said to a
+:class:`~stn_ros.perception.frame_report.FrameReport`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from stn_ros.bridge.camera_info import PinholeCamera
+from stn_ros.bridge.image_codec import ImageDecodeError, encode_image
+from stn_ros.bridge.pointcloud_codec import encode_pointcloud
+from stn_ros.perception.frame_report import FrameReport
+from stn_ros.perception.grasps.gripper import GripperConfig, metric_roi_side
+from stn_ros.perception.stn.canonicalizer import CanonicalCrops, Canonicalizer, LoadedModel
+from stn_ros.perception.stn.frame import Frame, decode_frame
+from stn_ros.perception.stn.proposals import (
+    ProposalConfig,
+    auto_decimation,
+    check_rois_inside,
+    depth_proposals,
+    full_frame_roi,
+    intensity_proposals,
+    order_and_limit,
+    rois_inside,
+)
+from stn_ros.perception.visualize import crop_quadrilaterals, draw_quadrilaterals
+
+BLIND_FRAMES = 'blind frames'
+CAMERA_FRAME_MISMATCH = 'camera_info in another frame_id'
+ROIS_OUTSIDE = 'rois skipped (outside the image)'
+IDENTITY_FALLBACK = 'frames on identity fallback'
+
+
+def proposal_config(values: dict[str, Any], width: int | None = None) -> ProposalConfig:
+    """The proposal settings of ``stn_node``'s parameter values for frames ``width`` pixels wide (the
+    decimation of ``proposal_decimation`` 0, auto: :func:`auto_decimation`; 1 without a width)."""
+    decimation = values.get('proposal_decimation', 1) or (auto_decimation(width) if width else 1)
+    return ProposalConfig(
+        min_area=values['proposal_min_area'],
+        max_area=values['proposal_max_area'],
+        margin=values['proposal_margin'],
+        table_threshold=values['table_threshold'],
+        decimation=decimation,
+    )
+
+
+class StnPipeline:
+    """``stn_node``'s compute for one image: decode, ROIs by ``crop_source``, intrinsics, canonical crops.
+
+    ``values`` are the node's checked parameter values (one snapshot per frame); ``camera`` the last valid
+    ``camera_info``'s intrinsics and its ``frame_id`` (None: none yet, or the last was invalid).
+    """
+
+    def __init__(self, model: LoadedModel, canonicalizer: Canonicalizer):
+        self.model = model
+        self.canonicalizer = canonicalizer
+
+    @classmethod
+    def for_gripper(
+        cls, model: LoadedModel, device: torch.device, output_size: tuple[int, int], gripper: GripperConfig
+    ) -> StnPipeline:
+        """The node's pipeline for ``gripper``: a metric-crop STN looks at ROIs scaled with its opening
+        (:func:`~stn_ros.perception.grasps.gripper.metric_roi_side`); a frame without depth or camera_info gets the
+        identity STN on its plain ROIs."""
+        roi_side_m = metric_roi_side(model.roi_side_m, gripper)
+        return cls(model, Canonicalizer(model.stn, device, output_size, roi_side_m, identity_fallback=True))
+
+    def decode(self, msg: Any, report: FrameReport) -> Frame | None:
+        """The frame of an Image message; None (said to ``report``) when it cannot be decoded."""
+        try:
+            return decode_frame(msg)
+        except ImageDecodeError as exc:
+            report.bad_input(exc.reason, str(exc))
+            return None
+
+    def canonicalize(
+        self,
+        frame: Frame,
+        msg: Any,
+        values: dict[str, Any],
+        camera: tuple[PinholeCamera, str] | None,
+        report: FrameReport,
+        detection_rois: Callable[[], np.ndarray] | None = None,
+    ) -> CanonicalCrops | None:
+        """The canonical crops of ``frame`` (decoded from ``msg``); None when its ROIs are bad (said to ``report``).
+
+        ``detection_rois()`` gives the boxes of the detections with the image's stamp (``crop_source``
+        ``detections``; raises ValueError when there are none).
+        """
+        try:
+            rois = self._rois(frame, values, report, detection_rois)
+        except ValueError as exc:
+            report.bad_input('bad_rois', str(exc))
+            return None
+        intrinsics = self._camera_for(frame, msg, camera, report)
+        result = self.canonicalizer.process(
+            frame, rois, intrinsics, values['output_size'], values['hypotheses_per_object']
+        )
+        if frame.is_depth and not frame.grey().any():  # every pixel 0 or NaN: no reading at all
+            report.event(BLIND_FRAMES, 1, lambda: 'the camera is blind: a depth frame without a single reading')
+        if result.fallback:
+            report.event(
+                IDENTITY_FALLBACK,
+                1,
+                lambda: (
+                    f'{self.model.description} looks at {self.canonicalizer.roi_side_m * 100:.0f} cm crops of depth '
+                    f'with camera_info ({result.fallback}): these crops are their plain ROIs (identity STN)'
+                ),
+            )
+        return result
+
+    def _camera_for(
+        self, frame: Frame, msg: Any, camera: tuple[PinholeCamera, str] | None, report: FrameReport
+    ) -> PinholeCamera | None:
+        """The last camera_info's intrinsics for this frame (scaled to its size), or None when there are none
+        that fit: then the frame gets no metric output (NaN xyz), counted and said, never wrong numbers."""
+        if camera is None or not frame.is_depth:
+            return None
+        intrinsics, frame_id = camera
+        if frame_id != msg.header.frame_id:
+            report.event(
+                CAMERA_FRAME_MISMATCH,
+                1,
+                lambda: (
+                    f'camera_info is in frame {frame_id!r}, the image in {msg.header.frame_id!r}: '
+                    'check the remappings (its intrinsics are used all the same)'
+                ),
+            )
+        try:
+            return intrinsics.for_image(*frame.size)
+        except ValueError as exc:
+            report.bad_input('camera_info_size', f'{exc}: no metric output for this frame')
+            return None
+
+    def _rois(
+        self,
+        frame: Frame,
+        values: dict[str, Any],
+        report: FrameReport,
+        detection_rois: Callable[[], np.ndarray] | None,
+    ) -> np.ndarray:
+        height, width = frame.size
+        source = values['crop_source']
+        if source == 'full_frame':
+            return full_frame_roi(height, width)
+        if source == 'fixed_rois':
+            rois = _inside(values['rois'], height, width, report)
+            return rois[order_and_limit(rois, rois[:, 2] * rois[:, 3], values['max_crops'])]
+        if source == 'detections':
+            if detection_rois is None:
+                raise ValueError('crop_source detections: no detections input')
+            rois = detection_rois()
+            return rois[order_and_limit(rois, rois[:, 2] * rois[:, 3], values['max_crops'])]
+        config = proposal_config(values, width)
+        if frame.is_depth:
+            return depth_proposals(frame.pixels, config, values['max_crops']).rois
+        return intensity_proposals(frame.grey(), config, values['max_crops']).rois
+
+
+def _inside(rois: np.ndarray, height: int, width: int, report: FrameReport) -> np.ndarray:
+    """The ROIs inside the frame; each one outside is skipped, counted and said (the rest still get crops)."""
+    inside = rois_inside(rois, height, width)
+    if not inside.all():
+
+        def message() -> str:
+            try:
+                check_rois_inside(rois, height, width)
+            except ValueError as exc:
+                return f'{exc}: skipped ({int((~inside).sum())} of {len(rois)} ROIs)'
+            return ''
+
+        report.event(ROIS_OUTSIDE, int((~inside).sum()), message)
+    return rois[inside]
+
+
+def detection_boxes(detections: Any) -> np.ndarray:
+    """``(N, 4)`` float32 ROIs (x, y, w, h) of a ``vision_msgs/Detection2DArray``'s boxes of positive size."""
+    boxes = [
+        (
+            d.bbox.center.position.x - d.bbox.size_x / 2,
+            d.bbox.center.position.y - d.bbox.size_y / 2,
+            d.bbox.size_x,
+            d.bbox.size_y,
+        )
+        for d in detections.detections
+        if d.bbox.size_x > 0 and d.bbox.size_y > 0
+    ]
+    return np.asarray(boxes, np.float32).reshape(-1, 4)
+
+
+def stn_messages(tile: np.ndarray, tile_encoding: str, record: np.ndarray, header: Any) -> tuple[Any, Any]:
+    """``~/rectified/image`` and ``~/rectified/transforms`` of a frame's tile (:attr:`CanonicalCrops.tile`, in
+    :attr:`Frame.tile_encoding`) and transforms record, with ``header`` (the source image's): rclpy
+    ``sensor_msgs`` messages."""
+    return encode_image(tile, tile_encoding, header=header), encode_pointcloud(record, header=header)
+
+
+def debug_picture(frame: Frame, result: CanonicalCrops) -> np.ndarray:
+    """``~/debug/image``'s bgr8 picture: the source with each crop's sampling quadrilateral."""
+    return draw_quadrilaterals(frame.bgr8(), crop_quadrilaterals(result.homographies, result.output_size))

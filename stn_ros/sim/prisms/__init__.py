@@ -1,0 +1,1 @@
+"""The analytic world: prisms on a table, their analytic grasp labels, synthetic camera frames of them."""

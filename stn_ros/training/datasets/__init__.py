@@ -1,1 +1,0 @@
-"""Training data for the STN, generated in-process (no rclpy, no downloads)."""

@@ -1,0 +1,1 @@
+"""Training on the physics world: physics grasp labels and the GQ-CNN task that learns from them."""

@@ -1,1 +1,0 @@
-"""Training tasks: what the shared training loop trains (data, model, loss, metrics, export)."""
