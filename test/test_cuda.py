@@ -129,8 +129,8 @@ def test_a_grasp_stn_training_run_on_cuda_ships_its_weights(tmp_path):
 @pytest.mark.cuda
 @pytest.mark.timeout(300)
 def test_a_physics_training_run_on_cuda_ships_its_weights(tmp_path, tiny_physics_data):
-    options = ['--physics-data', str(tiny_physics_data), '--validation-fraction', '0.34', '--critic-weight', '0.05']
-    train_on_cuda('grasp-stn-physics', *options, out=tmp_path / 'run')
+    options = ['--physics-data', str(tiny_physics_data), '--validation-fraction', '0.34']
+    train_on_cuda('gqcnn-physics', *options, out=tmp_path / 'run')
 
 
 @pytest.mark.cuda

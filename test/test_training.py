@@ -70,10 +70,6 @@ DDP_RUNS = {  # one small epoch of each task, a few optimizer steps per rank
     'gqcnn': ['gqcnn', '--num-scenes', '12', '--epochs', '1', '--batch-size', '32'],
     'grasp-stn': ['grasp-stn', '--num-scenes', '20', '--epochs', '1', '--batch-size', '8'],
     'gqcnn-physics': ['gqcnn-physics', '--validation-fraction', '0.34', '--epochs', '1', '--batch-size', '8'],
-    'grasp-stn-physics': [
-        'grasp-stn-physics', '--validation-fraction', '0.34', '--epochs', '1', '--batch-size', '4',
-        '--critic-weight', '0.05',
-    ],
 }  # fmt: skip
 
 

@@ -9,7 +9,6 @@ Examples::
     stn_train gqcnn --num-scenes 2000 --out runs/gqcnn     # the grasp-quality CNN
     stn_train physics-data --num-scenes 600 --out runs/physics_data   # physics-labelled grasps (pybullet)
     stn_train gqcnn-physics --physics-data runs/physics_data --out runs/gqcnn_physics
-    stn_train grasp-stn-physics --physics-data runs/physics_data --out runs/grasp_stn_physics
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from stn_ros.training.loop import Task, TrainConfig, fit
 from stn_ros.training.mnist.task import MnistTask
 from stn_ros.training.physics.gqcnn import GqcnnPhysicsTask
 from stn_ros.training.physics.grasp_labels import PhysicsDataConfig, build_physics_dataset
-from stn_ros.training.physics.grasp_stn import GraspStnPhysicsTask
 from stn_ros.training.prisms.gqcnn import GqcnnTask
 from stn_ros.training.prisms.grasp_stn import GraspStnTask
 
@@ -129,34 +127,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(stn, GraspStnTask, epochs=40, batch_size=64, lr=1e-3)
 
-    physics_stn = tasks.add_parser(
-        'grasp-stn-physics',
-        help='fine-tune the grasp STN towards physically robust grasps (after stn_train physics-data)',
-        description='Fine-tune a grasp STN (the shipped one by default) so that its hypotheses land on the '
-        'candidates that held in the pybullet trials of a stn_train physics-data cache (winner-takes-all over '
-        "each object's robust candidates), optionally adding a frozen GQ-CNN's -log quality of its crops as a "
-        "critic. The scene split is gqcnn-physics's.",
-    )
-    _physics_data(physics_stn)
-    physics_stn.add_argument('--init', type=Path, help='grasp STN checkpoint to start from (default: the shipped one)')
-    physics_stn.add_argument(
-        '--critic-weight',
-        type=float,
-        default=0.0,
-        help='weight of the GQ-CNN critic term, 0 = none (default: %(default)s)',
-    )
-    physics_stn.add_argument(
-        '--critic', type=Path, help='GQ-CNN checkpoint of the critic and of the validation quality (default: shipped)'
-    )
-    physics_stn.add_argument(
-        '--ranked-candidates',
-        type=int,
-        default=0,
-        help='also target the best of this many fresh candidates an object as the GQ-CNN (--critic) ranks them, '
-        'up to 8 of quality >= 0.5 (default: %(default)s, none)',
-    )
-    _common(physics_stn, GraspStnPhysicsTask, epochs=30, batch_size=64, lr=3e-4)
-
     physics = tasks.add_parser(
         'physics-data',
         help='build the physics-labelled grasp dataset (pybullet trials; no training)',
@@ -240,17 +210,6 @@ def make_task(args: argparse.Namespace):
         return MnistTask(args.distortion, args.model, args.data_seed, args.test_copies, args.quick)
     if args.task == 'gqcnn-physics':
         return GqcnnPhysicsTask(str(args.physics_data), args.validation_fraction, args.split_seed, args.num_scenes)
-    if args.task == 'grasp-stn-physics':
-        return GraspStnPhysicsTask(
-            str(args.physics_data),
-            args.validation_fraction,
-            args.split_seed,
-            args.num_scenes,
-            str(args.init or ''),
-            str(args.critic or ''),
-            args.critic_weight,
-            args.ranked_candidates,
-        )
     if args.task in ('grasp-stn', 'gqcnn'):
         cache = str(args.cache) if args.cache else None
         if args.task == 'grasp-stn':
