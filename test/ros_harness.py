@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -244,3 +245,31 @@ class Camera:
         latest = lambda: self.consumer.latest_diagnostics(name)  # noqa: E731
         assert spin_until(self.probe, lambda: bool(latest()) and (wait_for is None or wait_for(latest())), 10), latest()
         return latest()
+
+
+def call(probe: Node, service_type, name: str, request):
+    client = probe.create_client(service_type, name)
+    try:
+        assert client.wait_for_service(timeout_sec=30), f'{name} is not offered'
+        future = client.call_async(request)
+        assert spin_until(probe, future.done, 30), f'{name} did not answer'
+        return future.result()
+    finally:
+        probe.destroy_client(client)
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for proc in Path('/proc').iterdir():
+        try:
+            if proc.name.isdigit() and marker.encode() in (proc / 'environ').read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]

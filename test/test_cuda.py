@@ -71,13 +71,13 @@ def test_cuda_canonicalizes_as_the_cpu_for_every_encoding_and_family():
 def test_cuda_graphs_are_captured_and_give_the_op_by_op_crops(objects, hypotheses):
     """The canonicalizer's default on CUDA replays captured graphs (padded batches): every capture succeeds, and
     the crops and transforms are the op-by-op path's; a second frame replays the same graphs."""
+    from images import CAMERA, boxes_depth_frame
     from stn_ros.perception.stn.canonicalizer import Canonicalizer, load_model
-    from test_cuda_graphs import CAMERA, depth_frame
 
     model = load_model('')
     graphed = Canonicalizer(model.stn, CUDA, (32, 32), model.roi_side_m)
     eager = Canonicalizer(model.stn, CUDA, (32, 32), model.roi_side_m, cuda_graphs=False)
-    frame, rois = depth_frame(objects)
+    frame, rois = boxes_depth_frame(objects)
     for _ in range(2):  # the second frame replays the graphs the first captured
         a = eager.process(frame, rois, CAMERA, hypotheses=hypotheses)
         b = graphed.process(frame, rois, CAMERA, hypotheses=hypotheses)
@@ -88,9 +88,9 @@ def test_cuda_graphs_are_captured_and_give_the_op_by_op_crops(objects, hypothese
 
 @pytest.mark.cuda
 def test_the_gqcnn_replays_a_graph_on_cuda_with_the_cpus_qualities():
+    from images import CAMERA
     from stn_ros.perception.grasps.grasp_quality import GraspScorer
     from stn_ros.perception.grasps.steps import load_gqcnn_model
-    from test_cuda_graphs import CAMERA
 
     model, _, _ = load_gqcnn_model('')
     crops = (0.7 + np.random.default_rng(2).uniform(-0.05, 0.0, (5, 32, 32))).astype(np.float32)
@@ -136,7 +136,7 @@ def test_a_physics_training_run_on_cuda_ships_its_weights(tmp_path, tiny_physics
 @pytest.mark.cuda
 @pytest.mark.timeout(300)
 def test_ddp_with_nccl_leaves_identical_replicas(tmp_path):
-    from test_training import free_port
+    from ros_harness import free_port
 
     ranks = min(2, torch.cuda.device_count())
     torchrun = Path(sys.executable).parent / 'torchrun'
@@ -161,8 +161,8 @@ def test_stn_node_on_cuda_publishes_the_cpu_nodes_transforms_over_real_topics():
     pytest.importorskip('rclpy', reason='the node needs ROS: run where ROS and CUDA meet (a robot, a workstation)')
     from sensor_msgs.msg import CameraInfo
 
+    from images import depth_scene
     from ros_harness import Camera, ros_probe, stamped
-    from test_stn_node import depth_scene
 
     info = CameraInfo(width=640, height=480)
     info.k = [525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from stn_ros.bridge.camera_info import PinholeCamera
-from stn_ros.bridge.image_codec import encode_image
+from images import CAMERA, boxes_depth_frame
 from stn_ros.core import roi_matrix
 from stn_ros.core.cuda_graphs import (
     BATCH_BUCKETS,
@@ -20,9 +19,7 @@ from stn_ros.core.cuda_graphs import (
 )
 from stn_ros.core.families import FAMILIES
 from stn_ros.perception.stn.canonicalizer import Canonicalizer, load_model
-from stn_ros.perception.stn.frame import decode_frame
 
-CAMERA = PinholeCamera(525.0, 525.0, 319.5, 239.5, 640, 480)
 CPU = torch.device('cpu')
 
 
@@ -52,27 +49,13 @@ def test_off_cuda_a_graphed_function_is_the_function_and_an_upload_is_no_copy():
     assert uploaded.data_ptr() == array.__array_interface__['data'][0]
 
 
-def depth_frame(objects: int):
-    depth = np.full((480, 640), 0.75)
-    rng = np.random.default_rng(objects)
-    boxes = []
-    for index in range(objects):
-        x, y = 20 + (index % 8) * 75, 30 + (index // 8) * 140
-        w, h = (int(v) for v in rng.integers(25, 60, 2))
-        depth[y : y + h, x : x + w] = 0.75 - rng.uniform(0.02, 0.08)
-        boxes.append((x, y, w, h))
-    mm = np.round(depth * 1000).astype(np.uint16)
-    mm[rng.random(mm.shape) < 0.01] = 0
-    return decode_frame(encode_image(mm, '16UC1')), np.array(boxes, np.float32)
-
-
 @pytest.mark.parametrize('sampler', ['torch', 'opencv'])
 @pytest.mark.parametrize('objects,hypotheses', [(1, 1), (3, 4), (16, 4), (17, 2)])
 def test_the_padded_batches_of_the_graph_path_give_the_unpadded_crops_and_transforms(sampler, objects, hypotheses):
     """The CUDA-graph path pads the ROIs (and the crops' maps) to a bucket and drops the padding's results; run here
     on the CPU (the functions run eagerly), it gives what the plain path gives."""
     model = load_model('')
-    frame, rois = depth_frame(objects)
+    frame, rois = boxes_depth_frame(objects)
     plain = Canonicalizer(model.stn, CPU, (32, 32), model.roi_side_m, sampler=sampler)
     padded = Canonicalizer(model.stn, CPU, (32, 32), model.roi_side_m, sampler=sampler)
     padded.cuda_graphs = True  # as on CUDA
@@ -156,7 +139,7 @@ def test_the_steps_captured_on_cuda_read_no_value_on_the_host(monkeypatch, famil
     stn = SpatialTransformer(family=family, in_channels=1, output_size=(32, 32), hypotheses=4)
     canonicalizer = Canonicalizer(stn, CPU, (32, 32), sampler='torch')
     canonicalizer.cuda_graphs = True  # as on CUDA
-    frame, rois = depth_frame(3)
+    frame, rois = boxes_depth_frame(3)
     result = canonicalizer.process(frame, rois, CAMERA, hypotheses=4)
     model, _, _ = load_gqcnn_model('')
     scorer = GraspScorer(model, CPU)

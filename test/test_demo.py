@@ -5,25 +5,13 @@ import signal
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import cv2
 import pytest
 
-from ros_harness import console_script
+from ros_harness import console_script, processes_with
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def processes_with(marker: str) -> list[int]:
-    found = []
-    for proc in Path('/proc').iterdir():
-        try:
-            if proc.name.isdigit() and marker.encode() in (proc / 'environ').read_bytes():
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return found
 
 
 def demo_env() -> tuple[dict, str]:

@@ -291,8 +291,8 @@ def test_a_frame_without_its_transform_gets_grasps_without_position_no_pose_a_co
 ):
     """The node's tf2 path with a stand-in tf2_ros whose buffer has no transform to the target frame."""
     import stn_ros.ros.target_frame as target_frame
+    from messages import crop_pair
     from stn_ros.ros.grasp_quality_node import NO_TRANSFORM, GraspQualityNode
-    from test_grasp_quality_node import crop_pair
 
     fake = FakeTf2()
     monkeypatch.setattr(target_frame, 'import_tf2', lambda: fake)

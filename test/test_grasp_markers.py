@@ -116,8 +116,8 @@ def test_arrays_of_different_lengths_are_refused():
 
 
 def test_the_node_publishes_markers_only_while_someone_subscribes(in_process_ros, monkeypatch):
+    from messages import crop_pair
     from stn_ros.ros.grasp_quality_node import GraspQualityNode
-    from test_grasp_quality_node import crop_pair
 
     node = GraspQualityNode(parameter_overrides=[Parameter('device', value='cpu')])
     listener = rclpy.create_node('markers_listener')

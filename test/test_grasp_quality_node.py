@@ -10,22 +10,13 @@ from rcl_interfaces.msg import ParameterType, ParameterValue
 from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
 
+from messages import crop_pair
 from ros_harness import ROOT, Consumer, NodeProcess, camera_qos, ros_probe, set_parameter, spin_until, stamped
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud, encode_pointcloud
 from stn_ros.perception.stn.transforms_record import build_record
 from stn_ros.ros.grasp_quality_node import NO_GRASP
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def crop_pair(sec: int, crops: int = 2) -> tuple[Image, PointCloud2]:
-    """What stn_node publishes for one frame: a 32FC1 tile of ``crops`` 32x32 crops and its record."""
-    tile = np.full((32 * crops, 32), 0.7, np.float32)
-    tile[:, 12:20] = 0.65  # a bar across each crop: something to grasp
-    homographies = np.repeat(np.diag([2.0, 2.0, 1.0])[None], crops, axis=0)
-    record = build_record(homographies, np.zeros((crops, 4)), 2, np.tile([0, 0, 64, 64], (crops, 1)), (32, 32))
-    image = stamped(tile, '32FC1', sec)
-    return image, encode_pointcloud(record, header=image.header)
 
 
 def hypotheses_pair(sec: int, objects: int = 2, hypotheses: int = 3) -> tuple[Image, PointCloud2]:

@@ -198,7 +198,7 @@ def test_target_frame_without_tf2_or_camera_to_target_is_a_one_line_start_up_err
 
 
 def test_the_replay_puts_grasps_in_the_target_frame_with_camera_to_target_and_refuses_it_without(tmp_path, capsys):
-    from test_replay import small_bag
+    from messages import small_bag
 
     bag = tmp_path / 'camera.mcap'
     small_bag(bag, {'/cam/depth': '16UC1', '/cam/camera_info': 'camera_info'}, frames=2)

@@ -13,7 +13,7 @@ from rclpy.node import Node
 from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
 
-from ros_harness import ROOT, Consumer, NodeProcess, camera_qos, ros_probe, spin_until, stamp_key, stamped
+from ros_harness import ROOT, Consumer, NodeProcess, call, camera_qos, ros_probe, spin_until, stamp_key, stamped
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -25,17 +25,6 @@ QUIET_S = 2.0  # how long a node that must not publish is watched
 def probe():
     with ros_probe('lifecycle_test_probe') as node:
         yield node
-
-
-def call(probe: Node, service_type, name: str, request):
-    client = probe.create_client(service_type, name)
-    try:
-        assert client.wait_for_service(timeout_sec=30), f'{name} is not offered'
-        future = client.call_async(request)
-        assert spin_until(probe, future.done, 30), f'{name} did not answer'
-        return future.result()
-    finally:
-        probe.destroy_client(client)
 
 
 def state(probe: Node, node: str) -> str:

@@ -2,26 +2,17 @@
 
 import configparser
 import os
-import runpy
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-import setuptools
 
+from package_setup import captured_setup_kwargs
 from stn_ros.core.package_files import package_file, share_directory
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def captured_setup_kwargs(monkeypatch) -> dict:
-    captured = {}
-    monkeypatch.setattr(setuptools, 'setup', lambda **kwargs: captured.update(kwargs))
-    monkeypatch.chdir(ROOT)
-    runpy.run_path(str(ROOT / 'setup.py'))
-    return captured
 
 
 def test_package_xml_is_format_3_with_runtime_and_test_dependencies():

@@ -17,9 +17,9 @@ from rclpy.parameter import parameter_value_to_python
 from sensor_msgs.msg import PointCloud2
 
 from launch_stand_in import launch
+from launched_pipeline import LAUNCH, PIPELINE_ARGUMENTS, STARTUP_S, Pipeline, finish, start_launched
 from ros_harness import ROOT, NodeProcess, node_env, ros_probe, spin_until
 from stn_ros.ros.perception_pipeline import EXECUTORS
-from test_launch import LAUNCH, PIPELINE_ARGUMENTS, STARTUP_S, Pipeline, finish, start_launched
 
 pytestmark = pytest.mark.timeout(180)
 CONFIG = ROOT / 'config'

@@ -9,7 +9,7 @@ import uuid
 import numpy as np
 import pytest
 
-from ros_harness import console_script
+from ros_harness import console_script, processes_with
 from stn_ros.evaluation.physics import (
     METHODS,
     MethodGrasps,
@@ -20,7 +20,6 @@ from stn_ros.evaluation.physics import (
     summarize,
 )
 from stn_ros.sim.physics.grasps import ImageGrasps
-from test_demo import processes_with
 
 
 def grasps(count: int) -> ImageGrasps:

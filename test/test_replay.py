@@ -13,11 +13,11 @@ from rclpy.qos import ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from messages import small_bag
 from ros_harness import ROOT, NodeProcess, camera_qos, console_script, node_env, ros_probe, spin_until, stamp_key
 from stn_ros.apps import replay
-from stn_ros.bridge.camera_info import camera_info_message
-from stn_ros.bridge.image_codec import decode_image, encode_image
-from stn_ros.bridge.mcap_bag import BagWriter, TopicInfo, bag_topics, message_definition, msg_file, read_messages
+from stn_ros.bridge.image_codec import decode_image
+from stn_ros.bridge.mcap_bag import TopicInfo, bag_topics, message_definition, msg_file, read_messages
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud
 from stn_ros.ros.stn_node import PARAMETERS as STN_PARAMETERS
 from stn_ros.sim.prisms.camera_frames import synthetic_frame
@@ -32,21 +32,6 @@ def raw_messages(path: Path, topics) -> list[tuple[str, int, bytes]]:
         return [
             (c.topic, m.log_time, m.data) for _, c, m in make_reader(stream).iter_messages(topics, log_time_order=True)
         ]
-
-
-def small_bag(path: Path, topics: dict[str, str], frames: int = 1) -> None:
-    """A bag with ``frames`` frames of a synthetic scene on each of ``topics`` (topic: encoding or 'camera_info')."""
-    scene = synthetic_frame(1, 0, '16UC1')
-    with BagWriter(path) as bag:
-        for index in range(frames):
-            header = encode_image(scene.depth, '16UC1').header
-            header.stamp.sec, header.frame_id = 100 + index, 'cam'
-            for topic, kind in topics.items():
-                if kind == 'camera_info':
-                    bag.write(topic, 'sensor_msgs/msg/CameraInfo', camera_info_message(scene.scene.camera, header), 1)
-                else:
-                    pixels = scene.depth if kind == '16UC1' else scene.bgr
-                    bag.write(topic, 'sensor_msgs/msg/Image', encode_image(pixels, kind, header=header), 2 + index)
 
 
 def test_message_definitions_come_from_the_installed_msg_files_with_their_dependencies():

@@ -11,6 +11,7 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
+from images import depth_scene
 from ros_harness import (
     Camera,
     Consumer,
@@ -194,18 +195,6 @@ def test_best_effort_camera_is_read_best_effort(probe):
     finally:
         output = node.stop()
     assert 'Traceback' not in output
-
-
-def depth_scene(boxes, height=480, width=640, table_m=0.75) -> np.ndarray:
-    """Millimetre depth of a table with boxes (x, y, w, h in pixels, height above the table in m)."""
-    depth = np.full((height, width), table_m, np.float64)
-    for x, y, w, h, above in boxes:
-        depth[y : y + h, x : x + w] = table_m - above
-    rng = np.random.default_rng(1)
-    depth += rng.normal(0, 0.001, depth.shape)
-    mm = np.round(depth * 1000).astype(np.uint16)
-    mm[rng.random(mm.shape) < 0.01] = 0  # dropouts
-    return mm
 
 
 def test_depth_proposals_with_camera_info_give_metric_centres_and_empty_frames_still_publish(probe):

@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ros_harness import free_port
 from stn_ros.models.mnist import MODEL_NAMES, DigitClassifier, load_classifier
 
 pytestmark = pytest.mark.timeout(300)
@@ -57,12 +57,6 @@ def test_quick_training_writes_weights_card_and_state_and_resumes(tmp_path):
         timeout=120,
     )
     assert mismatch.returncode != 0 and 'resume with the same options' in mismatch.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 DDP_RUNS = {  # one small epoch of each task, a few optimizer steps per rank

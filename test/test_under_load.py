@@ -12,8 +12,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from d435_camera import camera_info, d435_like_depth
 from ros_harness import NodeProcess, camera_qos, ros_probe, spin_until, stamp_key, stamped
-from test_hostile_inputs import camera_info, d435_like_depth
 
 RATE_HZ, SECONDS = 30.0, 10.0
 
