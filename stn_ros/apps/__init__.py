@@ -1,1 +1,1 @@
-"""Entry points: training and evaluation CLIs, the demo, the self-check, and the process helpers they share."""
+"""Entry points: stn_train, stn_evaluate, stn_export, stn_demo, stn_selfcheck, stn_replay."""

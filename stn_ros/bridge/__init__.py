@@ -1,1 +1,2 @@
-"""numpy <-> ``sensor_msgs`` codecs (Image, PointCloud2): pure numpy, no rclpy; messages are duck-typed."""
+"""numpy <-> ``sensor_msgs`` codecs (Image, PointCloud2, CameraInfo) and MCAP bags: no rclpy; messages are
+duck-typed."""

@@ -1,1 +1,2 @@
-"""The synthetic world: table-top scenes, analytic grasp labels, synthetic camera frames (no rclpy)."""
+"""The worlds data and evaluations come from (no rclpy): ``prisms`` (analytic prism scenes, analytic grasp labels,
+synthetic camera frames) and ``physics`` (pybullet meshes, scenes and grasp trials)."""
