@@ -9,7 +9,8 @@ is replaced before it is processed is counted as dropped and nothing queues up.
 
 Lazy, as image_pipeline's nodes are: with ``lazy`` (default), the node subscribes to the camera (``image``,
 ``camera_info``, ``detections``) only while someone listens to one of its outputs, told by the outputs'
-matched-publisher events (polled 4 times a second on an RMW without them), and says which in ``/diagnostics``.
+matched-publisher events (polled 4 times a second on an RMW without them; :mod:`stn_ros.ros.lazy_subscription`),
+and says which in ``/diagnostics``.
 The outputs' QoS can be overridden with ``qos_overrides.<topic>.publisher.{history,depth,reliability}``.
 """
 
@@ -23,9 +24,7 @@ from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.event_handler import PublisherEventCallbacks, QoSPublisherMatchedInfo, UnsupportedEventTypeError
 from rclpy.node import Node
-from rclpy.publisher import Publisher
 from rclpy.qos import QoSPolicyKind, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import MessageInfo
@@ -51,7 +50,8 @@ from stn_ros.perception.stn.steps import (
     stn_messages,
 )
 from stn_ros.ros.health import LogThrottle, NodeHealth
-from stn_ros.ros.lifecycle import INACTIVE, node_main, output_publisher, tear_down
+from stn_ros.ros.lazy_subscription import IDLE, LazySubscription
+from stn_ros.ros.lifecycle import INACTIVE, node_main, tear_down
 from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, release_device_memory
 from stn_ros.ros.parameters import (
     GRIPPER_PARAMETERS,
@@ -73,8 +73,8 @@ from stn_ros.ros.qos import (
 
 CROP_SOURCES = ('full_frame', 'fixed_rois', 'proposals', 'detections')
 CAMERA_SUBSCRIPTION = 'camera subscription'
-"""The diagnostics value that says whether the node reads the camera now (``lazy``), and why."""
-ACTIVE_LISTENED, ACTIVE_NOT_LAZY, IDLE = 'active (someone listens)', 'active (lazy: false)', 'idle (no one listens)'
+"""The diagnostics key whose value says whether the node reads the camera now (``lazy``), and why: a state of
+:mod:`stn_ros.ros.lazy_subscription`."""
 
 
 def _output_size(value: Any) -> tuple[int, int]:
@@ -221,10 +221,9 @@ class StnNode(Node):
         self.tile_pub = self.transforms_pub = self.debug_pub = self.diagnostics_pub = None
         self._image_topic = self.resolve_topic_name('image')
         self._reliability_overridden: bool | None = None  # declared at the first configure
+        self._inputs: LazySubscription | None = None  # made by configure: the camera, read while someone listens
         self._image_sub = None
         self._camera_subs: list = []  # camera_info (and detections) subscriptions, while subscribed
-        self._camera_state = IDLE
-        self._subscribing = threading.Lock()  # events and parameter changes may come from several executor threads
         self._incompatible_publishers = IncompatiblePublisherWarnings(self)
         if start:
             self.configure()
@@ -268,12 +267,15 @@ class StnNode(Node):
             except ValueError as exc:
                 raise StartupError(str(exc)) from None
 
-        self._matched_events = True  # False where the RMW has no matched-publisher events: then polled
-        self.tile_pub = self._create_output(Image, '~/rectified/image', 5)
-        self.transforms_pub = self._create_output(PointCloud2, '~/rectified/transforms', 5)
-        self.debug_pub = self._create_output(Image, '~/debug/image', 1)
+        self._inputs = LazySubscription(
+            self, self._image_topic, self._subscribe_camera, self._unsubscribe_camera, self._on_camera_state
+        )
+        self._inputs.lazy = values['lazy']
+        self.tile_pub = self._inputs.create_output(Image, '~/rectified/image', 5)
+        self.transforms_pub = self._inputs.create_output(PointCloud2, '~/rectified/transforms', 5)
+        self.debug_pub = self._inputs.create_output(Image, '~/debug/image', 1)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._update_camera_subscriptions()  # says in /diagnostics why there is no subscription yet
+        self._inputs.update()  # says in /diagnostics why there is no subscription yet
         self._node_timers = [
             self.create_timer(0.25, self._check_graph),  # cheap local graph queries
             self.create_timer(values['diagnostics_period'], self._publish_diagnostics),
@@ -290,12 +292,13 @@ class StnNode(Node):
     def activate(self) -> None:
         """Read the camera (while someone listens to an output, with ``lazy``) and publish."""
         self.active = True
-        self._update_camera_subscriptions()
+        self._inputs.set(active=True)
 
     def deactivate(self) -> None:
         """Stop reading the camera and wait until the worker is idle (a frame not yet started is dropped)."""
         self.active = False
-        self._update_camera_subscriptions()
+        if self._inputs is not None:
+            self._inputs.set(active=False)
         if self._worker is not None and not self._worker.idle():
             self.get_logger().warning('deactivate: the frame in hand is still being processed after 5 s')
 
@@ -308,96 +311,56 @@ class StnNode(Node):
         tear_down(self, self._worker, self._node_timers, outputs, self.diagnostics_pub)
         self._worker, self._node_timers = None, []
         self.tile_pub = self.transforms_pub = self.debug_pub = self.diagnostics_pub = None
+        self._inputs = None
         device = getattr(getattr(self, 'canonicalizer', None), 'device', None)
         self.model = self.canonicalizer = self.pipeline = None
         release_device_memory(device)
 
-    # --- outputs and lazy subscriptions ------------------------------------------------------------
+    # --- the camera subscriptions (made and dropped by the LazySubscription) -----------------------------
 
-    def _create_output(self, msg_type, topic: str, depth: int) -> Publisher:
-        """A publisher of an output: its QoS overridable by parameters (image_pipeline's
-        ``QosOverridingOptions::with_default_policies()``), its matched events driving the lazy subscription."""
-        overrides = QoSOverridingOptions.with_default_policies()
-        if self._matched_events:
-            try:
-                events = PublisherEventCallbacks(matched=self._on_output_matched)
-                return output_publisher(
-                    self, msg_type, topic, depth, event_callbacks=events, qos_overriding_options=overrides
-                )
-            except UnsupportedEventTypeError:
-                self._matched_events = False
-                self.get_logger().info('this RMW has no matched-publisher events: polling for listeners instead')
-        return output_publisher(self, msg_type, topic, depth, qos_overriding_options=overrides)
-
-    def _on_output_matched(self, _info: QoSPublisherMatchedInfo) -> None:
-        self._update_camera_subscriptions()
-
-    def _listeners(self) -> int:
-        """Subscriptions matched to the outputs (a QoS-incompatible one does not count: it gets nothing)."""
-        outputs = (self.tile_pub, self.transforms_pub, self.debug_pub)
-        return sum(p.get_subscription_count() for p in outputs if p is not None)
-
-    def _update_camera_subscriptions(self) -> None:
-        """Subscribe to the camera while someone listens to an output (always with ``lazy`` false); unsubscribe
-        when the last listener goes. Runs on matched events, on a change of ``lazy``, and at start."""
-        if not self.context.ok():
-            return
-        with self._subscribing:
-            self._update_camera_subscriptions_locked()
-
-    def _update_camera_subscriptions_locked(self) -> None:
-        lazy = self.parameters is not None and self.parameters.values['lazy']
-        if not self.active:
-            state = INACTIVE
-        else:
-            state = IDLE if lazy and self._listeners() == 0 else ACTIVE_LISTENED if lazy else ACTIVE_NOT_LAZY
-        subscribed = self._image_sub is not None
-        self._camera_state = state
-        if state not in (IDLE, INACTIVE) and not subscribed:
-            self._subscribe_image(publishers_reliability(self.get_publishers_info_by_topic(self._image_topic)))
-            self._camera_subs = [
+    def _subscribe_camera(self) -> None:
+        self._subscribe_image(publishers_reliability(self.get_publishers_info_by_topic(self._image_topic)))
+        self._camera_subs = [
+            self.create_subscription(
+                CameraInfo,
+                'camera_info',
+                self._on_camera_info,
+                qos_profile_sensor_data,
+                event_callbacks=without_event_handlers(),
+            )
+        ]
+        if self._detection_type is not None:
+            self._camera_subs.append(
                 self.create_subscription(
-                    CameraInfo,
-                    'camera_info',
-                    self._on_camera_info,
-                    qos_profile_sensor_data,
+                    self._detection_type,
+                    'detections',
+                    self._on_detections,
+                    10,
                     event_callbacks=without_event_handlers(),
                 )
-            ]
-            if self._detection_type is not None:
-                self._camera_subs.append(
-                    self.create_subscription(
-                        self._detection_type,
-                        'detections',
-                        self._on_detections,
-                        10,
-                        event_callbacks=without_event_handlers(),
-                    )
-                )
-            self.health.set_idle(None)
-            self.get_logger().info(
-                f'subscribed to {self._image_topic}: ' + ('someone listens to an output' if lazy else 'lazy is false')
             )
-        elif state in (IDLE, INACTIVE) and subscribed:
-            for subscription in [self._image_sub, *self._camera_subs]:
-                self.destroy_subscription(subscription)
-            self._image_sub, self._camera_subs = None, []
-            why = 'no one listens to an output' if state == IDLE else 'inactive'
-            self.get_logger().info(f'{why}: unsubscribed from {self._image_topic}')
+        self.health.set_idle(None)
+
+    def _unsubscribe_camera(self) -> None:
+        for subscription in [self._image_sub, *self._camera_subs]:
+            self.destroy_subscription(subscription)
+        self._image_sub, self._camera_subs = None, []
+
+    def _on_camera_state(self, state: str) -> None:
         if state == IDLE:
             self.health.set_idle(f'idle: no one listens, not subscribed to {self._image_topic}')
         elif state == INACTIVE and self.model is not None:
             self.health.set_idle(f'inactive (lifecycle): not subscribed to {self._image_topic}')
 
     def _check_graph(self) -> None:
-        if not self._matched_events:
-            self._update_camera_subscriptions()
-        with self._subscribing:
+        inputs = self._inputs
+        if inputs is None:
+            return  # cleaned up while this timer's call was on its way (a multi-threaded executor)
+        inputs.poll()
+        with inputs.lock:
             self._follow_publisher_reliability()
             if self._image_sub is not None:
                 self._incompatible_publishers.check([self._image_sub, *self._camera_subs])
-
-    # --- subscriptions ---------------------------------------------------------------------------
 
     def _subscribe_image(self, reliability) -> None:
         if self._image_sub is not None:
@@ -466,8 +429,8 @@ class StnNode(Node):
         self.get_logger().info(f'parameter {name} set to {value!r}')
         if name == 'hypotheses_per_object' and self.model is not None:
             self._say_if_clamped(value)
-        elif name == 'lazy':
-            self._update_camera_subscriptions()
+        elif name == 'lazy' and self._inputs is not None:
+            self._inputs.set(lazy=value)
 
     def _say_if_clamped(self, hypotheses: int) -> None:
         """Say once (at start, or when the value changes) that the model has fewer hypotheses than asked."""
@@ -527,7 +490,7 @@ class StnNode(Node):
             device=device,
             model=self.model.description,
             crop_source=self.parameters.values['crop_source'],
-            **{CAMERA_SUBSCRIPTION: self._camera_state},
+            **{CAMERA_SUBSCRIPTION: self._inputs.state},
             **{'frames on identity fallback': str(self._fallback_frames)},
             **device_memory_values(self.canonicalizer.device),
             **cuda_graph_values(self.canonicalizer),
