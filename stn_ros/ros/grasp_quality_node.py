@@ -1,7 +1,8 @@
 """``grasp_quality_node``: scores stn_node's canonical crops with the GQ-CNN and publishes grasps.
 
 Subscribes ``rectified/image`` and ``rectified/transforms`` (remap them to stn_node's outputs), pairs
-them by exact stamp (a bounded buffer; unpaired messages are counted and dropped), and ``camera_info``
+them by exact stamp (:class:`stn_ros.ros.stamp_pairing.StampPairer`: a bounded buffer per input; unpaired messages are
+counted and dropped), and ``camera_info``
 (optional: metric grasps). Scores every crop and publishes ``~/grasps`` (PointCloud2, the best-quality crop
 of each object, or every crop with ``all_hypotheses``; fields in :mod:`stn_ros.perception.grasps.grasp_quality`),
 ``~/best_grasp`` (PoseStamped, the best grasp over all crops at or above ``quality_threshold`` when it has a
@@ -16,9 +17,7 @@ node. The per-frame steps are :mod:`stn_ros.perception.pipeline`'s (``stn_replay
 from __future__ import annotations
 
 import sys
-import threading
 import time
-from collections import OrderedDict
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
@@ -49,6 +48,7 @@ from stn_ros.ros.parameters import (
     gripper_from,
 )
 from stn_ros.ros.qos import IncompatiblePublisherWarnings, without_event_handlers
+from stn_ros.ros.stamp_pairing import FIRST, SECOND, StampPairer, stamp_key
 from stn_ros.ros.target_frame import target_source
 
 
@@ -102,10 +102,6 @@ def check_together(values: dict) -> None:
         raise ValueError('camera_to_target is given but target_frame is empty: name the frame it maps into')
 
 
-def _stamp(msg) -> tuple[int, int]:
-    return msg.header.stamp.sec, msg.header.stamp.nanosec
-
-
 UNPAIRED = 'unpaired dropped'
 NO_GRASP = 'frames without a grasp above the threshold'
 NO_TRANSFORM = 'frames without a transform to target_frame'
@@ -138,9 +134,7 @@ class GraspQualityNode(Node):
         self._input_subscriptions: list = []
         self._incompatible_publishers = IncompatiblePublisherWarnings(self)
         self.grasps_pub = self.best_pub = self.markers_pub = self.diagnostics_pub = None
-        self._tiles: OrderedDict = OrderedDict()
-        self._records: OrderedDict = OrderedDict()
-        self._pairing = threading.Lock()
+        self._pairer: StampPairer | None = None  # a tile (FIRST) and its record (SECOND), made by configure
         if start:
             self.configure()
             self.activate()
@@ -165,6 +159,11 @@ class GraspQualityNode(Node):
         self._throttle = LogThrottle(5.0)
         self._camera: PinholeCamera | None = None
         self._worker = LatestWorker(self, 'grasp_worker', self._process_pair, self.health, self._throttle)
+        # A frame is a tile and its record: counted once, when the first of them arrives; one whose partner never
+        # came is counted apart from latest-wins drops.
+        self._pairer = StampPairer(
+            values['pairing_buffer'], on_unpaired=lambda: self.health.on_event(UNPAIRED), on_new=self.health.on_input
+        )
         self.grasps_pub = output_publisher(self, PointCloud2, '~/grasps', 5)
         self.best_pub = output_publisher(self, PoseStamped, '~/best_grasp', 5)
         self.markers_pub = output_publisher(self, MarkerArray, '~/grasp_markers', 5)
@@ -195,9 +194,8 @@ class GraspQualityNode(Node):
         for subscription in self._input_subscriptions:
             self.destroy_subscription(subscription)
         self._input_subscriptions = []
-        with self._pairing:
-            self._tiles.clear()
-            self._records.clear()
+        if self._pairer is not None:
+            self._pairer.clear()
         if self._worker is not None and not self._worker.idle():
             self.get_logger().warning('deactivate: the frame in hand is still being scored after 5 s')
         self._say_inactive()
@@ -212,7 +210,7 @@ class GraspQualityNode(Node):
         self._worker, self._node_timers = None, []
         self.grasps_pub = self.best_pub = self.markers_pub = self.diagnostics_pub = None
         device = None if self.scorer is None else self.scorer.device
-        self.scorer, self._target = None, None
+        self.scorer, self._target, self._pairer = None, None, None
         release_device_memory(device)
 
     def _say_inactive(self) -> None:
@@ -234,28 +232,20 @@ class GraspQualityNode(Node):
 
     def _on_tile(self, msg: Image, info: MessageInfo) -> None:
         self.health.on_message_info(info, 'rectified/image')
-        self._pair(self._tiles, msg)
+        self._pair(FIRST, msg)
 
     def _on_record(self, msg: PointCloud2, info: MessageInfo) -> None:
         self.health.on_message_info(info, 'rectified/transforms')
-        self._pair(self._records, msg)
+        self._pair(SECOND, msg)
 
-    def _pair(self, buffer: OrderedDict, msg) -> None:
+    def _pair(self, side: int, msg) -> None:
         """Store ``msg``; a frame whose tile and record are both here goes to the worker (latest wins)."""
-        if self._worker is None:
+        worker, pairer = self._worker, self._pairer
+        if worker is None or pairer is None:
             return  # a message taken just before cleanup
-        stamp = _stamp(msg)
-        with self._pairing:
-            if stamp not in self._tiles and stamp not in self._records:
-                self.health.on_input()  # a frame is a tile and its record: count it once, when the first arrives
-            buffer[stamp] = msg
-            while len(buffer) > self.parameters.values['pairing_buffer']:
-                buffer.popitem(last=False)  # its pair never came: counted apart from latest-wins drops
-                self.health.on_event(UNPAIRED)
-            if stamp not in self._tiles or stamp not in self._records:
-                return
-            pair = self._tiles.pop(stamp), self._records.pop(stamp)
-        self._worker.submit(pair)
+        pair = pairer.add(side, stamp_key(msg), msg)
+        if pair is not None:
+            worker.submit(pair)
 
     def _process_pair(self, pair: tuple[Image, PointCloud2]) -> None:
         self._process(*pair)

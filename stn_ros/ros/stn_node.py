@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import array
 import sys
-import threading
 import time
 from typing import Any
 
@@ -70,9 +69,14 @@ from stn_ros.ros.qos import (
     publishers_reliability,
     without_event_handlers,
 )
+from stn_ros.ros.stamp_pairing import SECOND, StampPairer, stamp_key
 
 CROP_SOURCES = ('full_frame', 'fixed_rois', 'proposals', 'detections')
 CAMERA_SUBSCRIPTION = 'camera subscription'
+DETECTIONS_WAIT_S = 0.2
+"""How long a frame waits for the detections with its stamp (a detector runs on the same image, so they come after)."""
+DETECTIONS_KEPT = 30
+"""Detections kept while they wait for their frame (the oldest go first; a frame dropped as stale never takes its)."""
 """The diagnostics key whose value says whether the node reads the camera now (``lazy``), and why: a state of
 :mod:`stn_ros.ros.lazy_subscription`."""
 
@@ -258,9 +262,9 @@ class StnNode(Node):
         self.health = NodeHealth(events=(BLIND_FRAMES, ROIS_OUTSIDE, CAMERA_FRAME_MISMATCH))
         self._throttle = LogThrottle(5.0)
         self._camera: tuple[PinholeCamera, str] | None = None  # the last valid camera_info and its frame_id
-        self._detections = None
-        self._lock = threading.Lock()  # guards the detections
         self._detection_type = self._detection_message_type() if values['crop_source'] == 'detections' else None
+        # Detections wait here for the worker to take them with their image's stamp (SECOND: the image is never stored).
+        self._detections = StampPairer(DETECTIONS_KEPT) if self._detection_type is not None else None
         if self._reliability_overridden is None:
             try:
                 self._reliability_overridden = declare_reliability_override(self, self._image_topic)
@@ -396,14 +400,12 @@ class StnNode(Node):
                 'crop_source "detections" needs the vision_msgs package '
                 '(apt: ros-$ROS_DISTRO-vision-msgs), which is not installed'
             ) from None
-        self._detections: dict[tuple[int, int], Any] = {}
         return Detection2DArray
 
     def _on_detections(self, msg) -> None:
-        with self._lock:
-            self._detections[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
-            while len(self._detections) > 30:
-                self._detections.pop(next(iter(self._detections)))
+        detections = self._detections
+        if detections is not None:  # None: cleaned up since the message was taken
+            detections.add(SECOND, stamp_key(msg), msg)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         try:
@@ -468,17 +470,12 @@ class StnNode(Node):
         self.health.on_processed((time.perf_counter() - started) * 1e3, latency)
 
     def _detection_rois(self, msg: Image) -> np.ndarray:
-        """ROIs of the detections with this image's exact stamp (waits up to 0.2 s for them)."""
-        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-        deadline = time.monotonic() + 0.2
-        while True:
-            with self._lock:
-                detections = self._detections.pop(key, None)
-            if detections is not None or time.monotonic() > deadline:
-                break
-            time.sleep(0.005)
+        """ROIs of the detections with this image's exact stamp: at once when they are here, else as soon as they
+        arrive (the pairer wakes this worker), for at most ``DETECTIONS_WAIT_S``."""
+        key = stamp_key(msg)
+        detections = self._detections.take(SECOND, key, DETECTIONS_WAIT_S)
         if detections is None:
-            raise ValueError(f'no detections with the image stamp {key[0]}.{key[1]:09d}')
+            raise ValueError(f'no detections with the image stamp {key[0]}.{key[1]:09d} within {DETECTIONS_WAIT_S} s')
         return detection_boxes(detections)
 
     def _publish_debug(self, frame: Frame, result: CanonicalCrops, msg: Image) -> None:
