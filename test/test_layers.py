@@ -26,6 +26,7 @@ RANK = {
 }
 APART = {frozenset({'training', 'ros'})}
 NO_RCLPY_LAYERS = ('core', 'models', 'bridge', 'perception', 'sim')
+RCLPY_FREE_ROS_MODULES = ('parameter_specs', 'stn_parameters', 'grasp_parameters', 'stamp_pairing')
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -120,6 +121,19 @@ def test_pure_compute_layers_import_no_rclpy():
         module_name(p, PACKAGE_ROOT) for layer in NO_RCLPY_LAYERS for p in (PACKAGE_ROOT / layer).rglob('*.py')
     )
     assert len(modules) > 20
+    code = (
+        f'import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n'
+        'bad = sorted(m for m in sys.modules if m.split(".")[0] in ("rclpy", "rcl_interfaces"))\n'
+        'assert not bad, bad\n'
+    )
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_ros_layers_rclpy_free_modules_load_no_rclpy():
+    """What stn_replay and the evaluation read of the ros layer (parameter specs, the nodes' tables) and the stamp
+    pairer (unit-tested alone) stay importable without rclpy."""
+    modules = [f'stn_ros.ros.{name}' for name in RCLPY_FREE_ROS_MODULES]
     code = (
         f'import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n'
         'bad = sorted(m for m in sys.modules if m.split(".")[0] in ("rclpy", "rcl_interfaces"))\n'
