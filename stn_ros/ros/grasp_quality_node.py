@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
-from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -36,8 +36,8 @@ from stn_ros.perception.grasps.gripper import describe_gripper
 from stn_ros.perception.grasps.steps import grasp_markers, grasp_messages, load_gqcnn_model, score_rectified
 from stn_ros.ros.grasp_parameters import PARAMETERS, check_together
 from stn_ros.ros.health import LogThrottle, NodeHealth
-from stn_ros.ros.lifecycle import node_main, output_publisher, tear_down
-from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, release_device_memory
+from stn_ros.ros.lifecycle import SteppedNode, node_main, output_publisher
+from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array
 from stn_ros.ros.parameter_specs import gripper_from
 from stn_ros.ros.parameters import ParameterSet, StartupError
 from stn_ros.ros.qos import IncompatiblePublisherWarnings, without_event_handlers
@@ -60,22 +60,22 @@ class _NodeReport(FrameReport):
         self._node._bad(reason, message)
 
 
-class GraspQualityNode(Node):
+class GraspQualityNode(SteppedNode):
     """The grasp-quality node (module docstring, README). Its work is four steps (:mod:`stn_ros.ros.lifecycle`):
     ``configure()``, ``activate()``, ``deactivate()``, ``cleanup()``; ``GraspQualityNode()`` does the first two,
-    ``start=False`` (the lifecycle variant, ``grasp_quality_node --lifecycle``) leaves them to the caller."""
+    ``start=False`` (the lifecycle variant, ``grasp_quality_node --lifecycle``) leaves them to the caller; the last two
+    are :class:`~stn_ros.ros.lifecycle.SteppedNode`'s."""
+
+    OUTPUTS = ('grasps_pub', 'best_pub', 'markers_pub')
+    WORK = 'scored'
 
     def __init__(self, *, start: bool = True, **kwargs):
         super().__init__('grasp_quality_node', **kwargs)
         self.parameters: ParameterSet | None = None  # declared at the first configure, kept through cleanup
         self.scorer: GraspScorer | None = None
         self.health: NodeHealth | None = None
-        self.active = False
-        self._worker: LatestWorker | None = None
-        self._node_timers: list = []
         self._input_subscriptions: list = []
         self._incompatible_publishers = IncompatiblePublisherWarnings(self)
-        self.grasps_pub = self.best_pub = self.markers_pub = self.diagnostics_pub = None
         self._pairer: StampPairer | None = None  # a tile (FIRST) and its record (SECOND), made by configure
         if start:
             self.configure()
@@ -130,30 +130,18 @@ class GraspQualityNode(Node):
         ]
         self.health.set_idle(None)
 
-    def deactivate(self) -> None:
-        """Unsubscribe, forget half-paired messages, and wait until the worker is idle."""
-        self.active = False
+    def _stop_inputs(self) -> None:
         for subscription in self._input_subscriptions:
             self.destroy_subscription(subscription)
         self._input_subscriptions = []
         if self._pairer is not None:
-            self._pairer.clear()
-        if self._worker is not None and not self._worker.idle():
-            self.get_logger().warning('deactivate: the frame in hand is still being scored after 5 s')
+            self._pairer.clear()  # half-paired messages: their partners will not come
         self._say_inactive()
 
-    def cleanup(self) -> None:
-        """Undo ``configure()`` (deactivating first): the worker, timer and outputs go, the model is released.
-        Safe on a half-configured node. The parameters stay declared."""
-        if self.active:
-            self.deactivate()
-        outputs = (self.grasps_pub, self.best_pub, self.markers_pub)
-        tear_down(self, self._worker, self._node_timers, outputs, self.diagnostics_pub)
-        self._worker, self._node_timers = None, []
-        self.grasps_pub = self.best_pub = self.markers_pub = self.diagnostics_pub = None
+    def _release(self) -> Any:
         device = None if self.scorer is None else self.scorer.device
         self.scorer, self._target, self._pairer = None, None, None
-        release_device_memory(device)
+        return device
 
     def _say_inactive(self) -> None:
         if self.health is not None:
@@ -239,10 +227,6 @@ class GraspQualityNode(Node):
             **device_memory_values(self.scorer.device),
         )
         self.diagnostics_pub.publish(diagnostic_array(self, 'grasp quality', report, device))
-
-    def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.stop()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.node import Node
 from rclpy.qos import QoSPolicyKind, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import MessageInfo
@@ -47,8 +46,8 @@ from stn_ros.perception.stn.steps import (
 )
 from stn_ros.ros.health import LogThrottle, NodeHealth
 from stn_ros.ros.lazy_subscription import IDLE, LazySubscription
-from stn_ros.ros.lifecycle import INACTIVE, node_main, tear_down
-from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, release_device_memory
+from stn_ros.ros.lifecycle import INACTIVE, SteppedNode, node_main
+from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array
 from stn_ros.ros.parameter_specs import gripper_from
 from stn_ros.ros.parameters import ParameterSet, StartupError
 from stn_ros.ros.qos import (
@@ -95,23 +94,22 @@ class _NodeReport(FrameReport):
                 node.get_logger().warning(text)
 
 
-class StnNode(Node):
+class StnNode(SteppedNode):
     """The canonicalizer node (see the module docstring and the README for the interface).
 
     Its work is four steps (:mod:`stn_ros.ros.lifecycle`): ``configure()``, ``activate()``, ``deactivate()``,
-    ``cleanup()``. ``StnNode()`` does the first two (a :class:`StartupError` when it cannot); ``start=False``
-    (the lifecycle variant, ``stn_node --lifecycle``) leaves them to the caller.
+    ``cleanup()`` (the last two shared: :class:`~stn_ros.ros.lifecycle.SteppedNode`). ``StnNode()`` does the first
+    two (a :class:`StartupError` when it cannot); ``start=False`` (the lifecycle variant, ``stn_node --lifecycle``)
+    leaves them to the caller.
     """
+
+    OUTPUTS = ('tile_pub', 'transforms_pub', 'debug_pub')
 
     def __init__(self, *, start: bool = True, **kwargs):
         super().__init__('stn_node', **kwargs)
         self._frame_size: tuple[int, int] | None = None  # (height, width) of the last frame decoded
         self.parameters: ParameterSet | None = None  # declared at the first configure, kept through cleanup
         self.model = None
-        self.active = False
-        self._worker: LatestWorker | None = None
-        self._node_timers: list = []
-        self.tile_pub = self.transforms_pub = self.debug_pub = self.diagnostics_pub = None
         self._image_topic = self.resolve_topic_name('image')
         self._reliability_overridden: bool | None = None  # declared at the first configure
         self._inputs: LazySubscription | None = None  # made by configure: the camera, read while someone listens
@@ -187,27 +185,15 @@ class StnNode(Node):
         self.active = True
         self._inputs.set(active=True)
 
-    def deactivate(self) -> None:
-        """Stop reading the camera and wait until the worker is idle (a frame not yet started is dropped)."""
-        self.active = False
+    def _stop_inputs(self) -> None:
         if self._inputs is not None:
-            self._inputs.set(active=False)
-        if self._worker is not None and not self._worker.idle():
-            self.get_logger().warning('deactivate: the frame in hand is still being processed after 5 s')
+            self._inputs.set(active=False)  # unsubscribes from the camera
 
-    def cleanup(self) -> None:
-        """Undo ``configure()`` (deactivating first): the worker, timers and outputs go, the model is released.
-        Safe on a half-configured node. The parameters stay declared."""
-        if self.active:
-            self.deactivate()
-        outputs = (self.tile_pub, self.transforms_pub, self.debug_pub)
-        tear_down(self, self._worker, self._node_timers, outputs, self.diagnostics_pub)
-        self._worker, self._node_timers = None, []
-        self.tile_pub = self.transforms_pub = self.debug_pub = self.diagnostics_pub = None
-        self._inputs = None
+    def _release(self) -> Any:
         device = getattr(getattr(self, 'canonicalizer', None), 'device', None)
         self.model = self.canonicalizer = self.pipeline = None
-        release_device_memory(device)
+        self._inputs = self._detections = None
+        return device
 
     # --- the camera subscriptions (made and dropped by the LazySubscription) -----------------------------
 
@@ -382,10 +368,6 @@ class StnNode(Node):
             **cuda_graph_values(self.canonicalizer),
         )
         self.diagnostics_pub.publish(diagnostic_array(self, 'canonicalizer', report, device))
-
-    def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.stop()
 
 
 def cuda_graph_values(canonicalizer) -> dict[str, str]:
