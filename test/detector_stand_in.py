@@ -13,10 +13,12 @@ import sys
 import time
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
 from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2D, Detection2DArray
+
+from stn_ros.ros.node_runtime import run_node
 
 
 def boxes_for(sec: int) -> list[tuple[float, float, float, float]]:
@@ -34,31 +36,26 @@ def detections(header, boxes) -> Detection2DArray:
     return msg
 
 
+def detector_node(delay: float, none_from_sec: int) -> Node:
+    node = rclpy.create_node('detector_stand_in')
+    publisher = node.create_publisher(Detection2DArray, 'detections', 10)
+
+    def on_image(image: Image) -> None:
+        if image.header.stamp.sec >= none_from_sec:
+            return
+        time.sleep(delay)  # the detector's inference
+        publisher.publish(detections(image.header, boxes_for(image.header.stamp.sec)))
+
+    node.create_subscription(Image, 'image', on_image, 10)
+    return node
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument('--delay', type=float, default=0.08, help='seconds from an image to its detections')
     parser.add_argument('--none-from-sec', type=int, default=100, help='images stamped this late get no detections')
     options = parser.parse_args(remove_ros_args(sys.argv)[1:])
-    rclpy.init(args=sys.argv)
-    node = rclpy.create_node('detector_stand_in')
-    publisher = node.create_publisher(Detection2DArray, 'detections', 10)
-
-    def on_image(image: Image) -> None:
-        if image.header.stamp.sec >= options.none_from_sec:
-            return
-        time.sleep(options.delay)  # the detector's inference
-        publisher.publish(detections(image.header, boxes_for(image.header.stamp.sec)))
-
-    node.create_subscription(Image, 'image', on_image, 10)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return run_node(lambda: detector_node(options.delay, options.none_from_sec), 'detector_stand_in', sys.argv)
 
 
 if __name__ == '__main__':
