@@ -57,16 +57,18 @@ class NodeProcess:
         params_file: Path | None = PARAMS_FILE,
         arguments: tuple[str, ...] = (),
         command: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ):
         # arguments: the executable's own (before --ros-args), e.g. --lifecycle; command: what runs instead of the
-        # console script ``executable`` (e.g. a benchmark's node: the interpreter and the script)
+        # console script ``executable`` (e.g. a benchmark's node: the interpreter and the script); env: variables
+        # added to the loopback env (e.g. where a message package built by a test lies)
         args = [*(command or (console_script(executable),)), *arguments, '--ros-args']
         if params_file is not None:
             args += ['--params-file', str(params_file)]
         self.args = args + list(ros_args)
         self.process = subprocess.Popen(
             self.args,
-            env=node_env(),
+            env=node_env() | (env or {}),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

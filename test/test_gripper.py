@@ -28,7 +28,7 @@ from stn_ros.perception.grasps.steps import load_gqcnn_model
 from stn_ros.perception.stn.canonicalizer import load_model
 from stn_ros.perception.stn.frame import decode_frame
 from stn_ros.perception.stn.steps import StnPipeline
-from stn_ros.ros.parameters import GRIPPER_PARAMETERS, gripper_from
+from stn_ros.ros.parameter_specs import GRIPPER_PARAMETERS, gripper_from
 
 CAMERA = PinholeCamera(525.0, 525.0, 319.5, 239.5, 640, 480)
 BOXES = [(120, 110, 60, 36, 0.05), (330, 240, 44, 70, 0.07), (480, 90, 40, 40, 0.04)]  # x, y, w, h, height (m)

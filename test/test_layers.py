@@ -26,6 +26,7 @@ RANK = {
 }
 APART = {frozenset({'training', 'ros'})}
 NO_RCLPY_LAYERS = ('core', 'models', 'bridge', 'perception', 'sim')
+RCLPY_FREE_ROS_MODULES = ('parameter_specs', 'stn_parameters', 'grasp_parameters', 'stamp_pairing')
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -115,11 +116,8 @@ def test_the_checker_finds_an_import_that_runs_up(tmp_path, importer, source, ok
     assert (layer_violations(root) == []) == ok
 
 
-def test_pure_compute_layers_import_no_rclpy():
-    modules = sorted(
-        module_name(p, PACKAGE_ROOT) for layer in NO_RCLPY_LAYERS for p in (PACKAGE_ROOT / layer).rglob('*.py')
-    )
-    assert len(modules) > 20
+def assert_no_rclpy_loaded_by(modules: list[str]) -> None:
+    """Import ``modules`` in a fresh interpreter: neither rclpy nor rcl_interfaces may come with them."""
     code = (
         f'import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n'
         'bad = sorted(m for m in sys.modules if m.split(".")[0] in ("rclpy", "rcl_interfaces"))\n'
@@ -127,6 +125,20 @@ def test_pure_compute_layers_import_no_rclpy():
     )
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_pure_compute_layers_import_no_rclpy():
+    modules = sorted(
+        module_name(p, PACKAGE_ROOT) for layer in NO_RCLPY_LAYERS for p in (PACKAGE_ROOT / layer).rglob('*.py')
+    )
+    assert len(modules) > 20
+    assert_no_rclpy_loaded_by(modules)
+
+
+def test_the_ros_layers_rclpy_free_modules_load_no_rclpy():
+    """What stn_replay and the evaluation read of the ros layer (parameter specs, the nodes' tables) and the stamp
+    pairer (unit-tested alone) stay importable without rclpy."""
+    assert_no_rclpy_loaded_by([f'stn_ros.ros.{name}' for name in RCLPY_FREE_ROS_MODULES])
 
 
 def test_the_perception_nodes_never_load_pybullet():

@@ -26,7 +26,7 @@ OBJECTS = 4
 def test_the_opencv_node_uses_stn_nodes_proposal_settings_and_crop_width():
     from stn_ros.perception.stn.canonicalizer import load_model
     from stn_ros.perception.stn.steps import proposal_config
-    from stn_ros.ros.stn_node import PARAMETERS
+    from stn_ros.ros.stn_parameters import PARAMETERS
 
     defaults = {spec.name: spec.default for spec in PARAMETERS}
     for width in (640, 1280, 1920):

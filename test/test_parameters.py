@@ -1,20 +1,19 @@
 """Node parameter specs: one stated range per parameter, both checked and declared; the parameter files list them
-(no ROS graph needed)."""
+(no ROS graph needed). The nodes' tables are the rclpy-free modules ``stn_replay`` reads; the synthetic camera's is in
+its node module."""
 
 from pathlib import Path
 
 import pytest
 import yaml
 
-from stn_ros.ros import grasp_quality_node, stn_node, synthetic_camera
+from stn_ros.ros import grasp_parameters, stn_parameters, synthetic_camera
+from stn_ros.ros.parameters import descriptor
 
 CONFIG = Path(__file__).resolve().parents[1] / 'config'
 
-SPECS = [
-    (module.__name__.rpartition('.')[2], spec)
-    for module in (stn_node, grasp_quality_node, synthetic_camera)
-    for spec in module.PARAMETERS
-]
+TABLES = {'stn_node': stn_parameters, 'grasp_quality_node': grasp_parameters, 'synthetic_camera': synthetic_camera}
+SPECS = [(node, spec) for node, module in TABLES.items() for spec in module.PARAMETERS]
 
 
 @pytest.mark.parametrize(
@@ -29,11 +28,11 @@ def test_a_ranged_parameter_checks_and_declares_the_same_range(node, spec):
     for outside in (low - step, high + step):
         with pytest.raises(ValueError, match=r'must be in \['):
             spec.check(outside)
-    descriptor = spec.descriptor()
+    declared = descriptor(spec)
     if spec.int_range:
-        assert (descriptor.integer_range[0].from_value, descriptor.integer_range[0].to_value) == (low, high)
+        assert (declared.integer_range[0].from_value, declared.integer_range[0].to_value) == (low, high)
     else:
-        assert descriptor.dynamic_typing and f'[{low}, {high}]' in descriptor.additional_constraints
+        assert declared.dynamic_typing and f'[{low}, {high}]' in declared.additional_constraints
         assert isinstance(spec.check(int(high)), float)  # `-p x:=1` into a double parameter works
 
 
@@ -57,13 +56,12 @@ def flattened(parameters: dict, prefix: str = '') -> dict:
 GRIPPER_FILE = flattened(yaml.safe_load((CONFIG / 'gripper.yaml').read_text())['/**']['ros__parameters'])
 
 
-@pytest.mark.parametrize('module', [stn_node, grasp_quality_node, synthetic_camera], ids=lambda m: m.__name__)
-def test_each_parameter_file_lists_every_declared_parameter_at_its_default(module):
+@pytest.mark.parametrize('name', TABLES)
+def test_each_parameter_file_lists_every_declared_parameter_at_its_default(name):
     """config/<node>.yaml is the node's documentation: every parameter (but ones without a default), as declared;
     the gripper's, which both grasp nodes declare, are in config/gripper.yaml alone (one place)."""
-    name = module.__name__.rpartition('.')[2]
     listed = flattened(yaml.safe_load((CONFIG / f'{name}.yaml').read_text())[name]['ros__parameters'])
-    declared = {spec.name: spec.default for spec in module.PARAMETERS if spec.default is not None}
+    declared = {spec.name: spec.default for spec in TABLES[name].PARAMETERS if spec.default is not None}
     assert not set(listed) & set(GRIPPER_FILE)
     if name != 'synthetic_camera':
         listed |= GRIPPER_FILE

@@ -2,6 +2,7 @@
 publish over real topics for the same frames; bad input is a clear one-line error."""
 
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from stn_ros.apps import replay
 from stn_ros.bridge.image_codec import decode_image
 from stn_ros.bridge.mcap_bag import TopicInfo, bag_topics, message_definition, msg_file, read_messages
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud
-from stn_ros.ros.stn_node import PARAMETERS as STN_PARAMETERS
+from stn_ros.ros.stn_parameters import PARAMETERS as STN_PARAMETERS
 from stn_ros.sim.prisms.camera_frames import synthetic_frame
 
 CONFIG = ROOT / 'config'
@@ -145,6 +146,31 @@ def test_topics_are_found_and_parameters_read_as_the_nodes_read_them(tmp_path):
     values = replay.node_parameters(STN_PARAMETERS, 'stn_node', files, device='cpu')
     assert values['max_crops'] == 4 and values['output_size'] == (48, 48) and values['torch_threads'] == 2
     assert values['device'] == 'cpu' and values['crop_source'] == 'proposals' and values['table_threshold'] == 0.008
+
+
+def test_parameters_are_read_from_the_nodes_tables_without_importing_a_node_module(tmp_path):
+    """The replay checks both nodes' parameters (each value, then each set as a whole, as the nodes do at start) from
+    the rclpy-free tables: neither node module, nor rclpy's Node, is loaded."""
+    params = tmp_path / 'params.yaml'
+    params.write_text(
+        'grasp_quality_node:\n  ros__parameters:\n    camera_to_target: [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]\n'
+    )
+    code = (
+        'import sys\n'
+        'from pathlib import Path\n'
+        'from stn_ros.apps import replay\n'
+        'stn, grasp = replay.both_nodes_parameters(replay.shipped_parameter_files(), "cpu")\n'
+        'assert stn["device"] == grasp["device"] == "cpu" and stn["crop_source"] == "proposals", (stn, grasp)\n'
+        'try:\n'
+        f'    replay.both_nodes_parameters(replay.shipped_parameter_files() + [Path({str(params)!r})])\n'
+        '    raise AssertionError("camera_to_target without target_frame was accepted")\n'
+        'except replay.ReplayError as exc:\n'
+        '    assert "grasp_quality_node parameters: camera_to_target is given but target_frame is empty" in str(exc)\n'
+        'loaded = {"stn_ros.ros.stn_node", "stn_ros.ros.grasp_quality_node", "rclpy.node"} & set(sys.modules)\n'
+        'assert not loaded, loaded\n'
+    )
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, env=node_env())
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_help_explains_the_command():

@@ -12,7 +12,8 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from ros_harness import NodeProcess, camera_qos, ros_probe, set_parameter, spin_until, stamped
 from stn_ros.ros.health import ERROR, OK, WARN, NodeHealth
-from stn_ros.ros.stn_node import ACTIVE_LISTENED, ACTIVE_NOT_LAZY, CAMERA_SUBSCRIPTION, IDLE
+from stn_ros.ros.lazy_subscription import ACTIVE_LISTENED, ACTIVE_NOT_LAZY, IDLE
+from stn_ros.ros.stn_node import CAMERA_SUBSCRIPTION
 
 pytestmark = pytest.mark.timeout(150)
 

@@ -151,6 +151,21 @@ def node_parameters(specs: Sequence, node: str, files: Sequence[Path], device: s
     return values
 
 
+def both_nodes_parameters(files: Sequence[Path], device: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """stn_node's and grasp_quality_node's checked values from ``files`` (:func:`node_parameters`), each set also
+    checked as a whole as the node checks it at start. Reads the nodes' tables, not the nodes (no rclpy node module)."""
+    from stn_ros.ros import grasp_parameters, stn_parameters
+
+    values = []
+    for node, table in ((STN_NODE, stn_parameters), (GRASP_NODE, grasp_parameters)):
+        values.append(node_parameters(table.PARAMETERS, node, files, device))
+        try:
+            table.check_together(values[-1])
+        except ValueError as exc:
+            raise ReplayError(f'{node} parameters: {exc}') from None
+    return values[0], values[1]
+
+
 # --- the replay --------------------------------------------------------------------------------------------
 
 
@@ -214,7 +229,7 @@ def _grasp_stage(frames, results, out: str, grasp_values: dict[str, Any]) -> Non
         from stn_ros.perception.grasps.steps import grasp_messages, load_gqcnn_model, score_rectified
         from stn_ros.perception.stn.steps import stn_messages
         from stn_ros.ros.node_runtime import apply_thread_budget
-        from stn_ros.ros.parameters import gripper_from
+        from stn_ros.ros.parameter_specs import gripper_from
 
         apply_thread_budget(grasp_values['torch_threads'])
         try:
@@ -298,7 +313,7 @@ def replay(
     from stn_ros.perception.stn.canonicalizer import load_model
     from stn_ros.perception.stn.steps import StnPipeline, debug_picture
     from stn_ros.ros.node_runtime import apply_thread_budget
-    from stn_ros.ros.parameters import gripper_from
+    from stn_ros.ros.parameter_specs import gripper_from
 
     context = multiprocessing.get_context('spawn')  # a fresh interpreter: no forked torch or DDS state
     frames, results = context.Queue(maxsize=8), context.Queue()
@@ -503,22 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         if out.exists() and out.resolve() == bag.resolve():
             raise ReplayError(f'--out {out} is the input bag: choose another file')
         image_topic, camera_info_topic = choose_topics(bag, topics, args.image_topic, args.camera_info_topic)
-        from stn_ros.ros.grasp_quality_node import PARAMETERS as GRASP_PARAMETERS
-        from stn_ros.ros.grasp_quality_node import check_together as check_grasp_together
-        from stn_ros.ros.stn_node import PARAMETERS as STN_PARAMETERS
-        from stn_ros.ros.stn_node import check_together
-
-        files = shipped_parameter_files() + args.params_file
-        stn_values = node_parameters(STN_PARAMETERS, STN_NODE, files, args.device)
-        grasp_values = node_parameters(GRASP_PARAMETERS, GRASP_NODE, files, args.device)
-        try:
-            check_together(stn_values)
-        except ValueError as exc:
-            raise ReplayError(f'{STN_NODE} parameters: {exc}') from None
-        try:
-            check_grasp_together(grasp_values)
-        except ValueError as exc:
-            raise ReplayError(f'{GRASP_NODE} parameters: {exc}') from None
+        stn_values, grasp_values = both_nodes_parameters(shipped_parameter_files() + args.params_file, args.device)
         if grasp_values['target_frame'] and grasp_values['camera_to_target'] is None:
             raise ReplayError(
                 f'{GRASP_NODE} target_frame {grasp_values["target_frame"]!r}: a replay has no tf2 (it reads no /tf '

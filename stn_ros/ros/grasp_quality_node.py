@@ -1,7 +1,8 @@
 """``grasp_quality_node``: scores stn_node's canonical crops with the GQ-CNN and publishes grasps.
 
 Subscribes ``rectified/image`` and ``rectified/transforms`` (remap them to stn_node's outputs), pairs
-them by exact stamp (a bounded buffer; unpaired messages are counted and dropped), and ``camera_info``
+them by exact stamp (:class:`stn_ros.ros.stamp_pairing.StampPairer`: a bounded buffer per input; unpaired messages are
+counted and dropped), and ``camera_info``
 (optional: metric grasps). Scores every crop and publishes ``~/grasps`` (PointCloud2, the best-quality crop
 of each object, or every crop with ``all_hypotheses``; fields in :mod:`stn_ros.perception.grasps.grasp_quality`),
 ``~/best_grasp`` (PoseStamped, the best grasp over all crops at or above ``quality_threshold`` when it has a
@@ -16,13 +17,11 @@ node. The per-frame steps are :mod:`stn_ros.perception.pipeline`'s (``stn_replay
 from __future__ import annotations
 
 import sys
-import threading
 import time
-from collections import OrderedDict
+from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
-from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -32,79 +31,18 @@ from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.core import DeviceUnavailableError, device_memory_values, resolve_device
 from stn_ros.models.gqcnn import GQCNN
 from stn_ros.perception.frame_report import FrameReport, stamp_ns
-from stn_ros.perception.geometry.rigid_transforms import parse_camera_to_target
 from stn_ros.perception.grasps.grasp_quality import GraspScorer
 from stn_ros.perception.grasps.gripper import describe_gripper
 from stn_ros.perception.grasps.steps import grasp_markers, grasp_messages, load_gqcnn_model, score_rectified
+from stn_ros.ros.grasp_parameters import PARAMETERS, check_together
 from stn_ros.ros.health import LogThrottle, NodeHealth
-from stn_ros.ros.lifecycle import node_main, output_publisher, tear_down
-from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, release_device_memory
-from stn_ros.ros.parameters import (
-    GRIPPER_PARAMETERS,
-    TORCH_THREADS,
-    ParameterSet,
-    ParameterSpec,
-    StartupError,
-    device_string,
-    gripper_from,
-)
+from stn_ros.ros.lifecycle import SteppedNode, node_main, output_publisher
+from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array
+from stn_ros.ros.parameter_specs import gripper_from
+from stn_ros.ros.parameters import ParameterSet, StartupError
 from stn_ros.ros.qos import IncompatiblePublisherWarnings, without_event_handlers
+from stn_ros.ros.stamp_pairing import FIRST, SECOND, StampPairer, stamp_key
 from stn_ros.ros.target_frame import target_source
-
-
-def _frame_id(value) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f'must be a frame name (a string); got {value!r}')
-    if value.startswith('/') or any(c.isspace() for c in value):
-        raise ValueError(f'must be a tf2 frame name: no leading "/" and no spaces; got {value!r}')
-    return value
-
-
-PARAMETERS = [
-    ParameterSpec('device', 'auto', 'auto (CUDA if available), cpu, cuda, cuda:N', device_string, read_only=True),
-    ParameterSpec('weights', '', 'GQ-CNN checkpoint; empty = the shipped default', read_only=True),
-    ParameterSpec.number('quality_threshold', 0.5, 'a grasp below this quality is never the best grasp', 0.0, 1.0),
-    ParameterSpec(
-        'all_hypotheses', False, '~/grasps keeps every crop (every STN hypothesis), not only the best per object'
-    ),
-    ParameterSpec.integer(
-        'pairing_buffer', 10, 'messages kept per input while waiting for their pair', 1, 100, read_only=True
-    ),
-    ParameterSpec.number('diagnostics_period', 1.0, 'seconds between /diagnostics messages', 0.1, 60.0, read_only=True),
-    TORCH_THREADS,
-    ParameterSpec(
-        'target_frame',
-        '',
-        'frame of ~/grasps x, y, z, ~/best_grasp and ~/grasp_markers (tf2, or camera_to_target); empty = the camera '
-        "frame (the image's frame_id)",
-        _frame_id,
-        read_only=True,
-    ),
-    ParameterSpec(
-        'camera_to_target',
-        None,
-        '[tx, ty, tz, qx, qy, qz, qw]: the camera frame in target_frame (maps camera points into it), used instead '
-        'of tf2; unset = tf2',
-        parse_camera_to_target,
-        read_only=True,
-    ),
-    ParameterSpec.number(
-        'transform_timeout', 0.05, 'seconds a tf2 lookup waits for the transform at the image stamp', 0.0, 1.0
-    ),
-    *GRIPPER_PARAMETERS,
-]
-
-
-def check_together(values: dict) -> None:
-    """ValueError when parameter values that are each valid do not go together (at start; read by ``stn_replay``)."""
-    gripper_from(values)
-    if values['camera_to_target'] is not None and not values['target_frame']:
-        raise ValueError('camera_to_target is given but target_frame is empty: name the frame it maps into')
-
-
-def _stamp(msg) -> tuple[int, int]:
-    return msg.header.stamp.sec, msg.header.stamp.nanosec
-
 
 UNPAIRED = 'unpaired dropped'
 NO_GRASP = 'frames without a grasp above the threshold'
@@ -122,25 +60,23 @@ class _NodeReport(FrameReport):
         self._node._bad(reason, message)
 
 
-class GraspQualityNode(Node):
+class GraspQualityNode(SteppedNode):
     """The grasp-quality node (module docstring, README). Its work is four steps (:mod:`stn_ros.ros.lifecycle`):
     ``configure()``, ``activate()``, ``deactivate()``, ``cleanup()``; ``GraspQualityNode()`` does the first two,
-    ``start=False`` (the lifecycle variant, ``grasp_quality_node --lifecycle``) leaves them to the caller."""
+    ``start=False`` (the lifecycle variant, ``grasp_quality_node --lifecycle``) leaves them to the caller; the last two
+    are :class:`~stn_ros.ros.lifecycle.SteppedNode`'s."""
+
+    OUTPUTS = ('grasps_pub', 'best_pub', 'markers_pub')
+    WORK = 'scored'
 
     def __init__(self, *, start: bool = True, **kwargs):
         super().__init__('grasp_quality_node', **kwargs)
         self.parameters: ParameterSet | None = None  # declared at the first configure, kept through cleanup
         self.scorer: GraspScorer | None = None
         self.health: NodeHealth | None = None
-        self.active = False
-        self._worker: LatestWorker | None = None
-        self._node_timers: list = []
         self._input_subscriptions: list = []
         self._incompatible_publishers = IncompatiblePublisherWarnings(self)
-        self.grasps_pub = self.best_pub = self.markers_pub = self.diagnostics_pub = None
-        self._tiles: OrderedDict = OrderedDict()
-        self._records: OrderedDict = OrderedDict()
-        self._pairing = threading.Lock()
+        self._pairer: StampPairer | None = None  # a tile (FIRST) and its record (SECOND), made by configure
         if start:
             self.configure()
             self.activate()
@@ -165,6 +101,11 @@ class GraspQualityNode(Node):
         self._throttle = LogThrottle(5.0)
         self._camera: PinholeCamera | None = None
         self._worker = LatestWorker(self, 'grasp_worker', self._process_pair, self.health, self._throttle)
+        # A frame is a tile and its record: counted once, when the first of them arrives; one whose partner never
+        # came is counted apart from latest-wins drops.
+        self._pairer = StampPairer(
+            values['pairing_buffer'], on_unpaired=lambda: self.health.on_event(UNPAIRED), on_new=self.health.on_input
+        )
         self.grasps_pub = output_publisher(self, PointCloud2, '~/grasps', 5)
         self.best_pub = output_publisher(self, PoseStamped, '~/best_grasp', 5)
         self.markers_pub = output_publisher(self, MarkerArray, '~/grasp_markers', 5)
@@ -189,31 +130,18 @@ class GraspQualityNode(Node):
         ]
         self.health.set_idle(None)
 
-    def deactivate(self) -> None:
-        """Unsubscribe, forget half-paired messages, and wait until the worker is idle."""
-        self.active = False
+    def _stop_inputs(self) -> None:
         for subscription in self._input_subscriptions:
             self.destroy_subscription(subscription)
         self._input_subscriptions = []
-        with self._pairing:
-            self._tiles.clear()
-            self._records.clear()
-        if self._worker is not None and not self._worker.idle():
-            self.get_logger().warning('deactivate: the frame in hand is still being scored after 5 s')
+        if self._pairer is not None:
+            self._pairer.clear()  # half-paired messages: their partners will not come
         self._say_inactive()
 
-    def cleanup(self) -> None:
-        """Undo ``configure()`` (deactivating first): the worker, timer and outputs go, the model is released.
-        Safe on a half-configured node. The parameters stay declared."""
-        if self.active:
-            self.deactivate()
-        outputs = (self.grasps_pub, self.best_pub, self.markers_pub)
-        tear_down(self, self._worker, self._node_timers, outputs, self.diagnostics_pub)
-        self._worker, self._node_timers = None, []
-        self.grasps_pub = self.best_pub = self.markers_pub = self.diagnostics_pub = None
+    def _release(self) -> Any:
         device = None if self.scorer is None else self.scorer.device
-        self.scorer, self._target = None, None
-        release_device_memory(device)
+        self.scorer, self._target, self._pairer = None, None, None
+        return device
 
     def _say_inactive(self) -> None:
         if self.health is not None:
@@ -234,28 +162,20 @@ class GraspQualityNode(Node):
 
     def _on_tile(self, msg: Image, info: MessageInfo) -> None:
         self.health.on_message_info(info, 'rectified/image')
-        self._pair(self._tiles, msg)
+        self._pair(FIRST, msg)
 
     def _on_record(self, msg: PointCloud2, info: MessageInfo) -> None:
         self.health.on_message_info(info, 'rectified/transforms')
-        self._pair(self._records, msg)
+        self._pair(SECOND, msg)
 
-    def _pair(self, buffer: OrderedDict, msg) -> None:
+    def _pair(self, side: int, msg) -> None:
         """Store ``msg``; a frame whose tile and record are both here goes to the worker (latest wins)."""
-        if self._worker is None:
+        worker, pairer = self._worker, self._pairer
+        if worker is None or pairer is None:
             return  # a message taken just before cleanup
-        stamp = _stamp(msg)
-        with self._pairing:
-            if stamp not in self._tiles and stamp not in self._records:
-                self.health.on_input()  # a frame is a tile and its record: count it once, when the first arrives
-            buffer[stamp] = msg
-            while len(buffer) > self.parameters.values['pairing_buffer']:
-                buffer.popitem(last=False)  # its pair never came: counted apart from latest-wins drops
-                self.health.on_event(UNPAIRED)
-            if stamp not in self._tiles or stamp not in self._records:
-                return
-            pair = self._tiles.pop(stamp), self._records.pop(stamp)
-        self._worker.submit(pair)
+        pair = pairer.add(side, stamp_key(msg), msg)
+        if pair is not None:
+            worker.submit(pair)
 
     def _process_pair(self, pair: tuple[Image, PointCloud2]) -> None:
         self._process(*pair)
@@ -307,10 +227,6 @@ class GraspQualityNode(Node):
             **device_memory_values(self.scorer.device),
         )
         self.diagnostics_pub.publish(diagnostic_array(self, 'grasp quality', report, device))
-
-    def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.stop()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.utilities import remove_ros_args
 
-from stn_ros.ros.node_runtime import run_node
+from stn_ros.ros.node_runtime import release_device_memory, run_node
 from stn_ros.ros.parameters import StartupError
 
 INACTIVE = 'inactive (lifecycle)'
@@ -45,18 +45,65 @@ def destroy_output(node: Node, publisher: Publisher | None) -> None:
         node.destroy_publisher(publisher)
 
 
-def tear_down(node: Node, worker: Any, timers: list, outputs: tuple, diagnostics: Publisher | None) -> None:
-    """What ``cleanup()`` undoes of ``configure()`` in both nodes: the worker stopped, the timers, the outputs
-    (:func:`destroy_output`) and the ``/diagnostics`` publisher destroyed. Each may be None (a half-configured
-    node); the caller clears its own references."""
-    if worker is not None:
-        worker.stop()
-    for timer in timers:
-        node.destroy_timer(timer)
-    for publisher in outputs:
-        destroy_output(node, publisher)
-    if diagnostics is not None:
-        node.destroy_publisher(diagnostics)
+class SteppedNode(Node):
+    """A node whose work is the four steps; the halves both nodes share: ``deactivate()``'s wait for the worker, the
+    whole of ``cleanup()``, and ``stop()``.
+
+    In ``configure()`` a node sets ``_worker`` (its :class:`~stn_ros.ros.node_runtime.LatestWorker`), ``_node_timers``,
+    the output publishers named in ``OUTPUTS`` (made by :func:`output_publisher`) and ``diagnostics_pub``. It
+    implements ``activate()``, ``_stop_inputs()`` (unsubscribe; forget what waits for a partner) and ``_release()``
+    (drop the model and what was made of it; return the ``torch.device`` it was on, or None).
+    """
+
+    OUTPUTS: tuple[str, ...] = ()
+    """The attribute names of the node's output publishers."""
+    WORK = 'processed'
+    """What the worker does to a frame (the log says it when ``deactivate()`` waits in vain)."""
+
+    def __init__(self, node_name: str, **kwargs: Any):
+        super().__init__(node_name, **kwargs)
+        self.active = False
+        self._worker: Any = None
+        self._node_timers: list = []
+        self.diagnostics_pub: Publisher | None = None
+        for name in self.OUTPUTS:
+            setattr(self, name, None)
+
+    def _stop_inputs(self) -> None:
+        raise NotImplementedError
+
+    def _release(self) -> Any:
+        raise NotImplementedError
+
+    def deactivate(self) -> None:
+        """Stop reading the inputs and wait until the worker is idle (a frame not yet started is dropped)."""
+        self.active = False
+        self._stop_inputs()
+        if self._worker is not None and not self._worker.idle():
+            self.get_logger().warning(f'deactivate: the frame in hand is still being {self.WORK} after 5 s')
+
+    def cleanup(self) -> None:
+        """Undo ``configure()`` (deactivating first): the worker stops, the timers, outputs (:func:`destroy_output`)
+        and ``/diagnostics`` publisher go, the model is released and its device's cached memory handed back. Safe
+        on a half-configured node (what was not made is None). The parameters stay declared."""
+        if self.active:
+            self.deactivate()
+        if self._worker is not None:
+            self._worker.stop()
+        for timer in self._node_timers:
+            self.destroy_timer(timer)
+        for name in self.OUTPUTS:
+            destroy_output(self, getattr(self, name))
+            setattr(self, name, None)
+        if self.diagnostics_pub is not None:
+            self.destroy_publisher(self.diagnostics_pub)
+        self._worker, self._node_timers, self.diagnostics_pub = None, [], None
+        release_device_memory(self._release())
+
+    def stop(self) -> None:
+        """Join the worker thread (:func:`~stn_ros.ros.node_runtime.run_node` calls it before destroying the node)."""
+        if self._worker is not None:
+            self._worker.stop()
 
 
 def managed(node_class: type[Node]) -> type[Node]:

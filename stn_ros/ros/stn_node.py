@@ -9,23 +9,19 @@ is replaced before it is processed is counted as dropped and nothing queues up.
 
 Lazy, as image_pipeline's nodes are: with ``lazy`` (default), the node subscribes to the camera (``image``,
 ``camera_info``, ``detections``) only while someone listens to one of its outputs, told by the outputs'
-matched-publisher events (polled 4 times a second on an RMW without them), and says which in ``/diagnostics``.
+matched-publisher events (polled 4 times a second on an RMW without them; :mod:`stn_ros.ros.lazy_subscription`),
+and says which in ``/diagnostics``.
 The outputs' QoS can be overridden with ``qos_overrides.<topic>.publisher.{history,depth,reliability}``.
 """
 
 from __future__ import annotations
 
-import array
 import sys
-import threading
 import time
 from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.event_handler import PublisherEventCallbacks, QoSPublisherMatchedInfo, UnsupportedEventTypeError
-from rclpy.node import Node
-from rclpy.publisher import Publisher
 from rclpy.qos import QoSPolicyKind, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import MessageInfo
@@ -38,7 +34,6 @@ from stn_ros.perception.frame_report import FrameReport, stamp_ns
 from stn_ros.perception.grasps.gripper import describe_gripper
 from stn_ros.perception.stn.canonicalizer import CanonicalCrops, load_model
 from stn_ros.perception.stn.frame import Frame
-from stn_ros.perception.stn.proposals import check_rois_inside, parse_rois
 from stn_ros.perception.stn.steps import (
     BLIND_FRAMES,
     CAMERA_FRAME_MISMATCH,
@@ -47,22 +42,14 @@ from stn_ros.perception.stn.steps import (
     StnPipeline,
     debug_picture,
     detection_boxes,
-    proposal_config,
     stn_messages,
 )
 from stn_ros.ros.health import LogThrottle, NodeHealth
-from stn_ros.ros.lifecycle import INACTIVE, node_main, output_publisher, tear_down
-from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array, release_device_memory
-from stn_ros.ros.parameters import (
-    GRIPPER_PARAMETERS,
-    TORCH_THREADS,
-    ParameterSet,
-    ParameterSpec,
-    StartupError,
-    device_string,
-    gripper_from,
-    one_of,
-)
+from stn_ros.ros.lazy_subscription import IDLE, LazySubscription
+from stn_ros.ros.lifecycle import INACTIVE, SteppedNode, node_main
+from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array
+from stn_ros.ros.parameter_specs import gripper_from
+from stn_ros.ros.parameters import ParameterSet, StartupError
 from stn_ros.ros.qos import (
     IncompatiblePublisherWarnings,
     camera_qos,
@@ -70,111 +57,16 @@ from stn_ros.ros.qos import (
     publishers_reliability,
     without_event_handlers,
 )
+from stn_ros.ros.stamp_pairing import SECOND, StampPairer, stamp_key
+from stn_ros.ros.stn_parameters import PARAMETERS, check_together
 
-CROP_SOURCES = ('full_frame', 'fixed_rois', 'proposals', 'detections')
 CAMERA_SUBSCRIPTION = 'camera subscription'
-"""The diagnostics value that says whether the node reads the camera now (``lazy``), and why."""
-ACTIVE_LISTENED, ACTIVE_NOT_LAZY, IDLE = 'active (someone listens)', 'active (lazy: false)', 'idle (no one listens)'
-
-
-def _output_size(value: Any) -> tuple[int, int]:
-    value = list(value) if isinstance(value, (list, tuple, array.array)) else value
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1024 for v in value)
-    ):
-        raise ValueError(f'must be [height, width], integers in [1, 1024]; got {value!r}')
-    return int(value[0]), int(value[1])
-
-
-def _rois(value: Any) -> np.ndarray:
-    return parse_rois([] if value is None else list(value))
-
-
-PARAMETERS = [
-    ParameterSpec(
-        'device',
-        'auto',
-        'where the STN runs: auto (CUDA if available), cpu, cuda, cuda:N',
-        device_string,
-        read_only=True,
-    ),
-    ParameterSpec('weights', '', 'STN checkpoint path; empty = the shipped default', read_only=True),
-    ParameterSpec('output_size', [32, 32], '[height, width] of each canonical crop', _output_size),
-    ParameterSpec(
-        'crop_source',
-        'proposals',
-        'full_frame, fixed_rois, proposals or detections',
-        one_of(*CROP_SOURCES),
-        read_only=True,
-    ),
-    ParameterSpec('rois', None, 'fixed ROIs, flat [x, y, w, h, ...] in source pixels (fixed_rois)', _rois),
-    ParameterSpec.integer('max_crops', 16, 'at most this many objects per frame (the largest are kept)', 1, 256),
-    ParameterSpec.integer(
-        'hypotheses_per_object',
-        4,
-        "crops per object: its best-scored STN hypotheses (at most the model's count); the tile has "
-        'objects x this many crops',
-        1,
-        8,
-    ),
-    ParameterSpec.integer(
-        'max_tile_pixels',
-        1_048_576,
-        'bound on max_crops x hypotheses_per_object x output height x width (a 4 MiB tile at 4 bytes a pixel): '
-        'what 30 Hz allows',
-        1024,
-        67_108_864,
-    ),
-    ParameterSpec.integer('proposal_min_area', 150, 'proposals: smallest object, pixels', 1, 10_000_000),
-    ParameterSpec.integer('proposal_max_area', 60000, 'proposals: largest object, pixels', 1, 10_000_000),
-    ParameterSpec.number(
-        'proposal_margin', 0.15, 'proposals: margin around each object, fraction of its size', 0.0, 2.0
-    ),
-    ParameterSpec.number(
-        'table_threshold', 0.008, 'depth proposals: height above the table plane that is object, m', 0.0005, 1.0
-    ),
-    ParameterSpec.integer(
-        'proposal_decimation',
-        0,
-        'depth proposals on every k-th pixel and row (crops still sampled at full resolution); 0: auto, '
-        'k = round(width / 640), so 1280x720 costs what 640x360 does',
-        0,
-        16,
-    ),
-    ParameterSpec('publish_debug_image', False, 'publish ~/debug/image even when nobody subscribes to it'),
-    ParameterSpec(
-        'lazy',
-        True,
-        'subscribe to the camera only while someone listens to ~/rectified/image, ~/rectified/transforms or '
-        '~/debug/image (as image_pipeline does); false: always',
-    ),
-    ParameterSpec.number('diagnostics_period', 1.0, 'seconds between /diagnostics messages', 0.1, 60.0, read_only=True),
-    TORCH_THREADS,
-    *GRIPPER_PARAMETERS,
-]
-
-
-def check_together(values: dict[str, Any], frame_size: tuple[int, int] | None = None) -> None:
-    """Values that are each valid but do not go together (or not with frames of ``frame_size``, the last
-    frame's ``(height, width)``) raise ValueError with the reason."""
-    proposal_config(values).validate()
-    gripper_from(values)
-    crops = values['max_crops'] * values['hypotheses_per_object']
-    pixels = crops * values['output_size'][0] * values['output_size'][1]
-    if pixels > values['max_tile_pixels']:
-        raise ValueError(
-            f'max_crops x hypotheses_per_object x output_size = {values["max_crops"]} x '
-            f'{values["hypotheses_per_object"]} x {values["output_size"][0]} x {values["output_size"][1]} = '
-            f'{pixels} pixels a tile, above max_tile_pixels {values["max_tile_pixels"]}: fewer or smaller '
-            'crops, or raise max_tile_pixels knowingly'
-        )
-    if values['crop_source'] == 'fixed_rois' and values['rois'] is not None and frame_size is not None:
-        try:
-            check_rois_inside(values['rois'], *frame_size)
-        except ValueError as exc:
-            raise ValueError(f'rois: {exc} (the size of the last frame)') from None
+DETECTIONS_WAIT_S = 0.2
+"""How long a frame waits for the detections with its stamp (a detector runs on the same image, so they come after)."""
+DETECTIONS_KEPT = 30
+"""Detections kept while they wait for their frame (the oldest go first; a frame dropped as stale never takes its)."""
+"""The diagnostics key whose value says whether the node reads the camera now (``lazy``), and why: a state of
+:mod:`stn_ros.ros.lazy_subscription`."""
 
 
 class _NodeReport(FrameReport):
@@ -202,29 +94,27 @@ class _NodeReport(FrameReport):
                 node.get_logger().warning(text)
 
 
-class StnNode(Node):
+class StnNode(SteppedNode):
     """The canonicalizer node (see the module docstring and the README for the interface).
 
     Its work is four steps (:mod:`stn_ros.ros.lifecycle`): ``configure()``, ``activate()``, ``deactivate()``,
-    ``cleanup()``. ``StnNode()`` does the first two (a :class:`StartupError` when it cannot); ``start=False``
-    (the lifecycle variant, ``stn_node --lifecycle``) leaves them to the caller.
+    ``cleanup()`` (the last two shared: :class:`~stn_ros.ros.lifecycle.SteppedNode`). ``StnNode()`` does the first
+    two (a :class:`StartupError` when it cannot); ``start=False`` (the lifecycle variant, ``stn_node --lifecycle``)
+    leaves them to the caller.
     """
+
+    OUTPUTS = ('tile_pub', 'transforms_pub', 'debug_pub')
 
     def __init__(self, *, start: bool = True, **kwargs):
         super().__init__('stn_node', **kwargs)
         self._frame_size: tuple[int, int] | None = None  # (height, width) of the last frame decoded
         self.parameters: ParameterSet | None = None  # declared at the first configure, kept through cleanup
         self.model = None
-        self.active = False
-        self._worker: LatestWorker | None = None
-        self._node_timers: list = []
-        self.tile_pub = self.transforms_pub = self.debug_pub = self.diagnostics_pub = None
         self._image_topic = self.resolve_topic_name('image')
         self._reliability_overridden: bool | None = None  # declared at the first configure
+        self._inputs: LazySubscription | None = None  # made by configure: the camera, read while someone listens
         self._image_sub = None
         self._camera_subs: list = []  # camera_info (and detections) subscriptions, while subscribed
-        self._camera_state = IDLE
-        self._subscribing = threading.Lock()  # events and parameter changes may come from several executor threads
         self._incompatible_publishers = IncompatiblePublisherWarnings(self)
         if start:
             self.configure()
@@ -259,21 +149,24 @@ class StnNode(Node):
         self.health = NodeHealth(events=(BLIND_FRAMES, ROIS_OUTSIDE, CAMERA_FRAME_MISMATCH))
         self._throttle = LogThrottle(5.0)
         self._camera: tuple[PinholeCamera, str] | None = None  # the last valid camera_info and its frame_id
-        self._detections = None
-        self._lock = threading.Lock()  # guards the detections
         self._detection_type = self._detection_message_type() if values['crop_source'] == 'detections' else None
+        # Detections wait here for the worker to take them with their image's stamp (SECOND: the image is never stored).
+        self._detections = StampPairer(DETECTIONS_KEPT) if self._detection_type is not None else None
         if self._reliability_overridden is None:
             try:
                 self._reliability_overridden = declare_reliability_override(self, self._image_topic)
             except ValueError as exc:
                 raise StartupError(str(exc)) from None
 
-        self._matched_events = True  # False where the RMW has no matched-publisher events: then polled
-        self.tile_pub = self._create_output(Image, '~/rectified/image', 5)
-        self.transforms_pub = self._create_output(PointCloud2, '~/rectified/transforms', 5)
-        self.debug_pub = self._create_output(Image, '~/debug/image', 1)
+        self._inputs = LazySubscription(
+            self, self._image_topic, self._subscribe_camera, self._unsubscribe_camera, self._on_camera_state
+        )
+        self._inputs.lazy = values['lazy']
+        self.tile_pub = self._inputs.create_output(Image, '~/rectified/image', 5)
+        self.transforms_pub = self._inputs.create_output(PointCloud2, '~/rectified/transforms', 5)
+        self.debug_pub = self._inputs.create_output(Image, '~/debug/image', 1)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._update_camera_subscriptions()  # says in /diagnostics why there is no subscription yet
+        self._inputs.update()  # says in /diagnostics why there is no subscription yet
         self._node_timers = [
             self.create_timer(0.25, self._check_graph),  # cheap local graph queries
             self.create_timer(values['diagnostics_period'], self._publish_diagnostics),
@@ -290,114 +183,63 @@ class StnNode(Node):
     def activate(self) -> None:
         """Read the camera (while someone listens to an output, with ``lazy``) and publish."""
         self.active = True
-        self._update_camera_subscriptions()
+        self._inputs.set(active=True)
 
-    def deactivate(self) -> None:
-        """Stop reading the camera and wait until the worker is idle (a frame not yet started is dropped)."""
-        self.active = False
-        self._update_camera_subscriptions()
-        if self._worker is not None and not self._worker.idle():
-            self.get_logger().warning('deactivate: the frame in hand is still being processed after 5 s')
+    def _stop_inputs(self) -> None:
+        if self._inputs is not None:
+            self._inputs.set(active=False)  # unsubscribes from the camera
 
-    def cleanup(self) -> None:
-        """Undo ``configure()`` (deactivating first): the worker, timers and outputs go, the model is released.
-        Safe on a half-configured node. The parameters stay declared."""
-        if self.active:
-            self.deactivate()
-        outputs = (self.tile_pub, self.transforms_pub, self.debug_pub)
-        tear_down(self, self._worker, self._node_timers, outputs, self.diagnostics_pub)
-        self._worker, self._node_timers = None, []
-        self.tile_pub = self.transforms_pub = self.debug_pub = self.diagnostics_pub = None
+    def _release(self) -> Any:
         device = getattr(getattr(self, 'canonicalizer', None), 'device', None)
         self.model = self.canonicalizer = self.pipeline = None
-        release_device_memory(device)
+        self._inputs = self._detections = None
+        return device
 
-    # --- outputs and lazy subscriptions ------------------------------------------------------------
+    # --- the camera subscriptions (made and dropped by the LazySubscription) -----------------------------
 
-    def _create_output(self, msg_type, topic: str, depth: int) -> Publisher:
-        """A publisher of an output: its QoS overridable by parameters (image_pipeline's
-        ``QosOverridingOptions::with_default_policies()``), its matched events driving the lazy subscription."""
-        overrides = QoSOverridingOptions.with_default_policies()
-        if self._matched_events:
-            try:
-                events = PublisherEventCallbacks(matched=self._on_output_matched)
-                return output_publisher(
-                    self, msg_type, topic, depth, event_callbacks=events, qos_overriding_options=overrides
-                )
-            except UnsupportedEventTypeError:
-                self._matched_events = False
-                self.get_logger().info('this RMW has no matched-publisher events: polling for listeners instead')
-        return output_publisher(self, msg_type, topic, depth, qos_overriding_options=overrides)
-
-    def _on_output_matched(self, _info: QoSPublisherMatchedInfo) -> None:
-        self._update_camera_subscriptions()
-
-    def _listeners(self) -> int:
-        """Subscriptions matched to the outputs (a QoS-incompatible one does not count: it gets nothing)."""
-        outputs = (self.tile_pub, self.transforms_pub, self.debug_pub)
-        return sum(p.get_subscription_count() for p in outputs if p is not None)
-
-    def _update_camera_subscriptions(self) -> None:
-        """Subscribe to the camera while someone listens to an output (always with ``lazy`` false); unsubscribe
-        when the last listener goes. Runs on matched events, on a change of ``lazy``, and at start."""
-        if not self.context.ok():
-            return
-        with self._subscribing:
-            self._update_camera_subscriptions_locked()
-
-    def _update_camera_subscriptions_locked(self) -> None:
-        lazy = self.parameters is not None and self.parameters.values['lazy']
-        if not self.active:
-            state = INACTIVE
-        else:
-            state = IDLE if lazy and self._listeners() == 0 else ACTIVE_LISTENED if lazy else ACTIVE_NOT_LAZY
-        subscribed = self._image_sub is not None
-        self._camera_state = state
-        if state not in (IDLE, INACTIVE) and not subscribed:
-            self._subscribe_image(publishers_reliability(self.get_publishers_info_by_topic(self._image_topic)))
-            self._camera_subs = [
+    def _subscribe_camera(self) -> None:
+        self._subscribe_image(publishers_reliability(self.get_publishers_info_by_topic(self._image_topic)))
+        self._camera_subs = [
+            self.create_subscription(
+                CameraInfo,
+                'camera_info',
+                self._on_camera_info,
+                qos_profile_sensor_data,
+                event_callbacks=without_event_handlers(),
+            )
+        ]
+        if self._detection_type is not None:
+            self._camera_subs.append(
                 self.create_subscription(
-                    CameraInfo,
-                    'camera_info',
-                    self._on_camera_info,
-                    qos_profile_sensor_data,
+                    self._detection_type,
+                    'detections',
+                    self._on_detections,
+                    10,
                     event_callbacks=without_event_handlers(),
                 )
-            ]
-            if self._detection_type is not None:
-                self._camera_subs.append(
-                    self.create_subscription(
-                        self._detection_type,
-                        'detections',
-                        self._on_detections,
-                        10,
-                        event_callbacks=without_event_handlers(),
-                    )
-                )
-            self.health.set_idle(None)
-            self.get_logger().info(
-                f'subscribed to {self._image_topic}: ' + ('someone listens to an output' if lazy else 'lazy is false')
             )
-        elif state in (IDLE, INACTIVE) and subscribed:
-            for subscription in [self._image_sub, *self._camera_subs]:
-                self.destroy_subscription(subscription)
-            self._image_sub, self._camera_subs = None, []
-            why = 'no one listens to an output' if state == IDLE else 'inactive'
-            self.get_logger().info(f'{why}: unsubscribed from {self._image_topic}')
+        self.health.set_idle(None)
+
+    def _unsubscribe_camera(self) -> None:
+        for subscription in [self._image_sub, *self._camera_subs]:
+            self.destroy_subscription(subscription)
+        self._image_sub, self._camera_subs = None, []
+
+    def _on_camera_state(self, state: str) -> None:
         if state == IDLE:
             self.health.set_idle(f'idle: no one listens, not subscribed to {self._image_topic}')
         elif state == INACTIVE and self.model is not None:
             self.health.set_idle(f'inactive (lifecycle): not subscribed to {self._image_topic}')
 
     def _check_graph(self) -> None:
-        if not self._matched_events:
-            self._update_camera_subscriptions()
-        with self._subscribing:
+        inputs = self._inputs
+        if inputs is None:
+            return  # cleaned up while this timer's call was on its way (a multi-threaded executor)
+        inputs.poll()
+        with inputs.lock:
             self._follow_publisher_reliability()
             if self._image_sub is not None:
                 self._incompatible_publishers.check([self._image_sub, *self._camera_subs])
-
-    # --- subscriptions ---------------------------------------------------------------------------
 
     def _subscribe_image(self, reliability) -> None:
         if self._image_sub is not None:
@@ -433,14 +275,12 @@ class StnNode(Node):
                 'crop_source "detections" needs the vision_msgs package '
                 '(apt: ros-$ROS_DISTRO-vision-msgs), which is not installed'
             ) from None
-        self._detections: dict[tuple[int, int], Any] = {}
         return Detection2DArray
 
     def _on_detections(self, msg) -> None:
-        with self._lock:
-            self._detections[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
-            while len(self._detections) > 30:
-                self._detections.pop(next(iter(self._detections)))
+        detections = self._detections
+        if detections is not None:  # None: cleaned up since the message was taken
+            detections.add(SECOND, stamp_key(msg), msg)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         try:
@@ -466,8 +306,8 @@ class StnNode(Node):
         self.get_logger().info(f'parameter {name} set to {value!r}')
         if name == 'hypotheses_per_object' and self.model is not None:
             self._say_if_clamped(value)
-        elif name == 'lazy':
-            self._update_camera_subscriptions()
+        elif name == 'lazy' and self._inputs is not None:
+            self._inputs.set(lazy=value)
 
     def _say_if_clamped(self, hypotheses: int) -> None:
         """Say once (at start, or when the value changes) that the model has fewer hypotheses than asked."""
@@ -505,17 +345,12 @@ class StnNode(Node):
         self.health.on_processed((time.perf_counter() - started) * 1e3, latency)
 
     def _detection_rois(self, msg: Image) -> np.ndarray:
-        """ROIs of the detections with this image's exact stamp (waits up to 0.2 s for them)."""
-        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-        deadline = time.monotonic() + 0.2
-        while True:
-            with self._lock:
-                detections = self._detections.pop(key, None)
-            if detections is not None or time.monotonic() > deadline:
-                break
-            time.sleep(0.005)
+        """ROIs of the detections with this image's exact stamp: at once when they are here, else as soon as they
+        arrive (the pairer wakes this worker), for at most ``DETECTIONS_WAIT_S``."""
+        key = stamp_key(msg)
+        detections = self._detections.take(SECOND, key, DETECTIONS_WAIT_S)
         if detections is None:
-            raise ValueError(f'no detections with the image stamp {key[0]}.{key[1]:09d}')
+            raise ValueError(f'no detections with the image stamp {key[0]}.{key[1]:09d} within {DETECTIONS_WAIT_S} s')
         return detection_boxes(detections)
 
     def _publish_debug(self, frame: Frame, result: CanonicalCrops, msg: Image) -> None:
@@ -527,16 +362,12 @@ class StnNode(Node):
             device=device,
             model=self.model.description,
             crop_source=self.parameters.values['crop_source'],
-            **{CAMERA_SUBSCRIPTION: self._camera_state},
+            **{CAMERA_SUBSCRIPTION: self._inputs.state},
             **{'frames on identity fallback': str(self._fallback_frames)},
             **device_memory_values(self.canonicalizer.device),
             **cuda_graph_values(self.canonicalizer),
         )
         self.diagnostics_pub.publish(diagnostic_array(self, 'canonicalizer', report, device))
-
-    def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.stop()
 
 
 def cuda_graph_values(canonicalizer) -> dict[str, str]:

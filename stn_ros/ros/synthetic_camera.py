@@ -20,7 +20,8 @@ from sensor_msgs.msg import CameraInfo, Image
 from stn_ros.bridge.camera_info import camera_info_message
 from stn_ros.bridge.image_codec import DEPTH_ENCODINGS, encode_image
 from stn_ros.ros.node_runtime import run_node
-from stn_ros.ros.parameters import ParameterSet, ParameterSpec, StartupError, one_of
+from stn_ros.ros.parameter_specs import ParameterSpec, one_of
+from stn_ros.ros.parameters import ParameterSet, StartupError
 from stn_ros.sim.physics.world import import_pybullet
 from stn_ros.sim.prisms.camera_frames import SOURCES, SyntheticFrame, synthetic_frame
 
