@@ -60,16 +60,6 @@ def camera_messages(seed: int = 1) -> tuple[object, object]:
     )
 
 
-def node_values() -> dict:
-    """``stn_node``'s parameter values as the shipped ``config/stn_node.yaml`` sets them (the node's defaults)."""
-    import yaml
-
-    from stn_ros.core.package_files import package_file
-
-    values = yaml.safe_load(package_file('config', 'stn_node.yaml').read_text())['stn_node']['ros__parameters']
-    return {'rois': None, **values}
-
-
 def difference(first: np.ndarray, second: np.ndarray) -> tuple[float, int]:
     """The largest difference of two sets of depth crops where both have a reading, and how many pixels only one
     has."""
@@ -99,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from stn_ros.bridge.image_codec import decode_image
     from stn_ros.bridge.pointcloud_codec import decode_pointcloud
     from stn_ros.core import resolve_device
+    from stn_ros.core.package_files import shipped_parameters
     from stn_ros.core.sampler import warp_perspective_opencv
     from stn_ros.perception.frame_report import FrameReport
     from stn_ros.perception.grasps.gripper import TRAINED_GRIPPER
@@ -108,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     from stn_ros.perception.visualize import crop_strip, stack_panels
 
     device = resolve_device(args.device)
-    values = node_values()
+    values = {'rois': None, **shipped_parameters('stn_node')}  # the node's defaults
     size = tuple(values['output_size'])
     model = load_model(values['weights'])
     if model.warning:
