@@ -123,9 +123,9 @@ EXECUTORS: dict[str, Callable[[], object]] = {
 ``per-node``: a single-threaded executor a node, each on its own thread; ``multi``: rclpy's MultiThreadedExecutor with
 one thread a node (a node's callbacks share its default, mutually exclusive group, so more threads would only wait).
 The frames themselves are processed on each node's own worker thread in every case. Measured on a 2-core CPU (15 Hz
-640x480 depth, camera stamp -> ~/grasps p50): single 26.7 ms, per-node 29.2 ms, multi 33.6 ms with 37 % of the
-frames lost by stn_node (replaced before it got to them: the process used a whole core, 102 % CPU against 24 % with
-``single``), two processes 31.9 ms."""
+640x480 depth, camera stamp -> ~/grasps p50; ``benchmarks/single_process_benchmark.py``): single 26.7 ms, per-node
+29.2 ms, multi 33.6 ms with 37 % of the frames lost by stn_node (replaced before it got to them), two processes
+31.9 ms."""
 
 
 def budget_threads(nodes: list[Node]) -> None:
