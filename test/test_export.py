@@ -1,4 +1,5 @@
-"""stn_export: both nets as ONNX with a dynamic batch, equal to torch under onnxruntime (CPU)."""
+"""stn_export: both nets as ONNX with a dynamic batch, equal to torch under onnxruntime (CPU); the localization net
+ranks its hypotheses as stn_node does."""
 
 import subprocess
 import sys
@@ -9,23 +10,45 @@ import onnx
 import onnxruntime
 import pytest
 import torch
+from std_msgs.msg import Header
 
 from stn_ros.apps.export import GraspQuality, Localization
+from stn_ros.bridge.image_codec import encode_image
+from stn_ros.core import localization_crops
+from stn_ros.core.package_files import shipped_parameters
 from stn_ros.core.spatial_transformer import median_of_nonzero, median_of_nonzero_sorted
 from stn_ros.models.gqcnn import load_gqcnn
+from stn_ros.perception.frame_report import FrameReport
+from stn_ros.perception.grasps.gripper import TRAINED_GRIPPER
 from stn_ros.perception.stn.canonicalizer import load_model
+from stn_ros.perception.stn.steps import StnPipeline
+from stn_ros.sim.prisms.camera_frames import synthetic_frame
 
 WEIGHTS = Path(__file__).resolve().parents[1] / 'weights'
+NODE_HYPOTHESES = shipped_parameters('stn_node')['hypotheses_per_object']
 
 
-@pytest.mark.timeout(240)
-def test_the_export_command_writes_both_nets_and_they_match_torch(tmp_path):
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory) -> Path:
+    """The folder ``stn_export`` (defaults) wrote; it checked both nets against torch itself."""
+    out = tmp_path_factory.mktemp('onnx')
     result = subprocess.run(
-        [str(Path(sys.executable).parent / 'stn_export'), '--out', str(tmp_path)],
+        [str(Path(sys.executable).parent / 'stn_export'), '--out', str(out)],
         capture_output=True, text=True, timeout=200,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert result.stdout.count('(ok)') == 2, result.stdout
+    assert f'the {NODE_HYPOTHESES} best-scored of its 4 hypotheses' in result.stdout, result.stdout
+    return out
+
+
+def run_onnx(path: Path, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    return session.run(None, inputs)
+
+
+@pytest.mark.timeout(240)
+def test_the_export_command_writes_both_nets_and_they_match_torch(exported):
     rng = np.random.default_rng(7)
     stn = load_model('').stn.eval()
     crops = (0.5 + 0.4 * rng.random((7, 1, *stn.localization_size))).astype(np.float32)
@@ -33,17 +56,49 @@ def test_the_export_command_writes_both_nets_and_they_match_torch(tmp_path):
     images = (0.03 * rng.standard_normal((7, 1, 32, 32))).astype(np.float32)
     z = np.full(7, 0.66, np.float32)
     cases = [
-        ('localization.onnx', Localization(stn), {'crops': crops}),
+        ('localization.onnx', Localization(stn, NODE_HYPOTHESES), {'crops': crops}),
         ('gqcnn.onnx', GraspQuality(load_gqcnn(WEIGHTS / 'gqcnn.pt')[0].eval()), {'images': images, 'z': z}),
     ]
     for name, module, inputs in cases:
-        model = onnx.load(tmp_path / name)
+        model = onnx.load(exported / name)
         assert all(i.type.tensor_type.shape.dim[0].dim_param for i in model.graph.input), f'{name}: fixed batch'
-        session = onnxruntime.InferenceSession(str(tmp_path / name), providers=['CPUExecutionProvider'])
-        (actual,) = session.run(None, inputs)
+        actual = run_onnx(exported / name, inputs)
         with torch.no_grad():
-            expected = module(*(torch.from_numpy(v) for v in inputs.values())).numpy()
-        np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=0)
+            expected = module(*(torch.from_numpy(v) for v in inputs.values()))
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        assert len(actual) == len(expected), name
+        for a, e in zip(actual, expected, strict=True):
+            np.testing.assert_allclose(a, e.numpy(), atol=1e-4, rtol=0)
+    params, scores = run_onnx(exported / 'localization.onnx', {'crops': crops})
+    assert params.shape == (7, NODE_HYPOTHESES, 4) and scores.shape == (7, NODE_HYPOTHESES)
+    assert (np.diff(scores, axis=1) <= 0).all(), scores  # best first
+
+
+@pytest.mark.timeout(240)
+def test_the_exported_ranking_is_what_stn_node_publishes(exported):
+    """stn_node's own steps (defaults, shipped weights) on a frame of several objects: localization.onnx, fed the
+    localization crops of the ROIs the node's record names, gives each object's hypotheses in the record's order
+    (object-major, best first), with its parameters and scores."""
+    model = load_model('')
+    values = {'rois': None, **shipped_parameters('stn_node')}
+    pipeline = StnPipeline.for_gripper(model, torch.device('cpu'), tuple(values['output_size']), TRAINED_GRIPPER)
+    synthetic = synthetic_frame(1, 0, '16UC1')  # 5 prisms
+    msg = encode_image(synthetic.depth, '16UC1', header=Header(frame_id='camera'))
+    frame = pipeline.decode(msg, FrameReport())
+    result = pipeline.canonicalize(frame, msg, values, (synthetic.scene.camera, 'camera'), FrameReport())
+    record, k = result.record, NODE_HYPOTHESES
+    objects = len(record) // k
+    assert result.hypotheses_per_object == k and objects >= 3 and len(record) == objects * k
+    assert (record['hypothesis'].reshape(objects, k) == np.arange(k)).all()
+    assert (record['object_id'].reshape(objects, k) == np.arange(objects)[:, None]).all()
+    rois = np.stack([record[f] for f in ('roi_x', 'roi_y', 'roi_w', 'roi_h')], axis=1)[::k]
+    grey = torch.from_numpy(frame.grey())[None]
+    crops = localization_crops(grey, torch.from_numpy(rois), model.stn.localization_size).numpy()
+    params, scores = run_onnx(exported / 'localization.onnx', {'crops': crops})
+    node_params = np.stack([record[f'p{i}'] for i in range(params.shape[-1])], axis=1).reshape(objects, k, -1)
+    np.testing.assert_allclose(params, node_params, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(scores, record['score'].reshape(objects, k), atol=1e-5, rtol=0)
+    assert (np.diff(scores, axis=1) < 0).all(), scores  # distinct scores: the order is the ranking, not a tie
 
 
 def test_the_exportable_median_is_torch_nanmedian_of_the_nonzero_values():

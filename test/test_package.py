@@ -2,6 +2,7 @@
 
 import configparser
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -79,8 +80,14 @@ def test_selfcheck_runs_ros_and_writes_its_picture(tmp_path, ros_env):
         text=True,
         timeout=100,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
     assert 'rclpy: ok (rmw_fastrtps_cpp, loopback only)' in result.stdout
+    # stn_node's own steps with its defaults: the shipped grasp STN, 4 hypotheses a proposed object.
+    steps = re.search(
+        r'stn_node steps on \S+: similarity STN from \S+grasp_stn.pt; .* (\d+) objects x 4 hypotheses', result.stdout
+    )
+    assert steps and int(steps.group(1)) >= 2, result.stdout
+    assert 'the published H reproduces the tile' in result.stdout and 'FAILED' not in result.stderr
     assert picture.is_file() and picture.stat().st_size > 1000
     import cv2
 

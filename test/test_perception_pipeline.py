@@ -111,6 +111,61 @@ def test_one_process_gives_grasps_on_the_same_topics_with_each_node_its_paramete
     assert not any('Traceback' in o for o in outputs)
 
 
+BARE_REMAPS = ('-r', 'image:=/pp_cam/depth', '-r', 'camera_info:=/pp_cam/camera_info')  # the camera's, nothing else
+OWN_REMAPS = ('-r', 'rectified/image:=/elsewhere/image', '-r', 'rectified/transforms:=/elsewhere/transforms')
+
+
+def test_started_bare_the_two_nodes_are_connected_and_an_outside_subscriber_gets_grasps():
+    """No remapping of rectified/*, no parameter file: grasp_quality_node reads stn_node's outputs, which makes the
+    lazy stn_node subscribe to the camera, and grasps reach a subscriber in another process."""
+    camera = NodeProcess(
+        'synthetic_camera', '-p', 'scene_period:=0.0', '-p', 'seed:=5', *CAMERA_REMAPS,
+        params_file=CONFIG / 'synthetic_camera.yaml',
+    )  # fmt: skip
+    pipeline = NodeProcess('perception_pipeline', *BARE_REMAPS, params_file=None)
+    try:
+        with ros_probe('bare_pipeline_probe') as probe:
+            grasps: list[PointCloud2] = []
+            probe.create_subscription(PointCloud2, '/grasp_quality_node/grasps', grasps.append, 10)
+            assert spin_until(probe, lambda: sum(g.width > 0 for g in grasps) >= 3 or not pipeline.alive(), 120), (
+                f'{len(grasps)} grasp clouds, {sum(g.width > 0 for g in grasps)} with grasps\n{pipeline.stop()}'
+            )
+            assert pipeline.alive(), pipeline.stop()
+            assert topics(probe, 'grasp_quality_node', 'sub') >= {
+                '/stn_node/rectified/image',
+                '/stn_node/rectified/transforms',
+            }
+            assert '/pp_cam/depth' in topics(probe, 'stn_node', 'sub')  # the lazy node reads the camera
+            assert {f.name for f in grasps[-1].fields} >= {'quality', 'u', 'v', 'x', 'y', 'z'}
+    finally:
+        outputs = [camera.stop(), pipeline.stop()]
+        print(*outputs, sep='\n')
+    assert not any('Traceback' in o for o in outputs)
+
+
+def test_a_remapping_of_the_users_own_wins_over_the_built_in_one():
+    pipeline = NodeProcess('perception_pipeline', *BARE_REMAPS, *OWN_REMAPS, params_file=None)
+    try:
+        with ros_probe('remapped_pipeline_probe') as probe:
+            wanted = {'/elsewhere/image', '/elsewhere/transforms'}
+
+            def seen(node: str, kind: str) -> set[str]:  # empty until the probe has discovered the node
+                known = node in {n for n, _ in probe.get_node_names_and_namespaces()}
+                return topics(probe, node, kind) if known else set()
+
+            assert spin_until(probe, lambda: wanted <= seen('grasp_quality_node', 'sub') or not pipeline.alive(), 60), (
+                pipeline.stop()
+            )
+            assert not {t for t in seen('grasp_quality_node', 'sub') if t.startswith('/stn_node/')}
+            # Nobody listens to stn_node's outputs now, so the lazy node stays off the camera.
+            assert spin_until(probe, lambda: '/stn_node/rectified/image' in seen('stn_node', 'pub'), 20)
+            assert '/pp_cam/depth' not in seen('stn_node', 'sub')
+    finally:
+        output = pipeline.stop()
+        print(output)
+    assert 'Traceback' not in output
+
+
 def test_a_node_that_cannot_start_is_named_in_one_line():
     pipeline = NodeProcess(
         'perception_pipeline', '--params-file', str(CONFIG / 'stn_node.yaml'),

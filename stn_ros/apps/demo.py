@@ -17,6 +17,13 @@ import cv2
 import numpy as np
 
 from stn_ros.core.package_files import package_file
+from stn_ros.perception.visualize import (
+    crop_quadrilaterals,
+    crop_strip,
+    draw_grasps,
+    draw_quadrilaterals,
+    stack_panels,
+)
 from stn_ros.ros.child_processes import ProcessGroup, node_command
 from stn_ros.ros.loopback_env import apply_loopback_ros_env
 from stn_ros.sim.physics.world import import_pybullet
@@ -75,6 +82,63 @@ def shipped_models() -> str:
     )
 
 
+ZOOM_SIZE = (640, 480)  # the scene panel: the objects' part of the frame, enlarged to this size (width, height)
+STRIP_SCALE = 3  # each 32x32 crop is shown 96x96
+
+
+def zoom_window(points: np.ndarray, frame_size: tuple[int, int], margin: float = 40.0) -> tuple[float, float, float]:
+    """``(x0, y0, scale)``: the part of a frame of ``(height, width)`` around ``points`` ``(N, 2)`` (source pixels,
+    with ``margin`` pixels around them) with the aspect of :data:`ZOOM_SIZE`, enlarged to it; at most the whole
+    frame, at least a third of it (an enlargement of 3)."""
+    height, width = frame_size
+    out_w, out_h = ZOOM_SIZE
+    finite = points[np.isfinite(points).all(axis=1)]
+    if not len(finite):
+        return 0.0, 0.0, out_w / width
+    low, high = finite.min(axis=0) - margin, finite.max(axis=0) + margin
+    view_w = min(max(high[0] - low[0], (high[1] - low[1]) * out_w / out_h, width / 3), width, height * out_w / out_h)
+    view_h = view_w * out_h / out_w
+    centre = (low + high) / 2
+    x0 = float(np.clip(centre[0] - view_w / 2, 0, width - view_w))
+    y0 = float(np.clip(centre[1] - view_h / 2, 0, height - view_h))
+    return x0, y0, out_w / view_w
+
+
+def demo_picture(image: np.ndarray, record, grasps: np.ndarray, crops: np.ndarray, fx: float) -> np.ndarray:
+    """The demo's picture of one frame: above, the scene (``image`` bgr8) zoomed to its objects, with each object's
+    grasp of ``~/grasps`` (``grasps``, decoded) coloured by its quality (red 0 -> green 1) and labelled with it, the
+    sampling quadrilateral of the crop it came from, and the best grasp in white, marked ``best``; below, every
+    crop of the tile (``crops``, ``record`` its transforms record), labelled ``object.hypothesis``, the chosen
+    ones with their quality."""
+    count = len(grasps)
+    best = int(np.argmax(grasps['quality'])) if count else None
+    crop_of = {(int(o), int(h)): i for i, (o, h) in enumerate(zip(record.object_ids, record.hypotheses, strict=True))}
+    chosen = [crop_of.get((int(o), int(h))) for o, h in zip(grasps['object_id'], grasps['hypothesis'], strict=True)]
+    quads = crop_quadrilaterals(record.homographies[[c for c in chosen if c is not None]], crops.shape[1:3])
+    centres = np.stack((grasps['u'], grasps['v']), 1).astype(np.float64)
+    x0, y0, scale = zoom_window(np.concatenate([quads.reshape(-1, 2), centres]), image.shape[:2])
+    to_view = np.array([[scale, 0, (0.5 - x0) * scale - 0.5], [0, scale, (0.5 - y0) * scale - 0.5]])
+    view = cv2.warpAffine(image, to_view, ZOOM_SIZE, flags=cv2.INTER_LINEAR)
+    view_point = lambda p: p @ to_view[:, :2].T + to_view[:, 2]  # noqa: E731
+    scene = draw_quadrilaterals(view, view_point(quads), color=(200, 200, 200), thickness=1)
+    widths_px = grasps['width'] * fx / np.where(grasps['z'] > 0, grasps['z'], np.nan) * scale
+    centres_view = view_point(centres)
+    draw_grasps(scene, centres_view, grasps['angle'], widths_px, grasps['quality'], best)
+    for index, ((u, v), quality) in enumerate(zip(centres_view, grasps['quality'], strict=True)):
+        if np.isfinite(u) and np.isfinite(v):
+            label = f'best {quality:.2f}' if index == best else f'{quality:.2f}'
+            colour = (255, 255, 255) if index == best else (0, int(255 * quality), int(255 * (1 - quality)))
+            origin = (int(u) + 10, int(v) - 12)
+            cv2.putText(scene, label, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(scene, label, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.55, colour, 1, cv2.LINE_AA)
+    quality_of = {c: float(q) for c, q in zip(chosen, grasps['quality'], strict=True) if c is not None}
+    labels = [
+        f'{o}.{h}' + (f' q={quality_of[i]:.2f}' if i in quality_of else '')
+        for i, (o, h) in enumerate(zip(record.object_ids.tolist(), record.hypotheses.tolist(), strict=True))
+    ]
+    return stack_panels(scene, crop_strip(crops, scale=STRIP_SCALE, labels=labels, max_width=scene.shape[1]))
+
+
 def run(args: argparse.Namespace) -> int:
     import rclpy
     from geometry_msgs.msg import PoseStamped
@@ -83,13 +147,6 @@ def run(args: argparse.Namespace) -> int:
     from stn_ros.bridge.image_codec import decode_image
     from stn_ros.bridge.pointcloud_codec import decode_pointcloud
     from stn_ros.perception.stn.transforms_record import parse_record
-    from stn_ros.perception.visualize import (
-        crop_quadrilaterals,
-        crop_strip,
-        draw_grasps,
-        draw_quadrilaterals,
-        stack_panels,
-    )
 
     key = lambda msg: (msg.header.stamp.sec, msg.header.stamp.nanosec)  # noqa: E731
     received: dict[str, dict] = {name: {} for name in ('image', 'tile', 'record', 'grasps', 'best')}
@@ -142,30 +199,19 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
-        stamp = complete[-1]
+        # The picture: the frame with the most grasps (objects) of the run, the latest of those.
+        grasps_of = {s: decode_pointcloud(received['grasps'][s]) for s in complete}
+        stamp = max(complete, key=lambda s: (len(grasps_of[s]), s))
         image = decode_image(received['image'][stamp])
         record = parse_record(decode_pointcloud(received['record'][stamp]))
-        grasps = decode_pointcloud(received['grasps'][stamp])
-        tile_msg = received['tile'][stamp]
-        tile = decode_image(tile_msg)
-        count, crop_count = len(grasps), len(record.homographies)  # a grasp per object; K crops per object
+        grasps = grasps_of[stamp]
+        tile = decode_image(received['tile'][stamp])
+        crop_count = len(record.homographies)  # K crops per object
         crops = tile.reshape(crop_count, -1, tile.shape[1]) if crop_count else np.zeros((0, 32, 32), np.float32)
-        best = int(np.argmax(grasps['quality'])) if count else None
         fx = info[-1].k[0] if info else 525.0
-        widths_px = grasps['width'] * fx / np.where(grasps['z'] > 0, grasps['z'], np.nan)
-        scene = draw_quadrilaterals(image, crop_quadrilaterals(record.homographies, crops.shape[1:3]))
-        draw_grasps(scene, np.stack((grasps['u'], grasps['v']), 1), grasps['angle'], widths_px, grasps['quality'], best)
-        chosen = {
-            (int(o), int(h)): float(q)
-            for o, h, q in zip(grasps['object_id'], grasps['hypothesis'], grasps['quality'], strict=True)
-        }
-        labels = [  # object.hypothesis, and the quality of the crop each object's grasp came from
-            f'{o}.{h}' + (f' q={chosen[(o, h)]:.2f}' if (o, h) in chosen else '')
-            for o, h in zip(record.object_ids.tolist(), record.hypotheses.tolist(), strict=True)
-        ]
-        picture = stack_panels(scene, crop_strip(crops, scale=4, labels=labels, max_width=scene.shape[1]))
+        picture = demo_picture(image, record, grasps, crops, fx)
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(args.output), picture)
+        cv2.imwrite(str(args.output), picture, [cv2.IMWRITE_PNG_COMPRESSION, 9])
         latencies = [(arrival[s] - (s[0] + s[1] * 1e-9)) * 1e3 for s in received['grasps'] if s in arrival]
         crops_per_frame = [received['record'][s].width for s in received['record']]
         print(
@@ -189,7 +235,10 @@ def run(args: argparse.Namespace) -> int:
                 f'{pose.header.frame_id}, axis {angle:+.0f} deg in the image; '
                 f'{len(received["best"])} of {len(received["grasps"])} frames had a grasp above the threshold'
             )
-        print(f'picture: {args.output.resolve()}')
+        print(
+            f'picture: {args.output.resolve()} (the frame with the most objects: {len(grasps)} grasps, '
+            f'{crop_count} crops)'
+        )
         return 0
     finally:
         probe.destroy_node()
@@ -200,9 +249,9 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description='Run synthetic_camera -> stn_node -> grasp_quality_node as separate processes over real ROS 2 '
-        'topics (loopback only, shared-memory transport) for a few seconds, then write a picture of '
-        "the scene with each crop's quadrilateral and the grasps, and the rectified crops with their "
-        'qualities, and print a summary.'
+        'topics (loopback only, shared-memory transport) for a few seconds, then write a picture of the frame '
+        "with the most objects (the scene zoomed to them, each object's grasp with its quality and its crop's "
+        'quadrilateral, the best grasp in white; below, every rectified crop) and print a summary.'
     )
     parser.add_argument(
         '--duration', type=float, default=6.0, help='seconds to run after the first grasps (default: %(default)s)'

@@ -3,11 +3,15 @@
 Writes the two nets the nodes run as ONNX models, with a dynamic batch, and checks each against torch with
 onnxruntime (CPU) on random batches of 1, 16 and 64:
 
-- ``localization.onnx``: the STN's localization net. Input ``crops`` ``(B, 1, h, w)`` float32, the
-  localization crops as ``stn_node`` cuts them (:func:`stn_ros.core.localization_crops`: the grey view of
-  each ROI resampled to the net's input size; metres for depth, no reading = 0). Output ``params``
-  ``(B, P)``: the best-scored hypothesis' transform parameters (the family's normalized convention; the
-  published ``H`` follows from them with :func:`stn_ros.core.crop_transforms`).
+- ``localization.onnx``: the STN's localization net and its ranking, what ``stn_node`` publishes. Input
+  ``crops`` ``(B, 1, h, w)`` float32, the localization crops as ``stn_node`` cuts them
+  (:func:`stn_ros.core.localization_crops`: the grey view of each ROI resampled to the net's input size; metres
+  for depth, no reading = 0). Outputs ``params`` ``(B, K, P)``: each crop's K best-scored hypotheses, best first
+  (the family's normalized convention; the published ``H`` follows from them with
+  :func:`stn_ros.core.crop_transforms`), and ``scores`` ``(B, K)``: each one's probability among the net's
+  hypotheses (the transforms record's ``score``). K is ``--hypotheses`` (default: ``stn_node``'s
+  ``hypotheses_per_object`` in ``config/stn_node.yaml``), at most the net's count, as in the node; the node's
+  tile is object-major, so crop ``b``'s hypothesis ``k`` is the node's crop ``b * K + k``.
 - ``gqcnn.onnx``: the GQ-CNN. Inputs ``images`` ``(B, 1, 32, 32)`` float32 (canonical crops relative to
   the gripper depth, :func:`stn_ros.perception.grasps.grasp_image.normalize_grasp_images`) and ``z`` ``(B,)``
   metres; output ``quality`` ``(B,)``, the probability that the grasp holds.
@@ -27,7 +31,7 @@ import torch
 from torch import nn
 
 from stn_ros.core import SpatialTransformer
-from stn_ros.core.package_files import package_file
+from stn_ros.core.package_files import package_file, shipped_parameters
 from stn_ros.models.gqcnn import GQCNN, load_gqcnn
 from stn_ros.perception.grasps.grasp_image import CANONICAL_SIZE
 from stn_ros.perception.grasps.grasp_quality import DEFAULT_GQCNN_WEIGHTS
@@ -39,14 +43,22 @@ CHECK_BATCHES = (1, 16, 64)
 
 
 class Localization(nn.Module):
-    """``forward(crops)`` is ``stn.localize(crops)``: the module that is exported."""
+    """``forward(crops)`` is ``stn.localize_ranked(crops, hypotheses)``: the ``hypotheses`` best-scored parameter
+    sets ``(B, K, P)``, best first, and their probabilities ``(B, K)``, as ``stn_node`` ranks them (K =
+    ``hypotheses`` clamped to the net's count). The module that is exported."""
 
-    def __init__(self, stn: SpatialTransformer):
+    def __init__(self, stn: SpatialTransformer, hypotheses: int = 1):
         super().__init__()
         self.stn = stn
+        self.hypotheses = min(int(hypotheses), stn.localization.hypotheses)
 
-    def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        return self.stn.localize(crops)
+    def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.stn.localize_ranked(crops, self.hypotheses)
+
+
+def node_hypotheses() -> int:
+    """``stn_node``'s ``hypotheses_per_object`` as the shipped ``config/stn_node.yaml`` sets it (its default)."""
+    return int(shipped_parameters('stn_node')['hypotheses_per_object'])
 
 
 class GraspQuality(nn.Module):
@@ -73,7 +85,7 @@ def gqcnn_inputs(batch: int, generator: torch.Generator) -> dict[str, torch.Tens
     return {'images': images, 'z': 0.5 + 0.4 * torch.rand(batch, generator=generator)}
 
 
-def export(module: nn.Module, inputs: dict[str, torch.Tensor], output_name: str, path: Path) -> None:
+def export(module: nn.Module, inputs: dict[str, torch.Tensor], output_names: list[str], path: Path) -> None:
     """Write ``module`` (eval mode) as ONNX with a dynamic batch on every input."""
     batch = torch.export.Dim('batch', min=1, max=4096)
     torch.onnx.export(
@@ -82,7 +94,7 @@ def export(module: nn.Module, inputs: dict[str, torch.Tensor], output_name: str,
         str(path),
         dynamo=True,
         input_names=list(inputs),
-        output_names=[output_name],
+        output_names=output_names,
         dynamic_shapes={name: {0: batch} for name in inputs},
         verbose=False,
     )
@@ -98,11 +110,13 @@ def largest_difference(module: nn.Module, path: Path, make_inputs, batches=CHECK
     for batch in batches:
         inputs = make_inputs(batch, generator)
         with torch.no_grad():
-            expected = module(*inputs.values()).numpy()
-        (actual,) = session.run(None, {name: value.numpy() for name, value in inputs.items()})
-        if actual.shape != expected.shape:
-            raise ValueError(f'{path.name}: onnxruntime gave shape {actual.shape}, torch {expected.shape}')
-        worst = max(worst, float(np.abs(actual - expected).max()))
+            expected = module(*inputs.values())
+        expected = [t.numpy() for t in (expected if isinstance(expected, tuple) else (expected,))]
+        actual = session.run(None, {name: value.numpy() for name, value in inputs.items()})
+        for name, a, e in zip(session.get_outputs(), actual, expected, strict=True):
+            if a.shape != e.shape:
+                raise ValueError(f'{path.name}: {name.name}: onnxruntime gave shape {a.shape}, torch {e.shape}')
+            worst = max(worst, float(np.abs(a - e).max()))
     return worst
 
 
@@ -112,9 +126,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument('--stn', default='', help='STN checkpoint (default: the shipped grasp STN)')
     parser.add_argument('--gqcnn', default='', help='GQ-CNN checkpoint (default: the shipped GQ-CNN)')
+    parser.add_argument(
+        '--hypotheses',
+        type=int,
+        help="K, the ranked hypotheses a crop (default: stn_node's hypotheses_per_object, config/stn_node.yaml); "
+        "at most the STN's count, as in the node",
+    )
     parser.add_argument('--out', type=Path, default=Path('out/onnx'), help='output folder (default: %(default)s)')
     parser.add_argument('--no-check', action='store_true', help='skip the onnxruntime comparison')
     args = parser.parse_args(argv)
+    hypotheses = node_hypotheses() if args.hypotheses is None else args.hypotheses
+    if hypotheses < 1:
+        parser.error(f'--hypotheses must be at least 1, got {hypotheses}')
     try:
         loaded = load_model(args.stn)
         gqcnn = load_gqcnn(args.gqcnn or package_file('weights', DEFAULT_GQCNN_WEIGHTS))[0]
@@ -122,19 +145,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f'{PROG}: {exc}', file=sys.stderr)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
+    localization = Localization(loaded.stn.eval(), hypotheses)
     models = {
         'localization.onnx': (
-            Localization(loaded.stn.eval()),
+            localization,
             lambda batch, generator: localization_inputs(loaded.stn, batch, generator),
-            'params',
+            ['params', 'scores'],
         ),
-        'gqcnn.onnx': (GraspQuality(gqcnn.eval()), gqcnn_inputs, 'quality'),
+        'gqcnn.onnx': (GraspQuality(gqcnn.eval()), gqcnn_inputs, ['quality']),
     }
     failed = False
-    for name, (module, make_inputs, output_name) in models.items():
+    for name, (module, make_inputs, output_names) in models.items():
         path = args.out / name
-        export(module, make_inputs(2, torch.Generator().manual_seed(0)), output_name, path)
+        export(module, make_inputs(2, torch.Generator().manual_seed(0)), output_names, path)
         line = f'{path}: written'
+        if module is localization:
+            line += (
+                f' ({loaded.description}: the {localization.hypotheses} best-scored of its '
+                f'{loaded.stn.localization.hypotheses} hypotheses a crop, best first)'
+            )
         if not args.no_check:
             difference = largest_difference(module, path, make_inputs)
             failed |= not difference <= TOLERANCE

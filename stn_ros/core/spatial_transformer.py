@@ -110,7 +110,10 @@ class SpatialTransformer(nn.Module):
             params = self.localize(images)
             return params[:, None].expand(-1, count, -1), params.new_ones(len(params), count)
         params, scores = self.localize_all(images)
-        order = scores.argsort(dim=1, descending=True, stable=True)[:, :count]
+        if torch.onnx.is_in_onnx_export():  # ONNX has no stable sort; its TopK puts ties in index order too
+            order = scores.topk(count, dim=1).indices
+        else:
+            order = scores.argsort(dim=1, descending=True, stable=True)[:, :count]
         chosen = params.gather(1, order[..., None].expand(-1, -1, params.shape[-1]))
         return chosen, scores.softmax(dim=1).gather(1, order)
 

@@ -7,8 +7,12 @@ One command line configures both::
 
     perception_pipeline --ros-args --params-file config/stn_node.yaml --params-file config/grasp_quality_node.yaml \\
         -r image:=/camera/depth/image_raw -r camera_info:=/camera/depth/camera_info \\
-        -r rectified/image:=/stn_node/rectified/image -r rectified/transforms:=/stn_node/rectified/transforms \\
         -p stn_node:device:=cuda -p grasp_quality_node:device:=cuda
+
+The two nodes are wired together without a remapping: grasp_quality_node's ``rectified/image`` and
+``rectified/transforms`` read stn_node's ``~/rectified/*`` (:data:`CONNECTING_REMAPS`, the launch file's remappings).
+A remapping of the user's own for those names wins (rcl takes the first rule that matches a name, and these come
+after the command line's).
 
 A parameter file's ``stn_node:`` / ``grasp_quality_node:`` sections reach their node (``/**:`` reaches both);
 ``-p name:=value`` sets ``name`` in both nodes, ``-p stn_node:name:=value`` in one; a remapping applies to every node
@@ -39,6 +43,18 @@ from stn_ros.ros.stn_node import StnNode
 
 NODES: tuple[tuple[str, Callable[[], Node]], ...] = (('stn_node', StnNode), ('grasp_quality_node', GraspQualityNode))
 DEFAULT_EXECUTOR = 'single'
+CONNECTING_REMAPS = tuple(
+    f'grasp_quality_node:rectified/{name}:=stn_node/rectified/{name}' for name in ('image', 'transforms')
+)
+"""The remapping rules that connect the two nodes, node-scoped to grasp_quality_node. The target is relative, so it
+resolves in the nodes' namespace (``__ns:=/left`` reads ``/left/stn_node/rectified/*``, where stn_node publishes)."""
+
+
+def with_connecting_remaps(args: list[str]) -> list[str]:
+    """``args`` with :data:`CONNECTING_REMAPS` after everything the user gave: rcl applies the first rule that matches
+    a name, so a user's own remapping of ``rectified/*`` (plain or ``grasp_quality_node:``-scoped) wins, and without
+    one the grasp node reads stn_node's outputs (which also makes the lazy stn_node subscribe to the camera)."""
+    return [*args, '--ros-args', *(arg for rule in CONNECTING_REMAPS for arg in ('-r', rule))]
 
 
 def _named(name: str, factory: Callable[[], Node]) -> Callable[[], Node]:
@@ -107,9 +123,9 @@ EXECUTORS: dict[str, Callable[[], object]] = {
 ``per-node``: a single-threaded executor a node, each on its own thread; ``multi``: rclpy's MultiThreadedExecutor with
 one thread a node (a node's callbacks share its default, mutually exclusive group, so more threads would only wait).
 The frames themselves are processed on each node's own worker thread in every case. Measured on a 2-core CPU (15 Hz
-640x480 depth, camera stamp -> ~/grasps p50): single 26.7 ms, per-node 29.2 ms, multi 33.6 ms with 37 % of the
-frames lost by stn_node (replaced before it got to them: the process used a whole core, 102 % CPU against 24 % with
-``single``), two processes 31.9 ms."""
+640x480 depth, camera stamp -> ~/grasps p50; ``benchmarks/single_process_benchmark.py``): single 26.7 ms, per-node
+29.2 ms, multi 33.6 ms with 37 % of the frames lost by stn_node (replaced before it got to them), two processes
+31.9 ms."""
 
 
 def budget_threads(nodes: list[Node]) -> None:
@@ -134,7 +150,13 @@ def main(args: list[str] | None = None) -> int:
     )
     options = parser.parse_args(remove_ros_args(args)[1:])
     factories = [_named(name, factory) for name, factory in NODES]
-    return run_nodes(factories, 'perception_pipeline', args, EXECUTORS[options.executor], started=budget_threads)
+    return run_nodes(
+        factories,
+        'perception_pipeline',
+        with_connecting_remaps(args),
+        EXECUTORS[options.executor],
+        started=budget_threads,
+    )
 
 
 if __name__ == '__main__':
