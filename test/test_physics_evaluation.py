@@ -10,15 +10,8 @@ import numpy as np
 import pytest
 
 from ros_harness import console_script
-from stn_ros.evaluation.physics import (
-    METHODS,
-    MethodGrasps,
-    SceneResult,
-    bodies_at,
-    object_outcomes,
-    scene_outcome,
-    summarize,
-)
+from stn_ros.evaluation.physics.methods import METHODS, MethodGrasps, bodies_at
+from stn_ros.evaluation.physics.summary import SceneResult, object_outcomes, scene_outcome, summarize
 from stn_ros.sim.physics.grasps import ImageGrasps
 from test_demo import processes_with
 
@@ -113,7 +106,7 @@ def test_the_evaluation_stops_when_another_graph_publishes_on_its_topics(in_proc
     from sensor_msgs.msg import CameraInfo
 
     from ros_harness import spin_until
-    from stn_ros.evaluation.physics import check_graph_is_ours
+    from stn_ros.evaluation.physics.graph import check_graph_is_ours
 
     probe, intruder = rclpy.create_node('evaluation_probe'), rclpy.create_node('another_evaluation')
     try:

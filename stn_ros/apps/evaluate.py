@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return evaluate_mnist(args)
     if args.task == 'physics':
-        from stn_ros.evaluation.physics import evaluate_physics
+        from stn_ros.evaluation.physics.run import evaluate_physics
 
         return evaluate_physics(args)
     if args.task == 'gripper-sweep':

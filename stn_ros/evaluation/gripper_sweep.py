@@ -98,7 +98,7 @@ def measured_range(rows: list[dict], name: str) -> tuple[float, float]:
 
 def evaluate_point(args: argparse.Namespace, gripper: GripperConfig) -> dict:
     """The physics evaluation of ``gripper`` (read from ``--runs`` when it was run already with these options)."""
-    from stn_ros.evaluation.physics import evaluate_physics
+    from stn_ros.evaluation.physics.run import evaluate_physics
 
     output = args.runs / run_name(gripper)
     stored = output / 'physics.json'
