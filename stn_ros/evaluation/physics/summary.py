@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stn_ros.core.metrics import auroc, calibration_bins, expected_calibration_error, wilson_interval
+from stn_ros.core.metrics import auroc, calibration_bins, expected_calibration_error, proportion
 from stn_ros.evaluation.physics.methods import METHODS, MethodGrasps
 from stn_ros.evaluation.physics.trials import Tried
 
@@ -57,17 +57,6 @@ def scene_outcome(result: SceneResult, name: str) -> bool:
     return method.pick is not None and bool(held[method.pick] >= 0)
 
 
-def rate(successes: int, trials: int) -> dict:
-    low, high = wilson_interval(successes, trials)
-    return {
-        'successes': int(successes),
-        'trials': int(trials),
-        'rate': successes / trials if trials else float('nan'),
-        'low': low,
-        'high': high,
-    }
-
-
 def summarize(results: list[SceneResult], threshold: float) -> dict:
     """Every figure of the report."""
     summary: dict = {'scenes': len(results), 'objects': sum(len(r.kinds) for r in results), 'methods': {}}
@@ -78,14 +67,16 @@ def summarize(results: list[SceneResult], threshold: float) -> dict:
             for k, ok in zip(r.kinds, object_outcomes(r, name), strict=True)
         ]
         summary['methods'][name] = {
-            'best_per_scene': rate(sum(scene_outcome(r, name) for r in results), len(results)),
-            'per_object': rate(sum(ok for *_, ok in per_object), len(per_object)),
+            'best_per_scene': proportion(sum(scene_outcome(r, name) for r in results), len(results)),
+            'per_object': proportion(sum(ok for *_, ok in per_object), len(per_object)),
             'by_kind': {
-                kind: rate(sum(ok for k, _, ok in per_object if k == kind), sum(k == kind for k, *_ in per_object))
+                kind: proportion(
+                    sum(ok for k, _, ok in per_object if k == kind), sum(k == kind for k, *_ in per_object)
+                )
                 for kind in sorted({k for k, *_ in per_object})
             },
             'by_layout': {
-                layout: rate(
+                layout: proportion(
                     sum(ok for _, la, ok in per_object if la == layout), sum(la == layout for _, la, _ in per_object)
                 )
                 for layout in ('singulated', 'cluttered')
@@ -117,8 +108,8 @@ def summarize(results: list[SceneResult], threshold: float) -> dict:
     }
     summary['best_grasp'] = {
         'threshold': threshold,
-        'published': rate(sum(published), len(results)),
-        'robot_success': rate(sum(robot), len(results)),
+        'published': proportion(sum(published), len(results)),
+        'robot_success': proportion(sum(robot), len(results)),
         'silent_scenes': int(len(results) - sum(published)),
     }
     return summary
