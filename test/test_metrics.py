@@ -12,6 +12,7 @@ from stn_ros.core.metrics import (
     balanced_accuracy,
     calibration_bins,
     expected_calibration_error,
+    paired_difference,
     proportion,
     wilson_interval,
 )
@@ -70,3 +71,17 @@ def test_accuracy_and_balanced_accuracy_at_a_threshold():
     assert balanced_accuracy(scores, labels) == pytest.approx(0.5 * (1 / 2 + 2 / 4))
     assert accuracy(scores, labels, threshold=0.95) == pytest.approx(4 / 6)
     assert np.isnan(balanced_accuracy(scores, np.ones(6, bool)))
+
+
+def test_paired_difference_counts_the_discordant_trials():
+    first = [True, True, False, True, False]
+    second = [True, False, True, False, False]
+    # rates 3/5 and 2/5: 20 points; first alone on trials 1 and 3, second alone on trial 2
+    assert paired_difference(first, second) == {
+        'trials': 5,
+        'points': pytest.approx(20.0),
+        'first_only': 2,
+        'second_only': 1,
+    }
+    with pytest.raises(ValueError, match='same trials'):
+        paired_difference([True], [True, False])

@@ -35,6 +35,23 @@ def proportion(successes: int, trials: int) -> dict[str, float | int]:
     }
 
 
+def paired_difference(first: np.ndarray, second: np.ndarray) -> dict[str, float | int]:
+    """Two methods' successes (bool) on the same trials (scenes, objects): the difference of their success rates
+    (``points``: percentage points, first minus second; NaN without trials) and the trials only the first
+    (``first_only``) or only the second (``second_only``) succeeded on, the discordant pairs the difference is made
+    of (McNemar's test reads them)."""
+    first = np.asarray(first, dtype=bool).reshape(-1)
+    second = np.asarray(second, dtype=bool).reshape(-1)
+    if first.shape != second.shape:
+        raise ValueError(f'paired outcomes need the same trials: got {first.shape} and {second.shape}')
+    return {
+        'trials': int(len(first)),
+        'points': float(100 * (first.mean() - second.mean())) if len(first) else float('nan'),
+        'first_only': int((first & ~second).sum()),
+        'second_only': int((second & ~first).sum()),
+    }
+
+
 def accuracy(scores: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> float:
     """Share of ``labels`` (bool or 0/1) matched by the prediction ``scores >= threshold``."""
     predicted = np.asarray(scores, dtype=np.float64).reshape(-1) >= threshold

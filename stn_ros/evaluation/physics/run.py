@@ -12,13 +12,29 @@ import numpy as np
 from tqdm import tqdm
 
 from stn_ros.evaluation.physics.graph import run_pipeline, stn_node_default
-from stn_ros.evaluation.physics.methods import min_area_rect_grasps, pipeline_grasps, random_axis_grasps
+from stn_ros.evaluation.physics.methods import (
+    gqcnn_qualities,
+    min_area_rect_grasps,
+    pipeline_grasps,
+    random_axis_grasps,
+    ranked_by_gqcnn,
+)
 from stn_ros.evaluation.physics.report import report, results_figure, scenes_figure
 from stn_ros.evaluation.physics.summary import SceneResult, summarize
 from stn_ros.evaluation.physics.trials import TrialJob, run_all_trials
+from stn_ros.models.gqcnn import GQCNN
 from stn_ros.perception.grasps.gripper import gripper_config, gripper_parameters
+from stn_ros.perception.grasps.steps import load_gqcnn_model
 from stn_ros.sim.physics.scenes import PhysicsSceneConfig, generate_physics_scene
 from stn_ros.sim.prisms.scenes import scene_seed
+
+
+def pipeline_gqcnn(weights: str | None) -> GQCNN:
+    """The GQ-CNN ``grasp_quality_node`` ran with ``--gqcnn`` (None: the shipped one), loaded as the node loads it,
+    in this process for the rows that rank other grasps with it."""
+    model, description, warning = load_gqcnn_model(str(Path(weights).resolve()) if weights else '')
+    print(f'physics: the rows ranked by the GQ-CNN use the {description}' + (f' ({warning})' if warning else ''))
+    return model.eval()
 
 
 def evaluate_physics(args: argparse.Namespace) -> int:
@@ -38,24 +54,20 @@ def evaluate_physics(args: argparse.Namespace) -> int:
     outputs = run_pipeline(
         scenes, log_dir, args.timeout, args.quality_threshold, weights, args.hypotheses_per_object, gripper
     )
+    gqcnn = pipeline_gqcnn(args.gqcnn)
     jobs, results = [], []
     for scene, seed, output in zip(scenes, seeds, outputs, strict=True):
         pipeline = pipeline_grasps(scene, output)
+        rule = min_area_rect_grasps(scene, gripper)
+        qualities = gqcnn_qualities(scene.depth, scene.camera, rule.grasps, gqcnn, gripper)
         methods = {
             'pipeline': pipeline,
-            'min_area_rect': min_area_rect_grasps(scene, gripper),
+            'min_area_rect': rule,
+            'min_area_rect_gqcnn': ranked_by_gqcnn(rule, qualities),
             'random_axis': random_axis_grasps(pipeline, np.random.default_rng(seed)),
         }
         jobs.append(TrialJob(scene, seed, methods, args.candidates, gripper))
-        results.append(
-            SceneResult(
-                seed,
-                scene.kinds,
-                scene.layout,
-                qualities=output.grasps['quality'].astype(np.float64),
-                best_published=output.best_published,
-            )
-        )
+        results.append(SceneResult(seed, scene.kinds, scene.layout, best_published=output.best_published))
     tried = run_all_trials(jobs, max(1, args.workers))
     for result, outcome in zip(results, tqdm(tried, total=len(jobs), desc='grasp trials', unit='scene'), strict=True):
         result.methods = {name: m for name, (m, _) in outcome.items()}

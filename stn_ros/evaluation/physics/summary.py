@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stn_ros.core.metrics import auroc, calibration_bins, expected_calibration_error, proportion
+from stn_ros.core.metrics import auroc, calibration_bins, expected_calibration_error, paired_difference, proportion
 from stn_ros.evaluation.physics.methods import METHODS, MethodGrasps
 from stn_ros.evaluation.physics.trials import Tried
 
@@ -22,7 +22,6 @@ class SceneResult:
     methods: dict[str, MethodGrasps] = field(default_factory=dict)
     held: dict[str, np.ndarray] = field(default_factory=dict)  # (N,) int: body lifted, -1 none
     tried: dict[str, Tried] = field(default_factory=dict)
-    qualities: np.ndarray | None = None  # the pipeline's GQ-CNN qualities
     best_published: bool = False
 
 
@@ -43,8 +42,8 @@ def object_outcomes(result: SceneResult, name: str) -> list[bool]:
         elif not len(rows):
             out.append(False)
         else:
-            if name in ('pipeline', 'random_axis'):  # the pipeline's choice: its best crop on the object
-                rows = rows[[int(np.argmax(result.qualities[rows]))]]
+            if method.qualities is not None:  # a ranking method's choice: its best-quality grasp on the object
+                rows = rows[[int(np.argmax(method.qualities[rows]))]]
             out.append(bool(held[rows[0]] == body))
     return out
 
@@ -55,6 +54,23 @@ def scene_outcome(result: SceneResult, name: str) -> bool:
     if name == 'best_candidate':
         return bool((held >= 0).any())
     return method.pick is not None and bool(held[method.pick] >= 0)
+
+
+def quality_against_outcome(results: list[SceneResult], name: str, threshold: float) -> dict:
+    """How a ranking method's GQ-CNN qualities of every grasp it tried match the outcome (held: the grasp lifted a
+    body): AUROC, expected calibration error and its bins, and the grasps below ``threshold`` (held or not)."""
+    quality = np.concatenate([r.methods[name].qualities for r in results])
+    held = np.concatenate([r.held[name] >= 0 for r in results])
+    table = calibration_bins(quality, held)
+    return {
+        'crops': int(len(quality)),
+        'auroc': auroc(quality, held),
+        'ece': expected_calibration_error(quality, held),
+        'held': int(held.sum()),
+        'below_threshold': int((quality < threshold).sum()),
+        'below_threshold_held': int(((quality < threshold) & held).sum()),
+        'calibration': {k: v.tolist() for k, v in table.items()},
+    }
 
 
 def summarize(results: list[SceneResult], threshold: float) -> dict:
@@ -92,19 +108,19 @@ def summarize(results: list[SceneResult], threshold: float) -> dict:
             summary['methods'][name]['outcomes'] = {o: int((outcomes == o).sum()) for o in sorted(set(outcomes))}
             summary['methods'][name]['aimed_into_table'] = int(into_table.sum())
             summary['methods'][name]['blocked_aimed_into_table'] = int((into_table & (outcomes == 'blocked')).sum())
-    quality = np.concatenate([r.qualities for r in results])
-    held = np.concatenate([r.held['pipeline'] >= 0 for r in results])
-    table = calibration_bins(quality, held)
     published = [r.best_published for r in results]
     robot = [r.best_published and scene_outcome(r, 'pipeline') for r in results]
-    summary['gqcnn'] = {
-        'crops': int(len(quality)),
-        'auroc': auroc(quality, held),
-        'ece': expected_calibration_error(quality, held),
-        'held': int(held.sum()),
-        'below_threshold': int((quality < threshold).sum()),
-        'below_threshold_held': int(((quality < threshold) & held).sum()),
-        'calibration': {k: v.tolist() for k, v in table.items()},
+    summary['gqcnn'] = quality_against_outcome(results, 'pipeline', threshold)
+    summary['gqcnn_min_area_rect'] = quality_against_outcome(results, 'min_area_rect_gqcnn', threshold)
+    summary['stn_over_rule_same_gqcnn'] = {
+        'best_per_scene': paired_difference(
+            [scene_outcome(r, 'pipeline') for r in results],
+            [scene_outcome(r, 'min_area_rect_gqcnn') for r in results],
+        ),
+        'per_object': paired_difference(
+            [ok for r in results for ok in object_outcomes(r, 'pipeline')],
+            [ok for r in results for ok in object_outcomes(r, 'min_area_rect_gqcnn')],
+        ),
     }
     summary['best_grasp'] = {
         'threshold': threshold,

@@ -15,6 +15,9 @@ from stn_ros.perception.grasps.gripper import GripperConfig
 from stn_ros.sim.physics.grasps import grasp_pose
 from stn_ros.sim.physics.scenes import PhysicsScene
 
+SAME_GRASPS = {'min_area_rect_gqcnn': 'min_area_rect'}
+"""Methods that only choose among another method's grasps (method -> that method): their trials are its trials."""
+
 
 @dataclass
 class Tried:
@@ -68,9 +71,16 @@ def run_trials(job: TrialJob) -> dict[str, tuple[MethodGrasps, Tried]]:
     methods['best_candidate'] = candidate_grasps(scene, gripper, np.random.default_rng(job.seed), job.candidates)
     pybullet, client = connect()
     try:
-        return {name: (m, try_grasps(scene, m, gripper, (pybullet, client))) for name, m in methods.items()}
+        tried = {
+            name: try_grasps(scene, m, gripper, (pybullet, client))
+            for name, m in methods.items()
+            if name not in SAME_GRASPS
+        }
     finally:
         pybullet.disconnect(client)
+    # a trial rebuilds the world from the snapshot: the same grasp tried again would hold or fail the same way
+    tried.update({name: tried[source] for name, source in SAME_GRASPS.items() if name in methods})
+    return {name: (m, tried[name]) for name, m in methods.items()}
 
 
 def run_all_trials(jobs: list[TrialJob], workers: int) -> Iterator[dict[str, tuple[MethodGrasps, Tried]]]:
