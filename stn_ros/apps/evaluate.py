@@ -7,7 +7,7 @@
   stn_evaluate physics        do the grasps hold? The shipped stn_node and grasp_quality_node over ROS 2
                               (loopback), the OpenCV minAreaRect rule, the rule's grasps ranked by the same
                               GQ-CNN, a random axis and the best physics-tried candidate, each grasp tried by
-                              a simulated gripper in pybullet (docs/grasp/physics.md, about 5 min)
+                              a simulated gripper in pybullet (docs/grasp/physics.md, which says how long)
   stn_evaluate gripper-sweep  physics for grippers other than the trained one: how far the shipped weights
                               stay good (docs/grasp/gripper.md, about 4 min per gripper)
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         'to stn_node and grasp_quality_node over real ROS 2 topics (loopback), try every grasp once with a simulated '
         'gripper, and compare with the OpenCV minAreaRect rule, the same rule grasps ranked by the same GQ-CNN (what '
         'the STN buys over the rule), a random axis and the best of physics-tried candidates (an upper bound). '
-        'Writes physics.md, physics.json, physics_results.png, physics_scenes.png. About 5 min with the defaults.',
+        'Writes physics.md, physics.json, physics_results.png, physics_scenes.png; physics.md says how long it took.',
     )
     add_scene_options(physics)
     physics.add_argument(
