@@ -200,15 +200,3 @@ def test_quick_gqcnn_training_writes_a_loadable_model_and_card(tmp_path):
     bad.write_bytes(b'junk')
     with pytest.raises(ValueError, match='not a readable torch checkpoint'):
         load_gqcnn(bad)
-
-
-def test_average_precision_matches_its_definition():
-    import numpy as np
-
-    from stn_ros.training.prisms.gqcnn import average_precision
-
-    labels = np.array([1, 0, 1, 1, 0])
-    scores = np.array([0.9, 0.8, 0.7, 0.3, 0.1])
-    # precision at each positive: 1/1, 2/3, 3/4 -> mean
-    assert average_precision(scores, labels) == pytest.approx((1 + 2 / 3 + 3 / 4) / 3)
-    assert average_precision(scores, np.zeros(5)) != average_precision(scores, np.zeros(5))  # NaN

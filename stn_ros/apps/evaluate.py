@@ -1,16 +1,27 @@
-"""Evaluation CLI: ``stn_evaluate <task> [options]``, also ``python -m stn_ros.apps.evaluate``.
+"""stn_evaluate: the evaluations of stn_ros, each writing a Markdown report with its figures and JSON.
 
-``mnist``: the distorted-MNIST table (our test error beside the STN paper's Table 1, parameter
-counts), a bar plot, and a picture of digits before and after each spatial transformer.
-``grasp``: grasp canonicalization on held-out objects, (a) none, (b) OpenCV, (c) our STN, (d) oracle.
-``physics``: do the grasps hold? The shipped nodes over ROS 2, minAreaRect, a random axis and the best of
-physics-tried candidates, judged by pybullet trials on held-out meshes.
-``gripper-sweep``: ``physics`` for grippers other than the trained one: how far the shipped weights stay good.
+  stn_evaluate mnist          distorted MNIST: our test error beside the STN paper's Table 1, a bar plot, and
+                              digits before and after each spatial transformer (docs/mnist/)
+  stn_evaluate grasp          grasp canonicalization on held-out analytic (prism) scenes: (a) none,
+                              (b) OpenCV minAreaRect, (c) our STN, (d) the analytic oracle (docs/grasp/table.md)
+  stn_evaluate physics        do the grasps hold? The shipped stn_node and grasp_quality_node over ROS 2
+                              (loopback), the OpenCV minAreaRect rule, the rule's grasps ranked by the same
+                              GQ-CNN, a random axis and the best physics-tried candidate, each grasp tried by
+                              a simulated gripper in pybullet (docs/grasp/physics.md, which says how long)
+  stn_evaluate gripper-sweep  physics for grippers other than the trained one: how far the shipped weights
+                              stay good (docs/grasp/gripper.md, about 4 min per gripper)
+
+Which split: physics and gripper-sweep run on the VALIDATION meshes (pybullet random_urdfs 400-499), which
+chose the shipped defaults, so their figures are validation figures; random_urdfs 500-999 and every object
+model outside random_urdfs are reserved for an external test and never loaded. `stn_evaluate TASK --help`
+lists a task's options. The evaluations live in stn_ros.evaluation; this module only parses and dispatches.
+Also runs as `python -m stn_ros.apps.evaluate`.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
 import sys
 from pathlib import Path
@@ -20,11 +31,19 @@ from stn_ros.models.mnist import MODEL_NAMES
 from stn_ros.perception.grasps.gripper import TRAINED_GRIPPER
 
 PROG = 'stn_evaluate'
+TASKS = {
+    'mnist': ('stn_ros.evaluation.mnist', 'evaluate_mnist'),
+    'grasp': ('stn_ros.evaluation.analytic', 'evaluate_grasp'),
+    'physics': ('stn_ros.evaluation.physics.run', 'evaluate_physics'),
+    'gripper-sweep': ('stn_ros.evaluation.gripper_sweep', 'sweep'),
+}
+"""Each task's evaluation (module, function of the parsed arguments that returns the exit code), imported only
+when that task runs: torch, pybullet and rclpy load only for the task that needs them."""
 
 
 def add_scene_options(parser: argparse.ArgumentParser) -> None:
     """The physics scenes and trials, shared by ``physics`` and ``gripper-sweep``."""
-    parser.add_argument('--num-scenes', type=int, default=120, help='(default: %(default)s)')
+    parser.add_argument('--num-scenes', type=int, default=120, help='physics scenes (default: %(default)s)')
     parser.add_argument('--seed', type=int, default=1, help='seed of the scenes (default: %(default)s)')
     parser.add_argument('--width', type=int, default=640, help='image width (default: %(default)s)')
     parser.add_argument('--height', type=int, default=480, help='image height (default: %(default)s)')
@@ -78,11 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     grasp.add_argument('--output', type=Path, default=Path('docs/grasp'), help='(default: %(default)s)')
     physics = tasks.add_parser(
         'physics',
-        help='grasps judged by physics (pybullet) on held-out meshes: the shipped nodes and baselines',
-        description='Publish physics scenes of the held-out meshes (random_urdfs 400-499) and procedural shapes '
-        'to stn_node and grasp_quality_node over real ROS 2 topics (loopback), try every grasp with a simulated '
-        'gripper, and compare with minAreaRect, a random axis and the best of physics-tried candidates. '
-        'Writes physics.md, physics.json, physics_results.png, physics_scenes.png.',
+        help='grasps judged by physics (pybullet) on the validation meshes: the shipped nodes and baselines',
+        description='Publish physics scenes of the VALIDATION meshes (random_urdfs 400-499) and procedural shapes '
+        'to stn_node and grasp_quality_node over real ROS 2 topics (loopback), try every grasp once with a simulated '
+        'gripper, and compare with the OpenCV minAreaRect rule, the same rule grasps ranked by the same GQ-CNN (what '
+        'the STN buys over the rule), a random axis and the best of physics-tried candidates (an upper bound). '
+        'Writes physics.md, physics.json, physics_results.png, physics_scenes.png; physics.md says how long it took.',
     )
     add_scene_options(physics)
     physics.add_argument(
@@ -91,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         default=0.5,
         help="grasp_quality_node's quality_threshold (default: %(default)s, the shipped value)",
     )
-    physics.add_argument('--gqcnn', help="grasp_quality_node's weights (default: the shipped weights/gqcnn.pt)")
+    physics.add_argument(
+        '--gqcnn',
+        help="grasp_quality_node's weights, also the GQ-CNN that ranks the rule's grasps (default: the shipped "
+        'weights/gqcnn.pt)',
+    )
     physics.add_argument('--stn', help="stn_node's weights (default: the shipped weights/grasp_stn.pt)")
     physics.add_argument(
         '--hypotheses-per-object',
@@ -135,21 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument('--output', type=Path, default=Path('docs/grasp'), help='(default: %(default)s)')
     args = parser.parse_args(argv)
     args.command = f'{PROG} ' + shlex.join(sys.argv[1:] if argv is None else argv)
-    if args.task == 'mnist':
-        from stn_ros.evaluation.mnist import evaluate_mnist
-
-        return evaluate_mnist(args)
-    if args.task == 'physics':
-        from stn_ros.evaluation.physics import evaluate_physics
-
-        return evaluate_physics(args)
-    if args.task == 'gripper-sweep':
-        from stn_ros.evaluation.gripper_sweep import sweep
-
-        return sweep(args)
-    from stn_ros.evaluation.analytic import evaluate_grasp
-
-    return evaluate_grasp(args)
+    module, function = TASKS[args.task]
+    return getattr(importlib.import_module(module), function)(args)
 
 
 if __name__ == '__main__':

@@ -1,4 +1,6 @@
-"""Evaluation statistics: binomial intervals, ranking and calibration of predicted probabilities. No torch."""
+"""Evaluation statistics, all in one place: binomial rates and their intervals, the accuracy, ranking (AUROC,
+average precision) and calibration of predicted probabilities. Training's validation and every evaluation use
+these. No torch."""
 
 from __future__ import annotations
 
@@ -20,6 +22,52 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def proportion(successes: int, trials: int) -> dict[str, float | int]:
+    """A success rate as the reports store it: ``successes``, ``trials``, ``rate`` (NaN without trials) and its
+    Wilson 95 % interval ``low``, ``high`` (:func:`wilson_interval`)."""
+    low, high = wilson_interval(successes, trials)
+    return {
+        'successes': int(successes),
+        'trials': int(trials),
+        'rate': successes / trials if trials else float('nan'),
+        'low': low,
+        'high': high,
+    }
+
+
+def paired_difference(first: np.ndarray, second: np.ndarray) -> dict[str, float | int]:
+    """Two methods' successes (bool) on the same trials (scenes, objects): the difference of their success rates
+    (``points``: percentage points, first minus second; NaN without trials) and the trials only the first
+    (``first_only``) or only the second (``second_only``) succeeded on, the discordant pairs the difference is made
+    of (McNemar's test reads them)."""
+    first = np.asarray(first, dtype=bool).reshape(-1)
+    second = np.asarray(second, dtype=bool).reshape(-1)
+    if first.shape != second.shape:
+        raise ValueError(f'paired outcomes need the same trials: got {first.shape} and {second.shape}')
+    return {
+        'trials': int(len(first)),
+        'points': float(100 * (first.mean() - second.mean())) if len(first) else float('nan'),
+        'first_only': int((first & ~second).sum()),
+        'second_only': int((second & ~first).sum()),
+    }
+
+
+def accuracy(scores: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> float:
+    """Share of ``labels`` (bool or 0/1) matched by the prediction ``scores >= threshold``."""
+    predicted = np.asarray(scores, dtype=np.float64).reshape(-1) >= threshold
+    return float((predicted == np.asarray(labels, dtype=bool).reshape(-1)).mean())
+
+
+def balanced_accuracy(scores: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> float:
+    """Mean over the two classes of the share of each class's labels that ``scores >= threshold`` gets right
+    (the true positive and true negative rates); NaN when a class is empty."""
+    predicted = np.asarray(scores, dtype=np.float64).reshape(-1) >= threshold
+    labels = np.asarray(labels, dtype=bool).reshape(-1)
+    if labels.all() or not labels.any():
+        return float('nan')
+    return float(0.5 * (predicted[labels].mean() + (~predicted[~labels]).mean()))
+
+
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     """Area under the ROC curve: the chance that a random positive outscores a random negative (ties count
     half), the Mann-Whitney U statistic normalised; NaN when either class is empty."""
@@ -37,6 +85,18 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     for start, end in zip(starts, ends, strict=True):
         ranks[order[start:end]] = 0.5 * (start + end - 1) + 1.0
     return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the precision-recall curve (step-wise, as scikit-learn's ``average_precision_score``): the mean
+    of the precision at each positive, ranked by descending score (ties in input order); NaN without a positive."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    order = np.argsort(-scores, kind='stable')
+    hits = np.asarray(labels).reshape(-1)[order].astype(np.float64)
+    if hits.sum() == 0:
+        return float('nan')
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float((precision * hits).sum() / hits.sum())
 
 
 def calibration_bins(probabilities: np.ndarray, outcomes: np.ndarray, bins: int = 10) -> dict[str, np.ndarray]:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from stn_ros.core.metrics import accuracy, average_precision
 from stn_ros.evaluation.min_area_rect import min_area_rect_grasp
 from stn_ros.models.gqcnn import GQCNN, load_gqcnn
 from stn_ros.perception.geometry.camera import metric_rois
@@ -38,7 +39,7 @@ from stn_ros.perception.stn.canonicalizer import Canonicalizer, load_model
 from stn_ros.perception.stn.frame import Frame
 from stn_ros.sim.prisms.grasps import evaluate_grasps, grasp_height
 from stn_ros.sim.prisms.scenes import Scene, SceneConfig, generate_scene
-from stn_ros.training.prisms.gqcnn import average_precision, grasp_dataset
+from stn_ros.training.prisms.gqcnn import grasp_dataset
 from stn_ros.training.prisms.grasp_images import good_grasp_homographies, objects_by_scene
 
 METHODS = ('none', 'opencv', 'stn', 'oracle')
@@ -187,16 +188,16 @@ def evaluate_grasp(args: argparse.Namespace) -> int:
     for method in METHODS:
         good = np.asarray(results[method]['good'], bool)
         quality = np.asarray(results[method]['quality'])
-        accuracy = float(((quality >= 0.5) == good).mean())
+        hits = accuracy(quality, good)
         ap = average_precision(quality, good.astype(int)) if 0 < good.sum() < len(good) else float('nan')
         summary[method] = {
             'success': float(good.mean()),
-            'accuracy': accuracy,
+            'accuracy': hits,
             'ap': ap,
             'quality': float(quality.mean()),
         }
         rows_md.append(
-            f'| {names[method]} | {good.mean():.1%} | {accuracy:.1%} | '
+            f'| {names[method]} | {good.mean():.1%} | {hits:.1%} | '
             f'{"n/a (one class)" if np.isnan(ap) else f"{ap:.3f}"} | {quality.mean():.3f} |'
         )
     angle, centre = np.asarray(errors).T

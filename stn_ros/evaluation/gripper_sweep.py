@@ -1,7 +1,7 @@
 """``stn_evaluate gripper-sweep``: how far from the trained gripper the shipped weights stay good, in physics.
 
 One parameter of the gripper varies at a time (opening, jaw width, finger depth; the others as trained). At each
-value ``stn_evaluate physics`` runs in full on the same held-out scenes: both nodes are given the gripper
+value ``stn_evaluate physics`` runs in full on the same validation scenes: both nodes are given the gripper
 (``gripper.*``, not refused), the simulated gripper has it, and so do the baselines. A value is *good* when
 
 * the shipped pipeline still beats or ties the OpenCV ``minAreaRect`` rule with that gripper, best grasp per
@@ -98,7 +98,7 @@ def measured_range(rows: list[dict], name: str) -> tuple[float, float]:
 
 def evaluate_point(args: argparse.Namespace, gripper: GripperConfig) -> dict:
     """The physics evaluation of ``gripper`` (read from ``--runs`` when it was run already with these options)."""
-    from stn_ros.evaluation.physics import evaluate_physics
+    from stn_ros.evaluation.physics.run import evaluate_physics
 
     output = args.runs / run_name(gripper)
     stored = output / 'physics.json'
@@ -164,13 +164,16 @@ def sweep(args: argparse.Namespace) -> int:
 def report(result: dict) -> str:
     """``gripper.md``."""
     lines = [
-        '# How far from the trained gripper the shipped weights stay good (physics)',
+        '# How far from the trained gripper the shipped weights stay good (physics, VALIDATION meshes)',
         '',
-        f'Each row is `stn_evaluate physics` in full ({result["scenes"]} held-out scenes, the same at every row) with '
-        'one gripper parameter changed: both nodes are given it (`gripper.*`), the simulated gripper has it, and so do '
-        'the baselines. Best grasp per scene; "best candidate" is the best of the physics-tried candidates, what that '
-        'gripper can do on these scenes at all. A value is good when the pipeline beats or ties the OpenCV rule (per '
-        'scene and per object) and its gap to the best candidate is at most '
+        '**Every figure here is a validation figure**: the scenes are of the validation meshes (random_urdfs '
+        '400-499), and this sweep chose the gripper range the nodes accept.',
+        '',
+        f'Each row is `stn_evaluate physics` in full ({result["scenes"]} validation scenes, the same at every row) '
+        'with one gripper parameter changed: both nodes are given it (`gripper.*`), the simulated gripper has it, and '
+        'so do the baselines. Best grasp per scene; "best candidate" is the best of the physics-tried candidates, '
+        'what that gripper can do on these scenes at all. A value is good when the pipeline beats or ties the OpenCV '
+        'rule (per scene and per object) and its gap to the best candidate is at most '
         f'{100 * result["gap_tolerance"]:.0f} points wider than with the trained gripper. Made by:',
         '',
         f'    {result["command"]}',

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from stn_ros.core.metrics import auroc, expected_calibration_error
+from stn_ros.core.metrics import accuracy, auroc, expected_calibration_error
 from stn_ros.models.gqcnn import GQCNN, save_gqcnn
 from stn_ros.training.loop import Task
 from stn_ros.training.physics.grasp_labels import ROBUST_SHARE, load_for_training, validation_scenes
@@ -122,7 +122,7 @@ class GqcnnPhysicsTask(Task):
             'auroc_robust': auroc(quality, robust),
             'ece_share': expected_calibration_error(quality, share_np),
             'loss': float(soft_cross_entropy(logits_t / temperature, share_t)),
-            'accuracy_robust': float(((quality > 0.5) == robust).mean()),
+            'accuracy_robust': accuracy(quality, robust),
             'held_out_grasps': float(len(share_np)),
             'robust_fraction': float(robust.mean()),
         }

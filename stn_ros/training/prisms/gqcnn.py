@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from stn_ros.core.metrics import accuracy, average_precision, balanced_accuracy
 from stn_ros.models.gqcnn import GQCNN, save_gqcnn
 from stn_ros.training.loop import Task
 from stn_ros.training.prisms.grasp_images import build_grasp_dataset
@@ -30,16 +31,6 @@ def grasp_dataset(
         cache.mkdir(parents=True, exist_ok=True)
         np.savez(path, **arrays)
     return arrays
-
-
-def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the precision-recall curve (step-wise, as scikit-learn's ``average_precision_score``)."""
-    order = np.argsort(-scores, kind='stable')
-    hits = labels[order].astype(np.float64)
-    if hits.sum() == 0:
-        return float('nan')
-    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float((precision * hits).sum() / hits.sum())
 
 
 def tensors(arrays: dict[str, np.ndarray], rows: np.ndarray) -> TensorDataset:
@@ -83,11 +74,10 @@ class GqcnnTask(Task):
             scores.append(torch.softmax(model(images.to(device), z.to(device)), dim=1)[:, 1].cpu())
             labels.append(label)
         scores_np, labels_np = torch.cat(scores).numpy(), torch.cat(labels).numpy()
-        predicted = scores_np >= 0.5
         return {
-            'accuracy': float((predicted == labels_np).mean()),
+            'accuracy': accuracy(scores_np, labels_np),
             'average_precision': average_precision(scores_np, labels_np),
-            'balanced_accuracy': float(np.mean([(predicted[labels_np == c] == c).mean() for c in (0, 1)])),
+            'balanced_accuracy': balanced_accuracy(scores_np, labels_np),
             'held_out_grasps': float(len(labels_np)),
             'good_fraction': float(labels_np.mean()),
         }

@@ -1,0 +1,143 @@
+"""How each method of the physics evaluation proposes grasps on a scene, and picks the scene's best.
+
+The pipeline's grasps come from what the nodes published (:mod:`.graph`); the baselines are computed here from
+the scene's depth image. A method that ranks its grasps by GQ-CNN quality (the pipeline, and the rule's grasps
+ranked by the same GQ-CNN) picks the scene's highest-quality grasp and, per object, the object's highest-quality
+one. No pybullet, no rclpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from stn_ros.bridge.camera_info import PinholeCamera
+from stn_ros.evaluation.min_area_rect import min_area_rect_grasp
+from stn_ros.evaluation.physics.graph import FrameOutput
+from stn_ros.models.gqcnn import GQCNN
+from stn_ros.perception.grasps.grasp_image import canonical_homographies, grasp_image
+from stn_ros.perception.grasps.gripper import GripperConfig
+from stn_ros.perception.grasps.gripper_depth import image_gripper_depths
+from stn_ros.perception.stn.proposals import ProposalConfig, depth_proposals
+from stn_ros.sim.physics.grasps import ImageGrasps, sample_candidates
+from stn_ros.sim.physics.scenes import PhysicsScene
+
+METHODS = ('pipeline', 'min_area_rect', 'min_area_rect_gqcnn', 'random_axis', 'best_candidate')
+METHOD_NAMES = {
+    'pipeline': 'shipped pipeline (stn_node + grasp_quality_node over ROS 2)',
+    'min_area_rect': 'OpenCV minAreaRect of the proposal mask',
+    'min_area_rect_gqcnn': 'minAreaRect crops ranked by the same GQ-CNN',
+    'random_axis': "random axis through the pipeline's centres",
+    'best_candidate': 'best of the physics-tried candidates (upper bound)',
+}
+
+
+@dataclass
+class MethodGrasps:
+    """One method's grasps on one scene: image grasps, the body each targets (-1: none), the scene's pick."""
+
+    grasps: ImageGrasps
+    targets: np.ndarray
+    pick: int | None  # row of the scene's best grasp (None: the method has no grasp)
+    qualities: np.ndarray | None = None  # (N,) GQ-CNN quality of each grasp; None: the method does not rank by it
+
+
+def best_quality(qualities: np.ndarray) -> int | None:
+    """Row of the highest quality (the first of equal ones), None without a grasp: a ranking method's pick."""
+    return int(np.argmax(qualities)) if len(qualities) else None
+
+
+def bodies_at(labels: np.ndarray, centres: np.ndarray, radius: int = 6) -> np.ndarray:
+    """``(N,)`` body index under each centre (the most common object label within ``radius`` pixels when
+    the centre itself is on the table); -1 where no object is near."""
+    out = np.full(len(centres), -1, np.int64)
+    height, width = labels.shape
+    for i, (u, v) in enumerate(np.asarray(centres, np.float64).reshape(-1, 2)):
+        if not (np.isfinite(u) and np.isfinite(v)):
+            continue
+        col, row = int(round(u)), int(round(v))
+        window = labels[max(row - radius, 0) : row + radius + 1, max(col - radius, 0) : col + radius + 1]
+        if 0 <= row < height and 0 <= col < width and labels[row, col] > 0:
+            out[i] = labels[row, col] - 1
+        elif (window > 0).any():
+            out[i] = np.bincount(window[window > 0]).argmax() - 1
+    return out
+
+
+def pipeline_grasps(scene: PhysicsScene, output: FrameOutput) -> MethodGrasps:
+    """The nodes' crops as grasps (their ``z`` is the gripper depth the node computed)."""
+    record = output.grasps
+    centres = np.stack((record['u'], record['v']), axis=1).astype(np.float64)
+    grasps = ImageGrasps(
+        centres, record['angle'].astype(np.float64), record['z'].astype(np.float64), np.zeros(len(record), bool)
+    )
+    qualities = record['quality'].astype(np.float64)
+    return MethodGrasps(grasps, bodies_at(scene.labels, centres), best_quality(qualities), qualities)
+
+
+def min_area_rect_grasps(scene: PhysicsScene, gripper: GripperConfig) -> MethodGrasps:
+    """``minAreaRect`` of each depth proposal's mask (the node's proposals, default parameters)."""
+    proposals = depth_proposals(scene.depth, ProposalConfig(), max_crops=16)
+    centres, angles = [], []
+    for k in range(1, len(proposals.rois) + 1):
+        fitted = min_area_rect_grasp(proposals.labels == k)
+        if fitted is not None:
+            centres.append(fitted[0])
+            angles.append(fitted[1])
+    centres = np.asarray(centres, np.float64).reshape(-1, 2)
+    angles = np.asarray(angles, np.float64)
+    z = image_gripper_depths(scene.depth, centres, angles, scene.camera, gripper) if len(centres) else np.zeros(0)
+    grasps = ImageGrasps(centres, angles, z, np.zeros(len(z), bool))
+    pick = int(np.nanargmin(z)) if np.isfinite(z).any() else None  # the top of the pile
+    return MethodGrasps(grasps, bodies_at(scene.labels, centres), pick)
+
+
+def random_axis_grasps(pipeline: MethodGrasps, rng: np.random.Generator) -> MethodGrasps:
+    """The pipeline's centres, depths, picks and qualities with uniform random axes."""
+    g = pipeline.grasps
+    angles = rng.uniform(-np.pi / 2, np.pi / 2, len(g))
+    grasps = ImageGrasps(g.centres, angles, g.z, g.antipodal)
+    return MethodGrasps(grasps, pipeline.targets, pipeline.pick, pipeline.qualities)
+
+
+@torch.no_grad()
+def gqcnn_qualities(
+    depth_m: np.ndarray, camera: PinholeCamera, grasps: ImageGrasps, gqcnn: GQCNN, gripper: GripperConfig
+) -> np.ndarray:
+    """``(N,)`` GQ-CNN quality of image grasps on a depth frame ``(H, W)`` (metres, NaN = no reading).
+
+    Each grasp is scored as it is tried: its Dex-Net canonical 32x32 crop at its own gripper depth ``z``
+    (:func:`~stn_ros.perception.grasps.grasp_image.canonical_homographies`, :func:`grasp_image`), the crop the
+    GQ-CNN's physics data is made of. A grasp without a gripper depth scores 0, as in ``grasp_quality_node``
+    (no surface seen: no grasp)."""
+    qualities = np.zeros(len(grasps))
+    seen = np.isfinite(grasps.z) & np.isfinite(grasps.centres).all(axis=1)
+    if seen.any():
+        z = grasps.z[seen]
+        H = canonical_homographies(grasps.centres[seen], grasps.angles[seen], z, camera, gripper)
+        images = torch.from_numpy(grasp_image(depth_m, H, z))[:, None]
+        qualities[seen] = gqcnn.quality(images, torch.from_numpy(z.astype(np.float32))).numpy()
+    return qualities
+
+
+def ranked_by_gqcnn(rule: MethodGrasps, qualities: np.ndarray) -> MethodGrasps:
+    """The rule's grasps and targets (the same grasps, so the same trials) ranked by their GQ-CNN ``qualities``
+    ``(N,)``: the scene's pick and each object's grasp are the highest-quality ones, the pipeline's choice."""
+    return MethodGrasps(rule.grasps, rule.targets, best_quality(qualities), np.asarray(qualities, np.float64))
+
+
+def candidate_grasps(
+    scene: PhysicsScene, gripper: GripperConfig, rng: np.random.Generator, per_object: int
+) -> MethodGrasps:
+    """``per_object`` sampled candidates on each visible body."""
+    parts, targets = [], []
+    for body in range(len(scene.snapshot.bodies)):
+        if not (scene.labels == body + 1).any():
+            continue
+        part = sample_candidates(scene, body, gripper, rng, per_object)
+        parts.append(part)
+        targets.append(np.full(len(part), body))
+    grasps = ImageGrasps.concatenate(parts)
+    return MethodGrasps(grasps, np.concatenate(targets) if targets else np.zeros(0, np.int64), None)
