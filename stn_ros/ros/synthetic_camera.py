@@ -2,7 +2,7 @@
 
 Topics (relative): ``depth`` (``32FC1`` metres or ``16UC1`` mm), ``image`` (``bgr8`` rendering) and
 ``camera_info``, all three with the same header, at ``rate`` Hz; a new scene every ``scene_period`` s.
-``source``: analytic prism scenes, or pybullet scenes of held-out meshes (``physics``, needs pybullet).
+``source``: analytic prism scenes, or pybullet scenes of the validation meshes (``physics``, needs pybullet).
 ``record_mcap``: also write every frame it publishes to an MCAP file (rosbag2's default storage), on the same
 topic names, for ``stn_replay``; ``max_frames``: stop after that many frames (the file is then complete).
 """

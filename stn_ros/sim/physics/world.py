@@ -43,7 +43,8 @@ MESH_INDICES = range(0, 500)
 TRAIN_MESHES = range(0, 400)
 """Meshes for training data and tuning."""
 VALIDATION_MESHES = range(400, 500)
-"""Our own held-out meshes: never in training data; the physics evaluation runs on them."""
+"""The validation meshes: never in training data; the physics evaluation runs on them (they chose defaults, so
+their figures are validation figures, not a test)."""
 MESH_SPLITS = {'train': TRAIN_MESHES, 'validation': VALIDATION_MESHES}
 
 SHAPES = ('mesh', 'box', 'cylinder', 'sphere')

@@ -3,7 +3,7 @@
 What the ``synthetic_camera`` node publishes, without rclpy. Scene ``i`` of a run seeded ``seed`` is, by
 source: ``prisms``, ``generate_scene(SceneConfig(), scene_seed(seed, i))``, the same scenes the analytic
 grasp data is built from; ``physics``, ``generate_physics_scene(PhysicsSceneConfig(meshes='validation'),
-scene_seed(seed, i))``, pybullet mesh scenes of our held-out meshes (needs pybullet).
+scene_seed(seed, i))``, pybullet mesh scenes of our validation meshes (needs pybullet).
 """
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ def model_card(card: dict[str, Any], path: Path) -> str:
 - **Validation** ({int(m['held_out_grasps']):,} grasps): AUROC against "held in more than half" {m['auroc_robust']:.3f},
   expected calibration error against the held share {m['ece_share']:.3f} (before the temperature:
   {b['ece_share']:.3f}), accuracy {m['accuracy_robust']:.3f}. The independent check is `stn_evaluate physics`
-  on the held-out meshes (`docs/grasp/physics.md`).
+  on the validation meshes (random_urdfs 400-499, `docs/grasp/physics.md`).
 - **File**: `{path.name}` ({path.stat().st_size / 1024:.0f} KiB), `stn_ros.models.gqcnn.load_gqcnn`.
 - **Command**: `{card['command']}` (git {card['git_revision']}, {card['date']}).
 """
