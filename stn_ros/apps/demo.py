@@ -29,7 +29,7 @@ from stn_ros.ros.loopback_env import apply_loopback_ros_env
 from stn_ros.sim.physics.world import import_pybullet
 
 SOURCE_NAMES = {
-    'physics': 'pybullet mesh scenes (validation random_urdfs meshes 400-499 and procedural shapes, settled by physics)',
+    'physics': 'pybullet mesh scenes (validation meshes random_urdfs 400-499, procedural shapes; settled by physics)',
     'prisms': 'analytic prism scenes',
 }
 NODES = (  # executable, remappings
