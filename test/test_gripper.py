@@ -215,3 +215,27 @@ def test_check_range_false_starts_a_node_with_a_gripper_outside_the_range():
         output = node.stop()
     assert 'gripper 20 cm open' in output and '(60.0 cm ROIs)' in output, output
     assert 'cannot start' not in output and 'Traceback' not in output
+
+
+def test_each_sweep_row_carries_the_rule_ranked_by_the_gqcnn_and_the_report_shows_it():
+    def method(scene: float, obj: float) -> dict:
+        return {'best_per_scene': {'rate': scene}, 'per_object': {'rate': obj}}
+
+    summary = {
+        'methods': {
+            'pipeline': method(0.95, 0.71),
+            'min_area_rect': method(0.86, 0.67),
+            'min_area_rect_gqcnn': method(0.875, 0.676),
+            'best_candidate': method(0.99, 0.93),
+        }
+    }
+    rates = gripper_sweep.rates(summary)
+    assert (rates['min_area_rect_gqcnn'], rates['min_area_rect_gqcnn_per_object']) == (0.875, 0.676)
+    trained = {'parameter': 'trained', 'value': 0.0, 'good': True, 'gripper': {}} | rates
+    result = {
+        'scenes': 120, 'gap_tolerance': 0.05, 'command': 'stn_evaluate gripper-sweep', 'minutes': 1.0,
+        'rows': [trained], 'measured_range': {}, 'shipped_range': {},
+    }  # fmt: skip
+    text = gripper_sweep.report(result)
+    assert '| minAreaRect ranked by the GQ-CNN |' in text
+    assert '| trained | as trained | 95.0 % | 86.0 % | 87.5 % | 99.0 % | 4.0 | 71.0 % | 67.0 % | 67.6 % | yes |' in text
