@@ -239,3 +239,5 @@ def test_each_sweep_row_carries_the_rule_ranked_by_the_gqcnn_and_the_report_show
     text = gripper_sweep.report(result)
     assert '| minAreaRect ranked by the GQ-CNN |' in text
     assert '| trained | as trained | 95.0 % | 86.0 % | 87.5 % | 99.0 % | 4.0 | 71.0 % | 67.0 % | 67.6 % | yes |' in text
+    older = {k: v for k, v in trained.items() if not k.startswith('min_area_rect_gqcnn')}  # a sweep stored before
+    assert '| 86.0 % | - | 99.0 % |' in gripper_sweep.report(result | {'rows': [older]})

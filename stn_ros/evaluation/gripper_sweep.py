@@ -164,6 +164,11 @@ def sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _percent(rate: float | None) -> str:
+    """A rate as the table prints it; '-' where the row has none (a sweep stored before that method existed)."""
+    return '-' if rate is None else f'{100 * rate:.1f} %'
+
+
 def report(result: dict) -> str:
     """``gripper.md``."""
     lines = [
@@ -195,10 +200,10 @@ def report(result: dict) -> str:
         value = 'as trained' if row['parameter'] == 'trained' else f'{row["value"]:g}'
         lines.append(
             f'| {row["parameter"]} | {value} | {100 * row["pipeline"]:.1f} % | {100 * row["min_area_rect"]:.1f} % | '
-            f'{100 * row["min_area_rect_gqcnn"]:.1f} % | '
+            f'{_percent(row.get("min_area_rect_gqcnn"))} | '
             f'{100 * row["best_candidate"]:.1f} % | {100 * (row["best_candidate"] - row["pipeline"]):.1f} | '
             f'{100 * row["pipeline_per_object"]:.1f} % | {100 * row["min_area_rect_per_object"]:.1f} % | '
-            f'{100 * row["min_area_rect_gqcnn_per_object"]:.1f} % | '
+            f'{_percent(row.get("min_area_rect_gqcnn_per_object"))} | '
             f'{"yes" if row["good"] else "no"} |'
         )
     lines += ['', '## Measured range (the run of good values around the trained one)', '']
@@ -232,7 +237,8 @@ def sweep_figure(result: dict, path: Path) -> None:
             ('min_area_rect', 'OpenCV minAreaRect', 's--'),
             ('min_area_rect_gqcnn', 'minAreaRect ranked by the GQ-CNN', 'd-.'),
         ):
-            ax.plot(x, [100 * r[key] for r in rows], style, label=label)
+            if all(key in r for r in rows):  # a sweep stored before a method existed has no line of it
+                ax.plot(x, [100 * r[key] for r in rows], style, label=label)
         low, high = result['measured_range'][name]
         ax.axvspan(100 * low, 100 * high, color='tab:green', alpha=0.1, label='measured good')
         ax.axvline(100 * trained['gripper'][name], color='grey', lw=0.8)
