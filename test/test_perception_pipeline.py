@@ -81,7 +81,10 @@ def test_one_process_gives_grasps_on_the_same_topics_with_each_node_its_paramete
             )
             assert pipeline.alive(), pipeline.stop()
             # One process, the two nodes under their own names, on the topics of the two-process launch.
-            assert {'stn_node', 'grasp_quality_node'} <= set(probe.get_node_names())
+            # Node names reach the graph in a discovery message of their own, which may come after the first grasps.
+            assert spin_until(probe, lambda: {'stn_node', 'grasp_quality_node'} <= set(probe.get_node_names()), 10), (
+                probe.get_node_names()
+            )
             assert {'/pp_cam/depth', '/pp_cam/camera_info'} <= topics(probe, 'stn_node', 'sub')
             assert {'/stn_node/rectified/image', '/stn_node/rectified/transforms', '/stn_node/debug/image'} <= topics(
                 probe, 'stn_node', 'pub'
