@@ -228,7 +228,10 @@ class Camera:
         assert 'Traceback' not in self.output, self.output
 
     def send_info(self, info: CameraInfo) -> None:
-        for _ in range(3):  # keep-last 1 sensor-data subscription: make sure the newest one is there
+        # The node reads camera_info best-effort, and our publisher may see its reader before that reader has
+        # matched our publisher (discovery runs both ways apart; the first frame once went out with no intrinsics
+        # yet): publish for half a second, so the newest one is there whenever the match completes.
+        for _ in range(10):
             self.infos.publish(info)
             spin_until(self.probe, lambda: False, 0.05)
 
