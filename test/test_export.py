@@ -15,17 +15,18 @@ from std_msgs.msg import Header
 from stn_ros.apps.export import GraspQuality, Localization
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.core import localization_crops
-from stn_ros.core.package_files import shipped_parameters
 from stn_ros.core.spatial_transformer import median_of_nonzero, median_of_nonzero_sorted
 from stn_ros.models.gqcnn import load_gqcnn
 from stn_ros.perception.frame_report import FrameReport
-from stn_ros.perception.grasps.gripper import TRAINED_GRIPPER
 from stn_ros.perception.stn.canonicalizer import load_model
 from stn_ros.perception.stn.steps import StnPipeline
+from stn_ros.ros.parameter_specs import default_values, gripper_from
+from stn_ros.ros.stn_parameters import PARAMETERS as STN_PARAMETERS
 from stn_ros.sim.prisms.camera_frames import synthetic_frame
 
 WEIGHTS = Path(__file__).resolve().parents[1] / 'weights'
-NODE_HYPOTHESES = shipped_parameters('stn_node')['hypotheses_per_object']
+NODE_VALUES = default_values(STN_PARAMETERS)  # stn_node's values when nothing is set
+NODE_HYPOTHESES = NODE_VALUES['hypotheses_per_object']
 
 
 @pytest.fixture(scope='module')
@@ -80,8 +81,8 @@ def test_the_exported_ranking_is_what_stn_node_publishes(exported):
     localization crops of the ROIs the node's record names, gives each object's hypotheses in the record's order
     (object-major, best first), with its parameters and scores."""
     model = load_model('')
-    values = {'rois': None, **shipped_parameters('stn_node')}
-    pipeline = StnPipeline.for_gripper(model, torch.device('cpu'), tuple(values['output_size']), TRAINED_GRIPPER)
+    values = NODE_VALUES
+    pipeline = StnPipeline.for_gripper(model, torch.device('cpu'), values['output_size'], gripper_from(values))
     synthetic = synthetic_frame(1, 0, '16UC1')  # 5 prisms
     msg = encode_image(synthetic.depth, '16UC1', header=Header(frame_id='camera'))
     frame = pipeline.decode(msg, FrameReport())

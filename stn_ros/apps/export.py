@@ -31,11 +31,13 @@ import torch
 from torch import nn
 
 from stn_ros.core import SpatialTransformer
-from stn_ros.core.package_files import package_file, shipped_parameters
+from stn_ros.core.package_files import package_file
 from stn_ros.models.gqcnn import GQCNN, load_gqcnn
 from stn_ros.perception.grasps.grasp_image import CANONICAL_SIZE
 from stn_ros.perception.grasps.grasp_quality import DEFAULT_GQCNN_WEIGHTS
 from stn_ros.perception.stn.canonicalizer import load_model
+from stn_ros.ros.parameter_specs import default_values
+from stn_ros.ros.stn_parameters import PARAMETERS as STN_PARAMETERS
 
 PROG = 'stn_export'
 TOLERANCE = 1e-4
@@ -57,8 +59,8 @@ class Localization(nn.Module):
 
 
 def node_hypotheses() -> int:
-    """``stn_node``'s ``hypotheses_per_object`` as the shipped ``config/stn_node.yaml`` sets it (its default)."""
-    return int(shipped_parameters('stn_node')['hypotheses_per_object'])
+    """``stn_node``'s default ``hypotheses_per_object`` (the shipped ``config/stn_node.yaml`` sets the same)."""
+    return default_values(STN_PARAMETERS)['hypotheses_per_object']
 
 
 class GraspQuality(nn.Module):

@@ -2,10 +2,10 @@
 
 The frame is a synthetic depth scene encoded as the ``sensor_msgs/Image`` (``16UC1``) and ``CameraInfo`` a camera
 publishes; the node's steps (:class:`~stn_ros.perception.stn.steps.StnPipeline`: decode, proposals, the shipped
-grasp STN with the node's default parameters from ``config/stn_node.yaml``, the messages it publishes) run on it
-as ``stn_node`` runs them, without a graph. Two checks: the published transforms record reproduces every crop of
-the published tile (``cv2.warpPerspective`` with its ``H``, what a consumer does), and the torch sampler (the CUDA
-path) gives the crops of the OpenCV one (the CPU path). Writes the node's debug picture (each crop's sampling
+grasp STN with the node's declared defaults, which ``config/stn_node.yaml`` sets too; the messages it publishes)
+run on it as ``stn_node`` runs them, without a graph. Two checks: the published transforms record reproduces every
+crop of the published tile (``cv2.warpPerspective`` with its ``H``, what a consumer does), and the torch sampler (the
+CUDA path) gives the crops of the OpenCV one (the CPU path). Writes the node's debug picture (each crop's sampling
 quadrilateral) above the crops.
 """
 
@@ -89,24 +89,24 @@ def main(argv: list[str] | None = None) -> int:
     from stn_ros.bridge.image_codec import decode_image
     from stn_ros.bridge.pointcloud_codec import decode_pointcloud
     from stn_ros.core import resolve_device
-    from stn_ros.core.package_files import shipped_parameters
     from stn_ros.core.sampler import warp_perspective_opencv
     from stn_ros.perception.frame_report import FrameReport
-    from stn_ros.perception.grasps.gripper import TRAINED_GRIPPER
-    from stn_ros.perception.stn.canonicalizer import Canonicalizer, load_model
+    from stn_ros.perception.stn.canonicalizer import load_model
     from stn_ros.perception.stn.steps import StnPipeline, debug_picture, stn_messages
     from stn_ros.perception.stn.transforms_record import parse_record
     from stn_ros.perception.visualize import crop_strip, stack_panels
+    from stn_ros.ros.parameter_specs import default_values, gripper_from
+    from stn_ros.ros.stn_parameters import PARAMETERS
 
     device = resolve_device(args.device)
-    values = {'rois': None, **shipped_parameters('stn_node')}  # the node's defaults
+    values = default_values(PARAMETERS)  # what stn_node runs with when nothing is set
     size = tuple(values['output_size'])
     model = load_model(values['weights'])
     if model.warning:
         print(f'note: {model.warning}')
     image_msg, info_msg = camera_messages()
     camera = (PinholeCamera.from_camera_info(info_msg), info_msg.header.frame_id)
-    pipeline = StnPipeline.for_gripper(model, device, size, TRAINED_GRIPPER)  # config/gripper.yaml's gripper
+    pipeline = StnPipeline.for_gripper(model, device, size, gripper_from(values))
     report = FrameReport()
     started = time.perf_counter()
     frame = pipeline.decode(image_msg, report)
@@ -133,10 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # The other sampler (the node takes OpenCV on a CPU, torch on CUDA) on the same frame: the same crops.
     other = 'torch' if pipeline.canonicalizer.sampler == 'opencv' else 'opencv'
-    roi_side_m = pipeline.canonicalizer.roi_side_m
-    other_pipeline = StnPipeline(
-        model, Canonicalizer(model.stn, device, size, roi_side_m, identity_fallback=True, sampler=other)
-    )
+    other_pipeline = StnPipeline.for_gripper(model, device, size, gripper_from(values), sampler=other)
     other_result = other_pipeline.canonicalize(frame, image_msg, values, camera, FrameReport())
     sampler_diff, sampler_nan = difference(result.crops, other_result.crops)
     print(

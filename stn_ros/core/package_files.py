@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 PACKAGE = 'stn_ros'
 
@@ -43,12 +42,3 @@ def share_directory() -> Path:
 def package_file(*parts: str) -> Path:
     """Path of a file shipped with the package, e.g. ``package_file('config', 'stn_node.yaml')``."""
     return share_directory().joinpath(*parts)
-
-
-def shipped_parameters(node: str) -> dict[str, Any]:
-    """``node``'s ``ros__parameters`` in the shipped ``config/<node>.yaml``: what the launch file gives it, and its
-    declared defaults (``test/test_parameters.py`` holds the two together), for commands that run a node's steps
-    without the node (parameters without a default, e.g. ``rois``, are not in the file)."""
-    import yaml
-
-    return yaml.safe_load(package_file('config', f'{node}.yaml').read_text())[node]['ros__parameters']

@@ -51,6 +51,12 @@ class ParameterSpec:
         return cls(name, default, description, number_in(low, high), read_only, float_range=(low, high))
 
 
+def default_values(specs: list[ParameterSpec]) -> dict[str, Any]:
+    """Each parameter's default as the node uses it when nothing is set (checked and converted by its spec): for
+    commands that run a node's steps without the node. The shipped ``config/`` files set the same values (tested)."""
+    return {spec.name: spec.check(spec.default) for spec in specs}
+
+
 def number_in(low: float, high: float) -> Callable[[Any], float]:
     def check(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

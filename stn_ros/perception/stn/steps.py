@@ -68,13 +68,20 @@ class StnPipeline:
 
     @classmethod
     def for_gripper(
-        cls, model: LoadedModel, device: torch.device, output_size: tuple[int, int], gripper: GripperConfig
+        cls,
+        model: LoadedModel,
+        device: torch.device,
+        output_size: tuple[int, int],
+        gripper: GripperConfig,
+        sampler: str = 'auto',
     ) -> StnPipeline:
         """The node's pipeline for ``gripper``: a metric-crop STN looks at ROIs scaled with its opening
         (:func:`~stn_ros.perception.grasps.gripper.metric_roi_side`); a frame without depth or camera_info gets the
-        identity STN on its plain ROIs."""
+        identity STN on its plain ROIs. ``sampler``: the device's (``auto``, as the node), or ``opencv``/``torch``."""
         roi_side_m = metric_roi_side(model.roi_side_m, gripper)
-        return cls(model, Canonicalizer(model.stn, device, output_size, roi_side_m, identity_fallback=True))
+        return cls(
+            model, Canonicalizer(model.stn, device, output_size, roi_side_m, identity_fallback=True, sampler=sampler)
+        )
 
     def decode(self, msg: Any, report: FrameReport) -> Frame | None:
         """The frame of an Image message; None (said to ``report``) when it cannot be decoded."""
