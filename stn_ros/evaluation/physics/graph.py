@@ -151,10 +151,3 @@ def run_pipeline(
         rclpy.try_shutdown()
         group.stop()
     return outputs
-
-
-def stn_node_default(name: str) -> Any:
-    """The default of one of ``stn_node``'s parameters (its parameter file says the same; a test checks)."""
-    from stn_ros.ros.stn_parameters import PARAMETERS
-
-    return next(spec.default for spec in PARAMETERS if spec.name == name)

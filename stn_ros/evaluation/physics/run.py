@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from stn_ros.evaluation.physics.graph import run_pipeline, stn_node_default
+from stn_ros.evaluation.physics.graph import run_pipeline
 from stn_ros.evaluation.physics.methods import (
     gqcnn_qualities,
     min_area_rect_grasps,
@@ -25,6 +25,8 @@ from stn_ros.evaluation.physics.trials import TrialJob, run_all_trials
 from stn_ros.models.gqcnn import GQCNN
 from stn_ros.perception.grasps.gripper import gripper_config, gripper_parameters
 from stn_ros.perception.grasps.steps import load_gqcnn_model
+from stn_ros.ros.parameter_specs import default_values
+from stn_ros.ros.stn_parameters import PARAMETERS as STN_PARAMETERS
 from stn_ros.sim.physics.scenes import PhysicsSceneConfig, generate_physics_scene
 from stn_ros.sim.prisms.scenes import scene_seed
 
@@ -81,7 +83,8 @@ def evaluate_physics(args: argparse.Namespace) -> int:
         'image': f'{args.width}x{args.height}',
         'meshes': 'validation (random_urdfs 400-499)',
         'candidates_per_object': args.candidates,
-        'hypotheses_per_object': args.hypotheses_per_object or f'{stn_node_default("hypotheses_per_object")} (default)',
+        'hypotheses_per_object': args.hypotheses_per_object
+        or f'{default_values(STN_PARAMETERS)["hypotheses_per_object"]} (default)',
         'friction': gripper.mu,
         'gripper': gripper_parameters(gripper),
         'seed': args.seed,
