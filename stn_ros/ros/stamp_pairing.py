@@ -9,7 +9,6 @@ calls back: it cannot be waited on.
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -79,13 +78,9 @@ class StampPairer:
         """The message of input ``side`` with ``stamp``, removed from the pairer: at once when it is here, else
         when it arrives (the waiter is woken by its :meth:`add`), or None after ``timeout`` seconds without it."""
         waiting = self._waiting[side]
-        deadline = time.monotonic() + timeout
         with self._changed:
-            while stamp not in waiting:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._changed.wait(left)
+            if not self._changed.wait_for(lambda: stamp in waiting, timeout):
+                return None
             return waiting.pop(stamp)
 
     def waiting(self, side: int) -> int:
