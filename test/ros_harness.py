@@ -25,6 +25,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud
 from stn_ros.perception.stn.transforms_record import parse_record
+from stn_ros.ros.stamp_pairing import stamp_key
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS_FILE = ROOT / 'config' / 'stn_node.yaml'
@@ -132,10 +133,6 @@ def camera_qos(reliability: ReliabilityPolicy) -> QoSProfile:
 
 def subscription_reliability(probe: Node, topic: str) -> list[ReliabilityPolicy]:
     return [info.qos_profile.reliability for info in probe.get_subscriptions_info_by_topic(topic)]
-
-
-def stamp_key(msg) -> tuple[int, int]:
-    return msg.header.stamp.sec, msg.header.stamp.nanosec
 
 
 class Consumer:
