@@ -200,11 +200,10 @@ def run(args: argparse.Namespace) -> int:
             )
             return 1
         # The picture: the frame with the most grasps (objects) of the run, the latest of those.
-        grasps_of = {s: decode_pointcloud(received['grasps'][s]) for s in complete}
-        stamp = max(complete, key=lambda s: (len(grasps_of[s]), s))
+        stamp = max(complete, key=lambda s: (received['grasps'][s].width, s))  # one row: width = points
         image = decode_image(received['image'][stamp])
         record = parse_record(decode_pointcloud(received['record'][stamp]))
-        grasps = grasps_of[stamp]
+        grasps = decode_pointcloud(received['grasps'][stamp])
         tile = decode_image(received['tile'][stamp])
         crop_count = len(record.homographies)  # K crops per object
         crops = tile.reshape(crop_count, -1, tile.shape[1]) if crop_count else np.zeros((0, 32, 32), np.float32)
