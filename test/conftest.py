@@ -23,6 +23,14 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(skip)
 
 
+@pytest.fixture(params=['cpu', pytest.param('cuda', marks=pytest.mark.cuda)])
+def device(request):
+    """Each device a test body runs on: the CPU, and CUDA (a ``cuda`` case, skipped where torch sees none)."""
+    import torch
+
+    return torch.device(request.param)
+
+
 @pytest.fixture
 def ros_env() -> dict:
     """The environment for a ROS subprocess (this session's loopback domain)."""
