@@ -1,5 +1,5 @@
 """The depth frame on the device: its pinned upload (an event per buffer), the plane fit and the object threshold in
-torch against proposals' numpy.
+torch against proposals' numpy, and the one upload a frame gets on the device path (StnPipeline).
 
 Agreement asked for (measured on this CPU: the plane's inverse depth within 3e-14 relative, masks identical): the
 plane's inverse depth over the frame within 1e-9 relative (float32 rounding is 6e-8), the masks equal but for
@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from images import boxes_depth_frame, depth_scene
+from images import CAMERA, boxes_depth_frame, depth_scene
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.core.cuda_graphs import PinnedUpload, StagingBuffer
+from stn_ros.perception.frame_report import FrameReport
+from stn_ros.perception.stn.canonicalizer import load_model
 from stn_ros.perception.stn.device_proposals import depth_cut_torch, fit_table_plane_torch, object_mask_torch
 from stn_ros.perception.stn.frame import decode_frame
 from stn_ros.perception.stn.proposals import (
@@ -27,6 +29,9 @@ from stn_ros.perception.stn.proposals import (
     ransac_draws,
     split_at_depth_edges,
 )
+from stn_ros.perception.stn.steps import StnPipeline
+from stn_ros.ros.parameter_specs import default_values, gripper_from
+from stn_ros.ros.stn_parameters import PARAMETERS as STN_PARAMETERS
 from test_proposals import OBJECTS, box, table_scene
 
 CPU = torch.device('cpu')
@@ -166,3 +171,40 @@ def test_an_upload_is_not_changed_by_the_next_one(device):
     uploaded = [upload(array) for array in arrays]
     for array, tensor in zip(arrays, uploaded, strict=True):
         assert tensor.device.type == device.type and torch.equal(tensor.cpu(), torch.from_numpy(array))
+
+
+class CountedUpload:
+    def __init__(self, upload: PinnedUpload):
+        self.upload, self.arrays = upload, []
+
+    def __call__(self, array: np.ndarray) -> torch.Tensor:
+        self.arrays.append(array)
+        return self.upload(array)
+
+
+@pytest.mark.parametrize('sampler', ['torch', 'opencv'])
+def test_a_depth_frame_goes_to_the_device_once_on_the_device_path(sampler, device):
+    """StnPipeline with depth proposals on the device: one upload a frame, shared by the proposals, the localization
+    and (torch sampler) the sampling; the crops are the host path's."""
+    values = dict(default_values(STN_PARAMETERS), crop_source='proposals', max_crops=16)
+    model = load_model('')
+    pipelines = [
+        StnPipeline.for_gripper(model, device, values['output_size'], gripper_from(values), sampler=sampler)
+        for _ in range(2)
+    ]
+    assert all(p.device_proposals == (device.type == 'cuda') for p in pipelines)
+    host, on_device = pipelines[0], pipelines[1]
+    host.device_proposals, on_device.device_proposals = False, True
+    counted = on_device.canonicalizer._upload = CountedUpload(on_device.canonicalizer._upload)
+    for objects in (3, 9):
+        msg = encode_image(boxes_depth_frame(objects)[0].pixels, '32FC1')
+        msg.header.frame_id = 'camera'
+        camera = (CAMERA, 'camera')
+        expected = host.canonicalize(host.decode(msg, FrameReport()), msg, values, camera, FrameReport())
+        counted.arrays.clear()
+        frame = on_device.decode(msg, FrameReport())
+        result = on_device.canonicalize(frame, msg, values, camera, FrameReport())
+        assert len(counted.arrays) == 1 and counted.arrays[0] is frame.pixels
+        assert len(result.crops) == len(expected.crops) == objects * values['hypotheses_per_object']
+        np.testing.assert_array_equal(result.record, expected.record)
+        np.testing.assert_array_equal(result.crops, expected.crops)
