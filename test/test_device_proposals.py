@@ -9,12 +9,13 @@ pixels whose ``(z + threshold) / plane depth`` is within 1e-6 of 1, the cuts and
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from images import CAMERA, boxes_depth_frame, depth_scene
+from images import CAMERA, depth_scene
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.core.cuda_graphs import PinnedUpload, StagingBuffer
 from stn_ros.perception.frame_report import FrameReport
@@ -38,9 +39,19 @@ CPU = torch.device('cpu')
 CONFIG = ProposalConfig()
 
 
+def duck_image(image: np.ndarray, encoding: str) -> SimpleNamespace:
+    """A ``sensor_msgs/Image`` stand-in from the camera frame ``camera`` (no ROS needed: the GPU machine has none)."""
+    return encode_image(image, encoding, header=SimpleNamespace(frame_id='camera'), msg_cls=SimpleNamespace)
+
+
 def millimetres(mm: np.ndarray) -> np.ndarray:
     """A 16UC1 image as the node decodes it: float32 metres, NaN where 0."""
-    return decode_frame(encode_image(mm, '16UC1')).pixels
+    return decode_frame(duck_image(mm, '16UC1')).pixels
+
+
+def boxes_mm(objects: int) -> np.ndarray:
+    """``objects`` boxes 1 to 9 cm tall on a grid, 8 a row, on a flat table (uint16 mm, 1 % dropouts)."""
+    return depth_scene([(20 + (i % 8) * 75, 30 + (i // 8) * 140, 45, 55, 0.01 + 0.005 * i) for i in range(objects)])
 
 
 def bad_readings() -> np.ndarray:
@@ -58,7 +69,7 @@ def touching_boxes() -> np.ndarray:
 
 FRAMES = {
     'boxes on a flat table (mm)': lambda: millimetres(depth_scene([(80, 60, 90, 70, 0.05), (300, 220, 60, 120, 0.1)])),
-    '16 boxes (mm)': lambda: boxes_depth_frame(16)[0].pixels,
+    '16 boxes (mm)': lambda: millimetres(boxes_mm(16)),
     'tilted noisy table': lambda: table_scene(OBJECTS, noise=0.002)[0],
     'steep table, 10 % missing': lambda: table_scene(OBJECTS, tilt_deg=(15.0, -10.0), noise=0.003, dropout=0.1)[0],
     'mostly missing': lambda: table_scene(OBJECTS, dropout=0.85)[0],  # the draws' scan of every valid pixel
@@ -197,8 +208,7 @@ def test_a_depth_frame_goes_to_the_device_once_on_the_device_path(sampler, devic
     host.device_proposals, on_device.device_proposals = False, True
     counted = on_device.canonicalizer._upload = CountedUpload(on_device.canonicalizer._upload)
     for objects in (3, 9):
-        msg = encode_image(boxes_depth_frame(objects)[0].pixels, '32FC1')
-        msg.header.frame_id = 'camera'
+        msg = duck_image(boxes_mm(objects), '16UC1')
         camera = (CAMERA, 'camera')
         expected = host.canonicalize(host.decode(msg, FrameReport()), msg, values, camera, FrameReport())
         counted.arrays.clear()
