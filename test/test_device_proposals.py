@@ -17,7 +17,7 @@ import torch
 
 from images import CAMERA, depth_scene
 from stn_ros.bridge.image_codec import encode_image
-from stn_ros.core.cuda_graphs import PinnedUpload, StagingBuffer
+from stn_ros.core.cuda_graphs import PinnedUpload, StagingBuffer, host_synchronization
 from stn_ros.perception.frame_report import FrameReport
 from stn_ros.perception.stn.canonicalizer import load_model
 from stn_ros.perception.stn.device_proposals import depth_cut_torch, fit_table_plane_torch, object_mask_torch
@@ -130,6 +130,21 @@ def test_the_device_path_cuts_touching_objects_apart(device):
     depth = touching_boxes()
     assert len(depth_proposals(depth, dataclasses.replace(CONFIG, split_jump=0.0)).rois) == 1  # without the cut
     assert len(depth_proposals(depth, CONFIG, on_device=torch.from_numpy(depth).to(device)).rois) == 2
+
+
+def test_the_device_work_reads_no_value_on_the_host_before_its_one_download():
+    """On CUDA a value read on the host (``.item()``, a tensor as an index, a mask's nonzero) waits for the stream:
+    the fit, the threshold and the cut read none, found here on fake tensors (:func:`host_synchronization`)."""
+    depth = touching_boxes()
+    draws = ransac_draws(depth, CONFIG)
+
+    def device_work(depth: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        plane, found = fit_table_plane_torch(depth, *draws, 0.5 * CONFIG.table_threshold)
+        mask = object_mask_torch(depth, plane, CONFIG.table_threshold)
+        return found, mask, depth_cut_torch(mask, depth, CONFIG.split_jump)
+
+    assert host_synchronization(device_work, torch.from_numpy(depth)) is None
+    assert 'nonzero' in host_synchronization(lambda depth: depth[depth > 0], torch.from_numpy(depth))
 
 
 @pytest.mark.parametrize('readings', [0, 62])

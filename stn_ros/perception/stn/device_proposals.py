@@ -45,13 +45,14 @@ def fit_table_plane_torch(
     c = points[:, 0, 2] - a * points[:, 0, 0] - b * points[:, 0, 1]
     inliers = _inliers(torch.stack((a, b, c), dim=1), design, inverse, inverse_tolerance)  # (I, n)
     counts = inliers.sum(dim=1)
-    best = torch.argmax(counts)  # the first of equal counts, as numpy's
-    first = _weighted_plane(design, z, inliers[best])
+    best = torch.argmax(counts).view(1)  # the first of equal counts, as numpy's
+    # index_select, not inliers[best]: indexing by a 0-dim tensor reads it on the host
+    first = _weighted_plane(design, z, inliers.index_select(0, best)[0])
     refit = _inliers(first[None], design, inverse, inverse_tolerance)[0]
     second = _weighted_plane(design, z, refit)
     # numpy's refit loop stops after the first refit when it leaves fewer than 3 inliers.
     plane = torch.where(refit.sum() >= 3, second, first)
-    return plane, counts[best] >= 3
+    return plane, counts.max() >= 3
 
 
 def object_mask_torch(depth: torch.Tensor, plane: torch.Tensor, threshold: float) -> torch.Tensor:
