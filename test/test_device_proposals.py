@@ -231,5 +231,8 @@ def test_a_depth_frame_goes_to_the_device_once_on_the_device_path(sampler, devic
         result = on_device.canonicalize(frame, msg, values, camera, FrameReport())
         assert len(counted.arrays) == 1 and counted.arrays[0] is frame.pixels
         assert len(result.crops) == len(expected.crops) == objects * values['hypotheses_per_object']
-        np.testing.assert_array_equal(result.record, expected.record)
-        np.testing.assert_array_equal(result.crops, expected.crops)
+        for field in ('roi_x', 'roi_y', 'roi_w', 'roi_h'):  # the same proposals
+            np.testing.assert_array_equal(result.record[field], expected.record[field])
+        # the same crops: identical on a CPU; on CUDA two canonicalizers' graphs may round apart
+        np.testing.assert_allclose(result.homographies, expected.homographies, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(result.crops, expected.crops, rtol=0, atol=1e-5)
