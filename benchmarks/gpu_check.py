@@ -6,9 +6,12 @@ decode by attributes). It prints Markdown:
 1. Agreement, CUDA against the CPU (:mod:`stn_ros.evaluation.device_agreement`), for every encoding the node
    reads and every transform family: the largest ``H`` difference in source pixels and crop difference;
    and the shipped GQ-CNN's quality difference. Exit status 1 when any is beyond its tolerance.
+   And depth proposals with the plane fit and the threshold on the device against numpy's on the host: the
+   plane's largest inverse-depth difference, and whether the proposals (ROIs, areas, labels) are the same.
 2. ``stn_node``'s compute per 640x480 16UC1 depth frame, stage by stage (:mod:`node_compute_benchmark`, the
    node's own code), on CUDA and on this machine's CPU, with 16 and 64 crops; medians (p90).
-   On CUDA twice: replayed from captured CUDA graphs (the node's default) and op by op.
+   On CUDA three times: replayed from captured CUDA graphs with the proposals on the device (the node's default),
+   the same with the proposals on the host, and op by op.
 3. The GQ-CNN's forward at 64 crops on CUDA, from a CUDA graph and op by op.
 
     python benchmarks/gpu_check.py                 # on the GPU machine, from the repository root
@@ -29,12 +32,22 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_frames import depth_frame_mm  # noqa: E402
 from node_compute_benchmark import measure_stages, stage_table  # noqa: E402
+from stn_ros.bridge.image_codec import encode_image  # noqa: E402
 from stn_ros.core import resolve_device  # noqa: E402
 from stn_ros.core.cuda_graphs import GraphedFunction  # noqa: E402
-from stn_ros.evaluation.device_agreement import TOLERANCES, canonicalizer_agreement, gqcnn_agreement  # noqa: E402
+from stn_ros.evaluation.device_agreement import (  # noqa: E402
+    TOLERANCES,
+    DuckImage,
+    canonicalizer_agreement,
+    gqcnn_agreement,
+)
 from stn_ros.models.gqcnn import load_gqcnn  # noqa: E402
 from stn_ros.perception.stn.canonicalizer import Canonicalizer, load_model  # noqa: E402
+from stn_ros.perception.stn.device_proposals import fit_table_plane_torch  # noqa: E402
+from stn_ros.perception.stn.frame import decode_frame  # noqa: E402
+from stn_ros.perception.stn.proposals import ProposalConfig, depth_proposals, fit_table_plane, ransac_draws  # noqa: E402
 
 
 def gqcnn_forward_ms(device: torch.device, crops: int, repeats: int, graphs: bool = True) -> list[float]:
@@ -52,6 +65,29 @@ def gqcnn_forward_ms(device: torch.device, crops: int, repeats: int, graphs: boo
             if index >= 10:
                 times.append((time.perf_counter() - started) * 1e3)
     return times
+
+
+def proposals_agreement(device: torch.device) -> tuple[float, int, int]:
+    """Depth proposals on ``device`` (plane fit and threshold in torch) against numpy's on the host, over benchmark
+    frames (640x480 with 16 and 64 boxes, 1280x720 at decimation 2): the largest relative difference of the plane's
+    inverse depth over a frame, the frames whose proposals (ROIs, areas, labels) are the same, and the frames."""
+    cases = [(objects, seed, 640, 480, 1) for objects in (16, 64) for seed in range(3)] + [(16, 0, 1280, 720, 2)]
+    largest, same = 0.0, 0
+    for objects, seed, width, height, step in cases:
+        mm = depth_frame_mm(objects, seed, width, height)
+        depth = decode_frame(encode_image(mm, '16UC1', msg_cls=DuckImage)).pixels
+        config = ProposalConfig(max_area=int(100_000 * (width / 640) ** 2), decimation=step)
+        on_device = torch.from_numpy(depth).to(device)
+        small = np.ascontiguousarray(depth[::step, ::step])
+        plane = fit_table_plane(small, config)
+        draws = ransac_draws(small, config)
+        device_plane = fit_table_plane_torch(on_device[::step, ::step], *draws, config.table_threshold / 2)[0]
+        rows, cols = np.mgrid[0 : small.shape[0], 0 : small.shape[1]]
+        inverse, device_inverse = (q[0] * cols + q[1] * rows + q[2] for q in (plane, device_plane.cpu().numpy()))
+        largest = max(largest, float(np.abs(device_inverse / inverse - 1).max()))
+        host, found = depth_proposals(depth, config, 64), depth_proposals(depth, config, 64, on_device=on_device)
+        same += all(np.array_equal(getattr(host, f), getattr(found, f)) for f in ('rois', 'areas', 'labels'))
+    return largest, same, len(cases)
 
 
 def has_sensor_msgs() -> bool:
@@ -80,16 +116,29 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         print(f'| {r.encoding} | {r.family} | {r.homography_px:.4f} | {r.crops:.4g} | {r.nan_mismatch} | {r.ok()} |')
     print(f'\nGQ-CNN quality, largest difference over 64 crops: {quality:.2e}\n')
+    plane_difference, same_proposals, proposal_frames = proposals_agreement(device)
+    print(
+        f"Depth proposals with the plane fit on {device} against numpy on the host: the plane's inverse depth within "
+        f'{plane_difference:.1e} (relative; asked: 1e-9), the same proposals in {same_proposals} of '
+        f'{proposal_frames} frames\n'
+    )
 
     encode = has_sensor_msgs()
     model = load_model('')
-    cases = (
-        [(device, True), (device, False), (torch.device('cpu'), False)] if device.type == 'cuda' else [(device, False)]
+    cpu = torch.device('cpu')
+    cases = (  # (device, CUDA graphs, proposals on the device)
+        [(device, True, True), (device, True, False), (device, False, True), (cpu, False, False)]
+        if device.type == 'cuda'
+        else [(device, False, False)]
     )
-    for timed, graphs in cases:
+    for timed, graphs, on_device in cases:
         canonicalizer = Canonicalizer(model.stn, timed, (32, 32), model.roi_side_m, cuda_graphs=graphs)
-        rows = {n: measure_stages(canonicalizer, n, args.frames, progress=False, encode=encode) for n in args.crops}
+        rows = {
+            n: measure_stages(canonicalizer, n, args.frames, progress=False, encode=encode, device_proposals=on_device)
+            for n in args.crops
+        }
         how = ', CUDA graphs' if graphs else (', op by op' if timed.type == 'cuda' else '')
+        how += ', plane fit on the device' if on_device else (', plane fit on the host' if timed.type == 'cuda' else '')
         print(f'## stn_node compute on {timed}{how} ({torch.get_num_threads()} CPU threads), ms, median (p90)\n')
         print('\n'.join(stage_table(rows)) + ('' if encode else '\n\n(no sensor_msgs here: encode not timed)') + '\n')
         for failure in canonicalizer.graph_failures:
@@ -100,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f'GQ-CNN forward, 64 crops on {device} ({"CUDA graph" if graphs else "op by op"}): '
                   f'{statistics.median(times):.2f} ms median ({np.percentile(times, 90):.2f} p90)')  # fmt: skip
     ok = all(r.ok() for r in results) and quality <= TOLERANCES['quality']
+    ok = ok and plane_difference <= 1e-9 and same_proposals == proposal_frames
     print(f'\nagreement: {"ok" if ok else "FAILED"}')
     return 0 if ok else 1
 

@@ -4,6 +4,9 @@ The same code the node runs for each frame: decode the ``sensor_msgs/Image`` (16
 proposals (table plane + connected components), localization (grey view, small crops, the net),
 sampling (the canonical crops from the source), and encoding the outputs (tile and PointCloud2
 messages). Medians over many frames.
+
+On CUDA, as in the node, the proposals fit the plane and threshold the objects on the device: the frame's one
+upload is then timed in the proposals stage, not in the localization (``--proposals host``: numpy on the host).
 """
 
 from __future__ import annotations
@@ -38,10 +41,15 @@ def measure_stages(
     size: tuple[int, int] = (640, 480),
     decimation: int = 1,
     encode: bool = True,
+    device_proposals: bool | None = None,
 ) -> dict[str, list[float]]:
     """Per stage, the times (ms) of ``frames`` frames of ``size`` (width, height) with ``objects`` boxes (after
     10 warm-up frames), and ``'crops'``, the crops of each frame. Without ``encode`` (a machine without
-    ``sensor_msgs``) the frames are duck-typed messages and the encode stage is not timed (0)."""
+    ``sensor_msgs``) the frames are duck-typed messages and the encode stage is not timed (0).
+    ``device_proposals``: depth proposals on the canonicalizer's device, on the frame's one upload (None: on CUDA,
+    as :class:`~stn_ros.perception.stn.steps.StnPipeline` does)."""
+    if device_proposals is None:
+        device_proposals = canonicalizer.device.type == 'cuda'
     scale = size[0] / 640
     config = ProposalConfig(max_area=int(100_000 * scale * scale), decimation=decimation)
     camera = camera_for(*size)
@@ -55,7 +63,8 @@ def measure_stages(
         t0 = time.perf_counter()
         frame = decode_frame(msg)
         t1 = time.perf_counter()
-        rois = depth_proposals(frame.pixels, config, max_crops=objects).rois
+        on_device = canonicalizer.frame_on_device(frame) if device_proposals else None
+        rois = depth_proposals(frame.pixels, config, max_crops=objects, on_device=on_device).rois
         t2 = time.perf_counter()
         result = canonicalizer.process(frame, rois, camera, hypotheses=hypotheses)
         if canonicalizer.device.type == 'cuda':
@@ -117,6 +126,13 @@ def main(argv: list[str] | None = None) -> int:
         '--decimation', type=int, default=1, help="stn_node's proposal_decimation (default: %(default)s)"
     )
     parser.add_argument('--threads', type=int, default=1, help="torch threads, stn_node's torch_threads (default: 1)")
+    parser.add_argument(
+        '--proposals',
+        choices=('auto', 'host', 'device'),
+        default='auto',
+        help='where depth proposals fit the plane: the device on CUDA (auto, as stn_node), numpy on the host, or '
+        'torch on the device (on a CPU: the torch path on CPU tensors) (default: %(default)s)',
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -131,12 +147,14 @@ def main(argv: list[str] | None = None) -> int:
             hypotheses=args.hypotheses,
             size=tuple(args.size),
             decimation=args.decimation,
+            device_proposals=None if args.proposals == 'auto' else args.proposals == 'device',
         )
         for count in args.crops
     }
+    on_device = device.type == 'cuda' if args.proposals == 'auto' else args.proposals == 'device'
     print(
         f'stn_node compute per {args.size[0]}x{args.size[1]} 16UC1 depth frame '
-        f'(proposal decimation {args.decimation}), '
+        f'(proposal decimation {args.decimation}, plane fit {"on the device" if on_device else "on the host"}), '
         f'{model.description}, on {device}, '
         f'{args.output_size[0]}x{args.output_size[1]} crops, {args.hypotheses} hypotheses per object '
         f'({torch.get_num_threads()} torch threads); median (p90) of {args.frames} frames, ms.\n'

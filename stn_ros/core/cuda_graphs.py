@@ -8,7 +8,8 @@ function that cannot be captured (it synchronizes with the host, say) runs eager
 in :attr:`GraphedFunction.failure`.
 
 :class:`PinnedUpload` copies a host frame to the device through a page-locked buffer, the one host-to-device
-copy of a frame.
+copy of a frame; before the buffer takes the next frame it waits for the event recorded behind the last copy out of
+it, not for the whole stream.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -149,23 +151,62 @@ def _innermost_own_frame(exc: BaseException) -> str | None:
     return f'{Path(own[-1].filename).resolve().relative_to(package).as_posix()}:{own[-1].lineno}'
 
 
-class PinnedUpload:
-    """Host arrays to ``device`` through a page-locked buffer per shape and dtype (asynchronous copy); on the CPU,
-    the array itself as a tensor (no copy)."""
+class CopyEvent(Protocol):
+    """What :class:`StagingBuffer` needs of ``torch.cuda.Event``: mark a point on a stream, wait for it on the host."""
 
-    def __init__(self, device: torch.device):
+    def record(self, stream: Any = None) -> None: ...
+
+    def synchronize(self) -> None: ...
+
+
+class StagingBuffer:
+    """A host buffer arrays pass through on their way to a device, with the event of the last copy out of it.
+
+    Overwriting the buffer waits for that copy alone (``event.synchronize()``), not for everything queued on the
+    stream: kernels launched after the copy (the last frame's work) go on running.
+    """
+
+    def __init__(self, host: torch.Tensor, event: CopyEvent):
+        self.host = host
+        self.event = event
+        self._copying = False  # an event recorded and maybe not reached yet
+
+    def upload(self, array: np.ndarray, device: torch.device, stream: Any = None) -> torch.Tensor:
+        """``array`` on ``device``: written into the buffer (after the last copy out of it is done), then copied
+        asynchronously on ``stream`` (None: the current one), the event recorded behind the copy."""
+        if self._copying:
+            self.event.synchronize()
+        self.host.numpy()[...] = array
+        on_device = self.host.to(device, non_blocking=True)
+        self.event.record(stream)
+        self._copying = True
+        return on_device
+
+
+class PinnedUpload:
+    """Host arrays to ``device`` through a page-locked :class:`StagingBuffer` per shape and dtype (asynchronous copy);
+    on the CPU, the array itself as a tensor (no copy).
+
+    ``staging``: makes the buffer of an array's shape and dtype (default on CUDA: pinned memory and a
+    ``torch.cuda.Event``; None elsewhere: no buffer). A test passes its own to watch the order of waits and writes.
+    """
+
+    def __init__(self, device: torch.device, staging: Callable[[np.ndarray], StagingBuffer] | None = None):
         self.device = device
-        self._buffers: dict[tuple, torch.Tensor] = {}
+        self._staging = staging if staging is not None or device.type != 'cuda' else _pinned_staging
+        self._buffers: dict[tuple, StagingBuffer] = {}
 
     def __call__(self, array: np.ndarray) -> torch.Tensor:
-        if self.device.type != 'cuda':
+        if self._staging is None:
             return torch.from_numpy(np.ascontiguousarray(array))
         key = (array.shape, array.dtype.str)
         buffer = self._buffers.get(key)
         if buffer is None:
-            buffer = torch.from_numpy(np.empty_like(array)).pin_memory()
+            buffer = self._staging(array)
             self._buffers[key] = buffer
-        # The previous copy out of this buffer must be done before it is overwritten.
-        torch.cuda.current_stream(self.device).synchronize()
-        buffer.numpy()[...] = array
-        return buffer.to(self.device, non_blocking=True)
+        stream = torch.cuda.current_stream(self.device) if self.device.type == 'cuda' else None
+        return buffer.upload(array, self.device, stream)
+
+
+def _pinned_staging(array: np.ndarray) -> StagingBuffer:
+    return StagingBuffer(torch.from_numpy(np.empty_like(array)).pin_memory(), torch.cuda.Event())

@@ -153,7 +153,15 @@ class Canonicalizer:
         self._fallback = inference_module(identity_model(), device) if identity_fallback and roi_side_m else None
         self.cuda_graphs = cuda_graphs and device.type == 'cuda'
         self._upload = PinnedUpload(device)
+        self._uploaded: tuple[Frame, torch.Tensor] | None = None  # the frame in hand and its pixels on the device
         self._graphs: dict[tuple, GraphedFunction] = {}
+
+    def frame_on_device(self, frame: Frame) -> torch.Tensor:
+        """``frame.pixels`` on the device, uploaded once per frame: depth proposals on the device
+        (:func:`~stn_ros.perception.stn.proposals.depth_proposals`) and then :meth:`process` share the one copy."""
+        if self._uploaded is None or self._uploaded[0] is not frame:
+            self._uploaded = (frame, self._upload(frame.pixels))
+        return self._uploaded[1]
 
     def process(
         self,
@@ -190,7 +198,9 @@ class Canonicalizer:
         rois = np.asarray(rois, np.float32).reshape(-1, 4)
         check_roi_sizes(rois)  # here, on the host: on a device the check would wait for it
         rois_t = torch.as_tensor(rois, device=self.device)
-        pixels = self._upload(frame.pixels) if self.sampler == 'torch' else None
+        uploaded = self._uploaded is not None and self._uploaded[0] is frame
+        pixels = self.frame_on_device(frame) if self.sampler == 'torch' or uploaded else None
+        self._uploaded = None  # held for this frame only
         if pixels is not None and frame.is_depth:
             grey = torch.fmax(pixels, pixels.new_zeros(()))[None]  # frame.grey() on the device: no second copy
         else:

@@ -23,8 +23,10 @@ from functools import cached_property
 
 import cv2
 import numpy as np
+import torch
 from scipy import ndimage
 
+from stn_ros.perception.stn.device_proposals import object_masks
 from stn_ros.perception.stn.frame import bt601_grey
 
 RANSAC_SAMPLES = 2000
@@ -207,34 +209,63 @@ def fit_table_plane(depth_m: np.ndarray, config: ProposalConfig) -> np.ndarray |
     """
     config.validate()
     depth = _as_depth(depth_m)
-    rng = np.random.default_rng(config.seed)
-    index = _sample_valid(depth, rng)
-    if index.size < MIN_PLANE_PIXELS:
+    draws = ransac_draws(depth, config)
+    if draws is None:
         return None
+    index, samples = draws
     rows, cols = np.divmod(index, depth.shape[1])
     design = np.stack((cols, rows, np.ones_like(cols)), axis=1).astype(np.float64)  # (n, 3)
     z = depth.reshape(-1)[index].astype(np.float64)
-    samples = rng.integers(0, len(z), size=(config.ransac_iterations, 3))
     return _ransac_plane(design, z, samples, tolerance=0.5 * config.table_threshold)
 
 
-def depth_proposals(depth_m: np.ndarray, config: ProposalConfig, max_crops: int | None = None) -> Proposals:
+def ransac_draws(depth_m: np.ndarray, config: ProposalConfig) -> tuple[np.ndarray, np.ndarray] | None:
+    """The table-plane fit's random draws for a frame ``(H, W)`` float32 metres, made on the host with the numpy
+    generator seeded by ``config.seed`` whichever device fits the plane, so every device picks the same: flat indices
+    ``(n,)`` of up to ``RANSAC_SAMPLES`` valid pixels, and the hypotheses ``(ransac_iterations, 3)``, indices into
+    them. None when fewer than ``MIN_PLANE_PIXELS`` pixels are valid."""
+    rng = np.random.default_rng(config.seed)
+    index = _sample_valid(depth_m, rng)
+    if index.size < MIN_PLANE_PIXELS:
+        return None
+    return index, rng.integers(0, index.size, size=(config.ransac_iterations, 3))
+
+
+def depth_proposals(
+    depth_m: np.ndarray, config: ProposalConfig, max_crops: int | None = None, on_device: torch.Tensor | None = None
+) -> Proposals:
     """Objects standing on a table, from a depth frame ``(H, W)`` float32 metres (NaN, 0, inf: no reading).
 
     Object pixels are valid pixels closer to the camera than the fitted table plane (see
     :func:`fit_table_plane`) by more than ``table_threshold``; then opening, components and square
     ROIs in tile order (see the module docstring), at most ``max_crops`` of them (``None``: all).
     No plane (too few valid pixels): no proposals.
+
+    ``on_device``: the same frame as a tensor on a device (the canonicalizer's copy, on CUDA): the plane fit, the
+    threshold and the depth cuts then run there in torch (:mod:`~stn_ros.perception.stn.device_proposals`) and the host
+    reads back only the masks, once; the host's ``depth_m`` gives the RANSAC draws. The same proposals as without it,
+    but for pixels within float32 rounding of the threshold.
     """
     config.validate()
     depth = _as_depth(depth_m)
     step = config.decimation
-    small = np.ascontiguousarray(depth[::step, ::step]) if step > 1 else depth
-    plane = fit_table_plane(small, config)
-    if plane is None:
-        return _empty(depth.shape)
-    mask = _object_mask(small, plane, config.table_threshold)
-    cut = split_at_depth_edges(mask, small, config.split_jump) if config.split_jump > 0 else None
+    if on_device is not None:
+        if tuple(on_device.shape) != depth.shape:
+            raise ValueError(f'on_device must be the frame, {depth.shape}, got shape {tuple(on_device.shape)}')
+        draws = ransac_draws(depth[::step, ::step], config)
+        if draws is None:
+            return _empty(depth.shape)
+        masks = object_masks(on_device[::step, ::step], *draws, config.table_threshold, config.split_jump)
+        if masks is None:
+            return _empty(depth.shape)
+        mask, cut = masks
+    else:
+        small = np.ascontiguousarray(depth[::step, ::step]) if step > 1 else depth
+        plane = fit_table_plane(small, config)
+        if plane is None:
+            return _empty(depth.shape)
+        mask = _object_mask(small, plane, config.table_threshold)
+        cut = split_at_depth_edges(mask, small, config.split_jump) if config.split_jump > 0 else None
     found = _proposals_from_mask(mask, config, max_crops, cut, step)
     found.shape = depth.shape
     return found
@@ -317,15 +348,15 @@ def _as_depth(depth_m: np.ndarray) -> np.ndarray:
 
 def _sample_valid(depth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Flat indices of up to ``RANSAC_SAMPLES`` valid pixels (drawn with replacement on large frames)."""
-    flat = depth.reshape(-1)
-    if flat.size > 4 * RANSAC_SAMPLES:
+    if depth.size > 4 * RANSAC_SAMPLES:
         # Drawing candidates over the whole frame avoids scanning it; enough are valid unless the
         # frame is mostly dropouts.
-        index = rng.integers(0, flat.size, size=2 * RANSAC_SAMPLES)
-        values = flat[index]
+        index = rng.integers(0, depth.size, size=2 * RANSAC_SAMPLES)
+        values = depth.flat[index]  # row-major, without copying a strided (decimated) view
         index = index[(values > 0) & (values < np.inf)][:RANSAC_SAMPLES]
         if index.size == RANSAC_SAMPLES:
             return index
+    flat = depth.reshape(-1)
     index = np.flatnonzero((flat > 0) & (flat < np.inf))
     if index.size > RANSAC_SAMPLES:
         index = rng.choice(index, RANSAC_SAMPLES, replace=False)

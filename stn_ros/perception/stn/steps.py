@@ -60,11 +60,15 @@ class StnPipeline:
 
     ``values`` are the node's checked parameter values (one snapshot per frame); ``camera`` the last valid
     ``camera_info``'s intrinsics and its ``frame_id`` (None: none yet, or the last was invalid).
+
+    ``device_proposals``: depth proposals fit the table plane and threshold the objects on the canonicalizer's
+    device, on the frame's one upload, which the canonicalizer then samples from (None: on CUDA; a CPU keeps numpy).
     """
 
-    def __init__(self, model: LoadedModel, canonicalizer: Canonicalizer):
+    def __init__(self, model: LoadedModel, canonicalizer: Canonicalizer, device_proposals: bool | None = None):
         self.model = model
         self.canonicalizer = canonicalizer
+        self.device_proposals = canonicalizer.device.type == 'cuda' if device_proposals is None else device_proposals
 
     @classmethod
     def for_gripper(
@@ -171,7 +175,8 @@ class StnPipeline:
             return rois[order_and_limit(rois, rois[:, 2] * rois[:, 3], values['max_crops'])]
         config = proposal_config(values, width)
         if frame.is_depth:
-            return depth_proposals(frame.pixels, config, values['max_crops']).rois
+            on_device = self.canonicalizer.frame_on_device(frame) if self.device_proposals else None
+            return depth_proposals(frame.pixels, config, values['max_crops'], on_device).rois
         return intensity_proposals(frame.grey(), config, values['max_crops']).rois
 
 
