@@ -15,6 +15,7 @@ from stn_ros.core.cuda_graphs import (
     PinnedUpload,
     bucket_size,
     host_synchronization,
+    host_transfers,
     pad_batch,
 )
 from stn_ros.core.families import FAMILIES
@@ -119,10 +120,27 @@ def test_host_synchronization_names_where_a_function_reads_a_value_on_the_host()
     assert host_synchronization(lambda rois: roi_matrix(rois, (48, 64), check_sizes=False), torch.ones(2, 4)) is None
 
 
+def test_host_transfers_names_a_host_constant_and_a_value_read_inside_a_function(device):
+    """What a capture refuses and fake tensors cannot see: a tensor made of host data inside the function (on CUDA a
+    copy from pageable host memory), and a value read on the host."""
+    rows = torch.ones(4, 3, device=device)
+    assert host_transfers(lambda x: (x * 2 + x.new_ones(3),), rows) is None
+    planted_constant = host_transfers(lambda x: (x @ torch.tensor([1.0, 2.0, 3.0], device=x.device),), rows)
+    assert planted_constant is not None and 'host data' in planted_constant
+    assert host_synchronization(lambda x: (x @ torch.tensor([1.0, 2.0, 3.0], device=x.device),), rows) is None
+    planted_read = host_transfers(lambda x: (x * x.sum().item(),), rows)
+    assert planted_read is not None and 'read on the host' in planted_read
+    from stn_ros.core.families import pixel_homography
+
+    reason = host_transfers(lambda m: (pixel_homography(m, (48, 64), (32, 32)),), torch.eye(3, device=device)[None])
+    assert reason is not None and 'core/coords.py' in reason  # eager callers may; a captured function must not
+
+
 @pytest.mark.parametrize('family', [name for name, family in FAMILIES.items() if family.is_linear])
 def test_the_steps_captured_on_cuda_read_no_value_on_the_host(monkeypatch, family):
     """What the CUDA graphs capture (the localization and the sampling of a linear family, the GQ-CNN) runs here on
-    fake tensors: a value read on the host would make the capture fail on a GPU, and that work would go op by op."""
+    fake tensors and under a watch for host transfers: a value read on the host, or a tensor made of host data (a
+    host-to-device copy on CUDA), would make the capture fail on a GPU, and that work would go op by op."""
     from stn_ros.core import SpatialTransformer
     from stn_ros.perception.grasps.grasp_quality import GraspScorer
     from stn_ros.perception.grasps.steps import load_gqcnn_model

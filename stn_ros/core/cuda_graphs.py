@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 """Batch sizes a graph is captured for: a batch is padded up to the next one (beyond the last, to a multiple)."""
@@ -142,11 +143,71 @@ def host_synchronization(fn: Callable[..., object], *inputs: torch.Tensor) -> st
 
 def _innermost_own_frame(exc: BaseException) -> str | None:
     """``path:line`` (from the package's folder) of the innermost frame of the traceback in this package's code."""
+    return _innermost_own(traceback.extract_tb(exc.__traceback__))
+
+
+def _innermost_own(frames: Sequence[traceback.FrameSummary]) -> str | None:
+    """``path:line`` (from the package's folder) of the last of ``frames`` in this package's code (this module's
+    own frames left out)."""
     package = Path(__file__).resolve().parents[1]  # stn_ros/
-    own = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve().is_relative_to(package)]
+    here = Path(__file__).resolve()
+    own = [
+        f for f in frames if Path(f.filename).resolve().is_relative_to(package) and Path(f.filename).resolve() != here
+    ]
     if not own:
         return None
     return f'{Path(own[-1].filename).resolve().relative_to(package).as_posix()}:{own[-1].lineno}'
+
+
+class _HostTransferWatch(TorchDispatchMode):
+    """Notes the first op that, under a CUDA-graph capture, would copy host data to the device or read a device value
+    on the host (see :func:`host_transfers`), and where in this package it was called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: str | None = None
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self.found is None:
+            reason = _host_transfer(func, args, kwargs)
+            if reason is not None:
+                frame = _innermost_own(traceback.extract_stack())
+                self.found = reason + (f' (at {frame})' if frame else '')
+        return func(*args, **kwargs)
+
+
+def _host_transfer(func, args: tuple, kwargs: dict) -> str | None:
+    """Why op ``func`` on ``args`` moves data between the host and a device; None when it does not."""
+    aten = torch.ops.aten
+    packet = func.overloadpacket
+    if packet in (aten.lift_fresh, aten.lift_fresh_copy):
+        return f'{func}: a tensor made of host data (torch.tensor, new_tensor, as_tensor, from_numpy)'
+    if packet is aten._local_scalar_dense:
+        return f'{func}: a tensor value read on the host (.item(), float(), bool(), an if on a tensor)'
+    target = kwargs.get('device')
+    if packet is aten._to_copy and target is not None and torch.device(target) != args[0].device:
+        return f'{func}: a copy from {args[0].device} to {target}'
+    if packet in (aten.copy_, aten._copy_from) and args[0].device != args[1].device:
+        return f'{func}: a copy from {args[1].device} to {args[0].device}'
+    return None
+
+
+def host_transfers(fn: Callable[..., object], *inputs: torch.Tensor) -> str | None:
+    """Why ``fn(*inputs)`` cannot be captured as a CUDA graph for moving data between the host and the device; None
+    when it moves none.
+
+    ``fn`` runs for real (on CPU tensors standing in for CUDA ones, or on CUDA ones) under a dispatch mode that sees
+    every op: a tensor made of host data inside it (``torch.tensor(..., device=...)``, ``new_tensor``,
+    ``as_tensor``, ``from_numpy``: on CUDA a copy from pageable host memory, which a capture refuses, and which fake
+    and meta tensors make silently), a value read on the host (``.item()``), a copy between devices. It complements
+    :func:`host_synchronization`, which runs ``fn`` on fake tensors and catches what needs data there (``.tolist()``,
+    ``.numpy()``, shapes that depend on values) but cannot see a host constant.
+    """
+    watch = _HostTransferWatch()
+    with watch:
+        fn(*inputs)
+    return watch.found
 
 
 class PinnedUpload:
