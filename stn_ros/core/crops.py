@@ -115,6 +115,7 @@ def crop_transforms(
     output_size: Sequence[int] | None = None,
     hypotheses: int = 1,
     check_sizes: bool = True,
+    frames: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> CropTransforms:
     """Run the localization net on each ROI and compose ROI and STN maps (no output sampling).
 
@@ -129,6 +130,8 @@ def crop_transforms(
             the transforms are object-major (see :class:`CropTransforms`). The first of each ROI is the
             one crop of ``hypotheses`` 1, to the bit.
         check_sizes: False for ROIs checked on the host (:func:`roi_matrix`): nothing then waits for the device.
+        frames: :func:`~stn_ros.core.families.pixel_frames` of the source and output sizes (float64, on the
+            device), made here when not given; a function a CUDA graph captures passes them in (made of host data).
     """
     output_size = tuple(output_size or stn.output_size)
     source_size = tuple(localization_source.shape[-2:])
@@ -151,7 +154,10 @@ def crop_transforms(
         grids = apply_homogeneous(to_source, crop_grids.reshape(len(params), -1, 2))
         grids = grids.reshape(crop_grids.shape)
         matrices = to_source @ fit_affine(crop_grids)
-    homographies = pixel_homography(matrices.detach().double(), source_size, output_size)
+    if frames is None:
+        homographies = pixel_homography(matrices.detach().double(), source_size, output_size)
+    else:
+        homographies = frames[0] @ matrices.detach().double() @ frames[1]
     return CropTransforms(params, matrices, homographies, grids, family.is_linear, probabilities, per_roi)
 
 

@@ -26,7 +26,7 @@ from stn_ros.core import (
     sample_grids,
 )
 from stn_ros.core.cuda_graphs import GraphedFunction, PinnedUpload
-from stn_ros.core.families import homography_grid
+from stn_ros.core.families import homography_grid, pixel_frames
 from stn_ros.core.package_files import package_file
 from stn_ros.perception.geometry.camera import depth_at, metric_rois
 from stn_ros.perception.stn.frame import Frame
@@ -154,6 +154,7 @@ class Canonicalizer:
         self.cuda_graphs = cuda_graphs and device.type == 'cuda'
         self._upload = PinnedUpload(device)
         self._graphs: dict[tuple, GraphedFunction] = {}
+        self._frames: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def process(
         self,
@@ -228,6 +229,15 @@ class Canonicalizer:
         """Why a CUDA graph could not be captured (that work then runs eagerly); empty when all were."""
         return [graphed.failure for graphed in self._graphs.values() if graphed.failure]
 
+    def _pixel_frames(
+        self, source_size: tuple[int, int], output_size: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`~stn_ros.core.families.pixel_frames` on the device, made once per pair of sizes."""
+        key = (source_size, output_size)
+        if key not in self._frames:
+            self._frames[key] = pixel_frames(source_size, output_size, dtype=torch.float64, device=self.device)
+        return self._frames[key]
+
     def _graphed(self, key: tuple, fn, batched: tuple[int, ...]) -> GraphedFunction:
         if key not in self._graphs:
             self._graphs[key] = GraphedFunction(fn, enabled=self.cuda_graphs, batched=batched)
@@ -241,12 +251,17 @@ class Canonicalizer:
         if not (self.cuda_graphs and stn.family.is_linear and len(rois)):
             return crop_transforms(stn, grey, rois, size, hypotheses, check_sizes=False)  # checked on the host
 
-        def tensors(grey: torch.Tensor, rois: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            found = crop_transforms(stn, grey, rois, size, hypotheses, check_sizes=False)
+        def tensors(
+            grey: torch.Tensor, rois: torch.Tensor, to_pixels: torch.Tensor, from_pixels: torch.Tensor
+        ) -> tuple[torch.Tensor, ...]:
+            found = crop_transforms(
+                stn, grey, rois, size, hypotheses, check_sizes=False, frames=(to_pixels, from_pixels)
+            )
             return found.params, found.matrices, found.homographies, found.probabilities
 
         graphed = self._graphed(('transforms', id(stn), size, hypotheses), tensors, batched=(1,))
-        params, matrices, homographies, probabilities = graphed(grey, rois)  # object-major: padding's crops last
+        frames = self._pixel_frames(tuple(grey.shape[-2:]), size)  # host data: made outside the capture
+        params, matrices, homographies, probabilities = graphed(grey, rois, *frames)  # object-major: padding's last
         return CropTransforms(params, matrices, homographies, None, True, probabilities, len(params) // len(rois))
 
     @torch.no_grad()
