@@ -3,6 +3,10 @@ capture itself is tested in test_cuda.py wherever CUDA exists."""
 
 from __future__ import annotations
 
+import gc
+import weakref
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +15,7 @@ from images import CAMERA, boxes_depth_frame
 from stn_ros.core import roi_matrix
 from stn_ros.core.cuda_graphs import (
     BATCH_BUCKETS,
+    CaptureContext,
     GraphedFunction,
     PinnedUpload,
     bucket_size,
@@ -68,7 +73,7 @@ def test_the_padded_batches_of_the_graph_path_give_the_unpadded_crops_and_transf
     np.testing.assert_allclose(a.crops, b.crops, atol=1e-4, equal_nan=True)
     for name in a.record.dtype.names:
         np.testing.assert_allclose(a.record[name], b.record[name], rtol=1e-4, atol=1e-3, equal_nan=True, err_msg=name)
-    assert {key[0] for key in padded._graphs} == ({'transforms', 'sampling'} if sampler == 'torch' else {'transforms'})
+    assert {key[0] for key in padded._graphs} == {'localization grids', 'transforms'}
 
 
 def test_the_gqcnns_padded_batch_gives_the_unpadded_qualities():
@@ -86,15 +91,179 @@ def test_the_gqcnns_padded_batch_gives_the_unpadded_qualities():
     np.testing.assert_allclose(padded['quality'], plain['quality'], atol=1e-6)
 
 
-def test_stn_nodes_diagnostics_say_whether_the_graphs_replay():
+def test_the_nodes_diagnostics_say_what_was_captured_what_ran_op_by_op_and_what_failed():
     from types import SimpleNamespace
 
-    from stn_ros.ros.stn_node import cuda_graph_values
+    from stn_ros.ros.node_runtime import cuda_graph_values
 
-    assert cuda_graph_values(SimpleNamespace(cuda_graphs=False, graph_failures=[])) == {}
-    assert cuda_graph_values(SimpleNamespace(cuda_graphs=True, graph_failures=[])) == {'cuda graphs': 'replayed'}
-    failed = cuda_graph_values(SimpleNamespace(cuda_graphs=True, graph_failures=['RuntimeError: sync']))
-    assert failed == {'cuda graphs': 'not captured (op by op): RuntimeError: sync'}
+    assert cuda_graph_values(SimpleNamespace(cuda_graphs=False)) == {}
+    context = CaptureContext(CPU)
+    context.captures = 12
+    context.mark_prepared()
+    compute = SimpleNamespace(
+        cuda_graphs=True, graphs_captured=12, frames_op_by_op=3, graph_context=context, graph_failures=[]
+    )
+    assert cuda_graph_values(compute) == {
+        'cuda graphs captured': '12',
+        'cuda graph frames op by op': '3',
+        'cuda graph captures after activate': '0',
+        'cuda graph failures': 'none',
+    }
+    compute.graph_failures = ['RuntimeError: sync']
+    assert cuda_graph_values(compute)['cuda graph failures'] == 'RuntimeError: sync'
+
+
+class RecordingGraph:
+    """A stand-in for ``torch.cuda.CUDAGraph`` on a CPU: records its capture's begin and end; its replay runs the
+    captured function again into the static outputs (what a CUDA graph's replay does)."""
+
+    def __init__(self, log: list[str]):
+        self.log = log
+        self.rerun = None
+
+    def capture_begin(self, pool=None, capture_error_mode='global'):
+        self.log.append(f'begin pool={pool} mode={capture_error_mode}')
+
+    def capture_end(self):
+        self.log.append('end')
+
+    def replay(self):
+        self.log.append('replay')
+        self.rerun()
+
+
+class RecordingContext(CaptureContext):
+    """A capture context that can capture on a CPU: its stream is a name, ``running`` records entering and leaving
+    it, and its graphs are :class:`RecordingGraph` (the capture logic itself is CaptureContext's)."""
+
+    def __init__(self, name: str = 'stream'):
+        super().__init__(CPU, stream=name, pool=f'{name} pool')
+        self.log: list[str] = []
+        self.depth = 0
+
+    @contextmanager
+    def running(self):
+        self.depth += 1
+        self.log.append('enter')
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            self.log.append('exit')
+
+    def new_graph(self):
+        return RecordingGraph(self.log)
+
+    def capture(self, fn, inputs, warmup):
+        graph, outputs = super().capture(fn, inputs, warmup)
+
+        def rerun():
+            for static, fresh in zip(outputs, fn(*inputs), strict=True):
+                static.copy_(fresh)
+
+        graph.rerun = rerun
+        return graph, outputs
+
+
+def test_a_failed_capture_ends_the_capture_leaves_the_stream_and_runs_op_by_op():
+    """C9: the function raises while being captured: the capture is ended, the stream context left, no graph is kept,
+    and that call and the later ones run op by op (counted), with nothing captured again."""
+    context = RecordingContext()
+    capturing = []
+
+    def fn(x: torch.Tensor) -> tuple[torch.Tensor]:
+        if context.log and context.log[-1].startswith('begin'):
+            capturing.append(1)
+            raise RuntimeError('operation not permitted when stream is capturing')
+        return (x * 2,)
+
+    graphed = GraphedFunction(fn, batched=(0,), warmup=1, context=context)
+    assert graphed.prepare(torch.ones(3, 1)) is False
+    assert capturing == [1]
+    assert context.log == ['enter', 'begin pool=stream pool mode=thread_local', 'end', 'exit'] and context.depth == 0
+    assert graphed.captured == 0 and context.captures == 0
+    assert graphed.failure == 'RuntimeError: operation not permitted when stream is capturing'
+    (out,) = graphed(torch.arange(3.0)[:, None])
+    assert torch.equal(out, torch.arange(3.0)[:, None] * 2) and graphed.op_by_op == 1
+    assert graphed.prepare(torch.ones(3, 1)) is False and len(capturing) == 1  # not tried again
+
+
+def test_a_prepared_graph_is_replayed_on_its_stream_and_a_call_never_captures():
+    context = RecordingContext()
+    graphed = GraphedFunction(lambda x: (x * 2, x.sum(1)), batched=(0,), warmup=1, context=context)
+    assert graphed.prepare(torch.zeros(3, 2)) and graphed.captured == 1  # the bucket of 3: 4 rows
+    context.mark_prepared()
+    context.log.clear()
+    rows = torch.arange(6.0).reshape(3, 2)
+    doubled, sums = graphed(rows)
+    assert torch.equal(doubled, rows * 2) and torch.equal(sums, rows.sum(1))
+    assert context.log == ['enter', 'replay', 'exit'] and graphed.op_by_op == 0
+    (doubled, _) = graphed(torch.ones(5, 2))  # bucket 8: not prepared
+    assert torch.equal(doubled, torch.full((5, 2), 2.0)) and graphed.op_by_op == 1
+    assert graphed.captured == 1 and context.captures_after_prepared == 0
+
+
+def test_the_canonicalizer_prepares_its_buckets_and_an_unprepared_frame_runs_op_by_op():
+    """C6: prepare_graphs captures every bucket up to max_objects without a frame; frames of those signatures replay
+    (the crops are the plain path's); a frame of another signature runs op by op, counted, and captures nothing."""
+    model = load_model('')
+    frame, rois = boxes_depth_frame(3)
+    plain = Canonicalizer(model.stn, CPU, (32, 32), model.roi_side_m, sampler='torch')
+    graphed = Canonicalizer(model.stn, CPU, (32, 32), model.roi_side_m, sampler='torch')
+    graphed.cuda_graphs, graphed.graph_context = True, RecordingContext()  # as on CUDA
+    assert graphed.prepare_graphs(4, (32, 32), hypotheses=4) == 6  # buckets 1, 2, 4: grids and transforms
+    context = graphed.graph_context
+    assert context.captures == 6 and context.captures_after_prepared == 0
+    for objects, hypotheses, op_by_op in ((3, 4, 0), (1, 4, 0), (5, 4, 1), (3, 2, 2)):
+        frame, rois = boxes_depth_frame(objects)
+        a = plain.process(frame, rois, CAMERA, hypotheses=hypotheses)
+        b = graphed.process(frame, rois, CAMERA, hypotheses=hypotheses)
+        np.testing.assert_allclose(a.homographies, b.homographies, rtol=1e-5, atol=1e-3)
+        np.testing.assert_allclose(a.crops, b.crops, atol=1e-4, equal_nan=True)
+        assert graphed.frames_op_by_op == op_by_op, (objects, hypotheses)
+    assert context.captures_after_prepared == 0 and context.depth == 0 and graphed.graph_failures == []
+
+
+@pytest.mark.parametrize('sampler', ['torch', 'opencv'])
+def test_no_graphed_step_keeps_a_frame_alive(sampler):
+    """C6: what the graphs hold (their functions, static inputs and outputs) refers to no frame: a frame processed on
+    the graph path is freed once the caller drops it."""
+    model = load_model('')
+    canonicalizer = Canonicalizer(model.stn, CPU, (32, 32), model.roi_side_m, sampler=sampler)
+    canonicalizer.cuda_graphs = True  # as on CUDA
+    frame, rois = boxes_depth_frame(3)
+    canonicalizer.process(frame, rois, CAMERA, hypotheses=2)
+    assert canonicalizer._graphs
+    alive = weakref.ref(frame)
+    del frame
+    gc.collect()
+    assert alive() is None
+
+
+def test_each_owner_of_graphs_has_its_own_stream_and_pool(monkeypatch):
+    """C5: a node's Canonicalizer or GraspScorer makes a capture context of its own (on CUDA a stream and a pool of
+    its own), and all its graphed steps use that one."""
+    from stn_ros.perception.grasps.grasp_quality import GraspScorer
+    from stn_ros.perception.grasps.steps import load_gqcnn_model
+
+    made = iter(range(100))
+    monkeypatch.setattr(torch.cuda, 'Stream', lambda device: ('stream', next(made)))
+    monkeypatch.setattr(torch.cuda, 'graph_pool_handle', lambda: ('pool', next(made)))
+    cuda = torch.device('cuda')
+    first, second = CaptureContext.for_device(cuda), CaptureContext.for_device(cuda)
+    assert first.stream != second.stream and first.pool != second.pool and first.can_capture
+    assert not CaptureContext.for_device(CPU).can_capture
+
+    model = load_model('')
+    canonicalizer = Canonicalizer(model.stn, CPU, (32, 32), model.roi_side_m, identity_fallback=True)
+    canonicalizer.cuda_graphs = True
+    canonicalizer.process(*boxes_depth_frame(2), CAMERA, hypotheses=2)
+    canonicalizer.process(boxes_depth_frame(2)[0], boxes_depth_frame(2)[1])  # no camera: the identity fallback
+    scorer = GraspScorer(load_gqcnn_model('')[0], CPU)
+    assert canonicalizer.graph_context is not scorer.graph_context
+    assert len(canonicalizer._graphs) == 3
+    assert all(graphed.context is canonicalizer.graph_context for graphed in canonicalizer._graphs.values())
+    assert scorer._quality.context is scorer.graph_context
 
 
 def test_a_graphed_function_pads_its_batches_and_cuts_each_output_back_to_its_share():
@@ -149,7 +318,9 @@ def test_the_steps_captured_on_cuda_read_no_value_on_the_host(monkeypatch, famil
     replay = GraphedFunction._replay
 
     def checking(self, inputs):
-        reads[self.fn.__qualname__] = host_synchronization(self.fn, *inputs) or host_transfers(self.fn, *inputs)
+        reads[getattr(self.fn, 'func', self.fn).__qualname__] = host_synchronization(
+            self.fn, *inputs
+        ) or host_transfers(self.fn, *inputs)
         return replay(self, inputs)
 
     monkeypatch.setattr(GraphedFunction, '_replay', checking)
