@@ -266,6 +266,39 @@ def test_each_owner_of_graphs_has_its_own_stream_and_pool(monkeypatch):
     assert scorer._quality.context is scorer.graph_context
 
 
+def test_stage_times_on_a_device_come_from_its_events_read_once_the_work_is_done():
+    """C7: on CUDA the host only queues the work; the stage boundaries are events on the stream, and their times are
+    read once, after the last one is passed. A fake device whose localization is still running when the host moves
+    on: the times are the device's, not the host's."""
+    from stn_ros.core.stage_clock import StageClock
+
+    device_time = {'now': 0.0}
+    waited = []
+
+    class Event:
+        def __init__(self):
+            self.at = device_time['now']  # when the device reaches it (the work queued before it done)
+
+        def elapsed_time(self, later):
+            return later.at - self.at
+
+        def synchronize(self):
+            waited.append(self)
+
+    clock = StageClock(torch.device('cuda'), stamp=Event)
+    device_time['now'] += 7.0  # the localization's kernels, which the host does not wait for
+    clock.lap('localization')
+    device_time['now'] += 2.0  # the sampling and the crops' download
+    clock.lap('sampling')
+    assert waited == []  # nothing waited for before the times are asked
+    assert clock.durations_ms() == {'localization': 7.0, 'sampling': 2.0}
+    assert len(waited) == 1  # the last boundary only
+
+    host = StageClock(CPU)
+    host.lap('localization')
+    assert set(host.durations_ms()) == {'localization'} and host.durations_ms()['localization'] >= 0
+
+
 def test_a_graphed_function_pads_its_batches_and_cuts_each_output_back_to_its_share():
     seen = []
 

@@ -7,7 +7,6 @@ On the CPU the crops are sampled by OpenCV from the published ``H`` (fast); on C
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -31,6 +30,7 @@ from stn_ros.core.crops import linear_crop_transforms, sample_localization_crops
 from stn_ros.core.cuda_graphs import CaptureContext, GraphedFunction, PinnedUpload, buckets_up_to
 from stn_ros.core.families import homography_grid, pixel_frames
 from stn_ros.core.package_files import package_file
+from stn_ros.core.stage_clock import StageClock
 from stn_ros.perception.geometry.camera import depth_at, metric_rois
 from stn_ros.perception.stn.frame import Frame
 from stn_ros.perception.stn.transforms_record import build_record, crop_centres
@@ -196,7 +196,7 @@ class Canonicalizer:
         output_size: tuple[int, int] | None,
         hypotheses: int,
     ) -> CanonicalCrops:
-        started = time.perf_counter()
+        clock = StageClock(self.device)
         size = self.output_size if output_size is None else (int(output_size[0]), int(output_size[1]))
         stn, fallback = self.stn, None
         if self.roi_side_m is not None and len(rois):
@@ -221,12 +221,12 @@ class Canonicalizer:
             grey = self._upload(frame.grey())[None]
         with torch.no_grad():
             transforms, grids = self._transforms(stn, grey, rois, rois_t, size, hypotheses)
-        localized = time.perf_counter()
+        clock.lap('localization')
         if self.sampler == 'opencv':
             crops = sample_crops_opencv(frame.pixels, transforms, size, frame.border_value)
         else:
             crops = self._torch_crops(frame, transforms, size, pixels, grids)
-        sampled = time.perf_counter()
+        clock.lap('sampling')  # on CUDA, after the crops' download: the event marks when the host had them
         homographies = transforms.homographies.cpu().numpy()
         xyz = None
         if camera is not None and frame.is_depth and len(rois):
@@ -244,7 +244,7 @@ class Canonicalizer:
             hypotheses=np.arange(len(homographies)) % per_object,
             scores=transforms.probabilities.cpu().numpy(),
         )
-        timings = {'localization': (localized - started) * 1e3, 'sampling': (sampled - localized) * 1e3}
+        timings = clock.durations_ms()
         return CanonicalCrops(crops, size, transforms, homographies, record, timings, fallback, per_object)
 
     @property
