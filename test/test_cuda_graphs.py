@@ -1,5 +1,6 @@
-"""The CUDA-graph path's batching (padded to fixed sizes, results unchanged) and its pieces, runnable on a CPU; the
-capture itself is tested in test_cuda.py wherever CUDA exists."""
+"""The CUDA-graph path: its batching (padded to fixed sizes, results unchanged), its guards, its capture logic (with
+a recording stand-in for a CUDA graph) and its timing, on a CPU; tests taking ``device`` run on CUDA too, where the
+graphs are captured for real (prepared ahead of the frames, none captured after)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from stn_ros.core.cuda_graphs import (
     GraphedFunction,
     PinnedUpload,
     bucket_size,
+    buckets_up_to,
     host_synchronization,
     host_transfers,
     pad_batch,
@@ -76,19 +78,68 @@ def test_the_padded_batches_of_the_graph_path_give_the_unpadded_crops_and_transf
     assert {key[0] for key in padded._graphs} == {'localization grids', 'transforms'}
 
 
-def test_the_gqcnns_padded_batch_gives_the_unpadded_qualities():
+@pytest.mark.parametrize('objects,hypotheses', [(1, 1), (5, 4), (16, 4), (24, 2)])
+def test_the_graph_path_gives_the_op_by_op_crops(device, objects, hypotheses):
+    """On CUDA every graph is captured by prepare_graphs and no frame captures one (two frames replay them); on the
+    CPU the same path pads the batches and runs them eagerly. Either way: the plain path's crops and transforms."""
+    model = load_model('')
+    graphed = Canonicalizer(model.stn, device, (32, 32), model.roi_side_m, sampler='torch')
+    plain = Canonicalizer(model.stn, device, (32, 32), model.roi_side_m, sampler='torch', cuda_graphs=False)
+    graphed.cuda_graphs = True  # on the CPU: pads, runs eagerly
+    captured = graphed.prepare_graphs(objects, (32, 32), hypotheses)
+    if device.type == 'cuda':
+        assert captured == 2 * len(buckets_up_to(objects)) and graphed.graph_failures == []
+        assert graphed.graph_context.stream != torch.cuda.default_stream(device)
+    frame, rois = boxes_depth_frame(objects)
+    for _ in range(2):  # the second frame replays the same graphs
+        a = plain.process(frame, rois, CAMERA, hypotheses=hypotheses)
+        b = graphed.process(frame, rois, CAMERA, hypotheses=hypotheses)
+        np.testing.assert_allclose(a.homographies, b.homographies, rtol=1e-5, atol=1e-3)
+        np.testing.assert_allclose(a.crops, b.crops, atol=1e-4, equal_nan=True)
+    assert graphed.graphs_captured == captured and graphed.frames_op_by_op == 0
+    assert graphed.graph_context.captures_after_prepared == 0
+
+
+def test_the_gqcnn_graph_path_gives_the_cpus_qualities(device):
+    """On CUDA the GQ-CNN replays graphs captured by prepare_graphs (5 crops: the bucket of 8); on the CPU the padded
+    batch runs eagerly. Either way: the CPU's unpadded qualities."""
+    from stn_ros.evaluation.device_agreement import TOLERANCES
     from stn_ros.perception.grasps.grasp_quality import GraspScorer
     from stn_ros.perception.grasps.steps import load_gqcnn_model
 
     model, _, _ = load_gqcnn_model('')
-    rng = np.random.default_rng(2)
-    crops = (0.7 + rng.uniform(-0.05, 0.0, (5, 32, 32))).astype(np.float32)
+    crops = (0.7 + np.random.default_rng(2).uniform(-0.05, 0.0, (5, 32, 32))).astype(np.float32)
     homographies = np.repeat(np.diag([2.0, 2.0, 1.0])[None], 5, axis=0)
-    plain = GraspScorer(model, CPU).score(crops, homographies, CAMERA, 0.5).record
-    scorer = GraspScorer(model, CPU)
-    scorer._quality.enabled = True  # as on CUDA: the 5 crops padded to a batch of 8
-    padded = scorer.score(crops, homographies, CAMERA, 0.5).record
-    np.testing.assert_allclose(padded['quality'], plain['quality'], atol=1e-6)
+    cpu = GraspScorer(model, CPU).score(crops, homographies, CAMERA, 0.5).record
+    scorer = GraspScorer(model, device)
+    scorer._quality.enabled = True  # on the CPU: the 5 crops padded to a batch of 8
+    captured = scorer.prepare_graphs()
+    if device.type == 'cuda':
+        assert captured == len(buckets_up_to(64)) and scorer.graph_failures == []
+    for _ in range(2):
+        record = scorer.score(crops, homographies, CAMERA, 0.5).record
+        np.testing.assert_allclose(record['quality'], cpu['quality'], atol=TOLERANCES['quality'])
+    assert scorer.graphs_captured == captured and scorer.frames_op_by_op == 0
+    assert scorer.graph_context.captures_after_prepared == 0
+
+
+@pytest.mark.cuda
+def test_two_nodes_capture_on_streams_and_pools_of_their_own():
+    """C5, on CUDA: stn_node's canonicalizer and grasp_quality_node's scorer in one process capture and work on
+    different (non-default) streams into different pools."""
+    from stn_ros.perception.grasps.grasp_quality import GraspScorer
+    from stn_ros.perception.grasps.steps import load_gqcnn_model
+
+    cuda = torch.device('cuda')
+    model = load_model('')
+    canonicalizer = Canonicalizer(model.stn, cuda, (32, 32), model.roi_side_m)
+    scorer = GraspScorer(load_gqcnn_model('')[0], cuda)
+    a, b = canonicalizer.graph_context, scorer.graph_context
+    assert a.stream != b.stream and a.pool != b.pool
+    assert torch.cuda.default_stream(cuda) not in (a.stream, b.stream)
+    assert canonicalizer.prepare_graphs(4) > 0 and scorer.prepare_graphs(8) > 0
+    assert canonicalizer.graph_failures == [] and scorer.graph_failures == []
+    assert torch.cuda.current_stream(cuda) == torch.cuda.default_stream(cuda)  # the caller's stream, as before
 
 
 def test_the_nodes_diagnostics_say_what_was_captured_what_ran_op_by_op_and_what_failed():
