@@ -36,7 +36,7 @@ from bench_frames import depth_frame_mm  # noqa: E402
 from node_compute_benchmark import measure_stages, stage_table  # noqa: E402
 from stn_ros.bridge.image_codec import encode_image  # noqa: E402
 from stn_ros.core import resolve_device  # noqa: E402
-from stn_ros.core.cuda_graphs import GraphedFunction  # noqa: E402
+from stn_ros.core.cuda_graphs import CaptureContext, GraphedFunction  # noqa: E402
 from stn_ros.evaluation.device_agreement import (  # noqa: E402
     TOLERANCES,
     DuckImage,
@@ -55,13 +55,17 @@ def gqcnn_forward_ms(device: torch.device, crops: int, repeats: int, graphs: boo
     CUDA graph as grasp_quality_node runs it, or (``graphs`` False) launched op by op."""
     model, _ = load_gqcnn(Path(__file__).resolve().parents[1] / 'weights' / 'gqcnn.pt')
     model = model.to(device).eval()
-    quality = GraphedFunction(lambda images, z: (model.quality(images, z),), enabled=graphs)
+    context = CaptureContext.for_device(device)
+    quality = GraphedFunction(lambda images, z: (model.quality(images, z),), enabled=graphs, context=context)
     images, z = torch.randn(crops, 1, 32, 32, device=device) * 0.01, torch.full((crops,), 0.7, device=device)
+    with torch.no_grad():
+        quality.prepare(images, z)  # as grasp_quality_node does when activated
     times = []
     with torch.no_grad():
         for index in range(repeats + 10):
             started = time.perf_counter()
-            quality(images, z)[0].cpu()  # to the host, as the node takes it
+            with context.running():
+                quality(images, z)[0].cpu()  # to the host, as the node takes it
             if index >= 10:
                 times.append((time.perf_counter() - started) * 1e3)
     return times
@@ -133,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for timed, graphs, on_device in cases:
         canonicalizer = Canonicalizer(model.stn, timed, (32, 32), model.roi_side_m, cuda_graphs=graphs)
+        canonicalizer.prepare_graphs(max(args.crops))  # as stn_node does when activated
         rows = {
             n: measure_stages(canonicalizer, n, args.frames, progress=False, encode=encode, device_proposals=on_device)
             for n in args.crops
@@ -143,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         print('\n'.join(stage_table(rows)) + ('' if encode else '\n\n(no sensor_msgs here: encode not timed)') + '\n')
         for failure in canonicalizer.graph_failures:
             print(f'CUDA graph not captured (that step ran op by op): {failure}\n')
+        if canonicalizer.cuda_graphs:
+            print(f'{canonicalizer.graphs_captured} CUDA graphs; frames op by op: {canonicalizer.frames_op_by_op}\n')
     if device.type == 'cuda':
         for graphs in (True, False):
             times = gqcnn_forward_ms(device, 64, args.frames, graphs)

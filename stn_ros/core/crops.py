@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from stn_ros.core.coords import base_grid
-from stn_ros.core.families import apply_homogeneous, homography_grid, pixel_homography
+from stn_ros.core.families import apply_homogeneous, homography_grid, pixel_frames, pixel_homography
 from stn_ros.core.sampler import remap_opencv, sample_grids, warp_perspective_opencv
 from stn_ros.core.spatial_transformer import SpatialTransformer
 
@@ -104,8 +104,34 @@ def localization_crops(
     Non-finite pixels (depth without a reading) read as 0. ``check_sizes``: as for :func:`roi_matrix`.
     """
     to_source = roi_matrix(rois, tuple(localization_source.shape[-2:]), check_sizes)
-    small = sample_grids(localization_source, homography_grid(to_source, *size))
+    return sample_localization_crops(localization_source, homography_grid(to_source, *size))
+
+
+def sample_localization_crops(localization_source: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
+    """:func:`localization_crops` from the ROIs' grids ``(B, h, w, 2)`` (``homography_grid`` of :func:`roi_matrix`)."""
+    small = sample_grids(localization_source, grids)
     return torch.nan_to_num(small, nan=0.0, posinf=0.0, neginf=0.0)  # never a NaN θ
+
+
+def linear_crop_transforms(
+    stn: SpatialTransformer,
+    small: torch.Tensor,
+    to_source: torch.Tensor,
+    hypotheses: int,
+    frames: tuple[torch.Tensor, torch.Tensor],
+) -> CropTransforms:
+    """:func:`crop_transforms` of a linear family from what the localization net sees (``small``, ``(B, C, h, w)``)
+    and each ROI's :func:`roi_matrix` ``to_source`` ``(B, 3, 3)``; ``frames``: the
+    :func:`~stn_ros.core.families.pixel_frames` of the source and output sizes (float64). Only device work, no host
+    data: what a CUDA graph captures."""
+    ranked, probabilities = stn.localize_ranked(small, hypotheses)
+    per_roi = ranked.shape[1]
+    params, probabilities = ranked.flatten(0, 1), probabilities.flatten()
+    if per_roi > 1:
+        to_source = to_source.repeat_interleave(per_roi, dim=0)
+    matrices = to_source @ stn.family.matrix(params)
+    homographies = frames[0] @ matrices.detach().double() @ frames[1]
+    return CropTransforms(params, matrices, homographies, None, True, probabilities, per_roi)
 
 
 def crop_transforms(
@@ -135,24 +161,22 @@ def crop_transforms(
     rois = torch.as_tensor(rois, dtype=localization_source.dtype, device=localization_source.device)
     if check_sizes:
         check_roi_sizes(rois)
-    ranked, probabilities = stn.localize_ranked(
-        localization_crops(localization_source, rois, stn.localization_size, check_sizes=False), hypotheses
-    )
-    per_roi = ranked.shape[1]
-    params, probabilities = ranked.flatten(0, 1), probabilities.flatten()
     to_source = roi_matrix(rois, source_size, check_sizes=False)
-    if per_roi > 1:
-        to_source = to_source.repeat_interleave(per_roi, dim=0)
+    small = sample_localization_crops(localization_source, homography_grid(to_source, *stn.localization_size))
     family = stn.family
     if family.is_linear:
-        matrices, grids = to_source @ family.matrix(params), None
-    else:
-        crop_grids = family.grid(params, *output_size)
-        grids = apply_homogeneous(to_source, crop_grids.reshape(len(params), -1, 2))
-        grids = grids.reshape(crop_grids.shape)
-        matrices = to_source @ fit_affine(crop_grids)
+        frames = pixel_frames(source_size, output_size, dtype=torch.float64, device=localization_source.device)
+        return linear_crop_transforms(stn, small, to_source, hypotheses, frames)
+    ranked, probabilities = stn.localize_ranked(small, hypotheses)
+    per_roi = ranked.shape[1]
+    params, probabilities = ranked.flatten(0, 1), probabilities.flatten()
+    if per_roi > 1:
+        to_source = to_source.repeat_interleave(per_roi, dim=0)
+    crop_grids = family.grid(params, *output_size)
+    grids = apply_homogeneous(to_source, crop_grids.reshape(len(params), -1, 2)).reshape(crop_grids.shape)
+    matrices = to_source @ fit_affine(crop_grids)
     homographies = pixel_homography(matrices.detach().double(), source_size, output_size)
-    return CropTransforms(params, matrices, homographies, grids, family.is_linear, probabilities, per_roi)
+    return CropTransforms(params, matrices, homographies, grids, False, probabilities, per_roi)
 
 
 def canonicalize_crops(

@@ -114,7 +114,8 @@ class Affine(TransformFamily):
         return torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], dtype=dtype, device=device)
 
     def _matrix(self, p):
-        return torch.cat((p, p.new_tensor([0.0, 0.0, 1.0]).expand(p.shape[0], 3)), dim=1).reshape(-1, 3, 3)
+        # The bottom row made on p's device (no host data): a CUDA graph captures this.
+        return torch.cat((p, p.new_zeros(p.shape[0], 2), p.new_ones(p.shape[0], 1)), dim=1).reshape(-1, 3, 3)
 
 
 class Projective(TransformFamily):
@@ -237,3 +238,15 @@ def pixel_homography(matrix: torch.Tensor, input_size: tuple[int, int], output_s
     """
     kw = {'dtype': matrix.dtype, 'device': matrix.device}
     return normalized_to_pixel(*input_size, **kw) @ matrix @ pixel_to_normalized(*output_size, **kw)
+
+
+def pixel_frames(
+    input_size: tuple[int, int], output_size: tuple[int, int], *, dtype: torch.dtype, device: torch.device | str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two constant matrices of :func:`pixel_homography`: normalized -> input pixel ``(3, 3)`` and output pixel ->
+    normalized ``(3, 3)``, so that ``H = frames[0] @ matrix @ frames[1]``.
+
+    Made of host data: build them outside a function that a CUDA graph captures and pass them in.
+    """
+    kw = {'dtype': dtype, 'device': device}
+    return normalized_to_pixel(*input_size, **kw), pixel_to_normalized(*output_size, **kw)

@@ -37,7 +37,7 @@ from stn_ros.perception.grasps.steps import grasp_markers, grasp_messages, load_
 from stn_ros.ros.grasp_parameters import PARAMETERS, check_together
 from stn_ros.ros.health import LogThrottle, NodeHealth
 from stn_ros.ros.lifecycle import SteppedNode, node_main, output_publisher
-from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array
+from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, cuda_graph_values, diagnostic_array
 from stn_ros.ros.parameter_specs import gripper_from
 from stn_ros.ros.parameters import ParameterSet, StartupError
 from stn_ros.ros.qos import IncompatiblePublisherWarnings, without_event_handlers
@@ -118,7 +118,16 @@ class GraspQualityNode(SteppedNode):
         )
 
     def activate(self) -> None:
-        """Subscribe to the rectified inputs and camera_info: the outputs go out."""
+        """Capture the GQ-CNN's CUDA graphs (on CUDA: batches of up to
+        :data:`~stn_ros.perception.grasps.grasp_quality.PREPARED_CROPS` crops; a frame never captures), then subscribe
+        to the rectified inputs and camera_info: the outputs go out."""
+        captured = self.scorer.prepare_graphs()
+        if self.scorer.cuda_graphs:
+            failures = self.scorer.graph_failures
+            self.get_logger().info(
+                f'{captured} CUDA graphs captured'
+                + (f'; not captured, run op by op: {"; ".join(failures)}' if failures else '')
+            )
         self.active = True
         events = without_event_handlers  # destroyed on deactivate, maybe while a multi-threaded executor waits
         self._input_subscriptions = [
@@ -225,6 +234,7 @@ class GraspQualityNode(SteppedNode):
             model=self.model_description,
             **{NO_GRASP: str(self._frames_without_grasp)},
             **device_memory_values(self.scorer.device),
+            **cuda_graph_values(self.scorer),
         )
         self.diagnostics_pub.publish(diagnostic_array(self, 'grasp quality', report, device))
 

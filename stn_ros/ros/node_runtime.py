@@ -91,6 +91,21 @@ def apply_thread_budget(threads: int) -> None:
     cv2.setNumThreads(threads)
 
 
+def cuda_graph_values(compute: Any) -> dict[str, str]:
+    """Diagnostics of a node's CUDA-graph path (empty where it has none: off CUDA, or turned off): the graphs captured
+    when it was activated, the frames run op by op for want of a graph, the captures since (zero: a frame never
+    captures) and why a capture failed. ``compute``: the node's Canonicalizer or GraspScorer."""
+    if not compute.cuda_graphs:
+        return {}
+    failures = compute.graph_failures
+    return {
+        'cuda graphs captured': str(compute.graphs_captured),
+        'cuda graph frames op by op': str(compute.frames_op_by_op),
+        'cuda graph captures after activate': str(compute.graph_context.captures_after_prepared),
+        'cuda graph failures': '; '.join(failures) if failures else 'none',
+    }
+
+
 def release_device_memory(device: torch.device | None) -> None:
     """Hand the CUDA caching allocator's free blocks back after a model was dropped (a lifecycle cleanup), so other
     processes can use the memory; nothing to do on the CPU."""

@@ -47,7 +47,7 @@ from stn_ros.perception.stn.steps import (
 from stn_ros.ros.health import LogThrottle, NodeHealth
 from stn_ros.ros.lazy_subscription import IDLE, LazySubscription
 from stn_ros.ros.lifecycle import INACTIVE, SteppedNode, node_main
-from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, diagnostic_array
+from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, cuda_graph_values, diagnostic_array
 from stn_ros.ros.parameter_specs import gripper_from
 from stn_ros.ros.parameters import ParameterSet, StartupError
 from stn_ros.ros.qos import (
@@ -181,7 +181,19 @@ class StnNode(SteppedNode):
         )
 
     def activate(self) -> None:
-        """Read the camera (while someone listens to an output, with ``lazy``) and publish."""
+        """Capture the CUDA graphs its frames will replay (on CUDA: every batch of up to ``max_crops`` objects at the
+        current ``output_size`` and ``hypotheses_per_object``; a frame never captures), then read the camera (while
+        someone listens to an output, with ``lazy``) and publish."""
+        values = self.parameters.values
+        captured = self.canonicalizer.prepare_graphs(
+            values['max_crops'], values['output_size'], values['hypotheses_per_object']
+        )
+        if self.canonicalizer.cuda_graphs:
+            failures = self.canonicalizer.graph_failures
+            self.get_logger().info(
+                f'{captured} CUDA graphs captured'
+                + (f'; not captured, run op by op: {"; ".join(failures)}' if failures else '')
+            )
         self.active = True
         self._inputs.set(active=True)
 
@@ -368,14 +380,6 @@ class StnNode(SteppedNode):
             **cuda_graph_values(self.canonicalizer),
         )
         self.diagnostics_pub.publish(diagnostic_array(self, 'canonicalizer', report, device))
-
-
-def cuda_graph_values(canonicalizer) -> dict[str, str]:
-    """Diagnostics of the CUDA-graph path (empty off CUDA): whether each step replays a graph, or why not."""
-    if not canonicalizer.cuda_graphs:
-        return {}
-    failures = canonicalizer.graph_failures
-    return {'cuda graphs': '; '.join(f'not captured (op by op): {f}' for f in failures) if failures else 'replayed'}
 
 
 def main(args: list[str] | None = None) -> int:

@@ -35,13 +35,16 @@ import torch
 
 from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.core import inference_module
-from stn_ros.core.cuda_graphs import GraphedFunction
+from stn_ros.core.cuda_graphs import CaptureContext, GraphedFunction, buckets_up_to
 from stn_ros.models.gqcnn import GQCNN
 from stn_ros.perception.grasps.grasp_image import CANONICAL_SIZE, crop_axis, normalize_grasp_images
 from stn_ros.perception.grasps.gripper import GripperConfig
 from stn_ros.perception.grasps.gripper_depth import gripper_depths
 
 DEFAULT_GQCNN_WEIGHTS = 'gqcnn.pt'
+PREPARED_CROPS = 64
+"""The GQ-CNN's CUDA graphs are captured for batches of up to this many crops (``stn_node``'s default ``max_crops``
+16 x ``hypotheses_per_object`` 4); a frame with more is scored op by op (counted)."""
 """The shipped GQ-CNN in ``weights/``: what ``grasp_quality_node`` loads when its ``weights`` is empty."""
 GRASP_FIELDS = ('quality', 'u', 'v', 'x', 'y', 'z', 'angle', 'width')
 """The float32 fields of a grasp; :data:`GRASP_DTYPE` adds the int32 ``object_id`` and ``hypothesis``."""
@@ -98,16 +101,48 @@ def widths_m(crops: np.ndarray, z: np.ndarray, metres_per_crop_pixel: np.ndarray
 
 
 class GraspScorer:
-    """Scores a frame's canonical depth crops with a GQ-CNN on one device."""
+    """Scores a frame's canonical depth crops with a GQ-CNN on one device.
+
+    On CUDA its work runs on a stream of its own and the GQ-CNN replays a graph per batch bucket (the crops padded: a
+    few launches a frame), captured by :meth:`prepare_graphs` (:mod:`stn_ros.core.cuda_graphs`).
+    """
 
     def __init__(self, model: GQCNN, device: torch.device, gripper: GripperConfig | None = None):
         self.model = inference_module(model, device)
         self.device = device
         self.gripper = gripper or GripperConfig()
-        # On CUDA the GQ-CNN replays a captured graph per batch bucket (the crops padded): a few launches a frame.
+        self.graph_context = CaptureContext.for_device(device)
+        self.frames_op_by_op = 0  # frames (on CUDA) scored op by op for want of a graph
         self._quality = GraphedFunction(
-            lambda images, z: (self.model.quality(images, z),), device.type == 'cuda', batched=(0, 1)
+            self._model_quality, device.type == 'cuda', batched=(0, 1), context=self.graph_context
         )
+
+    def _model_quality(self, images: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.model.quality(images, z),)
+
+    @property
+    def cuda_graphs(self) -> bool:
+        return self._quality.enabled and self.graph_context.can_capture
+
+    @property
+    def graphs_captured(self) -> int:
+        return self._quality.captured
+
+    @property
+    def graph_failures(self) -> list[str]:
+        return [self._quality.failure] if self._quality.failure else []
+
+    @torch.no_grad()
+    def prepare_graphs(self, max_crops: int = PREPARED_CROPS) -> int:
+        """Capture the GQ-CNN's CUDA graphs for batches of 1 to ``max_crops`` crops (every bucket up to it); returns the
+        number held (0 off CUDA)."""
+        size = CANONICAL_SIZE
+        with self.graph_context.running():
+            for bucket in buckets_up_to(max_crops):
+                images = torch.zeros(bucket, 1, size, size, device=self.device)
+                self._quality.prepare(images, torch.full((bucket,), 0.5, device=self.device))
+        self.graph_context.mark_prepared()
+        return self._quality.captured
 
     @torch.no_grad()
     def score(
@@ -137,11 +172,15 @@ class GraspScorer:
                 [cv2.resize(c, (CANONICAL_SIZE, CANONICAL_SIZE), interpolation=cv2.INTER_NEAREST) for c in crops]
             )
         images = normalize_grasp_images(images, np.nan_to_num(z, nan=0.0))
-        (quality,) = self._quality(
-            torch.from_numpy(images)[:, None].to(self.device),
-            torch.from_numpy(np.nan_to_num(z, nan=0.0).astype(np.float32)).to(self.device),
-        )
-        quality = np.where(np.isfinite(z), quality.cpu().numpy(), 0.0)  # no surface seen: no grasp
+        op_by_op = self._quality.op_by_op
+        with self.graph_context.running():
+            (quality,) = self._quality(
+                torch.from_numpy(images)[:, None].to(self.device),
+                torch.from_numpy(np.nan_to_num(z, nan=0.0).astype(np.float32)).to(self.device),
+            )
+            quality = quality.cpu().numpy()
+        self.frames_op_by_op += self._quality.op_by_op > op_by_op
+        quality = np.where(np.isfinite(z), quality, 0.0)  # no surface seen: no grasp
         centres, angles = crop_axis(homographies)
         record['quality'], record['u'], record['v'], record['angle'] = quality, centres[:, 0], centres[:, 1], angles
         xyz = np.full((count, 3), np.nan)

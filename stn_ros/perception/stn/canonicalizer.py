@@ -7,8 +7,8 @@ On the CPU the crops are sampled by OpenCV from the published ``H`` (fast); on C
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +22,15 @@ from stn_ros.core import (
     crop_transforms,
     inference_module,
     load_spatial_transformer,
+    roi_matrix,
     sample_crops_opencv,
     sample_grids,
 )
-from stn_ros.core.cuda_graphs import GraphedFunction, PinnedUpload
-from stn_ros.core.families import homography_grid
+from stn_ros.core.crops import linear_crop_transforms, sample_localization_crops
+from stn_ros.core.cuda_graphs import CaptureContext, GraphedFunction, PinnedUpload, buckets_up_to
+from stn_ros.core.families import homography_grid, pixel_frames
 from stn_ros.core.package_files import package_file
+from stn_ros.core.stage_clock import StageClock
 from stn_ros.perception.geometry.camera import depth_at, metric_rois
 from stn_ros.perception.stn.frame import Frame
 from stn_ros.perception.stn.transforms_record import build_record, crop_centres
@@ -128,9 +131,12 @@ class Canonicalizer:
         sampler: how crops are sampled from the source: ``opencv`` (``warpPerspective`` from the published
             ``H``, on the host), ``torch`` (``grid_sample`` on the device) or ``auto`` (OpenCV on a CPU, where
             it is faster, torch on CUDA).
-        cuda_graphs: on CUDA, run the localization and the torch sampling of a linear-family STN as captured
-            CUDA graphs (:mod:`stn_ros.core.cuda_graphs`), batches padded to fixed sizes; the frame goes to the
-            device once, through a pinned buffer. No effect on a CPU.
+        cuda_graphs: on CUDA, replay the localization of a linear-family STN and the building of its crops'
+            grids from CUDA graphs (:mod:`stn_ros.core.cuda_graphs`), batches padded to fixed sizes, captured by
+            :meth:`prepare_graphs`; the frame goes to the device once, through a pinned buffer. No effect on a CPU.
+
+    On CUDA its work runs on a stream of its own (:class:`~stn_ros.core.cuda_graphs.CaptureContext`), where its
+    graphs are captured, into one memory pool of its own.
     """
 
     def __init__(
@@ -152,9 +158,12 @@ class Canonicalizer:
         self.output_size = (int(output_size[0]), int(output_size[1]))
         self._fallback = inference_module(identity_model(), device) if identity_fallback and roi_side_m else None
         self.cuda_graphs = cuda_graphs and device.type == 'cuda'
+        self.graph_context = CaptureContext.for_device(device)
+        self.frames_op_by_op = 0  # frames (on CUDA, graphs on) with a step run op by op for want of a graph
         self._upload = PinnedUpload(device)
         self._uploaded: tuple[Frame, torch.Tensor] | None = None  # the frame in hand and its pixels on the device
         self._graphs: dict[tuple, GraphedFunction] = {}
+        self._frames: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def frame_on_device(self, frame: Frame) -> torch.Tensor:
         """``frame.pixels`` on the device, uploaded once per frame: depth proposals on the device
@@ -180,7 +189,22 @@ class Canonicalizer:
         ``timings_ms`` of the result holds ``localization`` (grey view, small crops, the net) and
         ``sampling`` (the canonical crops from the source).
         """
-        started = time.perf_counter()
+        op_by_op = self._op_by_op_calls()
+        with self.graph_context.running():
+            result = self._process(frame, rois, camera, output_size, hypotheses)
+        if self._op_by_op_calls() > op_by_op:
+            self.frames_op_by_op += 1
+        return result
+
+    def _process(
+        self,
+        frame: Frame,
+        rois: np.ndarray,
+        camera: PinholeCamera | None,
+        output_size: tuple[int, int] | None,
+        hypotheses: int,
+    ) -> CanonicalCrops:
+        clock = StageClock(self.device)
         size = self.output_size if output_size is None else (int(output_size[0]), int(output_size[1]))
         stn, fallback = self.stn, None
         if self.roi_side_m is not None and len(rois):
@@ -206,13 +230,13 @@ class Canonicalizer:
         else:
             grey = self._upload(frame.grey())[None]
         with torch.no_grad():
-            transforms = self._transforms(stn, grey, rois_t, size, hypotheses)
-        localized = time.perf_counter()
+            transforms, grids = self._transforms(stn, grey, rois, rois_t, size, hypotheses)
+        clock.lap('localization')
         if self.sampler == 'opencv':
             crops = sample_crops_opencv(frame.pixels, transforms, size, frame.border_value)
         else:
-            crops = self._torch_crops(frame, transforms, size, pixels)
-        sampled = time.perf_counter()
+            crops = self._torch_crops(frame, transforms, size, pixels, grids)
+        clock.lap('sampling')  # on CUDA, after the crops' download: the event marks when the host had them
         homographies = transforms.homographies.cpu().numpy()
         xyz = None
         if camera is not None and frame.is_depth and len(rois):
@@ -230,53 +254,112 @@ class Canonicalizer:
             hypotheses=np.arange(len(homographies)) % per_object,
             scores=transforms.probabilities.cpu().numpy(),
         )
-        timings = {'localization': (localized - started) * 1e3, 'sampling': (sampled - localized) * 1e3}
+        timings = clock.durations_ms()
         return CanonicalCrops(crops, size, transforms, homographies, record, timings, fallback, per_object)
 
     @property
     def graph_failures(self) -> list[str]:
-        """Why a CUDA graph could not be captured (that work then runs eagerly); empty when all were."""
+        """Why a CUDA graph could not be captured (that work then runs op by op); empty when all were."""
         return [graphed.failure for graphed in self._graphs.values() if graphed.failure]
 
-    def _graphed(self, key: tuple, fn, batched: tuple[int, ...]) -> GraphedFunction:
+    @property
+    def graphs_captured(self) -> int:
+        """How many CUDA graphs are held."""
+        return sum(graphed.captured for graphed in self._graphs.values())
+
+    def _op_by_op_calls(self) -> int:
+        return sum(graphed.op_by_op for graphed in self._graphs.values())
+
+    def prepare_graphs(self, max_objects: int, output_size: tuple[int, int] | None = None, hypotheses: int = 1) -> int:
+        """Capture the CUDA graphs of frames of up to ``max_objects`` ROIs (every batch bucket up to
+        ``bucket_size(max_objects)``), crops of ``output_size`` (the canonicalizer's by default) and ``hypotheses`` per
+        ROI, for the STN and its identity fallback: the graphs do not depend on the frame size, so this needs no
+        frame. A frame of another signature later runs op by op (counted in ``frames_op_by_op``), never captures.
+        Returns the number of graphs held (0 off CUDA or with ``cuda_graphs`` off)."""
+        if not self.cuda_graphs:
+            return 0
+        size = self.output_size if output_size is None else (int(output_size[0]), int(output_size[1]))
+        frames = self._pixel_frames(size, size)  # any source size: the graphs take its matrices as inputs
+        with self.graph_context.running(), torch.no_grad():
+            for stn in (self.stn, self._fallback):
+                if stn is None or not stn.family.is_linear:
+                    continue
+                grids, transforms = self._graphed_steps(stn, size, hypotheses)
+                for bucket in buckets_up_to(max_objects):
+                    to_source = torch.eye(3, device=self.device).expand(bucket, 3, 3).contiguous()
+                    grids.prepare(to_source)
+                    small = torch.zeros(bucket, stn.in_channels, *stn.localization_size, device=self.device)
+                    transforms.prepare(small, to_source, *frames)
+        self.graph_context.mark_prepared()
+        return self.graphs_captured
+
+    def _pixel_frames(
+        self, source_size: tuple[int, int], output_size: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`~stn_ros.core.families.pixel_frames` on the device, made once per pair of sizes."""
+        key = (source_size, output_size)
+        if key not in self._frames:
+            self._frames[key] = pixel_frames(source_size, output_size, dtype=torch.float64, device=self.device)
+        return self._frames[key]
+
+    def _graphed_steps(
+        self, stn: SpatialTransformer, size: tuple[int, int], hypotheses: int
+    ) -> tuple[GraphedFunction, GraphedFunction]:
+        """The two graphed steps of a linear family's localization: the ROIs' grids for the net's small crops, and
+        (from those crops) the net, the matrices and the canonical crops' grids. Neither reads the frame."""
+        per_roi = min(int(hypotheses), stn.localization.hypotheses)
+        grids_key = ('localization grids', stn.localization_size)
+        if grids_key not in self._graphs:
+            self._graphs[grids_key] = GraphedFunction(
+                partial(_localization_grids, stn.localization_size), self.cuda_graphs, (0,), context=self.graph_context
+            )
+        key = ('transforms', id(stn), size, per_roi)
         if key not in self._graphs:
-            self._graphs[key] = GraphedFunction(fn, enabled=self.cuda_graphs, batched=batched)
-        return self._graphs[key]
+            self._graphs[key] = GraphedFunction(
+                partial(_linear_transforms, stn, size, per_roi), self.cuda_graphs, (0, 1), context=self.graph_context
+            )
+        return self._graphs[grids_key], self._graphs[key]
 
     def _transforms(
-        self, stn: SpatialTransformer, grey: torch.Tensor, rois: torch.Tensor, size: tuple[int, int], hypotheses: int
-    ) -> CropTransforms:
-        """:func:`crop_transforms`; with CUDA graphs (a linear family), replayed for the ROIs padded to a bucket
-        (:class:`~stn_ros.core.cuda_graphs.GraphedFunction`)."""
+        self,
+        stn: SpatialTransformer,
+        grey: torch.Tensor,
+        host_rois: np.ndarray,
+        rois: torch.Tensor,
+        size: tuple[int, int],
+        hypotheses: int,
+    ) -> tuple[CropTransforms, torch.Tensor | None]:
+        """:func:`crop_transforms`, and the canonical crops' grids when they were made with it. With CUDA graphs (a
+        linear family) the ROIs are padded to a bucket and the graphs of :meth:`_graphed_steps` replayed around the one
+        launch that reads the frame (:class:`~stn_ros.core.cuda_graphs.GraphedFunction`)."""
         if not (self.cuda_graphs and stn.family.is_linear and len(rois)):
-            return crop_transforms(stn, grey, rois, size, hypotheses, check_sizes=False)  # checked on the host
-
-        def tensors(grey: torch.Tensor, rois: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            found = crop_transforms(stn, grey, rois, size, hypotheses, check_sizes=False)
-            return found.params, found.matrices, found.homographies, found.probabilities
-
-        graphed = self._graphed(('transforms', id(stn), size, hypotheses), tensors, batched=(1,))
-        params, matrices, homographies, probabilities = graphed(grey, rois)  # object-major: padding's crops last
-        return CropTransforms(params, matrices, homographies, None, True, probabilities, len(params) // len(rois))
+            return crop_transforms(stn, grey, rois, size, hypotheses, check_sizes=False), None  # checked on the host
+        grids_of, transforms_of = self._graphed_steps(stn, size, hypotheses)
+        source_size = tuple(grey.shape[-2:])
+        # The ROIs' matrices on the host, where the ROIs are: one small upload, and no frame size inside a graph.
+        to_source = roi_matrix(torch.from_numpy(host_rois), source_size, check_sizes=False).to(self.device)
+        (localization_grids,) = grids_of(to_source)
+        small = sample_localization_crops(grey, localization_grids)
+        frames = self._pixel_frames(source_size, size)  # host data: made outside the graphs
+        params, matrices, homographies, probabilities, grids = transforms_of(small, to_source, *frames)
+        per_roi = len(params) // len(rois)  # object-major: the padding's crops were last
+        return CropTransforms(params, matrices, homographies, None, True, probabilities, per_roi), grids
 
     @torch.no_grad()
     def _torch_crops(
-        self, frame: Frame, transforms: CropTransforms, size: tuple[int, int], pixels: torch.Tensor | None = None
+        self,
+        frame: Frame,
+        transforms: CropTransforms,
+        size: tuple[int, int],
+        pixels: torch.Tensor | None = None,
+        grids: torch.Tensor | None = None,
     ) -> np.ndarray:
         """The torch sampling path (CUDA's by default) from the frame's ``pixels`` on the device (uploaded here when
-        not given): crops in the frame's dtype, channels last. With CUDA graphs (a linear family), replayed for a
-        padded batch."""
+        not given) at ``grids`` (the transforms' when not given): crops in the frame's dtype, channels last."""
         pixels = (self._upload(frame.pixels) if pixels is None else pixels).float()
         source = pixels[None] if pixels.ndim == 2 else pixels.permute(2, 0, 1)
-        if self.cuda_graphs and transforms.grids is None and len(transforms.matrices):
-
-            def sample(source: torch.Tensor, matrices: torch.Tensor) -> tuple[torch.Tensor]:
-                return (sample_grids(source, homography_grid(matrices, *size), frame.border_value),)
-
-            graphed = self._graphed(('sampling', size, frame.is_depth), sample, batched=(1,))
-            (crops,) = graphed(source, transforms.matrices)
-        else:
-            crops = sample_grids(source, transforms.source_grids(size), frame.border_value)
+        grids = transforms.source_grids(size) if grids is None else grids
+        crops = sample_grids(source, grids, frame.border_value)
         crops = crops.permute(0, 2, 3, 1)
         crops = crops[..., 0] if frame.pixels.ndim == 2 else crops
         dtype = frame.pixels.dtype
@@ -284,3 +367,24 @@ class Canonicalizer:
             info = np.iinfo(dtype)
             crops = crops.round().clamp(info.min, info.max)
         return crops.cpu().numpy().astype(dtype)
+
+
+def _localization_grids(localization_size: tuple[int, int], to_source: torch.Tensor) -> tuple[torch.Tensor]:
+    """Captured: the grids of the localization net's small crops, from the ROIs' :func:`roi_matrix`."""
+    return (homography_grid(to_source, *localization_size),)
+
+
+def _linear_transforms(
+    stn: SpatialTransformer,
+    size: tuple[int, int],
+    hypotheses: int,
+    small: torch.Tensor,
+    to_source: torch.Tensor,
+    to_pixels: torch.Tensor,
+    from_pixels: torch.Tensor,
+) -> tuple[torch.Tensor, ...]:
+    """Captured: the localization net on the small crops, the crops' matrices and ``H``, and their grids in the
+    source (:func:`~stn_ros.core.crops.linear_crop_transforms`)."""
+    found = linear_crop_transforms(stn, small, to_source, hypotheses, (to_pixels, from_pixels))
+    grids = homography_grid(found.matrices, *size)
+    return found.params, found.matrices, found.homographies, found.probabilities, grids

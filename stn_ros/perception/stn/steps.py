@@ -109,15 +109,16 @@ class StnPipeline:
         ``detection_rois()`` gives the boxes of the detections with the image's stamp (``crop_source``
         ``detections``; raises ValueError when there are none).
         """
-        try:
-            rois = self._rois(frame, values, report, detection_rois)
-        except ValueError as exc:
-            report.bad_input('bad_rois', str(exc))
-            return None
-        intrinsics = self._camera_for(frame, msg, camera, report)
-        result = self.canonicalizer.process(
-            frame, rois, intrinsics, values['output_size'], values['hypotheses_per_object']
-        )
+        with self.canonicalizer.graph_context.running():  # on CUDA the proposals too run on the node's stream
+            try:
+                rois = self._rois(frame, values, report, detection_rois)
+            except ValueError as exc:
+                report.bad_input('bad_rois', str(exc))
+                return None
+            intrinsics = self._camera_for(frame, msg, camera, report)
+            result = self.canonicalizer.process(
+                frame, rois, intrinsics, values['output_size'], values['hypotheses_per_object']
+            )
         if frame.is_depth and not frame.grey().any():  # every pixel 0 or NaN: no reading at all
             report.event(BLIND_FRAMES, 1, lambda: 'the camera is blind: a depth frame without a single reading')
         if result.fallback:
