@@ -42,10 +42,10 @@ from stn_ros.perception.grasps.gripper import GripperConfig
 from stn_ros.perception.grasps.gripper_depth import gripper_depths
 
 DEFAULT_GQCNN_WEIGHTS = 'gqcnn.pt'
+"""The shipped GQ-CNN in ``weights/``: what ``grasp_quality_node`` loads when its ``weights`` is empty."""
 PREPARED_CROPS = 64
 """The GQ-CNN's CUDA graphs are captured for batches of up to this many crops (``stn_node``'s default ``max_crops``
 16 x ``hypotheses_per_object`` 4); a frame with more is scored op by op (counted)."""
-"""The shipped GQ-CNN in ``weights/``: what ``grasp_quality_node`` loads when its ``weights`` is empty."""
 GRASP_FIELDS = ('quality', 'u', 'v', 'x', 'y', 'z', 'angle', 'width')
 """The float32 fields of a grasp; :data:`GRASP_DTYPE` adds the int32 ``object_id`` and ``hypothesis``."""
 GRASP_DTYPE = np.dtype(
