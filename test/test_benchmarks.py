@@ -5,14 +5,15 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from ros_harness import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.timeout(300)
-def test_the_benchmark_command_writes_every_section(tmp_path):
+def test_the_benchmark_command_writes_every_section(tmp_path, ros_installed):
     out = tmp_path / 'benchmarks.md'
     result = subprocess.run(
         [
@@ -124,7 +125,7 @@ def test_the_per_node_compute_benchmarks_print_their_tables(script, args, row):
 
 
 @pytest.mark.timeout(300)
-def test_the_single_process_benchmark_compares_every_setup(tmp_path):
+def test_the_single_process_benchmark_compares_every_setup(tmp_path, ros_installed):
     figures = tmp_path / 'single.json'
     result = subprocess.run(
         [sys.executable, str(ROOT / 'benchmarks' / 'single_process_benchmark.py'), '--rounds', '1', '--seconds', '4',

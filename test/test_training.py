@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ros_harness import free_port
+from ports import free_port
 from stn_ros.models.mnist import MODEL_NAMES, DigitClassifier, load_classifier
 
 pytestmark = pytest.mark.timeout(300)
