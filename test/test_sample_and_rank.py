@@ -221,9 +221,9 @@ def test_grasps_to_publish_keep_the_best_per_object_or_every_crop():
     assert len(grasps_to_publish(grasp_record([], [], []))) == 0
 
 
-def test_the_scorer_names_each_grasps_object_and_hypothesis_and_picks_the_best_over_all_crops():
+def test_the_scorer_names_each_grasps_object_and_hypothesis_and_picks_the_best_over_all_crops(device):
     torch.manual_seed(0)
-    scorer = GraspScorer(GQCNN().eval(), torch.device('cpu'))
+    scorer = GraspScorer(GQCNN().eval(), device)
     crops = np.full((4, 32, 32), 0.7, np.float32)
     for index, width in enumerate((4, 8, 12, 16)):
         crops[index, :, 16 - width // 2 : 16 + width // 2] = 0.65
