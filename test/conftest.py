@@ -74,7 +74,8 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def ros_installed() -> None:
-    """For a test that runs ROS in a subprocess: skipped (``needs ROS``) where ROS is missing."""
+    """For a test that needs ROS beyond what it imports itself (ROS in a subprocess, a ROS message built by the
+    bridge's codecs): skipped (``needs ROS``) where ROS is missing."""
     if not ROS_AVAILABLE:
         pytest.skip(NEEDS_ROS)
 

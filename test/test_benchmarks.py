@@ -133,7 +133,7 @@ def test_the_gpu_session_script_names_a_missing_import_in_one_line_before_any_wo
         ),
     ],
 )
-def test_the_per_node_compute_benchmarks_print_their_tables(script, args, row):
+def test_the_per_node_compute_benchmarks_print_their_tables(script, args, row, ros_installed):
     result = subprocess.run(
         [sys.executable, str(ROOT / 'benchmarks' / script), *args], capture_output=True, text=True, timeout=200
     )

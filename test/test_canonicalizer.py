@@ -93,7 +93,7 @@ def test_tiles_stack_crops_in_order_and_empty_tiles_keep_their_width():
     assert tile_crops(np.zeros((0, 32, 32, 3), np.uint8)).shape == (0, 32, 3)
 
 
-def test_record_round_trips_through_pointcloud2_and_gives_centres_and_metres():
+def test_record_round_trips_through_pointcloud2_and_gives_centres_and_metres(ros_installed):
     frame = Frame(np.full((100, 120), 0.9, np.float32), '32FC1', True)
     camera = PinholeCamera(200.0, 210.0, 59.5, 49.5, 120, 100)
     result = Canonicalizer(perturbed_stn('similarity'), torch.device('cpu'), (24, 24)).process(frame, ROIS, camera)
@@ -110,7 +110,7 @@ def test_record_round_trips_through_pointcloud2_and_gives_centres_and_metres():
     assert set(H_FIELDS) <= set(result.record.dtype.names)
 
 
-def test_empty_record_keeps_its_fields():
+def test_empty_record_keeps_its_fields(ros_installed):
     record = build_record(np.zeros((0, 3, 3)), np.zeros((0, 4)), 2, np.zeros((0, 4)), (32, 32))
     cloud = encode_pointcloud(record)
     assert cloud.width == 0 and {f.name for f in cloud.fields} >= {'x', 'u', 'h00', 'family', 'p3'}
