@@ -1,6 +1,6 @@
 """The GPU machine's check: does the CUDA path agree with the CPU's, and how fast is it? No ROS needed.
 
-For a machine with torch (a CUDA build), OpenCV and numpy but no ROS (messages are duck-typed; the codecs
+For a machine with torch (a CUDA build), OpenCV, numpy, scipy and tqdm but no ROS (messages are duck-typed; the codecs
 decode by attributes). It prints Markdown:
 
 1. Agreement, CUDA against the CPU (:mod:`stn_ros.evaluation.device_agreement`), for every encoding the node

@@ -4,6 +4,7 @@ import numpy as np
 
 from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.bridge.image_codec import encode_image
+from stn_ros.evaluation.device_agreement import DuckImage
 from stn_ros.perception.stn.frame import decode_frame
 
 
@@ -39,7 +40,8 @@ CAMERA = PinholeCamera(525.0, 525.0, 319.5, 239.5, 640, 480)
 
 
 def boxes_depth_frame(objects: int):
-    """A decoded 640x480 16UC1 frame of ``objects`` boxes on a table (1 % dropouts) and their boxes (x, y, w, h)."""
+    """A decoded 640x480 16UC1 frame of ``objects`` boxes on a table (1 % dropouts) and their boxes (x, y, w, h).
+    Decoded from a duck-typed Image, so a machine without ROS (``sensor_msgs``) makes it too."""
     depth = np.full((480, 640), 0.75)
     rng = np.random.default_rng(objects)
     boxes = []
@@ -50,4 +52,4 @@ def boxes_depth_frame(objects: int):
         boxes.append((x, y, w, h))
     mm = np.round(depth * 1000).astype(np.uint16)
     mm[rng.random(mm.shape) < 0.01] = 0
-    return decode_frame(encode_image(mm, '16UC1')), np.array(boxes, np.float32)
+    return decode_frame(encode_image(mm, '16UC1', msg_cls=DuckImage)), np.array(boxes, np.float32)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from ports import free_port  # noqa: F401  (re-exported: tests import it from here too)
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud
 from stn_ros.perception.stn.transforms_record import parse_record
@@ -269,9 +269,3 @@ def processes_with(marker: str) -> list[int]:
         except OSError:
             continue
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]

@@ -5,14 +5,15 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from ros_harness import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.timeout(300)
-def test_the_benchmark_command_writes_every_section(tmp_path):
+def test_the_benchmark_command_writes_every_section(tmp_path, ros_installed):
     out = tmp_path / 'benchmarks.md'
     result = subprocess.run(
         [
@@ -84,16 +85,21 @@ def test_the_gpu_check_runs_without_ros_and_reports_agreement():
     assert 'no sensor_msgs here: encode not timed' in result.stdout
 
 
-def test_the_gpu_session_script_runs_the_checks_and_the_cuda_tests_without_ros(tmp_path):
-    """benchmarks/gpu_session.sh, dry run on the CPU with ROS hidden (a sitecustomize that refuses its modules)."""
+def hiding(tmp_path, *modules: str) -> str:
+    """A PYTHONPATH folder whose sitecustomize makes ``modules`` unimportable (a machine without them)."""
     hide = tmp_path / 'hide'
-    hide.mkdir()
-    (hide / 'sitecustomize.py').write_text(
-        'import sys\n'
-        "for name in ('rclpy', 'sensor_msgs', 'std_msgs', 'geometry_msgs', 'diagnostic_msgs', 'pybullet'):\n"
-        '    sys.modules[name] = None\n'
-    )
-    env = dict(os.environ, PYTHON=sys.executable, OUT=str(tmp_path / 'out'), PYTHONPATH=str(hide))
+    hide.mkdir(exist_ok=True)
+    (hide / 'sitecustomize.py').write_text(f'import sys\nfor name in {modules!r}:\n    sys.modules[name] = None\n')
+    return str(hide)
+
+
+def test_the_gpu_session_script_runs_the_checks_and_the_cuda_tests_without_ros(tmp_path):
+    """benchmarks/gpu_session.sh, dry run on the CPU with ROS hidden: the import check passes, gpu_check.py and the
+    device matrix's cuda cases (``pytest -m cuda test``: skipped here, no CUDA) run; the no-ROS CPU suite is left
+    out (STN_GPU_SESSION_CPU_TESTS=0: it is the suite this machine runs anyway)."""
+    hidden = ('rclpy', 'sensor_msgs', 'std_msgs', 'geometry_msgs', 'diagnostic_msgs', 'pybullet')
+    env = dict(os.environ, PYTHON=sys.executable, OUT=str(tmp_path / 'out'), PYTHONPATH=hiding(tmp_path, *hidden))
+    env['STN_GPU_SESSION_CPU_TESTS'] = '0'
     script = ROOT / 'benchmarks' / 'gpu_session.sh'
     args = ['--device', 'cpu', '--frames', '3', '--crops', '4']
     result = subprocess.run(['bash', str(script), *args], capture_output=True, text=True, timeout=250, env=env)
@@ -101,7 +107,19 @@ def test_the_gpu_session_script_runs_the_checks_and_the_cuda_tests_without_ros(t
     outputs = {path.name: path.read_text() for path in (tmp_path / 'out').iterdir()}
     assert set(outputs) == {'machine.txt', 'gpu_check.md', 'cuda_tests.log'}
     assert 'agreement: ok' in outputs['gpu_check.md'] and 'no sensor_msgs here' in outputs['gpu_check.md']
-    assert 'skipped' in outputs['cuda_tests.log'] and 'error' not in outputs['cuda_tests.log'].lower()
+    log = outputs['cuda_tests.log']
+    assert 'no CUDA device here' in log and 'error' not in log.lower()
+    skipped = int(re.search(r'(\d+) skipped', log).group(1))
+    assert skipped >= 20 and 'passed' not in log  # the matrix's cuda cases over the test modules, and only those
+
+
+def test_the_gpu_session_script_names_a_missing_import_in_one_line_before_any_work(tmp_path):
+    env = dict(os.environ, PYTHON=sys.executable, OUT=str(tmp_path / 'out'), PYTHONPATH=hiding(tmp_path, 'scipy'))
+    command = ['bash', str(ROOT / 'benchmarks' / 'gpu_session.sh'), '--device', 'cpu']
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2 and result.stdout == ''
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith('gpu_session: cannot run, missing: scipy')
+    assert list((tmp_path / 'out').iterdir()) == []  # nothing ran
 
 
 @pytest.mark.parametrize(
@@ -115,7 +133,7 @@ def test_the_gpu_session_script_runs_the_checks_and_the_cuda_tests_without_ros(t
         ),
     ],
 )
-def test_the_per_node_compute_benchmarks_print_their_tables(script, args, row):
+def test_the_per_node_compute_benchmarks_print_their_tables(script, args, row, ros_installed):
     result = subprocess.run(
         [sys.executable, str(ROOT / 'benchmarks' / script), *args], capture_output=True, text=True, timeout=200
     )
@@ -124,7 +142,7 @@ def test_the_per_node_compute_benchmarks_print_their_tables(script, args, row):
 
 
 @pytest.mark.timeout(300)
-def test_the_single_process_benchmark_compares_every_setup(tmp_path):
+def test_the_single_process_benchmark_compares_every_setup(tmp_path, ros_installed):
     figures = tmp_path / 'single.json'
     result = subprocess.run(
         [sys.executable, str(ROOT / 'benchmarks' / 'single_process_benchmark.py'), '--rounds', '1', '--seconds', '4',

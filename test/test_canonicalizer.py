@@ -11,6 +11,7 @@ from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud, encode_pointcloud
 from stn_ros.core import CheckpointError, SpatialTransformer, save_spatial_transformer
+from stn_ros.evaluation.device_agreement import DuckImage
 from stn_ros.perception.geometry.camera import depth_at
 from stn_ros.perception.stn.canonicalizer import Canonicalizer, identity_model, load_model, tile_crops
 from stn_ros.perception.stn.frame import Frame, decode_frame
@@ -48,7 +49,7 @@ def test_frames_sample_as_they_came_and_see_grey(encoding, dtype, channels):
         if dtype == np.float32
         else (image * (257 if dtype == np.uint16 else 1)).astype(dtype)
     )
-    frame = decode_frame(encode_image(image, encoding))
+    frame = decode_frame(encode_image(image, encoding, msg_cls=DuckImage))
     grey = frame.grey()
     assert grey.shape == (40, 50) and grey.dtype == np.float32
     if encoding == '16UC1':
@@ -73,14 +74,13 @@ def test_depth_no_reading_is_zero_in_the_grey_view():
 
 @pytest.mark.parametrize('family', ['similarity', 'projective', 'tps'])
 @pytest.mark.parametrize('encoding', ['bgr8', '16UC1'])
-def test_torch_and_opencv_paths_of_the_canonicalizer_agree(family, encoding, monkeypatch):
+def test_torch_and_opencv_paths_of_the_canonicalizer_agree(family, encoding, device):
+    """The CPU's OpenCV sampling against the torch path (what CUDA runs) on each device."""
     image = smooth_image(100, 120, 3 if encoding == 'bgr8' else 0)
     image = image.astype(np.uint8) if encoding == 'bgr8' else (image * 4 + 300).astype(np.uint16)
-    frame = decode_frame(encode_image(image, encoding))
-    cpu = Canonicalizer(perturbed_stn(family), torch.device('cpu'), (24, 24))
-    expected = cpu.process(frame, ROIS)
-    # The torch path is what CUDA runs; run it here on the CPU through the same entry.
-    torch_crops = cpu._torch_crops(frame, expected.transforms, expected.output_size)
+    frame = decode_frame(encode_image(image, encoding, msg_cls=DuckImage))
+    expected = Canonicalizer(perturbed_stn(family), torch.device('cpu'), (24, 24)).process(frame, ROIS)
+    torch_crops = Canonicalizer(perturbed_stn(family), device, (24, 24), sampler='torch').process(frame, ROIS).crops
     assert torch_crops.dtype == expected.crops.dtype and torch_crops.shape == expected.crops.shape
     valid = ~np.isnan(expected.crops.astype(np.float64)) & ~np.isnan(torch_crops.astype(np.float64))
     difference = np.abs(torch_crops.astype(np.float64) - expected.crops.astype(np.float64))[valid]
@@ -93,7 +93,7 @@ def test_tiles_stack_crops_in_order_and_empty_tiles_keep_their_width():
     assert tile_crops(np.zeros((0, 32, 32, 3), np.uint8)).shape == (0, 32, 3)
 
 
-def test_record_round_trips_through_pointcloud2_and_gives_centres_and_metres():
+def test_record_round_trips_through_pointcloud2_and_gives_centres_and_metres(ros_installed):
     frame = Frame(np.full((100, 120), 0.9, np.float32), '32FC1', True)
     camera = PinholeCamera(200.0, 210.0, 59.5, 49.5, 120, 100)
     result = Canonicalizer(perturbed_stn('similarity'), torch.device('cpu'), (24, 24)).process(frame, ROIS, camera)
@@ -110,7 +110,7 @@ def test_record_round_trips_through_pointcloud2_and_gives_centres_and_metres():
     assert set(H_FIELDS) <= set(result.record.dtype.names)
 
 
-def test_empty_record_keeps_its_fields():
+def test_empty_record_keeps_its_fields(ros_installed):
     record = build_record(np.zeros((0, 3, 3)), np.zeros((0, 4)), 2, np.zeros((0, 4)), (32, 32))
     cloud = encode_pointcloud(record)
     assert cloud.width == 0 and {f.name for f in cloud.fields} >= {'x', 'u', 'h00', 'family', 'p3'}

@@ -43,11 +43,11 @@ def test_roi_matrix_of_the_whole_image_is_the_identity_and_rejects_bad_rois():
 
 
 @pytest.mark.parametrize('name', list(FAMILIES))
-def test_composed_sampling_equals_crop_then_warp(name):
-    source = torch.from_numpy(smooth_image(100, 120)).double()[None]
-    stn = trained_looking_stn(name)
+def test_composed_sampling_equals_crop_then_warp(name, device):
+    source = torch.from_numpy(smooth_image(100, 120)).double()[None].to(device)
+    stn = trained_looking_stn(name).to(device)
     with torch.no_grad():
-        crops, transforms = canonicalize_crops(stn, source, ROIS.double())
+        crops, transforms = canonicalize_crops(stn, source, ROIS.double().to(device))
     for i, (x, y, w, h) in enumerate(ROIS.int().tolist()):
         cropped = source[:, y : y + h, x : x + w][None]
         with torch.no_grad():

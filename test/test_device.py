@@ -1,9 +1,9 @@
-"""Device strings: auto, cpu, cuda, cuda:N, and clear errors where CUDA is missing."""
+"""Device strings: auto, cpu, cuda, cuda:N, and clear errors where CUDA is missing; CUDA's fp32 policy."""
 
 import pytest
 import torch
 
-from stn_ros.core import DeviceUnavailableError, resolve_device
+from stn_ros.core import DeviceUnavailableError, resolve_device, use_ieee_fp32
 
 
 def fake_cuda(monkeypatch, build: str | None, available: bool, count: int):
@@ -49,3 +49,28 @@ def test_this_machine_matches_its_torch():
 def test_malformed_device_strings(spec):
     with pytest.raises(ValueError, match='device must be one of auto, cpu, cuda, cuda:N'):
         resolve_device(spec)
+
+
+@pytest.fixture
+def tf32_as_cudnn_ships():
+    """The TF32 flags as a fresh process has them (cuDNN convolutions in TF32), restored after the test."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = False, True
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_the_fp32_policy_turns_tf32_off_for_matmuls_and_convolutions(tf32_as_cudnn_ships):
+    use_ieee_fp32()
+    assert torch.backends.cuda.matmul.allow_tf32 is False and torch.backends.cudnn.allow_tf32 is False
+    assert torch.get_float32_matmul_precision() == 'highest'
+
+
+@pytest.mark.parametrize('spec', ['auto', 'cuda', 'cuda:1'])
+def test_a_resolved_cuda_device_comes_with_the_fp32_policy(monkeypatch, tf32_as_cudnn_ships, spec):
+    fake_cuda(monkeypatch, '12.4', True, 2)
+    assert resolve_device(spec).type == 'cuda' and torch.backends.cudnn.allow_tf32 is False
+
+
+def test_a_cpu_device_leaves_the_tf32_flags_alone(tf32_as_cudnn_ships):
+    assert resolve_device('cpu').type == 'cpu' and torch.backends.cudnn.allow_tf32 is True

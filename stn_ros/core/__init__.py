@@ -18,6 +18,7 @@ from stn_ros.core.device import (
     device_memory_values,
     inference_module,
     resolve_device,
+    use_ieee_fp32,
 )
 from stn_ros.core.families import FAMILIES, TransformFamily, homography_grid, make_family, pixel_homography
 from stn_ros.core.localization import LocalizationNet
@@ -52,5 +53,6 @@ __all__ = [
     'sample_crops_opencv',
     'sample_grids',
     'save_spatial_transformer',
+    'use_ieee_fp32',
     'warp_perspective_opencv',
 ]

@@ -4,8 +4,9 @@
 ``grid_sample``; the localization net and the GQ-CNN run on either. :func:`canonicalizer_agreement` runs the
 same STN weights on the same frames on both devices, for every encoding the node reads and every transform
 family, and reports how far the transforms and the crops differ; :func:`gqcnn_agreement` does the same for
-the GQ-CNN's quality. ``test/test_cuda.py`` and ``benchmarks/gpu_check.py`` (a GPU machine without ROS) run
-them; messages are duck-typed, so nothing here needs ``sensor_msgs``.
+the GQ-CNN's quality (against a float64 reference). ``test/test_device_agreement.py`` (on every device) and
+``benchmarks/gpu_check.py`` (a GPU machine without ROS) run them; messages are duck-typed, so nothing here
+needs ``sensor_msgs``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 
 from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.bridge.image_codec import encode_image
-from stn_ros.core import FAMILIES, SpatialTransformer
+from stn_ros.core import FAMILIES, SpatialTransformer, inference_module
 from stn_ros.models.gqcnn import GQCNN
 from stn_ros.perception.stn.canonicalizer import Canonicalizer
 from stn_ros.perception.stn.frame import decode_frame
@@ -27,9 +28,30 @@ from stn_ros.perception.stn.frame import decode_frame
 ENCODINGS = ('16UC1', '32FC1', 'mono8', 'mono16', 'bgr8', 'rgb8', 'bgra8', 'rgba8')
 """The encodings the agreement covers: depth in mm and m, grey, colour with and without alpha."""
 CPU = torch.device('cpu')
-TOLERANCES = {'homography_px': 0.05, 'depth_m': 0.001, 'grey_levels': 1.0, 'quality': 1e-4}
-"""Agreement asked for: ``H`` maps crop pixels to within this many source pixels, depth crops within a
-millimetre, 8/16-bit crops within one grey level (rounding), qualities within 1e-4."""
+TOLERANCES = {
+    'homography_px': 0.01,
+    'depth_m': 0.001,
+    'grey_levels': 1.0,
+    'nan_fraction': 1e-3,
+    'quality': 1e-4,
+}
+"""Agreement asked for, with CUDA in IEEE fp32 (TF32 off: :func:`stn_ros.core.use_ieee_fp32`).
+
+- ``homography_px``: where the two ``H`` put a crop pixel, in source pixels. In fp32 the localization nets
+  differ by float rounding (~1e-6 relative), which moves a 60-pixel ROI's transform by ~1e-4 px; 0.01 leaves
+  100x for reduction order and cuDNN's algorithms. TF32 (~1e-3) moved it by 0.025 px on an H200.
+- ``depth_m``: depth crops, metres. A crop pixel's depth moves by the depth step it sits on times how far its
+  sampling point moved: the frames' largest step (0.1 m, block to table) times ``homography_px`` is 1 mm.
+  The samplers themselves agree to 2e-6 m (grid_sample against OpenCV's remap, measured on the CPU).
+- ``grey_levels``: 8- and 16-bit crops are rounded to integers, so a value on a rounding edge may land one
+  level apart.
+- ``nan_fraction``: crop pixels NaN on one device only, as a fraction of the crop's pixels. A sampling point
+  next to a hole (no reading) is NaN on the side of the boundary it lands; one that moved by float rounding
+  can cross it. Expected ~1e-5 (an H200 with TF32 saw 1 of 131,072 pixels); 1e-3 allows one such pixel in
+  an agreement's 1,152 while a hole's mask shifted by a pixel (~4 % of pixels with 1 % holes) fails.
+- ``quality``: the GQ-CNN's quality (0..1) against a float64 CPU reference. fp32 rounding and cuDNN's
+  algorithm choice give ~1e-6..1e-5; TF32 gives ~1e-3, 10x beyond this.
+"""
 
 
 class DuckImage(SimpleNamespace):
@@ -45,11 +67,13 @@ class Agreement:
     homography_px: float  # the largest distance between where the two H put a crop pixel
     crops: float  # the largest crop difference (metres for depth, grey levels otherwise), NaN-aware
     nan_mismatch: int  # crop pixels NaN on one device only
+    pixels: int  # crop pixels compared
 
     def ok(self) -> bool:
         """Within :data:`TOLERANCES`."""
         limit = TOLERANCES['depth_m'] if self.encoding in ('16UC1', '32FC1') else TOLERANCES['grey_levels']
-        return self.homography_px <= TOLERANCES['homography_px'] and self.crops <= limit and self.nan_mismatch == 0
+        nan_ok = self.nan_mismatch <= TOLERANCES['nan_fraction'] * self.pixels
+        return self.homography_px <= TOLERANCES['homography_px'] and self.crops <= limit and nan_ok
 
 
 def agreement_frame(encoding: str, height: int = 120, width: int = 160, seed: int = 0) -> tuple[object, np.ndarray]:
@@ -124,21 +148,21 @@ def homography_distance(first: np.ndarray, second: np.ndarray, size: tuple[int, 
     return float(np.abs(a - b).max(initial=0.0))
 
 
-def crop_difference(first: np.ndarray, second: np.ndarray) -> tuple[float, int]:
-    """The largest difference of two devices' crops where both have a value, and how many pixels only one
-    has (NaN on the other)."""
+def crop_difference(first: np.ndarray, second: np.ndarray) -> tuple[float, int, int]:
+    """The largest difference of two devices' crops where both have a value, how many values only one has
+    (NaN on the other), and how many values were compared."""
     a, b = np.asarray(first, np.float64), np.asarray(second, np.float64)
     both = np.isfinite(a) & np.isfinite(b)
-    return float(np.abs(a - b)[both].max(initial=0.0)), int((np.isfinite(a) != np.isfinite(b)).sum())
+    return float(np.abs(a - b)[both].max(initial=0.0)), int((np.isfinite(a) != np.isfinite(b)).sum()), a.size
 
 
-def gqcnn_agreement(model: GQCNN, other: torch.device, reference: torch.device = CPU) -> float:
-    """The largest difference of ``model``'s quality on ``reference`` and on ``other`` over 64 random crops."""
+def gqcnn_agreement(model: GQCNN, other: torch.device) -> float:
+    """The largest difference over 64 random crops of ``model``'s float32 quality on ``other``, set up for
+    inference as the node does (:func:`~stn_ros.core.inference_module`), from its float64 quality on the CPU."""
     generator = torch.Generator().manual_seed(0)
     images = 0.01 * torch.randn(64, 1, 32, 32, generator=generator)
     z = 0.5 + 0.3 * torch.rand(64, generator=generator)
-    model = model.eval()
     with torch.no_grad():
-        expected = model.to(reference).quality(images.to(reference), z.to(reference)).cpu()
-        actual = model.to(other).quality(images.to(other), z.to(other)).cpu()
-    return float((expected - actual).abs().max())
+        expected = copy.deepcopy(model).double().eval().quality(images.double(), z.double())
+        actual = inference_module(copy.deepcopy(model).float(), other).quality(images.to(other), z.to(other))
+    return float((expected - actual.cpu().double()).abs().max())
