@@ -13,6 +13,9 @@ decode by attributes). It prints Markdown:
    On CUDA three times: replayed from captured CUDA graphs with the proposals on the device (the node's default),
    the same with the proposals on the host, and op by op.
 3. The GQ-CNN's forward at 64 crops on CUDA, from a CUDA graph and op by op.
+4. The goals of issue 25 in one table (``docs/gpu.md`` takes it): ``stn_node``'s compute at 16 objects x 4
+   hypotheses on 640x480 and 1280x720 frames with the node's defaults, the GQ-CNN at 64 crops, every graph captured
+   at activation and none after, the agreement.
 
     python benchmarks/gpu_check.py                 # on the GPU machine, from the repository root
     python benchmarks/gpu_check.py --device cpu    # the same here (agreement of the CPU with itself)
@@ -47,7 +50,13 @@ from stn_ros.models.gqcnn import load_gqcnn  # noqa: E402
 from stn_ros.perception.stn.canonicalizer import Canonicalizer, load_model  # noqa: E402
 from stn_ros.perception.stn.device_proposals import fit_table_plane_torch  # noqa: E402
 from stn_ros.perception.stn.frame import decode_frame  # noqa: E402
-from stn_ros.perception.stn.proposals import ProposalConfig, depth_proposals, fit_table_plane, ransac_draws  # noqa: E402
+from stn_ros.perception.stn.proposals import (  # noqa: E402
+    ProposalConfig,
+    auto_decimation,
+    depth_proposals,
+    fit_table_plane,
+    ransac_draws,
+)
 
 
 def gqcnn_forward_ms(device: torch.device, crops: int, repeats: int, graphs: bool = True) -> list[float]:
@@ -101,6 +110,42 @@ def has_sensor_msgs() -> bool:
     except ImportError:
         return False
     return True
+
+
+GOALS_MS = {'640x480': 3.0, '1280x720': 4.0, 'gqcnn': 1.0}
+"""Issue 25's speed goals on an H100/H200: stn_node compute at 16 objects x 4 hypotheses per frame size, and the
+GQ-CNN at 64 crops (ms, medians)."""
+
+
+def goal_rows(device: torch.device, frames: int, agreement_ok: bool) -> list[str]:
+    """The goals table: ``stn_node``'s compute at 16 objects x 4 hypotheses (64 crops) on 640x480 and 1280x720
+    16UC1 frames with the node's defaults on ``device`` (CUDA graphs prepared as at activation, proposals on the
+    device, decimation by width), the GQ-CNN at 64 crops, whether every graph was captured, and the agreement."""
+    model = load_model('')
+    canonicalizer = Canonicalizer(model.stn, device, (32, 32), model.roi_side_m)
+    canonicalizer.prepare_graphs(16, hypotheses=4)  # as stn_node does when activated with its defaults
+    rows = ['| goal | asked | measured, median (p90) | met |', '|---|---:|---:|---|']
+    for width, height in ((640, 480), (1280, 720)):
+        name = f'{width}x{height}'
+        times = measure_stages(canonicalizer, 16, frames, progress=False, hypotheses=4, size=(width, height),
+                               decimation=auto_decimation(width), encode=has_sensor_msgs())['total']  # fmt: skip
+        median = statistics.median(times)
+        rows.append(f'| stn_node compute, {name}, 16 objects x 4 hypotheses | <= {GOALS_MS[name]:.0f} ms | '
+                    f'{median:.2f} ({np.percentile(times, 90):.2f}) ms | {median <= GOALS_MS[name]} |')  # fmt: skip
+    times = gqcnn_forward_ms(device, 64, frames, graphs=True)
+    median = statistics.median(times)
+    rows.append(f'| GQ-CNN, 64 crops | <= {GOALS_MS["gqcnn"]:.0f} ms | {median:.2f} ({np.percentile(times, 90):.2f})'
+                f' ms | {median <= GOALS_MS["gqcnn"]} |')  # fmt: skip
+    failures = canonicalizer.graph_failures
+    after = canonicalizer.graph_context.captures_after_prepared
+    captured = f'{canonicalizer.graphs_captured} captured, {after} after activation, frames op by op ' + (
+        f'{canonicalizer.frames_op_by_op}' + (f', failed: {"; ".join(failures)}' if failures else '')
+    )
+    every = canonicalizer.cuda_graphs and not failures and after == 0 and canonicalizer.frames_op_by_op == 0
+    rows.append(f'| every CUDA graph captured at activation, none after | all, 0 | {captured} | {every} |')
+    rows.append(f'| CUDA against the CPU: H, crops (tolerances above) | within | see the agreement table | '
+                f'{agreement_ok} |')  # fmt: skip
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                   f'{statistics.median(times):.2f} ms median ({np.percentile(times, 90):.2f} p90)')  # fmt: skip
     ok = all(r.ok() for r in results) and quality <= TOLERANCES['quality']
     ok = ok and plane_difference <= 1e-9 and same_proposals == proposal_frames
+    print(f'\n## Goals on {name} (issue 25; the speed goals are for an H100/H200)\n')
+    print('\n'.join(goal_rows(device, args.frames, ok)))
     print(f'\nagreement: {"ok" if ok else "FAILED"}')
     return 0 if ok else 1
 

@@ -81,7 +81,9 @@ def test_the_gpu_check_runs_without_ros_and_reports_agreement():
     )
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=200)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count('| True |') == 8 * 6 and 'agreement: ok' in result.stdout
+    assert result.stdout.count('| True |') == 8 * 6 + 1 and 'agreement: ok' in result.stdout  # the goals' last row
+    goals = result.stdout.split('## Goals on CPU')[1]
+    assert goals.count('16 objects x 4 hypotheses') == 2 and '| GQ-CNN, 64 crops |' in goals
     assert 'no sensor_msgs here: encode not timed' in result.stdout
 
 
