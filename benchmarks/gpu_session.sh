@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The CUDA checks in one command, for a GPU machine with python3, torch (a CUDA build), OpenCV, numpy, scipy, tqdm and
-# pytest but no ROS: first every import the run needs (one line naming what is missing, exit 2, before any long
+# The CUDA checks in one command, for a GPU machine with python3, torch (a CUDA build), OpenCV, numpy, scipy, tqdm,
+# pytest and onnxruntime but no ROS: first every import the run needs (one line naming what is missing, exit 2, before any long
 # work); then the agreement and per-stage timing of benchmarks/gpu_check.py; then the device matrix (every cuda case
 # in test/: pytest -m cuda test); then the rest of the suite that runs without ROS (pytest -m "not cuda" test; test
 # modules that need ROS are skipped, saying so).
