@@ -419,3 +419,18 @@ def test_the_steps_captured_on_cuda_read_no_value_on_the_host(monkeypatch, famil
     scorer._quality.enabled = True
     scorer.score(result.crops, result.homographies, CAMERA, 0.5)
     assert len(reads) == 3 and all(reason is None for reason in reads.values()), reads
+
+
+def test_to_host_brings_every_tensor_back_with_its_values_and_memory_of_its_own(device):
+    """The frame's one download: each tensor's values, dtype and shape, in arrays the next call does not overwrite."""
+    from stn_ros.core.cuda_graphs import to_host
+
+    tensors = [torch.arange(12.0, device=device).reshape(3, 4), torch.eye(3, dtype=torch.float64, device=device)]
+    first = to_host(tensors)
+    kept = [array.copy() for array in first]
+    second = to_host([t + 1 for t in tensors])
+    for array, tensor, copy in zip(first, tensors, kept, strict=True):
+        assert array.dtype == copy.dtype and array.shape == tuple(tensor.shape)
+        np.testing.assert_array_equal(array, copy)  # untouched by the second download
+    np.testing.assert_array_equal(second[0], kept[0] + 1)
+    assert to_host([]) == []

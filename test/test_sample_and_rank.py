@@ -135,7 +135,7 @@ def test_several_hypotheses_are_object_major_best_first_and_the_first_is_the_sin
     for name in single.record.dtype.names:
         np.testing.assert_array_equal(three.record[name][::3], single.record[name], err_msg=name)
     assert not np.allclose(three.homographies[1::3], single.homographies)  # the others are other crops
-    on_cuda = canonicalizer._torch_crops(frame, three.transforms, (32, 32))  # the sampling CUDA runs
+    on_cuda = canonicalizer._torch_crops(frame, three.transforms, (32, 32)).numpy()  # the sampling CUDA runs
     valid = np.isfinite(on_cuda) & np.isfinite(three.crops)
     assert on_cuda.shape == three.crops.shape and np.abs(on_cuda - three.crops)[valid].max() < 0.002
     every = canonicalizer.process(frame, ROIS, CAMERA, hypotheses=8)  # clamped to the model's 4

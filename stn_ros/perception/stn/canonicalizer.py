@@ -27,7 +27,7 @@ from stn_ros.core import (
     sample_grids,
 )
 from stn_ros.core.crops import linear_crop_transforms, sample_localization_crops
-from stn_ros.core.cuda_graphs import CaptureContext, GraphedFunction, PinnedUpload, buckets_up_to
+from stn_ros.core.cuda_graphs import CaptureContext, GraphedFunction, PinnedUpload, buckets_up_to, to_host
 from stn_ros.core.families import homography_grid, pixel_frames
 from stn_ros.core.package_files import package_file
 from stn_ros.core.stage_clock import StageClock
@@ -232,12 +232,15 @@ class Canonicalizer:
         with torch.no_grad():
             transforms, grids = self._transforms(stn, grey, rois, rois_t, size, hypotheses)
         clock.lap('localization')
+        on_device = [transforms.homographies, transforms.params, transforms.probabilities]
         if self.sampler == 'opencv':
             crops = sample_crops_opencv(frame.pixels, transforms, size, frame.border_value)
         else:
-            crops = self._torch_crops(frame, transforms, size, pixels, grids)
-        clock.lap('sampling')  # on CUDA, after the crops' download: the event marks when the host had them
-        homographies = transforms.homographies.cpu().numpy()
+            on_device.append(self._torch_crops(frame, transforms, size, pixels, grids))
+        clock.lap('sampling')
+        homographies, params, probabilities, *sampled = to_host(on_device)  # the frame's one download
+        if sampled:
+            crops = sampled[0].astype(frame.pixels.dtype)
         xyz = None
         if camera is not None and frame.is_depth and len(rois):
             uv = crop_centres(homographies, size)
@@ -245,14 +248,14 @@ class Canonicalizer:
         per_object = transforms.hypotheses_per_roi
         record = build_record(
             homographies,
-            transforms.params.cpu().numpy(),
+            params,
             stn.family.code,
             np.repeat(rois, per_object, axis=0),
             size,
             xyz,
             object_ids=np.arange(len(homographies)) // per_object,
             hypotheses=np.arange(len(homographies)) % per_object,
-            scores=transforms.probabilities.cpu().numpy(),
+            scores=probabilities,
         )
         timings = clock.durations_ms()
         return CanonicalCrops(crops, size, transforms, homographies, record, timings, fallback, per_object)
@@ -353,9 +356,10 @@ class Canonicalizer:
         size: tuple[int, int],
         pixels: torch.Tensor | None = None,
         grids: torch.Tensor | None = None,
-    ) -> np.ndarray:
+    ) -> torch.Tensor:
         """The torch sampling path (CUDA's by default) from the frame's ``pixels`` on the device (uploaded here when
-        not given) at ``grids`` (the transforms' when not given): crops in the frame's dtype, channels last."""
+        not given) at ``grids`` (the transforms' when not given): float crops on the device, channels last, rounded
+        and clamped to the frame's integer range (the host casts them to its dtype)."""
         pixels = (self._upload(frame.pixels) if pixels is None else pixels).float()
         source = pixels[None] if pixels.ndim == 2 else pixels.permute(2, 0, 1)
         grids = transforms.source_grids(size) if grids is None else grids
@@ -366,7 +370,7 @@ class Canonicalizer:
         if dtype.kind == 'u':
             info = np.iinfo(dtype)
             crops = crops.round().clamp(info.min, info.max)
-        return crops.cpu().numpy().astype(dtype)
+        return crops
 
 
 def _localization_grids(localization_size: tuple[int, int], to_source: torch.Tensor) -> tuple[torch.Tensor]:
