@@ -210,8 +210,8 @@ class CountedUpload:
 
 @pytest.mark.parametrize('sampler', ['torch', 'opencv'])
 def test_a_depth_frame_goes_to_the_device_once_on_the_device_path(sampler, device):
-    """StnPipeline with depth proposals on the device: one upload a frame, shared by the proposals, the localization
-    and (torch sampler) the sampling; the crops are the host path's."""
+    """StnPipeline with depth proposals on the device: one upload of the frame, shared by the proposals, the
+    localization and (torch sampler) the sampling, and one of its ROIs; the crops are the host path's."""
     values = dict(default_values(STN_PARAMETERS), crop_source='proposals', max_crops=16)
     model = load_model('')
     pipelines = [
@@ -229,7 +229,9 @@ def test_a_depth_frame_goes_to_the_device_once_on_the_device_path(sampler, devic
         counted.arrays.clear()
         frame = on_device.decode(msg, FrameReport())
         result = on_device.canonicalize(frame, msg, values, camera, FrameReport())
-        assert len(counted.arrays) == 1 and counted.arrays[0] is frame.pixels
+        # Two pinned uploads: the frame, once, and the ROIs (their matrices, on the CUDA-graph path).
+        assert len(counted.arrays) == 2 and counted.arrays[0] is frame.pixels
+        assert counted.arrays[1].shape in ((objects, 4), (objects, 3, 3))
         assert len(result.crops) == len(expected.crops) == objects * values['hypotheses_per_object']
         for field in ('roi_x', 'roi_y', 'roi_w', 'roi_h'):  # the same proposals
             np.testing.assert_array_equal(result.record[field], expected.record[field])

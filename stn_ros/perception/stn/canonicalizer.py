@@ -221,7 +221,6 @@ class Canonicalizer:
                 rois = metric_rois(rois, frame.pixels, scaled.fx, scaled.fy, self.roi_side_m)
         rois = np.asarray(rois, np.float32).reshape(-1, 4)
         check_roi_sizes(rois)  # here, on the host: on a device the check would wait for it
-        rois_t = torch.as_tensor(rois, device=self.device)
         uploaded = self._uploaded is not None and self._uploaded[0] is frame
         pixels = self.frame_on_device(frame) if self.sampler == 'torch' or uploaded else None
         self._uploaded = None  # held for this frame only
@@ -230,7 +229,7 @@ class Canonicalizer:
         else:
             grey = self._upload(frame.grey())[None]
         with torch.no_grad():
-            transforms, grids = self._transforms(stn, grey, rois, rois_t, size, hypotheses)
+            transforms, grids = self._transforms(stn, grey, rois, size, hypotheses)
         clock.lap('localization')
         on_device = [transforms.homographies, transforms.params, transforms.probabilities]
         if self.sampler == 'opencv':
@@ -327,8 +326,7 @@ class Canonicalizer:
         self,
         stn: SpatialTransformer,
         grey: torch.Tensor,
-        host_rois: np.ndarray,
-        rois: torch.Tensor,
+        rois: np.ndarray,
         size: tuple[int, int],
         hypotheses: int,
     ) -> tuple[CropTransforms, torch.Tensor | None]:
@@ -336,11 +334,12 @@ class Canonicalizer:
         linear family) the ROIs are padded to a bucket and the graphs of :meth:`_graphed_steps` replayed around the one
         launch that reads the frame (:class:`~stn_ros.core.cuda_graphs.GraphedFunction`)."""
         if not (self.cuda_graphs and stn.family.is_linear and len(rois)):
-            return crop_transforms(stn, grey, rois, size, hypotheses, check_sizes=False), None  # checked on the host
+            # ROI sizes were checked on the host; the ROIs go up through the pinned buffers (an asynchronous copy).
+            return crop_transforms(stn, grey, self._upload(rois), size, hypotheses, check_sizes=False), None
         grids_of, transforms_of = self._graphed_steps(stn, size, hypotheses)
         source_size = tuple(grey.shape[-2:])
-        # The ROIs' matrices on the host, where the ROIs are: one small upload, and no frame size inside a graph.
-        to_source = roi_matrix(torch.from_numpy(host_rois), source_size, check_sizes=False).to(self.device)
+        # The ROIs' matrices on the host, where the ROIs are: one small asynchronous upload, no frame size in a graph.
+        to_source = self._upload(roi_matrix(torch.from_numpy(rois), source_size, check_sizes=False).numpy())
         (localization_grids,) = grids_of(to_source)
         small = sample_localization_crops(grey, localization_grids)
         frames = self._pixel_frames(source_size, size)  # host data: made outside the graphs
