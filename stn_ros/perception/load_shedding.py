@@ -132,7 +132,7 @@ def describe(full: Work, work: Work) -> str:
 
 class LoadShedding:
     """The shedding policy of one node (module docstring): :meth:`work` gives the next frame's work, :meth:`update`
-    takes how a frame went. Not thread-safe: one worker thread calls both.
+    takes how a frame went. One worker thread calls both; another may read :attr:`description` and :attr:`frames_shed`.
 
     Args:
         enabled: False: always level 0 (full work), whatever the signals.
@@ -162,8 +162,10 @@ class LoadShedding:
         applies at once: the level is kept, or is the least work of the new levels)."""
         full = Work(hypotheses, max_crops)
         if self._levels[0] != full:
-            self._levels = work_levels(hypotheses, max_crops, self.min_objects)
-            self.level = min(self.level, len(self._levels) - 1)
+            levels = work_levels(hypotheses, max_crops, self.min_objects)
+            # The level first: valid for the old levels and the new, for a diagnostics thread reading description.
+            self.level = min(self.level, len(levels) - 1)
+            self._levels = levels
         if not self.enabled:
             self.level = 0
         return self._levels[self.level]
