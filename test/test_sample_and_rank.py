@@ -14,7 +14,7 @@ from stn_ros.perception.geometry.camera import metric_rois
 from stn_ros.perception.grasps.grasp_quality import GRASP_FIELDS, GraspScorer, best_per_object, grasps_to_publish
 from stn_ros.perception.stn.canonicalizer import Canonicalizer, load_model
 from stn_ros.perception.stn.frame import Frame
-from stn_ros.perception.stn.transforms_record import build_record, parse_record
+from stn_ros.perception.stn.transforms_record import build_record, mark_work, parse_record
 
 CAMERA = PinholeCamera(300.0, 300.0, 79.5, 59.5, 160, 120)
 ROIS = np.array([[10, 20, 60, 50], [95, 60, 45, 45]], np.float32)  # two objects, largest first
@@ -78,6 +78,23 @@ def test_an_older_record_without_the_hypothesis_fields_is_one_crop_per_object(ro
     assert parsed.params.shape == (3, 4)
     empty = parse_record(decode_pointcloud(encode_pointcloud(_packed(older)[:0])))
     assert empty.object_ids.shape == empty.hypotheses.shape == empty.scores.shape == (0,)
+
+
+def test_the_record_says_the_frames_work_and_an_older_record_reads_as_full_work(ros_installed):
+    record = build_record(np.repeat(np.eye(3)[None], 2, axis=0), np.zeros((2, 4)), 2, np.ones((2, 4)), (32, 32))
+    mark_work(record, 3, 1, 8)
+    cloud = encode_pointcloud(record)
+    datatypes = {f.name: f.datatype for f in cloud.fields}
+    assert (datatypes['shed_level'], datatypes['hypotheses_limit'], datatypes['objects_limit']) == (2, 2, 4)
+    assert all(f.offset % 4 == 0 for f in cloud.fields if f.name.startswith('p'))  # still 4-byte aligned
+    parsed = parse_record(decode_pointcloud(cloud))
+    assert parsed.shed_levels.tolist() == [3, 3] and parsed.hypotheses_limits.tolist() == [1, 1]
+    assert parsed.objects_limits.tolist() == [8, 8] and parsed.params.shape == (2, 4)
+    older = record[[n for n in record.dtype.names if n not in ('shed_level', 'hypotheses_limit', 'objects_limit')]]
+    parsed = parse_record(decode_pointcloud(encode_pointcloud(_packed(older))))
+    assert parsed.shed_levels.tolist() == [0, 0] and parsed.hypotheses_limits.tolist() == [0, 0]
+    with pytest.raises(ValueError, match='out of range'):
+        mark_work(record, 0, 1, 70000)
 
 
 def _packed(points: np.ndarray) -> np.ndarray:

@@ -154,6 +154,13 @@ class NodeHealth:
             return 0.0
         return (len(arrivals) - 1) / max(arrivals[-1] - arrivals[0], 1e-9)
 
+    def input_period_s(self, frames: int = 10) -> float | None:
+        """The camera's period now: the median of the last ``frames`` intervals between inputs (None with fewer than
+        two inputs). Unlike :meth:`input_rate_hz` (5 s of arrivals) it follows a change of rate within ``frames``."""
+        with self._lock:
+            recent = list(self._arrivals)[-(frames + 1) :]
+        return float(np.median(np.diff(recent))) if len(recent) >= 2 else None
+
     def report(self, now: float | None = None, **extra: str) -> HealthReport:
         """Level, message and key/values for one diagnostics period (resets the per-period counts)."""
         now = time.monotonic() if now is None else now

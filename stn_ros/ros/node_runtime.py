@@ -25,14 +25,20 @@ from stn_ros.ros.parameters import StartupError
 class LatestWorker:
     """One thread that works on the latest submitted item, so a subscription callback only stores and nothing
     queues up: an item replaced before the thread took it is counted as dropped (latest wins). An exception
-    of ``process`` is counted as an internal error and said once per period; the thread goes on."""
+    of ``process`` is counted as an internal error and said once per period; the thread goes on.
+
+    While ``process`` runs, :meth:`in_hand` says how the item fares (the signals of load shedding): how long it waited
+    to be taken, the items dropped since, and whether a newer one waits."""
 
     def __init__(
         self, node: Node, name: str, process: Callable[[Any], None], health: NodeHealth, throttle: LogThrottle
     ):
         self._node, self._process, self._health, self._throttle = node, process, health, throttle
         self._latest: Any = None
+        self._latest_at = 0.0  # when the item not taken yet was submitted (time.monotonic)
         self._busy = False  # an item is being processed
+        self._waited_s = 0.0  # the item in hand: from its submission to being taken
+        self._dropped_in_hand = 0  # items replaced since the item in hand was taken
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -44,8 +50,15 @@ class LatestWorker:
         with self._lock:
             if self._latest is not None:
                 self._health.on_dropped()
-            self._latest = item
+                self._dropped_in_hand += 1
+            self._latest, self._latest_at = item, time.monotonic()
         self._wake.set()
+
+    def in_hand(self) -> tuple[float, int, bool]:
+        """For ``process`` to ask about the item it has: seconds it waited from submission to being taken, items
+        dropped (replaced, latest wins) since it was taken, and whether a newer item waits now."""
+        with self._lock:
+            return self._waited_s, self._dropped_in_hand, self._latest is not None
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -54,6 +67,7 @@ class LatestWorker:
             with self._lock:
                 item, self._latest = self._latest, None
                 self._busy = item is not None
+                self._waited_s, self._dropped_in_hand = time.monotonic() - self._latest_at, 0
                 self._wake.clear()
             if item is None:
                 continue

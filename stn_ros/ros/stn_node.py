@@ -32,6 +32,7 @@ from stn_ros.bridge.image_codec import encode_image
 from stn_ros.core import CheckpointError, DeviceUnavailableError, device_memory_values, resolve_device
 from stn_ros.perception.frame_report import FrameReport, stamp_ns
 from stn_ros.perception.grasps.gripper import describe_gripper
+from stn_ros.perception.load_shedding import FrameSignals, LoadShedding, work_levels
 from stn_ros.perception.stn.canonicalizer import CanonicalCrops, load_model
 from stn_ros.perception.stn.frame import Frame
 from stn_ros.perception.stn.steps import (
@@ -146,6 +147,7 @@ class StnNode(SteppedNode):
         self.canonicalizer = self.pipeline.canonicalizer
         self._report = _NodeReport(self)
         self._fallback_frames = 0
+        self._shedding = LoadShedding(values['shed_load'], values['shed_restore_frames'])
         self.health = NodeHealth(events=(BLIND_FRAMES, ROIS_OUTSIDE, CAMERA_FRAME_MISMATCH))
         self._throttle = LogThrottle(5.0)
         self._camera: tuple[PinholeCamera, str] | None = None  # the last valid camera_info and its frame_id
@@ -182,12 +184,16 @@ class StnNode(SteppedNode):
 
     def activate(self) -> None:
         """Capture the CUDA graphs its frames will replay (on CUDA: every batch of up to ``max_crops`` objects at the
-        current ``output_size`` and ``hypotheses_per_object``; a frame never captures), then read the camera (while
+        current ``output_size`` and ``hypotheses_per_object``, and with ``shed_load`` the fewer hypotheses it may shed
+        to; a frame never captures), then read the camera (while
         someone listens to an output, with ``lazy``) and publish."""
         values = self.parameters.values
-        captured = self.canonicalizer.prepare_graphs(
-            values['max_crops'], values['output_size'], values['hypotheses_per_object']
-        )
+        hypotheses = [values['hypotheses_per_object']]
+        if values['shed_load']:  # the hypotheses per object of every level of work it may shed to, too
+            levels = work_levels(min(hypotheses[0], self.model_hypotheses), values['max_crops'])
+            hypotheses = sorted({work.hypotheses for work in levels}, reverse=True)
+        for count in hypotheses:
+            captured = self.canonicalizer.prepare_graphs(values['max_crops'], values['output_size'], count)
         if self.canonicalizer.cuda_graphs:
             failures = self.canonicalizer.graph_failures
             self.get_logger().info(
@@ -343,8 +349,14 @@ class StnNode(SteppedNode):
         if frame is None:
             return
         self._frame_size = frame.size
+        shedding = self._shedding
+        shedding.enabled, shedding.restore_frames = values['shed_load'], values['shed_restore_frames']
+        work = shedding.work(min(values['hypotheses_per_object'], self.model_hypotheses), values['max_crops'])
+        level = shedding.level
+        if level:  # this frame's work is less than the configured
+            values = dict(values, hypotheses_per_object=work.hypotheses, max_crops=work.max_crops)
         result = self.pipeline.canonicalize(
-            frame, msg, values, self._camera, self._report, lambda: self._detection_rois(msg)
+            frame, msg, values, self._camera, self._report, lambda: self._detection_rois(msg), shed_level=level
         )
         if result is None:
             return
@@ -354,7 +366,21 @@ class StnNode(SteppedNode):
         if values['publish_debug_image'] or self.debug_pub.get_subscription_count() > 0:
             self._publish_debug(frame, result, msg)
         latency = self.health.stamp_latency_ms(stamp_ns(msg.header), self.get_clock().now().nanoseconds)
-        self.health.on_processed((time.perf_counter() - started) * 1e3, latency)
+        busy_s = time.perf_counter() - started
+        self.health.on_processed(busy_s * 1e3, latency)
+        self._shed_or_restore(busy_s, level)
+
+    def _shed_or_restore(self, busy_s: float, level: int) -> None:
+        """Give the shedding policy how this frame (done at ``level``) went: the next frame's work follows."""
+        waited_s, dropped, newer_waiting = self._worker.in_hand()
+        period_s = self.health.input_period_s()
+        signals = FrameSignals(busy_s, waited_s, period_s, dropped, newer_waiting)
+        if self._shedding.update(signals, shed=level > 0) != level and self._throttle.allow('shedding'):
+            camera = f'{1 / period_s:.1f} Hz' if period_s else 'rate unknown'
+            self.get_logger().info(
+                f'shedding: {self._shedding.description} (a frame took {busy_s * 1e3:.0f} ms, waited '
+                f'{waited_s * 1e3:.0f} ms, {dropped} dropped meanwhile; camera {camera})'
+            )
 
     def _detection_rois(self, msg: Image) -> np.ndarray:
         """ROIs of the detections with this image's exact stamp: at once when they are here, else as soon as they
@@ -376,6 +402,8 @@ class StnNode(SteppedNode):
             crop_source=self.parameters.values['crop_source'],
             **{CAMERA_SUBSCRIPTION: self._inputs.state},
             **{'frames on identity fallback': str(self._fallback_frames)},
+            shedding=self._shedding.description,
+            **{'frames shed': str(self._shedding.frames_shed)},
             **device_memory_values(self.canonicalizer.device),
             **cuda_graph_values(self.canonicalizer),
         )

@@ -96,6 +96,19 @@ PARAMETERS = [
         'subscribe to the camera only while someone listens to ~/rectified/image, ~/rectified/transforms or '
         '~/debug/image (as image_pipeline does); false: always',
     ),
+    ParameterSpec(
+        'shed_load',
+        True,
+        'when frames wait, shed work (fewer hypotheses per object, then fewer objects) and restore it when the node '
+        'keeps up; said in /diagnostics (shedding, frames shed) and in each record (shed_level); false: full work',
+    ),
+    ParameterSpec.integer(
+        'shed_restore_frames',
+        30,
+        'shed_load: frames that keep up (done within half the camera period) before one step of work is given back',
+        1,
+        10_000,
+    ),
     ParameterSpec.number('diagnostics_period', 1.0, 'seconds between /diagnostics messages', 0.1, 60.0, read_only=True),
     TORCH_THREADS,
     *GRIPPER_PARAMETERS,

@@ -34,6 +34,7 @@ from stn_ros.perception.stn.proposals import (
     order_and_limit,
     rois_inside,
 )
+from stn_ros.perception.stn.transforms_record import mark_work
 from stn_ros.perception.visualize import crop_quadrilaterals, draw_quadrilaterals
 
 BLIND_FRAMES = 'blind frames'
@@ -103,11 +104,14 @@ class StnPipeline:
         camera: tuple[PinholeCamera, str] | None,
         report: FrameReport,
         detection_rois: Callable[[], np.ndarray] | None = None,
+        shed_level: int = 0,
     ) -> CanonicalCrops | None:
         """The canonical crops of ``frame`` (decoded from ``msg``); None when its ROIs are bad (said to ``report``).
 
         ``detection_rois()`` gives the boxes of the detections with the image's stamp (``crop_source``
-        ``detections``; raises ValueError when there are none).
+        ``detections``; raises ValueError when there are none). The record says the frame's work: ``shed_level`` (the
+        node's load-shedding level, 0: full work), ``values``' ``hypotheses_per_object`` (capped at the model's K)
+        and ``max_crops`` (:func:`~stn_ros.perception.stn.transforms_record.mark_work`).
         """
         with self.canonicalizer.graph_context.running():  # on CUDA the proposals too run on the node's stream
             try:
@@ -119,6 +123,8 @@ class StnPipeline:
             result = self.canonicalizer.process(
                 frame, rois, intrinsics, values['output_size'], values['hypotheses_per_object']
             )
+        hypotheses = min(values['hypotheses_per_object'], self.model.stn.localization.hypotheses)
+        mark_work(result.record, shed_level, hypotheses, values['max_crops'])
         if frame.is_depth and not frame.grey().any():  # every pixel 0 or NaN: no reading at all
             report.event(BLIND_FRAMES, 1, lambda: 'the camera is blind: a depth frame without a single reading')
         if result.fallback:

@@ -21,13 +21,24 @@ object_id           int32     the crop's object: its index in the frame (0, 1, .
 hypothesis          int32     the crop's rank among its object's hypotheses: 0 = the best-scored
 score               float32   the hypothesis' probability among the model's K hypotheses (softmax of
                               the localization net's scores); 1 for a single-hypothesis model
+shed_level          uint8     the node's load-shedding level for this frame: 0 = full work, more =
+                              work shed (``stn_ros.perception.load_shedding``); the same in every
+                              crop of a frame
+hypotheses_limit    uint8     the hypotheses per object asked for this frame (the configured
+                              ``hypotheses_per_object`` capped at the model's K, fewer when shed);
+                              0 = not said (an older record)
+objects_limit       uint16    at most this many objects were taken in this frame (``max_crops``,
+                              fewer when shed): a frame with this many objects may have had more;
+                              0 = not said
 p0 ... p{P-1}       float32   raw STN parameters (normalized coordinates; for TPS the control-point
                               offsets), P = the family's parameter count
 ==================  ========  ===================================================================
 
 For TPS, ``H`` is the least-squares affine fit of the spline (the exact map is the spline of ``p*``).
 A record without ``object_id``, ``hypothesis`` and ``score`` (an older bag) parses as one crop per object:
-``object_id`` = the crop's index, ``hypothesis`` 0, ``score`` 1. Pure numpy: no rclpy.
+``object_id`` = the crop's index, ``hypothesis`` 0, ``score`` 1; one without ``shed_level``, ``hypotheses_limit``
+and ``objects_limit`` as full work, limits not said (0). The three shedding fields take 4 bytes, so every field
+after them stays 4-byte aligned. Pure numpy: no rclpy.
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ import numpy as np
 H_FIELDS = tuple(f'h{r}{c}' for r in range(3) for c in range(3))
 ROI_FIELDS = ('roi_x', 'roi_y', 'roi_w', 'roi_h')
 HYPOTHESIS_FIELDS = (('object_id', np.int32), ('hypothesis', np.int32), ('score', np.float32))
+SHED_FIELDS = (('shed_level', np.uint8), ('hypotheses_limit', np.uint8), ('objects_limit', np.uint16))
 
 
 def record_dtype(num_params: int) -> np.dtype:
@@ -46,7 +58,7 @@ def record_dtype(num_params: int) -> np.dtype:
     fields = [(name, np.float32) for name in ('x', 'y', 'z', 'u', 'v')]
     fields += [(name, np.float64) for name in H_FIELDS]
     fields += [('family', np.int32)] + [(name, np.float32) for name in ROI_FIELDS]
-    fields += list(HYPOTHESIS_FIELDS)
+    fields += list(HYPOTHESIS_FIELDS) + list(SHED_FIELDS)
     fields += [(f'p{i}', np.float32) for i in range(num_params)]
     return np.dtype(fields)
 
@@ -97,6 +109,15 @@ def build_record(
     return record
 
 
+def mark_work(record: np.ndarray, shed_level: int, hypotheses: int, max_crops: int) -> np.ndarray:
+    """Write the frame's work into every point of ``record`` (in place; returned): its load-shedding level (0: full
+    work), the hypotheses per object and the objects at most it was made with."""
+    if not (0 <= shed_level <= 255 and 0 <= hypotheses <= 255 and 0 <= max_crops <= 65535):
+        raise ValueError(f'shed_level, hypotheses and max_crops out of range: {shed_level}, {hypotheses}, {max_crops}')
+    record['shed_level'], record['hypotheses_limit'], record['objects_limit'] = shed_level, hypotheses, max_crops
+    return record
+
+
 @dataclass
 class TransformsRecord:
     """A decoded transforms record: arrays in tile order."""
@@ -110,12 +131,16 @@ class TransformsRecord:
     object_ids: np.ndarray  # (N,) int32, the crop's object (index in the frame)
     hypotheses: np.ndarray  # (N,) int32, 0 = the object's best-scored hypothesis
     scores: np.ndarray  # (N,) float32, the hypothesis' probability among the model's K
+    shed_levels: np.ndarray  # (N,) uint8, the node's load-shedding level of the frame: 0 = full work
+    hypotheses_limits: np.ndarray  # (N,) uint8, hypotheses per object asked for the frame; 0 = not said
+    objects_limits: np.ndarray  # (N,) uint16, objects at most taken in the frame; 0 = not said
 
 
 def parse_record(points: np.ndarray) -> TransformsRecord:
     """Split a structured array (e.g. from ``decode_pointcloud``) into a :class:`TransformsRecord`.
 
-    A record without the hypothesis fields (an older bag) is one crop per object.
+    A record without the hypothesis fields (an older bag) is one crop per object; one without the shedding fields is
+    full work, limits not said (0).
     """
     names = points.dtype.names or ()
     missing = [n for n in ('x', 'y', 'z', 'u', 'v', 'family', *H_FIELDS, *ROI_FIELDS) if n not in names]
@@ -133,6 +158,9 @@ def parse_record(points: np.ndarray) -> TransformsRecord:
         object_ids=_field_or(points, 'object_id', np.int32, np.arange(len(points))),
         hypotheses=_field_or(points, 'hypothesis', np.int32, np.zeros(len(points))),
         scores=_field_or(points, 'score', np.float32, np.ones(len(points))),
+        shed_levels=_field_or(points, 'shed_level', np.uint8, np.zeros(len(points))),
+        hypotheses_limits=_field_or(points, 'hypotheses_limit', np.uint8, np.zeros(len(points))),
+        objects_limits=_field_or(points, 'objects_limit', np.uint16, np.zeros(len(points))),
     )
 
 
