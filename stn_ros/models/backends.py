@@ -103,12 +103,15 @@ def export_onnx(
     """``module`` (eval mode) as an ONNX model with a dynamic batch (1 to :data:`MAX_BATCH`) on every input, named
     after ``inputs``' keys and ``output_names``; written to ``path`` when given. Returns the serialized model.
 
-    Needs ``onnx`` and ``onnxscript`` (the dynamo exporter); ImportError naming them when they are missing."""
+    Needs ``onnx`` and ``onnxscript`` (the dynamo exporter); :class:`BackendUnavailableError` naming the one that is
+    missing."""
     for package in ('onnx', 'onnxscript'):
         try:
             __import__(package)
         except ImportError:
-            raise ImportError(f'exporting to ONNX needs the {package!r} package (pip install {package})') from None
+            raise BackendUnavailableError(
+                f'exporting to ONNX (inference_backend onnxruntime) needs {package!r} (pip install {package})'
+            ) from None
     batch = torch.export.Dim('batch', min=1, max=MAX_BATCH)
     # The exporter logs that torchvision's operators are missing (we use none) and warns about pytree internals.
     registration = logging.getLogger('torch.onnx._internal.exporter._registration')
@@ -150,6 +153,10 @@ def default_cache_dir() -> Path:
     under ``~/.ros``)."""
     ros_home = os.environ.get('ROS_HOME') or os.path.join(os.path.expanduser('~'), '.ros')
     return Path(ros_home) / 'stn_ros' / 'onnx'
+
+
+class BackendUnavailableError(ValueError):
+    """The onnxruntime backend cannot be built here: a package it needs is not installed."""
 
 
 class InferenceBackend(ABC):
@@ -201,7 +208,9 @@ class OnnxRuntimeBackend(InferenceBackend):
         try:
             import onnxruntime
         except ImportError:
-            raise ImportError('inference_backend onnxruntime needs the onnxruntime package') from None
+            raise BackendUnavailableError(
+                'inference_backend onnxruntime needs the onnxruntime package (pip install onnxruntime)'
+            ) from None
         exported = copy.deepcopy(module).to('cpu', memory_format=torch.contiguous_format).eval()
         self.input_names = list(probe)
         self.threads = int(threads)
