@@ -122,9 +122,14 @@ def test_a_session_that_disagrees_with_torch_is_refused(stn, monkeypatch):
 
 
 def test_which_backend_each_choice_means():
+    # auto on a CPU, as measured (benchmarks/inference_backend_benchmark.py); a budget not measured is torch
+    assert resolve_backend('auto', 'localization', CPU, 1) == resolve_backend('auto', 'localization', CPU, 2) == 'torch'
+    assert resolve_backend('auto', 'gqcnn', CPU, 1) == 'onnxruntime'
+    assert resolve_backend('auto', 'gqcnn', CPU, 2) == resolve_backend('auto', 'gqcnn', CPU, 8) == 'torch'
     for net in backends.NETS:
-        assert resolve_backend('auto', net, torch.device('cuda')) == 'torch'  # keeps the CUDA-graph path
-        assert resolve_backend('auto', net, CPU) == AUTO_CPU[net]
+        for threads in (1, 2):
+            assert resolve_backend('auto', net, torch.device('cuda'), threads) == 'torch'  # its CUDA graphs
+            assert resolve_backend('auto', net, CPU, threads) == AUTO_CPU[net, threads]
         assert resolve_backend('torch', net, CPU) == 'torch'
         assert resolve_backend('onnxruntime', net, CPU) == 'onnxruntime'
         with pytest.raises(ValueError, match='CPU only'):
@@ -135,8 +140,16 @@ def test_which_backend_each_choice_means():
 
 def test_auto_is_torch_where_onnxruntime_cannot_be_built(monkeypatch):
     monkeypatch.setattr(backends, 'onnxruntime_available', lambda: False)
-    monkeypatch.setitem(AUTO_CPU, 'gqcnn', 'onnxruntime')
-    assert resolve_backend('auto', 'gqcnn', CPU) == 'torch'
+    assert AUTO_CPU['gqcnn', 1] == 'onnxruntime'
+    assert resolve_backend('auto', 'gqcnn', CPU, 1) == 'torch'
+
+
+def test_the_scorer_on_auto_runs_what_auto_picks(gqcnn, cache):
+    for threads in (1, 2):
+        scorer = GraspScorer(gqcnn, CPU, inference_backend='auto', threads=threads, cache_dir=cache)
+        assert scorer.quality_net.name == AUTO_CPU['gqcnn', threads]
+        expected = f'{AUTO_CPU["gqcnn", threads]} (auto' + (f', {threads} thread' if threads == 1 else '')
+        assert backends.describe(scorer.quality_net, 'auto').startswith(expected)
 
 
 @pytest.mark.parametrize(

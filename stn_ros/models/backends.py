@@ -21,9 +21,10 @@ Backends (:data:`BACKENDS`; the nodes' ``inference_backend`` parameter):
   The export (about 4 s here) is cached in ``cache_dir`` under the hash of the module's weights and configuration
   (None: in memory, every time); a session is checked against torch on a probe batch when it is built
   (:data:`TOLERANCE`) and refused when they disagree.
-- ``auto`` (:func:`resolve_backend`): torch on CUDA; on a CPU the faster one measured for that net
-  (:data:`AUTO_CPU`, from ``benchmarks/inference_backend_benchmark.py``), torch when onnxruntime or the exporter is
-  not installed.
+- ``auto`` (:func:`resolve_backend`): torch on CUDA (its CUDA graphs); on a CPU the faster one measured for that net
+  and thread budget (:data:`AUTO_CPU`, from ``benchmarks/inference_backend_benchmark.py``: torch for the
+  localization net, onnxruntime for the GQ-CNN with 1 thread), torch when onnxruntime or the exporter is not
+  installed.
 """
 
 from __future__ import annotations
@@ -48,9 +49,17 @@ from stn_ros.models.gqcnn import GQCNN
 BACKENDS = ('auto', 'torch', 'onnxruntime')
 """What the nodes' ``inference_backend`` parameter takes."""
 NETS = ('localization', 'gqcnn')
-AUTO_CPU = {'localization': 'torch', 'gqcnn': 'torch'}
-"""``auto``'s pick on a CPU, per net: the faster in ``benchmarks/inference_backend_benchmark.py`` at the nodes'
-batches and thread budgets, where the backends agree (README, "Inference backends")."""
+AUTO_CPU = {
+    ('localization', 1): 'torch',
+    ('localization', 2): 'torch',
+    ('gqcnn', 1): 'onnxruntime',
+    ('gqcnn', 2): 'torch',
+}
+"""``auto``'s pick on a CPU per (net, thread budget): the faster in ``benchmarks/inference_backend_benchmark.py`` on
+this 2-core CPU, where the backends agree (within 6e-7; README, "Inference backends"). The localization net: torch,
+1.5-1.9x faster from 16 crops up (onnxruntime's export sorts for the depth median that torch selects). The GQ-CNN
+with 1 thread (the nodes' default): onnxruntime, 11-17 % faster at 32-128 crops, even at 8, 16 and 256; with 2
+threads the runs disagreed (0.66-1.46x), so torch stays. A budget not measured is torch."""
 TOLERANCE = 1e-4
 """Largest |onnxruntime - torch| accepted on a session's probe batch (and by ``stn_export``): measured ~6e-7."""
 MAX_BATCH = 4096
@@ -285,10 +294,10 @@ def onnxruntime_available() -> bool:
     return True
 
 
-def resolve_backend(requested: str, net: str, device: torch.device) -> str:
-    """The backend ``requested`` (one of :data:`BACKENDS`) means for ``net`` (one of :data:`NETS`) on ``device``:
-    ``auto`` is torch on CUDA and :data:`AUTO_CPU`'s pick on a CPU (torch when onnxruntime cannot be built here).
-    ValueError for an unknown name and for onnxruntime on a CUDA device."""
+def resolve_backend(requested: str, net: str, device: torch.device, threads: int = 1) -> str:
+    """The backend ``requested`` (one of :data:`BACKENDS`) means for ``net`` (one of :data:`NETS`) on ``device`` with
+    ``threads`` CPU threads: ``auto`` is torch on CUDA and :data:`AUTO_CPU`'s pick on a CPU (torch when onnxruntime
+    cannot be built here). ValueError for an unknown name and for onnxruntime on a CUDA device."""
     if requested not in BACKENDS:
         raise ValueError(f'inference_backend must be one of {", ".join(BACKENDS)}, got {requested!r}')
     if net not in NETS:
@@ -296,7 +305,7 @@ def resolve_backend(requested: str, net: str, device: torch.device) -> str:
     if requested == 'auto':
         if device.type != 'cpu':
             return 'torch'
-        choice = AUTO_CPU[net]
+        choice = AUTO_CPU.get((net, int(threads)), 'torch')
         return choice if choice == 'torch' or onnxruntime_available() else 'torch'
     if requested == 'onnxruntime' and device.type != 'cpu':
         raise ValueError(
@@ -325,10 +334,10 @@ class Localizer:
         device = next(stn.parameters()).device if device is None else device
         self.stn = stn
         self.module = Localization(stn)
-        self.name = resolve_backend(backend, 'localization', device)
+        threads = torch.get_num_threads() if threads is None else threads
+        self.name = resolve_backend(backend, 'localization', device, threads)
         if self.name == 'onnxruntime':
             probe = localization_probe(stn, 4, torch.Generator().manual_seed(0))
-            threads = torch.get_num_threads() if threads is None else threads
             self.backend: InferenceBackend = OnnxRuntimeBackend(
                 self.module, probe, ['params', 'scores'], threads, cache_dir
             )
@@ -360,10 +369,10 @@ class QualityNet:
         device = next(gqcnn.parameters()).device if device is None else device
         self.gqcnn = gqcnn
         self.module = GraspQuality(gqcnn)
-        self.name = resolve_backend(backend, 'gqcnn', device)
+        threads = torch.get_num_threads() if threads is None else threads
+        self.name = resolve_backend(backend, 'gqcnn', device, threads)
         if self.name == 'onnxruntime':
             probe = gqcnn_probe(gqcnn, 4, torch.Generator().manual_seed(0))
-            threads = torch.get_num_threads() if threads is None else threads
             self.backend: InferenceBackend = OnnxRuntimeBackend(self.module, probe, ['quality'], threads, cache_dir)
         else:
             self.backend = TorchBackend(self.module)
