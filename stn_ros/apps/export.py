@@ -16,8 +16,10 @@ onnxruntime (CPU) on random batches of 1, 16 and 64:
   the gripper depth, :func:`stn_ros.perception.grasps.grasp_image.normalize_grasp_images`) and ``z`` ``(B,)``
   metres; output ``quality`` ``(B,)``, the probability that the grasp holds.
 
-These files are the way to TensorRT (``trtexec --onnx=localization.onnx``) and to Isaac ROS's DNN
-inference nodes on a Jetson; the pre- and post-processing around them stays the package's.
+The nodes' ``inference_backend onnxruntime`` runs the same modules, exported the same way
+(:mod:`stn_ros.models.backends`), from the weights it loaded. These files are the way to TensorRT
+(``trtexec --onnx=localization.onnx``) and to Isaac ROS's DNN inference nodes on a Jetson; the pre- and
+post-processing around them stays the package's.
 """
 
 from __future__ import annotations
@@ -32,6 +34,14 @@ from torch import nn
 
 from stn_ros.core import SpatialTransformer
 from stn_ros.core.package_files import package_file
+from stn_ros.models.backends import (
+    TOLERANCE,
+    GraspQuality,
+    Localization,
+    export_onnx,
+    gqcnn_probe,
+    localization_probe,
+)
 from stn_ros.models.gqcnn import GQCNN, load_gqcnn
 from stn_ros.perception.grasps.grasp_image import CANONICAL_SIZE
 from stn_ros.perception.grasps.grasp_quality import DEFAULT_GQCNN_WEIGHTS
@@ -40,22 +50,7 @@ from stn_ros.ros.parameter_specs import default_values
 from stn_ros.ros.stn_parameters import PARAMETERS as STN_PARAMETERS
 
 PROG = 'stn_export'
-TOLERANCE = 1e-4
 CHECK_BATCHES = (1, 16, 64)
-
-
-class Localization(nn.Module):
-    """``forward(crops)`` is ``stn.localize_ranked(crops, hypotheses)``: the ``hypotheses`` best-scored parameter
-    sets ``(B, K, P)``, best first, and their probabilities ``(B, K)``, as ``stn_node`` ranks them (K =
-    ``hypotheses`` clamped to the net's count). The module that is exported."""
-
-    def __init__(self, stn: SpatialTransformer, hypotheses: int = 1):
-        super().__init__()
-        self.stn = stn
-        self.hypotheses = min(int(hypotheses), stn.localization.hypotheses)
-
-    def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.stn.localize_ranked(crops, self.hypotheses)
 
 
 def node_hypotheses() -> int:
@@ -63,43 +58,20 @@ def node_hypotheses() -> int:
     return default_values(STN_PARAMETERS)['hypotheses_per_object']
 
 
-class GraspQuality(nn.Module):
-    """``forward(images, z)`` is ``gqcnn.quality(images, z)``: P(the grasp holds) ``(B,)``."""
-
-    def __init__(self, gqcnn: GQCNN):
-        super().__init__()
-        self.gqcnn = gqcnn
-
-    def forward(self, images: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.gqcnn(images, z) / self.gqcnn.temperature, dim=1)[:, 1]
-
-
 def localization_inputs(stn: SpatialTransformer, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """Depth-like localization crops: 0.5-0.9 m with holes (no reading = 0)."""
-    height, width = stn.localization_size
-    crops = 0.5 + 0.4 * torch.rand(batch, 1, height, width, generator=generator)
-    return {'crops': torch.where(torch.rand(crops.shape, generator=generator) < 0.1, 0.0, crops)}
+    return localization_probe(stn, batch, generator)
 
 
 def gqcnn_inputs(batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """Canonical grasp images (a few cm around the gripper depth) and gripper depths 0.5-0.9 m."""
-    images = 0.03 * torch.randn(batch, 1, CANONICAL_SIZE, CANONICAL_SIZE, generator=generator)
-    return {'images': images, 'z': 0.5 + 0.4 * torch.rand(batch, generator=generator)}
+    return gqcnn_probe(GQCNN(image_size=CANONICAL_SIZE), batch, generator)
 
 
 def export(module: nn.Module, inputs: dict[str, torch.Tensor], output_names: list[str], path: Path) -> None:
-    """Write ``module`` (eval mode) as ONNX with a dynamic batch on every input."""
-    batch = torch.export.Dim('batch', min=1, max=4096)
-    torch.onnx.export(
-        module.eval(),
-        tuple(inputs.values()),
-        str(path),
-        dynamo=True,
-        input_names=list(inputs),
-        output_names=output_names,
-        dynamic_shapes={name: {0: batch} for name in inputs},
-        verbose=False,
-    )
+    """Write ``module`` (eval mode) as ONNX with a dynamic batch on every input (:func:`export_onnx`, what the
+    nodes' onnxruntime backend runs)."""
+    export_onnx(module, inputs, output_names, path)
 
 
 def largest_difference(module: nn.Module, path: Path, make_inputs, batches=CHECK_BATCHES) -> float:

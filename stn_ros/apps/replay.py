@@ -224,6 +224,7 @@ def _grasp_stage(frames, results, out: str, grasp_values: dict[str, Any]) -> Non
         from stn_ros.bridge.image_codec import encode_image
         from stn_ros.bridge.mcap_bag import BagWriter
         from stn_ros.core import DeviceUnavailableError, resolve_device
+        from stn_ros.models.backends import default_cache_dir
         from stn_ros.perception.frame_report import FrameReport
         from stn_ros.perception.grasps.grasp_quality import GraspScorer
         from stn_ros.perception.grasps.steps import grasp_messages, load_gqcnn_model, score_rectified
@@ -238,7 +239,18 @@ def _grasp_stage(frames, results, out: str, grasp_values: dict[str, Any]) -> Non
         except (DeviceUnavailableError, ValueError) as exc:
             results.put(('error', str(exc)))
             return
-        scorer = GraspScorer(model, device, gripper_from(grasp_values))
+        try:
+            scorer = GraspScorer(
+                model,
+                device,
+                gripper_from(grasp_values),
+                inference_backend=grasp_values['inference_backend'],  # as the node: auto may pick onnxruntime
+                threads=grasp_values['torch_threads'],
+                cache_dir=default_cache_dir(),
+            )
+        except ValueError as exc:
+            results.put(('error', str(exc)))
+            return
         results.put(('ready', (f'{description} on {device}', warning)))
         report = FrameReport()
         written: Counter = Counter()
@@ -309,6 +321,7 @@ def replay(
     from stn_ros.bridge.camera_info import PinholeCamera
     from stn_ros.bridge.mcap_bag import read_messages
     from stn_ros.core import CheckpointError, DeviceUnavailableError, resolve_device
+    from stn_ros.models.backends import default_cache_dir
     from stn_ros.perception.frame_report import FrameReport
     from stn_ros.perception.stn.canonicalizer import load_model
     from stn_ros.perception.stn.steps import StnPipeline, debug_picture
@@ -343,7 +356,15 @@ def replay(
                 f'regresses {hypotheses} hypotheses, so each object gets {hypotheses} crops',
                 file=sys.stderr,
             )
-        pipeline = StnPipeline.for_gripper(model, device, stn_values['output_size'], gripper_from(stn_values))
+        pipeline = StnPipeline.for_gripper(
+            model,
+            device,
+            stn_values['output_size'],
+            gripper_from(stn_values),
+            inference_backend=stn_values['inference_backend'],
+            threads=stn_values['torch_threads'],
+            cache_dir=default_cache_dir(),
+        )
         print(
             f'stn_replay: {model.description} on {device}, {grasp_description}; crops from {stn_values["crop_source"]}',
             file=sys.stderr,

@@ -11,7 +11,7 @@ maps crop pixel ``(col, row, 1)`` to source pixel (see :mod:`stn_ros.core.coords
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +21,10 @@ from stn_ros.core.coords import base_grid
 from stn_ros.core.families import apply_homogeneous, homography_grid, pixel_frames, pixel_homography
 from stn_ros.core.sampler import remap_opencv, sample_grids, warp_perspective_opencv
 from stn_ros.core.spatial_transformer import SpatialTransformer
+
+Localize = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
+"""``localize(small, count)``: :meth:`SpatialTransformer.localize_ranked`'s contract, the seam where an inference
+backend (:mod:`stn_ros.models.backends`) runs the localization net instead of the module itself."""
 
 
 @dataclass
@@ -119,12 +123,13 @@ def linear_crop_transforms(
     to_source: torch.Tensor,
     hypotheses: int,
     frames: tuple[torch.Tensor, torch.Tensor],
+    localize: Localize | None = None,
 ) -> CropTransforms:
     """:func:`crop_transforms` of a linear family from what the localization net sees (``small``, ``(B, C, h, w)``)
     and each ROI's :func:`roi_matrix` ``to_source`` ``(B, 3, 3)``; ``frames``: the
-    :func:`~stn_ros.core.families.pixel_frames` of the source and output sizes (float64). Only device work, no host
-    data: what a CUDA graph captures."""
-    ranked, probabilities = stn.localize_ranked(small, hypotheses)
+    :func:`~stn_ros.core.families.pixel_frames` of the source and output sizes (float64); ``localize``: as for
+    :func:`crop_transforms`. Only device work, no host data (with the torch net): what a CUDA graph captures."""
+    ranked, probabilities = (stn.localize_ranked if localize is None else localize)(small, hypotheses)
     per_roi = ranked.shape[1]
     params, probabilities = ranked.flatten(0, 1), probabilities.flatten()
     if per_roi > 1:
@@ -141,6 +146,7 @@ def crop_transforms(
     output_size: Sequence[int] | None = None,
     hypotheses: int = 1,
     check_sizes: bool = True,
+    localize: Localize | None = None,
 ) -> CropTransforms:
     """Run the localization net on each ROI and compose ROI and STN maps (no output sampling).
 
@@ -155,6 +161,7 @@ def crop_transforms(
             the transforms are object-major (see :class:`CropTransforms`). The first of each ROI is the
             one crop of ``hypotheses`` 1, to the bit.
         check_sizes: False for ROIs checked on the host (:func:`roi_matrix`): nothing then waits for the device.
+        localize: what runs the localization net (:data:`Localize`); ``stn.localize_ranked`` by default.
     """
     output_size = tuple(output_size or stn.output_size)
     source_size = tuple(localization_source.shape[-2:])
@@ -164,10 +171,11 @@ def crop_transforms(
     to_source = roi_matrix(rois, source_size, check_sizes=False)
     small = sample_localization_crops(localization_source, homography_grid(to_source, *stn.localization_size))
     family = stn.family
+    localize = stn.localize_ranked if localize is None else localize
     if family.is_linear:
         frames = pixel_frames(source_size, output_size, dtype=torch.float64, device=localization_source.device)
-        return linear_crop_transforms(stn, small, to_source, hypotheses, frames)
-    ranked, probabilities = stn.localize_ranked(small, hypotheses)
+        return linear_crop_transforms(stn, small, to_source, hypotheses, frames, localize)
+    ranked, probabilities = localize(small, hypotheses)
     per_roi = ranked.shape[1]
     params, probabilities = ranked.flatten(0, 1), probabilities.flatten()
     if per_roi > 1:

@@ -5,7 +5,15 @@ values that do not go together. No rclpy: ``stn_replay`` and the evaluation read
 from __future__ import annotations
 
 from stn_ros.perception.geometry.rigid_transforms import parse_camera_to_target
-from stn_ros.ros.parameter_specs import GRIPPER_PARAMETERS, TORCH_THREADS, ParameterSpec, device_string, gripper_from
+from stn_ros.ros.parameter_specs import (
+    GRIPPER_PARAMETERS,
+    INFERENCE_BACKEND,
+    TORCH_THREADS,
+    ParameterSpec,
+    check_backend_device,
+    device_string,
+    gripper_from,
+)
 
 
 def _frame_id(value) -> str:
@@ -28,6 +36,7 @@ PARAMETERS = [
     ),
     ParameterSpec.number('diagnostics_period', 1.0, 'seconds between /diagnostics messages', 0.1, 60.0, read_only=True),
     TORCH_THREADS,
+    INFERENCE_BACKEND,
     ParameterSpec(
         'target_frame',
         '',
@@ -54,5 +63,6 @@ PARAMETERS = [
 def check_together(values: dict) -> None:
     """ValueError when parameter values that are each valid do not go together (at start; read by ``stn_replay``)."""
     gripper_from(values)
+    check_backend_device(values)
     if values['camera_to_target'] is not None and not values['target_frame']:
         raise ValueError('camera_to_target is given but target_frame is empty: name the frame it maps into')

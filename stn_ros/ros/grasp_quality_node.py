@@ -29,6 +29,8 @@ from visualization_msgs.msg import MarkerArray
 
 from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.core import DeviceUnavailableError, device_memory_values, resolve_device
+from stn_ros.models.backends import default_cache_dir
+from stn_ros.models.backends import describe as describe_backend
 from stn_ros.models.gqcnn import GQCNN
 from stn_ros.perception.frame_report import FrameReport, stamp_ns
 from stn_ros.perception.grasps.grasp_quality import GraspScorer
@@ -94,7 +96,17 @@ class GraspQualityNode(SteppedNode):
             model, self.model_description = self._load(values['weights'])
         except (DeviceUnavailableError, ValueError) as exc:
             raise StartupError(str(exc)) from None
-        self.scorer = GraspScorer(model, device, gripper_from(values))  # checked already (cross-check)
+        try:
+            self.scorer = GraspScorer(
+                model,
+                device,
+                gripper_from(values),  # checked already (cross-check)
+                inference_backend=values['inference_backend'],
+                threads=values['torch_threads'],
+                cache_dir=default_cache_dir(),
+            )
+        except ValueError as exc:  # onnxruntime on CUDA, not installed, or disagreeing with torch
+            raise StartupError(str(exc)) from None
         self._report = _NodeReport(self)
         self._frames_without_grasp = 0  # a count, not a health event: a scene may have nothing to grasp
         self.health = NodeHealth(events=(UNPAIRED,) + ((NO_TRANSFORM,) if self._target is not None else ()))
@@ -114,8 +126,12 @@ class GraspQualityNode(SteppedNode):
         self._say_inactive()
         frame = f'grasps in {self._target.frame_id} ({self._target.description})' if self._target else 'camera frame'
         self.get_logger().info(
-            f'{self.model_description} on {device}; {frame}; {describe_gripper(self.scorer.gripper)}'
+            f'{self.model_description} on {device} ({self._backend_description()}); {frame}; '
+            f'{describe_gripper(self.scorer.gripper)}'
         )
+
+    def _backend_description(self) -> str:
+        return describe_backend(self.scorer.quality_net, self.parameters.values['inference_backend'])
 
     def activate(self) -> None:
         """Capture the GQ-CNN's CUDA graphs (on CUDA: batches of up to
@@ -232,6 +248,7 @@ class GraspQualityNode(SteppedNode):
         report = self.health.report(
             device=device,
             model=self.model_description,
+            **{'inference backend': self._backend_description()},
             **{NO_GRASP: str(self._frames_without_grasp)},
             **device_memory_values(self.scorer.device),
             **cuda_graph_values(self.scorer),

@@ -100,6 +100,32 @@ def one_of(*choices: str) -> Callable[[Any], str]:
     return check
 
 
+def inference_backend_name(value: Any) -> str:
+    from stn_ros.models.backends import BACKENDS
+
+    return one_of(*BACKENDS)(value)
+
+
+INFERENCE_BACKEND = ParameterSpec(
+    'inference_backend',
+    'auto',
+    'what runs the net: auto (torch on CUDA; on a CPU the faster measured, see README), torch, or onnxruntime '
+    '(CPU only; torch_threads intra-op threads)',
+    inference_backend_name,
+    read_only=True,
+)
+
+
+def check_backend_device(values: dict[str, Any]) -> None:
+    """ValueError for ``inference_backend`` onnxruntime with a CUDA ``device``: the pinned onnxruntime wheel has no
+    CUDA execution provider (``device`` auto that finds CUDA is refused when the node starts)."""
+    if values['inference_backend'] == 'onnxruntime' and str(values['device']).startswith('cuda'):
+        raise ValueError(
+            f'inference_backend onnxruntime runs on the CPU only (the pinned onnxruntime wheel has no CUDA execution '
+            f'provider), but device is {values["device"]}: set device cpu, or inference_backend torch or auto'
+        )
+
+
 TORCH_THREADS = ParameterSpec.integer(
     'torch_threads', 1, "torch's CPU threads for this node (its share of the cores; see README)", 1, 64, read_only=True
 )

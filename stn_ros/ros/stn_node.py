@@ -30,6 +30,8 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.core import CheckpointError, DeviceUnavailableError, device_memory_values, resolve_device
+from stn_ros.models.backends import default_cache_dir
+from stn_ros.models.backends import describe as describe_backend
 from stn_ros.perception.frame_report import FrameReport, stamp_ns
 from stn_ros.perception.grasps.gripper import describe_gripper
 from stn_ros.perception.load_shedding import FrameSignals, LoadShedding, work_levels
@@ -143,7 +145,18 @@ class StnNode(SteppedNode):
         # A metric-crop STN (the shipped grasp canonicalizer) needs depth and camera_info; any other frame
         # still gets its crops, from the identity STN on the plain ROIs, said in the log and diagnostics.
         self.gripper = gripper_from(values)  # already checked by the ParameterSet's cross-check: cannot raise here
-        self.pipeline = StnPipeline.for_gripper(model, device, values['output_size'], self.gripper)
+        try:
+            self.pipeline = StnPipeline.for_gripper(
+                model,
+                device,
+                values['output_size'],
+                self.gripper,
+                inference_backend=values['inference_backend'],
+                threads=values['torch_threads'],
+                cache_dir=default_cache_dir(),
+            )
+        except ValueError as exc:  # onnxruntime on CUDA, not installed, or disagreeing with torch
+            raise StartupError(str(exc)) from None
         self.canonicalizer = self.pipeline.canonicalizer
         self._report = _NodeReport(self)
         self._fallback_frames = 0
@@ -175,12 +188,15 @@ class StnNode(SteppedNode):
         ]
         self._worker = LatestWorker(self, 'stn_worker', self._process, self.health, self._throttle)
         self.get_logger().info(
-            f'{model.description} on {device}; crops from {values["crop_source"]}, '
+            f'{model.description} on {device} ({self._backend_description()}); crops from {values["crop_source"]}, '
             f'{values["output_size"][0]}x{values["output_size"][1]}, '
             f'at most {values["max_crops"]} objects x {min(values["hypotheses_per_object"], self.model_hypotheses)} '
             f'hypotheses; {describe_gripper(self.gripper, self.canonicalizer.roi_side_m)}; reading {self._image_topic}'
             + (' while someone listens to an output' if values['lazy'] else '')
         )
+
+    def _backend_description(self) -> str:
+        return describe_backend(self.canonicalizer.localizer, self.parameters.values['inference_backend'])
 
     def activate(self) -> None:
         """Capture the CUDA graphs its frames will replay (on CUDA: every batch of up to ``max_crops`` objects at the
@@ -400,6 +416,7 @@ class StnNode(SteppedNode):
             device=device,
             model=self.model.description,
             crop_source=self.parameters.values['crop_source'],
+            **{'inference backend': self._backend_description()},
             **{CAMERA_SUBSCRIPTION: self._inputs.state},
             **{'frames on identity fallback': str(self._fallback_frames)},
             shedding=self._shedding.description,

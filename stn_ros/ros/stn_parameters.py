@@ -13,8 +13,10 @@ from stn_ros.perception.stn.proposals import check_rois_inside, parse_rois
 from stn_ros.perception.stn.steps import proposal_config
 from stn_ros.ros.parameter_specs import (
     GRIPPER_PARAMETERS,
+    INFERENCE_BACKEND,
     TORCH_THREADS,
     ParameterSpec,
+    check_backend_device,
     device_string,
     gripper_from,
     one_of,
@@ -111,6 +113,7 @@ PARAMETERS = [
     ),
     ParameterSpec.number('diagnostics_period', 1.0, 'seconds between /diagnostics messages', 0.1, 60.0, read_only=True),
     TORCH_THREADS,
+    INFERENCE_BACKEND,
     *GRIPPER_PARAMETERS,
 ]
 
@@ -120,6 +123,7 @@ def check_together(values: dict[str, Any], frame_size: tuple[int, int] | None = 
     frame's ``(height, width)``) raise ValueError with the reason."""
     proposal_config(values).validate()
     gripper_from(values)
+    check_backend_device(values)
     crops = values['max_crops'] * values['hypotheses_per_object']
     pixels = crops * values['output_size'][0] * values['output_size'][1]
     if pixels > values['max_tile_pixels']:

@@ -28,6 +28,7 @@ centre, deeper on tall round objects, never into the table beside them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -36,6 +37,7 @@ import torch
 from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.core import inference_module
 from stn_ros.core.cuda_graphs import CaptureContext, GraphedFunction, buckets_up_to
+from stn_ros.models.backends import QualityNet
 from stn_ros.models.gqcnn import GQCNN
 from stn_ros.perception.grasps.grasp_image import CANONICAL_SIZE, crop_axis, normalize_grasp_images
 from stn_ros.perception.grasps.gripper import GripperConfig
@@ -105,10 +107,23 @@ class GraspScorer:
 
     On CUDA its work runs on a stream of its own and the GQ-CNN replays a graph per batch bucket (the crops padded: a
     few launches a frame), captured by :meth:`prepare_graphs` (:mod:`stn_ros.core.cuda_graphs`).
+
+    The GQ-CNN runs once per frame, on all of its crops as one batch, behind ``inference_backend``
+    (:class:`~stn_ros.models.backends.QualityNet`: ``torch``, ``onnxruntime`` on a CPU, or ``auto``; ``threads`` the
+    onnxruntime backend's intra-op threads, ``cache_dir`` where it keeps its export, None: in memory).
     """
 
-    def __init__(self, model: GQCNN, device: torch.device, gripper: GripperConfig | None = None):
+    def __init__(
+        self,
+        model: GQCNN,
+        device: torch.device,
+        gripper: GripperConfig | None = None,
+        inference_backend: str = 'torch',
+        threads: int | None = None,
+        cache_dir: Path | None = None,
+    ):
         self.model = inference_module(model, device)
+        self.quality_net = QualityNet(self.model, inference_backend, device, threads, cache_dir)
         self.device = device
         self.gripper = gripper or GripperConfig()
         self.graph_context = CaptureContext.for_device(device)
@@ -118,7 +133,7 @@ class GraspScorer:
         )
 
     def _model_quality(self, images: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor]:
-        return (self.model.quality(images, z),)
+        return (self.quality_net.quality(images, z),)
 
     @property
     def cuda_graphs(self) -> bool:

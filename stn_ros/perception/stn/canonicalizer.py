@@ -31,6 +31,7 @@ from stn_ros.core.cuda_graphs import CaptureContext, GraphedFunction, PinnedUplo
 from stn_ros.core.families import homography_grid, pixel_frames
 from stn_ros.core.package_files import package_file
 from stn_ros.core.stage_clock import StageClock
+from stn_ros.models.backends import Localizer
 from stn_ros.perception.geometry.camera import depth_at, metric_rois
 from stn_ros.perception.stn.frame import Frame
 from stn_ros.perception.stn.transforms_record import build_record, crop_centres
@@ -134,6 +135,11 @@ class Canonicalizer:
         cuda_graphs: on CUDA, replay the localization of a linear-family STN and the building of its crops'
             grids from CUDA graphs (:mod:`stn_ros.core.cuda_graphs`), batches padded to fixed sizes, captured by
             :meth:`prepare_graphs`; the frame goes to the device once, through a pinned buffer. No effect on a CPU.
+        inference_backend: what runs the localization net (:mod:`stn_ros.models.backends`): ``torch``,
+            ``onnxruntime`` (a CPU only) or ``auto``; the rest of the frame stays torch/OpenCV. The identity fallback
+            (zero weights: its output is its bias) always runs torch.
+        threads: the onnxruntime backend's intra-op threads (the node's budget; None: torch's count).
+        cache_dir: where the onnxruntime backend keeps its export (None: exported in memory).
 
     On CUDA its work runs on a stream of its own (:class:`~stn_ros.core.cuda_graphs.CaptureContext`), where its
     graphs are captured, into one memory pool of its own.
@@ -148,12 +154,16 @@ class Canonicalizer:
         identity_fallback: bool = False,
         sampler: str = 'auto',
         cuda_graphs: bool = True,
+        inference_backend: str = 'torch',
+        threads: int | None = None,
+        cache_dir: Path | None = None,
     ):
         if sampler not in SAMPLERS:
             raise ValueError(f'sampler must be one of {", ".join(SAMPLERS)}, got {sampler!r}')
         self.sampler = ('opencv' if device.type == 'cpu' else 'torch') if sampler == 'auto' else sampler
         self.roi_side_m = roi_side_m
         self.stn = inference_module(stn, device)
+        self.localizer = Localizer(self.stn, inference_backend, device, threads, cache_dir)
         self.device = device
         self.output_size = (int(output_size[0]), int(output_size[1]))
         self._fallback = inference_module(identity_model(), device) if identity_fallback and roi_side_m else None
@@ -304,6 +314,10 @@ class Canonicalizer:
             self._frames[key] = pixel_frames(source_size, output_size, dtype=torch.float64, device=self.device)
         return self._frames[key]
 
+    def _localize(self, stn: SpatialTransformer):
+        """What runs ``stn``'s localization net: the backend's for the node's STN, the module for the fallback."""
+        return self.localizer.localize_ranked if stn is self.stn else stn.localize_ranked
+
     def _graphed_steps(
         self, stn: SpatialTransformer, size: tuple[int, int], hypotheses: int
     ) -> tuple[GraphedFunction, GraphedFunction]:
@@ -318,7 +332,10 @@ class Canonicalizer:
         key = ('transforms', id(stn), size, per_roi)
         if key not in self._graphs:
             self._graphs[key] = GraphedFunction(
-                partial(_linear_transforms, stn, size, per_roi), self.cuda_graphs, (0, 1), context=self.graph_context
+                partial(_linear_transforms, stn, size, per_roi, self._localize(stn)),
+                self.cuda_graphs,
+                (0, 1),
+                context=self.graph_context,
             )
         return self._graphs[grids_key], self._graphs[key]
 
@@ -335,7 +352,8 @@ class Canonicalizer:
         launch that reads the frame (:class:`~stn_ros.core.cuda_graphs.GraphedFunction`)."""
         if not (self.cuda_graphs and stn.family.is_linear and len(rois)):
             # ROI sizes were checked on the host; the ROIs go up through the pinned buffers (an asynchronous copy).
-            return crop_transforms(stn, grey, self._upload(rois), size, hypotheses, check_sizes=False), None
+            upload = self._upload(rois)
+            return crop_transforms(stn, grey, upload, size, hypotheses, False, self._localize(stn)), None
         grids_of, transforms_of = self._graphed_steps(stn, size, hypotheses)
         source_size = tuple(grey.shape[-2:])
         # The ROIs' matrices on the host, where the ROIs are: one small asynchronous upload, no frame size in a graph.
@@ -381,6 +399,7 @@ def _linear_transforms(
     stn: SpatialTransformer,
     size: tuple[int, int],
     hypotheses: int,
+    localize,
     small: torch.Tensor,
     to_source: torch.Tensor,
     to_pixels: torch.Tensor,
@@ -388,6 +407,6 @@ def _linear_transforms(
 ) -> tuple[torch.Tensor, ...]:
     """Captured: the localization net on the small crops, the crops' matrices and ``H``, and their grids in the
     source (:func:`~stn_ros.core.crops.linear_crop_transforms`)."""
-    found = linear_crop_transforms(stn, small, to_source, hypotheses, (to_pixels, from_pixels))
+    found = linear_crop_transforms(stn, small, to_source, hypotheses, (to_pixels, from_pixels), localize)
     grids = homography_grid(found.matrices, *size)
     return found.params, found.matrices, found.homographies, found.probabilities, grids

@@ -12,6 +12,7 @@ The node runs these on the messages its subscriptions get; ``stn_replay`` runs t
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -79,14 +80,27 @@ class StnPipeline:
         output_size: tuple[int, int],
         gripper: GripperConfig,
         sampler: str = 'auto',
+        inference_backend: str = 'torch',
+        threads: int | None = None,
+        cache_dir: Path | None = None,
     ) -> StnPipeline:
         """The node's pipeline for ``gripper``: a metric-crop STN looks at ROIs scaled with its opening
         (:func:`~stn_ros.perception.grasps.gripper.metric_roi_side`); a frame without depth or camera_info gets the
-        identity STN on its plain ROIs. ``sampler``: the device's (``auto``, as the node), or ``opencv``/``torch``."""
+        identity STN on its plain ROIs. ``sampler``: the device's (``auto``, as the node), or ``opencv``/``torch``;
+        ``inference_backend``, ``threads``, ``cache_dir``: what runs the localization net (:class:`Canonicalizer`)."""
         roi_side_m = metric_roi_side(model.roi_side_m, gripper)
-        return cls(
-            model, Canonicalizer(model.stn, device, output_size, roi_side_m, identity_fallback=True, sampler=sampler)
+        canonicalizer = Canonicalizer(
+            model.stn,
+            device,
+            output_size,
+            roi_side_m,
+            identity_fallback=True,
+            sampler=sampler,
+            inference_backend=inference_backend,
+            threads=threads,
+            cache_dir=cache_dir,
         )
+        return cls(model, canonicalizer)
 
     def decode(self, msg: Any, report: FrameReport) -> Frame | None:
         """The frame of an Image message; None (said to ``report``) when it cannot be decoded."""
