@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -170,12 +170,13 @@ def run_phase(
     sample_rss: float = 0.0,
     pipeline_options: Sequence[str] = (),
     size: tuple[int, int] = (640, 480),
+    on_started: Callable[[ProcessGroup], None] | None = None,
 ) -> dict:
     """Receiver, then ``nodes``, then the camera for ``seconds`` at ``rate``; the receiver's record, the
     camera's, and (with ``sample_rss``) stn_node's RSS every ``sample_rss`` seconds. ``nodes`` may name
     ``perception_pipeline`` (both nodes in one process, started with ``pipeline_options``), and
     ``opencv_alignment_node`` (the hand-written OpenCV node in place of stn_node: grasp_quality_node reads its
-    outputs)."""
+    outputs). ``on_started(group)`` runs once the camera has started (e.g. to attach a profiler to the nodes)."""
     env = loopback_ros_env(shared_memory=shared_memory)
     env['PYTHONPATH'] = os.pathsep.join(filter(None, (str(HERE), env.get('PYTHONPATH'))))
     endpoints = [sys.executable, str(HERE / 'topic_endpoints.py')]
@@ -232,6 +233,8 @@ def run_phase(
             log=log_dir / f'{name}_camera.log',
         )
         started = time.monotonic()
+        if on_started is not None:
+            on_started(group)
         while camera.poll() is None:
             if (
                 sample_rss
