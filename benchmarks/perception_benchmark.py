@@ -15,6 +15,11 @@ One run measures everything, so ratios hold on a noisy machine, and writes ``doc
    with the hand-written OpenCV node (:mod:`opencv_alignment_node`) in place of ``stn_node``.
 4. Input rates upward: frames out, drops, latency; the highest rate with under 1 % dropped.
 5. A soak at 30 Hz: the node's RSS (and CUDA memory from its diagnostics) over time.
+6. 1280x720 frames at 30 Hz (stn_node alone).
+7. Camera to grasps over shared memory, two processes (section 3's phase) and one (``perception_pipeline``); then
+   both nodes beside a busy process (one core kept busy) with a D435-like 848x480 ``16UC1`` camera at 30 Hz: the
+   frames that got grasps, every loss the nodes counted, and what stn_node shed (its ``frames shed`` and
+   ``shedding`` diagnostics, where it has them).
 
 Every ROS process runs on loopback only, in its own domain and ``ROS_HOME`` (:mod:`stn_ros.ros.loopback_env`).
 """
@@ -32,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -58,6 +63,14 @@ OPENCV_NODE = 'opencv_alignment_node'
 OPENCV_TRANSFORMS = f'/{OPENCV_NODE}/rectified/transforms'
 GRASPS = '/grasp_quality_node/grasps'
 WARM_UP_S = 2.0  # first seconds of each phase left out of the statistics (discovery, first inference)
+BUSY_CAMERA = (848, 480)  # a D435's depth stream at 848x480 16UC1
+BUSY_PROCESS = [sys.executable, '-c', 'while True: pass']  # keeps one core busy
+LOSS_KEYS = {  # the diagnostics counters of frames a node lost, as the nodes name them
+    'stn_node': ('frames dropped (latest wins)', 'lost before the node'),
+    'grasp_quality_node': ('frames dropped (latest wins)', 'lost before the node', 'unpaired dropped'),
+}
+SHED_COUNT, SHED_LEVEL = 'frames shed', 'shedding'  # stn_node's load shedding, where it has it
+GRASPS_GOAL_MS = (15.0, 25.0)  # camera to grasps p50, p99 (issue 27)
 
 
 # ----------------------------------------------------------------------------- in-process compute
@@ -170,12 +183,13 @@ def run_phase(
     sample_rss: float = 0.0,
     pipeline_options: Sequence[str] = (),
     size: tuple[int, int] = (640, 480),
+    on_started: Callable[[ProcessGroup], None] | None = None,
 ) -> dict:
     """Receiver, then ``nodes``, then the camera for ``seconds`` at ``rate``; the receiver's record, the
     camera's, and (with ``sample_rss``) stn_node's RSS every ``sample_rss`` seconds. ``nodes`` may name
     ``perception_pipeline`` (both nodes in one process, started with ``pipeline_options``), and
     ``opencv_alignment_node`` (the hand-written OpenCV node in place of stn_node: grasp_quality_node reads its
-    outputs)."""
+    outputs). ``on_started(group)`` runs once the camera has started (e.g. to attach a profiler to the nodes)."""
     env = loopback_ros_env(shared_memory=shared_memory)
     env['PYTHONPATH'] = os.pathsep.join(filter(None, (str(HERE), env.get('PYTHONPATH'))))
     endpoints = [sys.executable, str(HERE / 'topic_endpoints.py')]
@@ -232,6 +246,8 @@ def run_phase(
             log=log_dir / f'{name}_camera.log',
         )
         started = time.monotonic()
+        if on_started is not None:
+            on_started(group)
         while camera.poll() is None:
             if (
                 sample_rss
@@ -351,8 +367,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         '--soak-seconds', type=float, default=600.0, help='the 30 Hz soak; 0 skips it (default: %(default)s)'
     )
+    parser.add_argument(
+        '--busy-seconds',
+        type=float,
+        default=None,
+        help='the phase beside a busy process; 0 skips it (default: --e2e-seconds)',
+    )
     parser.add_argument('--device', default='auto', help='device of the nodes over topics (default: %(default)s)')
     args = parser.parse_args(argv)
+    busy_seconds = args.e2e_seconds if args.busy_seconds is None else args.busy_seconds
     log_dir = Path(tempfile.mkdtemp(prefix='stn_ros_benchmark_logs_'))
     figures: dict = {
         'machine': machine(),
@@ -361,7 +384,12 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model('')
     devices = [torch.device('cpu')] + ([torch.device('cuda')] if torch.cuda.is_available() else [])
     steps = tqdm(
-        total=len(devices) * len(args.crops) + len(args.crops) + 7 + len(args.rates) + (1 if args.soak_seconds else 0),
+        total=len(devices) * len(args.crops)
+        + len(args.crops)
+        + 8
+        + len(args.rates)
+        + (1 if args.soak_seconds else 0)
+        + (1 if busy_seconds else 0),
         desc='benchmark',
         unit='step',
         file=sys.stderr,
@@ -415,6 +443,33 @@ def main(argv: list[str] | None = None) -> int:
             log_dir=log_dir,
         )
         steps.update()
+    # camera to grasps: both nodes in one process (the two-process phase is ('pipeline', 'shared memory') above)
+    phases[('one process', 'shared memory')] = run_phase(
+        'one_process',
+        rate=30,
+        seconds=args.e2e_seconds,
+        shared_memory=True,
+        nodes=('perception_pipeline',),
+        topics=[f'{TRANSFORMS}:pointcloud', f'{GRASPS}:pointcloud'],
+        device=device,
+        log_dir=log_dir,
+    )
+    steps.update()
+    busy = None
+    if busy_seconds:  # both nodes beside a process that keeps one core busy, a D435-like camera
+        busy = run_phase(
+            'busy',
+            rate=30,
+            seconds=busy_seconds,
+            shared_memory=True,
+            nodes=('stn_node', 'grasp_quality_node'),
+            topics=[f'{TRANSFORMS}:pointcloud', f'{GRASPS}:pointcloud'],
+            device=device,
+            log_dir=log_dir,
+            size=BUSY_CAMERA,
+            on_started=lambda group: group.start('busy', BUSY_PROCESS),
+        )
+        steps.update()
     # the rate sweep, the large frames and the soak: stn_node alone over shared memory, its transforms received
     stn_node_alone = functools.partial(
         run_phase,
@@ -436,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         steps.update()
     steps.close()
 
-    text = report(figures, model.description, stages, alternatives, phases, sweep, soak, device, large)
+    text = report(figures, model.description, stages, alternatives, phases, sweep, soak, device, large, busy)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
     print(text)
@@ -469,7 +524,61 @@ def opencv_node_table(phases: dict) -> list[str]:
     return out
 
 
-def report(figures, model_description, stages, alternatives, phases, sweep, soak, device, large=None) -> str:
+def grasps_tables(phases: dict, busy: dict | None) -> list[str]:
+    """Section 7: camera to grasps over shared memory, two processes and one; then the phase beside a busy process."""
+    out = [
+        '## 7. Camera to grasps (shared memory, 30 Hz, 640x480 16UC1, 16 boxes)\n\n'
+        "Latency is the receipt of `~/grasps` minus the frame's stamp. Two processes: section 3's phase; one process: "
+        '`perception_pipeline` (both nodes in one process, its default executor), the same camera, files and topics. '
+        '"compute" is each node\'s decode-to-publish median from its `/diagnostics`.\n',
+        '| setup | grasps p50 / p99 | transforms p50 / p99 | frames with grasps '
+        '| stn_node / grasp_quality_node compute |',
+        '|---|---:|---:|---:|---:|',
+    ]
+    for setup, key in (
+        ('two processes', ('pipeline', 'shared memory')),
+        ('one process', ('one process', 'shared memory')),
+    ):
+        if key not in phases:
+            continue
+        phase = phases[key]
+        grasps, transforms = latency_stats(phase, GRASPS), latency_stats(phase, TRANSFORMS)
+        compute = [number(diagnostics_of(phase, node), 'processing median (ms)') for node in LOSS_KEYS]
+        out.append(
+            f'| {setup} | {grasps["p50"]:.1f} / {grasps["p99"]:.1f} ms | {transforms["p50"]:.1f} / '
+            f'{transforms["p99"]:.1f} ms | {grasps["delivered"]:.1%} | {compute[0]:.1f} / {compute[1]:.1f} ms |'
+        )
+    out.append(f'\nGoal: grasps p50 at most {GRASPS_GOAL_MS[0]:g} ms, p99 at most {GRASPS_GOAL_MS[1]:g} ms.\n')
+    if busy is None:
+        return out
+    width, height = BUSY_CAMERA
+    out += [
+        f'Beside a busy process: a D435-like {width}x{height} 16UC1 camera (16 boxes) at 30 Hz, both nodes in two '
+        'processes, and one more process keeping one core busy (`while True: pass`). After the warm-up: the frames '
+        'that got grasps, the losses each node counted in its `/diagnostics` (replaced before processing, lost before '
+        'the node, unpaired), the frames stn_node shed and its shedding level at the end ("-": the node does not '
+        'report it).\n',
+        '| frames sent | frames with grasps | grasps p50 / p99 | missing | counted losses | stn_node dropped / lost '
+        'before | grasp_quality_node dropped / lost before / unpaired | frames shed | shedding |',
+        '|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    ]
+    grasps = latency_stats(busy, GRASPS)
+    counts = {node: [counted_after_warm_up(busy, node, key) for key in keys] for node, keys in LOSS_KEYS.items()}
+    counted = sum(c for values in counts.values() for c in values if c == c)  # nan: not reported
+    missing = grasps['sent'] - round(grasps['delivered'] * grasps['sent'])
+    shed = counted_after_warm_up(busy, 'stn_node', SHED_COUNT)
+    level = diagnostics_of(busy, 'stn_node').get(SHED_LEVEL, '-')
+    cells = {node: ' / '.join('-' if c != c else f'{c:.0f}' for c in values) for node, values in counts.items()}
+    shed_cell = '-' if shed != shed else f'{shed:.0f}'
+    out.append(
+        f'| {grasps["sent"]} | {grasps["delivered"]:.1%} | {grasps["p50"]:.1f} / {grasps["p99"]:.1f} ms | {missing} | '
+        f'{counted:.0f} | {cells["stn_node"]} | {cells["grasp_quality_node"]} | {shed_cell} | {level or "-"} |'
+    )
+    out.append('')
+    return out
+
+
+def report(figures, model_description, stages, alternatives, phases, sweep, soak, device, large=None, busy=None) -> str:
     out = [
         f'# Benchmarks\n\nMachine: {figures["machine"]}.\n\nCommand: `{figures["command"]}` '
         f'(writes this file; about {"15" if soak else "4"} minutes). STN: {model_description}. '
@@ -597,6 +706,8 @@ def report(figures, model_description, stages, alternatives, phases, sweep, soak
             f'{number(diagnostics_of(large, "stn_node"), "processing median (ms)"):.1f} ms. '
             'Goal: at least 99 % answered, p99 at most 60 ms.\n'
         )
+    if any(kind == 'one process' for kind, _ in phases) or busy is not None:
+        out += grasps_tables(phases, busy)
     return '\n'.join(out) + '\n'
 
 

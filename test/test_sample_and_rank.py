@@ -11,7 +11,13 @@ from stn_ros.bridge.pointcloud_codec import INT32, decode_pointcloud, encode_poi
 from stn_ros.core import SpatialTransformer, crop_transforms, localization_crops
 from stn_ros.models.gqcnn import GQCNN
 from stn_ros.perception.geometry.camera import metric_rois
-from stn_ros.perception.grasps.grasp_quality import GRASP_FIELDS, GraspScorer, best_per_object, grasps_to_publish
+from stn_ros.perception.grasps.grasp_quality import (
+    GRASP_FIELDS,
+    GraspScorer,
+    best_per_object,
+    grasps_to_publish,
+    widths_m,
+)
 from stn_ros.perception.stn.canonicalizer import Canonicalizer, load_model
 from stn_ros.perception.stn.frame import Frame
 from stn_ros.perception.stn.transforms_record import build_record, mark_work, parse_record
@@ -254,3 +260,36 @@ def test_the_scorer_names_each_grasps_object_and_hypothesis_and_picks_the_best_o
     np.testing.assert_array_equal(plain.record['object_id'], [0, 1, 2, 3])
     assert (plain.record['hypothesis'] == 0).all()
     assert scorer.score(crops, homographies, CAMERA, 1.1).best is None
+
+
+def _width_one_crop(crop: np.ndarray, z: float, scale: float) -> float:
+    """The run of object pixels (nearer than ``z``) through the centre of the crop's middle row, times ``scale``."""
+    row = crop[crop.shape[0] // 2]
+    middle = crop.shape[1] // 2
+    solid = [bool(np.isfinite(v) and v < z) for v in row]
+    if not solid[middle] or not np.isfinite(scale):
+        return float('nan')
+    left = middle
+    while left > 0 and solid[left - 1]:
+        left -= 1
+    right = middle
+    while right < len(row) and solid[right]:
+        right += 1
+    return (right - left) * scale
+
+
+def test_widths_are_each_crops_run_through_its_centre():
+    rng = np.random.default_rng(3)
+    crops = rng.uniform(0.5, 0.8, (40, 32, 32)).astype(np.float32)
+    crops[rng.random(crops.shape) < 0.1] = np.nan
+    crops[0, 16] = 0.55  # a row all object: the run spans the crop
+    z = rng.uniform(0.5, 0.8, 40)
+    z[0], z[1] = 0.6, np.nan
+    scale = rng.uniform(0.001, 0.003, 40)
+    scale[2] = np.nan
+    expected = [_width_one_crop(c, zi, si) for c, zi, si in zip(crops, z, scale, strict=True)]
+    np.testing.assert_array_equal(widths_m(crops, z, scale), expected)
+    assert (
+        widths_m(crops, z, scale)[0] == pytest.approx(32 * scale[0]) and np.isnan(widths_m(crops, z, scale)[1:3]).all()
+    )
+    assert widths_m(np.zeros((0, 32, 32), np.float32), np.zeros(0), np.zeros(0)).shape == (0,)

@@ -89,16 +89,21 @@ def widths_m(crops: np.ndarray, z: np.ndarray, metres_per_crop_pixel: np.ndarray
     Object pixels are those nearer than the fingertips' plane (depth < z); the run through the centre
     column is measured. NaN when the centre is not on the object or the scale is unknown.
     """
+    crops = np.asarray(crops)
     out = np.full(len(crops), np.nan)
-    for index, crop in enumerate(crops):
-        row = crop[crop.shape[0] // 2]
-        solid = np.isfinite(row) & (row < z[index])
-        middle = crop.shape[1] // 2
-        if not solid[middle] or not np.isfinite(metres_per_crop_pixel[index]):
-            continue
-        left = middle - np.argmin(solid[middle::-1]) + 1 if not solid[: middle + 1].all() else 0
-        right = middle + np.argmin(solid[middle:]) if not solid[middle:].all() else len(row)
-        out[index] = (right - left) * metres_per_crop_pixel[index]
+    if not len(crops):
+        return out
+    # All crops at once (a loop over 64 crops took 0.34 ms of grasp_quality_node's frame, this 0.02 ms): argmin of a
+    # run's mask finds its first non-object pixel each side of the centre column.
+    rows = crops[:, crops.shape[1] // 2]
+    solid = np.isfinite(rows) & (rows < np.asarray(z)[:, None])
+    middle, width = crops.shape[2] // 2, crops.shape[2]
+    leftward, rightward = solid[:, middle::-1], solid[:, middle:]
+    left = np.where(leftward.all(axis=1), 0, middle - np.argmin(leftward, axis=1) + 1)
+    right = np.where(rightward.all(axis=1), width, middle + np.argmin(rightward, axis=1))
+    scale = np.asarray(metres_per_crop_pixel, dtype=np.float64)
+    measured = solid[:, middle] & np.isfinite(scale)
+    out[measured] = (right - left)[measured] * scale[measured]
     return out
 
 
