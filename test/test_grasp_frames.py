@@ -21,7 +21,7 @@ from stn_ros.perception.geometry.rigid_transforms import (
     quaternion_matrix,
     quaternion_multiply,
 )
-from stn_ros.perception.grasps.grasp_quality import GRASP_DTYPE, ScoredGrasps, grasp_orientation
+from stn_ros.perception.grasps.grasp_quality import GRASP_DTYPE, ScoredGrasps
 from stn_ros.perception.grasps.steps import GraspFrame, grasp_messages
 from stn_ros.ros.parameters import StartupError
 from stn_ros.ros.target_frame import StaticTarget, Tf2Target, import_tf2, target_source
@@ -131,6 +131,9 @@ def grasp_frame() -> GraspFrame:
     record['quality'] = [0.2, 0.9, 0.6]
     record['x'], record['y'], record['z'] = [0.01, -0.05, np.nan], [0.02, 0.03, np.nan], [0.6, 0.55, np.nan]
     record['angle'] = [0.3, -1.0, 0.5]
+    orientations = [axis_angle([0.0, 0.0, 1.0], 0.3), axis_angle([0.3, -0.2, 1.0], -1.0), [np.nan] * 4]
+    for index, name in enumerate(('qx', 'qy', 'qz', 'qw')):
+        record[name] = [q[index] for q in orientations]
     record['width'] = [0.03, 0.05, np.nan]
     record['object_id'] = [0, 1, 2]
     return GraspFrame(ScoredGrasps(record, 1), record.copy())
@@ -154,12 +157,13 @@ def test_in_frame_maps_the_positions_and_turns_the_poses_and_leaves_the_image_fi
     np.testing.assert_allclose(
         quaternion_matrix(orientation),
         quaternion_matrix(TRANSFORM.rotation) @ quaternion_matrix(camera_orientation),
-        atol=1e-12,
+        atol=1e-6,  # float32 fields
     )
-    assert camera_orientation == grasp_orientation(-1.0)  # the camera frame's pose is what it always was
+    np.testing.assert_allclose(camera_orientation, axis_angle([0.3, -0.2, 1.0], -1.0), atol=1e-7)  # the record's
     positions, orientations = target.published_poses()
     np.testing.assert_allclose(positions[:2], xyz(target.published)[:2])
     np.testing.assert_allclose(orientations[1], orientation, atol=1e-12)
+    assert np.isnan(orientations[2]).all()  # no pose in the camera frame: none in the target frame
     with pytest.raises(ValueError, match="in frame 'base_link' already"):
         target.in_frame('odom', TRANSFORM)
 

@@ -63,6 +63,8 @@ def grasp_frame(xyz, quality, best) -> GraspFrame:
     record = np.zeros(len(quality), GRASP_DTYPE)
     record['x'], record['y'], record['z'] = np.asarray(xyz, np.float64).reshape(-1, 3).T
     record['quality'], record['angle'] = quality, np.linspace(-1.0, 1.0, len(quality))
+    # a camera looking straight down: the gripper frame is the camera's turned about the optical axis by the angle
+    record['qz'], record['qw'] = np.sin(record['angle'] / 2), np.cos(record['angle'] / 2)
     record['object_id'] = np.arange(len(quality))
     return GraspFrame(ScoredGrasps(record, best), record.copy())
 

@@ -8,6 +8,7 @@ from sensor_msgs.msg import PointCloud2
 
 from ros_harness import ROOT, NodeProcess, spin_until
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud
+from stn_ros.perception.geometry.rigid_transforms import quaternion_matrix
 from stn_ros.sim.prisms.camera_frames import synthetic_frame
 
 pytestmark = pytest.mark.timeout(180)
@@ -84,6 +85,16 @@ def test_grasps_come_out_for_synthetic_scenes_and_the_best_lies_on_an_object(pip
         assert scene.labels[int(round(v)), int(round(u))] > 0, 'the best grasp is not on an object'
         stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in grasps}
         assert (pose.header.stamp.sec, pose.header.stamp.nanosec) in stamps
+        # ~/best_grasp is the pose of the best point of ~/grasps of its frame: x, y, z and qx .. qw
+        same_frame = next(m for m in grasps if m.header.stamp == pose.header.stamp)
+        top = decode_pointcloud(same_frame)[np.argmax(decode_pointcloud(same_frame)['quality'])]
+        o = pose.pose.orientation
+        np.testing.assert_allclose(point, [top['x'], top['y'], top['z']], atol=1e-6)
+        np.testing.assert_allclose([o.x, o.y, o.z, o.w], [top['qx'], top['qy'], top['qz'], top['qw']], atol=1e-6)
+        rotation = quaternion_matrix([o.x, o.y, o.z, o.w])
+        # the synthetic camera looks straight down at the table: the approach (z) is its optical axis within a degree
+        assert np.degrees(np.arccos(rotation[2, 2])) < 1.0
+        assert abs(rotation[:, 0] @ rotation[:, 2]) < 1e-6  # the closing axis (x) lies across the approach
     finally:
         probe.destroy_node()
         rclpy.shutdown()

@@ -70,6 +70,66 @@ def quaternion_matrix(q: Any) -> np.ndarray:
     return np.stack([np.stack(row, axis=-1) for row in rows], axis=-2)
 
 
+def matrix_quaternion(rotation: Any) -> np.ndarray:
+    """Unit quaternions ``(..., 4)`` as ``(x, y, z, w)`` with ``w >= 0`` of rotation matrices ``(..., 3, 3)``: the
+    inverse of :func:`quaternion_matrix` (Shepperd's method: each from its largest diagonal term, so it stays exact
+    near half turns).
+
+    >>> matrix_quaternion(np.diag([-1.0, -1.0, 1.0])).round(12).tolist()  # half a turn about z
+    [0.0, 0.0, 1.0, 0.0]
+    """
+    m = np.asarray(rotation, dtype=np.float64)
+    if m.shape[-2:] != (3, 3):
+        raise ValueError(f'rotation must be matrices (..., 3, 3), got shape {m.shape}')
+    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
+    # 4 x^2, 4 y^2, 4 z^2, 4 w^2 each from the diagonal; the largest gives a well-conditioned divisor.
+    candidates = np.stack(
+        (
+            np.stack(
+                (
+                    1 + m00 - m11 - m22,
+                    m[..., 0, 1] + m[..., 1, 0],
+                    m[..., 0, 2] + m[..., 2, 0],
+                    m[..., 2, 1] - m[..., 1, 2],
+                ),
+                -1,
+            ),
+            np.stack(
+                (
+                    m[..., 0, 1] + m[..., 1, 0],
+                    1 - m00 + m11 - m22,
+                    m[..., 1, 2] + m[..., 2, 1],
+                    m[..., 0, 2] - m[..., 2, 0],
+                ),
+                -1,
+            ),
+            np.stack(
+                (
+                    m[..., 0, 2] + m[..., 2, 0],
+                    m[..., 1, 2] + m[..., 2, 1],
+                    1 - m00 - m11 + m22,
+                    m[..., 1, 0] - m[..., 0, 1],
+                ),
+                -1,
+            ),
+            np.stack(
+                (
+                    m[..., 2, 1] - m[..., 1, 2],
+                    m[..., 0, 2] - m[..., 2, 0],
+                    m[..., 1, 0] - m[..., 0, 1],
+                    1 + m00 + m11 + m22,
+                ),
+                -1,
+            ),
+        ),
+        axis=-2,
+    )  # (..., 4, 4): row k is 4 q_k q
+    largest = np.argmax(np.stack((m00 - m11 - m22, m11 - m00 - m22, m22 - m00 - m11, m00 + m11 + m22), -1), axis=-1)
+    q = np.take_along_axis(candidates, largest[..., None, None], axis=-2)[..., 0, :]
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    return np.where(q[..., 3:] < 0, -q, q)
+
+
 @dataclass(frozen=True)
 class RigidTransform:
     """A rotation and translation mapping points of a source frame into a target frame: ``R p + t`` (module doc).

@@ -88,19 +88,29 @@ def rays(camera: PinholeCamera, pixels: np.ndarray) -> np.ndarray:
 def depth_along_normal(
     camera: PinholeCamera, pixels: np.ndarray, depth_z: np.ndarray, normal: np.ndarray
 ) -> np.ndarray:
-    """Metres along ``normal`` of the points seen at source ``pixels`` ``(N, 2)`` with optical-axis depths
-    ``depth_z`` ``(N,)``: ``n . X``, the view's depth. NaN stays NaN (no reading)."""
-    return np.asarray(depth_z, dtype=np.float64).reshape(-1) * (rays(camera, pixels) @ np.asarray(normal, np.float64))
+    """Metres along ``normal`` (``(3,)``, or ``(N, 3)``: one per point) of the points seen at source ``pixels``
+    ``(N, 2)`` with optical-axis depths ``depth_z`` ``(N,)``: ``n . X``, the view's depth. NaN stays NaN (no
+    reading)."""
+    directions = rays(camera, pixels)
+    return np.asarray(depth_z, dtype=np.float64).reshape(-1) * _along(directions, normal)
 
 
 def points_at_normal_depth(
     camera: PinholeCamera, pixels: np.ndarray, depth_along: np.ndarray, normal: np.ndarray
 ) -> np.ndarray:
     """Camera-frame points ``(N, 3)`` on the rays of source ``pixels`` ``(N, 2)`` at ``depth_along`` ``(N,)`` metres
-    along ``normal`` (``n . X = depth_along``): the inverse of :func:`depth_along_normal`. ``normal`` along the
-    optical axis gives :meth:`PinholeCamera.back_project`."""
+    along ``normal`` (``(3,)`` or ``(N, 3)``; ``n . X = depth_along``): the inverse of :func:`depth_along_normal`.
+    ``normal`` along the optical axis gives :meth:`PinholeCamera.back_project`."""
     directions = rays(camera, pixels)
-    along = directions @ np.asarray(normal, dtype=np.float64).reshape(3)
+    along = _along(directions, normal)
     with np.errstate(divide='ignore', invalid='ignore'):
         scale = np.asarray(depth_along, dtype=np.float64).reshape(-1) / along
     return directions * np.where(along > 0.0, scale, np.nan)[:, None]
+
+
+def _along(directions: np.ndarray, normal: np.ndarray) -> np.ndarray:
+    """``(N,)`` dot products of rays ``(N, 3)`` with one normal ``(3,)`` or one each ``(N, 3)``."""
+    normal = np.asarray(normal, dtype=np.float64)
+    if normal.shape == (3,):
+        return directions @ normal
+    return np.einsum('ij,ij->i', directions, normal.reshape(len(directions), 3))

@@ -8,10 +8,13 @@ field       meaning
 ==========  ====================================================================================
 quality     GQ-CNN probability that the grasp succeeds, in [0, 1]
 u, v        grasp centre in source pixels (the crop centre mapped through ``H``)
-x, y, z     grasp centre in metres in the camera frame at the gripper depth (NaN without depth and
-            camera_info)
+x, y, z     the gripper frame's origin (the fingertips' centre at the gripper depth), metres in the camera
+            frame (NaN without depth and camera_info)
 angle       grasp axis in the image, radians in [-pi/2, pi/2) (the crop's +x mapped through ``H``)
 width       object width across the jaws at the grasp, metres (NaN without camera_info)
+qx ... qw   the gripper frame's orientation in the same frame as x, y, z, a unit quaternion (x, y, z, w):
+            z = the approach (the table's normal, or the optical axis without one), x = the closing axis,
+            y = z x x (:mod:`~stn_ros.perception.grasps.grasp_pose`; NaN where x, y, z are)
 object_id   int32: the crop's object (the transforms record's ``object_id``)
 hypothesis  int32: the crop's STN hypothesis, 0 = the best-scored (the record's ``hypothesis``)
 ==========  ====================================================================================
@@ -40,6 +43,7 @@ from stn_ros.core.cuda_graphs import CaptureContext, GraphedFunction, buckets_up
 from stn_ros.models.backends import QualityNet
 from stn_ros.models.gqcnn import GQCNN
 from stn_ros.perception.grasps.grasp_image import CANONICAL_SIZE, crop_axis, normalize_grasp_images
+from stn_ros.perception.grasps.grasp_pose import GraspPoses, grasp_poses
 from stn_ros.perception.grasps.gripper import GripperConfig
 from stn_ros.perception.grasps.gripper_depth import gripper_depths
 
@@ -48,7 +52,7 @@ DEFAULT_GQCNN_WEIGHTS = 'gqcnn.pt'
 PREPARED_CROPS = 64
 """The GQ-CNN's CUDA graphs are captured for batches of up to this many crops (``stn_node``'s default ``max_crops``
 16 x ``hypotheses_per_object`` 4); a frame with more is scored op by op (counted)."""
-GRASP_FIELDS = ('quality', 'u', 'v', 'x', 'y', 'z', 'angle', 'width')
+GRASP_FIELDS = ('quality', 'u', 'v', 'x', 'y', 'z', 'angle', 'width', 'qx', 'qy', 'qz', 'qw')
 """The float32 fields of a grasp; :data:`GRASP_DTYPE` adds the int32 ``object_id`` and ``hypothesis``."""
 GRASP_DTYPE = np.dtype(
     [(name, np.float32) for name in GRASP_FIELDS] + [('object_id', np.int32), ('hypothesis', np.int32)]
@@ -173,11 +177,14 @@ class GraspScorer:
         threshold: float,
         object_ids: np.ndarray | None = None,
         hypotheses: np.ndarray | None = None,
+        normals: np.ndarray | None = None,
     ) -> ScoredGrasps:
-        """Grasps of crops ``(N, h, w)`` (metres, NaN = no reading) with their ``H`` ``(N, 3, 3)``, one per crop.
+        """Grasps of crops ``(N, h, w)`` (metres along the approach, NaN = no reading) with their ``H``
+        ``(N, 3, 3)``, one per crop.
 
-        ``object_ids`` and ``hypotheses`` (the transforms record's) default to one crop per object. The
-        best grasp is the best over all crops.
+        ``object_ids``, ``hypotheses`` and ``normals`` (the approach each crop was canonicalized to, ``(N, 3)``, NaN
+        rows or None: the optical axis) are the transforms record's; the first two default to one crop per object.
+        The best grasp is the best over all crops.
         """
         count = len(crops)
         record = np.zeros(count, dtype=GRASP_DTYPE)
@@ -203,23 +210,16 @@ class GraspScorer:
         quality = np.where(np.isfinite(z), quality, 0.0)  # no surface seen: no grasp
         centres, angles = crop_axis(homographies)
         record['quality'], record['u'], record['v'], record['angle'] = quality, centres[:, 0], centres[:, 1], angles
-        xyz = np.full((count, 3), np.nan)
-        per_pixel = np.full(count, np.nan)
-        if camera is not None:
-            xyz = camera.back_project(centres, z)
-            source_per_crop = np.linalg.norm(np.asarray(homographies)[:, :2, 0], axis=1)
-            per_pixel = source_per_crop * z / (0.5 * (camera.fx + camera.fy))
-        record['x'], record['y'], record['z'] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
-        record['width'] = widths_m(crops, z, per_pixel)
+        poses = (
+            GraspPoses.unknown(count)
+            if camera is None
+            else grasp_poses(homographies, crops.shape[1:], z, camera, normals)
+        )
+        for index, name in enumerate('xyz'):
+            record[name] = poses.positions[:, index]
+        for index, name in enumerate(('qx', 'qy', 'qz', 'qw')):
+            record[name] = poses.quaternions[:, index]
+        record['width'] = widths_m(crops, z, poses.metres_per_crop_pixel)
         above = np.flatnonzero(quality >= threshold)
         best = int(above[np.argmax(quality[above])]) if len(above) else None
         return ScoredGrasps(record, best)
-
-
-def grasp_orientation(angle: float) -> tuple[float, float, float, float]:
-    """Quaternion ``(x, y, z, w)``: the camera frame turned by ``angle`` about its optical axis.
-
-    The pose's x axis is the grasp (closing) axis in the image plane; its z axis is the camera's, the
-    approach direction of a top-down grasp.
-    """
-    return 0.0, 0.0, float(np.sin(angle / 2)), float(np.cos(angle / 2))

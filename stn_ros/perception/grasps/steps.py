@@ -25,7 +25,6 @@ from stn_ros.perception.grasps.grasp_quality import (
     DEFAULT_GQCNN_WEIGHTS,
     GraspScorer,
     ScoredGrasps,
-    grasp_orientation,
     grasps_to_publish,
 )
 from stn_ros.perception.grasps.gripper import GripperConfig
@@ -50,51 +49,40 @@ def load_gqcnn_model(weights: str) -> tuple[GQCNN, str, str | None]:
     return model, f'GQ-CNN from {path}', None
 
 
+QUATERNION_FIELDS = ('qx', 'qy', 'qz', 'qw')
+
+
 @dataclass
 class GraspFrame:
     """``grasp_quality_node``'s result for one frame, in the camera frame or (:meth:`in_frame`) a target frame."""
 
     scored: ScoredGrasps  # one grasp per crop, and the best at or above the threshold
     published: np.ndarray  # what ~/grasps carries: each object's best-quality grasp, or every crop's
-    frame_id: str | None = None  # the frame of x, y, z; None: the camera frame (the source image's frame_id)
-    rotation: tuple[float, float, float, float] | None = None  # the camera frame's orientation in frame_id
+    frame_id: str | None = None  # the frame of the poses; None: the camera frame (the source image's frame_id)
 
     def in_frame(self, frame_id: str, camera_to_target: RigidTransform | None) -> GraspFrame:
-        """These grasps in the frame ``frame_id``: ``x, y, z`` mapped by ``camera_to_target`` (camera-frame points
-        -> ``frame_id``), and the poses turned by its rotation. ``camera_to_target`` None (its transform is
-        unknown for this frame) gives NaN ``x, y, z``: no metric position, so no best pose and no markers.
-        ``angle`` stays the grasp axis in the image, ``width`` the metres across the jaws (a length, the same in
-        every frame)."""
+        """These grasps in the frame ``frame_id``: their poses (``x, y, z`` and ``qx .. qw``) mapped by
+        ``camera_to_target`` (camera frame -> ``frame_id``). ``camera_to_target`` None (its transform is unknown for
+        this frame) gives NaN poses: no best pose and no markers. ``angle`` stays the grasp axis in the image,
+        ``width`` the metres across the jaws (a length, the same in every frame)."""
         if self.frame_id is not None:
             raise ValueError(f'these grasps are in frame {self.frame_id!r} already')
-        rotation = camera_to_target.rotation if camera_to_target is not None else (0.0, 0.0, 0.0, 1.0)
         return GraspFrame(
             ScoredGrasps(_record_in_frame(self.scored.record, camera_to_target), self.scored.best),
             _record_in_frame(self.published, camera_to_target),
             frame_id,
-            rotation,
         )
-
-    def _orientations(self, angles: np.ndarray) -> np.ndarray:
-        """``(N, 4)`` grasp orientations (x, y, z, w) in this frame of image angles ``(N,)``."""
-        orientations = np.array([grasp_orientation(float(a)) for a in angles], dtype=np.float64).reshape(-1, 4)
-        return orientations if self.rotation is None else quaternion_multiply(self.rotation, orientations)
 
     @property
     def best_pose(self) -> tuple[tuple[float, float, float], tuple[float, float, float, float]] | None:
         """``~/best_grasp``'s position (metres) and orientation (x, y, z, w): None without a best grasp or
-        without a metric position."""
+        without a metric pose."""
         if self.scored.best is None:
             return None
-        best = self.scored.record[self.scored.best]
-        if not all(np.isfinite(best[k]) for k in 'xyz'):
+        positions, orientations = record_poses(self.scored.record[self.scored.best : self.scored.best + 1])
+        if not (np.isfinite(positions).all() and np.isfinite(orientations).all()):
             return None
-        orientation = (
-            grasp_orientation(float(best['angle']))
-            if self.rotation is None
-            else tuple(float(v) for v in self._orientations(np.array([best['angle']]))[0])
-        )
-        return tuple(float(best[k]) for k in 'xyz'), orientation
+        return tuple(float(v) for v in positions[0]), tuple(float(v) for v in orientations[0])
 
     @property
     def best_published(self) -> int | None:
@@ -106,18 +94,31 @@ class GraspFrame:
         return int(np.flatnonzero(same)[0]) if same.any() else None
 
     def published_poses(self) -> tuple[np.ndarray, np.ndarray]:
-        """Positions ``(N, 3)`` (NaN: no metric position) and orientations ``(N, 4)`` (x, y, z, w) of the grasps
-        of :attr:`published`, in this frame, float64."""
-        positions = np.stack([self.published[k] for k in 'xyz'], axis=1).astype(np.float64).reshape(-1, 3)
-        return positions, self._orientations(self.published['angle'])
+        """Positions ``(N, 3)`` and orientations ``(N, 4)`` (x, y, z, w) of the grasps of :attr:`published`, in this
+        frame, float64 (NaN: no metric pose)."""
+        return record_poses(self.published)
+
+
+def record_poses(record: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions ``(N, 3)`` and orientations ``(N, 4)`` (x, y, z, w), float64, of a grasp record (``GRASP_DTYPE``)."""
+    positions = np.stack([record[k] for k in 'xyz'], axis=1).astype(np.float64).reshape(-1, 3)
+    orientations = np.stack([record[k] for k in QUATERNION_FIELDS], axis=1).astype(np.float64).reshape(-1, 4)
+    return positions, orientations
 
 
 def _record_in_frame(record: np.ndarray, camera_to_target: RigidTransform | None) -> np.ndarray:
-    """A copy of a grasp record (``GRASP_DTYPE``) with ``x, y, z`` mapped by ``camera_to_target`` (None: NaN)."""
+    """A copy of a grasp record (``GRASP_DTYPE``) with its poses mapped by ``camera_to_target`` (None: NaN)."""
     out = record.copy()
-    xyz = np.stack([record[k] for k in 'xyz'], axis=1).astype(np.float64).reshape(-1, 3)
-    mapped = camera_to_target.apply_points(xyz) if camera_to_target is not None else np.full_like(xyz, np.nan)
-    out['x'], out['y'], out['z'] = mapped[:, 0], mapped[:, 1], mapped[:, 2]
+    positions, orientations = record_poses(record)
+    if camera_to_target is None:
+        positions, orientations = np.full_like(positions, np.nan), np.full_like(orientations, np.nan)
+    else:
+        positions = camera_to_target.apply_points(positions)
+        orientations = quaternion_multiply(camera_to_target.rotation, orientations)
+    for index, name in enumerate('xyz'):
+        out[name] = positions[:, index]
+    for index, name in enumerate(QUATERNION_FIELDS):
+        out[name] = orientations[:, index]
     return out
 
 
@@ -146,7 +147,13 @@ def score_rectified(
         return None
     crops = tile.reshape(count, -1, tile.shape[1]) if count else np.zeros((0, 32, 32), np.float32)
     scored = scorer.score(
-        crops, record.homographies, camera, values['quality_threshold'], record.object_ids, record.hypotheses
+        crops,
+        record.homographies,
+        camera,
+        values['quality_threshold'],
+        record.object_ids,
+        record.hypotheses,
+        record.normals,
     )
     return GraspFrame(scored, grasps_to_publish(scored.record, values['all_hypotheses']))
 

@@ -50,6 +50,7 @@ import numpy as np
 H_FIELDS = tuple(f'h{r}{c}' for r in range(3) for c in range(3))
 ROI_FIELDS = ('roi_x', 'roi_y', 'roi_w', 'roi_h')
 HYPOTHESIS_FIELDS = (('object_id', np.int32), ('hypothesis', np.int32), ('score', np.float32))
+NORMAL_FIELDS = ('nx', 'ny', 'nz')
 SHED_FIELDS = (('shed_level', np.uint8), ('hypotheses_limit', np.uint8), ('objects_limit', np.uint16))
 
 
@@ -134,6 +135,7 @@ class TransformsRecord:
     shed_levels: np.ndarray  # (N,) uint8, the node's load-shedding level of the frame: 0 = full work
     hypotheses_limits: np.ndarray  # (N,) uint8, hypotheses per object asked for the frame; 0 = not said
     objects_limits: np.ndarray  # (N,) uint16, objects at most taken in the frame; 0 = not said
+    normals: np.ndarray  # (N, 3) float64, the approach the crop was canonicalized to (nx, ny, nz); NaN: none
 
 
 def parse_record(points: np.ndarray) -> TransformsRecord:
@@ -161,6 +163,7 @@ def parse_record(points: np.ndarray) -> TransformsRecord:
         shed_levels=_field_or(points, 'shed_level', np.uint8, np.zeros(len(points))),
         hypotheses_limits=_field_or(points, 'hypotheses_limit', np.uint8, np.zeros(len(points))),
         objects_limits=_field_or(points, 'objects_limit', np.uint16, np.zeros(len(points))),
+        normals=np.stack([_field_or(points, n, np.float64, np.full(len(points), np.nan)) for n in NORMAL_FIELDS], -1),
     )
 
 

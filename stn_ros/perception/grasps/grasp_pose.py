@@ -1,0 +1,97 @@
+"""The gripper frame of a grasp, from its canonical crop's ``H``, its depth and the approach direction. No rclpy.
+
+The frame every consumer codes against (``~/grasps``' ``x, y, z, qx, qy, qz, qw`` and ``~/best_grasp``):
+
+* origin: the fingertips' centre at the grasp depth;
+* z: the approach, from the gripper into the object: the table's normal the crops were canonicalized to
+  (``stn_node``'s ``nx, ny, nz``), or the camera's optical axis when there is none (a camera looking straight down,
+  intensity input, no table found);
+* x: the closing axis, the direction the fingers move along: the crop's ``+x`` where the grasp is, in 3-D;
+* y = z x x.
+
+The crop is what a camera looking along z sees (:mod:`~stn_ros.perception.geometry.table_view`), and its depth is
+metres along z, so the grasp depth ``z_along`` (the gripper depth of the crop) fixes the origin on the ray of the crop
+centre, and the closing axis is the line through the crop's centre row on the plane ``z . X = z_along``: the two
+points of the row at the crop's edges, mapped through ``H`` to source pixels, meet that plane on their rays. It is
+exact for a projective ``H``, and x is perpendicular to z by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from stn_ros.bridge.camera_info import PinholeCamera
+from stn_ros.perception.geometry.rigid_transforms import matrix_quaternion
+from stn_ros.perception.geometry.table_view import OPTICAL_AXIS, points_at_normal_depth
+
+
+@dataclass
+class GraspPoses:
+    """Gripper frames of N grasps in the camera frame (NaN where a grasp has no metric pose)."""
+
+    positions: np.ndarray  # (N, 3) metres: the fingertips' centre
+    rotations: np.ndarray  # (N, 3, 3): columns x (closing), y, z (approach)
+    metres_per_crop_pixel: np.ndarray  # (N,) along the closing axis, at the grasp depth
+
+    @classmethod
+    def unknown(cls, count: int) -> GraspPoses:
+        """``count`` grasps without a metric pose (no camera_info)."""
+        return cls(np.full((count, 3), np.nan), np.full((count, 3, 3), np.nan), np.full(count, np.nan))
+
+    @property
+    def quaternions(self) -> np.ndarray:
+        """``(N, 4)`` ``(x, y, z, w)`` of :attr:`rotations` (NaN rows stay NaN)."""
+        out = np.full((len(self.rotations), 4), np.nan)
+        finite = np.isfinite(self.rotations).all(axis=(1, 2))
+        if finite.any():
+            out[finite] = matrix_quaternion(self.rotations[finite])
+        return out
+
+
+def approach_directions(normals: np.ndarray | None, count: int) -> np.ndarray:
+    """``(count, 3)`` unit approach directions: the rows of ``normals`` ``(count, 3)``, the optical axis where a row
+    is not finite (no table normal) or ``normals`` is None."""
+    out = np.tile(OPTICAL_AXIS, (count, 1))
+    if normals is None:
+        return out
+    normals = np.asarray(normals, dtype=np.float64).reshape(count, 3)
+    length = np.linalg.norm(normals, axis=1)
+    known = np.isfinite(length) & (length > 0)
+    out[known] = normals[known] / length[known, None]
+    return out
+
+
+def grasp_poses(
+    homographies: np.ndarray,
+    crop_size: tuple[int, int],
+    z_along: np.ndarray,
+    camera: PinholeCamera,
+    normals: np.ndarray | None = None,
+) -> GraspPoses:
+    """The gripper frames (module doc) of crops ``(h, w)`` = ``crop_size`` with ``H`` ``(N, 3, 3)`` (crop pixel ->
+    source pixel), grasp depths ``z_along`` ``(N,)`` (metres along the approach; NaN: no pose) and approach directions
+    ``normals`` ``(N, 3)`` (see :func:`approach_directions`), for a source image of ``camera``'s intrinsics."""
+    H = np.asarray(homographies, dtype=np.float64).reshape(-1, 3, 3)
+    count = len(H)
+    z_along = np.asarray(z_along, dtype=np.float64).reshape(count)
+    approach = approach_directions(normals, count)
+    height, width = crop_size
+    row, middle = (height - 1) / 2.0, (width - 1) / 2.0
+    crop_points = np.array([[middle, row, 1.0], [0.0, row, 1.0], [width - 1.0, row, 1.0]])  # centre, left, right
+    mapped = crop_points @ H.transpose(0, 2, 1)  # (N, 3, 3)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        pixels = mapped[..., :2] / mapped[..., 2:]
+    points = points_at_normal_depth(
+        camera, pixels.reshape(-1, 2), np.repeat(z_along, 3), np.repeat(approach, 3, axis=0)
+    ).reshape(count, 3, 3)
+    across = points[:, 2] - points[:, 1]
+    span = np.linalg.norm(across, axis=1)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        closing = across / span[:, None]
+    rotations = np.stack((closing, np.cross(approach, closing), approach), axis=2)
+    unknown = ~(np.isfinite(points).all(axis=(1, 2)) & (span > 0))
+    rotations[unknown] = np.nan
+    positions = np.where(unknown[:, None], np.nan, points[:, 0])
+    return GraspPoses(positions, rotations, np.where(unknown, np.nan, span / (width - 1.0)))
