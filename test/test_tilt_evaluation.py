@@ -273,3 +273,37 @@ def test_default_physics_run_has_no_bands(monkeypatch):
     assert evaluate_main(['physics', '--tilt-bands', '0-10,45-60']) == 0
     assert parser_args[0].tilt_bands is None
     assert parser_args[1].tilt_bands == ((0.0, 10.0), (45.0, 60.0))
+
+
+def test_a_published_gripper_frame_is_what_the_gripper_executes_in_physics():
+    """End to end in pybullet: a 4 x 10 x 5 cm box seen at 50 deg. A ~/grasps record with the orientation fields,
+    carrying the fair rule's frame (approach down the table's normal, across the 4 cm side), is tried along that frame
+    and lifts the box; the trial's approach is the table's normal, not the optical axis 50 deg off it."""
+    pytest.importorskip('pybullet')
+    from stn_ros.evaluation.physics.trials import try_grasps
+    from stn_ros.sim.physics import world
+    from stn_ros.sim.physics.scenes import PhysicsScene, PhysicsSceneConfig, sensor_readings
+
+    yaw = 0.5
+    body = world.BodySpec(
+        'box', (0.05, 0.02, 0.025), position=(0.0, 0.0, 0.025), orientation=(0, 0, math.sin(yaw / 2), math.cos(yaw / 2))
+    )
+    snapshot, config = world.WorldSnapshot((body,)), PhysicsSceneConfig()
+    camera, pose = config.camera(), view_pose(0.7, 50.0, 2.2, 0.3)
+    pybullet, client = world.connect()
+    try:
+        (uid,) = world.load_world(pybullet, client, snapshot)
+        clean, seen = world.render_depth(pybullet, client, camera, pose)
+        depth = sensor_readings(clean, camera, config, np.random.default_rng(0))
+        labels = (seen == uid).astype(np.int32)
+        scene = PhysicsScene(depth, clean, labels, snapshot, ['box'], 'singulated', camera, pose, np.zeros(4), 0)
+        table = table_plane(depth, camera)
+        found = footprint_grasps(depth, labels, camera, table, TRAINED_GRIPPER)
+        method = pipeline_grasps(scene, FrameOutput(record_with_pose(found.frames), True))
+        tried = try_grasps(scene, method, TRAINED_GRIPPER, world_handle=(pybullet, client))
+    finally:
+        pybullet.disconnect(client)
+    assert method.frames is not None and method.targets.tolist() == [0]
+    world_frame = pose @ method.frames[0]
+    assert math.degrees(math.acos(-world_frame[2, 2])) < 2.0  # down the table's normal, not along the optical axis
+    assert tried.outcomes.tolist() == ['held'] and tried.held.tolist() == [0]
