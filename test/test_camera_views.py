@@ -222,3 +222,14 @@ def test_tilted_physics_scenes_are_in_their_band_and_in_view(band):
         d = scene.clean_depth[v, u].astype(np.float64)
         points = np.stack(((u - camera.cx) / camera.fx * d, (v - camera.cy) / camera.fy * d, d), axis=1)
         np.testing.assert_allclose(points @ scene.table_plane[:3], scene.table_plane[3], atol=2e-3)
+
+
+def test_the_docstring_examples_hold():
+    import doctest
+
+    import stn_ros.evaluation.min_area_rect
+    import stn_ros.evaluation.physics.bands
+    import stn_ros.sim.prisms.scenes
+
+    for module in (stn_ros.sim.prisms.scenes, stn_ros.evaluation.physics.bands, stn_ros.evaluation.min_area_rect):
+        assert doctest.testmod(module).failed == 0, module.__name__
