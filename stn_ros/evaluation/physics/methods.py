@@ -172,8 +172,8 @@ def rectified_rule_grasps(scene: PhysicsScene, gripper: GripperConfig, gqcnn: GQ
     """The fair rule (:mod:`.rectified_rule`) on the node's depth proposals (default parameters, as
     :func:`min_area_rect_grasps`): one grasp per proposal along the fitted table's normal, each scored by ``gqcnn`` on
     the canonical crop a camera straight above the grasp sees (depth along the normal), picks by quality as the
-    pipeline's.
-    Image terms for the report: the source pixel of each grasp centre, its axis there, its camera depth."""
+    pipeline's. Its image terms (for targets and pictures): each grasp centre's source pixel, its axis there, its
+    camera depth."""
     camera = scene.camera
     table = table_plane(scene.depth, camera)
     empty = MethodGrasps(ImageGrasps.concatenate([]), np.zeros(0, np.int64), None, np.zeros(0), np.zeros((0, 4, 4)))
