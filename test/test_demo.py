@@ -109,3 +109,20 @@ def test_the_demo_picture_draws_each_objects_grasp_and_marks_the_best():
     assert (white.mean(axis=0) < red.mean(axis=0)).all()  # rows and columns: the best is up and left
     # The grasps are 100 px apart in the frame; the panel shows them enlarged (about 2x here).
     assert np.linalg.norm(white.mean(axis=0) - red.mean(axis=0)) > 1.5 * 100
+
+
+def test_the_demo_takes_a_camera_tilt_and_says_so(tmp_path):
+    """``--tilt-deg``: the camera sees the table from that angle; the summary and the picture say so. Out of range:
+    a usage error before any node starts."""
+    env, marker = demo_env()
+    picture = tmp_path / 'demo.png'
+    command = [console_script('stn_demo'), '--duration', '2', '--output', str(picture), '--device', 'cpu']
+    refused = subprocess.run([*command, '--tilt-deg', '70'], env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and '--tilt-deg must be in [0, 65]' in refused.stderr
+    result = subprocess.run(
+        [*command, '--tilt-deg', '45', '--source', 'prisms'], env=env, capture_output=True, text=True, timeout=150
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'camera: tilted 45 deg from vertical' in result.stdout and 'picture:' in result.stdout
+    assert cv2.imread(str(picture)) is not None
+    assert processes_with(marker) == []

@@ -95,3 +95,23 @@ def test_physics_source_publishes_the_mesh_scene_with_its_exact_intrinsics():
         rclpy.shutdown()
         output = node.stop()
     assert 'Traceback' not in output
+
+
+def test_tilt_deg_publishes_the_tilted_view():
+    """``tilt_deg``: the camera publishes the scene seen from that tilt, the frame ``synthetic_frame`` renders."""
+    expected = synthetic_frame(5, 0, tilt_deg=45.0)
+    rclpy.init()
+    probe = rclpy.create_node('synthetic_camera_tilt_probe')
+    node = NodeProcess(
+        'synthetic_camera', '-p', 'tilt_deg:=45.0', '-p', 'seed:=5', '-p', 'scene_period:=3600.0', '-r', '__ns:=/tilt'
+    )
+    received = []
+    try:
+        probe.create_subscription(Image, '/tilt/depth', received.append, 10)
+        assert spin_until(probe, lambda: received, 30), node.stop()
+        np.testing.assert_array_equal(decode_image(received[-1]), expected.depth)  # NaNs alike
+    finally:
+        probe.destroy_node()
+        rclpy.shutdown()
+        output = node.stop()
+    assert 'Traceback' not in output

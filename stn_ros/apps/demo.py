@@ -27,6 +27,7 @@ from stn_ros.perception.visualize import (
 from stn_ros.ros.child_processes import ProcessGroup, node_command
 from stn_ros.ros.loopback_env import apply_loopback_ros_env
 from stn_ros.sim.physics.world import import_pybullet
+from stn_ros.sim.prisms.scenes import MAX_VIEW_TILT_DEG
 
 SOURCE_NAMES = {
     'physics': 'pybullet mesh scenes (validation meshes random_urdfs 400-499, procedural shapes; settled by physics)',
@@ -57,13 +58,18 @@ def scene_source(requested: str) -> str:
     return 'physics'
 
 
-def start_pipeline(device: str, seed: int, log_dir: Path, source: str = 'prisms') -> ProcessGroup:
-    """The three node processes, each logging to ``log_dir/<executable>.log``."""
+def start_pipeline(
+    device: str, seed: int, log_dir: Path, source: str = 'prisms', tilt_deg: float = 0.0
+) -> ProcessGroup:
+    """The three node processes, each logging to ``log_dir/<executable>.log``; the camera tilted ``tilt_deg`` from
+    vertical (0: the source's own camera)."""
     group = ProcessGroup()
     try:
         for executable, remaps in NODES:
             params = (
-                [f'seed:={seed}', f'source:={source}'] if executable == 'synthetic_camera' else [f'device:={device}']
+                [f'seed:={seed}', f'source:={source}', f'tilt_deg:={float(tilt_deg)!r}']
+                if executable == 'synthetic_camera'
+                else [f'device:={device}']
             )
             group.start(executable, node_command(executable, params, remaps), log=log_dir / f'{executable}.log')
     except BaseException:
@@ -139,6 +145,19 @@ def demo_picture(image: np.ndarray, record, grasps: np.ndarray, crops: np.ndarra
     return stack_panels(scene, crop_strip(crops, scale=STRIP_SCALE, labels=labels, max_width=scene.shape[1]))
 
 
+def view_text(tilt_deg: float) -> str:
+    """How the demo's camera looks at the table."""
+    if tilt_deg > 0:
+        return f'tilted {tilt_deg:g} deg from vertical (random azimuth and roll per scene)'
+    return "the source's own view (looking down)"
+
+
+def label_view(picture: np.ndarray, text: str) -> None:
+    """Write ``text`` in the top-left corner of ``picture`` (bgr8, in place), legible on any background."""
+    for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+        cv2.putText(picture, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, thickness, cv2.LINE_AA)
+
+
 def run(args: argparse.Namespace) -> int:
     import rclpy
     from geometry_msgs.msg import PoseStamped
@@ -153,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     arrival: dict[tuple, float] = {}
     info: list = []
     source = scene_source(args.source)
-    pipeline = start_pipeline(args.device, args.seed, args.output.parent / 'demo_logs', source)
+    pipeline = start_pipeline(args.device, args.seed, args.output.parent / 'demo_logs', source, args.tilt_deg)
     rclpy.init()
     probe = rclpy.create_node('stn_demo')
     try:
@@ -180,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         print(f'models: {shipped_models()}', flush=True)
-        print(f'scenes: {SOURCE_NAMES[source]}', flush=True)
+        print(f'scenes: {SOURCE_NAMES[source]}; camera: {view_text(args.tilt_deg)}', flush=True)
         while time.monotonic() - started < args.timeout:
             rclpy.spin_once(probe, timeout_sec=0.05)
             pipeline.check_alive()
@@ -209,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
         crops = tile.reshape(crop_count, -1, tile.shape[1]) if crop_count else np.zeros((0, 32, 32), np.float32)
         fx = info[-1].k[0] if info else 525.0
         picture = demo_picture(image, record, grasps, crops, fx)
+        if args.tilt_deg > 0:  # say on the picture that this is a tilted view
+            label_view(picture, f'camera tilted {args.tilt_deg:g} deg from vertical')
         args.output.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(args.output), picture, [cv2.IMWRITE_PNG_COMPRESSION, 9])
         latencies = [(arrival[s] - (s[0] + s[1] * 1e-9)) * 1e3 for s in received['grasps'] if s in arrival]
@@ -268,7 +289,16 @@ def main(argv: list[str] | None = None) -> int:
         help='scenes: pybullet mesh scenes (physics), analytic prisms, or auto: physics when pybullet is '
         'installed (default: %(default)s)',
     )
+    parser.add_argument(
+        '--tilt-deg',
+        type=float,
+        default=0.0,
+        help="camera tilt from vertical, degrees (0 to 65), at a random azimuth and roll per scene, as a robot's head "
+        "camera sees a table; the picture says so. 0: the source's own camera, looking down (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
+    if not 0.0 <= args.tilt_deg <= MAX_VIEW_TILT_DEG:
+        parser.error(f'--tilt-deg must be in [0, {MAX_VIEW_TILT_DEG:g}] degrees, got {args.tilt_deg:g}')
     apply_loopback_ros_env()
     from rclpy.executors import ExternalShutdownException
 

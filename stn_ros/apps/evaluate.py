@@ -7,7 +7,8 @@
   stn_evaluate physics        do the grasps hold? The shipped stn_node and grasp_quality_node over ROS 2
                               (loopback), the OpenCV minAreaRect rule, the rule's grasps ranked by the same
                               GQ-CNN, a random axis and the best physics-tried candidate, each grasp tried by
-                              a simulated gripper in pybullet (docs/grasp/physics.md, which says how long)
+                              a simulated gripper in pybullet (docs/grasp/physics.md, which says how long);
+                              with --tilt-bands, by band of camera tilt, with the fair rule (physics_tilt.md)
   stn_evaluate gripper-sweep  physics for grippers other than the trained one: how far the shipped weights
                               stay good (docs/grasp/gripper.md, about 4 min per gripper)
 
@@ -27,6 +28,7 @@ import sys
 from pathlib import Path
 
 from stn_ros.evaluation.gripper_sweep import DEFAULT_VALUES
+from stn_ros.evaluation.physics.bands import parse_tilt_bands
 from stn_ros.models.mnist import MODEL_NAMES
 from stn_ros.perception.grasps.gripper import TRAINED_GRIPPER
 
@@ -134,6 +136,16 @@ def main(argv: list[str] | None = None) -> int:
             help=f'the gripper: {what}, given to both nodes (not refused outside the measured range) and to the '
             'simulated gripper (default: %(default)s, as trained)',
         )
+    physics.add_argument(
+        '--tilt-bands',
+        type=parse_tilt_bands,
+        metavar='LOW-HIGH,...',
+        help='judge by band of camera tilt from vertical, degrees, e.g. 0-10,10-30,30-45,45-60: --num-scenes scenes '
+        'per band (the same seeds in every band, the tilt drawn in the band, any azimuth and roll, 0.6-0.8 m along '
+        'the optical axis), every method on every band plus the fair rule (minAreaRect of the footprint on the table, '
+        'approaching along its normal, ranked by the same GQ-CNN); writes physics_tilt.md, physics_tilt.json and '
+        'their pictures instead of physics.md. Default: one band, the camera looking down (up to 10 deg)',
+    )
     physics.add_argument('--output', type=Path, default=Path('docs/grasp'), help='(default: %(default)s)')
     sweep = tasks.add_parser(
         'gripper-sweep',

@@ -3,6 +3,8 @@
 Topics (relative): ``depth`` (``32FC1`` metres or ``16UC1`` mm), ``image`` (``bgr8`` rendering) and
 ``camera_info``, all three with the same header, at ``rate`` Hz; a new scene every ``scene_period`` s.
 ``source``: analytic prism scenes, or pybullet scenes of the validation meshes (``physics``, needs pybullet).
+``tilt_deg``: degrees from vertical of the camera (a random azimuth and roll per scene, :mod:`~stn_ros.sim.prisms.
+camera_frames`); 0 keeps each source's own camera (prisms straight down, physics up to 10 deg).
 ``record_mcap``: also write every frame it publishes to an MCAP file (rosbag2's default storage), on the same
 topic names, for ``stn_replay``; ``max_frames``: stop after that many frames (the file is then complete).
 """
@@ -24,6 +26,7 @@ from stn_ros.ros.parameter_specs import ParameterSpec, one_of
 from stn_ros.ros.parameters import ParameterSet, StartupError
 from stn_ros.sim.physics.world import import_pybullet
 from stn_ros.sim.prisms.camera_frames import SOURCES, SyntheticFrame, synthetic_frame
+from stn_ros.sim.prisms.scenes import MAX_VIEW_TILT_DEG
 
 PARAMETERS = [
     ParameterSpec.number('rate', 10.0, 'frames per second', 0.1, 100.0, read_only=True),
@@ -42,6 +45,15 @@ PARAMETERS = [
         'prisms',
         'prisms (analytic prism scenes) or physics (pybullet mesh scenes; needs pybullet)',
         one_of(*SOURCES),
+        read_only=True,
+    ),
+    ParameterSpec.number(
+        'tilt_deg',
+        0.0,
+        "camera tilt from vertical, degrees, at a random azimuth and roll per scene; 0: the source's own camera "
+        '(prisms straight down, physics up to 10 deg)',
+        0.0,
+        MAX_VIEW_TILT_DEG,
         read_only=True,
     ),
     ParameterSpec(
@@ -103,7 +115,11 @@ class SyntheticCamera(Node):
         values = self.parameters.values
         self.scene_index += 1
         self._frame = synthetic_frame(
-            values['seed'], self.scene_index, values['depth_encoding'], source=values['source']
+            values['seed'],
+            self.scene_index,
+            values['depth_encoding'],
+            source=values['source'],
+            tilt_deg=values['tilt_deg'],
         )
         self._scene_started = now
 

@@ -26,7 +26,20 @@ object (the one whose centre lies on it; for a method ranked by the GQ-CNN its h
 object, an object without a grasp fails. Intervals are Wilson 95 %. Writes ``physics.md``, ``physics.json`` and
 pictures to ``--output``.
 
-Modules, one job each: :mod:`.methods` (how each method proposes and picks grasps), :mod:`.graph` (the shipped
-nodes over ROS 2), :mod:`.trials` (the trials and their process pool), :mod:`.summary` (scoring), :mod:`.report`
-(``physics.md`` and figures), :mod:`.run` (the whole evaluation).
+By camera tilt (``--tilt-bands 0-10,10-30,30-45,45-60``): ``--num-scenes`` scenes per band, the same seeds in every
+band, the camera's tilt drawn in the band (any azimuth and roll, 0.6-0.8 m along its optical axis), every method
+above on every band, plus
+
+* ``min_area_rect_rectified``, the fair rule for an oblique camera (:mod:`.rectified_rule`): ``minAreaRect`` of each
+  proposal's footprint on the table fitted from the depth frame, approaching along the table's normal, ranked by the
+  same GQ-CNN on the crop a straight-down view sees;
+
+and writes ``physics_tilt.md`` (one table with a band column), ``physics_tilt.json`` and pictures instead of
+``physics.md``. A method's grasps with gripper frames are tried along them (the pipeline's when ``~/grasps`` carries
+``qx, qy, qz, qw``; the fair rule's); the others approach along the optical axis.
+
+Modules, one job each: :mod:`.methods` (how each method proposes and picks grasps), :mod:`.rectified_rule` (the fair
+rule's geometry), :mod:`.graph` (the shipped nodes over ROS 2), :mod:`.trials` (the trials and their process pool),
+:mod:`.summary` (scoring), :mod:`.report` (``physics.md`` and figures), :mod:`.tilt_report` (``physics_tilt.md``),
+:mod:`.bands` (``--tilt-bands``), :mod:`.run` (the whole evaluation).
 """

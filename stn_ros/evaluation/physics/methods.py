@@ -4,6 +4,11 @@ The pipeline's grasps come from what the nodes published (:mod:`.graph`); the ba
 the scene's depth image. A method that ranks its grasps by GQ-CNN quality (the pipeline, and the rule's grasps
 ranked by the same GQ-CNN) picks the scene's highest-quality grasp and, per object, the object's highest-quality
 one. No pybullet, no rclpy.
+
+How a grasp is tried: a method with gripper frames (:attr:`MethodGrasps.frames`) is tried along them (approach =
+the frame's ``z``, closing axis its ``x``); otherwise as an image grasp, approaching along the optical axis. The
+pipeline has frames when its ``~/grasps`` record carries the orientation fields :data:`POSE_FIELDS` (the gripper
+frame in the frame of ``x, y, z``); a record without them is tried as before.
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ import torch
 from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.evaluation.min_area_rect import min_area_rect_grasp
 from stn_ros.evaluation.physics.graph import FrameOutput
+from stn_ros.evaluation.physics.rectified_rule import footprint_grasps, table_plane
 from stn_ros.models.gqcnn import GQCNN
-from stn_ros.perception.grasps.grasp_image import canonical_homographies, grasp_image
+from stn_ros.perception.grasps.grasp_image import canonical_homographies, grasp_image, normalize_grasp_images
 from stn_ros.perception.grasps.gripper import GripperConfig
 from stn_ros.perception.grasps.gripper_depth import image_gripper_depths
 from stn_ros.perception.stn.proposals import ProposalConfig, depth_proposals
 from stn_ros.sim.physics.grasps import ImageGrasps, sample_candidates
 from stn_ros.sim.physics.scenes import PhysicsScene
+from stn_ros.sim.physics.world import quaternion_matrix
 
 METHODS = ('pipeline', 'min_area_rect', 'min_area_rect_gqcnn', 'random_axis', 'best_candidate')
 METHOD_NAMES = {
@@ -31,7 +38,14 @@ METHOD_NAMES = {
     'min_area_rect_gqcnn': 'minAreaRect crops ranked by the same GQ-CNN',
     'random_axis': "random axis through the pipeline's centres",
     'best_candidate': 'best of the physics-tried candidates (upper bound)',
+    'min_area_rect_rectified': 'minAreaRect of the footprint on the table (fair rule), ranked by the same GQ-CNN',
 }
+RECTIFIED_RULE = 'min_area_rect_rectified'
+"""The fair rule for tilted cameras (:mod:`.rectified_rule`), a method of the tilt-band evaluation only."""
+TILT_METHODS = (*METHODS[:3], RECTIFIED_RULE, *METHODS[3:])
+"""The methods of ``stn_evaluate physics --tilt-bands``."""
+POSE_FIELDS = ('qx', 'qy', 'qz', 'qw')
+"""The ``~/grasps`` fields of the gripper frame's orientation (a quaternion in the frame of ``x, y, z``)."""
 
 
 @dataclass
@@ -42,6 +56,9 @@ class MethodGrasps:
     targets: np.ndarray
     pick: int | None  # row of the scene's best grasp (None: the method has no grasp)
     qualities: np.ndarray | None = None  # (N,) GQ-CNN quality of each grasp; None: the method does not rank by it
+    # (N, 4, 4) gripper frames in the camera frame (x closing axis, z approach, origin the fingertips' centre), tried
+    # along them; a row with a non-finite entry, or None for all: tried as the image grasp (along the optical axis)
+    frames: np.ndarray | None = None
 
 
 def best_quality(qualities: np.ndarray) -> int | None:
@@ -66,15 +83,37 @@ def bodies_at(labels: np.ndarray, centres: np.ndarray, radius: int = 6) -> np.nd
     return out
 
 
+def record_frames(record: np.ndarray) -> np.ndarray | None:
+    """``(N, 4, 4)`` gripper frames of a ``~/grasps`` record (origin ``x, y, z``, rotation of the unit quaternion
+    ``qx, qy, qz, qw``), NaN rows where the pose is not finite or the quaternion is zero; None when the record has
+    no orientation fields (:data:`POSE_FIELDS`)."""
+    names = record.dtype.names or ()
+    if not all(f in names for f in POSE_FIELDS):
+        return None
+    frames = np.full((len(record), 4, 4), np.nan)
+    for i, row in enumerate(record):
+        q = np.array([row[f] for f in POSE_FIELDS], np.float64)
+        origin = np.array([row['x'], row['y'], row['z']], np.float64)
+        length = float(np.linalg.norm(q))
+        if not (np.isfinite(q).all() and np.isfinite(origin).all() and length > 1e-6):
+            continue
+        frames[i] = np.eye(4)
+        frames[i, :3, :3] = quaternion_matrix(q / length)
+        frames[i, :3, 3] = origin
+    return frames
+
+
 def pipeline_grasps(scene: PhysicsScene, output: FrameOutput) -> MethodGrasps:
-    """The nodes' crops as grasps (their ``z`` is the gripper depth the node computed)."""
+    """The nodes' crops as grasps (their ``z`` is the gripper depth the node computed), with their gripper frames
+    when the record has them (the module docstring)."""
     record = output.grasps
     centres = np.stack((record['u'], record['v']), axis=1).astype(np.float64)
     grasps = ImageGrasps(
         centres, record['angle'].astype(np.float64), record['z'].astype(np.float64), np.zeros(len(record), bool)
     )
     qualities = record['quality'].astype(np.float64)
-    return MethodGrasps(grasps, bodies_at(scene.labels, centres), best_quality(qualities), qualities)
+    targets = bodies_at(scene.labels, centres)
+    return MethodGrasps(grasps, targets, best_quality(qualities), qualities, record_frames(record))
 
 
 def min_area_rect_grasps(scene: PhysicsScene, gripper: GripperConfig) -> MethodGrasps:
@@ -95,11 +134,18 @@ def min_area_rect_grasps(scene: PhysicsScene, gripper: GripperConfig) -> MethodG
 
 
 def random_axis_grasps(pipeline: MethodGrasps, rng: np.random.Generator) -> MethodGrasps:
-    """The pipeline's centres, depths, picks and qualities with uniform random axes."""
+    """The pipeline's centres, depths, picks and qualities with uniform random axes (with the pipeline's frames:
+    the closing axis turned by a uniform angle about each frame's approach)."""
     g = pipeline.grasps
     angles = rng.uniform(-np.pi / 2, np.pi / 2, len(g))
     grasps = ImageGrasps(g.centres, angles, g.z, g.antipodal)
-    return MethodGrasps(grasps, pipeline.targets, pipeline.pick, pipeline.qualities)
+    frames = None
+    if pipeline.frames is not None:
+        frames = pipeline.frames.copy()
+        cos, sin = np.cos(angles)[:, None], np.sin(angles)[:, None]
+        x, y = pipeline.frames[:, :3, 0], pipeline.frames[:, :3, 1]
+        frames[:, :3, 0], frames[:, :3, 1] = cos * x + sin * y, cos * y - sin * x
+    return MethodGrasps(grasps, pipeline.targets, pipeline.pick, pipeline.qualities, frames)
 
 
 @torch.no_grad()
@@ -120,6 +166,46 @@ def gqcnn_qualities(
         images = torch.from_numpy(grasp_image(depth_m, H, z))[:, None]
         qualities[seen] = gqcnn.quality(images, torch.from_numpy(z.astype(np.float32))).numpy()
     return qualities
+
+
+def rectified_rule_grasps(scene: PhysicsScene, gripper: GripperConfig, gqcnn: GQCNN) -> MethodGrasps:
+    """The fair rule (:mod:`.rectified_rule`) on the node's depth proposals (default parameters, as
+    :func:`min_area_rect_grasps`): one grasp per proposal along the fitted table's normal, each scored by ``gqcnn`` on
+    the canonical crop a camera straight above the grasp sees (depth along the normal), picks by quality as the
+    pipeline's. Its image terms (for targets and pictures): each grasp centre's source pixel, its axis there, its
+    camera depth."""
+    camera = scene.camera
+    table = table_plane(scene.depth, camera)
+    empty = MethodGrasps(ImageGrasps.concatenate([]), np.zeros(0, np.int64), None, np.zeros(0), np.zeros((0, 4, 4)))
+    if table is None:
+        return empty
+    proposals = depth_proposals(scene.depth, ProposalConfig(), max_crops=16)
+    found = footprint_grasps(scene.depth, proposals.labels, camera, table, gripper)
+    if not len(found):
+        return empty
+    origins, axes = found.frames[:, :3, 3], found.frames[:, :3, 0]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        ends = origins + 0.01 * axes
+        centres = np.stack(
+            (
+                camera.fx * origins[:, 0] / origins[:, 2] + camera.cx,
+                camera.fy * origins[:, 1] / origins[:, 2] + camera.cy,
+            ),
+            axis=1,
+        )
+        tips = np.stack(
+            (camera.fx * ends[:, 0] / ends[:, 2] + camera.cx, camera.fy * ends[:, 1] / ends[:, 2] + camera.cy), axis=1
+        )
+    angles = (np.arctan2(*(tips - centres).T[::-1]) + np.pi / 2) % np.pi - np.pi / 2
+    grasps = ImageGrasps(centres, np.nan_to_num(angles), origins[:, 2], np.zeros(len(found), bool))
+    qualities = np.zeros(len(found))
+    seen = np.isfinite(found.along)  # no gripper depth: no grasp (quality 0), as in grasp_quality_node
+    if seen.any():
+        z = found.along[seen]
+        images = torch.from_numpy(normalize_grasp_images(found.crops[seen], z))[:, None]
+        with torch.no_grad():
+            qualities[seen] = gqcnn.quality(images, torch.from_numpy(z.astype(np.float32))).numpy()
+    return MethodGrasps(grasps, bodies_at(scene.labels, centres), best_quality(qualities), qualities, found.frames)
 
 
 def ranked_by_gqcnn(rule: MethodGrasps, qualities: np.ndarray) -> MethodGrasps:

@@ -22,13 +22,22 @@ SHORT_NAMES = {
 """The methods' names under the bars of ``physics_results.png``."""
 
 
-def _pct(entry: dict) -> str:
+VALIDATION_NOTE = (
+    '**Every figure here is a validation figure**: the meshes (random_urdfs 400-499) are the validation split, '
+    'never in training data but looked at to choose `hypotheses_per_object`, the gripper range and the '
+    "README's headline, so they are not an unbiased test. The held-out test objects (random_urdfs 500-999 and "
+    'every object model outside random_urdfs) are kept for an external evaluation and never loaded here.'
+)
+"""The first paragraph of every physics report: which split its figures are on."""
+
+
+def pct(entry: dict) -> str:
     """``88.0 % [81, 92] (105/120)``: the rate, its 95 % interval and the counts."""
     interval = f'[{100 * entry["low"]:.0f}, {100 * entry["high"]:.0f}]'
     return f'{100 * entry["rate"]:.1f} % {interval} ({entry["successes"]}/{entry["trials"]})'
 
 
-def _gripper_text(parameters: dict) -> str:
+def gripper_text(parameters: dict) -> str:
     gripper = gripper_config(**parameters)
     return describe_gripper(gripper) + (' (as trained)' if gripper == TRAINED_GRIPPER else ' (both nodes given it)')
 
@@ -61,15 +70,12 @@ def report(summary: dict) -> str:
     lines = [
         '# Grasps judged by physics (pybullet): VALIDATION meshes',
         '',
-        '**Every figure here is a validation figure**: the meshes (random_urdfs 400-499) are the validation split, '
-        'never in training data but looked at to choose `hypotheses_per_object`, the gripper range and the '
-        "README's headline, so they are not an unbiased test. The held-out test objects (random_urdfs 500-999 and "
-        'every object model outside random_urdfs) are kept for an external evaluation and never loaded here.',
+        VALIDATION_NOTE,
         '',
         f'{summary["scenes"]} scenes, {summary["objects"]} objects: {summary["config"]["meshes"]} and our boxes, '
         f'cylinders and spheres, singulated and cluttered, {summary["config"]["image"]} depth from 0.5-0.9 m with up '
         "to 10 deg of tilt and a depth camera's noise, dropouts and shadows. Each grasp is tried once by a simulated "
-        f'parallel-jaw {_gripper_text(summary["config"]["gripper"])} (friction {summary["config"]["friction"]}; '
+        f'parallel-jaw {gripper_text(summary["config"]["gripper"])} (friction {summary["config"]["friction"]}; '
         'approach along the optical axis, close, '
         'lift 15 cm, hold, shake). Rates with Wilson 95 % intervals. Made by:',
         '',
@@ -86,8 +92,8 @@ def report(summary: dict) -> str:
     for name in METHODS:
         m = methods[name]
         lines.append(
-            f'| {METHOD_NAMES[name]} | {_pct(m["best_per_scene"])} | {_pct(m["per_object"])} | '
-            f'{_pct(m["by_layout"]["singulated"])} | {_pct(m["by_layout"]["cluttered"])} | {m["grasps_tried"]} |'
+            f'| {METHOD_NAMES[name]} | {pct(m["best_per_scene"])} | {pct(m["per_object"])} | '
+            f'{pct(m["by_layout"]["singulated"])} | {pct(m["by_layout"]["cluttered"])} | {m["grasps_tried"]} |'
         )
     lines += ['', *_attribution(summary)]
     lines += [
@@ -122,7 +128,7 @@ def report(summary: dict) -> str:
         '|---|' + '---:|' * len(kinds),
     ]
     for name in METHODS:
-        lines.append(f'| {METHOD_NAMES[name]} | ' + ' | '.join(_pct(methods[name]['by_kind'][k]) for k in kinds) + ' |')
+        lines.append(f'| {METHOD_NAMES[name]} | ' + ' | '.join(pct(methods[name]['by_kind'][k]) for k in kinds) + ' |')
     g, b, r = summary['gqcnn'], summary['best_grasp'], summary['gqcnn_min_area_rect']
     lines += [
         '',
@@ -133,9 +139,9 @@ def report(summary: dict) -> str:
         f'{g["below_threshold_held"]} of those held. Over the {r["crops"]} minAreaRect crops it ranks ({r["held"]} '
         f'held): AUROC {r["auroc"]:.3f}, expected calibration error {r["ece"]:.3f}.',
         '',
-        f'`~/best_grasp` (quality >= {b["threshold"]}) was published in {_pct(b["published"])} of the scenes; '
+        f'`~/best_grasp` (quality >= {b["threshold"]}) was published in {pct(b["published"])} of the scenes; '
         f'silent in {b["silent_scenes"]}. A robot that executes `~/best_grasp` picks successfully in '
-        f'{_pct(b["robot_success"])} of the scenes.',
+        f'{pct(b["robot_success"])} of the scenes.',
         '',
         '![success rates and calibration](physics_results.png)',
         '',

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stn_ros.core.metrics import auroc, calibration_bins, expected_calibration_error, paired_difference, proportion
-from stn_ros.evaluation.physics.methods import METHODS, MethodGrasps
+from stn_ros.evaluation.physics.methods import METHODS, RECTIFIED_RULE, MethodGrasps
 from stn_ros.evaluation.physics.trials import Tried
 
 
@@ -73,10 +73,11 @@ def quality_against_outcome(results: list[SceneResult], name: str, threshold: fl
     }
 
 
-def summarize(results: list[SceneResult], threshold: float) -> dict:
-    """Every figure of the report."""
+def summarize(results: list[SceneResult], threshold: float, methods: tuple[str, ...] = METHODS) -> dict:
+    """Every figure of the report, for ``methods`` (each scene's result has them all); with the fair rule
+    (``RECTIFIED_RULE``) also the pipeline against it, paired, and its GQ-CNN figures."""
     summary: dict = {'scenes': len(results), 'objects': sum(len(r.kinds) for r in results), 'methods': {}}
-    for name in METHODS:
+    for name in methods:
         per_object = [
             (kind_group(k), r.layout, ok)
             for r in results
@@ -122,6 +123,17 @@ def summarize(results: list[SceneResult], threshold: float) -> dict:
             [ok for r in results for ok in object_outcomes(r, 'min_area_rect_gqcnn')],
         ),
     }
+    if RECTIFIED_RULE in methods:
+        summary['gqcnn_rectified_rule'] = quality_against_outcome(results, RECTIFIED_RULE, threshold)
+        summary['stn_over_fair_rule'] = {
+            'best_per_scene': paired_difference(
+                [scene_outcome(r, 'pipeline') for r in results], [scene_outcome(r, RECTIFIED_RULE) for r in results]
+            ),
+            'per_object': paired_difference(
+                [ok for r in results for ok in object_outcomes(r, 'pipeline')],
+                [ok for r in results for ok in object_outcomes(r, RECTIFIED_RULE)],
+            ),
+        }
     summary['best_grasp'] = {
         'threshold': threshold,
         'published': proportion(sum(published), len(results)),

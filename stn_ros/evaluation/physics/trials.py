@@ -12,7 +12,7 @@ import numpy as np
 
 from stn_ros.evaluation.physics.methods import MethodGrasps, candidate_grasps
 from stn_ros.perception.grasps.gripper import GripperConfig
-from stn_ros.sim.physics.grasps import grasp_pose
+from stn_ros.sim.physics.grasps import frame_grasp_pose, grasp_pose
 from stn_ros.sim.physics.scenes import PhysicsScene
 
 SAME_GRASPS = {'min_area_rect_gqcnn': 'min_area_rect'}
@@ -31,8 +31,9 @@ class Tried:
 def try_grasps(
     scene: PhysicsScene, method: MethodGrasps, gripper: GripperConfig, world_handle: tuple[Any, int]
 ) -> Tried:
-    """Try each grasp once with ``gripper`` (its friction ``mu``); a grasp without a gripper depth is not tried
-    and fails."""
+    """Try each grasp once with ``gripper`` (its friction ``mu``): along its gripper frame when the method has one
+    for it, else as an image grasp (approaching along the optical axis); a grasp without a gripper depth is not
+    tried and fails."""
     from stn_ros.sim.physics.grasp_trial import TrialConfig, grasp_trial
 
     config = TrialConfig(gripper=gripper)
@@ -43,7 +44,10 @@ def try_grasps(
     for i in range(count):
         if not np.isfinite(g.z[i]) or not np.isfinite(g.centres[i]).all():
             continue
-        pose = grasp_pose(g.centres[i], g.angles[i], g.z[i], scene.camera, scene.table_from_camera)
+        if method.frames is not None and np.isfinite(method.frames[i]).all():
+            pose = frame_grasp_pose(method.frames[i], scene.table_from_camera)
+        else:
+            pose = grasp_pose(g.centres[i], g.angles[i], g.z[i], scene.camera, scene.table_from_camera)
         result = grasp_trial(scene.snapshot, pose, gripper.mu, config, world=world_handle)
         tried.held[i] = result.held_body if result.success else -1
         tried.outcomes[i] = result.outcome

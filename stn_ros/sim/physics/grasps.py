@@ -85,6 +85,17 @@ def grasp_pose(
     )
 
 
+def frame_grasp_pose(frame: np.ndarray, table_from_camera: np.ndarray) -> GraspPose:
+    """The world grasp of a gripper frame ``(4, 4)`` in the camera frame (the package's gripper frame: origin at the
+    fingertips' centre at the grasp depth, columns ``x`` = closing axis, ``z`` = approach), whatever its direction:
+    approaching along the frame's ``z``, closing along its ``x``."""
+    frame = np.asarray(frame, dtype=np.float64)
+    if frame.shape != (4, 4) or not np.isfinite(frame).all():
+        raise ValueError(f'frame must be a finite 4x4 matrix, got shape {frame.shape}')
+    world = np.asarray(table_from_camera, dtype=np.float64) @ frame
+    return GraspPose(tuple(world[:3, 3]), tuple(world[:3, 0]), tuple(world[:3, 2]))
+
+
 def antipodal_candidates(
     depth: np.ndarray,
     mask: np.ndarray,

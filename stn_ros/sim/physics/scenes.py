@@ -11,9 +11,13 @@ land touching and on top of each other, as in a bin. Each starts in a random ori
 rest in one of its stable poses; objects that roll out of view are taken out and the rest settle again.
 
 The camera is ``distance_range`` metres above the table, tilted up to ``max_tilt_deg`` about a random
-axis of its image plane, looking at the patch where the objects fall. Depth is rendered by pybullet's CPU
-renderer and converted with the near/far formula (:func:`~stn_ros.sim.physics.world.render_depth`); the
-intrinsics returned with it match the rendering exactly.
+axis of its image plane, looking at the patch where the objects fall. With ``tilt_range_deg`` set the camera pose
+is a distribution over views instead: tilted from vertical by an angle uniform in that range, at a uniform azimuth
+and a uniform roll about its optical axis, looking at the table origin from ``view_distance_range`` metres along
+its optical axis (:func:`~stn_ros.sim.prisms.scenes.view_pose`), as a robot's head or shoulder camera sees a
+table; the objects fall around that point. Every scene records its tilt (:attr:`PhysicsScene.tilt_deg`).
+Depth is rendered by pybullet's CPU renderer and converted with the near/far formula
+(:func:`~stn_ros.sim.physics.world.render_depth`); the intrinsics returned with it match the rendering exactly.
 
 Sensor model on the clean depth: Gaussian noise whose std grows with depth as a stereo or structured-light
 camera's does (``noise_base + noise_quadratic * z**2``), random and edge dropouts
@@ -31,7 +35,7 @@ import numpy as np
 
 from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.sim.physics import world
-from stn_ros.sim.prisms.scenes import camera_pose, sensor_model
+from stn_ros.sim.prisms.scenes import MAX_VIEW_TILT_DEG, camera_pose, sensor_model, tilt_of, view_pose
 
 LAYOUTS = ('singulated', 'cluttered')
 PROCEDURAL_SHAPES = ('box', 'cylinder', 'sphere')
@@ -47,8 +51,14 @@ class PhysicsSceneConfig:
         height, width: image size in pixels; the focal length scales with the width (``fx = fy =
             focal_640 * width / 640``), the principal point is the image centre.
         focal_640: focal length in pixels at 640 columns (525: a Kinect/PrimeSense-class camera).
-        distance_range: metres from the camera down to the table, along the table normal.
-        max_tilt_deg: largest tilt of the camera away from looking straight down.
+        distance_range: metres from the camera down to the table, along the table normal (unused with
+            ``tilt_range_deg``).
+        max_tilt_deg: largest tilt of the camera away from looking straight down (unused with ``tilt_range_deg``).
+        tilt_range_deg: None (default): the camera above, as ``distance_range`` and ``max_tilt_deg`` say. A range
+            ``(low, high)`` degrees within ``[0, 65]``: each scene's camera is a view tilted from vertical by an angle
+            uniform in it, at a uniform azimuth and roll (the module docstring); ``low == high`` fixes the tilt.
+        view_distance_range: metres from the camera to the point it looks at, along its optical axis (with
+            ``tilt_range_deg`` only).
         num_objects: inclusive range of objects per scene (fewer when some roll out of view).
         meshes: which mesh split the objects come from: ``train`` or ``validation``.
         procedural_prob: probability that an object is one of our boxes, cylinders or spheres.
@@ -70,6 +80,8 @@ class PhysicsSceneConfig:
     focal_640: float = 525.0
     distance_range: tuple[float, float] = (0.5, 0.9)
     max_tilt_deg: float = 10.0
+    tilt_range_deg: tuple[float, float] | None = None
+    view_distance_range: tuple[float, float] = (0.6, 0.8)
     num_objects: tuple[int, int] = (1, 6)
     meshes: str = 'train'
     procedural_prob: float = 0.3
@@ -93,6 +105,15 @@ class PhysicsSceneConfig:
             raise ValueError(f'meshes must be one of {sorted(world.MESH_SPLITS)}, got {self.meshes!r}')
         if not 1 <= self.num_objects[0] <= self.num_objects[1]:
             raise ValueError(f'num_objects must be an increasing range from 1, got {self.num_objects}')
+        if self.tilt_range_deg is not None:
+            low, high = (float(x) for x in self.tilt_range_deg)
+            if not 0.0 <= low <= high <= MAX_VIEW_TILT_DEG:
+                raise ValueError(
+                    f'tilt_range_deg must be (low, high) with 0 <= low <= high <= {MAX_VIEW_TILT_DEG} degrees, '
+                    f'got {self.tilt_range_deg}'
+                )
+        if not 0.0 < self.view_distance_range[0] <= self.view_distance_range[1]:
+            raise ValueError(f'view_distance_range must be an increasing range above 0, got {self.view_distance_range}')
 
     def camera(self) -> PinholeCamera:
         """The intrinsics of this image size."""
@@ -128,6 +149,11 @@ class PhysicsScene:
     table_plane: np.ndarray
     seed: int
 
+    @property
+    def tilt_deg(self) -> float:
+        """Degrees between the camera's optical axis and straight down: what a report bands scenes by."""
+        return tilt_of(self.table_from_camera)
+
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Table-frame points ``(N, 3)`` -> pixels ``(N, 2)`` and camera depths ``(N,)`` metres."""
         return project(points, self.camera, self.table_from_camera)
@@ -153,8 +179,7 @@ def generate_physics_scene(config: PhysicsSceneConfig, seed: int | None = None, 
     pybullet, client = world_handle or world.connect()
     try:
         camera = config.camera()
-        distance = rng.uniform(*config.distance_range)
-        pose = camera_pose(distance, rng.uniform(0.0, config.max_tilt_deg), rng.uniform(0.0, 2.0 * np.pi))
+        pose = draw_camera_pose(config, rng)
         look_at = _look_at(pose)
         layout = 'cluttered' if rng.random() < config.cluttered_prob else 'singulated'
         count = int(rng.integers(config.num_objects[0], config.num_objects[1] + 1))
@@ -176,6 +201,20 @@ def generate_physics_scene(config: PhysicsSceneConfig, seed: int | None = None, 
     plane = np.concatenate((normal, [-float(normal @ (pose[:3, :3].T @ pose[:3, 3]))]))
     depth = sensor_readings(clean, camera, config, rng)
     return PhysicsScene(depth, clean, labels, snapshot, kinds, layout, camera, pose, plane, seed)
+
+
+def draw_camera_pose(config: PhysicsSceneConfig, rng: np.random.Generator) -> np.ndarray:
+    """``(4, 4)`` table_from_camera of a scene, the first draws of its generator (the module docstring).
+
+    Without ``tilt_range_deg`` it draws exactly what it always drew (distance, tilt, tilt direction), so a seed's
+    scene is the same as before views existed."""
+    if config.tilt_range_deg is None:
+        distance = rng.uniform(*config.distance_range)
+        return camera_pose(distance, rng.uniform(0.0, config.max_tilt_deg), rng.uniform(0.0, 2.0 * np.pi))
+    distance = rng.uniform(*config.view_distance_range)
+    tilt = rng.uniform(*config.tilt_range_deg)
+    azimuth, roll = rng.uniform(0.0, 2.0 * np.pi, 2)
+    return view_pose(distance, tilt, azimuth, roll)
 
 
 def sensor_readings(

@@ -3,12 +3,15 @@
 What the ``synthetic_camera`` node publishes, without rclpy. Scene ``i`` of a run seeded ``seed`` is, by
 source: ``prisms``, ``generate_scene(SceneConfig(), scene_seed(seed, i))``, the same scenes the analytic
 grasp data is built from; ``physics``, ``generate_physics_scene(PhysicsSceneConfig(meshes='validation'),
-scene_seed(seed, i))``, pybullet mesh scenes of our validation meshes (needs pybullet).
+scene_seed(seed, i))``, pybullet mesh scenes of our validation meshes (needs pybullet). ``tilt_deg`` above 0 sees
+every scene from a camera tilted that far from vertical, at a random azimuth and roll (prisms: ``view_tilt_deg``,
+``camera_height`` along the optical axis; physics: ``tilt_range_deg = (tilt_deg, tilt_deg)``, 0.6-0.8 m along it);
+0 keeps each source's own camera (prisms straight down, physics up to 10 deg from vertical).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -42,15 +45,27 @@ def colour_rendering(scene: Scene | PhysicsScene) -> np.ndarray:
 
 
 def synthetic_frame(
-    seed: int, index: int, depth_encoding: str = '32FC1', config: SceneConfig | None = None, source: str = 'prisms'
+    seed: int,
+    index: int,
+    depth_encoding: str = '32FC1',
+    config: SceneConfig | None = None,
+    source: str = 'prisms',
+    tilt_deg: float = 0.0,
 ) -> SyntheticFrame:
-    """Frame of scene ``index`` of the run seeded ``seed`` from ``source`` (``config``: prisms only)."""
+    """Frame of scene ``index`` of the run seeded ``seed`` from ``source`` (``config``: prisms only), seen from
+    ``tilt_deg`` degrees from vertical (the module docstring; 0: the source's own camera)."""
     if depth_encoding not in DEPTH_ENCODINGS:
         raise ValueError(f'depth_encoding must be one of {", ".join(sorted(DEPTH_ENCODINGS))}; got {depth_encoding!r}')
     if source not in SOURCES:
         raise ValueError(f'source must be one of {", ".join(SOURCES)}; got {source!r}')
     if source == 'physics':
-        scene = generate_physics_scene(PhysicsSceneConfig(meshes='validation'), scene_seed(seed, index))
+        tilt = None if tilt_deg <= 0 else (float(tilt_deg), float(tilt_deg))
+        scene = generate_physics_scene(
+            PhysicsSceneConfig(meshes='validation', tilt_range_deg=tilt), scene_seed(seed, index)
+        )
     else:
-        scene = generate_scene(config or SceneConfig(), scene_seed(seed, index))
+        config = config or SceneConfig()
+        if tilt_deg > 0:
+            config = replace(config, view_tilt_deg=float(tilt_deg))
+        scene = generate_scene(config, scene_seed(seed, index))
     return SyntheticFrame(depth_pixels(scene.depth, depth_encoding), colour_rendering(scene), scene)

@@ -4,7 +4,10 @@ Frames. The *table frame* has its origin on the table, ``z`` up, metres; the tab
 camera centre is at ``(0, 0, camera_height)``; with no tilt it looks straight down with image ``+x``
 along table ``+x`` and image ``+y`` along table ``-y`` (a proper rotation, so the image is the table
 seen from above, mirrored in ``y`` only through the frame change). A tilt rotates the camera about an
-axis in its image plane. Camera frame: OpenCV's (``x`` right, ``y`` down, ``z`` forward); depth is the
+axis in its image plane (``max_tilt_deg``: up to a few degrees, the camera still above the origin); a *view*
+(``view_tilt_deg``, :func:`view_pose`) is a camera tilted that far from vertical, at any azimuth and roll about its
+optical axis, ``camera_height`` metres from the table origin along its optical axis, as a robot's head camera sees
+a table. Camera frame: OpenCV's (``x`` right, ``y`` down, ``z`` forward); depth is the
 camera ``z`` coordinate in metres, pixel centres at integer coordinates (:mod:`stn_ros.core.coords`).
 
 Objects are right prisms: a footprint polygon (counter-clockwise in the table frame) extruded to a
@@ -42,6 +45,10 @@ KINDS = ('box', 'cylinder', 'convex', 'l_shape', 'nonconvex')
 
 _PLACEMENT_ATTEMPTS = 60
 
+MAX_VIEW_TILT_DEG = 65.0
+"""Largest tilt of a view from vertical: at a 640x480, f = 525 camera's 24.6 deg half field of view (vertical) the
+image's top row still sees the table (below the horizon) up to 65.4 deg."""
+
 
 @dataclass(frozen=True)
 class SceneConfig:
@@ -53,6 +60,11 @@ class SceneConfig:
         camera_height: metres from the camera centre down to the table.
         max_tilt_deg: each scene's camera is tilted by an angle uniform in ``[0, max_tilt_deg]`` about
             a random axis in the image plane; 0 looks straight down.
+        view_tilt_deg: 0 (default): the camera above the origin as ``max_tilt_deg`` says. Above 0 (at most
+            :data:`MAX_VIEW_TILT_DEG`): every scene is seen by a camera tilted this far from vertical, at a random
+            azimuth and roll (:func:`view_pose`), ``camera_height`` metres from the table origin along its optical
+            axis; objects are placed within ``view_radius`` of the origin. ``max_tilt_deg`` is then unused.
+        view_radius: metres around the table origin that objects of a tilted view are placed in.
         num_objects: inclusive range of objects per scene (fewer when placement fails).
         footprint_range: metres, range of the footprint's extent (box sides, cylinder diameter, ...).
         height_range: metres, range of object heights.
@@ -78,6 +90,8 @@ class SceneConfig:
     cy: float = 239.5
     camera_height: float = 0.70
     max_tilt_deg: float = 0.0
+    view_tilt_deg: float = 0.0
+    view_radius: float = 0.25
     num_objects: tuple[int, int] = (1, 5)
     footprint_range: tuple[float, float] = (0.03, 0.12)
     height_range: tuple[float, float] = (0.02, 0.10)
@@ -92,6 +106,10 @@ class SceneConfig:
     edge_dropout_prob: float = 0.5
     edge_jump: float = 0.01
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.view_tilt_deg <= MAX_VIEW_TILT_DEG:
+            raise ValueError(f'view_tilt_deg must be in [0, {MAX_VIEW_TILT_DEG}] degrees, got {self.view_tilt_deg}')
 
     def camera(self) -> PinholeCamera:
         """The intrinsics as a :class:`~stn_ros.bridge.camera_info.PinholeCamera`."""
@@ -172,6 +190,34 @@ def camera_pose(camera_height: float, tilt_deg: float = 0.0, tilt_direction: flo
     return pose
 
 
+def view_pose(distance: float, tilt_deg: float, azimuth: float = 0.0, roll: float = 0.0) -> np.ndarray:
+    """``(4, 4)`` table_from_camera of a camera looking at the table origin from ``distance`` metres along its
+    optical axis, tilted ``tilt_deg`` degrees from looking straight down.
+
+    ``azimuth`` (radians, from table ``+y`` towards ``-x``: the direction of table ``+y`` turned about ``+z``) is
+    where the optical axis leans to, ``roll`` (radians) turns the camera about its optical axis. At ``roll = 0`` the
+    image rows are level (image ``+x`` horizontal) and image ``-y`` points away from the camera, as a head camera
+    sees a table; at ``tilt_deg = azimuth = roll = 0`` it is :func:`camera_pose` looking straight down.
+
+    >>> pose = view_pose(0.7, 45.0)
+    >>> bool(np.allclose(pose[:3, 3] + 0.7 * pose[:3, 2], 0.0)), round(float(np.degrees(np.arccos(-pose[2, 2]))), 6)
+    (True, 45.0)
+    """
+    down = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])  # columns: camera axes, looking down
+    tilt, _ = cv2.Rodrigues(np.array([math.radians(tilt_deg), 0.0, 0.0]))  # about the camera's x
+    turn, _ = cv2.Rodrigues(np.array([0.0, 0.0, roll]))  # about the optical axis
+    heading, _ = cv2.Rodrigues(np.array([0.0, 0.0, azimuth]))  # about the table's z
+    pose = np.eye(4)
+    pose[:3, :3] = heading @ down @ tilt @ turn
+    pose[:3, 3] = -distance * pose[:3, 2]  # the optical axis meets the table at the origin
+    return pose
+
+
+def tilt_of(table_from_camera: np.ndarray) -> float:
+    """Degrees between a camera's optical axis and straight down (table ``-z``)."""
+    return float(np.degrees(np.arccos(np.clip(-np.asarray(table_from_camera)[2, 2], -1.0, 1.0))))
+
+
 def make_object(kind: str, local_footprint: np.ndarray, height: float, x: float, y: float, yaw: float) -> SceneObject:
     """A prism with the ``(K, 2)`` object-frame footprint (metres) posed at ``(x, y, yaw)``."""
     if kind not in KINDS:
@@ -229,8 +275,11 @@ def generate_scene(config: SceneConfig, seed: int | None = None) -> Scene:
     """
     seed = config.seed if seed is None else int(seed)
     rng = np.random.default_rng(seed)
-    tilt = rng.uniform(0.0, config.max_tilt_deg) if config.max_tilt_deg > 0 else 0.0
-    pose = camera_pose(config.camera_height, tilt, rng.uniform(0.0, 2.0 * np.pi))
+    if config.view_tilt_deg > 0:
+        pose = view_pose(config.camera_height, config.view_tilt_deg, *rng.uniform(0.0, 2.0 * np.pi, 2))
+    else:  # today's camera, drawn as it always was (the same seed gives the same scene)
+        tilt = rng.uniform(0.0, config.max_tilt_deg) if config.max_tilt_deg > 0 else 0.0
+        pose = camera_pose(config.camera_height, tilt, rng.uniform(0.0, 2.0 * np.pi))
     scene = render_scene(config, _place_objects(config, pose, rng), pose, rng)
     scene.seed = seed
     return scene
@@ -413,8 +462,11 @@ def _place_objects(config: SceneConfig, pose: np.ndarray, rng: np.random.Generat
         np.stack(((corners[:, 0] - config.cx) / config.fx, (corners[:, 1] - config.cy) / config.fy, np.ones(4)), axis=1)
         @ rotation.T
     )
-    ground = centre[:2] + (-centre[2] / rays[:, 2])[:, None] * rays[:, :2]
-    lower, upper = ground.min(axis=0), ground.max(axis=0)
+    if config.view_tilt_deg > 0:  # the far corners of a tilted view reach metres away: stay near where it looks
+        lower, upper = np.full(2, -config.view_radius), np.full(2, config.view_radius)
+    else:
+        ground = centre[:2] + (-centre[2] / rays[:, 2])[:, None] * rays[:, :2]
+        lower, upper = ground.min(axis=0), ground.max(axis=0)
     placed: list[SceneObject] = []
     for _ in range(count):
         kind = KINDS[int(rng.choice(len(KINDS), p=weights / weights.sum()))]
