@@ -17,7 +17,7 @@ from stn_ros.apps.evaluate import main as evaluate_main
 from stn_ros.evaluation.physics.bands import parse_tilt_bands
 from stn_ros.evaluation.physics.graph import FrameOutput
 from stn_ros.evaluation.physics.methods import (
-    POSE_FIELDS,
+    QUATERNION_FIELDS,
     RECTIFIED_RULE,
     TILT_METHODS,
     pipeline_grasps,
@@ -25,6 +25,7 @@ from stn_ros.evaluation.physics.methods import (
     record_frames,
 )
 from stn_ros.evaluation.physics.rectified_rule import footprint_grasps, table_plane
+from stn_ros.perception.geometry.rigid_transforms import matrix_quaternion
 from stn_ros.perception.grasps.grasp_quality import GRASP_DTYPE
 from stn_ros.perception.grasps.gripper import TRAINED_GRIPPER
 from stn_ros.sim.prisms.scenes import SceneConfig, box_footprint, make_object, render_scene, view_pose
@@ -108,27 +109,11 @@ def test_the_image_rule_is_what_goes_wrong_at_an_angle():
     assert axis_error > 3.0 or np.hypot(pose.centre[0] - box.x, pose.centre[1] - box.y) > 0.004
 
 
-def quaternion_of(rotation: np.ndarray) -> np.ndarray:
-    """``(x, y, z, w)`` of a rotation matrix (Shepperd's method, the largest diagonal first)."""
-    m = rotation
-    trace = np.trace(m)
-    if trace > 0:
-        s = 2.0 * math.sqrt(1.0 + trace)
-        return np.array([(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s])
-    i = int(np.argmax(np.diag(m)))
-    j, k = (i + 1) % 3, (i + 2) % 3
-    s = 2.0 * math.sqrt(1.0 + m[i, i] - m[j, j] - m[k, k])
-    q = np.zeros(4)
-    q[i], q[j], q[k] = 0.25 * s, (m[j, i] + m[i, j]) / s, (m[k, i] + m[i, k]) / s
-    q[3] = (m[k, j] - m[j, k]) / s
-    return q
-
-
 def record_with_pose(frames: np.ndarray, with_pose: bool = True) -> np.ndarray:
-    """A ``~/grasps`` record of gripper ``frames`` (camera frame): today's fields, and the orientation fields when
-    ``with_pose`` (the dtype ``grasp_quality_node`` will publish)."""
-    extra = [(f, np.float32) for f in POSE_FIELDS] if with_pose else []
-    record = np.zeros(len(frames), np.dtype(GRASP_DTYPE.descr + extra))
+    """A ``~/grasps`` record of gripper ``frames`` (camera frame): ``grasp_quality_node``'s fields, without the
+    orientation fields unless ``with_pose`` (an older record)."""
+    fields = [(name, kind) for name, kind in GRASP_DTYPE.descr if with_pose or name not in QUATERNION_FIELDS]
+    record = np.zeros(len(frames), np.dtype(fields))
     for i, frame in enumerate(frames):
         origin = frame[:3, 3]
         record[i]['x'], record[i]['y'], record[i]['z'] = origin
@@ -137,7 +122,7 @@ def record_with_pose(frames: np.ndarray, with_pose: bool = True) -> np.ndarray:
         record[i]['angle'] = 0.3
         record[i]['quality'] = 0.9 - 0.1 * i
         if with_pose:
-            for name, value in zip(POSE_FIELDS, quaternion_of(frame[:3, :3]), strict=True):
+            for name, value in zip(QUATERNION_FIELDS, matrix_quaternion(frame[:3, :3]), strict=True):
                 record[i][name] = value
     return record
 

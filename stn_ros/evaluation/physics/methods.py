@@ -7,7 +7,7 @@ one. No pybullet, no rclpy.
 
 How a grasp is tried: a method with gripper frames (:attr:`MethodGrasps.frames`) is tried along them (approach =
 the frame's ``z``, closing axis its ``x``); otherwise as an image grasp, approaching along the optical axis. The
-pipeline has frames when its ``~/grasps`` record carries the orientation fields :data:`POSE_FIELDS` (the gripper
+pipeline has frames when its ``~/grasps`` record carries the orientation fields :data:`QUATERNION_FIELDS` (the gripper
 frame in the frame of ``x, y, z``); a record without them is tried as before.
 """
 
@@ -23,13 +23,14 @@ from stn_ros.evaluation.min_area_rect import min_area_rect_grasp
 from stn_ros.evaluation.physics.graph import FrameOutput
 from stn_ros.evaluation.physics.rectified_rule import footprint_grasps, table_plane
 from stn_ros.models.gqcnn import GQCNN
+from stn_ros.perception.geometry.rigid_transforms import quaternion_matrix
 from stn_ros.perception.grasps.grasp_image import canonical_homographies, grasp_image, normalize_grasp_images
+from stn_ros.perception.grasps.grasp_quality import QUATERNION_FIELDS
 from stn_ros.perception.grasps.gripper import GripperConfig
 from stn_ros.perception.grasps.gripper_depth import image_gripper_depths
 from stn_ros.perception.stn.proposals import ProposalConfig, depth_proposals
 from stn_ros.sim.physics.grasps import ImageGrasps, sample_candidates
 from stn_ros.sim.physics.scenes import PhysicsScene
-from stn_ros.sim.physics.world import quaternion_matrix
 
 METHODS = ('pipeline', 'min_area_rect', 'min_area_rect_gqcnn', 'random_axis', 'best_candidate')
 METHOD_NAMES = {
@@ -44,8 +45,6 @@ RECTIFIED_RULE = 'min_area_rect_rectified'
 """The fair rule for tilted cameras (:mod:`.rectified_rule`), a method of the tilt-band evaluation only."""
 TILT_METHODS = (*METHODS[:3], RECTIFIED_RULE, *METHODS[3:])
 """The methods of ``stn_evaluate physics --tilt-bands``."""
-POSE_FIELDS = ('qx', 'qy', 'qz', 'qw')
-"""The ``~/grasps`` fields of the gripper frame's orientation (a quaternion in the frame of ``x, y, z``)."""
 
 
 @dataclass
@@ -86,13 +85,13 @@ def bodies_at(labels: np.ndarray, centres: np.ndarray, radius: int = 6) -> np.nd
 def record_frames(record: np.ndarray) -> np.ndarray | None:
     """``(N, 4, 4)`` gripper frames of a ``~/grasps`` record (origin ``x, y, z``, rotation of the unit quaternion
     ``qx, qy, qz, qw``), NaN rows where the pose is not finite or the quaternion is zero; None when the record has
-    no orientation fields (:data:`POSE_FIELDS`)."""
+    no orientation fields (:data:`QUATERNION_FIELDS`)."""
     names = record.dtype.names or ()
-    if not all(f in names for f in POSE_FIELDS):
+    if not all(f in names for f in QUATERNION_FIELDS):
         return None
     frames = np.full((len(record), 4, 4), np.nan)
     for i, row in enumerate(record):
-        q = np.array([row[f] for f in POSE_FIELDS], np.float64)
+        q = np.array([row[f] for f in QUATERNION_FIELDS], np.float64)
         origin = np.array([row['x'], row['y'], row['z']], np.float64)
         length = float(np.linalg.norm(q))
         if not (np.isfinite(q).all() and np.isfinite(origin).all() and length > 1e-6):

@@ -52,7 +52,9 @@ DEFAULT_GQCNN_WEIGHTS = 'gqcnn.pt'
 PREPARED_CROPS = 64
 """The GQ-CNN's CUDA graphs are captured for batches of up to this many crops (``stn_node``'s default ``max_crops``
 16 x ``hypotheses_per_object`` 4); a frame with more is scored op by op (counted)."""
-GRASP_FIELDS = ('quality', 'u', 'v', 'x', 'y', 'z', 'angle', 'width', 'qx', 'qy', 'qz', 'qw')
+QUATERNION_FIELDS = ('qx', 'qy', 'qz', 'qw')
+"""The grasp's orientation fields: the gripper frame as a unit quaternion in the frame of ``x, y, z``."""
+GRASP_FIELDS = ('quality', 'u', 'v', 'x', 'y', 'z', 'angle', 'width', *QUATERNION_FIELDS)
 """The float32 fields of a grasp; :data:`GRASP_DTYPE` adds the int32 ``object_id`` and ``hypothesis``."""
 GRASP_DTYPE = np.dtype(
     [(name, np.float32) for name in GRASP_FIELDS] + [('object_id', np.int32), ('hypothesis', np.int32)]
@@ -217,7 +219,7 @@ class GraspScorer:
         )
         for index, name in enumerate('xyz'):
             record[name] = poses.positions[:, index]
-        for index, name in enumerate(('qx', 'qy', 'qz', 'qw')):
+        for index, name in enumerate(QUATERNION_FIELDS):
             record[name] = poses.quaternions[:, index]
         record['width'] = widths_m(crops, z, poses.metres_per_crop_pixel)
         above = np.flatnonzero(quality >= threshold)

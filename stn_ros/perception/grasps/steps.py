@@ -23,6 +23,7 @@ from stn_ros.perception.frame_report import FrameReport
 from stn_ros.perception.geometry.rigid_transforms import RigidTransform, quaternion_multiply
 from stn_ros.perception.grasps.grasp_quality import (
     DEFAULT_GQCNN_WEIGHTS,
+    QUATERNION_FIELDS,
     GraspScorer,
     ScoredGrasps,
     grasps_to_publish,
@@ -47,9 +48,6 @@ def load_gqcnn_model(weights: str) -> tuple[GQCNN, str, str | None]:
         raise ValueError(f'weights file {path} does not exist')
     model, _ = load_gqcnn(path)
     return model, f'GQ-CNN from {path}', None
-
-
-QUATERNION_FIELDS = ('qx', 'qy', 'qz', 'qw')
 
 
 @dataclass
