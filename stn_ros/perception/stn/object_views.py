@@ -14,6 +14,7 @@ top-down camera centres its crop there. Conventions: pixel centres at integer ``
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,8 +34,10 @@ from stn_ros.perception.geometry.table_view import (
 TOP_PERCENTILE = 90.0
 """An object's top: this percentile of its heights above the table (chosen on tilted synthetic frames:
 ``benchmarks/view_canonicalization.py``)."""
-TOP_SAMPLES = 256
-"""At most this many of an object's pixels (evenly strided) give its top percentile: a sort per frame stays small."""
+GRID_SIDE = 15
+"""An object's pixels are read on a grid of at most ``GRID_SIDE x GRID_SIDE`` over its bounding box (every ``s``-th
+row and column, the last row and column too): the per-pixel work per frame stays small; the footprint's extent moves
+by less than a stride (measured: ``benchmarks/view_canonicalization.py``)."""
 
 
 @dataclass(frozen=True)
@@ -91,46 +94,42 @@ def object_views(
     An object without a single valid pixel gets NaN.
     """
     count = len(ids)
-    boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
-    x, y, w, h = boxes.T
-    sizes = w * h
-    owner = np.repeat(np.arange(count), sizes)
-    starts = np.cumsum(sizes) - sizes
-    local = np.arange(int(sizes.sum())) - np.repeat(starts, sizes)
-    rows = y[owner] + local // w[owner]
-    cols = x[owner] + local % w[owner]
-    z = depth[rows, cols]
-    mine = (components[rows, cols] == np.asarray(ids)[owner]) & (z > 0) & (z < np.inf)
-    owner, z = owner[mine], z[mine].astype(np.float64)
-    pixels = np.stack((cols[mine], rows[mine]), axis=1) * step
+    if not count:
+        return ObjectViews(plane, np.zeros((0, 2)), np.zeros(0), np.zeros(0))
+    x, y, w, h = np.asarray(boxes, np.int64).reshape(-1, 4).T
+    stride = np.maximum(-(-(np.maximum(w, h) - 1) // (GRID_SIDE - 1)), 1)  # ceil: at most GRID_SIDE rows and columns
+    ticks = np.arange(GRID_SIDE) * stride[:, None]  # (N, G)
+    rows = (y[:, None] + np.minimum(ticks, h[:, None] - 1))[:, :, None]  # (N, G, 1)
+    cols = (x[:, None] + np.minimum(ticks, w[:, None] - 1))[:, None, :]  # (N, 1, G)
+    # A tick past the last row (column) repeats it: only the first that reaches it counts.
+    first_rows = ticks - stride[:, None] < h[:, None] - 1
+    first_cols = ticks - stride[:, None] < w[:, None] - 1
+    first_rows[:, 0] = first_cols[:, 0] = True
+    z = depth[rows, cols]  # (N, G, G)
+    mine = (components[rows, cols] == np.asarray(ids)[:, None, None]) & (z > 0) & (z < np.inf)
+    mine &= first_rows[:, :, None] & first_cols[:, None, :]
+    owner, row, col = np.nonzero(mine)  # object by object
+    pixels = np.stack((cols[owner, 0, col], rows[owner, row, 0]), axis=1) * step
     rotation = view_rotation(plane.normal)
-    points = (rays(camera, pixels) * z[:, None]) @ rotation  # view-frame points R^T X, one a row
+    points = (rays(camera, pixels) * z[owner, row, col][:, None]) @ rotation  # view-frame points R^T X, a row each
     counts = np.bincount(owner, minlength=count)
-    found = np.flatnonzero(counts)
-    first = np.cumsum(counts) - counts
-    centres, depths, sides = np.full((count, 2), np.nan), np.full(count, np.nan), np.full(count, np.nan)
-    if found.size:
-        low = np.minimum.reduceat(points[:, :2], first[found], axis=0)
-        high = np.maximum.reduceat(points[:, :2], first[found], axis=0)
-        top = _low_percentile(points[:, 2], first[found], counts[found], 100.0 - TOP_PERCENTILE)
-        middle = (low + high) / 2
-        k = intrinsic_matrix(camera)
-        centres[found] = middle * np.array([k[0, 0], k[1, 1]]) / top[:, None] + k[:2, 2]
-        depths[found] = top
-        sides[found] = (high - low).max(axis=1) * (1.0 + 2.0 * margin)
-    return ObjectViews(plane, centres, depths, sides)
-
-
-def _low_percentile(values: np.ndarray, first: np.ndarray, counts: np.ndarray, percentile: float) -> np.ndarray:
-    """``percentile`` (lower nearest rank) of each group ``values[first[g] : first[g] + counts[g]]`` (all
-    non-empty), from at most :data:`TOP_SAMPLES` evenly strided values of each."""
-    taken = np.minimum(counts, TOP_SAMPLES)
-    group = np.repeat(np.arange(len(counts)), taken)
-    rank = np.arange(int(taken.sum())) - np.repeat(np.cumsum(taken) - taken, taken)
-    sample = values[first[group] + rank * counts[group] // taken[group]]
-    order = np.lexsort((sample, group))
-    pick = np.cumsum(taken) - taken + np.floor(percentile / 100.0 * (taken - 1)).astype(np.int64)
-    return sample[order[pick]]
+    found = counts > 0
+    first = (np.cumsum(counts) - counts)[found]
+    low, high = np.full((count, 2), np.nan), np.full((count, 2), np.nan)
+    if len(first):
+        low[found] = np.minimum.reduceat(points[:, :2], first, axis=0)
+        high[found] = np.maximum.reduceat(points[:, :2], first, axis=0)
+    depths = np.full(mine.shape, np.inf)
+    depths[owner, row, col] = points[:, 2]
+    ordered = np.sort(depths.reshape(count, -1), axis=1)  # the view's depths, the object's first
+    rank = np.floor((100.0 - TOP_PERCENTILE) / 100.0 * np.maximum(counts - 1, 0)).astype(np.int64)
+    top = np.where(found, ordered[np.arange(count), rank], np.nan)
+    k = intrinsic_matrix(camera)
+    centres = np.where(
+        found[:, None], (low + high) / 2 * np.array([k[0, 0], k[1, 1]]) / top[:, None] + k[:2, 2], np.nan
+    )
+    sides = np.where(found, (high - low).max(axis=1) * (1.0 + 2.0 * margin), np.nan)
+    return ObjectViews(plane, centres, top, sides)
 
 
 def _apply(homography: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -163,9 +162,8 @@ class FrameView:
         """The view of a frame of ``camera``'s size whose table is ``plane``."""
         rotation = view_rotation(plane.normal)
         homography = view_to_source(camera, rotation)
-        to_pixel = normalized_to_pixel(camera.height, camera.width, dtype=torch.float64).numpy()
-        to_normalized = pixel_to_normalized(camera.height, camera.width, dtype=torch.float64).numpy()
-        factor = np.linalg.solve(intrinsic_matrix(camera).T, plane.normal)  # K^-T n
+        to_pixel, to_normalized = _normalized_frames(camera.height, camera.width)
+        factor = np.linalg.inv(intrinsic_matrix(camera)).T @ plane.normal  # K^-T n
         return cls(plane, rotation, homography, to_normalized @ homography @ to_pixel, factor, factor @ to_pixel)
 
     def view_rois(self, views: ObjectViews, camera: PinholeCamera, side_m: float | None) -> np.ndarray:
@@ -192,8 +190,22 @@ def normal_depth_factors(homographies: np.ndarray, output_size: tuple[int, int],
     that turns the source reading sampled there into metres along the normal (``homographies`` ``(N, 3, 3)``: crop
     pixel -> source pixel)."""
     height, width = output_size
-    rows, cols = np.mgrid[0:height, 0:width]
-    grid = np.stack((cols, rows, np.ones_like(cols)), axis=-1).reshape(-1, 3).astype(np.float64)
-    mapped = np.asarray(homographies, np.float64).reshape(-1, 3, 3) @ grid.T  # (N, 3, h w)
-    values = (np.asarray(factor, np.float64) @ mapped) / mapped[:, 2]
-    return values.reshape(-1, height, width).astype(np.float32)
+    homographies = np.asarray(homographies, np.float64).reshape(-1, 3, 3)
+    # Numerator and denominator are both affine in the crop pixel (col, row): rows of f^T H and of H's last row.
+    coefficients = np.stack((np.asarray(factor, np.float64) @ homographies, homographies[:, 2]), 1).astype(np.float32)
+    cols, rows = np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
+    affine = (
+        coefficients[..., 0, None, None] * cols
+        + (coefficients[..., 1, None] * rows + coefficients[..., 2, None])[..., None]
+    )  # (N, 2, h, w)
+    return affine[:, 0] / affine[:, 1]
+
+
+@functools.lru_cache(maxsize=8)
+def _normalized_frames(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Normalized -> pixel and pixel -> normalized ``(3, 3)`` float64 of an image of ``height x width``
+    (:mod:`stn_ros.core.coords`), made once per size."""
+    to_pixel = normalized_to_pixel(height, width, dtype=torch.float64).numpy()
+    to_normalized = pixel_to_normalized(height, width, dtype=torch.float64).numpy()
+    to_pixel.flags.writeable = to_normalized.flags.writeable = False
+    return to_pixel, to_normalized
