@@ -111,8 +111,8 @@ def test_proposals_by_height_on_a_tilted_frame_find_the_objects_and_no_table(til
         owners.append(owner)
     assert sorted(owners) == list(range(1, len(scene.objects) + 1))  # every object once
     # The grasp points lie over each object's footprint centre, at its top (box tops are flat). Measured on 15
-    # scenes a tilt (benchmarks/view_canonicalization.py centring): horizontal error median 2.5 / 3.0 / 4.1 mm, 90th
-    # percentile 3.6 / 4.5 / 7.3 mm at 30 / 45 / 60 degrees; the top within a millimetre or two (1 mm noise).
+    # scenes a tilt (benchmarks/view_canonicalization.py centring): horizontal error median 3.0 / 3.4 / 5.2 mm, 90th
+    # percentile 4.9 / 5.4 / 8.4 mm at 30 / 45 / 60 degrees; the top within a millimetre or two (1 mm noise).
     horizontal, vertical = [], []
     for owner, point in zip(owners, found.views.grasp_points(scene.camera), strict=True):
         obj = scene.objects[owner - 1]
@@ -300,6 +300,10 @@ def test_the_graph_path_gives_the_plain_paths_view_crops(sampler, device):
     for _ in range(2):
         a, b = view_crops(scene, plain, 4)[1], view_crops(scene, graphed, 4)[1]
         np.testing.assert_allclose(a.homographies, b.homographies, rtol=1e-5, atol=1e-3)
-        np.testing.assert_allclose(a.crops, b.crops, atol=1e-4, equal_nan=True)
+        # A batch's size changes how the net's products are blocked (float rounding): a sample by a missing reading
+        # may fall either side of the validity threshold (TOLERANCES['nan_fraction'] of device_agreement).
+        both = np.isfinite(a.crops) & np.isfinite(b.crops)
+        assert (np.isfinite(a.crops) != np.isfinite(b.crops)).mean() <= 1e-3
+        np.testing.assert_allclose(a.crops[both], b.crops[both], atol=1e-4)
         assert np.isfinite(parse_record(b.record).normals).all()
     assert graphed.frames_op_by_op == 0
