@@ -300,7 +300,7 @@ class Canonicalizer:
             homographies,
             params,
             stn.family.code,
-            np.repeat(rois if view is None else view.source_boxes(rois), per_object, axis=0),
+            np.repeat(rois, per_object, axis=0),
             size,
             xyz,
             object_ids=np.arange(len(homographies)) // per_object,

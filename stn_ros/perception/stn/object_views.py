@@ -174,16 +174,6 @@ class FrameView:
         corner = views.centres - (side_px[:, None] - 1) / 2
         return np.column_stack((corner, side_px, side_px)).astype(np.float32)
 
-    def source_boxes(self, rois: np.ndarray) -> np.ndarray:
-        """``(N, 4)`` float32 ``(x, y, w, h)`` source-pixel bounding boxes of view-pixel ROIs ``(N, 4)`` (the
-        quadrilaterals their corner pixels map to)."""
-        x, y, w, h = np.asarray(rois, np.float64).reshape(-1, 4).T
-        corners = np.stack((np.stack((x, y), 1), np.stack((x + w - 1, y), 1), np.stack((x, y + h - 1), 1)), 1)
-        corners = np.concatenate((corners, (corners[:, 1:2] + corners[:, 2:3] - corners[:, 0:1])), axis=1)
-        mapped = _apply(self.view_to_source, corners.reshape(-1, 2)).reshape(-1, 4, 2)
-        low, high = mapped.min(axis=1), mapped.max(axis=1)
-        return np.column_stack((low, high - low + 1)).astype(np.float32)
-
 
 def normal_depth_factors(homographies: np.ndarray, output_size: tuple[int, int], factor: np.ndarray) -> np.ndarray:
     """``(N, h, w)`` float32: at each crop pixel ``p`` the factor ``f . (H p) / (H p)_z`` (:attr:`FrameView.factor`)

@@ -18,7 +18,8 @@ h00 ... h22         float64   row-major 3x3 ``H``: crop pixel (col, row, 1) -> s
 family              int32     transform family code (translation 0, attention 1, similarity 2,
                               affine 3, projective 4, tps 5)
 roi_x ... roi_h     float32   the region of interest the localization net looked at (source px); view-
-                              canonicalized, the source bounding box of the square it looked at in the view
+                              canonicalized, the square it looked at in the view's pixels (the view:
+                              the camera turned to look along ``n``; ``K R K^-1`` maps it to the source)
 object_id           int32     the crop's object: its index in the frame (0, 1, ... in tile order)
 hypothesis          int32     the crop's rank among its object's hypotheses: 0 = the best-scored
 score               float32   the hypothesis' probability among the model's K hypotheses (softmax of
@@ -53,8 +54,10 @@ optical axis. A consumer with the camera's ``K`` reproduces a crop as
     p = H @ np.stack((cols.ravel(), rows.ravel(), np.ones(w * h)))
     crop *= (n @ np.linalg.inv(K) @ (p / p[2])).reshape(h, w)  # optical-axis depth -> depth along n
 
-(the factor ``n . K^-1 (u, v, 1)`` is affine in the source pixel ``(u, v)``). Without them, crops hold the source's
-values (depth along the optical axis).
+(the factor ``n . K^-1 (u, v, 1)`` is affine in the source pixel ``(u, v)``). The ROI fields are then in the view's
+pixels: ``R`` is :func:`~stn_ros.perception.geometry.table_view.view_rotation` of ``n`` (the smallest rotation taking
+the optical axis to it), so ``K R K^-1`` composed with the ROI gives what the localization net looked at. Without
+them, crops hold the source's values (depth along the optical axis) and the ROIs are in source pixels.
 A record without ``object_id``, ``hypothesis`` and ``score`` (an older bag) parses as one crop per object:
 ``object_id`` = the crop's index, ``hypothesis`` 0, ``score`` 1; one without ``shed_level``, ``hypotheses_limit``
 and ``objects_limit`` as full work, limits not said (0); one without ``nx, ny, nz`` as not view-canonicalized (NaN).
