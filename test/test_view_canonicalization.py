@@ -307,3 +307,19 @@ def test_the_graph_path_gives_the_plain_paths_view_crops(sampler, device):
         np.testing.assert_allclose(a.crops[both], b.crops[both], atol=1e-4)
         assert np.isfinite(parse_record(b.record).normals).all()
     assert graphed.frames_op_by_op == 0
+
+
+def test_an_object_without_a_grasp_point_is_cropped_at_its_rois_centre():
+    """An object whose views are unknown (no valid pixel: NaN) is put at its ROI's centre, the point read there, at the
+    STN's metric size; the others keep theirs."""
+    scene = several_objects(40.0, direction=0.3, config=CLEAN)
+    scene.depth = scene.clean_depth
+    canonicalizer = identity_canonicalizer()
+    proposals, expected = view_crops(scene, canonicalizer)
+    views = proposals.views
+    views.centres[1], views.depths[1], views.sides[1] = np.nan, np.nan, np.nan
+    result = canonicalizer.process(Frame(scene.depth, '32FC1', True), proposals.rois, scene.camera, None, 1, views)
+    np.testing.assert_array_equal(np.delete(result.crops, 1, 0), np.delete(expected.crops, 1, 0))
+    centre = proposals.rois[1, :2] + (proposals.rois[1, 2:] - 1) / 2
+    np.testing.assert_allclose(parse_record(result.record).centres_uv[1], centre, atol=0.05)
+    assert np.isfinite(result.crops[1]).mean() > 0.9

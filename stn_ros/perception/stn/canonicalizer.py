@@ -9,8 +9,10 @@ View canonicalization (a depth frame with intrinsics and each object's
 at the same centre looking along the table's normal sees it. Its ROI is a square in that view's pixels around its
 grasp point (``roi_side_m`` at its top's depth along the normal), mapped to the source by ``K R K^-1``, so each crop's
 ``H`` is projective and still one resampling of the source; the localization net's small crops and the canonical
-crops then hold metres along the normal, ``crop(p) = source(H p) * (n . K^-1 H p)`` (``H p`` dehomogenized), where
-the view cannot see stays NaN. A non-linear family (TPS) gets the same: its spline's grid composed with the view.
+crops then hold metres along the normal, ``crop(p) = source(H p) * (n . K^-1 H p)`` (``H p`` dehomogenized). What
+lies outside the source stays NaN (no reading); a rotation about the camera's centre does not change what hides what,
+so where a camera above would see the table beside an object's near side, the crop shows that side as the oblique
+camera saw it. A non-linear family (TPS) gets the same: its spline's grid composed with the view.
 """
 
 from __future__ import annotations
