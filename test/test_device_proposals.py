@@ -126,6 +126,28 @@ def test_depth_proposals_on_the_device_path_are_the_hosts(depth, config, device)
     np.testing.assert_array_equal(found.labels, expected.labels)
 
 
+@pytest.mark.parametrize(
+    'config',
+    [CONFIG, dataclasses.replace(CONFIG, decimation=2), dataclasses.replace(CONFIG, split_jump=0.0, seed=3)],
+    ids=['default', 'decimation 2', 'no cut, seed 3'],
+)
+def test_depth_proposals_by_height_on_the_device_path_are_the_hosts(depth, config, device):
+    """With the intrinsics: the height above the plane along its normal, the cut at height jumps, the plane and the
+    grasp points; the device's distance to the plane is float64 as the host's, so the masks agree as without them."""
+    expected = depth_proposals(depth, config, max_crops=12, camera=CAMERA)
+    found = depth_proposals(depth, config, max_crops=12, on_device=torch.from_numpy(depth).to(device), camera=CAMERA)
+    np.testing.assert_array_equal(found.rois, expected.rois)
+    np.testing.assert_array_equal(found.areas, expected.areas)
+    np.testing.assert_array_equal(found.labels, expected.labels)
+    if expected.plane is None:
+        assert found.plane is None and found.views is None
+        return
+    np.testing.assert_allclose(found.plane.normal, expected.plane.normal, atol=1e-12)
+    assert found.plane.distance == pytest.approx(expected.plane.distance, rel=1e-12)
+    np.testing.assert_allclose(found.views.centres, expected.views.centres, atol=1e-6)
+    np.testing.assert_allclose(found.views.depths, expected.views.depths, atol=1e-9)
+
+
 def test_the_device_path_cuts_touching_objects_apart(device):
     depth = touching_boxes()
     assert len(depth_proposals(depth, dataclasses.replace(CONFIG, split_jump=0.0)).rois) == 1  # without the cut
@@ -229,9 +251,11 @@ def test_a_depth_frame_goes_to_the_device_once_on_the_device_path(sampler, devic
         counted.arrays.clear()
         frame = on_device.decode(msg, FrameReport())
         result = on_device.canonicalize(frame, msg, values, camera, FrameReport())
-        # Two pinned uploads: the frame, once, and the ROIs (their matrices, on the CUDA-graph path).
-        assert len(counted.arrays) == 2 and counted.arrays[0] is frame.pixels
-        assert counted.arrays[1].shape in ((objects, 4), (objects, 3, 3))
+        # Three pinned uploads: the frame, once, the view's maps (view canonicalization: a table and camera_info) and
+        # the ROIs (their matrices, on the CUDA-graph path).
+        assert len(counted.arrays) == 3 and counted.arrays[0] is frame.pixels
+        assert counted.arrays[1].shape == (4, 3)
+        assert counted.arrays[2].shape in ((objects, 4), (objects, 3, 3))
         assert len(result.crops) == len(expected.crops) == objects * values['hypotheses_per_object']
         for field in ('roi_x', 'roi_y', 'roi_w', 'roi_h'):  # the same proposals
             np.testing.assert_array_equal(result.record[field], expected.record[field])

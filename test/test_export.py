@@ -12,11 +12,14 @@ import torch
 
 from stn_ros.apps.export import GraspQuality, Localization
 from stn_ros.bridge.image_codec import encode_image
-from stn_ros.core import localization_crops
+from stn_ros.core import homography_grid, roi_matrix
+from stn_ros.core.crops import sample_localization_crops, scale_by_field
 from stn_ros.core.spatial_transformer import median_of_nonzero, median_of_nonzero_sorted
 from stn_ros.models.gqcnn import load_gqcnn
 from stn_ros.perception.frame_report import FrameReport
+from stn_ros.perception.geometry.table_view import TablePlane
 from stn_ros.perception.stn.canonicalizer import load_model
+from stn_ros.perception.stn.object_views import FrameView
 from stn_ros.perception.stn.steps import StnPipeline
 from stn_ros.ros.parameter_specs import default_values, gripper_from
 from stn_ros.ros.stn_parameters import PARAMETERS as STN_PARAMETERS
@@ -98,12 +101,29 @@ def test_the_exported_ranking_is_what_stn_node_publishes(exported):
     assert (record['object_id'].reshape(objects, k) == np.arange(objects)[:, None]).all()
     rois = np.stack([record[f] for f in ('roi_x', 'roi_y', 'roi_w', 'roi_h')], axis=1)[::k]
     grey = torch.from_numpy(frame.grey())[None]
-    crops = localization_crops(grey, torch.from_numpy(rois), model.stn.localization_size).numpy()
+    normal = np.stack([record[f] for f in ('nx', 'ny', 'nz')], axis=1)[0]
+    assert np.isfinite(normal).all()  # the defaults canonicalize depth with camera_info to the table's view
+    crops = view_localization_crops(grey, rois, model.stn.localization_size, normal, synthetic.scene.camera)
     params, scores = run_onnx(exported / 'localization.onnx', {'crops': crops})
     node_params = np.stack([record[f'p{i}'] for i in range(params.shape[-1])], axis=1).reshape(objects, k, -1)
     np.testing.assert_allclose(params, node_params, atol=1e-4, rtol=0)
     np.testing.assert_allclose(scores, record['score'].reshape(objects, k), atol=1e-5, rtol=0)
     assert (np.diff(scores, axis=1) < 0).all(), scores  # distinct scores: the order is the ranking, not a tie
+
+
+def view_localization_crops(grey: torch.Tensor, rois: np.ndarray, size, normal: np.ndarray, camera) -> np.ndarray:
+    """What the localization net looked at, from a view-canonicalized record (transforms_record's docstring): the ROIs
+    are squares in the pixels of the view along ``normal``, ``K R K^-1`` maps them to the source, and the readings are
+    re-expressed along the normal."""
+    view = FrameView.of(camera, TablePlane(normal.astype(np.float64) / np.linalg.norm(normal), 1.0))
+    # composed as the node composes it: float32 ROI maps, the view's map cast to float32
+    to_source = torch.from_numpy(view.view_to_source_normalized).float() @ roi_matrix(
+        torch.from_numpy(rois), grey.shape[-2:]
+    )
+    grids = homography_grid(to_source, *size)
+    return scale_by_field(
+        sample_localization_crops(grey, grids), grids, torch.from_numpy(view.factor_normalized)
+    ).numpy()
 
 
 def test_the_exportable_median_is_torch_nanmedian_of_the_nonzero_values():

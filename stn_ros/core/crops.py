@@ -139,6 +139,14 @@ def linear_crop_transforms(
     return CropTransforms(params, matrices, homographies, None, True, probabilities, per_roi)
 
 
+def scale_by_field(samples: torch.Tensor, grids: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
+    """``samples`` ``(B, C, h, w)`` taken at normalized source grids ``(B, h, w, 2)``, each multiplied by the affine
+    field ``field . (x, y, 1)`` ``(3,)`` at its sample point (e.g. a depth reading re-expressed along a plane's normal).
+    """
+    f = field.to(grids.dtype)
+    return samples * (grids[..., 0] * f[0] + grids[..., 1] * f[1] + f[2])[:, None].to(samples.dtype)
+
+
 def crop_transforms(
     stn: SpatialTransformer,
     localization_source: torch.Tensor,
@@ -147,6 +155,8 @@ def crop_transforms(
     hypotheses: int = 1,
     check_sizes: bool = True,
     localize: Localize | None = None,
+    view_to_source: torch.Tensor | None = None,
+    value_field: torch.Tensor | None = None,
 ) -> CropTransforms:
     """Run the localization net on each ROI and compose ROI and STN maps (no output sampling).
 
@@ -162,6 +172,11 @@ def crop_transforms(
             one crop of ``hypotheses`` 1, to the bit.
         check_sizes: False for ROIs checked on the host (:func:`roi_matrix`): nothing then waits for the device.
         localize: what runs the localization net (:data:`Localize`); ``stn.localize_ranked`` by default.
+        view_to_source: ``(3, 3)`` normalized map from a *view* of the source's size to the source (a projective
+            one: a camera turned about its centre): the ROIs are then in the view's pixels and each crop's map is
+            ``view_to_source @ roi_matrix``, still one resampling of the source.
+        value_field: ``(3,)``: what the localization net sees is multiplied by this affine field of the normalized
+            source coordinates (:func:`scale_by_field`), e.g. depth re-expressed along a plane's normal.
     """
     output_size = tuple(output_size or stn.output_size)
     source_size = tuple(localization_source.shape[-2:])
@@ -169,7 +184,12 @@ def crop_transforms(
     if check_sizes:
         check_roi_sizes(rois)
     to_source = roi_matrix(rois, source_size, check_sizes=False)
-    small = sample_localization_crops(localization_source, homography_grid(to_source, *stn.localization_size))
+    if view_to_source is not None:
+        to_source = view_to_source.to(to_source) @ to_source
+    localization_grids = homography_grid(to_source, *stn.localization_size)
+    small = sample_localization_crops(localization_source, localization_grids)
+    if value_field is not None:
+        small = scale_by_field(small, localization_grids, value_field)
     family = stn.family
     localize = stn.localize_ranked if localize is None else localize
     if family.is_linear:

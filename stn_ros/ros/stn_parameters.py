@@ -91,6 +91,12 @@ PARAMETERS = [
         0,
         16,
     ),
+    ParameterSpec(
+        'view_canonicalization',
+        True,
+        'depth proposals with camera_info: crop each object as a camera looking along the table normal sees it '
+        '(projective H, depth along the normal, nx ny nz in the record); false: crops along the optical axis',
+    ),
     ParameterSpec('publish_debug_image', False, 'publish ~/debug/image even when nobody subscribes to it'),
     ParameterSpec(
         'lazy',

@@ -3,6 +3,16 @@
 This is all the node's compute, kept free of rclpy so that tests and benchmarks run it directly.
 On the CPU the crops are sampled by OpenCV from the published ``H`` (fast); on CUDA by torch's
 ``grid_sample`` (the same pixels within OpenCV's 1/32-pixel interpolation steps, tested).
+
+View canonicalization (a depth frame with intrinsics and each object's
+:class:`~stn_ros.perception.stn.object_views.ObjectViews`, i.e. a table plane): each object is cropped as a camera
+at the same centre looking along the table's normal sees it. Its ROI is a square in that view's pixels around its
+grasp point (``roi_side_m`` at its top's depth along the normal), mapped to the source by ``K R K^-1``, so each crop's
+``H`` is projective and still one resampling of the source; the localization net's small crops and the canonical
+crops then hold metres along the normal, ``crop(p) = source(H p) * (n . K^-1 H p)`` (``H p`` dehomogenized). What
+lies outside the source stays NaN (no reading); a rotation about the camera's centre does not change what hides what,
+so where a camera above would see the table beside an object's near side, the crop shows that side as the oblique
+camera saw it. A non-linear family (TPS) gets the same: its spline's grid composed with the view.
 """
 
 from __future__ import annotations
@@ -26,14 +36,16 @@ from stn_ros.core import (
     sample_crops_opencv,
     sample_grids,
 )
-from stn_ros.core.crops import linear_crop_transforms, sample_localization_crops
+from stn_ros.core.crops import linear_crop_transforms, sample_localization_crops, scale_by_field
 from stn_ros.core.cuda_graphs import CaptureContext, GraphedFunction, PinnedUpload, buckets_up_to, to_host
 from stn_ros.core.families import homography_grid, pixel_frames
 from stn_ros.core.package_files import package_file
 from stn_ros.core.stage_clock import StageClock
 from stn_ros.models.backends import Localizer
 from stn_ros.perception.geometry.camera import depth_at, metric_rois
+from stn_ros.perception.geometry.table_view import points_at_normal_depth
 from stn_ros.perception.stn.frame import Frame
+from stn_ros.perception.stn.object_views import FrameView, ObjectViews, normal_depth_factors
 from stn_ros.perception.stn.transforms_record import build_record, crop_centres
 
 DEFAULT_WEIGHTS = 'grasp_stn.pt'
@@ -189,8 +201,14 @@ class Canonicalizer:
         camera: PinholeCamera | None = None,
         output_size: tuple[int, int] | None = None,
         hypotheses: int = 1,
+        views: ObjectViews | None = None,
     ) -> CanonicalCrops:
         """Canonical crops of ``rois`` ``(N, 4)`` (x, y, w, h in source pixels) from ``frame``.
+
+        ``views``: each ROI's object in the view along the table's normal (the depth proposals'); with a depth frame
+        and ``camera`` its crops are canonicalized to the view (see the module docstring), the record's normal is the
+        table's and its ``x, y, z`` the point seen at the crop centre (the grasp point when the centre is on the top);
+        otherwise (None, no ``camera``, an intensity frame) today's crops.
 
         ``output_size`` ``(h, w)`` overrides the canonicalizer's for this frame; the crops, their ``H`` and
         the record are all made for the one size, read once. ``hypotheses`` is the crops per ROI: its
@@ -201,7 +219,7 @@ class Canonicalizer:
         """
         op_by_op = self._op_by_op_calls()
         with self.graph_context.running():
-            result = self._process(frame, rois, camera, output_size, hypotheses)
+            result = self._process(frame, rois, camera, output_size, hypotheses, views)
         if self._op_by_op_calls() > op_by_op:
             self.frames_op_by_op += 1
         return result
@@ -213,11 +231,20 @@ class Canonicalizer:
         camera: PinholeCamera | None,
         output_size: tuple[int, int] | None,
         hypotheses: int,
+        views: ObjectViews | None = None,
     ) -> CanonicalCrops:
         clock = StageClock(self.device)
         size = self.output_size if output_size is None else (int(output_size[0]), int(output_size[1]))
-        stn, fallback = self.stn, None
-        if self.roi_side_m is not None and len(rois):
+        stn, fallback, view = self.stn, None, None
+        if views is not None and camera is not None and frame.is_depth and len(rois):
+            source_rois = np.asarray(rois, np.float32).reshape(-1, 4)
+            if len(views) != len(source_rois):
+                raise ValueError(f'views must be one per ROI ({len(source_rois)}), got {len(views)}')
+            scaled = camera.for_image(*frame.size)
+            view = FrameView.of(scaled, views.plane)
+            views = _complete_views(views, view, source_rois, frame.pixels, scaled)
+            rois = view.view_rois(views, scaled, self.roi_side_m)
+        elif self.roi_side_m is not None and len(rois):
             if not frame.is_depth or camera is None:
                 fallback = 'not a depth image' if not frame.is_depth else 'no camera_info for this image'
                 if self._fallback is None:
@@ -238,23 +265,39 @@ class Canonicalizer:
             grey = torch.fmax(pixels, pixels.new_zeros(()))[None]  # frame.grey() on the device: no second copy
         else:
             grey = self._upload(frame.grey())[None]
+        view_maps = None
+        if view is not None:  # one upload: the view's map to the source (rows 0-2) and its depth factor (row 3)
+            view_maps = self._upload(np.vstack((view.view_to_source_normalized, view.factor_normalized)))
         with torch.no_grad():
-            transforms, grids = self._transforms(stn, grey, rois, size, hypotheses)
+            transforms, grids = self._transforms(stn, grey, rois, size, hypotheses, view, view_maps)
+        depth_field = None if view_maps is None else view_maps[3]
         clock.lap('localization')
         on_device = [transforms.homographies, transforms.params, transforms.probabilities]
         if self.sampler == 'opencv':
             crops = sample_crops_opencv(frame.pixels, transforms, size, frame.border_value)
+            if view is not None and not transforms.exact:  # TPS: at the spline's own grids, not at H
+                scaled_crops = scale_by_field(
+                    torch.from_numpy(crops)[:, None], transforms.grids.detach().cpu(), depth_field
+                )
+                crops = scaled_crops[:, 0].numpy()
         else:
-            on_device.append(self._torch_crops(frame, transforms, size, pixels, grids))
+            on_device.append(self._torch_crops(frame, transforms, size, pixels, grids, depth_field))
         clock.lap('sampling')
         homographies, params, probabilities, *sampled = to_host(on_device)  # the frame's one download
         if sampled:
             crops = sampled[0].astype(frame.pixels.dtype)
+        elif view is not None and transforms.exact:
+            crops *= normal_depth_factors(homographies, size, view.factor)
+        per_object = transforms.hypotheses_per_roi
         xyz = None
         if camera is not None and frame.is_depth and len(rois):
             uv = crop_centres(homographies, size)
-            xyz = camera.for_image(*frame.size).back_project(uv, depth_at(frame.pixels, uv))
-        per_object = transforms.hypotheses_per_roi
+            scaled = camera.for_image(*frame.size)
+            xyz = scaled.back_project(uv, depth_at(frame.pixels, uv))
+            if view is not None:  # no reading at the centre: the ray at the object's top
+                missing = ~np.isfinite(xyz[:, 2])
+                tops = np.repeat(views.depths, per_object)[missing]
+                xyz[missing] = points_at_normal_depth(scaled, uv[missing], tops, view.plane.normal)
         record = build_record(
             homographies,
             params,
@@ -265,6 +308,7 @@ class Canonicalizer:
             object_ids=np.arange(len(homographies)) // per_object,
             hypotheses=np.arange(len(homographies)) % per_object,
             scores=probabilities,
+            normal=None if view is None else view.plane.normal,
         )
         timings = clock.durations_ms()
         return CanonicalCrops(crops, size, transforms, homographies, record, timings, fallback, per_object)
@@ -346,20 +390,33 @@ class Canonicalizer:
         rois: np.ndarray,
         size: tuple[int, int],
         hypotheses: int,
+        view: FrameView | None = None,
+        view_maps: torch.Tensor | None = None,
     ) -> tuple[CropTransforms, torch.Tensor | None]:
         """:func:`crop_transforms`, and the canonical crops' grids when they were made with it. With CUDA graphs (a
         linear family) the ROIs are padded to a bucket and the graphs of :meth:`_graphed_steps` replayed around the one
-        launch that reads the frame (:class:`~stn_ros.core.cuda_graphs.GraphedFunction`)."""
+        launch that reads the frame (:class:`~stn_ros.core.cuda_graphs.GraphedFunction`). ``view``: the ROIs are in
+        its pixels (view canonicalization); the graphs take its map in their ``to_source`` input; ``view_maps``: on the
+        device, ``(4, 3)``, its normalized map to the source (rows 0-2) and depth factor (row 3)."""
+        depth_field = None if view_maps is None else view_maps[3]
         if not (self.cuda_graphs and stn.family.is_linear and len(rois)):
             # ROI sizes were checked on the host; the ROIs go up through the pinned buffers (an asynchronous copy).
             upload = self._upload(rois)
-            return crop_transforms(stn, grey, upload, size, hypotheses, False, self._localize(stn)), None
+            view_map = None if view_maps is None else view_maps[:3]
+            localize = self._localize(stn)
+            found = crop_transforms(stn, grey, upload, size, hypotheses, False, localize, view_map, depth_field)
+            return found, None
         grids_of, transforms_of = self._graphed_steps(stn, size, hypotheses)
         source_size = tuple(grey.shape[-2:])
         # The ROIs' matrices on the host, where the ROIs are: one small asynchronous upload, no frame size in a graph.
-        to_source = self._upload(roi_matrix(torch.from_numpy(rois), source_size, check_sizes=False).numpy())
+        to_source = roi_matrix(torch.from_numpy(rois), source_size, check_sizes=False).numpy()
+        if view is not None:
+            to_source = (view.view_to_source_normalized @ to_source).astype(np.float32)
+        to_source = self._upload(to_source)
         (localization_grids,) = grids_of(to_source)
         small = sample_localization_crops(grey, localization_grids)
+        if depth_field is not None:
+            small = scale_by_field(small, localization_grids, depth_field)
         frames = self._pixel_frames(source_size, size)  # host data: made outside the graphs
         params, matrices, homographies, probabilities, grids = transforms_of(small, to_source, *frames)
         per_roi = len(params) // len(rois)  # object-major: the padding's crops were last
@@ -373,14 +430,18 @@ class Canonicalizer:
         size: tuple[int, int],
         pixels: torch.Tensor | None = None,
         grids: torch.Tensor | None = None,
+        depth_field: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The torch sampling path (CUDA's by default) from the frame's ``pixels`` on the device (uploaded here when
         not given) at ``grids`` (the transforms' when not given): float crops on the device, channels last, rounded
-        and clamped to the frame's integer range (the host casts them to its dtype)."""
+        and clamped to the frame's integer range (the host casts them to its dtype). ``depth_field``: the view's
+        depth factor (:func:`~stn_ros.core.crops.scale_by_field`), None: none."""
         pixels = (self._upload(frame.pixels) if pixels is None else pixels).float()
         source = pixels[None] if pixels.ndim == 2 else pixels.permute(2, 0, 1)
         grids = transforms.source_grids(size) if grids is None else grids
         crops = sample_grids(source, grids, frame.border_value)
+        if depth_field is not None:
+            crops = scale_by_field(crops, grids, depth_field)
         crops = crops.permute(0, 2, 3, 1)
         crops = crops[..., 0] if frame.pixels.ndim == 2 else crops
         dtype = frame.pixels.dtype
@@ -388,6 +449,26 @@ class Canonicalizer:
             info = np.iinfo(dtype)
             crops = crops.round().clamp(info.min, info.max)
         return crops
+
+
+def _complete_views(
+    views: ObjectViews, view: FrameView, rois: np.ndarray, depth: np.ndarray, camera: PinholeCamera
+) -> ObjectViews:
+    """``views`` with each object that has no grasp point (no valid pixel) put at its ROI's centre: the point read
+    there (else the table under it) and, for :attr:`ObjectViews.sides`, the ROI's size at that depth."""
+    bad = ~(np.isfinite(views.centres).all(axis=1) & (views.depths > 0) & np.isfinite(views.sides))
+    if not bad.any():
+        return views
+    centres_uv = rois[bad, :2] + (rois[bad, 2:] - 1) / 2
+    z = depth_at(depth, centres_uv, radius=3).astype(np.float64)
+    on_ray = np.isfinite(z)
+    along = np.where(on_ray, z, 1.0) * (np.column_stack((centres_uv, np.ones(len(z)))) @ view.factor)
+    along = np.where(on_ray & (along > 0), along, view.plane.distance)
+    back = np.linalg.inv(view.view_to_source) @ np.column_stack((centres_uv, np.ones(len(z)))).T
+    centres, depths, sides = views.centres.copy(), views.depths.copy(), views.sides.copy()
+    centres[bad], depths[bad] = (back[:2] / back[2]).T, along
+    sides[bad] = rois[bad, 2:].max(axis=1) * along / (0.5 * (camera.fx + camera.fy))
+    return ObjectViews(views.plane, centres, depths, sides)
 
 
 def _localization_grids(localization_size: tuple[int, int], to_source: torch.Tensor) -> tuple[torch.Tensor]:

@@ -67,6 +67,27 @@ def object_mask_torch(depth: torch.Tensor, plane: torch.Tensor, threshold: float
     return closer & (depth > 0) & (depth < torch.inf)
 
 
+def depth_along_normal_torch(depth: torch.Tensor, plane: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
+    """``(H, W)`` float32 metres along the table's normal of each reading (the numpy
+    :func:`~stn_ros.perception.stn.proposals.depth_along_normal_image`, the same float32 operations in the same
+    order): ``plane`` ``(3,)`` and ``distance`` ``()`` float64 on the device."""
+    height, width = depth.shape
+    a, b, c = (plane * distance).float()
+    columns = torch.arange(width, dtype=torch.float32, device=depth.device)
+    rows = torch.arange(height, dtype=torch.float32, device=depth.device)
+    return depth * (a * columns + (b * rows + c)[:, None])
+
+
+def table_distance_torch(plane: torch.Tensor, intrinsics: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The camera's distance ``()`` float64 to the plane ``(3,)`` (inverse depth over the pixels of ``intrinsics``
+    ``(3, 3)``, float64) and whether it is a table the camera looks at ``()`` bool, as
+    :meth:`~stn_ros.perception.geometry.table_view.TablePlane.from_inverse_depth` decides; neither read on the host."""
+    scaled = intrinsics.T @ plane  # n / d
+    length = torch.linalg.vector_norm(scaled)
+    looks_at = torch.isfinite(length) & (length > 0) & (scaled[2] > 0)
+    return 1.0 / length, looks_at
+
+
 def depth_cut_torch(mask: torch.Tensor, depth: torch.Tensor, jump: float) -> torch.Tensor:
     """``(H, W)`` bool: ``mask`` without the object pixels more than ``jump`` metres behind a 4-neighbouring object
     pixel (:func:`~stn_ros.perception.stn.proposals.split_at_depth_edges`' cut)."""
@@ -82,21 +103,39 @@ def depth_cut_torch(mask: torch.Tensor, depth: torch.Tensor, jump: float) -> tor
 
 
 def object_masks(
-    depth: torch.Tensor, index: np.ndarray, samples: np.ndarray, threshold: float, jump: float
-) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """The object mask of ``depth`` and its cut at depth edges (``jump`` 0: None), ``(H, W)`` uint8 on the host, in
-    one download; None when the plane fit finds no plane. ``index``, ``samples``: the host's RANSAC draws
-    (:func:`fit_table_plane_torch`); inliers are within ``threshold / 2`` of the plane."""
+    depth: torch.Tensor,
+    index: np.ndarray,
+    samples: np.ndarray,
+    threshold: float,
+    jump: float,
+    intrinsics: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray] | None:
+    """The object mask of ``depth`` and its cut at depth edges (``jump`` 0: None), ``(H, W)`` uint8, and the plane
+    ``(3,)`` float64, on the host, in one download; None when the plane fit finds no plane. ``index``, ``samples``: the
+    host's RANSAC draws (:func:`fit_table_plane_torch`); inliers are within ``threshold / 2`` of the plane.
+
+    ``intrinsics``: ``(3, 3)`` ``K`` of ``depth``'s pixels; with it and a plane the camera looks at, object pixels are
+    higher than ``threshold`` above the table along its normal and the cut is a jump in height (the numpy path's
+    rules, :func:`~stn_ros.perception.stn.proposals.depth_proposals`), else today's closer-along-the-ray rules."""
     plane, found = fit_table_plane_torch(depth, index, samples, 0.5 * threshold)
     mask = object_mask_torch(depth, plane, threshold)
-    parts = [found.view(1), mask.reshape(-1)]
+    edges = depth
+    if intrinsics is not None:
+        distance, looks_at = table_distance_torch(plane, _to_device(np.asarray(intrinsics, np.float64), depth.device))
+        along = depth_along_normal_torch(depth, plane, distance)
+        limit = (distance - threshold).float()
+        higher = (along < limit) & (depth > 0) & (depth < torch.inf)
+        mask = torch.where(looks_at, higher, mask)
+        edges = torch.where(looks_at, along, depth)
+    parts = [found.view(1), plane.contiguous().view(torch.uint8), mask.reshape(-1)]
     if jump > 0:
-        parts.append(depth_cut_torch(mask, depth, jump).reshape(-1))
-    packed = torch.cat(parts).to(torch.uint8).cpu().numpy()  # the one read back: waits for the device's work
+        parts.append(depth_cut_torch(mask, edges, jump).reshape(-1))
+    packed = torch.cat([part.to(torch.uint8) for part in parts]).cpu().numpy()  # the one read back: waits for it
     if not packed[0]:
         return None
-    masks = packed[1:].reshape(-1, *depth.shape)
-    return masks[0], (masks[1] if jump > 0 else None)
+    plane_host = packed[1:25].copy().view(np.float64)
+    masks = packed[25:].reshape(-1, *depth.shape)
+    return masks[0], (masks[1] if jump > 0 else None), plane_host
 
 
 def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -26,8 +26,11 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from stn_ros.bridge.camera_info import PinholeCamera
+from stn_ros.perception.geometry.table_view import TablePlane
 from stn_ros.perception.stn.device_proposals import object_masks
 from stn_ros.perception.stn.frame import bt601_grey
+from stn_ros.perception.stn.object_views import ObjectViews, object_views
 
 RANSAC_SAMPLES = 2000
 """Valid pixels the table-plane fit samples from a frame."""
@@ -46,13 +49,14 @@ class ProposalConfig:
         max_area: largest kept component, pixels, inclusive.
         margin: fraction of the component's larger bounding-box side added on each side of the
             square ROI: ``side = max(bw, bh) * (1 + 2 * margin)``.
-        table_threshold: metres; valid depth pixels at least this much closer to the camera than the
-            fitted table plane are object pixels. RANSAC inliers are within half of it of the plane.
+        table_threshold: metres; object pixels are valid depth pixels more than this above the fitted table plane:
+            along its normal when the camera's intrinsics are known (:func:`depth_proposals`), else closer to the
+            camera along the pixel's ray. RANSAC inliers are within half of it of the plane (in depth).
         ransac_iterations: 3-point plane hypotheses evaluated (all at once).
         seed: seed of the RANSAC sampling; the fit is deterministic for a given seed and frame.
         split_jump: metres; depth proposals are cut where neighbouring object pixels differ in depth by
-            more than this, so objects that touch but stand at different heights become separate
-            proposals (0: no cut).
+            more than this (in height above the table when the intrinsics are known), so objects that touch but
+            stand at different heights become separate proposals (0: no cut).
         decimation: depth proposals look at every ``decimation``-th pixel of every ``decimation``-th row
             (large frames: 1280x720 at 2 costs what 640x360 does). Areas, ROIs and labels are still in the
             frame's own pixels; the opening and the depth cuts then act on ``decimation``-pixel steps.
@@ -101,6 +105,10 @@ class Proposals:
         relabel: ``(count,)`` int32, component id -> its proposal's number (0: none), or None.
         step: the decimation of ``components`` (1: the frame's own pixels).
         shape: the frame's ``(H, W)``; None: ``components``' shape.
+        plane: the frame's table in the camera frame; None when unknown (no intrinsics, no plane, or a plane the
+            camera does not look at).
+        views: each proposal's grasp point in the view that looks along the table's normal
+            (:class:`~stn_ros.perception.stn.object_views.ObjectViews`), in tile order; None with ``plane``.
     """
 
     rois: np.ndarray
@@ -109,6 +117,8 @@ class Proposals:
     relabel: np.ndarray | None = None
     step: int = 1
     shape: tuple[int, int] | None = None
+    plane: TablePlane | None = None
+    views: ObjectViews | None = None
 
     @cached_property
     def labels(self) -> np.ndarray:
@@ -232,43 +242,80 @@ def ransac_draws(depth_m: np.ndarray, config: ProposalConfig) -> tuple[np.ndarra
 
 
 def depth_proposals(
-    depth_m: np.ndarray, config: ProposalConfig, max_crops: int | None = None, on_device: torch.Tensor | None = None
+    depth_m: np.ndarray,
+    config: ProposalConfig,
+    max_crops: int | None = None,
+    on_device: torch.Tensor | None = None,
+    camera: PinholeCamera | None = None,
 ) -> Proposals:
     """Objects standing on a table, from a depth frame ``(H, W)`` float32 metres (NaN, 0, inf: no reading).
 
-    Object pixels are valid pixels closer to the camera than the fitted table plane (see
-    :func:`fit_table_plane`) by more than ``table_threshold``; then opening, components and square
-    ROIs in tile order (see the module docstring), at most ``max_crops`` of them (``None``: all).
-    No plane (too few valid pixels): no proposals.
+    The table is the fitted plane (see :func:`fit_table_plane`). With the frame's intrinsics ``camera`` (its size)
+    and a plane it looks at (:meth:`TablePlane.from_inverse_depth`), object pixels are valid pixels higher above the
+    plane than ``table_threshold`` along its normal, ``h = d (1 - z w_p)`` (``d`` the camera's distance to the
+    plane, ``w_p`` the plane's inverse depth at the pixel), and the cut between touching objects is a jump in height
+    (:func:`split_at_depth_edges` of the depths along the normal): right at any camera angle. Without ``camera``,
+    object pixels are closer to the camera along their ray than the plane by more than ``table_threshold`` and the
+    cut is a jump in depth: the same where the camera looks straight down. Then opening, components and square
+    ROIs in tile order (see the module docstring), at most ``max_crops`` of them (``None``: all). No plane (too few
+    valid pixels): no proposals.
+
+    The proposals carry the :class:`TablePlane` and each one's grasp point in the view that looks along its normal
+    (:func:`~stn_ros.perception.stn.object_views.object_views`), both None without ``camera`` or plane.
 
     ``on_device``: the same frame as a tensor on a device (the canonicalizer's copy, on CUDA): the plane fit, the
     threshold and the depth cuts then run there in torch (:mod:`~stn_ros.perception.stn.device_proposals`) and the host
-    reads back only the masks, once; the host's ``depth_m`` gives the RANSAC draws. The same proposals as without it,
-    but for pixels within float32 rounding of the threshold.
+    reads back only the masks and the plane, once; the host's ``depth_m`` gives the RANSAC draws. The same proposals
+    as without it, but for pixels within float32 rounding of the threshold.
     """
     config.validate()
     depth = _as_depth(depth_m)
     step = config.decimation
+    if camera is not None and (camera.height, camera.width) != depth.shape:
+        raise ValueError(f'camera is for {camera.width}x{camera.height} frames, the depth is {depth.shape[::-1]}')
     if on_device is not None:
         if tuple(on_device.shape) != depth.shape:
             raise ValueError(f'on_device must be the frame, {depth.shape}, got shape {tuple(on_device.shape)}')
         draws = ransac_draws(depth[::step, ::step], config)
         if draws is None:
             return _empty(depth.shape)
-        masks = object_masks(on_device[::step, ::step], *draws, config.table_threshold, config.split_jump)
+        small_camera = None if camera is None else _intrinsic_rows(camera, step)
+        masks = object_masks(on_device[::step, ::step], *draws, config.table_threshold, config.split_jump, small_camera)
         if masks is None:
             return _empty(depth.shape)
-        mask, cut = masks
+        mask, cut, plane = masks
+        table = _table(plane, step, camera)
     else:
         small = np.ascontiguousarray(depth[::step, ::step]) if step > 1 else depth
         plane = fit_table_plane(small, config)
         if plane is None:
             return _empty(depth.shape)
-        mask = _object_mask(small, plane, config.table_threshold)
-        cut = split_at_depth_edges(mask, small, config.split_jump) if config.split_jump > 0 else None
-    found = _proposals_from_mask(mask, config, max_crops, cut, step)
+        table = _table(plane, step, camera)
+        if table is None:
+            mask = _object_mask(small, plane, config.table_threshold)
+            edges = small
+        else:
+            edges = depth_along_normal_image(small, plane, table.distance)
+            mask = _higher_mask(small, edges, table.distance, config.table_threshold)
+        cut = split_at_depth_edges(mask, edges, config.split_jump) if config.split_jump > 0 else None
+    found, ids, boxes = _proposals_from_mask(mask, config, max_crops, cut, step)
     found.shape = depth.shape
+    if table is not None:
+        found.plane = table
+        small = depth[::step, ::step]
+        found.views = object_views(small, found.components, ids, boxes, step, camera, table, config.margin)
     return found
+
+
+def depth_along_normal_image(depth: np.ndarray, plane: np.ndarray, distance: float) -> np.ndarray:
+    """``(H, W)`` float32 metres along the table's normal of each reading of ``depth`` (optical-axis metres):
+    ``z d w_p`` for the inverse-depth ``plane`` ``(a, b, c)`` of ``depth``'s pixels and the camera's ``distance`` to
+    it; the table is at ``distance``, a point ``h`` above it at ``distance - h``. NaN stays NaN."""
+    height, width = depth.shape
+    a, b, c = (np.asarray(plane, np.float64) * distance).astype(np.float32)
+    columns, rows = np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
+    scaled_plane = a * columns + (b * rows + c)[:, None]
+    return depth * scaled_plane
 
 
 def split_at_depth_edges(mask: np.ndarray, depth: np.ndarray, jump: float) -> np.ndarray:
@@ -315,7 +362,7 @@ def intensity_proposals(image: np.ndarray, config: ProposalConfig, max_crops: in
     # foot of that mode, so faint and strong objects are both kept (Otsu splits between their
     # contrasts when they differ a lot, dropping the faint ones).
     _, mask = cv2.threshold(scaled, 0, 1, cv2.THRESH_BINARY | cv2.THRESH_TRIANGLE)
-    return _proposals_from_mask(mask, config, max_crops)
+    return _proposals_from_mask(mask, config, max_crops)[0]
 
 
 def _is_int(value: object) -> bool:
@@ -415,6 +462,31 @@ def _object_mask(depth: np.ndarray, plane: np.ndarray, threshold: float) -> np.n
     return closer.view(np.uint8)
 
 
+def _higher_mask(depth: np.ndarray, along: np.ndarray, distance: float, threshold: float) -> np.ndarray:
+    """``(H, W)`` uint8, 1 where a valid pixel of ``depth`` is more than ``threshold`` above the table: its depth
+    along the normal ``along`` below ``distance - threshold``. A pixel where the plane is at or beyond the horizon
+    (``w_p <= 0``) is above the table, as in :func:`_object_mask`."""
+    with np.errstate(invalid='ignore'):
+        higher = along < np.float32(distance - threshold)
+    higher &= depth > 0
+    higher &= depth < np.inf
+    return higher.view(np.uint8)
+
+
+def _table(plane: np.ndarray, step: int, camera: PinholeCamera | None) -> TablePlane | None:
+    """The :class:`TablePlane` of an inverse-depth ``plane`` fitted on a frame decimated by ``step`` (its pixel
+    ``(c, r)`` is the frame's ``(step c, step r)``); None without ``camera`` or for a plane it does not look at."""
+    if camera is None:
+        return None
+    return TablePlane.from_inverse_depth(np.asarray(plane, np.float64) * (1.0 / step, 1.0 / step, 1.0), camera)
+
+
+def _intrinsic_rows(camera: PinholeCamera, step: int) -> np.ndarray:
+    """``(3, 3)`` float64 ``K`` of ``camera`` for the pixels of its frame decimated by ``step``: the device path's
+    :class:`TablePlane` (pixel ``(c, r)`` of the decimated frame is ``(step c, step r)``)."""
+    return np.array([[camera.fx / step, 0.0, camera.cx / step], [0.0, camera.fy / step, camera.cy / step], [0, 0, 1.0]])
+
+
 def _components_across_cuts(mask: np.ndarray, cut: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     """Components of ``cut`` (4-connected), grown back over the rest of ``mask`` (the cut lines are a pixel
     or two wide: two 3x3 dilations of the labels reach them); ``(count, labels, stats)`` as
@@ -461,8 +533,9 @@ def _proposals_from_mask(
     max_crops: int | None,
     cut: np.ndarray | None = None,
     step: int = 1,
-) -> Proposals:
-    """Proposals of a ``(H, W)`` uint8 mask: opening, 8-connected components, area filter, tile order.
+) -> tuple[Proposals, np.ndarray, np.ndarray]:
+    """Proposals of a ``(H, W)`` uint8 mask: opening, 8-connected components, area filter, tile order; and the kept
+    components' ids ``(N,)`` and bounding boxes ``(N, 4)`` ``(x, y, w, h)`` in the mask's pixels, in tile order.
 
     With ``cut`` (the mask less the pixels along depth edges, :func:`split_at_depth_edges`), components
     are found in the cut mask (4-connected, so a one-pixel cut separates) and the cut pixels go back to
@@ -483,4 +556,4 @@ def _proposals_from_mask(
     kept = keep[order]
     relabel = np.zeros(count, np.int32)
     relabel[kept + 1] = np.arange(1, len(kept) + 1, dtype=np.int32)
-    return Proposals(rois[order], areas[kept], labels, relabel, step)
+    return Proposals(rois[order], areas[kept], labels, relabel, step), kept + 1, stats[1:][kept, :4]

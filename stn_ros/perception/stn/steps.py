@@ -25,6 +25,7 @@ from stn_ros.perception.frame_report import FrameReport
 from stn_ros.perception.grasps.gripper import GripperConfig, metric_roi_side
 from stn_ros.perception.stn.canonicalizer import CanonicalCrops, Canonicalizer, LoadedModel
 from stn_ros.perception.stn.frame import Frame, decode_frame
+from stn_ros.perception.stn.object_views import ObjectViews
 from stn_ros.perception.stn.proposals import (
     ProposalConfig,
     auto_decimation,
@@ -128,14 +129,15 @@ class StnPipeline:
         and ``max_crops`` (:func:`~stn_ros.perception.stn.transforms_record.mark_work`).
         """
         with self.canonicalizer.graph_context.running():  # on CUDA the proposals too run on the node's stream
+            intrinsics = self._camera_for(frame, msg, camera, report)
+            view_camera = intrinsics if values['view_canonicalization'] else None
             try:
-                rois = self._rois(frame, values, report, detection_rois)
+                rois, views = self._rois(frame, values, report, detection_rois, view_camera)
             except ValueError as exc:
                 report.bad_input('bad_rois', str(exc))
                 return None
-            intrinsics = self._camera_for(frame, msg, camera, report)
             result = self.canonicalizer.process(
-                frame, rois, intrinsics, values['output_size'], values['hypotheses_per_object']
+                frame, rois, intrinsics, values['output_size'], values['hypotheses_per_object'], views
             )
         hypotheses = min(values['hypotheses_per_object'], self.model.stn.localization.hypotheses)
         mark_work(result.record, shed_level, hypotheses, values['max_crops'])
@@ -181,24 +183,28 @@ class StnPipeline:
         values: dict[str, Any],
         report: FrameReport,
         detection_rois: Callable[[], np.ndarray] | None,
-    ) -> np.ndarray:
+        view_camera: PinholeCamera | None,
+    ) -> tuple[np.ndarray, ObjectViews | None]:
+        """The frame's ROIs by ``crop_source``, and with ``view_camera`` (depth proposals, view canonicalization on)
+        each one's object in the view along the table's normal (None: today's crops)."""
         height, width = frame.size
         source = values['crop_source']
         if source == 'full_frame':
-            return full_frame_roi(height, width)
+            return full_frame_roi(height, width), None
         if source == 'fixed_rois':
             rois = _inside(values['rois'], height, width, report)
-            return rois[order_and_limit(rois, rois[:, 2] * rois[:, 3], values['max_crops'])]
+            return rois[order_and_limit(rois, rois[:, 2] * rois[:, 3], values['max_crops'])], None
         if source == 'detections':
             if detection_rois is None:
                 raise ValueError('crop_source detections: no detections input')
             rois = detection_rois()
-            return rois[order_and_limit(rois, rois[:, 2] * rois[:, 3], values['max_crops'])]
+            return rois[order_and_limit(rois, rois[:, 2] * rois[:, 3], values['max_crops'])], None
         config = proposal_config(values, width)
         if frame.is_depth:
             on_device = self.canonicalizer.frame_on_device(frame) if self.device_proposals else None
-            return depth_proposals(frame.pixels, config, values['max_crops'], on_device).rois
-        return intensity_proposals(frame.grey(), config, values['max_crops']).rois
+            found = depth_proposals(frame.pixels, config, values['max_crops'], on_device, view_camera)
+            return found.rois, found.views
+        return intensity_proposals(frame.grey(), config, values['max_crops']).rois, None
 
 
 def _inside(rois: np.ndarray, height: int, width: int, report: FrameReport) -> np.ndarray:

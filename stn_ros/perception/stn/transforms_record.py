@@ -8,15 +8,18 @@ Fields of each point (a ``sensor_msgs/PointCloud2`` of height 1, width N):
 ==================  ========  ===================================================================
 field               type      meaning
 ==================  ========  ===================================================================
-x, y, z             float32   crop centre in metres in the camera frame (NaN when depth or
-                              camera_info is unknown)
+x, y, z             float32   crop centre in metres in the camera frame: the point seen at it (NaN when
+                              depth or camera_info is unknown); with view canonicalization the grasp
+                              point on the object's top (its top's depth where the centre has no reading)
 u, v                float32   crop centre in source pixels (col, row)
 h00 ... h22         float64   row-major 3x3 ``H``: crop pixel (col, row, 1) -> source pixel, so
                               ``cv2.warpPerspective(source, H, (w, h), flags=cv2.INTER_LINEAR |
                               cv2.WARP_INVERSE_MAP)`` reproduces the crop
 family              int32     transform family code (translation 0, attention 1, similarity 2,
                               affine 3, projective 4, tps 5)
-roi_x ... roi_h     float32   the region of interest the localization net looked at (source px)
+roi_x ... roi_h     float32   the region of interest the localization net looked at (source px); view-
+                              canonicalized, the square it looked at in the view's pixels (the view:
+                              the camera turned to look along ``n``; ``K R K^-1`` maps it to the source)
 object_id           int32     the crop's object: its index in the frame (0, 1, ... in tile order)
 hypothesis          int32     the crop's rank among its object's hypotheses: 0 = the best-scored
 score               float32   the hypothesis' probability among the model's K hypotheses (softmax of
@@ -30,15 +33,35 @@ hypotheses_limit    uint8     the hypotheses per object asked for this frame (th
 objects_limit       uint16    at most this many objects were taken in this frame (``max_crops``,
                               fewer when shed): a frame with this many objects may have had more;
                               0 = not said
+nx, ny, nz          float32   the unit normal the crops were canonicalized to, in the camera frame,
+                              from the camera towards the table: the approach direction; NaN when the
+                              crops are not view-canonicalized (no table plane, no camera_info, an
+                              intensity image, or ``view_canonicalization`` off)
 p0 ... p{P-1}       float32   raw STN parameters (normalized coordinates; for TPS the control-point
                               offsets), P = the family's parameter count
 ==================  ========  ===================================================================
 
 For TPS, ``H`` is the least-squares affine fit of the spline (the exact map is the spline of ``p*``).
+
+View-canonicalized depth crops (``nx, ny, nz`` finite) look along the normal ``n``: ``H`` is projective (the view's
+``K R K^-1`` composed with the crop's ROI and STN maps) and each crop pixel holds metres along ``n``, not along the
+optical axis. A consumer with the camera's ``K`` reproduces a crop as
+
+.. code-block:: python
+
+    crop = cv2.warpPerspective(depth_m, H, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    cols, rows = np.meshgrid(np.arange(w), np.arange(h))
+    p = H @ np.stack((cols.ravel(), rows.ravel(), np.ones(w * h)))
+    crop *= (n @ np.linalg.inv(K) @ (p / p[2])).reshape(h, w)  # optical-axis depth -> depth along n
+
+(the factor ``n . K^-1 (u, v, 1)`` is affine in the source pixel ``(u, v)``). The ROI fields are then in the view's
+pixels: ``R`` is :func:`~stn_ros.perception.geometry.table_view.view_rotation` of ``n`` (the smallest rotation taking
+the optical axis to it), so ``K R K^-1`` composed with the ROI gives what the localization net looked at. Without
+them, crops hold the source's values (depth along the optical axis) and the ROIs are in source pixels.
 A record without ``object_id``, ``hypothesis`` and ``score`` (an older bag) parses as one crop per object:
 ``object_id`` = the crop's index, ``hypothesis`` 0, ``score`` 1; one without ``shed_level``, ``hypotheses_limit``
-and ``objects_limit`` as full work, limits not said (0). The three shedding fields take 4 bytes, so every field
-after them stays 4-byte aligned. Pure numpy: no rclpy.
+and ``objects_limit`` as full work, limits not said (0); one without ``nx, ny, nz`` as not view-canonicalized (NaN).
+The three shedding fields take 4 bytes, so every field after them stays 4-byte aligned. Pure numpy: no rclpy.
 """
 
 from __future__ import annotations
@@ -52,6 +75,7 @@ ROI_FIELDS = ('roi_x', 'roi_y', 'roi_w', 'roi_h')
 HYPOTHESIS_FIELDS = (('object_id', np.int32), ('hypothesis', np.int32), ('score', np.float32))
 NORMAL_FIELDS = ('nx', 'ny', 'nz')
 SHED_FIELDS = (('shed_level', np.uint8), ('hypotheses_limit', np.uint8), ('objects_limit', np.uint16))
+NORMAL_FIELDS = ('nx', 'ny', 'nz')
 
 
 def record_dtype(num_params: int) -> np.dtype:
@@ -59,7 +83,7 @@ def record_dtype(num_params: int) -> np.dtype:
     fields = [(name, np.float32) for name in ('x', 'y', 'z', 'u', 'v')]
     fields += [(name, np.float64) for name in H_FIELDS]
     fields += [('family', np.int32)] + [(name, np.float32) for name in ROI_FIELDS]
-    fields += list(HYPOTHESIS_FIELDS) + list(SHED_FIELDS)
+    fields += list(HYPOTHESIS_FIELDS) + list(SHED_FIELDS) + [(name, np.float32) for name in NORMAL_FIELDS]
     fields += [(f'p{i}', np.float32) for i in range(num_params)]
     return np.dtype(fields)
 
@@ -82,11 +106,13 @@ def build_record(
     object_ids: np.ndarray | None = None,
     hypotheses: np.ndarray | None = None,
     scores: np.ndarray | None = None,
+    normal: np.ndarray | None = None,
 ) -> np.ndarray:
     """Structured array of ``N`` record points (see the module docstring), one ROI per crop.
 
     ``xyz`` defaults to NaN; ``object_ids``, ``hypotheses`` and ``scores`` to one crop per object
-    (``object_id`` = index, ``hypothesis`` 0, ``score`` 1).
+    (``object_id`` = index, ``hypothesis`` 0, ``score`` 1); ``normal`` ``(3,)``, the view the crops were
+    canonicalized to, to NaN (none).
     """
     homographies = np.asarray(homographies, dtype=np.float64).reshape(-1, 3, 3)
     params = np.asarray(params, dtype=np.float32)
@@ -105,6 +131,8 @@ def build_record(
     record['object_id'] = np.arange(len(record)) if object_ids is None else object_ids
     record['hypothesis'] = 0 if hypotheses is None else hypotheses
     record['score'] = 1.0 if scores is None else scores
+    normal = np.full(3, np.nan) if normal is None else np.asarray(normal, np.float64).reshape(3)
+    record['nx'], record['ny'], record['nz'] = normal
     for index in range(params.shape[1]):
         record[f'p{index}'] = params[:, index]
     return record
@@ -135,14 +163,14 @@ class TransformsRecord:
     shed_levels: np.ndarray  # (N,) uint8, the node's load-shedding level of the frame: 0 = full work
     hypotheses_limits: np.ndarray  # (N,) uint8, hypotheses per object asked for the frame; 0 = not said
     objects_limits: np.ndarray  # (N,) uint16, objects at most taken in the frame; 0 = not said
-    normals: np.ndarray  # (N, 3) float64, the approach the crop was canonicalized to (nx, ny, nz); NaN: none
+    normals: np.ndarray  # (N, 3) float32, the normal the crops were canonicalized to (the approach); NaN: none
 
 
 def parse_record(points: np.ndarray) -> TransformsRecord:
     """Split a structured array (e.g. from ``decode_pointcloud``) into a :class:`TransformsRecord`.
 
     A record without the hypothesis fields (an older bag) is one crop per object; one without the shedding fields is
-    full work, limits not said (0).
+    full work, limits not said (0); one without the normal is not view-canonicalized (NaN).
     """
     names = points.dtype.names or ()
     missing = [n for n in ('x', 'y', 'z', 'u', 'v', 'family', *H_FIELDS, *ROI_FIELDS) if n not in names]
@@ -163,7 +191,9 @@ def parse_record(points: np.ndarray) -> TransformsRecord:
         shed_levels=_field_or(points, 'shed_level', np.uint8, np.zeros(len(points))),
         hypotheses_limits=_field_or(points, 'hypotheses_limit', np.uint8, np.zeros(len(points))),
         objects_limits=_field_or(points, 'objects_limit', np.uint16, np.zeros(len(points))),
-        normals=np.stack([_field_or(points, n, np.float64, np.full(len(points), np.nan)) for n in NORMAL_FIELDS], -1),
+        normals=np.stack(
+            [_field_or(points, name, np.float32, np.full(len(points), np.nan)) for name in NORMAL_FIELDS], -1
+        ).reshape(len(points), 3),
     )
 
 
