@@ -73,7 +73,6 @@ import numpy as np
 H_FIELDS = tuple(f'h{r}{c}' for r in range(3) for c in range(3))
 ROI_FIELDS = ('roi_x', 'roi_y', 'roi_w', 'roi_h')
 HYPOTHESIS_FIELDS = (('object_id', np.int32), ('hypothesis', np.int32), ('score', np.float32))
-NORMAL_FIELDS = ('nx', 'ny', 'nz')
 SHED_FIELDS = (('shed_level', np.uint8), ('hypotheses_limit', np.uint8), ('objects_limit', np.uint16))
 NORMAL_FIELDS = ('nx', 'ny', 'nz')
 
