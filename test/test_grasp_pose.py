@@ -12,7 +12,7 @@ from stn_ros.perception.geometry import rigid_transforms
 from stn_ros.perception.geometry.rigid_transforms import matrix_quaternion, quaternion_matrix
 from stn_ros.perception.geometry.table_view import intrinsic_matrix
 from stn_ros.perception.grasps.grasp_image import canonical_homographies
-from stn_ros.perception.grasps.grasp_pose import GraspPoses, approach_directions, grasp_poses
+from stn_ros.perception.grasps.grasp_pose import GraspPoses, approach_directions, grasp_frames, grasp_poses
 from stn_ros.perception.grasps.gripper import GripperConfig
 
 CAMERA = PinholeCamera(525.0, 525.0, 319.5, 239.5, 640, 480)
@@ -115,3 +115,31 @@ def test_the_frame_picture_draws_the_three_axes_and_its_command_writes_it(tmp_pa
         assert (np.abs(image.astype(int) - colour).sum(axis=2) < 30).sum() > 200
     assert frame_picture.main([str(tmp_path / 'frame.png')]) == 0
     assert (tmp_path / 'frame.png').stat().st_size > 10_000
+
+
+def test_the_origin_descends_along_the_approach_from_the_surface_point_and_columns_measure_across_the_gripper():
+    tilt = np.radians(50.0)
+    normal = np.array([0.0, np.sin(tilt), np.cos(tilt)])
+    in_plane = np.linalg.svd(normal[None])[2][1:]
+    closing = unit(in_plane[0])
+    surface = np.array([0.0, 0.0, 0.7 / normal[2]])  # where the optical axis meets the table: seen 50 deg off
+    H = crop_of_grasp(surface, closing, normal, 0.005)
+    along = surface @ normal
+    frames = grasp_frames(H, (SIZE, SIZE), np.array([along]), CAMERA, normal[None])
+    np.testing.assert_allclose(frames.surface_points[0], surface, atol=1e-12)
+    # 2 cm deeper: straight down the approach from the surface point, not along the camera's ray through it
+    np.testing.assert_allclose(frames.poses(np.array([along + 0.02])).positions[0], surface + 0.02 * normal, atol=1e-12)
+    assert grasp_poses(H, (SIZE, SIZE), np.array([along + 0.02]), CAMERA, normal[None], np.array([along])).positions[
+        0
+    ] == pytest.approx(surface + 0.02 * normal, abs=1e-12)
+    # A flat crop at the surface: each pixel lies (i - mid, j - mid) crop pixels from the gripper's line, 5 mm each;
+    # the same readings 3 cm deeper lie where their rays meet that depth, farther along the camera's lean.
+    middle = (SIZE - 1) / 2.0
+    flat = np.full((1, SIZE, SIZE), along)
+    columns = frames.columns(flat, H, CAMERA)[0]
+    cols, rows = np.meshgrid(np.arange(SIZE), np.arange(SIZE))
+    np.testing.assert_allclose(columns[..., 0], (cols - middle) * 0.005, atol=1e-6)  # float32 metres
+    np.testing.assert_allclose(columns[..., 1], (rows - middle) * 0.005, atol=1e-6)
+    deeper = frames.columns(flat + 0.03, H, CAMERA)[0]
+    np.testing.assert_allclose(np.abs(deeper - columns).max(), 0.03 * np.tan(tilt), rtol=0.3)  # 3.6 cm at the centre
+    assert np.isnan(frames.columns(np.full((1, SIZE, SIZE), np.nan), H, CAMERA)).all()

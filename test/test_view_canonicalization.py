@@ -17,8 +17,11 @@ import pytest
 import torch
 
 from stn_ros.perception.frame_report import FrameReport
+from stn_ros.perception.geometry.rigid_transforms import quaternion_matrix
 from stn_ros.perception.geometry.table_view import TablePlane, intrinsic_matrix
+from stn_ros.perception.grasps.grasp_quality import GraspScorer
 from stn_ros.perception.grasps.gripper import GripperConfig
+from stn_ros.perception.grasps.steps import load_gqcnn_model
 from stn_ros.perception.stn.canonicalizer import Canonicalizer, identity_model, load_model
 from stn_ros.perception.stn.frame import Frame
 from stn_ros.perception.stn.proposals import ProposalConfig, depth_proposals
@@ -323,3 +326,32 @@ def test_an_object_without_a_grasp_point_is_cropped_at_its_rois_centre():
     centre = proposals.rois[1, :2] + (proposals.rois[1, 2:] - 1) / 2
     np.testing.assert_allclose(parse_record(result.record).centres_uv[1], centre, atol=0.05)
     assert np.isfinite(result.crops[1]).mean() > 0.9
+
+
+@pytest.mark.parametrize('tilt', [0.0, 45.0, 60.0])
+def test_the_best_grasp_of_a_box_seen_at_an_angle_goes_as_deep_as_from_above_on_its_column(tilt):
+    """Over the shipped nets: the grasp ``grasp_quality_node`` would publish for a 5 cm tall box goes as deep below the
+    top as the gripper-depth rule says (not stopped by the box's own near side, which an oblique crop shows where a jaw descends), along
+    the table's normal, within a centimetre of the box's middle."""
+    gripper = GripperConfig()
+    pipeline = StnPipeline.for_gripper(load_model(''), CPU, (32, 32), gripper, sampler='opencv')
+    pose, (x, y) = facing_pose(tilt, 0.6)
+    scene = render_scene(CLEAN, [make_object('box', box_footprint(0.08, 0.05), 0.05, x, y, 0.3)], pose, 0)
+    _, result = canonicalize(pipeline, scene, stn_values())
+    record = parse_record(result.record)
+    model, *_ = load_gqcnn_model('')
+    scorer = GraspScorer(model, CPU, gripper, threads=1)
+    scored = scorer.score(
+        result.crops, record.homographies, scene.camera, 0.5, record.object_ids, record.hypotheses, record.normals
+    )
+    best = scored.record[scored.best]
+    origin = np.array([best['x'], best['y'], best['z']], np.float64)
+    table = TablePlane(scene.table_plane[:3] * np.sign(scene.table_plane[3]), abs(scene.table_plane[3]))
+    # the depth rule: max(finger depth, half the height) below the top where it sees the table beside the box, the
+    # finger depth where it does not (a jaw's floor hidden behind the box); never stopped at the near side's height
+    height = table.heights(origin[None])[0]
+    assert 0.05 - max(gripper.finger_depth, 0.025) - 0.003 <= height <= 0.05 - gripper.finger_depth + 0.003
+    world = pose[:3, :3] @ origin + pose[:3, 3]
+    assert np.hypot(world[0] - x, world[1] - y) < 0.01
+    approach = quaternion_matrix([best[k] for k in ('qx', 'qy', 'qz', 'qw')])[:, 2]
+    assert np.degrees(np.arccos(np.clip(approach @ table.normal, -1, 1))) < 1.0

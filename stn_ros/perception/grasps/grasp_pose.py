@@ -10,10 +10,12 @@ The frame every consumer codes against (``~/grasps``' ``x, y, z, qx, qy, qz, qw`
 * y = z x x.
 
 The crop is what a camera looking along z sees (:mod:`~stn_ros.perception.geometry.table_view`), and its depth is
-metres along z, so the grasp depth ``z_along`` (the gripper depth of the crop) fixes the origin on the ray of the crop
-centre, and the closing axis is the line through the crop's centre row on the plane ``z . X = z_along``: the two
-points of the row at the crop's edges, mapped through ``H`` to source pixels, meet that plane on their rays. It is
-exact for a projective ``H``, and x is perpendicular to z by construction.
+metres along z. The grasp point is the surface seen at the crop's centre (its depth along z, ``surface_along``); the
+gripper descends along z through it, so the origin is that point moved along z to the grasp depth ``z_along`` (not
+along the camera's ray, which an oblique camera sees at an angle). The closing axis is the line through the crop's
+centre row on the plane ``z . X = surface_along``: the two points of the row at the crop's edges, mapped through
+``H`` to source pixels, meet that plane on their rays. It is exact for a projective ``H``, and x is perpendicular to z
+by construction.
 """
 
 from __future__ import annotations
@@ -24,7 +26,52 @@ import numpy as np
 
 from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.perception.geometry.rigid_transforms import matrix_quaternion
-from stn_ros.perception.geometry.table_view import OPTICAL_AXIS, points_at_normal_depth
+from stn_ros.perception.geometry.table_view import OPTICAL_AXIS, intrinsic_matrix, points_at_normal_depth
+
+
+@dataclass
+class GraspFrames:
+    """The gripper frames of N crops before their grasp depths are known: where each grasp point is and how the
+    gripper is turned (camera frame; NaN where a crop has no metric frame)."""
+
+    surface_points: np.ndarray  # (N, 3) metres: the surface seen at each crop's centre
+    rotations: np.ndarray  # (N, 3, 3): columns x (closing), y, z (approach)
+    metres_per_crop_pixel: np.ndarray  # (N,) along the closing axis, at the surface
+    surface_along: np.ndarray  # (N,) metres along z of the surface points
+
+    @classmethod
+    def unknown(cls, count: int) -> GraspFrames:
+        """``count`` crops without a metric frame (no camera_info)."""
+        nan = np.full(count, np.nan)
+        return cls(np.full((count, 3), np.nan), np.full((count, 3, 3), np.nan), nan, nan.copy())
+
+    def poses(self, z_along: np.ndarray) -> GraspPoses:
+        """The poses at grasp depths ``z_along`` ``(N,)`` (metres along z): each surface point moved along z."""
+        depth = np.asarray(z_along, dtype=np.float64).reshape(-1) - self.surface_along
+        positions = self.surface_points + depth[:, None] * self.rotations[:, :, 2]
+        rotations = np.where(np.isfinite(positions).all(axis=1)[:, None, None], self.rotations, np.nan)
+        return GraspPoses(positions, rotations, self.metres_per_crop_pixel)
+
+    def columns(self, crops: np.ndarray, homographies: np.ndarray, camera: PinholeCamera) -> np.ndarray:
+        """``(N, h, w, 2)`` metres: where the reading of each pixel of ``crops`` ``(N, h, w)`` (metres along z) lies
+        across the gripper, along its closing axis (x) and across it (y) from the line the gripper descends along;
+        NaN where a pixel has no reading. What :func:`~stn_ros.perception.grasps.gripper_depth.gripper_depths` reads
+        the jaws' floors from."""
+        crops = np.asarray(crops, dtype=np.float32)
+        count, height, width = crops.shape
+        cols, rows = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+        grid = np.stack((cols.ravel(), rows.ravel(), np.ones(height * width)))  # (3, h w)
+        # A reading v at crop pixel p is the point v M p / (n . M p), M = K^-1 H (the scale of H p cancels): across
+        # the gripper, v (A p) / (b . p) - c with A = R[:, :2]^T M, b = M^T n, c = R[:, :2]^T (surface point).
+        to_rays = np.linalg.inv(intrinsic_matrix(camera)) @ np.asarray(homographies, dtype=np.float64).reshape(-1, 3, 3)
+        axes = self.rotations[:, :, :2]
+        across = (axes.transpose(0, 2, 1) @ to_rays) @ grid  # (N, 2, h w)
+        along = (to_rays.transpose(0, 2, 1) @ self.rotations[:, :, 2:])[:, :, 0] @ grid  # (N, h w)
+        offset = np.einsum('nkj,nk->nj', axes, self.surface_points)  # (N, 2)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            scale = crops.reshape(count, 1, -1) / np.where(along > 0.0, along, np.nan)[:, None]
+        columns = (across * scale - offset[:, :, None]).astype(np.float32)
+        return columns.transpose(0, 2, 1).reshape(count, height, width, 2)
 
 
 @dataclass
@@ -63,19 +110,20 @@ def approach_directions(normals: np.ndarray | None, count: int) -> np.ndarray:
     return out
 
 
-def grasp_poses(
+def grasp_frames(
     homographies: np.ndarray,
     crop_size: tuple[int, int],
-    z_along: np.ndarray,
+    surface_along: np.ndarray,
     camera: PinholeCamera,
     normals: np.ndarray | None = None,
-) -> GraspPoses:
+) -> GraspFrames:
     """The gripper frames (module doc) of crops ``(h, w)`` = ``crop_size`` with ``H`` ``(N, 3, 3)`` (crop pixel ->
-    source pixel), grasp depths ``z_along`` ``(N,)`` (metres along the approach; NaN: no pose) and approach directions
-    ``normals`` ``(N, 3)`` (see :func:`approach_directions`), for a source image of ``camera``'s intrinsics."""
+    source pixel), the surface at each crop's centre ``surface_along`` ``(N,)`` (metres along the approach; NaN: no
+    frame) and approach directions ``normals`` ``(N, 3)`` (see :func:`approach_directions`), for a source image of
+    ``camera``'s intrinsics."""
     H = np.asarray(homographies, dtype=np.float64).reshape(-1, 3, 3)
     count = len(H)
-    z_along = np.asarray(z_along, dtype=np.float64).reshape(count)
+    surface_along = np.asarray(surface_along, dtype=np.float64).reshape(count)
     approach = approach_directions(normals, count)
     height, width = crop_size
     row, middle = (height - 1) / 2.0, (width - 1) / 2.0
@@ -84,7 +132,7 @@ def grasp_poses(
     with np.errstate(divide='ignore', invalid='ignore'):
         pixels = mapped[..., :2] / mapped[..., 2:]
     points = points_at_normal_depth(
-        camera, pixels.reshape(-1, 2), np.repeat(z_along, 3), np.repeat(approach, 3, axis=0)
+        camera, pixels.reshape(-1, 2), np.repeat(surface_along, 3), np.repeat(approach, 3, axis=0)
     ).reshape(count, 3, 3)
     across = points[:, 2] - points[:, 1]
     span = np.linalg.norm(across, axis=1)
@@ -93,5 +141,21 @@ def grasp_poses(
     rotations = np.stack((closing, np.cross(approach, closing), approach), axis=2)
     unknown = ~(np.isfinite(points).all(axis=(1, 2)) & (span > 0))
     rotations[unknown] = np.nan
-    positions = np.where(unknown[:, None], np.nan, points[:, 0])
-    return GraspPoses(positions, rotations, np.where(unknown, np.nan, span / (width - 1.0)))
+    surface_points = np.where(unknown[:, None], np.nan, points[:, 0])
+    per_pixel = np.where(unknown, np.nan, span / (width - 1.0))
+    return GraspFrames(surface_points, rotations, per_pixel, np.where(unknown, np.nan, surface_along))
+
+
+def grasp_poses(
+    homographies: np.ndarray,
+    crop_size: tuple[int, int],
+    z_along: np.ndarray,
+    camera: PinholeCamera,
+    normals: np.ndarray | None = None,
+    surface_along: np.ndarray | None = None,
+) -> GraspPoses:
+    """The gripper frames at grasp depths ``z_along`` ``(N,)`` (metres along the approach; NaN: no pose) of crops
+    whose centres see the surface at ``surface_along`` (None: at ``z_along``, the grasp point itself); the rest as
+    :func:`grasp_frames`."""
+    surface = z_along if surface_along is None else surface_along
+    return grasp_frames(homographies, crop_size, surface, camera, normals).poses(z_along)

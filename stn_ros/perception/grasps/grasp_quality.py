@@ -43,9 +43,9 @@ from stn_ros.core.cuda_graphs import CaptureContext, GraphedFunction, buckets_up
 from stn_ros.models.backends import QualityNet
 from stn_ros.models.gqcnn import GQCNN
 from stn_ros.perception.grasps.grasp_image import CANONICAL_SIZE, crop_axis, normalize_grasp_images
-from stn_ros.perception.grasps.grasp_pose import GraspPoses, grasp_poses
+from stn_ros.perception.grasps.grasp_pose import GraspFrames, grasp_frames
 from stn_ros.perception.grasps.gripper import GripperConfig
-from stn_ros.perception.grasps.gripper_depth import gripper_depths
+from stn_ros.perception.grasps.gripper_depth import crop_surface_depths, gripper_depths
 
 DEFAULT_GQCNN_WEIGHTS = 'gqcnn.pt'
 """The shipped GQ-CNN in ``weights/``: what ``grasp_quality_node`` loads when its ``weights`` is empty."""
@@ -194,7 +194,12 @@ class GraspScorer:
         record['hypothesis'] = 0 if hypotheses is None else hypotheses
         if count == 0:
             return ScoredGrasps(record, None)
-        z = gripper_depths(crops, self.gripper)
+        if camera is None:
+            frames, columns = GraspFrames.unknown(count), None
+        else:
+            frames = grasp_frames(homographies, crops.shape[1:], crop_surface_depths(crops), camera, normals)
+            columns = frames.columns(crops, homographies, camera)
+        z = gripper_depths(crops, self.gripper, columns)
         images = crops
         if crops.shape[1:] != (CANONICAL_SIZE, CANONICAL_SIZE):  # the GQ-CNN was trained on 32x32
             images = np.stack(
@@ -212,11 +217,7 @@ class GraspScorer:
         quality = np.where(np.isfinite(z), quality, 0.0)  # no surface seen: no grasp
         centres, angles = crop_axis(homographies)
         record['quality'], record['u'], record['v'], record['angle'] = quality, centres[:, 0], centres[:, 1], angles
-        poses = (
-            GraspPoses.unknown(count)
-            if camera is None
-            else grasp_poses(homographies, crops.shape[1:], z, camera, normals)
-        )
+        poses = frames.poses(z)
         for index, name in enumerate('xyz'):
             record[name] = poses.positions[:, index]
         for index, name in enumerate(QUATERNION_FIELDS):
