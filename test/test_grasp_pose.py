@@ -12,7 +12,13 @@ from stn_ros.perception.geometry import rigid_transforms
 from stn_ros.perception.geometry.rigid_transforms import matrix_quaternion, quaternion_matrix
 from stn_ros.perception.geometry.table_view import intrinsic_matrix
 from stn_ros.perception.grasps.grasp_image import canonical_homographies
-from stn_ros.perception.grasps.grasp_pose import GraspPoses, approach_directions, grasp_frames, grasp_poses
+from stn_ros.perception.grasps.grasp_pose import (
+    GraspPoses,
+    approach_directions,
+    grasp_frames,
+    grasp_poses,
+    top_down_images,
+)
 from stn_ros.perception.grasps.gripper import GripperConfig
 
 CAMERA = PinholeCamera(525.0, 525.0, 319.5, 239.5, 640, 480)
@@ -143,3 +149,22 @@ def test_the_origin_descends_along_the_approach_from_the_surface_point_and_colum
     deeper = frames.columns(flat + 0.03, H, CAMERA)[0]
     np.testing.assert_allclose(np.abs(deeper - columns).max(), 0.03 * np.tan(tilt), rtol=0.3)  # 3.6 cm at the centre
     assert np.isnan(frames.columns(np.full((1, SIZE, SIZE), np.nan), H, CAMERA)).all()
+
+
+def test_top_down_images_keep_a_flat_crop_and_move_lower_readings_to_where_they_lie():
+    tilt = np.radians(50.0)
+    normal = np.array([0.0, np.sin(tilt), np.cos(tilt)])
+    closing = unit(np.linalg.svd(normal[None])[2][1])
+    surface = np.array([0.0, 0.0, 0.7 / normal[2]])
+    H = crop_of_grasp(surface, closing, normal, 0.005)
+    frames = grasp_frames(H, (SIZE, SIZE), np.array([surface @ normal]), CAMERA, normal[None])
+    flat = np.full((1, SIZE, SIZE), surface @ normal, np.float32)
+    seen_flat = top_down_images(flat, frames.columns(flat, H, CAMERA), frames.metres_per_crop_pixel)
+    np.testing.assert_allclose(seen_flat, flat)  # a flat top is where a camera above sees it
+    # A ring of readings 3 cm lower (a table beside a 3 cm tall top): from above they lie 3 tan(50 deg) = 3.6 cm, about
+    # 7 pixels, farther along the camera's lean, and what they covered in the crop has no reading from above.
+    stepped = flat.copy()
+    stepped[0, :, :8] += 0.03
+    seen = top_down_images(stepped, frames.columns(stepped, H, CAMERA), frames.metres_per_crop_pixel)
+    assert np.isnan(seen).any() and np.nanmax(seen) == pytest.approx(surface @ normal + 0.03, abs=1e-6)
+    assert np.isfinite(seen[0, :, 8:]).mean() > 0.9

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.perception.geometry.rigid_transforms import matrix_quaternion
@@ -45,6 +46,12 @@ class GraspFrames:
         nan = np.full(count, np.nan)
         return cls(np.full((count, 3), np.nan), np.full((count, 3, 3), np.nan), nan, nan.copy())
 
+    def subset(self, rows: np.ndarray) -> GraspFrames:
+        """The frames of ``rows`` (a boolean mask or indices)."""
+        return GraspFrames(
+            self.surface_points[rows], self.rotations[rows], self.metres_per_crop_pixel[rows], self.surface_along[rows]
+        )
+
     def poses(self, z_along: np.ndarray) -> GraspPoses:
         """The poses at grasp depths ``z_along`` ``(N,)`` (metres along z): each surface point moved along z."""
         depth = np.asarray(z_along, dtype=np.float64).reshape(-1) - self.surface_along
@@ -55,8 +62,7 @@ class GraspFrames:
     def columns(self, crops: np.ndarray, homographies: np.ndarray, camera: PinholeCamera) -> np.ndarray:
         """``(N, h, w, 2)`` metres: where the reading of each pixel of ``crops`` ``(N, h, w)`` (metres along z) lies
         across the gripper, along its closing axis (x) and across it (y) from the line the gripper descends along;
-        NaN where a pixel has no reading. What :func:`~stn_ros.perception.grasps.gripper_depth.gripper_depths` reads
-        the jaws' floors from."""
+        NaN where a pixel has no reading (:func:`top_down_images`)."""
         crops = np.asarray(crops, dtype=np.float32)
         count, height, width = crops.shape
         cols, rows = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
@@ -159,3 +165,26 @@ def grasp_poses(
     :func:`grasp_frames`."""
     surface = z_along if surface_along is None else surface_along
     return grasp_frames(homographies, crop_size, surface, camera, normals).poses(z_along)
+
+
+def top_down_images(crops: np.ndarray, columns: np.ndarray, metres_per_crop_pixel: np.ndarray) -> np.ndarray:
+    """``(N, h, w)`` float32: crops ``(N, h, w)`` (metres along the approach) as a camera straight above each grasp
+    would see them: every reading moved to the pixel over where it lies across the gripper (``columns``, from
+    :meth:`GraspFrames.columns`; ``metres_per_crop_pixel`` ``(N,)`` the crops' scale), the highest where several land
+    on one pixel, NaN (no reading) where none does: what an oblique view could not see from above. A crop of a camera
+    looking straight down comes back nearly unchanged."""
+    crops = np.asarray(crops, dtype=np.float32)
+    count, height, width = crops.shape
+    scale = np.asarray(metres_per_crop_pixel, dtype=np.float32).reshape(count, 1, 1)
+    with np.errstate(invalid='ignore'):
+        cols = np.rint(columns[..., 0] / scale + (width - 1) / 2.0)
+        rows = np.rint(columns[..., 1] / scale + (height - 1) / 2.0)
+    keep = np.isfinite(crops) & (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
+    crop_index = np.broadcast_to(np.arange(count)[:, None, None], crops.shape)
+    cells = (crop_index[keep] * height + rows[keep].astype(np.int64)) * width + cols[keep].astype(np.int64)
+    # nearest the gripper (the smallest depth along the approach) wins a pixel: torch's scatter with amin
+    out = torch.full((count * height * width,), float('inf'))
+    out.scatter_reduce_(0, torch.from_numpy(cells), torch.from_numpy(crops[keep]), reduce='amin')
+    images = out.numpy().reshape(count, height, width)
+    images[np.isinf(images)] = np.nan
+    return images

@@ -43,7 +43,7 @@ from stn_ros.core.cuda_graphs import CaptureContext, GraphedFunction, buckets_up
 from stn_ros.models.backends import QualityNet
 from stn_ros.models.gqcnn import GQCNN
 from stn_ros.perception.grasps.grasp_image import CANONICAL_SIZE, crop_axis, normalize_grasp_images
-from stn_ros.perception.grasps.grasp_pose import GraspFrames, grasp_frames
+from stn_ros.perception.grasps.grasp_pose import GraspFrames, grasp_frames, top_down_images
 from stn_ros.perception.grasps.gripper import GripperConfig
 from stn_ros.perception.grasps.gripper_depth import crop_surface_depths, gripper_depths
 
@@ -143,6 +143,24 @@ class GraspScorer:
             self._model_quality, device.type == 'cuda', batched=(0, 1), context=self.graph_context
         )
 
+    def _from_above(
+        self, crops: np.ndarray, homographies: np.ndarray, camera: PinholeCamera | None, normals: np.ndarray | None
+    ) -> tuple[GraspFrames, np.ndarray]:
+        """The crops' gripper frames, and the crops as seen from straight above their grasps: a crop canonicalized to a
+        table normal (finite ``normals`` row) is :func:`top_down_images` of it, what the GQ-CNN was trained on and the
+        gripper-depth rule reads; the others as they are."""
+        if camera is None:
+            return GraspFrames.unknown(len(crops)), crops
+        frames = grasp_frames(homographies, crops.shape[1:], crop_surface_depths(crops), camera, normals)
+        oblique = np.zeros(len(crops), bool) if normals is None else np.isfinite(normals).all(axis=1)
+        if not oblique.any():
+            return frames, crops
+        crops = np.array(crops, dtype=np.float32)
+        seen = frames.subset(oblique)
+        columns = seen.columns(crops[oblique], np.asarray(homographies)[oblique], camera)
+        crops[oblique] = top_down_images(crops[oblique], columns, seen.metres_per_crop_pixel)
+        return frames, crops
+
     def _model_quality(self, images: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor]:
         return (self.quality_net.quality(images, z),)
 
@@ -194,12 +212,8 @@ class GraspScorer:
         record['hypothesis'] = 0 if hypotheses is None else hypotheses
         if count == 0:
             return ScoredGrasps(record, None)
-        if camera is None:
-            frames, columns = GraspFrames.unknown(count), None
-        else:
-            frames = grasp_frames(homographies, crops.shape[1:], crop_surface_depths(crops), camera, normals)
-            columns = frames.columns(crops, homographies, camera)
-        z = gripper_depths(crops, self.gripper, columns)
+        frames, crops = self._from_above(crops, homographies, camera, normals)
+        z = gripper_depths(crops, self.gripper)
         images = crops
         if crops.shape[1:] != (CANONICAL_SIZE, CANONICAL_SIZE):  # the GQ-CNN was trained on 32x32
             images = np.stack(

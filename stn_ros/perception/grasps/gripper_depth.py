@@ -68,15 +68,10 @@ def crop_surface_depths(crops: np.ndarray) -> np.ndarray:
     return out
 
 
-def gripper_depths(crops: np.ndarray, gripper: GripperConfig, columns: np.ndarray | None = None) -> np.ndarray:
+def gripper_depths(crops: np.ndarray, gripper: GripperConfig) -> np.ndarray:
     """``(N,)`` metres: the gripper depth of each canonical crop ``(N, h, w)`` (metres, NaN = no reading) by
-    the rule of the module docstring; NaN where the crop's centre has no reading.
-
-    ``columns`` ``(N, h, w, 2)``: where each pixel's reading lies across the gripper, metres along its closing axis
-    and across it from the grasp's approach line (:meth:`~stn_ros.perception.grasps.grasp_pose.GraspFrames.columns`).
-    With it a jaw's floor is read from the readings that lie under the jaw, wherever they are in the crop: a crop of
-    an oblique view shows an object's near side where the jaw descends beside it. Without it, from the pixels of the
-    jaw's footprint in the crop (exact for a camera looking straight down)."""
+    the rule of the module docstring; NaN where the crop's centre has no reading. A crop of an oblique view is read
+    as seen from straight above (:func:`~stn_ros.perception.grasps.grasp_pose.top_down_images`) first."""
     crops = np.asarray(crops, dtype=np.float32)
     count, height, width = crops.shape
     out = np.full(count, np.nan)
@@ -85,32 +80,19 @@ def gripper_depths(crops: np.ndarray, gripper: GripperConfig, columns: np.ndarra
     if not seen.any():
         return out
     top = top_all[seen].astype(np.float32).astype(np.float64)
-    inner_m, outer_m = 0.5 * gripper.max_opening, 0.5 * gripper.max_opening + gripper.jaw_thickness
-    if columns is None:
-        per_metre = OPENING_FRACTION * width / gripper.max_opening  # crop pixels per metre
-        cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
-        rows = slice(
-            max(int(np.floor(cy - (0.5 * gripper.jaw_width * per_metre + 1))), 0),
-            min(int(np.ceil(cy + 0.5 * gripper.jaw_width * per_metre + 1)) + 1, height),
-        )
-        inner, outer = inner_m * per_metre, outer_m * per_metre
-        jaws = [
-            crops[:, rows, max(int(np.ceil(cx - outer)), 0) : int(np.floor(cx - inner)) + 1],
-            crops[:, rows, int(np.ceil(cx + inner)) : min(int(np.floor(cx + outer)) + 1, width)],
-        ]
-        jaws = [jaw[seen].reshape(int(seen.sum()), -1) for jaw in jaws]
-    else:
-        columns = np.asarray(columns, dtype=np.float32)[seen]
-        # a pixel's width of margin across, as the footprint in the crop has (one pixel each side)
-        half_width = 0.5 * gripper.jaw_width + gripper.max_opening / (OPENING_FRACTION * width)
-        beside = np.abs(columns[..., 1]) <= half_width
-        reach = np.abs(columns[..., 0])
-        under = beside & (reach >= inner_m) & (reach <= outer_m)
-        values = crops[seen]
-        jaws = [
-            np.where(under & (columns[..., 0] < 0), values, np.nan).reshape(len(values), -1),
-            np.where(under & (columns[..., 0] > 0), values, np.nan).reshape(len(values), -1),
-        ]
+    per_metre = OPENING_FRACTION * width / gripper.max_opening  # crop pixels per metre
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    rows = slice(
+        max(int(np.floor(cy - (0.5 * gripper.jaw_width * per_metre + 1))), 0),
+        min(int(np.ceil(cy + 0.5 * gripper.jaw_width * per_metre + 1)) + 1, height),
+    )
+    inner = 0.5 * gripper.max_opening * per_metre
+    outer = inner + gripper.jaw_thickness * per_metre
+    jaws = [
+        crops[:, rows, max(int(np.ceil(cx - outer)), 0) : int(np.floor(cx - inner)) + 1],
+        crops[:, rows, int(np.ceil(cx + inner)) : min(int(np.floor(cx + outer)) + 1, width)],
+    ]
+    jaws = [jaw[seen].reshape(int(seen.sum()), -1) for jaw in jaws]
     floors = np.full((int(seen.sum()), 2), np.inf)
     for side, jaw in enumerate(jaws):
         under = np.isfinite(jaw).any(axis=1)
