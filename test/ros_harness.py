@@ -269,3 +269,26 @@ def processes_with(marker: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def run_evaluation(arguments: list[str], output: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    """``stn_evaluate <arguments> --output <output>`` as a user runs it, within ``timeout`` seconds; whatever it
+    started is killed if the run itself was (found by a marker in their environment), and none is left after."""
+    import uuid
+
+    marker = f'stn-physics-test-{uuid.uuid4()}'
+    env = dict(os.environ, STN_PHYSICS_TEST_MARKER=marker)
+    try:
+        result = subprocess.run(
+            [console_script('stn_evaluate'), *arguments, '--output', str(output)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    finally:
+        for pid in processes_with(marker):  # only if the run itself was killed: it stops its nodes
+            os.kill(pid, signal.SIGKILL)
+    assert processes_with(marker) == []
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
