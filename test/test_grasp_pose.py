@@ -13,10 +13,9 @@ from stn_ros.perception.geometry.rigid_transforms import matrix_quaternion, quat
 from stn_ros.perception.geometry.table_view import intrinsic_matrix
 from stn_ros.perception.grasps.grasp_image import canonical_homographies
 from stn_ros.perception.grasps.grasp_pose import (
-    GraspPoses,
+    GraspFrames,
     approach_directions,
     grasp_frames,
-    grasp_poses,
     top_down_images,
 )
 from stn_ros.perception.grasps.gripper import GripperConfig
@@ -67,7 +66,7 @@ def test_looking_straight_down_the_frame_is_the_camera_turned_by_the_image_angle
     gripper = GripperConfig()
     centre, z = np.array([[300.0, 200.0]]), np.array([0.62])
     H = canonical_homographies(centre, np.array([angle]), z, CAMERA, gripper)
-    poses = grasp_poses(H, (SIZE, SIZE), z, CAMERA)
+    poses = grasp_frames(H, (SIZE, SIZE), z, CAMERA).poses(z)
     np.testing.assert_allclose(poses.positions[0], CAMERA.back_project(centre, z)[0], atol=1e-12)
     # about the optical axis by the angle: (0, 0, sin(a / 2), cos(a / 2)), w >= 0
     expected = np.array([0.0, 0.0, np.sin(angle / 2), np.cos(angle / 2)])
@@ -84,7 +83,8 @@ def test_a_tilted_view_gives_back_the_grasp_it_was_made_of(tilt_deg, azimuth_deg
     closing = unit(np.cos(np.radians(yaw_deg)) * in_plane[0] + np.sin(np.radians(yaw_deg)) * in_plane[1])
     centre = 0.7 * normal + 0.05 * in_plane[0]  # 0.7 m along the normal from the camera
     H = crop_of_grasp(centre, closing, normal, 0.005)
-    poses = grasp_poses(H, (SIZE, SIZE), np.array([centre @ normal]), CAMERA, normal[None])
+    along = np.array([centre @ normal])
+    poses = grasp_frames(H, (SIZE, SIZE), along, CAMERA, normal[None]).poses(along)
     np.testing.assert_allclose(poses.positions[0], centre, atol=1e-12)
     rotation = poses.rotations[0]
     np.testing.assert_allclose(rotation[:, 0], closing, atol=1e-12)  # x: the closing axis
@@ -104,11 +104,12 @@ def test_the_approach_is_the_optical_axis_without_a_normal_and_no_depth_is_no_po
     H = canonical_homographies(
         np.array([[300.0, 200.0]] * 2), np.zeros(2), np.array([0.6, 0.6]), CAMERA, GripperConfig()
     )
-    poses = grasp_poses(H, (SIZE, SIZE), np.array([0.6, np.nan]), CAMERA)
+    z = np.array([0.6, np.nan])
+    poses = grasp_frames(H, (SIZE, SIZE), z, CAMERA).poses(z)
     assert np.isfinite(poses.positions[0]).all() and np.isfinite(poses.quaternions[0]).all()
     assert np.isnan(poses.positions[1]).all() and np.isnan(poses.quaternions[1]).all()
     assert np.isnan(poses.metres_per_crop_pixel[1])
-    unknown = GraspPoses.unknown(2)
+    unknown = GraspFrames.unknown(2).poses(np.full(2, 0.6))
     assert np.isnan(unknown.quaternions).all() and unknown.positions.shape == (2, 3)
 
 
@@ -135,9 +136,6 @@ def test_the_origin_descends_along_the_approach_from_the_surface_point_and_colum
     np.testing.assert_allclose(frames.surface_points[0], surface, atol=1e-12)
     # 2 cm deeper: straight down the approach from the surface point, not along the camera's ray through it
     np.testing.assert_allclose(frames.poses(np.array([along + 0.02])).positions[0], surface + 0.02 * normal, atol=1e-12)
-    assert grasp_poses(H, (SIZE, SIZE), np.array([along + 0.02]), CAMERA, normal[None], np.array([along])).positions[
-        0
-    ] == pytest.approx(surface + 0.02 * normal, abs=1e-12)
     # A flat crop at the surface: each pixel lies (i - mid, j - mid) crop pixels from the gripper's line, 5 mm each;
     # the same readings 3 cm deeper lie where their rays meet that depth, farther along the camera's lean.
     middle = (SIZE - 1) / 2.0

@@ -86,12 +86,7 @@ class GraspPoses:
 
     positions: np.ndarray  # (N, 3) metres: the fingertips' centre
     rotations: np.ndarray  # (N, 3, 3): columns x (closing), y, z (approach)
-    metres_per_crop_pixel: np.ndarray  # (N,) along the closing axis, at the grasp depth
-
-    @classmethod
-    def unknown(cls, count: int) -> GraspPoses:
-        """``count`` grasps without a metric pose (no camera_info)."""
-        return cls(np.full((count, 3), np.nan), np.full((count, 3, 3), np.nan), np.full(count, np.nan))
+    metres_per_crop_pixel: np.ndarray  # (N,) along the closing axis, at the surface
 
     @property
     def quaternions(self) -> np.ndarray:
@@ -150,21 +145,6 @@ def grasp_frames(
     surface_points = np.where(unknown[:, None], np.nan, points[:, 0])
     per_pixel = np.where(unknown, np.nan, span / (width - 1.0))
     return GraspFrames(surface_points, rotations, per_pixel, np.where(unknown, np.nan, surface_along))
-
-
-def grasp_poses(
-    homographies: np.ndarray,
-    crop_size: tuple[int, int],
-    z_along: np.ndarray,
-    camera: PinholeCamera,
-    normals: np.ndarray | None = None,
-    surface_along: np.ndarray | None = None,
-) -> GraspPoses:
-    """The gripper frames at grasp depths ``z_along`` ``(N,)`` (metres along the approach; NaN: no pose) of crops
-    whose centres see the surface at ``surface_along`` (None: at ``z_along``, the grasp point itself); the rest as
-    :func:`grasp_frames`."""
-    surface = z_along if surface_along is None else surface_along
-    return grasp_frames(homographies, crop_size, surface, camera, normals).poses(z_along)
 
 
 def top_down_images(crops: np.ndarray, columns: np.ndarray, metres_per_crop_pixel: np.ndarray) -> np.ndarray:
