@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from stn_ros.perception.grasps.gripper import GripperConfig
-from stn_ros.perception.grasps.markers import gripper_outline
+from stn_ros.perception.grasps.markers import box_edges, gripper_outline
 
 SIZE = (760, 1000)  # (h, w) pixels
 BOX = np.array([0.09, 0.05, 0.06])  # metres: length (world X), width (world Y), height
@@ -60,14 +60,6 @@ class _Illustration:
         cv2.putText(image, label, (int(u), int(v)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2, cv2.LINE_AA)
 
 
-def _box_edges(size: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    half = np.array([size[0] / 2, size[1] / 2, 0.0])
-    corners = [np.array([sx * half[0], sy * half[1], z]) for z in (0.0, size[2]) for sx in (-1, 1) for sy in (-1, 1)]
-    return [
-        (corners[i], corners[j]) for i in range(8) for j in range(i + 1, 8) if np.sum(corners[i] != corners[j]) == 1
-    ]
-
-
 def gripper_frame_picture(gripper: GripperConfig | None = None) -> np.ndarray:
     """``(h, w, 3)`` uint8 BGR: the gripper frame drawn on a grasp of a box, seen by a camera tilted 45 degrees."""
     gripper = gripper or GripperConfig()
@@ -77,7 +69,7 @@ def gripper_frame_picture(gripper: GripperConfig | None = None) -> np.ndarray:
     for step in np.linspace(-0.2, 0.2, 9):  # the table
         view.line(image, (step, -0.2, 0.0), (step, 0.2, 0.0), grey, 1)
         view.line(image, (-0.2, step, 0.0), (0.2, step, 0.0), grey, 1)
-    for a, b in _box_edges(BOX):
+    for a, b in box_edges(np.array([-BOX[0] / 2, -BOX[1] / 2, 0.0]), np.array([BOX[0] / 2, BOX[1] / 2, BOX[2]])):
         view.line(image, a, b, dark, 2)
     # The grasp: fingertips finger_depth below the top, approaching down the table's normal, closing across the width.
     origin = np.array([0.0, 0.0, BOX[2] - gripper.finger_depth])

@@ -32,7 +32,7 @@ BEST_LINE_WIDTH_M = 0.006
 ALPHA, BEST_ALPHA = 0.6, 1.0
 
 
-def _box_edges(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+def box_edges(low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """``(12, 2, 3)``: the 12 edges of the axis-aligned box from corner ``low`` to ``high``."""
     corners = np.array([[high[i] if (k >> i) & 1 else low[i] for i in range(3)] for k in range(8)])
     pairs = [(a, b) for a in range(8) for b in range(a + 1, 8) if bin(a ^ b).count('1') == 1]
@@ -51,7 +51,7 @@ def gripper_outline(gripper: GripperConfig | None = None) -> np.ndarray:
     inner, outer = gripper.max_opening / 2, gripper.max_opening / 2 + gripper.jaw_thickness
     half_width, length = gripper.jaw_width / 2, 2 * gripper.finger_depth
     segments = [
-        _box_edges(np.array([sign * inner, -half_width, -length]), np.array([sign * outer, half_width, 0.0]))
+        box_edges(np.array([sign * inner, -half_width, -length]), np.array([sign * outer, half_width, 0.0]))
         for sign in (-1.0, 1.0)
     ]
     middle = (inner + outer) / 2
