@@ -32,7 +32,7 @@ import numpy as np
 from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.evaluation.min_area_rect import min_area_rect_axis
 from stn_ros.perception.geometry.table_view import TablePlane, rays, view_rotation
-from stn_ros.perception.grasps.grasp_image import CANONICAL_SIZE, canonical_scale
+from stn_ros.perception.grasps.grasp_image import CANONICAL_SIZE, canonical_scale, highest_per_pixel
 from stn_ros.perception.grasps.gripper import GripperConfig
 from stn_ros.perception.grasps.gripper_depth import gripper_depths
 from stn_ros.perception.stn.proposals import ProposalConfig, fit_table_plane
@@ -88,18 +88,21 @@ def height_map_crops(
     per_metre = canonical_scale(gripper)
     middle = (CANONICAL_SIZE - 1) / 2.0
     reach = 0.75 * CANONICAL_SIZE / per_metre  # beyond the crop's half diagonal
-    out = np.full((len(centres), CANONICAL_SIZE * CANONICAL_SIZE), -np.inf)
+    images, rows, cols, values = [], [], [], []
     for i, (centre, angle) in enumerate(zip(np.asarray(centres).reshape(-1, 2), np.asarray(angles), strict=True)):
         offsets = footprint - centre
         near = np.abs(offsets).max(axis=1) < reach
-        offsets, near_heights = offsets[near], heights[near]
+        offsets = offsets[near]
         cos, sin = np.cos(angle), np.sin(angle)
-        col = np.rint((offsets[:, 0] * cos + offsets[:, 1] * sin) * per_metre + middle).astype(np.int64)
-        row = np.rint((offsets[:, 1] * cos - offsets[:, 0] * sin) * per_metre + middle).astype(np.int64)
-        inside = (col >= 0) & (col < CANONICAL_SIZE) & (row >= 0) & (row < CANONICAL_SIZE)
-        np.maximum.at(out[i], row[inside] * CANONICAL_SIZE + col[inside], near_heights[inside])
-    out[np.isinf(out)] = np.nan
-    return out.reshape(-1, CANONICAL_SIZE, CANONICAL_SIZE).astype(np.float32)
+        cols.append(np.rint((offsets[:, 0] * cos + offsets[:, 1] * sin) * per_metre + middle))
+        rows.append(np.rint((offsets[:, 1] * cos - offsets[:, 0] * sin) * per_metre + middle))
+        images.append(np.full(len(offsets), i))
+        values.append(heights[near])
+    size = (CANONICAL_SIZE, CANONICAL_SIZE)
+    if not images:
+        return np.full((0, *size), np.nan, np.float32)
+    crops = highest_per_pixel(len(images), size, *map(np.concatenate, (images, rows, cols, values)))
+    return crops.astype(np.float32)
 
 
 def footprint_axis(footprint: np.ndarray) -> tuple[np.ndarray, float] | None:

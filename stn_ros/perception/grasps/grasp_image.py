@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
 
 from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.core.sampler import warp_perspective_opencv
@@ -69,6 +70,25 @@ def crop_axis(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     direction = points[:, 1] - points[:, 0]
     angle = (np.arctan2(direction[:, 1], direction[:, 0]) + np.pi / 2) % np.pi - np.pi / 2
     return points[:, 0], angle
+
+
+def highest_per_pixel(
+    count: int, size: tuple[int, int], images: np.ndarray, rows: np.ndarray, cols: np.ndarray, heights: np.ndarray
+) -> np.ndarray:
+    """``(count, h, w)`` images (``heights``' dtype) of points: point ``k`` lands in image ``images[k]`` at pixel
+    ``(rows[k], cols[k])`` (integers; points outside the images are dropped); each pixel keeps the highest of the
+    ``heights`` that land on it, NaN (no reading) where none does. A height map of scattered points, as a camera
+    straight above them sees it."""
+    height, width = size
+    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    cells = (np.asarray(images, dtype=np.int64)[inside] * height + rows[inside]) * width + cols[inside]
+    values = torch.from_numpy(np.ascontiguousarray(np.asarray(heights)[inside]))
+    out = torch.full((count * height * width,), -float('inf'), dtype=values.dtype)
+    out.scatter_reduce_(0, torch.from_numpy(cells), values, reduce='amax')  # one pass; numpy's maximum.at is slow
+    image = out.numpy().reshape(count, height, width)
+    image[np.isneginf(image)] = np.nan
+    return image
 
 
 def fill_missing(images: np.ndarray) -> np.ndarray:

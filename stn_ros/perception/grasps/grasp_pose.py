@@ -23,11 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from stn_ros.bridge.camera_info import PinholeCamera
 from stn_ros.perception.geometry.rigid_transforms import matrix_quaternion
 from stn_ros.perception.geometry.table_view import OPTICAL_AXIS, intrinsic_matrix, points_at_normal_depth
+from stn_ros.perception.grasps.grasp_image import highest_per_pixel
 
 
 @dataclass
@@ -159,12 +159,7 @@ def top_down_images(crops: np.ndarray, columns: np.ndarray, metres_per_crop_pixe
     with np.errstate(invalid='ignore'):
         cols = np.rint(columns[..., 0] / scale + (width - 1) / 2.0)
         rows = np.rint(columns[..., 1] / scale + (height - 1) / 2.0)
-    keep = np.isfinite(crops) & (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
-    crop_index = np.broadcast_to(np.arange(count)[:, None, None], crops.shape)
-    cells = (crop_index[keep] * height + rows[keep].astype(np.int64)) * width + cols[keep].astype(np.int64)
-    # nearest the gripper (the smallest depth along the approach) wins a pixel: torch's scatter with amin
-    out = torch.full((count * height * width,), float('inf'))
-    out.scatter_reduce_(0, torch.from_numpy(cells), torch.from_numpy(crops[keep]), reduce='amin')
-    images = out.numpy().reshape(count, height, width)
-    images[np.isinf(images)] = np.nan
-    return images
+    seen = np.isfinite(crops) & np.isfinite(cols) & np.isfinite(rows)
+    images = np.broadcast_to(np.arange(count)[:, None, None], crops.shape)
+    # the highest is the nearest the gripper: the smallest depth along the approach
+    return -highest_per_pixel(count, (height, width), images[seen], rows[seen], cols[seen], -crops[seen])
