@@ -50,16 +50,13 @@ def surface_gripper_depths(depth_m: np.ndarray, pixels: np.ndarray, gripper: Gri
     return depth_at(depth_m, pixels, radius=2).astype(np.float64) + gripper.finger_depth
 
 
-def _centre_radius(width: int) -> int:
-    return max(1, int(round(2 * width / CANONICAL_SIZE)))
-
-
 def crop_surface_depths(crops: np.ndarray) -> np.ndarray:
     """``(N,)`` metres: the surface under each canonical crop's centre (``top`` of the module docstring: the median of
     the readings within 2 mm-equivalent pixels of the centre); NaN where there is none."""
     crops = np.asarray(crops, dtype=np.float32)
     count, height, width = crops.shape
-    cx, cy, radius = int(round((width - 1) / 2.0)), int(round((height - 1) / 2.0)), _centre_radius(width)
+    cx, cy = int(round((width - 1) / 2.0)), int(round((height - 1) / 2.0))
+    radius = max(1, int(round(2 * width / CANONICAL_SIZE)))
     centre = crops[:, cy - radius : cy + radius + 1, cx - radius : cx + radius + 1].reshape(count, -1)
     out = np.full(count, np.nan)
     seen = np.isfinite(centre).any(axis=1)
@@ -79,7 +76,7 @@ def gripper_depths(crops: np.ndarray, gripper: GripperConfig) -> np.ndarray:
     seen = np.isfinite(top_all)
     if not seen.any():
         return out
-    top = top_all[seen].astype(np.float32).astype(np.float64)
+    top = top_all[seen]
     per_metre = OPENING_FRACTION * width / gripper.max_opening  # crop pixels per metre
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
     rows = slice(
