@@ -204,13 +204,16 @@ def integers(values: list[int]) -> ParameterValue:
 class Camera:
     """A depth camera publishing on /<name>/depth and /<name>/camera_info, and one stn_node reading it."""
 
-    def __init__(self, probe, name: str, *node_args: str):
+    def __init__(self, probe, name: str, *node_args: str, shed_load: bool = False):
+        # Shedding off unless a test asks for it: a loaded machine (CI) makes the node shed on frames a test
+        # republished while discovery settled, and the test then sees fewer crops than it configured.
         self.probe = probe
         self.images = probe.create_publisher(Image, f'/{name}/depth', camera_qos(ReliabilityPolicy.RELIABLE))
         self.infos = probe.create_publisher(CameraInfo, f'/{name}/camera_info', camera_qos(ReliabilityPolicy.RELIABLE))
         self.node = NodeProcess(
             'stn_node', '-p', 'device:=cpu', '-r', f'image:=/{name}/depth', '-r', f'camera_info:=/{name}/camera_info',
-            '-r', f'__ns:=/{name}', '-p', 'diagnostics_period:=0.2', *node_args,
+            '-r', f'__ns:=/{name}', '-p', 'diagnostics_period:=0.2', '-p', f'shed_load:={str(shed_load).lower()}',
+            *node_args,
         )  # fmt: skip
         self.consumer = Consumer(probe, f'/{name}/stn_node')
         self.name = name

@@ -9,7 +9,17 @@ import pytest
 from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
-from ros_harness import ROOT, Consumer, NodeProcess, camera_qos, publish_and_collect, ros_probe, spin_until, stamped
+from ros_harness import (
+    ROOT,
+    Consumer,
+    NodeProcess,
+    camera_qos,
+    publish_and_collect,
+    ros_probe,
+    spin_until,
+    stamp_key,
+    stamped,
+)
 from stn_ros.bridge.image_codec import decode_depth_m, decode_image
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud
 from stn_ros.perception.stn.transforms_record import parse_record
@@ -48,6 +58,23 @@ def test_the_opencv_node_answers_each_frame_with_its_stamp_over_real_topics():
             connected = lambda: images.get_subscription_count() > 0 and infos.get_subscription_count() > 0  # noqa: E731
             assert spin_until(probe, connected, 20), node.stop()
             camera = camera_for(640, 480)
+            # camera_info is read best-effort, keep last 1, and the node answers a frame without it (xyz NaN): send
+            # both until a frame comes back metric, so the node has the intrinsics before the frames checked below
+            warm_up = stamped(depth_frame_mm(OBJECTS, 99), '16UC1', sec=99)
+            key = stamp_key(warm_up)
+
+            def send_warm_up():
+                infos.publish(camera_info(warm_up.header))
+                images.publish(warm_up)
+                spin_until(probe, lambda: False, 0.2)
+
+            def metric() -> bool:
+                return (
+                    key in consumer.records
+                    and np.isfinite(parse_record(decode_pointcloud(consumer.records[key])).xyz).all()
+                )
+
+            assert spin_until(probe, metric, 20, step=send_warm_up), node.stop()
             for seed in range(3):
                 msg = stamped(depth_frame_mm(OBJECTS, seed), '16UC1', sec=100 + seed)
                 for _ in range(3):  # camera_info is read best-effort, keep last 1
