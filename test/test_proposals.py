@@ -17,6 +17,7 @@ from stn_ros.perception.stn.proposals import (
     fit_table_plane,
     full_frame_roi,
     intensity_proposals,
+    open_mask,
     order_and_limit,
     parse_rois,
     split_at_depth_edges,
@@ -519,7 +520,7 @@ def test_split_at_depth_edges_cuts_the_far_side_only():
 def test_stn_nodes_proposal_decimation_is_automatic_by_width_unless_set(width, setting, expected):
     from stn_ros.perception.stn.steps import proposal_config
 
-    values = {'proposal_min_area': 150, 'proposal_max_area': 60000, 'proposal_margin': 0.15, 'table_threshold': 0.008}
+    values = {'proposal_min_area': 150, 'proposal_max_area': 60000, 'proposal_margin': 0.15, 'table_threshold': 0.005}
     assert proposal_config({**values, 'proposal_decimation': setting}, width).decimation == expected
 
 
@@ -541,3 +542,41 @@ def test_components_grown_across_cuts_have_the_boxes_and_areas_of_their_pixels()
             rows, cols = np.nonzero(labels == label)
             box = [cols.min(), rows.min(), cols.max() - cols.min() + 1, rows.max() - rows.min() + 1, len(rows)]
             assert stats[label].tolist() == box, label
+
+
+def porous(footprint: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
+    """``footprint``'s pixels, a ``fraction`` of them chosen at random: where a small object's readings drop out."""
+    rng = np.random.default_rng(seed)
+    return footprint & (rng.random(footprint.shape) < fraction)
+
+
+def test_opening_lets_no_reading_pixels_not_erode_an_object_but_still_removes_table_speckle():
+    small = box(300, 200, 9, 9)  # 19 x 19 = 361 pixels, a 25 mm object at 0.7 m
+    unread = porous(small, 0.2)
+    mask = (small & ~unread).astype(np.uint8)
+    mask[100, 100] = mask[400, 500] = mask[400, 501] = 1  # speckle: table pixels above the threshold
+    plain, aware = open_mask(mask), open_mask(mask, unread)
+    assert aware[100, 100] == aware[400, 500] == aware[400, 501] == 0  # speckle removed either way
+    assert not (aware & ~mask).any()  # never more than the mask
+    assert aware[small].sum() == mask[small].sum()  # every read pixel of the object kept
+    assert cv2.connectedComponents(aware)[0] == 2  # one object (and the background)
+    assert plain[small].sum() < 0.6 * mask[small].sum()  # what the plain opening leaves of it
+
+
+def test_a_small_object_with_a_fifth_of_its_readings_missing_is_still_proposed():
+    small = box(300, 200, 9, 9)
+    depth, _ = table_scene([(small, 0.03)], dropout=0.0)
+    depth[porous(small, 0.2)] = np.nan
+    assert_square_rois_around(depth_proposals(depth, CONFIG), [small], CONFIG.margin)
+
+
+def test_an_object_8_mm_tall_is_proposed_and_a_noisy_table_gives_none():
+    flat = box(300, 200, 30, 20)
+    depth, _ = table_scene([(flat, 0.008)], noise=0.0015)
+    proposals = depth_proposals(depth, CONFIG)
+    # one proposal on it (a 3 mm margin over the threshold, two standard deviations of the noise: a ragged rim)
+    assert len(proposals.rois) == 1 and proposals.areas[0] > 0.5 * flat.sum()
+    assert (proposals.labels[flat] == 1).mean() > 0.5 and not proposals.labels[~flat].any()
+    for seed in range(5):
+        table_only, _ = table_scene([], noise=0.0015, seed=seed)  # the sensor model's noise at 0.8 m
+        assert_empty(depth_proposals(table_only, CONFIG))

@@ -145,7 +145,7 @@ def test_topics_are_found_and_parameters_read_as_the_nodes_read_them(tmp_path):
     files = [CONFIG / 'stn_node.yaml', params]
     values = replay.node_parameters(STN_PARAMETERS, 'stn_node', files, device='cpu')
     assert values['max_crops'] == 4 and values['output_size'] == (48, 48) and values['torch_threads'] == 2
-    assert values['device'] == 'cpu' and values['crop_source'] == 'proposals' and values['table_threshold'] == 0.008
+    assert values['device'] == 'cpu' and values['crop_source'] == 'proposals' and values['table_threshold'] == 0.005
 
 
 def test_parameters_are_read_from_the_nodes_tables_without_importing_a_node_module(tmp_path):

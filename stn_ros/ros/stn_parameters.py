@@ -81,7 +81,7 @@ PARAMETERS = [
         'proposal_margin', 0.15, 'proposals: margin around each object, fraction of its size', 0.0, 2.0
     ),
     ParameterSpec.number(
-        'table_threshold', 0.008, 'depth proposals: height above the table plane that is object, m', 0.0005, 1.0
+        'table_threshold', 0.005, 'depth proposals: height above the table plane that is object, m', 0.0005, 1.0
     ),
     ParameterSpec.integer(
         'proposal_decimation',
