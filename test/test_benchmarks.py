@@ -71,15 +71,25 @@ def test_the_benchmark_command_writes_every_section(tmp_path, ros_installed):
 def test_the_proposal_separation_benchmark_counts_every_object():
     pytest.importorskip('pybullet')
     result = subprocess.run(
-        [sys.executable, 'benchmarks/proposal_separation.py', '--scenes', '2'],
+        [sys.executable, 'benchmarks/proposal_separation.py', '--scenes', '2', '--tilt-bands', '0-10,45-60'],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    lines = [line for line in result.stdout.splitlines() if 'objects:' in line]
-    assert len(lines) == 2 and all('own' in line and 'depth_proposals median' in line for line in lines)
+    count = r'(\d+) \(.*?\)'  # a count and its share
+    rows = re.findall(
+        rf'^\| ([\d.-]+ deg) \| (.+?) \| (\d+) \| {count} \| {count} \| {count} \| {count} \| (\d+) \| ([\d.]+) \|$',
+        result.stdout,
+        re.M,
+    )
+    assert [band for band, *_ in rows] == ['0-10 deg'] * 4 + ['45-60 deg'] * 4, result.stdout
+    names = [name for _, name, *_ in rows[:4]]  # the same four variants in each band, from before to shipped
+    assert names == [name for _, name, *_ in rows[4:]]
+    assert names[0].endswith('(before)') and names[3].endswith('(shipped)')
+    for band, _, objects, *outcomes, _false, _ms in rows:
+        assert int(objects) > 0 and sum(map(int, outcomes)) == int(objects), (band, objects, outcomes)
 
 
 def test_the_gpu_check_runs_without_ros_and_reports_agreement():
