@@ -188,11 +188,30 @@ def generate_physics_scene(config: PhysicsSceneConfig, seed: int | None = None, 
             bodies = [_random_body(config, rng) for _ in range(count)]
             dropped = _drop(bodies, layout, look_at, config, rng)
             snapshot = _settle_in_view(pybullet, client, dropped, layout, look_at, camera, pose, config)
-        ids = world.load_world(pybullet, client, snapshot)
-        clean, seen = world.render_depth(pybullet, client, camera, pose)
+        return observe_scene(pybullet, client, snapshot, camera, pose, config, rng, layout, seed)
     finally:
         if world_handle is None:
             pybullet.disconnect(client)
+
+
+def observe_scene(
+    pybullet,
+    client: int,
+    snapshot: world.WorldSnapshot,
+    camera: PinholeCamera,
+    table_from_camera: np.ndarray,
+    config: PhysicsSceneConfig,
+    rng: np.random.Generator,
+    layout: str,
+    seed: int,
+    friction: float = 0.6,
+) -> PhysicsScene:
+    """The :class:`PhysicsScene` of ``snapshot`` (bodies at rest) seen by ``camera`` at ``table_from_camera``:
+    the world rebuilt in ``client`` (body ``friction``, :func:`~stn_ros.sim.physics.world.load_world`), its clean
+    depth rendered, the sensor model drawn from ``rng`` (:func:`sensor_readings`). The world stays loaded."""
+    pose = np.asarray(table_from_camera, dtype=np.float64)
+    ids = world.load_world(pybullet, client, snapshot, friction)
+    clean, seen = world.render_depth(pybullet, client, camera, pose)
     labels = np.zeros(seen.shape, np.int32)
     for k, uid in enumerate(ids):
         labels[seen == uid] = k + 1
