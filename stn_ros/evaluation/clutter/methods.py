@@ -62,6 +62,7 @@ def choose(scene: PhysicsScene, method: MethodGrasps, gripper: GripperConfig, se
         float(g.angles[pick]),
         float(width_px),
         quality,
+        bool(method.frames is not None and np.isfinite(method.frames[pick]).all()),
     )
 
 

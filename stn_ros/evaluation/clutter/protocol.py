@@ -62,6 +62,8 @@ class Proposal:
             ``~/grasps`` received).
         centre, angle, width_px: the executed grasp in the image (pixels, radians, pixels), for pictures.
         quality: the executed grasp's quality when the method ranks by one, else NaN.
+        along_frame: the executed grasp is a gripper frame the method gave (else an image grasp, approaching along
+            the optical axis).
     """
 
     grasp: Any
@@ -71,12 +73,14 @@ class Proposal:
     angle: float = float('nan')
     width_px: float = float('nan')
     quality: float = float('nan')
+    along_frame: bool = False
 
 
 @dataclass
 class Attempt:
     """One executed grasp: its trial ``outcome`` (``held``, ``blocked``, ``empty``, ``dropped``), the object held
-    (-1), the object under its centre (-1: none), the planning time and quality of its :class:`Proposal`."""
+    (-1), the object under its centre (-1: none), the planning time, quality and ``along_frame`` of its
+    :class:`Proposal`."""
 
     outcome: str
     success: bool
@@ -84,6 +88,7 @@ class Attempt:
     target: int
     planning_seconds: float
     quality: float = float('nan')
+    along_frame: bool = False
 
 
 @dataclass
@@ -161,6 +166,7 @@ def run_round(
                 objects[target] if target >= 0 else -1,
                 float(proposal.planning_seconds),
                 float(proposal.quality),
+                bool(proposal.along_frame),
             )
         )
         if keep_pictures:

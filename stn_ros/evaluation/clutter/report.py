@@ -71,9 +71,11 @@ def clutter_report(summary: dict, picture: bool = True) -> str:
         f'({summary["seconds"] / 60:.1f} min on this machine; {config["rounds"]} rounds per layout, view and method, '
         f'seed {config["seed"]}.)',
         '',
-        'Methods: ' + '; '.join(f'`{m}`: {METHOD_NAMES[m]}' for m in config['methods']) + ". The pipeline's grasp is "
-        'tried along its published gripper frame; the image rule and the random axis (when `~/grasps` has no frame) '
-        'approach along the optical axis, the fair rule along the table normal it fits.',
+        'Methods: ' + '; '.join(f'`{m}`: {METHOD_NAMES[m]}' for m in config['methods']) + '. A grasp is tried along '
+        "the gripper frame its method gave when it gave one (the pipeline's published frame, `qx, qy, qz, qw` in "
+        "`~/grasps`, the random axis turning that frame's closing axis; the fair rule's frame, approaching along the "
+        'table normal it fits), otherwise approaching along the optical axis (the image rule); the second table counts '
+        'the attempts tried along a frame.',
         '',
         PUBLISHED,
         '',
@@ -98,15 +100,15 @@ def clutter_report(summary: dict, picture: bool = True) -> str:
         '',
         '## How rounds ended, and their time',
         '',
-        '| layout | view | method | ' + ' | '.join(END_REASONS) + ' | objects pushed out | attempts per round | '
-        'seconds per round |',
-        '|---|---|---|' + '---:|' * (len(END_REASONS) + 3),
+        '| layout | view | method | ' + ' | '.join(END_REASONS) + ' | objects pushed out | attempts along a gripper '
+        'frame | attempts per round | seconds per round |',
+        '|---|---|---|' + '---:|' * (len(END_REASONS) + 4),
     ]
     for r in summary['results']:
         ends = ' | '.join(str(r['ends'][e]) for e in END_REASONS)
         lines.append(
             f'| {r["layout"]} | {r["view"]} | {r["method"]} | {ends} | {r["left_workspace"]} | '
-            f'{r["attempts_per_round"]:.1f} | {r["seconds_per_round"]:.1f} |'
+            f'{r["along_frame"]} of {r["attempts"]} | {r["attempts_per_round"]:.1f} | {r["seconds_per_round"]:.1f} |'
         )
     if picture:
         lines += [

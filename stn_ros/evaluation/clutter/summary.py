@@ -29,8 +29,9 @@ def summarize_rounds(results: list[RoundResult]) -> dict:
     ``rounds``, ``objects``, ``attempts``, ``successes``; ``gsr`` and ``dr`` (:func:`~stn_ros.core.metrics.proportion`
     entries: rate, Wilson interval, counts); ``outcomes``: every trial outcome counted, plus ``no grasp proposed`` (the
     frames that ended a round without an attempt); ``ends``: rounds per end reason; ``never_proposed`` and
-    ``left_workspace``: objects; ``planning_median_s``: median planning time over every frame; ``seconds_per_round``
-    (mean wall time) and ``attempts_per_round``."""
+    ``left_workspace``: objects; ``along_frame``: attempts executed along a gripper frame the method gave (the rest
+    approached along the optical axis); ``planning_median_s``: median planning time over every frame;
+    ``seconds_per_round`` (mean wall time) and ``attempts_per_round``."""
     attempts = [a for r in results for a in r.attempts]
     successes = sum(a.success for a in attempts)
     objects = sum(r.objects for r in results)
@@ -50,6 +51,7 @@ def summarize_rounds(results: list[RoundResult]) -> dict:
         'never_proposed': sum(r.never_proposed for r in results),
         'left_workspace': sum(r.left_workspace for r in results),
         'frames': sum(r.frames for r in results),
+        'along_frame': sum(a.along_frame for a in attempts),
         'planning_median_s': float(np.median(planning)) if planning else float('nan'),
         'seconds_per_round': float(np.mean([r.seconds for r in results])) if results else float('nan'),
         'attempts_per_round': len(attempts) / len(results) if results else float('nan'),
@@ -86,6 +88,7 @@ def round_json(record: RoundRecord) -> dict:
                 'target': a.target,
                 'planning_s': round(a.planning_seconds, 4),
                 'quality': None if not np.isfinite(a.quality) else round(a.quality, 4),
+                'along_frame': a.along_frame,
             }
             for a in r.attempts
         ],
