@@ -75,7 +75,10 @@ def clutter_report(summary: dict, picture: bool = True) -> str:
         "the gripper frame its method gave when it gave one (the pipeline's published frame, `qx, qy, qz, qw` in "
         "`~/grasps`, the random axis turning that frame's closing axis; the fair rule's frame, approaching along the "
         'table normal it fits), otherwise approaching along the optical axis (the image rule); the second table counts '
-        'the attempts tried along a frame.',
+        'the attempts tried along a frame. Looking straight down both rules are the same minAreaRect up to the pick '
+        '(nearest the camera, or the GQ-CNN); from the side the image rule approaches along an optical axis 60 deg '
+        "from vertical and closes across the object's shape under perspective, so there the fair rule is the "
+        'baseline to read.',
         '',
         PUBLISHED,
         '',
