@@ -109,3 +109,22 @@ def test_the_table_takes_away_what_a_grasp_held_and_keeps_what_it_missed():
     failed, left = box_round((1.0, 0.0, 0.0))
     assert failed.end == TWO_FAILURES and left == [0]
     assert [a.outcome for a in failed.attempts] == ['blocked', 'blocked'] and failed.successes == 0
+
+
+def test_a_round_repeats_for_its_seed():
+    """The same seed, view and method give the same round: the worlds, the frames' noise and the trials are seeded
+    or rebuilt from snapshots."""
+    from stn_ros.evaluation.clutter.methods import rule_source
+    from stn_ros.evaluation.clutter.summary import RoundRecord, round_json
+    from stn_ros.perception.grasps.gripper import TRAINED_GRIPPER
+
+    def one_round():
+        with ClutterTable(generate_clutter_world('pile', 4), 'top') as table:
+            result = run_round(table, rule_source(TRAINED_GRIPPER))
+        stored = round_json(RoundRecord('pile', 'top', 'min_area_rect', 4, result))
+        for attempt in stored['attempts']:
+            attempt.pop('planning_s')
+        return {k: v for k, v in stored.items() if k != 'seconds'}
+
+    first = one_round()
+    assert first['attempts'] and one_round() == first
