@@ -23,7 +23,7 @@ from stn_ros.sim.physics.clutter import (  # noqa: E402
     in_workspace,
 )
 from stn_ros.sim.physics.grasp_trial import GraspPose  # noqa: E402
-from stn_ros.sim.physics.scenes import _random_body  # noqa: E402
+from stn_ros.sim.physics.scenes import random_body  # noqa: E402
 
 
 @pytest.mark.parametrize('layout', CLUTTER_LAYOUTS)
@@ -52,7 +52,7 @@ def test_packed_objects_stand_upright_side_by_side():
     """Before they settle: each body's longest extent vertical, 2 mm above the table, footprints apart."""
     config = ClutterConfig()
     rng = np.random.default_rng(5)
-    bodies = [_random_body(config.scene, rng) for _ in range(5)]
+    bodies = [random_body(config.scene, rng) for _ in range(5)]
     posed = _packed(bodies, config, rng)
     assert posed is not None and len(posed) == 5
     circles = []

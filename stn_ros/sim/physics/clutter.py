@@ -42,12 +42,12 @@ from stn_ros.sim.physics.grasp_trial import GraspPose, TrialConfig, TrialResult,
 from stn_ros.sim.physics.scenes import (
     PhysicsScene,
     PhysicsSceneConfig,
-    _add_bin,
-    _bin_half_width,
-    _bounding_radius,
-    _drop,
-    _random_body,
+    add_bin,
+    bin_half_width,
+    bounding_radius,
+    drop_bodies,
     observe_scene,
+    random_body,
 )
 from stn_ros.sim.prisms.scenes import view_pose
 
@@ -116,17 +116,17 @@ def generate_clutter_world(
     pybullet, client = world_handle or world.connect()
     try:
         for _ in range(_DRAWS):
-            bodies = [_random_body(config.scene, rng) for _ in range(config.objects)]
+            bodies = [random_body(config.scene, rng) for _ in range(config.objects)]
             if layout == 'packed':
                 posed = _packed(bodies, config, rng)
                 if posed is None:
                     continue
                 rested = _settle(pybullet, client, posed, config.friction)
             else:
-                posed = _drop(bodies, 'cluttered', np.zeros(2), config.scene, rng)
+                posed = drop_bodies(bodies, 'cluttered', np.zeros(2), config.scene, rng)
                 ids = world.load_world(pybullet, client, world.WorldSnapshot(tuple(posed)), config.friction)
-                _add_bin(
-                    pybullet, client, np.zeros(2), _bin_half_width([_bounding_radius(b) for b in posed], config.scene)
+                add_bin(
+                    pybullet, client, np.zeros(2), bin_half_width([bounding_radius(b) for b in posed], config.scene)
                 )
                 world.settle(pybullet, client, ids)
                 in_bin = [
