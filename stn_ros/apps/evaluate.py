@@ -11,8 +11,11 @@
                               with --tilt-bands, by band of camera tilt, with the fair rule (physics_tilt.md)
   stn_evaluate gripper-sweep  physics for grippers other than the trained one: how far the shipped weights
                               stay good (docs/grasp/gripper.md, about 4 min per gripper)
+  stn_evaluate clutter        clearing a table: the clutter-removal protocol of VGN / GIGA (5 objects packed
+                              or piled, top or side view, grasp until clear), grasp success and declutter
+                              rates of the shipped nodes over ROS 2 and the baselines (clutter.md)
 
-Which split: physics and gripper-sweep run on the VALIDATION meshes (pybullet random_urdfs 400-499), which
+Which split: physics, gripper-sweep and clutter run on the VALIDATION meshes (pybullet random_urdfs 400-499), which
 chose the shipped defaults, so their figures are validation figures; random_urdfs 500-999 and every object
 model outside random_urdfs are reserved for an external test and never loaded. `stn_evaluate TASK --help`
 lists a task's options. The evaluations live in stn_ros.evaluation; this module only parses and dispatches.
@@ -38,6 +41,7 @@ TASKS = {
     'grasp': ('stn_ros.evaluation.analytic', 'evaluate_grasp'),
     'physics': ('stn_ros.evaluation.physics.run', 'evaluate_physics'),
     'gripper-sweep': ('stn_ros.evaluation.gripper_sweep', 'sweep'),
+    'clutter': ('stn_ros.evaluation.clutter.run', 'evaluate_clutter'),
 }
 """Each task's evaluation (module, function of the parsed arguments that returns the exit code), imported only
 when that task runs: torch, pybullet and rclpy load only for the task that needs them."""
@@ -57,6 +61,91 @@ def add_scene_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--timeout', type=float, default=60.0, help='seconds to wait for the nodes (default: %(default)s)'
     )
+
+
+CLUTTER_LAYOUTS = ('packed', 'pile')
+CLUTTER_VIEWS = ('top', 'side')
+CLUTTER_METHODS = ('pipeline', 'min_area_rect', 'min_area_rect_rectified', 'random_axis')
+"""``stn_evaluate clutter``'s choices, repeated from :mod:`stn_ros.sim.physics.clutter` and
+:mod:`stn_ros.evaluation.clutter.methods` so that parsing imports nothing heavy (a test keeps them equal)."""
+
+
+def comma_list(choices: tuple[str, ...]):
+    """An ``argparse`` type: comma-separated names out of ``choices``, in the order given, without repeats."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(item.strip() for item in text.split(','))
+        unknown = [item for item in items if item not in choices]
+        if not text.strip() or unknown or len(set(items)) != len(items):
+            raise argparse.ArgumentTypeError(
+                f'expected comma-separated names out of {",".join(choices)} without repeats, got {text!r}'
+            )
+        return items
+
+    return parse
+
+
+def add_clutter_parser(tasks) -> None:
+    """``stn_evaluate clutter``."""
+    clutter = tasks.add_parser(
+        'clutter',
+        help='clearing a table: the clutter-removal protocol (VGN / GIGA), GSR and DR per layout, view and method',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Clearing a table: the clutter-removal protocol of VGN (Breyer et al., CoRL 2020) and GIGA (Jiang et al.,
+RSS 2021) in the project's pybullet world, on the VALIDATION meshes (random_urdfs 400-499) and procedural
+shapes: validation figures, never the reserved test objects.
+
+Each round puts 5 objects on the table, packed (standing upright side by side) or pile (dropped into a bin,
+the bin then removed). Per attempt one 640x480 depth frame (fx = fy = 540, the project's sensor noise) from
+the top view (looking straight down) or the side view (60 deg from vertical); the method picks one grasp, a
+simulated parallel-jaw gripper executes it; a grasp that holds takes its object away, the rest settle and a
+new frame is taken. A round ends when the table is clear, no grasp is proposed, or two grasps in a row fail.
+
+Methods, each on its own rounds from the same initial scenes (same seeds):
+  pipeline                 the shipped stn_node -> grasp_quality_node over real ROS 2 topics (loopback);
+                           the highest-quality grasp of ~/grasps, executed along its gripper frame
+  min_area_rect            OpenCV minAreaRect of each depth proposal in the image, nearest the camera
+  min_area_rect_rectified  the fair rule for an oblique camera: minAreaRect of the footprint on the
+                           table, approaching along its normal, ranked by the same GQ-CNN
+  random_axis              the pipeline's grasp with a uniform random closing axis
+
+Reports per layout, view and method: grasp success rate GSR = successes / attempts and declutter rate
+DR = successes / objects (Wilson 95 % intervals), attempts, rounds, median planning time, failure reasons
+and objects never proposed. Writes clutter.md, clutter.json and clutter_rounds.png to --output.""",
+    )
+    clutter.add_argument(
+        '--rounds', type=int, default=100, help='rounds per layout, view and method (default: %(default)s)'
+    )
+    clutter.add_argument('--seed', type=int, default=1, help='seed of the rounds (default: %(default)s)')
+    clutter.add_argument(
+        '--layouts',
+        type=comma_list(CLUTTER_LAYOUTS),
+        default=CLUTTER_LAYOUTS,
+        help=f'comma-separated, of {", ".join(CLUTTER_LAYOUTS)} (default: all)',
+    )
+    clutter.add_argument(
+        '--views',
+        type=comma_list(CLUTTER_VIEWS),
+        default=CLUTTER_VIEWS,
+        help=f'comma-separated, of {", ".join(CLUTTER_VIEWS)} (default: all)',
+    )
+    clutter.add_argument(
+        '--methods',
+        type=comma_list(CLUTTER_METHODS),
+        default=CLUTTER_METHODS,
+        help=f'comma-separated, of {", ".join(CLUTTER_METHODS)} (default: all)',
+    )
+    clutter.add_argument(
+        '--pictures',
+        type=int,
+        default=1,
+        help="rounds per layout and view drawn in clutter_rounds.png (the first method's; default: %(default)s)",
+    )
+    clutter.add_argument(
+        '--timeout', type=float, default=60.0, help='seconds to wait for the nodes (default: %(default)s)'
+    )
+    clutter.add_argument('--output', type=Path, default=Path('docs/grasp/clutter'), help='(default: %(default)s)')
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,7 +258,10 @@ def main(argv: list[str] | None = None) -> int:
         '--runs', type=Path, default=Path('runs/gripper_sweep'), help="each value's evaluation (default: %(default)s)"
     )
     sweep.add_argument('--output', type=Path, default=Path('docs/grasp'), help='(default: %(default)s)')
+    add_clutter_parser(tasks)
     args = parser.parse_args(argv)
+    if args.task == 'clutter' and args.rounds < 1:
+        parser.error('clutter: --rounds must be at least 1')
     args.command = f'{PROG} ' + shlex.join(sys.argv[1:] if argv is None else argv)
     module, function = TASKS[args.task]
     return getattr(importlib.import_module(module), function)(args)

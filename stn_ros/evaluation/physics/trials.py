@@ -12,6 +12,7 @@ import numpy as np
 
 from stn_ros.evaluation.physics.methods import MethodGrasps, candidate_grasps
 from stn_ros.perception.grasps.gripper import GripperConfig
+from stn_ros.sim.physics.grasp_trial import GraspPose
 from stn_ros.sim.physics.grasps import frame_grasp_pose, grasp_pose
 from stn_ros.sim.physics.scenes import PhysicsScene
 
@@ -40,19 +41,27 @@ def try_grasps(
 
     count = len(method.grasps)
     tried = Tried(np.full(count, -1, np.int64), np.full(count, 'no_depth', dtype=object), np.zeros(count, bool))
-    g = method.grasps
     for i in range(count):
-        if not np.isfinite(g.z[i]) or not np.isfinite(g.centres[i]).all():
+        pose = grasp_world_pose(scene, method, i)
+        if pose is None:
             continue
-        if method.frames is not None and np.isfinite(method.frames[i]).all():
-            pose = frame_grasp_pose(method.frames[i], scene.table_from_camera)
-        else:
-            pose = grasp_pose(g.centres[i], g.angles[i], g.z[i], scene.camera, scene.table_from_camera)
         result = grasp_trial(scene.snapshot, pose, gripper.mu, config, world=world_handle)
         tried.held[i] = result.held_body if result.success else -1
         tried.outcomes[i] = result.outcome
         tried.into_table[i] = pose.centre[2] < gripper.table_clearance
     return tried
+
+
+def grasp_world_pose(scene: PhysicsScene, method: MethodGrasps, row: int) -> GraspPose | None:
+    """The world grasp the gripper tries for ``method``'s grasp ``row`` on ``scene``: along its gripper frame when the
+    method has a finite one for it, else the image grasp approaching along the optical axis; None when the grasp has
+    no gripper depth (or no centre): not tried."""
+    g = method.grasps
+    if not np.isfinite(g.z[row]) or not np.isfinite(g.centres[row]).all():
+        return None
+    if method.frames is not None and np.isfinite(method.frames[row]).all():
+        return frame_grasp_pose(method.frames[row], scene.table_from_camera)
+    return grasp_pose(g.centres[row], g.angles[row], g.z[row], scene.camera, scene.table_from_camera)
 
 
 @dataclass

@@ -131,7 +131,8 @@ class PhysicsScene:
         labels: ``(H, W)`` int32, 0 = table, ``k`` = ``snapshot.bodies[k - 1]`` (the visible surface).
         snapshot: the bodies at rest; :func:`~stn_ros.sim.physics.world.load_world` rebuilds the world.
         kinds: per body, ``mesh NNN`` or the procedural shape's name.
-        layout: one of :data:`LAYOUTS`.
+        layout: one of :data:`LAYOUTS` (or, in a clutter-removal round,
+            :data:`~stn_ros.sim.physics.clutter.CLUTTER_LAYOUTS`).
         camera: the intrinsics.
         table_from_camera: ``(4, 4)`` camera pose (OpenCV axes) in the table frame.
         table_plane: ``(4,)`` ``(n, d)``: camera-frame points ``X`` on the table satisfy ``n . X = d``.
@@ -185,14 +186,33 @@ def generate_physics_scene(config: PhysicsSceneConfig, seed: int | None = None, 
         count = int(rng.integers(config.num_objects[0], config.num_objects[1] + 1))
         snapshot = world.WorldSnapshot(())
         while not snapshot.bodies:  # all rolled out of view (rare): drop new ones
-            bodies = [_random_body(config, rng) for _ in range(count)]
-            dropped = _drop(bodies, layout, look_at, config, rng)
+            bodies = [random_body(config, rng) for _ in range(count)]
+            dropped = drop_bodies(bodies, layout, look_at, config, rng)
             snapshot = _settle_in_view(pybullet, client, dropped, layout, look_at, camera, pose, config)
-        ids = world.load_world(pybullet, client, snapshot)
-        clean, seen = world.render_depth(pybullet, client, camera, pose)
+        return observe_scene(pybullet, client, snapshot, camera, pose, config, rng, layout, seed)
     finally:
         if world_handle is None:
             pybullet.disconnect(client)
+
+
+def observe_scene(
+    pybullet,
+    client: int,
+    snapshot: world.WorldSnapshot,
+    camera: PinholeCamera,
+    table_from_camera: np.ndarray,
+    config: PhysicsSceneConfig,
+    rng: np.random.Generator,
+    layout: str,
+    seed: int,
+    friction: float = 0.6,
+) -> PhysicsScene:
+    """The :class:`PhysicsScene` of ``snapshot`` (bodies at rest) seen by ``camera`` at ``table_from_camera``:
+    the world rebuilt in ``client`` (body ``friction``, :func:`~stn_ros.sim.physics.world.load_world`), its clean
+    depth rendered, the sensor model drawn from ``rng`` (:func:`sensor_readings`). The world stays loaded."""
+    pose = np.asarray(table_from_camera, dtype=np.float64)
+    ids = world.load_world(pybullet, client, snapshot, friction)
+    clean, seen = world.render_depth(pybullet, client, camera, pose)
     labels = np.zeros(seen.shape, np.int32)
     for k, uid in enumerate(ids):
         labels[seen == uid] = k + 1
@@ -250,7 +270,7 @@ def _look_at(pose: np.ndarray) -> np.ndarray:
     return (centre - centre[2] / axis[2] * axis)[:2]
 
 
-def _random_body(config: PhysicsSceneConfig, rng: np.random.Generator) -> world.BodySpec:
+def random_body(config: PhysicsSceneConfig, rng: np.random.Generator) -> world.BodySpec:
     """A random object (unposed), scaled to fit the gripper."""
     graspable = rng.uniform(*config.graspable_range)
     density = rng.uniform(*config.density_range)
@@ -285,7 +305,7 @@ def _random_orientation(rng: np.random.Generator) -> tuple[float, float, float, 
     return tuple(float(x) for x in q / np.linalg.norm(q))
 
 
-def _drop(
+def drop_bodies(
     bodies: list[world.BodySpec],
     layout: str,
     look_at: np.ndarray,
@@ -293,10 +313,10 @@ def _drop(
     rng: np.random.Generator,
 ) -> list[world.BodySpec]:
     """The bodies posed above the table, ready to fall."""
-    radii = [_bounding_radius(b) for b in bodies]
+    radii = [bounding_radius(b) for b in bodies]
     posed: list[world.BodySpec] = []
     if layout == 'cluttered':
-        half = _bin_half_width(radii, config)
+        half = bin_half_width(radii, config)
         height = 0.0
         for body, radius in zip(bodies, radii, strict=True):
             xy = look_at + rng.uniform(-half + radius / 2, half - radius / 2, 2)
@@ -335,8 +355,8 @@ def _settle_in_view(
     take out the ones that end out of view, and settle again."""
     if layout == 'cluttered':
         ids = world.load_world(pybullet, client, world.WorldSnapshot(tuple(bodies)))
-        radii = [_bounding_radius(b) for b in bodies]
-        _add_bin(pybullet, client, look_at, _bin_half_width(radii, config))
+        radii = [bounding_radius(b) for b in bodies]
+        add_bin(pybullet, client, look_at, bin_half_width(radii, config))
         world.settle(pybullet, client, ids)
         bodies = [b.posed(p, q) for b, (p, q) in zip(bodies, world.body_poses(pybullet, client, ids), strict=True)]
     while True:
@@ -349,18 +369,18 @@ def _settle_in_view(
         bodies = keep
 
 
-def _bounding_radius(body: world.BodySpec) -> float:
+def bounding_radius(body: world.BodySpec) -> float:
     """Metres: a circle around the body's footprint in any orientation (half its largest extent, times sqrt 2)."""
     return 0.5 * float(np.ptp(body.local_vertices(), axis=0).max()) * math.sqrt(2.0)
 
 
-def _bin_half_width(radii: list[float], config: PhysicsSceneConfig) -> float:
+def bin_half_width(radii: list[float], config: PhysicsSceneConfig) -> float:
     """Half the inner width of the bin cluttered objects are dropped into: snug for their footprints."""
     footprint = sum(2.0 * r * r for r in radii)  # (2r)^2 / 2: a bounding square about half filled
     return max(config.clutter_radius, 0.5 * math.sqrt(footprint), max(radii))
 
 
-def _add_bin(pybullet, client: int, centre: np.ndarray, half: float) -> None:
+def add_bin(pybullet, client: int, centre: np.ndarray, half: float) -> None:
     """Four static walls around ``centre`` (metres), ``half`` from it, 0.3 m tall."""
     thickness, height = 0.01, 0.3
     for axis in (0, 1):
