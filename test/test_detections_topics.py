@@ -67,7 +67,7 @@ def build_vision_msgs(work: Path) -> dict[str, str]:
     configure = [
         'cmake', '-S', str(SUBSET), '-B', str(build), *generator,
         f'-DCMAKE_PREFIX_PATH={sys.prefix}', f'-DCMAKE_INSTALL_PREFIX={install}', '-DBUILD_TESTING=OFF',
-        f'-DPython3_EXECUTABLE={sys.executable}', f'-DCMAKE_PROJECT_INCLUDE={SUBSET / "wheel_include_dirs.cmake"}',
+        f'-DPython3_EXECUTABLE={sys.executable}', f'-DCMAKE_PROJECT_INCLUDE={ROOT / "scripts" / "wheel_include_dirs.cmake"}',
         f'-DSTN_PYTHON_INCLUDE={sysconfig.get_paths()["include"]}', f'-DSTN_NUMPY_INCLUDE={numpy.get_include()}',
     ]  # fmt: skip
     _run(configure, work, env, 120)
