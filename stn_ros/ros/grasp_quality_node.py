@@ -82,7 +82,7 @@ class GraspQualityNode(SteppedNode):
         self._input_subscriptions: list = []
         self._incompatible_publishers = IncompatiblePublisherWarnings(self)
         self._pairer: StampPairer | None = None  # a tile (FIRST) and its record (SECOND), made by configure
-        self.grasp_service: GraspService | None = None  # ~/get_grasps, made by configure (None without the type)
+        self.grasp_service: GraspService | None = None  # ~/get_grasps, from the first configure on (None: no type)
         if start:
             self.configure()
             self.activate()
@@ -127,11 +127,12 @@ class GraspQualityNode(SteppedNode):
         self.markers_pub = output_publisher(self, MarkerArray, '~/grasp_markers', 5)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._node_timers = [self.create_timer(values['diagnostics_period'], self._publish_diagnostics)]
-        service_type, missing = import_service_type()
-        if service_type is None:
-            self.get_logger().warning(f'no {SERVICE} service (the topics are published as ever): {missing}')
-        else:
-            self.grasp_service = GraspService(self, service_type, lambda: self.active)
+        if self.grasp_service is None:  # kept through cleanup (grasp_service.GraspService says why)
+            service_type, missing = import_service_type()
+            if service_type is None:
+                self.get_logger().warning(f'no {SERVICE} service (the topics are published as ever): {missing}')
+            else:
+                self.grasp_service = GraspService(self, service_type, lambda: self.active)
         self._say_inactive()
         frame = f'grasps in {self._target.frame_id} ({self._target.description})' if self._target else 'camera frame'
         self.get_logger().info(
@@ -171,15 +172,8 @@ class GraspQualityNode(SteppedNode):
         if self._pairer is not None:
             self._pairer.clear()  # half-paired messages: their partners will not come
         if self.grasp_service is not None:
-            self.grasp_service.wake()  # waiting requests answer: no frame will come
+            self.grasp_service.forget()  # waiting requests answer: no frame will come
         self._say_inactive()
-
-    def cleanup(self) -> None:
-        """:meth:`SteppedNode.cleanup`, and ``~/get_grasps`` goes (waiting requests answer ``success`` false)."""
-        super().cleanup()
-        if self.grasp_service is not None:
-            self.grasp_service.close()
-            self.grasp_service = None
 
     def _release(self) -> Any:
         device = None if self.scorer is None else self.scorer.device

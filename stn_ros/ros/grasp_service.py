@@ -90,16 +90,17 @@ class _Resume:
 
 
 class GraspService:
-    """``~/get_grasps`` on ``node``: :meth:`offer` each scored frame (from any thread); :meth:`close` ends waiting
-    requests (they answer ``success`` false) and destroys the service. ``active()`` says whether frames come (a
-    lifecycle node that is not active answers every request ``success`` false)."""
+    """``~/get_grasps`` on ``node``, for the node's life: :meth:`offer` each scored frame (from any thread);
+    :meth:`forget` when frames stop (deactivate): waiting requests answer ``success`` false, and the frame scored
+    before is not served after. ``active()`` says whether frames come: a lifecycle node that is not active answers
+    every request ``success`` false. (The service stays through a lifecycle cleanup, as the parameters do: destroying
+    it under a waiting request would leave rclpy a response for a destroyed service.)"""
 
     def __init__(self, node: Node, service_type: type, active: Callable[[], bool]):
         self._node, self._active = node, active
         self._lock = threading.Lock()
         self._latest: GraspAnswer | None = None
         self._waiting = 0
-        self._closed = False
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._group = ReentrantCallbackGroup()  # a waiting request must not hold the subscriptions' group
         self._wake = node.create_guard_condition(lambda: None, callback_group=self._group)
@@ -109,22 +110,16 @@ class GraspService:
         """The latest scored frame (the worker thread calls this); wakes the executor when a request waits."""
         with self._lock:
             self._latest = answer
-            waiting = self._waiting > 0 and not self._closed
+            waiting = self._waiting > 0
         if waiting:
             self._wake.trigger()
 
-    def wake(self) -> None:
-        """Let waiting requests look again (e.g. the node was deactivated: they answer ``success`` false)."""
+    def forget(self) -> None:
+        """Frames stop (the node is deactivated): drop the latest frame, and let waiting requests look again (they
+        answer ``success`` false while the node is not active)."""
         with self._lock:
-            if self._closed:
-                return
+            self._latest = None
         self._wake.trigger()
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-        self._node.destroy_service(self.service)
-        self._node.destroy_guard_condition(self._wake)
 
     async def _on_request(self, request: Any, response: Any) -> Any:
         asked_at = time.monotonic()
@@ -149,11 +144,10 @@ class GraspService:
                     return fill_response(response, answer, request.count)
                 if expired:
                     return refuse(response, f'no frame newer than the request within {timeout:g} s')
-                if self._closed or not self._active():
+                if not self._active():
                     return refuse(response, 'the node stopped scoring frames (deactivated or shutting down)')
                 await _Resume()
         finally:
             with self._lock:
                 self._waiting -= 1
-            if not self._closed:
-                self._node.destroy_timer(timer)
+            self._node.destroy_timer(timer)
