@@ -240,7 +240,7 @@ class GraspQualityNode(SteppedNode):
         grasps_msg, pose = grasp_messages(grasps, tile_msg.header)
         self.grasps_pub.publish(grasps_msg)
         service = self.grasp_service
-        if service is not None:
+        if service is not None and self.active:  # a frame finished after deactivate is not served after reactivate
             service.offer(GraspAnswer(received_at, grasps_msg.header, grasps.published, note))
         if self.markers_pub.get_subscription_count() > 0:  # work nobody asked for is not done
             self.markers_pub.publish(grasp_markers(grasps, tile_msg.header, self.scorer.gripper))
