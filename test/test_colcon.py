@@ -1,4 +1,5 @@
-"""A real ``colcon build`` of the package in a temporary workspace, and its installed node at work."""
+"""A real ``colcon build`` of the package and its interface package in a temporary workspace, as the README's robot
+commands do, and the installed node at work."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,21 @@ from sensor_msgs.msg import Image
 from ros_harness import ROOT, spin_until
 from stn_ros.bridge.image_codec import encode_image
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(480)
+
+
+def interface_cmake_args() -> list[str]:
+    """What building a rosidl package against the ROS wheels needs (scripts/build_interfaces.sh says why); a robot's
+    apt ROS needs none of it."""
+    import numpy
+
+    return [
+        '-DBUILD_TESTING=OFF',
+        f'-DPython3_EXECUTABLE={sys.executable}',
+        f'-DCMAKE_PROJECT_INCLUDE={ROOT / "scripts" / "wheel_include_dirs.cmake"}',
+        f'-DSTN_PYTHON_INCLUDE={sysconfig.get_paths()["include"]}',
+        f'-DSTN_NUMPY_INCLUDE={numpy.get_include()}',
+    ]
 
 
 @pytest.fixture(scope='module')
@@ -31,16 +47,15 @@ def workspace(tmp_path_factory) -> Path:
             target = ws / 'src' / 'stn_ros' / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, target)
-    env = dict(os.environ, PATH=f'{colcon.parent}:{os.environ["PATH"]}')
-    result = subprocess.run(
-        [str(colcon), 'build', '--packages-select', 'stn_ros'],
-        cwd=ws,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=200,
-    )
+    # AMENT_PREFIX_PATH: the venv's ROS, as `source /opt/ros/<distro>/setup.bash` gives a robot's
+    env = dict(os.environ, PATH=f'{colcon.parent}:{os.environ["PATH"]}', AMENT_PREFIX_PATH=sys.prefix)
+    # The README's command: colcon does not look inside a package, so the interface package's folder is named too.
+    command = [str(colcon), 'build', '--base-paths', 'src', 'src/stn_ros/stn_ros_interfaces']
+    command += ['--packages-up-to', 'stn_ros', '--cmake-args', *interface_cmake_args()]
+    result = subprocess.run(command, cwd=ws, env=env, capture_output=True, text=True, timeout=420)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    order = [line.split()[-1] for line in result.stdout.splitlines() if line.startswith('Starting >>>')]
+    assert order == ['stn_ros_interfaces', 'stn_ros'], result.stdout  # package.xml's exec_depend orders them
     return ws / 'install' / 'stn_ros'
 
 
@@ -59,6 +74,29 @@ def test_install_tree_has_executables_launch_config_weights_and_index(workspace)
     ):
         assert (share / name).is_file(), name
     assert (workspace / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'stn_ros').is_file()
+
+
+def test_the_interface_package_installs_and_imports_from_the_install_tree(workspace):
+    install = workspace.parent / 'stn_ros_interfaces'
+    site = next((install / 'lib').glob('python3*/site-packages'))
+    assert (install / 'share' / 'ament_index' / 'resource_index' / 'rosidl_interfaces' / 'stn_ros_interfaces').is_file()
+    assert (install / 'share' / 'stn_ros_interfaces' / 'srv' / 'GetGrasps.srv').is_file()
+    assert any((install / 'lib').glob('libstn_ros_interfaces__rosidl_typesupport_fastrtps_c.so'))
+    env = dict(
+        os.environ,  # what `source install/setup.bash` sets for it
+        PYTHONPATH=f'{site}:{os.environ.get("PYTHONPATH", "")}'.rstrip(':'),
+        LD_LIBRARY_PATH=f'{install / "lib"}:{os.environ.get("LD_LIBRARY_PATH", "")}'.rstrip(':'),
+        AMENT_PREFIX_PATH=f'{install}:{sys.prefix}',
+    )
+    code = (
+        'from rclpy.type_support import check_for_type_support\n'
+        'from stn_ros_interfaces.srv import GetGrasps\n'
+        'check_for_type_support(GetGrasps)\n'
+        'import stn_ros_interfaces; print(stn_ros_interfaces.__file__)'
+    )
+    where = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=60)
+    assert where.returncode == 0, where.stderr
+    assert where.stdout.strip().startswith(str(site)), where.stdout
 
 
 def installed_env(install: Path) -> dict[str, str]:

@@ -39,6 +39,7 @@ pytestmark = pytest.mark.timeout(600)
 
 SUBSET = ROOT / 'test' / 'vision_msgs_subset'
 DETECTOR = ROOT / 'test' / 'detector_stand_in.py'
+WHEEL_INCLUDE_DIRS = ROOT / 'scripts' / 'wheel_include_dirs.cmake'  # also what scripts/build_interfaces.sh uses
 IMAGE, DETECTIONS = '/det_cam/image', '/det_cam/detections'
 PREFIX = '/det/stn_node'
 NO_DETECTIONS_FROM = 100  # the detector answers no frame stamped this late (seconds)
@@ -67,7 +68,7 @@ def build_vision_msgs(work: Path) -> dict[str, str]:
     configure = [
         'cmake', '-S', str(SUBSET), '-B', str(build), *generator,
         f'-DCMAKE_PREFIX_PATH={sys.prefix}', f'-DCMAKE_INSTALL_PREFIX={install}', '-DBUILD_TESTING=OFF',
-        f'-DPython3_EXECUTABLE={sys.executable}', f'-DCMAKE_PROJECT_INCLUDE={SUBSET / "wheel_include_dirs.cmake"}',
+        f'-DPython3_EXECUTABLE={sys.executable}', f'-DCMAKE_PROJECT_INCLUDE={WHEEL_INCLUDE_DIRS}',
         f'-DSTN_PYTHON_INCLUDE={sysconfig.get_paths()["include"]}', f'-DSTN_NUMPY_INCLUDE={numpy.get_include()}',
     ]  # fmt: skip
     _run(configure, work, env, 120)

@@ -13,6 +13,7 @@ from sensor_msgs.msg import Image, PointCloud2
 from messages import crop_pair
 from ros_harness import ROOT, Consumer, NodeProcess, camera_qos, ros_probe, set_parameter, spin_until, stamped
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud, encode_pointcloud
+from stn_ros.perception.grasps.grasp_quality import in_tile_order
 from stn_ros.perception.stn.transforms_record import build_record
 from stn_ros.ros.grasp_quality_node import NO_GRASP
 
@@ -100,6 +101,10 @@ def test_grasps_keep_the_best_crop_of_each_object_or_every_crop_and_frames_witho
         finally:
             output = node.stop()
         assert 'Traceback' not in output
+    for published in (best, every):  # ranked: best quality first, rank = the point's index
+        np.testing.assert_array_equal(published['rank'], np.arange(len(published)))
+        assert (np.diff(published['quality']) <= 0).all(), published['quality']
+    every, best = in_tile_order(every), in_tile_order(best)
     np.testing.assert_array_equal(every['object_id'], np.repeat([0, 1], 3))
     np.testing.assert_array_equal(every['hypothesis'], np.tile([0, 1, 2], 2))
     np.testing.assert_array_equal(best['object_id'], [0, 1])

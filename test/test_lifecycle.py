@@ -19,6 +19,11 @@ pytestmark = pytest.mark.timeout(240)
 
 ROIS = [8, 6, 40, 40, 60, 20, 30, 50]
 QUIET_S = 2.0  # how long a node that must not publish is watched
+GET_GRASPS = '/grasp_quality_node/get_grasps'
+try:
+    from stn_ros_interfaces.srv import GetGrasps
+except ImportError:  # not built (no cmake or compiler at set-up): the node runs without ~/get_grasps
+    GetGrasps = None
 
 
 @pytest.fixture(scope='module')
@@ -121,12 +126,26 @@ def test_activate_makes_the_frames_give_crops_and_grasps(probe, pipeline):
     assert pipeline.outputs_for(frame(2), 30), 'no ~/rectified/* and ~/grasps for a frame while active'
     tile = pipeline.consumer.tiles[stamp_key(frame(2))]
     assert tile.height > 0 and tile.header.stamp == frame(2).header.stamp
+    if GetGrasps is not None:  # ~/get_grasps answers with the latest frame while active
+        latest = call(probe, GetGrasps, GET_GRASPS, GetGrasps.Request(count=0, timeout=0.0))
+        assert latest.success and latest.header.stamp == frame(2).header.stamp, latest.message
 
 
 def test_deactivate_stops_the_outputs_and_the_camera_subscription(probe, pipeline):
+    waiting = None
+    if GetGrasps is not None:  # a request waiting for a newer frame when the node is deactivated
+        client = probe.create_client(GetGrasps, GET_GRASPS)
+        spin_until(probe, lambda: False, 1.0)  # the frames still in flight from the last test are scored first
+        waiting = client.call_async(GetGrasps.Request(count=0, timeout=60.0))
     for node in NODES:
         assert change(probe, node, Transition.TRANSITION_DEACTIVATE).success, node
     assert [state(probe, n) for n in NODES] == ['inactive', 'inactive']
+    if waiting is not None:  # ... answers at once that no frame will come; and so does a request to an inactive node
+        assert spin_until(probe, waiting.done, 10), 'a waiting request outlived deactivate'
+        assert not waiting.result().success and 'stopped scoring' in waiting.result().message
+        idle = call(probe, GetGrasps, GET_GRASPS, GetGrasps.Request(count=0, timeout=0.0))
+        assert not idle.success and 'not active' in idle.message, idle.message
+        probe.destroy_client(client)
     assert spin_until(probe, lambda: not pipeline.reading_camera(), 10), 'stn_node still reads the camera'
     assert pipeline.nothing_for(frame(3))
 
@@ -139,6 +158,9 @@ def test_reactivate_then_cleanup_and_shutdown(probe, pipeline):
         assert change(probe, node, Transition.TRANSITION_DEACTIVATE).success, node
         assert change(probe, node, Transition.TRANSITION_CLEANUP).success, node
     assert [state(probe, n) for n in NODES] == ['unconfigured', 'unconfigured']
+    if GetGrasps is not None:  # the service stays (as the parameters do) and says why there is no answer
+        unconfigured = call(probe, GetGrasps, GET_GRASPS, GetGrasps.Request(count=0, timeout=0.0))
+        assert not unconfigured.success and 'not active' in unconfigured.message, unconfigured.message
     assert change(probe, 'stn_node', Transition.TRANSITION_CONFIGURE).success  # weights load again
     assert change(probe, 'stn_node', Transition.TRANSITION_INACTIVE_SHUTDOWN).success
     assert change(probe, 'grasp_quality_node', Transition.TRANSITION_UNCONFIGURED_SHUTDOWN).success

@@ -35,6 +35,26 @@ def test_package_xml_is_format_3_with_runtime_and_test_dependencies():
         'python3-torch',
     } <= runtime
     assert {'python3-pytest', 'python3-pytest-timeout'} <= {e.text for e in root.findall('test_depend')}
+    assert 'stn_ros_interfaces' in runtime  # ~/get_grasps
+
+
+def test_the_interface_package_is_a_rosidl_package_beside_and_outside_the_python_package(monkeypatch):
+    """stn_ros_interfaces (the GetGrasps service): its own ament_cmake package, a member of the interface group (so
+    ros2 interface and rosidl find it), generated with rosidl_default_generators; never a Python package of
+    stn_ros's setup.py."""
+    folder = ROOT / 'stn_ros_interfaces'
+    root = ET.parse(folder / 'package.xml').getroot()
+    assert root.get('format') == '3' and root.findtext('name') == folder.name
+    assert root.find('export/build_type').text == 'ament_cmake'
+    assert root.findtext('member_of_group') == 'rosidl_interface_packages'
+    assert {'ament_cmake', 'rosidl_default_generators'} <= {e.text for e in root.findall('buildtool_depend')}
+    assert {'std_msgs', 'geometry_msgs'} <= {e.text for e in root.findall('depend')}
+    assert 'rosidl_default_runtime' in {e.text for e in root.findall('exec_depend')}
+    cmake = (folder / 'CMakeLists.txt').read_text()
+    for interface in ('msg/Grasp.msg', 'srv/GetGrasps.srv'):
+        assert (folder / interface).is_file() and interface in cmake
+    kwargs = captured_setup_kwargs(monkeypatch)
+    assert not any(p.startswith('stn_ros_interfaces') for p in kwargs['packages'])
 
 
 def test_setup_py_installs_the_ament_files_and_matches_package_xml(monkeypatch):

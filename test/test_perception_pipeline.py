@@ -18,8 +18,13 @@ from sensor_msgs.msg import PointCloud2
 
 from launch_stand_in import launch
 from launched_pipeline import LAUNCH, PIPELINE_ARGUMENTS, STARTUP_S, Pipeline, finish, start_launched
-from ros_harness import ROOT, NodeProcess, node_env, ros_probe, spin_until
+from ros_harness import ROOT, NodeProcess, call, node_env, ros_probe, spin_until
 from stn_ros.ros.perception_pipeline import EXECUTORS
+
+try:
+    from stn_ros_interfaces.srv import GetGrasps
+except ImportError:  # not built (no cmake or compiler at set-up): the node runs without ~/get_grasps
+    GetGrasps = None
 
 pytestmark = pytest.mark.timeout(180)
 CONFIG = ROOT / 'config'
@@ -104,6 +109,14 @@ def test_one_process_gives_grasps_on_the_same_topics_with_each_node_its_paramete
             assert grasp == {'quality_threshold': 0.25, 'all_hypotheses': True, 'device': 'cpu'}, grasp
             # all_hypotheses: every crop of at most 5 objects x 2 hypotheses
             assert all(g.width <= 10 for g in grasps) and {f.name for f in grasps[-1].fields} >= {'quality', 'u', 'v'}
+            # ~/get_grasps answers under this executor too, waiting for a newer frame while the nodes take frames
+            if GetGrasps is not None:
+                request = GetGrasps.Request(count=3, timeout=10.0)
+                ranked = call(probe, GetGrasps, '/grasp_quality_node/get_grasps', request)
+                assert ranked.success, ranked.message
+                assert 1 <= len(ranked.grasps) <= 3
+                assert [g.rank for g in ranked.grasps] == list(range(len(ranked.grasps)))
+                assert all(a.quality >= b.quality for a, b in zip(ranked.grasps, ranked.grasps[1:], strict=False))
         # SIGTERM (what launch sends after SIGINT, and a process manager first) stops it cleanly too.
         pipeline.process.send_signal(signal.SIGTERM)
         assert pipeline.wait(timeout=20) == 0, pipeline.output

@@ -232,15 +232,19 @@ def grasp_record(quality, object_ids, hypotheses) -> np.ndarray:
     return record
 
 
-def test_grasps_to_publish_keep_the_best_per_object_or_every_crop():
+def test_grasps_to_publish_keep_the_best_per_object_or_every_crop_best_first():
     record = grasp_record([0.3, 0.8, 0.5, 0.4, 0.9, 0.2], [0, 0, 0, 1, 1, 1], [0, 1, 2, 0, 1, 2])
     kept = grasps_to_publish(record)
-    np.testing.assert_array_equal(kept['object_id'], [0, 1])
+    np.testing.assert_array_equal(kept['object_id'], [1, 0])  # ranked: object 1's 0.9 before object 0's 0.8
     np.testing.assert_array_equal(kept['hypothesis'], [1, 1])
-    np.testing.assert_array_equal(kept['quality'], np.float32([0.8, 0.9]))
-    assert len(grasps_to_publish(record, all_hypotheses=True)) == 6
+    np.testing.assert_array_equal(kept['quality'], np.float32([0.9, 0.8]))
+    np.testing.assert_array_equal(kept['rank'], [0, 1])
+    every = grasps_to_publish(record, all_hypotheses=True)
+    np.testing.assert_array_equal(every['quality'], np.float32([0.9, 0.8, 0.5, 0.4, 0.3, 0.2]))
+    np.testing.assert_array_equal(every['rank'], np.arange(6))
     one_each = grasp_record([0.3, 0.1], [0, 1], [0, 0])
-    np.testing.assert_array_equal(grasps_to_publish(one_each), one_each)
+    for name in one_each.dtype.names:  # already best first: the same points
+        np.testing.assert_array_equal(grasps_to_publish(one_each)[name], one_each[name])
     assert len(grasps_to_publish(grasp_record([], [], []))) == 0
 
 

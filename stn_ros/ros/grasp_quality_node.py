@@ -4,11 +4,13 @@ Subscribes ``rectified/image`` and ``rectified/transforms`` (remap them to stn_n
 them by exact stamp (:class:`stn_ros.ros.stamp_pairing.StampPairer`: a bounded buffer per input; unpaired messages are
 counted and dropped), and ``camera_info``
 (optional: metric grasps). Scores every crop and publishes ``~/grasps`` (PointCloud2, the best-quality crop
-of each object, or every crop with ``all_hypotheses``; fields in :mod:`stn_ros.perception.grasps.grasp_quality`),
+of each object, or every crop with ``all_hypotheses``, best first with a ``rank`` field; fields in
+:mod:`stn_ros.perception.grasps.grasp_quality`),
 ``~/best_grasp`` (PoseStamped, the best grasp over all crops at or above ``quality_threshold`` when it has a
 metric position), ``~/grasp_markers`` (MarkerArray, a gripper outline per grasp, only while someone subscribes)
-and ``/diagnostics``. With ``target_frame`` the grasps are in that frame (tf2 at each image's stamp, or the static
-``camera_to_target``: :mod:`stn_ros.ros.target_frame`), else in the camera frame.
+and ``/diagnostics``, and answers ``~/get_grasps`` (``stn_ros_interfaces/srv/GetGrasps``: a frame's ranked grasps
+on request, :mod:`stn_ros.ros.grasp_service`). With ``target_frame`` the grasps are in that frame (tf2 at each
+image's stamp, or the static ``camera_to_target``: :mod:`stn_ros.ros.target_frame`), else in the camera frame.
 The callbacks only pair; one worker thread scores the latest complete pair (latest wins, as in ``stn_node``), so
 scoring never holds up the inputs, and every loss is counted: replaced before scoring, unpaired, lost before the
 node. The per-frame steps are :mod:`stn_ros.perception.pipeline`'s (``stn_replay`` runs the same on a bag).
@@ -37,6 +39,7 @@ from stn_ros.perception.grasps.grasp_quality import GraspScorer
 from stn_ros.perception.grasps.gripper import describe_gripper
 from stn_ros.perception.grasps.steps import grasp_markers, grasp_messages, load_gqcnn_model, score_rectified
 from stn_ros.ros.grasp_parameters import PARAMETERS, check_together
+from stn_ros.ros.grasp_service import SERVICE, GraspAnswer, GraspService, import_service_type
 from stn_ros.ros.health import LogThrottle, NodeHealth
 from stn_ros.ros.lifecycle import SteppedNode, node_main, output_publisher
 from stn_ros.ros.node_runtime import LatestWorker, apply_thread_budget, cuda_graph_values, diagnostic_array
@@ -79,6 +82,7 @@ class GraspQualityNode(SteppedNode):
         self._input_subscriptions: list = []
         self._incompatible_publishers = IncompatiblePublisherWarnings(self)
         self._pairer: StampPairer | None = None  # a tile (FIRST) and its record (SECOND), made by configure
+        self.grasp_service: GraspService | None = None  # ~/get_grasps, from the first configure on (None: no type)
         if start:
             self.configure()
             self.activate()
@@ -123,6 +127,12 @@ class GraspQualityNode(SteppedNode):
         self.markers_pub = output_publisher(self, MarkerArray, '~/grasp_markers', 5)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._node_timers = [self.create_timer(values['diagnostics_period'], self._publish_diagnostics)]
+        if self.grasp_service is None:  # kept through cleanup (grasp_service.GraspService says why)
+            service_type, missing = import_service_type()
+            if service_type is None:
+                self.get_logger().warning(f'no {SERVICE} service (the topics are published as ever): {missing}')
+            else:
+                self.grasp_service = GraspService(self, service_type, lambda: self.active)
         self._say_inactive()
         frame = f'grasps in {self._target.frame_id} ({self._target.description})' if self._target else 'camera frame'
         self.get_logger().info(
@@ -161,6 +171,8 @@ class GraspQualityNode(SteppedNode):
         self._input_subscriptions = []
         if self._pairer is not None:
             self._pairer.clear()  # half-paired messages: their partners will not come
+        if self.grasp_service is not None:
+            self.grasp_service.forget()  # waiting requests answer: no frame will come
         self._say_inactive()
 
     def _release(self) -> Any:
@@ -200,29 +212,36 @@ class GraspQualityNode(SteppedNode):
             return  # a message taken just before cleanup
         pair = pairer.add(side, stamp_key(msg), msg)
         if pair is not None:
-            worker.submit(pair)
+            worker.submit((pair, time.monotonic()))  # when it was complete: ~/get_grasps waits for a newer one
 
-    def _process_pair(self, pair: tuple[Image, PointCloud2]) -> None:
-        self._process(*pair)
+    def _process_pair(self, item: tuple[tuple[Image, PointCloud2], float]) -> None:
+        pair, received_at = item
+        self._process(*pair, received_at=received_at)
 
     def _bad(self, reason: str, message: str) -> None:
         self.health.on_bad_input(reason)
         if self._throttle.allow(reason):
             self.get_logger().warning(f'bad input ({reason}): {message}')
 
-    def _process(self, tile_msg: Image, record_msg: PointCloud2) -> None:
+    def _process(self, tile_msg: Image, record_msg: PointCloud2, received_at: float | None = None) -> None:
         started = time.perf_counter()
+        received_at = time.monotonic() if received_at is None else received_at
         camera = self._camera  # camera_info describes the source image the H map into
         grasps = score_rectified(self.scorer, tile_msg, record_msg, camera, self.parameters.values, self._report)
         if grasps is None:
             return
+        note = '' if camera is not None else 'no valid camera_info: poses and widths are NaN'
         if self._target is not None:
             camera_to_target, reason = self._target.lookup(tile_msg.header)
             if camera_to_target is None:
                 self._no_transform(tile_msg.header, reason)
+                note = f'no transform to {self._target.frame_id} at this stamp ({reason}): poses are NaN'
             grasps = grasps.in_frame(self._target.frame_id, camera_to_target)
         grasps_msg, pose = grasp_messages(grasps, tile_msg.header)
         self.grasps_pub.publish(grasps_msg)
+        service = self.grasp_service
+        if service is not None and self.active:  # a frame finished after deactivate is not served after reactivate
+            service.offer(GraspAnswer(received_at, grasps_msg.header, grasps.published, note))
         if self.markers_pub.get_subscription_count() > 0:  # work nobody asked for is not done
             self.markers_pub.publish(grasp_markers(grasps, tile_msg.header, self.scorer.gripper))
         if grasps.scored.best is None:

@@ -25,7 +25,7 @@ from stn_ros.evaluation.physics.rectified_rule import footprint_grasps, table_pl
 from stn_ros.models.gqcnn import GQCNN
 from stn_ros.perception.geometry.rigid_transforms import quaternion_matrix
 from stn_ros.perception.grasps.grasp_image import canonical_homographies, grasp_image, normalize_grasp_images
-from stn_ros.perception.grasps.grasp_quality import QUATERNION_FIELDS
+from stn_ros.perception.grasps.grasp_quality import QUATERNION_FIELDS, in_tile_order
 from stn_ros.perception.grasps.gripper import GripperConfig
 from stn_ros.perception.grasps.gripper_depth import image_gripper_depths
 from stn_ros.perception.stn.proposals import ProposalConfig, depth_proposals
@@ -104,8 +104,12 @@ def record_frames(record: np.ndarray) -> np.ndarray | None:
 
 def pipeline_grasps(scene: PhysicsScene, output: FrameOutput) -> MethodGrasps:
     """The nodes' crops as grasps (their ``z`` is the gripper depth the node computed), with their gripper frames
-    when the record has them (the module docstring)."""
+    when the record has them (the module docstring). Rows in tile order (``~/grasps`` is ranked by quality): the
+    picks do not depend on it (the first of equal qualities is the same crop either way), the random axes drawn
+    per row (:func:`random_axis_grasps`) do."""
     record = output.grasps
+    if 'object_id' in (record.dtype.names or ()):
+        record = in_tile_order(record)
     centres = np.stack((record['u'], record['v']), axis=1).astype(np.float64)
     grasps = ImageGrasps(
         centres, record['angle'].astype(np.float64), record['z'].astype(np.float64), np.zeros(len(record), bool)

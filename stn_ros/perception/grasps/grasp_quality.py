@@ -1,7 +1,8 @@
 """Scoring canonical crops with the GQ-CNN and turning them into grasps (no rclpy).
 
-``~/grasps`` record, one point per object of ``stn_node``'s tile (its best-quality crop), in tile order;
-with ``all_hypotheses`` one point per crop (float32 unless said):
+``~/grasps`` record, one point per object of ``stn_node``'s tile (its best-quality crop), with ``all_hypotheses`` one
+point per crop, ranked: best quality first (:func:`ranked`; ties and NaN qualities as there). Fields float32 unless
+said:
 
 ==========  ====================================================================================
 field       meaning
@@ -17,7 +18,11 @@ qx ... qw   the gripper frame's orientation in the same frame as x, y, z, a unit
             y = z x x (:mod:`~stn_ros.perception.grasps.grasp_pose`; NaN where x, y, z are)
 object_id   int32: the crop's object (the transforms record's ``object_id``)
 hypothesis  int32: the crop's STN hypothesis, 0 = the best-scored (the record's ``hypothesis``)
+rank        int32: the grasp's place in the frame, 0 = the best (highest quality); the point's index
 ==========  ====================================================================================
+
+``object_id`` and ``hypothesis`` name the crop, so a consumer that wants the tile order back sorts by them
+(:func:`in_tile_order`).
 
 Sample and rank (Dex-Net's policy with the STN as its proposal distribution): ``stn_node`` proposes an
 object's best-scored STN hypotheses as crops, the GQ-CNN scores each, and :func:`best_per_object` keeps
@@ -59,6 +64,8 @@ GRASP_FIELDS = ('quality', 'u', 'v', 'x', 'y', 'z', 'angle', 'width', *QUATERNIO
 GRASP_DTYPE = np.dtype(
     [(name, np.float32) for name in GRASP_FIELDS] + [('object_id', np.int32), ('hypothesis', np.int32)]
 )
+RANKED_GRASP_DTYPE = np.dtype(GRASP_DTYPE.descr + [('rank', np.int32)])
+"""``~/grasps``' record: :data:`GRASP_DTYPE` and the int32 ``rank`` (0 = the frame's best)."""
 
 
 @dataclass
@@ -83,10 +90,44 @@ def best_per_object(quality: np.ndarray, object_ids: np.ndarray) -> np.ndarray:
     return np.asarray(best, dtype=np.intp)
 
 
+def rank_order(quality: np.ndarray) -> np.ndarray:
+    """Indices that put grasps best first: descending ``quality``, a NaN quality after every number, equal qualities
+    in their given order (a stable sort: in tile order, the earlier object and the better-scored hypothesis first).
+
+    >>> rank_order(np.array([0.2, np.nan, 0.9, 0.2])).tolist()
+    [2, 0, 3, 1]
+    """
+    quality = np.asarray(quality, np.float64)
+    if quality.ndim != 1:
+        raise ValueError(f'quality must be a 1-D array, got shape {quality.shape}')
+    return np.argsort(-np.where(np.isnan(quality), -np.inf, quality), kind='stable')
+
+
+def ranked(record: np.ndarray) -> np.ndarray:
+    """A grasp record (:data:`GRASP_DTYPE`, any order) best first (:func:`rank_order`), as :data:`RANKED_GRASP_DTYPE`
+    with ``rank`` = 0, 1, ... (a record with ``rank`` already is ranked anew).
+
+    With the tile order as given, equal qualities keep it, so ``rank`` 0 is the crop ``ScoredGrasps.best`` picks
+    (``np.argmax``: the first of equal maxima) whenever that one reaches the threshold.
+    """
+    order = rank_order(record['quality'])
+    out = np.zeros(len(record), RANKED_GRASP_DTYPE)
+    for name in GRASP_DTYPE.names:
+        out[name] = record[name][order]
+    out['rank'] = np.arange(len(record))
+    return out
+
+
+def in_tile_order(record: np.ndarray) -> np.ndarray:
+    """A ``~/grasps`` record in ``stn_node``'s tile order (``object_id``, then ``hypothesis``), as it was published
+    before it was ranked: for consumers that pair its points with the tile's crops or the transforms record."""
+    return record[np.lexsort((record['hypothesis'], record['object_id']))]
+
+
 def grasps_to_publish(record: np.ndarray, all_hypotheses: bool = False) -> np.ndarray:
-    """What ``~/grasps`` carries of a frame's grasps ``record`` (one per crop): each object's best-quality
-    grasp (:func:`best_per_object`), or every crop's with ``all_hypotheses``."""
-    return record if all_hypotheses else record[best_per_object(record['quality'], record['object_id'])]
+    """What ``~/grasps`` carries of a frame's grasps ``record`` (one per crop, tile order): each object's best-quality
+    grasp (:func:`best_per_object`), or every crop's with ``all_hypotheses``, :func:`ranked` best first."""
+    return ranked(record if all_hypotheses else record[best_per_object(record['quality'], record['object_id'])])
 
 
 def widths_m(crops: np.ndarray, z: np.ndarray, metres_per_crop_pixel: np.ndarray) -> np.ndarray:

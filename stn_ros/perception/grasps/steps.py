@@ -55,7 +55,7 @@ class GraspFrame:
     """``grasp_quality_node``'s result for one frame, in the camera frame or (:meth:`in_frame`) a target frame."""
 
     scored: ScoredGrasps  # one grasp per crop, and the best at or above the threshold
-    published: np.ndarray  # what ~/grasps carries: each object's best-quality grasp, or every crop's
+    published: np.ndarray  # what ~/grasps carries, ranked best first: each object's best grasp, or every crop's
     frame_id: str | None = None  # the frame of the poses; None: the camera frame (the source image's frame_id)
 
     def in_frame(self, frame_id: str, camera_to_target: RigidTransform | None) -> GraspFrame:

@@ -1,4 +1,5 @@
-# Included at project() (CMAKE_PROJECT_INCLUDE) by the test's build. The ROS wheels' exported CMake targets name the
+# Included at project() (CMAKE_PROJECT_INCLUDE) by the builds of ROS interface packages against the ROS wheels
+# (scripts/build_interfaces.sh, test/test_detections_topics.py, test/test_colcon.py). The ROS wheels' exported CMake targets name the
 # Python and numpy include folders of the machine that built the wheels (e.g. /opt/python/cp311-cp311/...), which do
 # not exist here, and CMake refuses a target with a missing include folder. At the end of configuring, each such
 # folder is replaced by this interpreter's (STN_PYTHON_INCLUDE, STN_NUMPY_INCLUDE).
