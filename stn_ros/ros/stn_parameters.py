@@ -75,7 +75,7 @@ PARAMETERS = [
         1024,
         67_108_864,
     ),
-    ParameterSpec.integer('proposal_min_area', 150, 'proposals: smallest object, pixels', 1, 10_000_000),
+    ParameterSpec.integer('proposal_min_area', 60, 'proposals: smallest object, pixels', 1, 10_000_000),
     ParameterSpec.integer('proposal_max_area', 60000, 'proposals: largest object, pixels', 1, 10_000_000),
     ParameterSpec.number(
         'proposal_margin', 0.15, 'proposals: margin around each object, fraction of its size', 0.0, 2.0

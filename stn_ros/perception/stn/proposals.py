@@ -62,7 +62,7 @@ class ProposalConfig:
             frame's own pixels; the opening and the depth cuts then act on ``decimation``-pixel steps.
     """
 
-    min_area: int = 150
+    min_area: int = 60
     max_area: int = 60000
     margin: float = 0.15
     table_threshold: float = 0.005
