@@ -12,6 +12,7 @@ import pytest
 from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from d435_camera import camera_info as d435_camera_info
 from ros_harness import ROOT, NodeProcess, camera_qos, ros_probe, spin_until, stamped
 from stn_ros.bridge.pointcloud_codec import decode_pointcloud, encode_pointcloud
 from stn_ros.perception.stn.transforms_record import build_record
@@ -53,13 +54,6 @@ def frame(sec: int) -> tuple[Image, PointCloud2]:
     return image, encode_pointcloud(record, header=image.header)
 
 
-def camera_info() -> CameraInfo:
-    info = CameraInfo(width=640, height=480)
-    info.header.frame_id = 'camera_optical'
-    info.k = [525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]
-    return info
-
-
 class Client:
     """The service's client in this process, with the camera side's publishers and a ~/grasps subscriber."""
 
@@ -76,7 +70,7 @@ class Client:
         self.client = probe.create_client(GetGrasps, SERVICE)
 
     def send(self, sec: int) -> None:
-        self.info.publish(camera_info())
+        self.info.publish(d435_camera_info(525.0, 525.0, 319.5, 239.5, 640, 480, 'camera_optical'))
         for publisher, msg in zip((self.tiles, self.records), frame(sec), strict=True):
             publisher.publish(msg)
 

@@ -118,24 +118,13 @@ and objects never proposed. Writes clutter.md, clutter.json and clutter_rounds.p
         '--rounds', type=int, default=100, help='rounds per layout, view and method (default: %(default)s)'
     )
     clutter.add_argument('--seed', type=int, default=1, help='seed of the rounds (default: %(default)s)')
-    clutter.add_argument(
-        '--layouts',
-        type=comma_list(CLUTTER_LAYOUTS),
-        default=CLUTTER_LAYOUTS,
-        help=f'comma-separated, of {", ".join(CLUTTER_LAYOUTS)} (default: all)',
-    )
-    clutter.add_argument(
-        '--views',
-        type=comma_list(CLUTTER_VIEWS),
-        default=CLUTTER_VIEWS,
-        help=f'comma-separated, of {", ".join(CLUTTER_VIEWS)} (default: all)',
-    )
-    clutter.add_argument(
-        '--methods',
-        type=comma_list(CLUTTER_METHODS),
-        default=CLUTTER_METHODS,
-        help=f'comma-separated, of {", ".join(CLUTTER_METHODS)} (default: all)',
-    )
+    for option, choices in (('--layouts', CLUTTER_LAYOUTS), ('--views', CLUTTER_VIEWS), ('--methods', CLUTTER_METHODS)):
+        clutter.add_argument(
+            option,
+            type=comma_list(choices),
+            default=choices,
+            help=f'comma-separated, of {", ".join(choices)} (default: all)',
+        )
     clutter.add_argument(
         '--pictures',
         type=int,
