@@ -42,12 +42,10 @@ from stn_ros.sim.physics.grasp_trial import GraspPose, TrialConfig, TrialResult,
 from stn_ros.sim.physics.scenes import (
     PhysicsScene,
     PhysicsSceneConfig,
-    add_bin,
-    bin_half_width,
-    bounding_radius,
     drop_bodies,
     observe_scene,
     random_body,
+    settle_bodies,
 )
 from stn_ros.sim.prisms.scenes import view_pose
 
@@ -121,18 +119,11 @@ def generate_clutter_world(
                 posed = _packed(bodies, config, rng)
                 if posed is None:
                     continue
-                rested = _settle(pybullet, client, posed, config.friction)
+                rested = settle_bodies(pybullet, client, posed, config.friction)
             else:
                 posed = drop_bodies(bodies, 'cluttered', np.zeros(2), config.scene, rng)
-                ids = world.load_world(pybullet, client, world.WorldSnapshot(tuple(posed)), config.friction)
-                add_bin(
-                    pybullet, client, np.zeros(2), bin_half_width([bounding_radius(b) for b in posed], config.scene)
-                )
-                world.settle(pybullet, client, ids)
-                in_bin = [
-                    b.posed(p, q) for b, (p, q) in zip(posed, world.body_poses(pybullet, client, ids), strict=True)
-                ]
-                rested = _settle(pybullet, client, in_bin, config.friction)  # the bin taken away
+                in_bin = settle_bodies(pybullet, client, posed, config.friction, bin_around=(np.zeros(2), config.scene))
+                rested = settle_bodies(pybullet, client, in_bin, config.friction)  # the bin taken away
             if all(in_workspace(b, config) for b in rested):
                 kinds = tuple(f'mesh {b.mesh_index:03d}' if b.shape == 'mesh' else b.shape for b in rested)
                 return ClutterWorld(world.WorldSnapshot(tuple(rested)), kinds, layout, int(seed))
@@ -211,7 +202,7 @@ class ClutterTable:
             for index, body, pose in zip(self.objects, self.snapshot.bodies, result.final_poses, strict=True)
             if index != held
         ]
-        rested = _settle(*self._world, [body for _, body in moved], self.config.friction) if moved else []
+        rested = settle_bodies(*self._world, [body for _, body in moved], self.config.friction) if moved else []
         keep = [in_workspace(body, self.config) for body in rested]
         self.left_workspace += [index for (index, _), k in zip(moved, keep, strict=True) if not k]
         self.objects = [index for (index, _), k in zip(moved, keep, strict=True) if k]
@@ -228,13 +219,6 @@ class ClutterTable:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _settle(pybullet, client: int, bodies: list[world.BodySpec], friction: float) -> list[world.BodySpec]:
-    """The bodies rebuilt at rest from their poses and settled; their poses at rest."""
-    ids = world.load_world(pybullet, client, world.WorldSnapshot(tuple(bodies)), friction)
-    world.settle(pybullet, client, ids)
-    return [b.posed(p, q) for b, (p, q) in zip(bodies, world.body_poses(pybullet, client, ids), strict=True)]
 
 
 def _upright(body: world.BodySpec, yaw: float) -> np.ndarray:

@@ -313,10 +313,10 @@ def drop_bodies(
     rng: np.random.Generator,
 ) -> list[world.BodySpec]:
     """The bodies posed above the table, ready to fall."""
-    radii = [bounding_radius(b) for b in bodies]
+    radii = [_bounding_radius(b) for b in bodies]
     posed: list[world.BodySpec] = []
     if layout == 'cluttered':
-        half = bin_half_width(radii, config)
+        half = _bin_half_width(radii, config)
         height = 0.0
         for body, radius in zip(bodies, radii, strict=True):
             xy = look_at + rng.uniform(-half + radius / 2, half - radius / 2, 2)
@@ -354,33 +354,45 @@ def _settle_in_view(
     """Let the bodies fall and come to rest (cluttered ones first inside a bin that is then taken away);
     take out the ones that end out of view, and settle again."""
     if layout == 'cluttered':
-        ids = world.load_world(pybullet, client, world.WorldSnapshot(tuple(bodies)))
-        radii = [bounding_radius(b) for b in bodies]
-        add_bin(pybullet, client, look_at, bin_half_width(radii, config))
-        world.settle(pybullet, client, ids)
-        bodies = [b.posed(p, q) for b, (p, q) in zip(bodies, world.body_poses(pybullet, client, ids), strict=True)]
+        bodies = settle_bodies(pybullet, client, bodies, bin_around=(look_at, config))
     while True:
-        ids = world.load_world(pybullet, client, world.WorldSnapshot(tuple(bodies)))
-        world.settle(pybullet, client, ids)
-        rested = [b.posed(p, q) for b, (p, q) in zip(bodies, world.body_poses(pybullet, client, ids), strict=True)]
+        rested = settle_bodies(pybullet, client, bodies)
         keep = [b for b in rested if _in_view(b, camera, pose, config.border_px)]
         if len(keep) == len(rested) or not keep:
             return world.WorldSnapshot(tuple(keep))
         bodies = keep
 
 
-def bounding_radius(body: world.BodySpec) -> float:
+def settle_bodies(
+    pybullet,
+    client: int,
+    bodies: list[world.BodySpec],
+    friction: float = 0.6,
+    bin_around: tuple[np.ndarray, PhysicsSceneConfig] | None = None,
+) -> list[world.BodySpec]:
+    """The bodies rebuilt from their poses in ``client`` (body ``friction``), left to come to rest, posed where they
+    rest. ``bin_around``: ``(centre, config)``: first a bin snug around ``centre`` (:func:`_add_bin`, sized by
+    :func:`_bin_half_width`) holds them; it is gone from the world the next one loads."""
+    ids = world.load_world(pybullet, client, world.WorldSnapshot(tuple(bodies)), friction)
+    if bin_around is not None:
+        centre, config = bin_around
+        _add_bin(pybullet, client, centre, _bin_half_width([_bounding_radius(b) for b in bodies], config))
+    world.settle(pybullet, client, ids)
+    return [b.posed(p, q) for b, (p, q) in zip(bodies, world.body_poses(pybullet, client, ids), strict=True)]
+
+
+def _bounding_radius(body: world.BodySpec) -> float:
     """Metres: a circle around the body's footprint in any orientation (half its largest extent, times sqrt 2)."""
     return 0.5 * float(np.ptp(body.local_vertices(), axis=0).max()) * math.sqrt(2.0)
 
 
-def bin_half_width(radii: list[float], config: PhysicsSceneConfig) -> float:
+def _bin_half_width(radii: list[float], config: PhysicsSceneConfig) -> float:
     """Half the inner width of the bin cluttered objects are dropped into: snug for their footprints."""
     footprint = sum(2.0 * r * r for r in radii)  # (2r)^2 / 2: a bounding square about half filled
     return max(config.clutter_radius, 0.5 * math.sqrt(footprint), max(radii))
 
 
-def add_bin(pybullet, client: int, centre: np.ndarray, half: float) -> None:
+def _add_bin(pybullet, client: int, centre: np.ndarray, half: float) -> None:
     """Four static walls around ``centre`` (metres), ``half`` from it, 0.3 m tall."""
     thickness, height = 0.01, 0.3
     for axis in (0, 1):
