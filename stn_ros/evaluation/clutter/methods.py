@@ -44,7 +44,8 @@ def choose(scene: PhysicsScene, method: MethodGrasps, gripper: GripperConfig, se
     (:func:`~stn_ros.evaluation.physics.trials.grasp_world_pose`), the highest quality when the method ranks by one,
     else the nearest the camera; ``Proposal.grasp`` None when none can be executed."""
     g = method.grasps
-    rows = [i for i in range(len(g)) if grasp_world_pose(scene, method, i) is not None]
+    poses = [grasp_world_pose(scene, method, i) for i in range(len(g))]
+    rows = [i for i, pose in enumerate(poses) if pose is not None]
     centres = np.asarray(g.centres, np.float64).reshape(-1, 2)
     if not rows:
         return Proposal(None, centres, seconds)
@@ -55,7 +56,7 @@ def choose(scene: PhysicsScene, method: MethodGrasps, gripper: GripperConfig, se
     quality = float(method.qualities[pick]) if method.qualities is not None else float('nan')
     width_px = (gripper.max_opening * scene.camera.fx / g.z[pick]) if g.z[pick] > 0 else float('nan')
     return Proposal(
-        grasp_world_pose(scene, method, pick),
+        poses[pick],
         centres,
         seconds,
         (float(g.centres[pick][0]), float(g.centres[pick][1])),
@@ -80,23 +81,22 @@ def pipeline_source(graph, gripper: GripperConfig, rng: np.random.Generator | No
     return propose
 
 
-def rule_source(gripper: GripperConfig) -> Callable:
-    """``min_area_rect``: the image rule, the grasp nearest the camera."""
+def computed_source(grasps_of: Callable[[PhysicsScene], MethodGrasps], gripper: GripperConfig) -> Callable:
+    """A method computed in this process: ``grasps_of(scene)``, timed (its planning time), then :func:`choose`."""
 
     def propose(scene: PhysicsScene) -> Proposal:
         started = time.perf_counter()
-        method = min_area_rect_grasps(scene, gripper)
+        method = grasps_of(scene)
         return choose(scene, method, gripper, time.perf_counter() - started)
 
     return propose
+
+
+def rule_source(gripper: GripperConfig) -> Callable:
+    """``min_area_rect``: the image rule, the grasp nearest the camera."""
+    return computed_source(lambda scene: min_area_rect_grasps(scene, gripper), gripper)
 
 
 def fair_rule_source(gripper: GripperConfig, gqcnn) -> Callable:
     """``min_area_rect_rectified``: the fair rule ranked by ``gqcnn``, the highest quality."""
-
-    def propose(scene: PhysicsScene) -> Proposal:
-        started = time.perf_counter()
-        method = rectified_rule_grasps(scene, gripper, gqcnn)
-        return choose(scene, method, gripper, time.perf_counter() - started)
-
-    return propose
+    return computed_source(lambda scene: rectified_rule_grasps(scene, gripper, gqcnn), gripper)

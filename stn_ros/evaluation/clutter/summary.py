@@ -3,6 +3,7 @@ objects (VGN's and GIGA's figures), with Wilson 95 % intervals, per layout, view
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,8 +36,8 @@ def summarize_rounds(results: list[RoundResult]) -> dict:
     attempts = [a for r in results for a in r.attempts]
     successes = sum(a.success for a in attempts)
     objects = sum(r.objects for r in results)
-    outcomes = {o: sum(a.outcome == o for a in attempts) for o in OUTCOMES}
-    outcomes.update({o: sum(a.outcome == o for a in attempts) for o in sorted({a.outcome for a in attempts})})
+    counts = Counter(a.outcome for a in attempts)
+    outcomes = {o: counts[o] for o in (*OUTCOMES, *sorted(set(counts) - set(OUTCOMES)))}
     outcomes[NO_GRASP] = sum(r.end == NO_GRASP for r in results)
     planning = [t for r in results for t in r.planning_seconds if np.isfinite(t)]
     return {
