@@ -84,7 +84,7 @@ def test_rank_zero_is_the_crop_of_the_best_grasp(all_hypotheses):
     homographies = np.repeat(np.diag([2.0, 2.0, 1.0])[None], 6, axis=0)
     object_ids, hypotheses = np.repeat(np.arange(3), 2), np.tile(np.arange(2), 3)
     scored = scorer.score(crops, homographies, None, 0.0, object_ids, hypotheses)
-    frame = GraspFrame(scored, grasps_to_publish(scored.record, all_hypotheses))
+    frame = GraspFrame(scored, grasps_to_publish(scored.record, all_hypotheses, scored.blocked))
     assert frame.best_published == 0  # ~/best_grasp's crop is rank 0
     best = scored.record[scored.best]
     assert (frame.published[0]['object_id'], frame.published[0]['hypothesis']) == (
@@ -107,3 +107,29 @@ def test_the_physics_evaluation_reads_the_pipelines_grasps_in_tile_order():
     np.testing.assert_array_equal(method.qualities, np.float32([0.3, 0.9, 0.6]))
     np.testing.assert_array_equal(method.grasps.centres[:, 0], [0.0, 10.0, 20.0])
     assert method.pick == 1
+
+
+@pytest.mark.parametrize('avoid_collisions', [True, False])
+def test_a_blocked_crop_is_never_published_and_its_object_falls_back_to_a_clear_hypothesis(avoid_collisions):
+    scorer = GraspScorer(GQCNN().eval(), torch.device('cpu'), avoid_collisions=avoid_collisions)
+    crops = np.full((3, 32, 32), 0.7, np.float32)
+    crops[:, 13:19, 12:20] = 0.66  # a 4 cm object under each centre, 4 cm tall
+    crops[0, :, 22:] = 0.60  # object 0, hypothesis 0: a 10 cm wall under its right jaw at every opening
+    crops[1, :, 27:29] = 0.60  # object 0, hypothesis 1: a thin post under the right jaw's outer edge
+    homographies = np.repeat(np.diag([2.0, 2.0, 1.0])[None], 3, axis=0)
+    scored = scorer.score(crops, homographies, None, 0.0, np.array([0, 0, 1]), np.array([0, 1, 0]))
+    published = grasps_to_publish(scored.record, True, scored.blocked)
+    if avoid_collisions:
+        assert scored.blocked.tolist() == [True, False, False]
+        assert np.isnan(scored.record['opening'][0])
+        assert scored.record['opening'][1:].tolist() == pytest.approx([0.07, 0.08])  # narrowed to clear the post
+        assert scored.best != 0
+        assert sorted(zip(published['object_id'].tolist(), published['hypothesis'].tolist(), strict=True)) == [
+            (0, 1),
+            (1, 0),
+        ]
+        each = grasps_to_publish(scored.record, False, scored.blocked)
+        assert sorted(zip(each['object_id'].tolist(), each['hypothesis'].tolist(), strict=True)) == [(0, 1), (1, 0)]
+    else:
+        assert not scored.blocked.any() and len(published) == 3
+        assert scored.record['opening'].tolist() == pytest.approx([0.08] * 3)

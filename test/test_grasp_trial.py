@@ -118,6 +118,16 @@ def test_tilted_approach_on_a_turned_box(world):
     assert grasp_trial(box_world(yaw_deg=30.0), across, world=world).success
 
 
+def test_a_grasp_opened_narrower_clears_a_tall_neighbour_the_full_opening_lands_on(world):
+    post = BodySpec('box', (0.03, 0.005, 0.05), mass=0.5, position=(0.0, 0.055, 0.05))  # 10 cm tall, y 5-6 cm
+    beside = WorldSnapshot(box_world().bodies + (post,))
+    assert grasp_trial(beside, SHORT_SIDE, world=world).outcome == 'blocked'  # the +y finger (4-6 cm) lands on it
+    narrow = GraspPose(SHORT_SIDE.centre, SHORT_SIDE.axis, SHORT_SIDE.approach, opening=0.05)  # fingers 2.5-4.5 cm
+    result = grasp_trial(beside, narrow, world=world)
+    assert (result.outcome, result.held_body) == ('held', 0)
+    assert perturb(narrow, np.random.default_rng(3)).opening == 0.05
+
+
 def test_grasp_pose_orthogonalizes_and_validates():
     pose = GraspPose(centre=(0, 0, 0.1), axis=(1.0, 0.0, 0.5), approach=(0.0, 0.0, -2.0))
     assert pose.approach == (0.0, 0.0, -1.0)
@@ -134,6 +144,8 @@ def test_grasp_pose_orthogonalizes_and_validates():
         GraspPose(centre=(0, 0, 0), axis=(1, 0, 0), approach=(0, 0, 0))
     with pytest.raises(ValueError, match='3 finite numbers'):
         GraspPose(centre=(0, 0, float('nan')), axis=(1, 0, 0), approach=DOWN)
+    with pytest.raises(ValueError, match='opening must be a positive number'):
+        GraspPose(centre=(0, 0, 0), axis=(1, 0, 0), approach=DOWN, opening=float('nan'))
 
 
 def test_perturb_is_small_seeded_noise():

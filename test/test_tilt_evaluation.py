@@ -117,6 +117,7 @@ def record_with_pose(frames: np.ndarray, with_pose: bool = True) -> np.ndarray:
         record[i]['v'] = 525.0 * origin[1] / origin[2] + 239.5
         record[i]['angle'] = 0.3
         record[i]['quality'] = 0.9 - 0.1 * i
+        record[i]['opening'] = np.nan  # the jaws fully open
         if with_pose:
             for name, value in zip(QUATERNION_FIELDS, matrix_quaternion(frame[:3, :3]), strict=True):
                 record[i][name] = value

@@ -247,6 +247,7 @@ def _grasp_stage(frames, results, out: str, grasp_values: dict[str, Any]) -> Non
                 inference_backend=grasp_values['inference_backend'],  # as the node: auto may pick onnxruntime
                 threads=grasp_values['torch_threads'],
                 cache_dir=default_cache_dir(),
+                avoid_collisions=grasp_values['avoid_collisions'],
             )
         except ValueError as exc:
             results.put(('error', str(exc)))

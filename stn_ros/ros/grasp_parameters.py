@@ -31,6 +31,13 @@ PARAMETERS = [
     ParameterSpec(
         'all_hypotheses', False, '~/grasps keeps every crop (every STN hypothesis), not only the best per object'
     ),
+    ParameterSpec(
+        'avoid_collisions',
+        True,
+        "open each grasp's jaws only as wide as clears its neighbours and the table (the opening field), and publish "
+        'no grasp whose jaws would hit something at every opening; false: every grasp fully open',
+        read_only=True,
+    ),
     ParameterSpec.integer(
         'pairing_buffer', 10, 'messages kept per input while waiting for their pair', 1, 100, read_only=True
     ),

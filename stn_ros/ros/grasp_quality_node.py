@@ -51,6 +51,7 @@ from stn_ros.ros.target_frame import target_source
 
 UNPAIRED = 'unpaired dropped'
 NO_GRASP = 'frames without a grasp above the threshold'
+BLOCKED = 'grasps blocked (jaws would collide)'
 NO_TRANSFORM = 'frames without a transform to target_frame'
 
 
@@ -108,11 +109,13 @@ class GraspQualityNode(SteppedNode):
                 inference_backend=values['inference_backend'],
                 threads=values['torch_threads'],
                 cache_dir=default_cache_dir(),
+                avoid_collisions=values['avoid_collisions'],
             )
         except ValueError as exc:  # onnxruntime on CUDA, not installed, or disagreeing with torch
             raise StartupError(str(exc)) from None
         self._report = _NodeReport(self)
         self._frames_without_grasp = 0  # a count, not a health event: a scene may have nothing to grasp
+        self._grasps_blocked = 0  # crops whose jaws would hit something at every opening: not published
         self.health = NodeHealth(events=(UNPAIRED,) + ((NO_TRANSFORM,) if self._target is not None else ()))
         self._throttle = LogThrottle(5.0)
         self._camera: PinholeCamera | None = None
@@ -230,6 +233,8 @@ class GraspQualityNode(SteppedNode):
         grasps = score_rectified(self.scorer, tile_msg, record_msg, camera, self.parameters.values, self._report)
         if grasps is None:
             return
+        if grasps.scored.blocked is not None:
+            self._grasps_blocked += int(grasps.scored.blocked.sum())
         note = '' if camera is not None else 'no valid camera_info: poses and widths are NaN'
         if self._target is not None:
             camera_to_target, reason = self._target.lookup(tile_msg.header)
@@ -268,7 +273,7 @@ class GraspQualityNode(SteppedNode):
             device=device,
             model=self.model_description,
             **{'inference backend': self._backend_description()},
-            **{NO_GRASP: str(self._frames_without_grasp)},
+            **{NO_GRASP: str(self._frames_without_grasp), BLOCKED: str(self._grasps_blocked)},
             **device_memory_values(self.scorer.device),
             **cuda_graph_values(self.scorer),
         )

@@ -62,6 +62,7 @@ def fill_response(response: Any, answer: GraspAnswer, count: int) -> Any:
             rank=int(row['rank']),
             quality=float(row['quality']),
             width=float(row['width']),
+            opening=float(row['opening']),
             object_id=int(row['object_id']),
             hypothesis=int(row['hypothesis']),
             u=float(row['u']),

@@ -58,6 +58,8 @@ class MethodGrasps:
     # (N, 4, 4) gripper frames in the camera frame (x closing axis, z approach, origin the fingertips' centre), tried
     # along them; a row with a non-finite entry, or None for all: tried as the image grasp (along the optical axis)
     frames: np.ndarray | None = None
+    # (N,) metres the jaws open to before the approach (the record's ``opening``); NaN rows or None: fully open
+    openings: np.ndarray | None = None
 
 
 def best_quality(qualities: np.ndarray) -> int | None:
@@ -116,7 +118,8 @@ def pipeline_grasps(scene: PhysicsScene, output: FrameOutput) -> MethodGrasps:
     )
     qualities = record['quality'].astype(np.float64)
     targets = bodies_at(scene.labels, centres)
-    return MethodGrasps(grasps, targets, best_quality(qualities), qualities, record_frames(record))
+    openings = record['opening'].astype(np.float64) if 'opening' in (record.dtype.names or ()) else None
+    return MethodGrasps(grasps, targets, best_quality(qualities), qualities, record_frames(record), openings)
 
 
 def min_area_rect_grasps(scene: PhysicsScene, gripper: GripperConfig) -> MethodGrasps:

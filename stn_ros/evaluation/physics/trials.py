@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -54,14 +54,18 @@ def try_grasps(
 
 def grasp_world_pose(scene: PhysicsScene, method: MethodGrasps, row: int) -> GraspPose | None:
     """The world grasp the gripper tries for ``method``'s grasp ``row`` on ``scene``: along its gripper frame when the
-    method has a finite one for it, else the image grasp approaching along the optical axis; None when the grasp has
-    no gripper depth (or no centre): not tried."""
+    method has a finite one for it, else the image grasp approaching along the optical axis, the jaws opened as far as
+    the method says (fully where it does not); None when the grasp has no gripper depth (or no centre): not tried."""
     g = method.grasps
     if not np.isfinite(g.z[row]) or not np.isfinite(g.centres[row]).all():
         return None
     if method.frames is not None and np.isfinite(method.frames[row]).all():
-        return frame_grasp_pose(method.frames[row], scene.table_from_camera)
-    return grasp_pose(g.centres[row], g.angles[row], g.z[row], scene.camera, scene.table_from_camera)
+        pose = frame_grasp_pose(method.frames[row], scene.table_from_camera)
+    else:
+        pose = grasp_pose(g.centres[row], g.angles[row], g.z[row], scene.camera, scene.table_from_camera)
+    if method.openings is not None and np.isfinite(method.openings[row]):
+        pose = replace(pose, opening=float(method.openings[row]))
+    return pose
 
 
 @dataclass

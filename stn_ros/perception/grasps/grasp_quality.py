@@ -13,6 +13,9 @@ x, y, z     the gripper frame's origin (the fingertips' centre at the gripper de
             frame (NaN without depth and camera_info)
 angle       grasp axis in the image, radians in [-pi/2, pi/2) (the crop's +x mapped through ``H``)
 width       object width across the jaws at the grasp, metres (NaN without camera_info)
+opening     metres between the jaws' inner faces to open them to before the approach: the widest, up to the
+            gripper's, at which they reach the grasp without hitting a neighbour or the table
+            (:mod:`~stn_ros.perception.grasps.jaw_clearance`; NaN: no surface under the crop's centre)
 qx ... qw   the gripper frame's orientation in the same frame as x, y, z, a unit quaternion (x, y, z, w):
             z = the approach (the table's normal, or the optical axis without one), x = the closing axis,
             y = z x x (:mod:`~stn_ros.perception.grasps.grasp_pose`; NaN where x, y, z are)
@@ -21,12 +24,15 @@ hypothesis  int32: the crop's STN hypothesis, 0 = the best-scored (the record's 
 rank        int32: the grasp's place in the frame, 0 = the best (highest quality); the point's index
 ==========  ====================================================================================
 
+A crop whose jaws hit something at every opening is *blocked*: it is never the best grasp and ``~/grasps`` leaves it
+out (:class:`ScoredGrasps` ``.blocked``; ``avoid_collisions`` off: none is).
+
 ``object_id`` and ``hypothesis`` name the crop, so a consumer that wants the tile order back sorts by them
 (:func:`in_tile_order`).
 
 Sample and rank (Dex-Net's policy with the STN as its proposal distribution): ``stn_node`` proposes an
 object's best-scored STN hypotheses as crops, the GQ-CNN scores each, and :func:`best_per_object` keeps
-the best-quality one of each object.
+the best-quality one of each object that is not blocked.
 
 The gripper depth of a crop (where the fingertips go) is
 :func:`~stn_ros.perception.grasps.gripper_depth.gripper_depths`: the finger depth below the surface at the crop's
@@ -51,6 +57,7 @@ from stn_ros.perception.grasps.grasp_image import CANONICAL_SIZE, crop_axis, nor
 from stn_ros.perception.grasps.grasp_pose import GraspFrames, grasp_frames, top_down_images
 from stn_ros.perception.grasps.gripper import GripperConfig
 from stn_ros.perception.grasps.gripper_depth import crop_surface_depths, gripper_depths
+from stn_ros.perception.grasps.jaw_clearance import JawOpenings, clear_openings
 
 DEFAULT_GQCNN_WEIGHTS = 'gqcnn.pt'
 """The shipped GQ-CNN in ``weights/``: what ``grasp_quality_node`` loads when its ``weights`` is empty."""
@@ -59,7 +66,7 @@ PREPARED_CROPS = 64
 16 x ``hypotheses_per_object`` 4); a frame with more is scored op by op (counted)."""
 QUATERNION_FIELDS = ('qx', 'qy', 'qz', 'qw')
 """The grasp's orientation fields: the gripper frame as a unit quaternion in the frame of ``x, y, z``."""
-GRASP_FIELDS = ('quality', 'u', 'v', 'x', 'y', 'z', 'angle', 'width', *QUATERNION_FIELDS)
+GRASP_FIELDS = ('quality', 'u', 'v', 'x', 'y', 'z', 'angle', 'width', 'opening', *QUATERNION_FIELDS)
 """The float32 fields of a grasp; :data:`GRASP_DTYPE` adds the int32 ``object_id`` and ``hypothesis``."""
 GRASP_DTYPE = np.dtype(
     [(name, np.float32) for name in GRASP_FIELDS] + [('object_id', np.int32), ('hypothesis', np.int32)]
@@ -71,7 +78,8 @@ RANKED_GRASP_DTYPE = np.dtype(GRASP_DTYPE.descr + [('rank', np.int32)])
 @dataclass
 class ScoredGrasps:
     record: np.ndarray  # structured, GRASP_DTYPE: one grasp per crop, in tile order
-    best: int | None  # index of the best grasp at or above the threshold, None when there is none
+    best: int | None  # index of the best grasp at or above the threshold (not blocked), None when there is none
+    blocked: np.ndarray | None = None  # (N,) bool: the jaws hit something at every opening (None: none is)
 
 
 def best_per_object(quality: np.ndarray, object_ids: np.ndarray) -> np.ndarray:
@@ -124,9 +132,14 @@ def in_tile_order(record: np.ndarray) -> np.ndarray:
     return record[np.lexsort((record['hypothesis'], record['object_id']))]
 
 
-def grasps_to_publish(record: np.ndarray, all_hypotheses: bool = False) -> np.ndarray:
+def grasps_to_publish(
+    record: np.ndarray, all_hypotheses: bool = False, blocked: np.ndarray | None = None
+) -> np.ndarray:
     """What ``~/grasps`` carries of a frame's grasps ``record`` (one per crop, tile order): each object's best-quality
-    grasp (:func:`best_per_object`), or every crop's with ``all_hypotheses``, :func:`ranked` best first."""
+    grasp (:func:`best_per_object`), or every crop's with ``all_hypotheses``, :func:`ranked` best first; never a
+    ``blocked`` one (``(N,)`` bool, None: none is), so an object whose every crop is blocked has none."""
+    if blocked is not None:
+        record = record[~np.asarray(blocked, bool)]
     return ranked(record if all_hypotheses else record[best_per_object(record['quality'], record['object_id'])])
 
 
@@ -163,6 +176,9 @@ class GraspScorer:
     The GQ-CNN runs once per frame, on all of its crops as one batch, behind ``inference_backend``
     (:class:`~stn_ros.models.backends.QualityNet`: ``torch``, ``onnxruntime`` on a CPU, or ``auto``; ``threads`` the
     onnxruntime backend's intra-op threads, ``cache_dir`` where it keeps its export, None: in memory).
+
+    ``avoid_collisions``: each crop's jaws open as wide as clears its neighbours and the table, and a crop no opening
+    clears is blocked (:mod:`~stn_ros.perception.grasps.jaw_clearance`); off, every crop opens fully and none is.
     """
 
     def __init__(
@@ -173,11 +189,13 @@ class GraspScorer:
         inference_backend: str = 'torch',
         threads: int | None = None,
         cache_dir: Path | None = None,
+        avoid_collisions: bool = True,
     ):
         self.model = inference_module(model, device)
         self.quality_net = QualityNet(self.model, inference_backend, device, threads, cache_dir)
         self.device = device
         self.gripper = gripper or GripperConfig()
+        self.avoid_collisions = avoid_collisions
         self.graph_context = CaptureContext.for_device(device)
         self.frames_op_by_op = 0  # frames (on CUDA) scored op by op for want of a graph
         self._quality = GraphedFunction(
@@ -254,7 +272,8 @@ class GraspScorer:
         if count == 0:
             return ScoredGrasps(record, None)
         frames, crops = self._from_above(crops, homographies, camera, normals)
-        z = gripper_depths(crops, self.gripper)
+        jaws = self._openings(crops)
+        z = jaws.z
         images = crops
         if crops.shape[1:] != (CANONICAL_SIZE, CANONICAL_SIZE):  # the GQ-CNN was trained on 32x32
             images = np.stack(
@@ -278,6 +297,16 @@ class GraspScorer:
         for index, name in enumerate(QUATERNION_FIELDS):
             record[name] = poses.quaternions[:, index]
         record['width'] = widths_m(crops, z, poses.metres_per_crop_pixel)
-        above = np.flatnonzero(quality >= threshold)
+        record['opening'] = jaws.opening
+        blocked = jaws.blocked
+        above = np.flatnonzero((quality >= threshold) & ~blocked)
         best = int(above[np.argmax(quality[above])]) if len(above) else None
-        return ScoredGrasps(record, best)
+        return ScoredGrasps(record, best, blocked)
+
+    def _openings(self, crops: np.ndarray) -> JawOpenings:
+        """The crops' jaw openings and gripper depths: the widest clear ones, or (``avoid_collisions`` off) the full
+        opening wherever a surface is seen."""
+        if self.avoid_collisions:
+            return clear_openings(crops, self.gripper)
+        z = gripper_depths(crops, self.gripper)
+        return JawOpenings(np.where(np.isfinite(z), self.gripper.max_opening, np.nan), z)

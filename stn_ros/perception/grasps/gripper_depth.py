@@ -65,31 +65,41 @@ def crop_surface_depths(crops: np.ndarray) -> np.ndarray:
     return out
 
 
-def gripper_depths(crops: np.ndarray, gripper: GripperConfig) -> np.ndarray:
-    """``(N,)`` metres: the gripper depth of each canonical crop ``(N, h, w)`` (metres, NaN = no reading) by
-    the rule of the module docstring; NaN where the crop's centre has no reading. A crop of an oblique view is read
-    as seen from straight above (:func:`~stn_ros.perception.grasps.grasp_pose.top_down_images`) first."""
+def jaw_footprints(crops: np.ndarray, gripper: GripperConfig, opening: float | None = None) -> list[np.ndarray]:
+    """The readings under the two jaws' footprints in canonical crops ``(N, h, w)``, jaws ``opening`` metres apart
+    (their inner faces; None: ``max_opening``): two ``(N, K)`` arrays, the ``-x`` jaw first. Each footprint is
+    ``jaw_thickness`` along the axis outward from the inner face and ``jaw_width`` across it, clipped to the crop."""
     crops = np.asarray(crops, dtype=np.float32)
     count, height, width = crops.shape
-    out = np.full(count, np.nan)
-    top_all = crop_surface_depths(crops)
-    seen = np.isfinite(top_all)
-    if not seen.any():
-        return out
-    top = top_all[seen]
+    opening = gripper.max_opening if opening is None else opening
     per_metre = OPENING_FRACTION * width / gripper.max_opening  # crop pixels per metre
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
     rows = slice(
         max(int(np.floor(cy - (0.5 * gripper.jaw_width * per_metre + 1))), 0),
         min(int(np.ceil(cy + 0.5 * gripper.jaw_width * per_metre + 1)) + 1, height),
     )
-    inner = 0.5 * gripper.max_opening * per_metre
+    inner = 0.5 * opening * per_metre
     outer = inner + gripper.jaw_thickness * per_metre
     jaws = [
         crops[:, rows, max(int(np.ceil(cx - outer)), 0) : int(np.floor(cx - inner)) + 1],
         crops[:, rows, int(np.ceil(cx + inner)) : min(int(np.floor(cx + outer)) + 1, width)],
     ]
-    jaws = [jaw[seen].reshape(int(seen.sum()), -1) for jaw in jaws]
+    return [jaw.reshape(count, -1) for jaw in jaws]
+
+
+def gripper_depths(crops: np.ndarray, gripper: GripperConfig, opening: float | None = None) -> np.ndarray:
+    """``(N,)`` metres: the gripper depth of each canonical crop ``(N, h, w)`` (metres, NaN = no reading) by
+    the rule of the module docstring, the jaws ``opening`` metres apart (None: ``max_opening``); NaN where the crop's
+    centre has no reading. A crop of an oblique view is read as seen from straight above
+    (:func:`~stn_ros.perception.grasps.grasp_pose.top_down_images`) first."""
+    crops = np.asarray(crops, dtype=np.float32)
+    out = np.full(len(crops), np.nan)
+    top_all = crop_surface_depths(crops)
+    seen = np.isfinite(top_all)
+    if not seen.any():
+        return out
+    top = top_all[seen]
+    jaws = [jaw[seen] for jaw in jaw_footprints(crops, gripper, opening)]
     floors = np.full((int(seen.sum()), 2), np.inf)
     for side, jaw in enumerate(jaws):
         under = np.isfinite(jaw).any(axis=1)

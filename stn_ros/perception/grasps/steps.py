@@ -66,7 +66,7 @@ class GraspFrame:
         if self.frame_id is not None:
             raise ValueError(f'these grasps are in frame {self.frame_id!r} already')
         return GraspFrame(
-            ScoredGrasps(_record_in_frame(self.scored.record, camera_to_target), self.scored.best),
+            ScoredGrasps(_record_in_frame(self.scored.record, camera_to_target), self.scored.best, self.scored.blocked),
             _record_in_frame(self.published, camera_to_target),
             frame_id,
         )
@@ -153,7 +153,7 @@ def score_rectified(
         record.hypotheses,
         record.normals,
     )
-    return GraspFrame(scored, grasps_to_publish(scored.record, values['all_hypotheses']))
+    return GraspFrame(scored, grasps_to_publish(scored.record, values['all_hypotheses'], scored.blocked))
 
 
 def _header_in(header: Any, frame_id: str | None) -> Any:

@@ -7,7 +7,8 @@ grasp, the closing ``axis`` and the ``approach`` direction. The gripper frame ha
 
 The gripper. A palm (``max_opening + 2 jaw_thickness`` wide) and two box fingers, each ``jaw_thickness``
 along the axis, ``jaw_width`` across it and ``finger_length`` along the approach, on prismatic joints along
-the axis; their inner faces are ``max_opening`` apart when open. The fingers are driven by position control
+the axis; their inner faces are ``max_opening`` apart when open (a grasp's ``opening`` when it has one: the
+gripper opened only that far, the palm as wide as the fingers). The fingers are driven by position control
 towards closed (inner faces meeting at the centre) at ``close_speed`` with at most ``grip_force`` each, so a
 finger blocked by an object squeezes it with exactly ``grip_force``. The palm follows a target pose through
 a fixed constraint to the world with at most ``arm_force``: strong enough that gravity does not make it sag
@@ -41,7 +42,7 @@ between the fingers after closing, none is at the end. The remaining outcomes ar
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -73,11 +74,14 @@ class GraspPose:
             against ``approach`` and normalized on construction.
         approach: unit direction the gripper travels to reach the grasp (e.g. the camera's optical axis,
             roughly ``-z``); normalized on construction.
+        opening: metres between the fingers' inner faces when open, at most the gripper's ``max_opening``; None:
+            fully open.
     """
 
     centre: tuple[float, float, float]
     axis: tuple[float, float, float]
     approach: tuple[float, float, float]
+    opening: float | None = None
 
     def __post_init__(self) -> None:
         centre = np.asarray(self.centre, dtype=np.float64).reshape(-1)
@@ -99,6 +103,8 @@ class GraspPose:
                 'the jaws must close across the approach direction'
             )
         axis = across / np.linalg.norm(across)
+        if self.opening is not None and not (math.isfinite(self.opening) and self.opening > 0):
+            raise ValueError(f'GraspPose.opening must be a positive number of metres or None, got {self.opening!r}')
         object.__setattr__(self, 'centre', tuple(float(x) for x in centre))
         object.__setattr__(self, 'axis', tuple(float(x) for x in axis))
         object.__setattr__(self, 'approach', tuple(float(x) for x in approach))
@@ -201,6 +207,7 @@ def perturb(
         centre=tuple(centre),
         axis=tuple(_rotate(axis, tilt_axis, tilt)),
         approach=tuple(_rotate(approach, tilt_axis, tilt)),
+        opening=grasp.opening,
     )
 
 
@@ -417,6 +424,8 @@ def _overlaps(pybullet, client: int, uid: int) -> bool:
 
 def _trial(pybullet, client: int, snapshot: WorldSnapshot, grasp: GraspPose, friction: float, config: TrialConfig):
     ids = load_world(pybullet, client, snapshot, friction)
+    if grasp.opening is not None and grasp.opening < config.gripper.max_opening:
+        config = replace(config, gripper=replace(config.gripper, max_opening=grasp.opening))
     start_z = np.array([body.position[2] for body in snapshot.bodies])
     rotation = grasp.rotation()
     centre, approach = np.asarray(grasp.centre), np.asarray(grasp.approach)
