@@ -75,3 +75,13 @@ def test_the_row_wise_median_and_percentile_are_numpys_to_the_bit(dtype):
         assert np.array_equal(nanmedian_rows(rows), np.nanmedian(rows, axis=1))
         expected = np.array([np.percentile(row[np.isfinite(row)], 75.0) for row in rows])
         assert np.array_equal(nanpercentile_rows(rows, 75.0), expected)
+
+
+def test_a_post_thinner_than_the_centre_window_is_read_at_its_top_not_as_the_table():
+    # A post 1 cm across (2 px: less than half the 5x5 window at the centre) and 8 cm tall: the median of the window
+    # is the table; the surface under the grasp is the post's top, and the fingertips go half its height down.
+    post = np.full((1, CANONICAL_SIZE, CANONICAL_SIZE), TABLE, np.float32)
+    post[0, 15:17, 15:17] = TABLE - 0.08
+    post[0, 14, 14] = TABLE - 0.3  # a flying pixel nearer than everything: not the top
+    (z,) = gripper_depths(post, GRIPPER)
+    assert z == pytest.approx(TABLE - 0.08 + 0.04, abs=1e-6)
