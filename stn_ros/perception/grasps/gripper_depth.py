@@ -4,9 +4,10 @@ One rule for the node, the physics data and the evaluations (:func:`gripper_dept
 (:mod:`stn_ros.perception.grasps.grasp_image`: the grasp axis along ``+x``, the opening spanning
 ``OPENING_FRACTION`` of the width) it reads:
 
-* ``top``: the surface under the grasp centre: of the readings within 2 canonical pixels of it (1 cm for the trained
-  gripper), the median of the nearest (within :data:`TOP_BAND` of their 10th percentile), so an object thinner
-  than that window (a pen, a thin bottle standing up) is not read as the table beside it;
+* ``top``: the surface under the grasp centre: the median of the readings within 2 canonical pixels of it (1 cm for
+  the trained gripper); but the median of the central pixels (the 2 x 2 around the centre of an even crop) where
+  that is more than :data:`TOP_BAND` nearer, so an object thinner than the window (a pen, a thin bottle standing up)
+  is read at its top, not as the table beside it;
 * ``floor``: for each jaw, what lies under its footprint when the gripper is open (the 75th percentile of
   the depth there: the table beside the object, or a neighbour); the nearer of the two jaws' floors.
 
@@ -29,9 +30,7 @@ from stn_ros.perception.grasps.grasp_image import CANONICAL_SIZE, OPENING_FRACTI
 from stn_ros.perception.grasps.gripper import GripperConfig
 
 TOP_BAND = 0.005
-"""Metres: the readings near a crop's centre within this of the nearest of them are the surface under the grasp."""
-NEAREST_TOP_PERCENTILE = 10.0
-"""Percentile of the readings near a crop's centre taken as the nearest (robust to a few flying pixels)."""
+"""Metres: the central pixels are the surface under the grasp when they are this much nearer than their window."""
 FLOOR_PERCENTILE = 75.0
 """Percentile of the depths under a jaw's footprint taken as what the jaw descends onto."""
 
@@ -57,9 +56,9 @@ def surface_gripper_depths(depth_m: np.ndarray, pixels: np.ndarray, gripper: Gri
 
 
 def crop_surface_depths(crops: np.ndarray) -> np.ndarray:
-    """``(N,)`` metres: the surface under each canonical crop's centre (``top`` of the module docstring: of the readings
-    within 2 canonical pixels of the centre, the median of those within :data:`TOP_BAND` of the nearest); NaN where
-    there is none."""
+    """``(N,)`` metres: the surface under each canonical crop's centre (``top`` of the module docstring: the median of
+    the readings within 2 canonical pixels of the centre, or of the central pixels where they are nearer by more than
+    :data:`TOP_BAND`); NaN where there is none."""
     crops = np.asarray(crops, dtype=np.float32)
     count, height, width = crops.shape
     cx, cy = int(round((width - 1) / 2.0)), int(round((height - 1) / 2.0))
@@ -68,9 +67,13 @@ def crop_surface_depths(crops: np.ndarray) -> np.ndarray:
     out = np.full(count, np.nan)
     seen = np.isfinite(centre).any(axis=1)
     if seen.any():
-        readings = centre[seen]
-        nearest = nanpercentile_rows(readings, NEAREST_TOP_PERCENTILE)
-        out[seen] = nanmedian_rows(np.where(readings <= nearest[:, None] + TOP_BAND, readings, np.nan))
+        out[seen] = nanmedian_rows(centre[seen])
+    # the pixels the centre lies on (2 x 2 in an even crop, 1 in an odd one)
+    middle = crops[:, (height - 1) // 2 : height // 2 + 1, (width - 1) // 2 : width // 2 + 1].reshape(count, -1)
+    on_centre = np.isfinite(middle).any(axis=1) & seen
+    if on_centre.any():
+        nearer = nanmedian_rows(middle[on_centre])
+        out[on_centre] = np.where(nearer < out[on_centre] - TOP_BAND, nearer, out[on_centre])
     return out
 
 
