@@ -178,3 +178,19 @@ def test_the_single_process_benchmark_compares_every_setup(tmp_path, ros_install
     summary = json.loads(figures.read_text())['summary']
     assert summary['floor']['messages'] > 0 and summary['two processes']['messages'] > 0
     assert summary['one process (single)']['messages'] > 0 and 'goal (faster by at least one floor)' in result.stdout
+
+
+@pytest.mark.timeout(200)
+def test_the_planning_benchmark_times_clutter_frames_over_topics(ros_installed):
+    pytest.importorskip('pybullet')
+    result = subprocess.run(
+        [sys.executable, str(ROOT / 'benchmarks' / 'planning_benchmark.py'), '--worlds', '1', '--repeats', '2',
+         '--warmup', '1', '--layouts', 'packed', '--views', 'top,side'],
+        capture_output=True, text=True, timeout=180, start_new_session=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = re.findall(r'^\| (packed, top|packed, side|all) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$',
+                      result.stdout, re.M)  # fmt: skip
+    assert [(name, int(frames)) for name, frames, *_ in rows] == [('packed, top', 2), ('packed, side', 2), ('all', 4)]
+    assert all(0 < float(median) <= float(p90) <= float(top) for *_, median, p90, top in rows), rows
+    assert re.search(r'^Goal: median at most 25 ms: (met|missed) \([\d.]+ ms\)\.$', result.stdout, re.M)

@@ -85,3 +85,9 @@ def test_a_post_thinner_than_the_centre_window_is_read_at_its_top_not_as_the_tab
     post[0, 14, 14] = TABLE - 0.3  # a flying pixel nearer than everything: not the top
     (z,) = gripper_depths(post, GRIPPER)
     assert z == pytest.approx(TABLE - 0.08 + 0.04, abs=1e-6)
+
+
+def test_the_centre_rule_needs_a_floor_in_view():
+    filled = np.full((1, 32, 32), 0.66, np.float32)  # no floor seen: the finger depth below the window's surface
+    filled[0, 15:17, 15:17] = 0.60
+    assert gripper_depths(filled, GRIPPER)[0] == pytest.approx(0.66 + GRIPPER.finger_depth)

@@ -5,9 +5,9 @@ One rule for the node, the physics data and the evaluations (:func:`gripper_dept
 ``OPENING_FRACTION`` of the width) it reads:
 
 * ``top``: the surface under the grasp centre: the median of the readings within 2 canonical pixels of it (1 cm for
-  the trained gripper); but the median of the central pixels (the 2 x 2 around the centre of an even crop) where
-  that is more than :data:`TOP_BAND` nearer, so an object thinner than the window (a pen, a thin bottle standing up)
-  is read at its top, not as the table beside it;
+  the trained gripper); where that reads the floor (below) but the central pixels (the 2 x 2 around the centre of an
+  even crop) are more than :data:`TOP_BAND` nearer, their median: an object thinner than the window (a pen, a thin
+  bottle standing up) is read at its top, not as the table beside it;
 * ``floor``: for each jaw, what lies under its footprint when the gripper is open (the 75th percentile of
   the depth there: the table beside the object, or a neighbour); the nearer of the two jaws' floors.
 
@@ -30,7 +30,8 @@ from stn_ros.perception.grasps.grasp_image import CANONICAL_SIZE, OPENING_FRACTI
 from stn_ros.perception.grasps.gripper import GripperConfig
 
 TOP_BAND = 0.005
-"""Metres: the central pixels are the surface under the grasp when they are this much nearer than their window."""
+"""Metres: where a crop's centre window reads the floor, its central pixels are the surface under the grasp when
+they are this much nearer."""
 FLOOR_PERCENTILE = 75.0
 """Percentile of the depths under a jaw's footprint taken as what the jaw descends onto."""
 
@@ -57,8 +58,8 @@ def surface_gripper_depths(depth_m: np.ndarray, pixels: np.ndarray, gripper: Gri
 
 def crop_surface_depths(crops: np.ndarray) -> np.ndarray:
     """``(N,)`` metres: the surface under each canonical crop's centre (``top`` of the module docstring: the median of
-    the readings within 2 canonical pixels of the centre, or of the central pixels where they are nearer by more than
-    :data:`TOP_BAND`); NaN where there is none."""
+    the readings within 2 canonical pixels of the centre, before the thin-object rule of :func:`gripper_depths`); NaN
+    where there is none."""
     crops = np.asarray(crops, dtype=np.float32)
     count, height, width = crops.shape
     cx, cy = int(round((width - 1) / 2.0)), int(round((height - 1) / 2.0))
@@ -68,12 +69,19 @@ def crop_surface_depths(crops: np.ndarray) -> np.ndarray:
     seen = np.isfinite(centre).any(axis=1)
     if seen.any():
         out[seen] = nanmedian_rows(centre[seen])
-    # the pixels the centre lies on (2 x 2 in an even crop, 1 in an odd one)
+    return out
+
+
+def crop_centre_depths(crops: np.ndarray) -> np.ndarray:
+    """``(N,)`` metres: the median of the pixels each canonical crop's centre lies on (the 2 x 2 around it in an even
+    crop, the middle one in an odd one); NaN where they have no reading."""
+    crops = np.asarray(crops, dtype=np.float32)
+    count, height, width = crops.shape
     middle = crops[:, (height - 1) // 2 : height // 2 + 1, (width - 1) // 2 : width // 2 + 1].reshape(count, -1)
-    on_centre = np.isfinite(middle).any(axis=1) & seen
-    if on_centre.any():
-        nearer = nanmedian_rows(middle[on_centre])
-        out[on_centre] = np.where(nearer < out[on_centre] - TOP_BAND, nearer, out[on_centre])
+    out = np.full(count, np.nan)
+    seen = np.isfinite(middle).any(axis=1)
+    if seen.any():
+        out[seen] = nanmedian_rows(middle[seen])
     return out
 
 
@@ -119,6 +127,11 @@ def gripper_depths(crops: np.ndarray, gripper: GripperConfig, opening: float | N
             floors[under, side] = nanpercentile_rows(jaw[under], FLOOR_PERCENTILE)
     floor = floors.min(axis=1)
     rise = np.where(np.isfinite(floor), floor - top, 0.0)
+    centre = crop_centre_depths(crops[seen])
+    # the window reads the floor, the central pixels something nearer: an object thinner than the window
+    thin = np.isfinite(floor) & (rise < gripper.table_clearance) & (centre < top - TOP_BAND)
+    top = np.where(thin, centre, top)
+    rise = np.where(thin, floor - top, rise)
     deeper = top + np.minimum(np.maximum(gripper.finger_depth, 0.5 * rise), rise - gripper.table_clearance)
     out[seen] = np.where(rise < gripper.table_clearance, top + gripper.finger_depth, deeper)
     return out
