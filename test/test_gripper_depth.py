@@ -87,7 +87,9 @@ def test_a_post_thinner_than_the_centre_window_is_read_at_its_top_not_as_the_tab
     assert z == pytest.approx(TABLE - 0.08 + 0.04, abs=1e-6)
 
 
-def test_the_centre_rule_needs_a_floor_in_view():
-    filled = np.full((1, 32, 32), 0.66, np.float32)  # no floor seen: the finger depth below the window's surface
-    filled[0, 15:17, 15:17] = 0.60
-    assert gripper_depths(filled, GRIPPER)[0] == pytest.approx(0.66 + GRIPPER.finger_depth)
+def test_the_centre_rule_needs_a_floor_in_view_and_takes_a_neighbours_top_for_one():
+    post = np.full((1, 32, 32), 0.66, np.float32)  # a 6 cm post standing on a wide flat object
+    post[0, 15:17, 15:17] = 0.60
+    assert gripper_depths(post, GRIPPER)[0] == pytest.approx(0.60 + 0.03, abs=1e-6)  # half its height down
+    post[0, :, :10] = post[0, :, 22:] = np.nan  # nothing read under the jaws: the finger depth below the window
+    assert gripper_depths(post, GRIPPER)[0] == pytest.approx(0.66 + GRIPPER.finger_depth)
