@@ -66,6 +66,7 @@ def grasp_frame(xyz, quality, best) -> GraspFrame:
     # a camera looking straight down: the gripper frame is the camera's turned about the optical axis by the angle
     record['qz'], record['qw'] = np.sin(record['angle'] / 2), np.cos(record['angle'] / 2)
     record['object_id'] = np.arange(len(quality))
+    record['opening'] = GripperConfig().max_opening  # fully open
     return GraspFrame(ScoredGrasps(record, best), record.copy())
 
 
@@ -93,6 +94,14 @@ def test_a_frame_is_a_deleteall_then_one_outline_per_grasp_with_a_position_the_b
         assert marker.scale.x == (BEST_LINE_WIDTH_M if is_best else LINE_WIDTH_M)
         assert (marker.color.a == 1.0) == is_best
     assert frame_markers(grasp_frame(np.zeros((0, 3)), [], None), HEADER).markers == [clear]  # no grasp: it clears
+
+
+def test_each_outline_opens_as_far_as_its_grasp_says():
+    frame = grasp_frame([[0.0, 0.0, 0.6], [0.1, 0.0, 0.5], [0.0, 0.1, 0.55]], [0.3, 0.8, 0.1], 1)
+    frame.published['opening'] = [0.05, np.nan, 0.2]  # narrowed; unknown and wider than the gripper: fully open
+    _, *markers = frame_markers(frame, HEADER, GripperConfig()).markers
+    inner_faces = [min(abs(q.x) for q in marker.points[:24]) for marker in markers]  # the jaws' boxes
+    np.testing.assert_allclose(inner_faces, [0.025, 0.04, 0.04])
 
 
 def test_markers_in_a_target_frame_carry_its_frame_and_the_turned_poses():

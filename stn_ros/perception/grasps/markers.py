@@ -8,7 +8,8 @@ closing axis, z = the approach direction, the origin where the fingertips go) an
 outline in that pose's frame, so RViz draws the gripper where and how it would close:
 
 * two jaws, each a box ``jaw_thickness`` (along x) by ``jaw_width`` (along y) by the finger length (along z),
-  their inner faces ``max_opening`` apart (the gripper as it approaches, fully open), fingertips at z = 0;
+  their inner faces the grasp's ``opening`` apart (the gripper as it approaches, opened as far as clears the
+  neighbours; :mod:`~stn_ros.perception.grasps.jaw_clearance`), fingertips at z = 0;
 * the palm bar joining the jaws' backs, at z = -finger length (towards the camera: the jaws point along +z);
 * a wrist stub behind the middle of the palm, half the opening long.
 
@@ -18,6 +19,7 @@ The finger length drawn is ``2 * finger_depth``: the fingertips go ``finger_dept
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -78,6 +80,7 @@ def grasp_marker_array(
     quality: np.ndarray,
     best: int | None,
     gripper: GripperConfig | None = None,
+    openings: np.ndarray | None = None,
 ) -> Any:
     """``~/grasp_markers`` of one frame: a ``visualization_msgs/MarkerArray`` (rclpy message).
 
@@ -85,7 +88,8 @@ def grasp_marker_array(
     earlier frame never linger), then one ``LINE_LIST`` :func:`gripper_outline` per grasp with a metric
     position: id = its index in ``~/grasps``, pose = ``positions[i]`` ``(N, 3)`` and ``orientations[i]``
     ``(N, 4)`` (x, y, z, w), colour = :func:`quality_colours`; the grasp ``best`` (an index, None: none) thicker
-    and opaque. A grasp whose position is not finite (no depth or camera_info, no transform) gets no marker.
+    and opaque; its jaws ``openings[i]`` apart (``(N,)`` metres; NaN or None: fully open). A grasp whose position is
+    not finite (no depth or camera_info, no transform) gets no marker.
     Every marker has ``header`` (the frame of ``~/grasps``) and lives until the next array replaces it.
     """
     from geometry_msgs.msg import Point
@@ -100,7 +104,18 @@ def grasp_marker_array(
             f'positions, orientations and quality differ in length: {len(positions)}, {len(orientations)}, '
             f'{len(colours)}'
         )
-    outline = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in gripper_outline(gripper)]
+    gripper = gripper or GripperConfig()
+    outlines: dict[float, list] = {}
+
+    def outline(opening: float) -> list:
+        """The outline's points with the jaws ``opening`` apart (NaN: fully open), made once per opening."""
+        opening = gripper.max_opening if not np.isfinite(opening) else min(float(opening), gripper.max_opening)
+        if opening not in outlines:
+            points = gripper_outline(replace(gripper, max_opening=opening))
+            outlines[opening] = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in points]
+        return outlines[opening]
+
+    openings = np.full(len(positions), np.nan) if openings is None else np.asarray(openings, np.float64).reshape(-1)
     markers = [Marker(header=header, ns=NAMESPACE, action=Marker.DELETEALL)]
     for index in np.flatnonzero(np.isfinite(positions).all(axis=1) & np.isfinite(orientations).all(axis=1)):
         is_best = best is not None and int(index) == best
@@ -111,6 +126,6 @@ def grasp_marker_array(
         marker.scale.x = BEST_LINE_WIDTH_M if is_best else LINE_WIDTH_M
         r, g, b = map(float, colours[index])
         marker.color = ColorRGBA(r=r, g=g, b=b, a=BEST_ALPHA if is_best else ALPHA)
-        marker.points = outline
+        marker.points = outline(openings[index])
         markers.append(marker)
     return MarkerArray(markers=markers)

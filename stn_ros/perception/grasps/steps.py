@@ -197,4 +197,5 @@ def grasp_markers(grasps: GraspFrame, header: Any, gripper: GripperConfig | None
         grasps.published['quality'],
         grasps.best_published,
         gripper,
+        grasps.published['opening'],
     )
