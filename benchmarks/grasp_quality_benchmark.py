@@ -5,7 +5,8 @@ object (N x K crops): its ``~/rectified/image`` tile and ``~/rectified/transform
 decoding both, the gripper depths, the GQ-CNN and the grasp records
 (:func:`stn_ros.perception.grasps.steps.score_rectified`), and encoding ``~/grasps`` and ``~/best_grasp``
 (:func:`~stn_ros.perception.grasps.steps.grasp_messages`), with the node's thread budget (``torch_threads``,
-default 1). Medians (p90).
+default 1). Medians (p90); the same frames again with ``avoid_collisions`` off (frames alternating between the two),
+so the jaw collision check's cost is the difference of one run.
 
     python benchmarks/grasp_quality_benchmark.py --objects 16 --hypotheses 4
 """
@@ -52,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--device', default='cpu', help='auto, cpu, cuda, cuda:N (default: %(default)s)')
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    scorer = GraspScorer(load_gqcnn_model('')[0], resolve_device(args.device))
+    gqcnn, device = load_gqcnn_model('')[0], resolve_device(args.device)
+    scorers = {check: GraspScorer(gqcnn, device, avoid_collisions=check) for check in (True, False)}
+    scorer = scorers[True]
     model = load_model('')
     canonicalizer = Canonicalizer(model.stn, torch.device('cpu'), (32, 32), model.roi_side_m)
     values = {'quality_threshold': 0.5, 'all_hypotheses': False}
@@ -60,21 +63,26 @@ def main(argv: list[str] | None = None) -> int:
         f'grasp_quality_node compute per frame ({torch.get_num_threads()} torch threads, {scorer.device}, shipped '
         f'GQ-CNN); median (p90) of {args.frames} frames, ms.\n'
     )
-    print('| objects x hypotheses | crops | total |\n|---|---:|---:|')
+    print('| objects x hypotheses | crops | total | without the collision check | the check |')
+    print('|---|---:|---:|---:|---:|')
     for objects in args.objects:
         inputs = [stn_outputs(canonicalizer, objects, args.hypotheses, seed) for seed in range(4)]
-        times, crops = [], []
-        for index in range(args.frames + 10):
-            tile, record = inputs[index % len(inputs)]
+        times: dict[bool, list[float]] = {True: [], False: []}
+        crops = []
+        for index in range(2 * (args.frames + 10)):
+            tile, record = inputs[(index // 2) % len(inputs)]
+            check = index % 2 == 0
             started = time.perf_counter()
-            grasps = score_rectified(scorer, tile, record, CAMERA, values, FrameReport())
+            grasps = score_rectified(scorers[check], tile, record, CAMERA, values, FrameReport())
             grasp_messages(grasps, tile.header)
-            if index >= 10:
-                times.append((time.perf_counter() - started) * 1e3)
+            if index >= 20:
+                times[check].append((time.perf_counter() - started) * 1e3)
                 crops.append(len(grasps.scored.record))
+        on, off = (statistics.median(times[check]) for check in (True, False))
         print(
             f'| {objects} x {args.hypotheses} | {statistics.median(crops):.0f} | '
-            f'{statistics.median(times):.2f} ({np.percentile(times, 90):.2f}) |'
+            f'{on:.2f} ({np.percentile(times[True], 90):.2f}) | {off:.2f} ({np.percentile(times[False], 90):.2f}) | '
+            f'{on - off:+.2f} ms |'
         )
     return 0
 
