@@ -107,34 +107,62 @@ def jaw_footprints(crops: np.ndarray, gripper: GripperConfig, opening: float | N
     return [jaw.reshape(count, -1) for jaw in jaws]
 
 
-def gripper_depths(crops: np.ndarray, gripper: GripperConfig, opening: float | None = None) -> np.ndarray:
-    """``(N,)`` metres: the gripper depth of each canonical crop ``(N, h, w)`` (metres, NaN = no reading) by
-    the rule of the module docstring, the jaws ``opening`` metres apart (None: ``max_opening``); NaN where the crop's
-    centre has no reading. A crop of an oblique view is read as seen from straight above
-    (:func:`~stn_ros.perception.grasps.grasp_pose.top_down_images`) first."""
+def jaw_footprints_at(crops: np.ndarray, gripper: GripperConfig, openings: np.ndarray) -> list[np.ndarray]:
+    """:func:`jaw_footprints` at each of ``openings`` ``(M,)`` metres: two ``(N, M, K)`` arrays (the ``-x`` jaw first),
+    each opening's readings NaN-padded to the longest footprint's ``K``."""
     crops = np.asarray(crops, dtype=np.float32)
-    out = np.full(len(crops), np.nan)
-    top_all = crop_surface_depths(crops)
-    seen = np.isfinite(top_all)
-    if not seen.any():
-        return out
-    top = top_all[seen]
-    jaws = [jaw[seen] for jaw in jaw_footprints(crops, gripper, opening)]
-    floors = np.full((int(seen.sum()), 2), np.inf)
-    for side, jaw in enumerate(jaws):
-        under = np.isfinite(jaw).any(axis=1)
-        if under.any():
-            floors[under, side] = nanpercentile_rows(jaw[under], FLOOR_PERCENTILE)
-    floor = floors.min(axis=1)
+    per_opening = [jaw_footprints(crops, gripper, float(opening)) for opening in openings]
+    longest = max(jaw.shape[1] for pair in per_opening for jaw in pair)
+    stacked = []
+    for side in range(2):
+        readings = np.full((len(crops), len(per_opening), longest), np.nan, np.float32)
+        for index, pair in enumerate(per_opening):
+            readings[:, index, : pair[side].shape[1]] = pair[side]
+        stacked.append(readings)
+    return stacked
+
+
+def footprint_percentiles(readings: np.ndarray, percentile: float) -> np.ndarray:
+    """The ``percentile`` of ``readings`` ``(..., K)`` over their last axis (:func:`nanpercentile_rows`); NaN where
+    there is no reading."""
+    rows = readings.reshape(-1, readings.shape[-1])
+    out = np.full(len(rows), np.nan, rows.dtype)
+    seen = np.isfinite(rows).any(axis=1)
+    if seen.any():
+        out[seen] = nanpercentile_rows(rows[seen], percentile)
+    return out.reshape(readings.shape[:-1])
+
+
+def depth_rule(top: np.ndarray, centre: np.ndarray, floor: np.ndarray, gripper: GripperConfig) -> np.ndarray:
+    """The gripper depth (metres) of the module docstring from the window's surface ``top``, the central pixels'
+    ``centre`` and the nearer jaw's ``floor`` (``inf``: none seen), arrays that broadcast; NaN where ``top`` is."""
     rise = np.where(np.isfinite(floor), floor - top, 0.0)
-    centre = crop_centre_depths(crops[seen])
     # the window reads the floor, the central pixels something nearer: an object thinner than the window
     thin = np.isfinite(floor) & (rise < gripper.table_clearance) & (centre < top - TOP_BAND)
     top = np.where(thin, centre, top)
     rise = np.where(thin, floor - top, rise)
     deeper = top + np.minimum(np.maximum(gripper.finger_depth, 0.5 * rise), rise - gripper.table_clearance)
-    out[seen] = np.where(rise < gripper.table_clearance, top + gripper.finger_depth, deeper)
-    return out
+    return np.where(rise < gripper.table_clearance, top + gripper.finger_depth, deeper)
+
+
+def gripper_depths_at(crops: np.ndarray, gripper: GripperConfig, openings: np.ndarray) -> np.ndarray:
+    """``(N, M)`` metres: :func:`gripper_depths` of canonical crops ``(N, h, w)`` with the jaws at each of
+    ``openings`` ``(M,)`` metres apart."""
+    crops = np.asarray(crops, dtype=np.float32)
+    top, centre = crop_surface_depths(crops), crop_centre_depths(crops)
+    floors = [footprint_percentiles(jaw, FLOOR_PERCENTILE) for jaw in jaw_footprints_at(crops, gripper, openings)]
+    floor = np.fmin(*floors)  # the nearer jaw's; NaN only where neither jaw has a reading
+    floor = np.where(np.isnan(floor), np.inf, floor)
+    return depth_rule(top[:, None], centre[:, None], floor, gripper).astype(np.float64)
+
+
+def gripper_depths(crops: np.ndarray, gripper: GripperConfig, opening: float | None = None) -> np.ndarray:
+    """``(N,)`` metres: the gripper depth of each canonical crop ``(N, h, w)`` (metres, NaN = no reading) by
+    the rule of the module docstring, the jaws ``opening`` metres apart (None: ``max_opening``); NaN where the crop's
+    centre has no reading. A crop of an oblique view is read as seen from straight above
+    (:func:`~stn_ros.perception.grasps.grasp_pose.top_down_images`) first."""
+    opening = gripper.max_opening if opening is None else opening
+    return gripper_depths_at(crops, gripper, np.array([opening]))[:, 0]
 
 
 def image_gripper_depths(

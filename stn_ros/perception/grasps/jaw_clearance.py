@@ -23,7 +23,7 @@ import numpy as np
 
 from stn_ros.perception.grasps.grasp_image import OPENING_FRACTION
 from stn_ros.perception.grasps.gripper import GripperConfig
-from stn_ros.perception.grasps.gripper_depth import gripper_depths, jaw_footprints, nanpercentile_rows
+from stn_ros.perception.grasps.gripper_depth import footprint_percentiles, gripper_depths_at, jaw_footprints_at
 
 NEAREST_PERCENTILE = 5.0
 """Percentile of the readings under a jaw's footprint taken as the nearest thing in its way."""
@@ -48,18 +48,22 @@ class JawOpenings:
         return np.isfinite(self.z) & ~np.isfinite(self.opening)
 
 
-def jaws_hit(crops: np.ndarray, z: np.ndarray, gripper: GripperConfig, opening: float | None = None) -> np.ndarray:
-    """``(N,)`` bool: whether either jaw, ``opening`` metres apart (None: ``max_opening``), descending to the gripper
-    depths ``z`` ``(N,)`` hits something in canonical crops ``(N, h, w)`` (the module docstring); False where ``z`` is
-    NaN or a footprint has no reading."""
+def jaws_hit_at(crops: np.ndarray, z: np.ndarray, gripper: GripperConfig, openings: np.ndarray) -> np.ndarray:
+    """``(N, M)`` bool: whether either jaw, at each of ``openings`` ``(M,)`` metres apart, descending to the gripper
+    depths ``z`` ``(N, M)`` hits something in canonical crops ``(N, h, w)`` (the module docstring); False where ``z``
+    is NaN or a footprint has no reading."""
     z = np.asarray(z, dtype=np.float64)
-    hit = np.zeros(len(z), bool)
-    for jaw in jaw_footprints(crops, gripper, opening):
-        seen = np.isfinite(jaw).any(axis=1) & np.isfinite(z)
-        if seen.any():
-            nearest = nanpercentile_rows(jaw[seen], NEAREST_PERCENTILE).astype(np.float64)
-            hit[seen] |= nearest < z[seen] - HIT_TOLERANCE
+    hit = np.zeros(z.shape, bool)
+    for jaw in jaw_footprints_at(crops, gripper, openings):
+        nearest = footprint_percentiles(jaw, NEAREST_PERCENTILE).astype(np.float64)
+        hit |= nearest < z - HIT_TOLERANCE  # NaN on either side: False
     return hit
+
+
+def jaws_hit(crops: np.ndarray, z: np.ndarray, gripper: GripperConfig, opening: float | None = None) -> np.ndarray:
+    """``(N,)`` bool: :func:`jaws_hit_at` at one opening (None: ``max_opening``), ``z`` ``(N,)``."""
+    opening = gripper.max_opening if opening is None else opening
+    return jaws_hit_at(crops, np.asarray(z, np.float64)[:, None], gripper, np.array([opening]))[:, 0]
 
 
 def candidate_openings(gripper: GripperConfig, crop_width: int) -> np.ndarray:
@@ -72,18 +76,12 @@ def candidate_openings(gripper: GripperConfig, crop_width: int) -> np.ndarray:
 
 def clear_openings(crops: np.ndarray, gripper: GripperConfig) -> JawOpenings:
     """The widest opening at which the jaws reach each canonical crop's grasp without hitting anything, and the
-    gripper depth there (the module docstring)."""
+    gripper depth there (the module docstring); every opening of every crop at once."""
     crops = np.asarray(crops, dtype=np.float32)
-    z = gripper_depths(crops, gripper)
-    opening = np.full(len(crops), np.nan)
-    pending = np.isfinite(z)
-    for width in candidate_openings(gripper, crops.shape[2]):
-        if not pending.any():
-            break
-        rows = np.flatnonzero(pending)
-        at_width = z[rows] if width == gripper.max_opening else gripper_depths(crops[rows], gripper, width)
-        clear = np.isfinite(at_width) & ~jaws_hit(crops[rows], at_width, gripper, width)
-        opening[rows[clear]] = width
-        z[rows[clear]] = at_width[clear]
-        pending[rows[clear]] = False
-    return JawOpenings(opening, z)
+    openings = candidate_openings(gripper, crops.shape[2])
+    z = gripper_depths_at(crops, gripper, openings)
+    clear = np.isfinite(z) & ~jaws_hit_at(crops, z, gripper, openings)
+    widest = np.argmax(clear, axis=1)  # the first clear opening (0 where none is: masked below)
+    found = clear.any(axis=1)
+    rows = np.arange(len(crops))
+    return JawOpenings(np.where(found, openings[widest], np.nan), np.where(found, z[rows, widest], z[:, 0]))
