@@ -1,6 +1,7 @@
 """stn_replay and the bags it reads and writes: a synthetic_camera recording replayed gives what the live nodes
 publish over real topics for the same frames; bad input is a clear one-line error."""
 
+import re
 import subprocess
 import sys
 import time
@@ -291,6 +292,7 @@ def test_a_recorded_stream_replayed_gives_what_the_live_nodes_publish(tmp_path):
     assert not any('Traceback' in o for o in outputs), outputs
     assert replay_process.returncode == 0, replay_output
     assert 'stn_replay: 4 frames in' in replay_output, replay_output
+    assert re.search(r'grasps blocked \(jaws would collide\): \d+$', replay_output, re.M), replay_output
 
     # 3. The replay's outputs: the same messages, with the recorded stamps and log times.
     replayed: dict[str, dict] = {topic: {} for topic in OUTPUT_TOPICS}

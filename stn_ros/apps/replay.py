@@ -176,6 +176,7 @@ class ReplaySummary:
     frames: int = 0  # images read
     written: Counter = field(default_factory=Counter)  # messages written, by topic
     frames_without_grasp: int = 0  # grasp_quality_node's count of the same name
+    grasps_blocked: int = 0  # grasp_quality_node's 'grasps blocked (jaws would collide)': crops left out of ~/grasps
     stn_bad_inputs: Counter = field(default_factory=Counter)
     stn_events: Counter = field(default_factory=Counter)
     grasp_bad_inputs: Counter = field(default_factory=Counter)
@@ -255,7 +256,7 @@ def _grasp_stage(frames, results, out: str, grasp_values: dict[str, Any]) -> Non
         results.put(('ready', (f'{description} on {device}', warning)))
         report = FrameReport()
         written: Counter = Counter()
-        without_grasp, cpu_started = 0, None
+        without_grasp, blocked, cpu_started = 0, 0, None
         with BagWriter(out) as writer:
 
             def write(topic: str, type_name: str, msg: Any, item: _StnFrame) -> None:
@@ -275,6 +276,8 @@ def _grasp_stage(frames, results, out: str, grasp_values: dict[str, Any]) -> Non
                 grasps = score_rectified(scorer, tile, record, item.camera, grasp_values, report)
                 if grasps is None:
                     continue
+                if grasps.scored.blocked is not None:
+                    blocked += int(grasps.scored.blocked.sum())
                 if grasp_values['target_frame']:  # with its static camera_to_target: main() refuses tf2's
                     grasps = grasps.in_frame(grasp_values['target_frame'], grasp_values['camera_to_target'])
                 grasps_msg, pose = grasp_messages(grasps, tile.header)
@@ -284,7 +287,7 @@ def _grasp_stage(frames, results, out: str, grasp_values: dict[str, Any]) -> Non
                 elif pose is not None:
                     write(BEST_GRASP_TOPIC, POSE_TYPE, pose, item)
         cpu = time.process_time() - cpu_started if cpu_started is not None else 0.0
-        results.put(('done', (written, without_grasp, report.bad_inputs, cpu)))
+        results.put(('done', (written, without_grasp, blocked, report.bad_inputs, cpu)))
     except BaseException as exc:  # say it, whatever it is: the main process waits for an answer
         results.put(('error', f'the grasp stage failed: {exc!r}'))
 
@@ -425,7 +428,13 @@ def replay(
         kind, answer = _answer(results, stage, 'before writing all outputs')
         if kind == 'error':
             raise ReplayError(answer)
-        summary.written, summary.frames_without_grasp, summary.grasp_bad_inputs, summary.grasp_cpu_seconds = answer
+        (
+            summary.written,
+            summary.frames_without_grasp,
+            summary.grasps_blocked,
+            summary.grasp_bad_inputs,
+            summary.grasp_cpu_seconds,
+        ) = answer
         summary.seconds = time.perf_counter() - started
         finished = True
     finally:
@@ -591,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f'stn_replay: stn_node bad inputs: {_counts(summary.stn_bad_inputs)}; events: {_counts(summary.stn_events)}; '
         f'grasp_quality_node bad inputs: {_counts(summary.grasp_bad_inputs)}; frames without a grasp above the '
-        f'threshold: {summary.frames_without_grasp}'
+        f'threshold: {summary.frames_without_grasp}; grasps blocked (jaws would collide): {summary.grasps_blocked}'
     )
     if summary.interrupted:
         print(f'stn_replay: interrupted: {out} holds the outputs of the frames done', file=sys.stderr)
