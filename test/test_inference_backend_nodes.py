@@ -97,9 +97,10 @@ def test_both_nodes_publish_the_same_transforms_and_grasps_on_either_backend(pro
     for backend, log in logs.items():
         assert 'Traceback' not in log and f'({backend}' in log, log
     torch_grasps, onnx_grasps = (decode_pointcloud(grasps[b][700]) for b in BACKENDS)
-    assert len(torch_grasps) == len(onnx_grasps) == 3 * 4
+    # every crop but those the jaw collision check blocks (an object wider than the 8 cm opening along their axis)
+    assert 0 < len(torch_grasps) == len(onnx_grasps) < 3 * 4
     np.testing.assert_allclose(torch_grasps['quality'], onnx_grasps['quality'], atol=1e-5, rtol=0)
-    for field in ('u', 'v', 'x', 'y', 'z', 'angle', 'width', 'object_id', 'hypothesis'):
+    for field in ('u', 'v', 'x', 'y', 'z', 'angle', 'width', 'opening', 'object_id', 'hypothesis'):
         np.testing.assert_array_equal(torch_grasps[field], onnx_grasps[field])
 
 
