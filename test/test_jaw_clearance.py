@@ -78,3 +78,9 @@ def test_one_noisy_reading_does_not_block_and_no_surface_is_not_blocked():
     assert clearance.opening[0] == GRIPPER.max_opening
     assert np.isnan(clearance.opening[1]) and np.isnan(clearance.z[1])
     assert clearance.blocked.tolist() == [False, False]
+
+
+def test_a_frame_without_crops_gives_no_openings():
+    clearance = clear_openings(np.zeros((0, CANONICAL_SIZE, CANONICAL_SIZE), np.float32), GRIPPER)
+    assert clearance.opening.shape == clearance.z.shape == clearance.blocked.shape == (0,)
+    assert gripper_depths(np.zeros((0, CANONICAL_SIZE, CANONICAL_SIZE), np.float32), GRIPPER).shape == (0,)

@@ -56,6 +56,11 @@ def surface_gripper_depths(depth_m: np.ndarray, pixels: np.ndarray, gripper: Gri
     return depth_at(depth_m, pixels, radius=2).astype(np.float64) + gripper.finger_depth
 
 
+def _flat(windows: np.ndarray) -> np.ndarray:
+    """``(N, h, w)`` windows as ``(N, h * w)`` rows (``N`` may be 0)."""
+    return windows.reshape(len(windows), windows.shape[1] * windows.shape[2])
+
+
 def crop_surface_depths(crops: np.ndarray) -> np.ndarray:
     """``(N,)`` metres: the surface under each canonical crop's centre (``top`` of the module docstring: the median of
     the readings within 2 canonical pixels of the centre, before the thin-object rule of :func:`gripper_depths`); NaN
@@ -64,7 +69,7 @@ def crop_surface_depths(crops: np.ndarray) -> np.ndarray:
     count, height, width = crops.shape
     cx, cy = int(round((width - 1) / 2.0)), int(round((height - 1) / 2.0))
     radius = max(1, int(round(2 * width / CANONICAL_SIZE)))
-    centre = crops[:, cy - radius : cy + radius + 1, cx - radius : cx + radius + 1].reshape(count, -1)
+    centre = _flat(crops[:, cy - radius : cy + radius + 1, cx - radius : cx + radius + 1])
     out = np.full(count, np.nan)
     seen = np.isfinite(centre).any(axis=1)
     if seen.any():
@@ -77,7 +82,7 @@ def crop_centre_depths(crops: np.ndarray) -> np.ndarray:
     crop, the middle one in an odd one); NaN where they have no reading."""
     crops = np.asarray(crops, dtype=np.float32)
     count, height, width = crops.shape
-    middle = crops[:, (height - 1) // 2 : height // 2 + 1, (width - 1) // 2 : width // 2 + 1].reshape(count, -1)
+    middle = _flat(crops[:, (height - 1) // 2 : height // 2 + 1, (width - 1) // 2 : width // 2 + 1])
     out = np.full(count, np.nan)
     seen = np.isfinite(middle).any(axis=1)
     if seen.any():
@@ -104,7 +109,7 @@ def jaw_footprints(crops: np.ndarray, gripper: GripperConfig, opening: float | N
         crops[:, rows, max(int(np.ceil(cx - outer)), 0) : int(np.floor(cx - inner)) + 1],
         crops[:, rows, int(np.ceil(cx + inner)) : min(int(np.floor(cx + outer)) + 1, width)],
     ]
-    return [jaw.reshape(count, -1) for jaw in jaws]
+    return [_flat(jaw) for jaw in jaws]
 
 
 def jaw_footprints_at(crops: np.ndarray, gripper: GripperConfig, openings: np.ndarray) -> list[np.ndarray]:
