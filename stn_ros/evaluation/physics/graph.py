@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from stn_ros.perception.frame_report import stamp_ns
 from stn_ros.perception.grasps.gripper import GripperConfig, gripper_parameters
 from stn_ros.sim.physics.scenes import PhysicsScene
 
@@ -143,11 +144,11 @@ class PipelineGraph:
         probe.create_subscription(
             PointCloud2,
             '/grasp_quality_node/grasps',
-            lambda m: self._grasps.__setitem__(_key(m.header), (decode_pointcloud(m), time.monotonic())),
+            lambda m: self._grasps.__setitem__(stamp_ns(m.header), (decode_pointcloud(m), time.monotonic())),
             10,
         )
         probe.create_subscription(
-            PoseStamped, '/grasp_quality_node/best_grasp', lambda m: self._best.add(_key(m.header)), 10
+            PoseStamped, '/grasp_quality_node/best_grasp', lambda m: self._best.add(stamp_ns(m.header)), 10
         )
         ready = time.monotonic() + self.timeout
         while (
@@ -178,7 +179,7 @@ class PipelineGraph:
         self.frames += 1
         header = Image().header
         header.stamp.sec, header.frame_id = self.frames, 'camera_optical_frame'
-        stamp = _key(header)
+        stamp = stamp_ns(header)
         for _attempt in range(3):
             self._info_pub.publish(camera_info_message(scene.camera, header))
             time.sleep(0.02)
@@ -216,10 +217,6 @@ class PipelineGraph:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _key(header: Any) -> int:
-    return header.stamp.sec * 10**9 + header.stamp.nanosec
 
 
 def run_pipeline(
