@@ -21,10 +21,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from stn_ros.apps.evaluate import CLUTTER_LAYOUTS, CLUTTER_VIEWS, comma_list
+
 GOAL_MS = 25.0
 
 
-def first_frames(layouts: list[str], views: list[str], worlds: int, seed: int) -> dict[tuple[str, str], list]:
+def first_frames(
+    layouts: tuple[str, ...], views: tuple[str, ...], worlds: int, seed: int
+) -> dict[tuple[str, str], list]:
     """(layout, view) -> the first frame (a ``PhysicsScene``) of each of ``worlds`` clutter rounds."""
     from stn_ros.evaluation.physics.run import scene_seed
     from stn_ros.perception.grasps.gripper import TRAINED_GRIPPER
@@ -54,23 +58,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--worlds', type=int, default=10, help='rounds (first frames) per layout (default: 10)')
     parser.add_argument('--repeats', type=int, default=5, help='times each frame is sent (default: 5)')
     parser.add_argument('--warmup', type=int, default=10, help='frames sent before timing (default: 10)')
-    parser.add_argument('--layouts', default='packed,pile', help='comma-separated (default: packed,pile)')
-    parser.add_argument('--views', default='top,side', help='comma-separated (default: top,side)')
+    for option, choices in (('--layouts', CLUTTER_LAYOUTS), ('--views', CLUTTER_VIEWS)):
+        parser.add_argument(
+            option,
+            type=comma_list(choices),
+            default=choices,
+            help=f'comma-separated, of {", ".join(choices)} (default: all)',
+        )
     parser.add_argument('--seed', type=int, default=1, help="the rounds' seed, as stn_evaluate clutter's (default: 1)")
     parser.add_argument('--timeout', type=float, default=60.0, help='seconds to wait for the nodes (default: 60)')
     args = parser.parse_args(argv)
     if min(args.worlds, args.repeats) < 1 or args.warmup < 0:
         parser.error('--worlds and --repeats must be at least 1, --warmup at least 0')
-    layouts, views = args.layouts.split(','), args.views.split(',')
-    for name, given, known in (('layout', layouts, ('packed', 'pile')), ('view', views, ('top', 'side'))):
-        unknown = sorted(set(given) - set(known))
-        if unknown:
-            parser.error(f'unknown {name} {", ".join(unknown)}: choose of {", ".join(known)}')
 
     from stn_ros.evaluation.physics.graph import PipelineGraph
     from stn_ros.ros.loopback_env import apply_loopback_ros_env
 
-    frames = first_frames(layouts, views, args.worlds, args.seed)
+    frames = first_frames(args.layouts, args.views, args.worlds, args.seed)
     apply_loopback_ros_env()
     timed: dict[tuple[str, str], list[float]] = {key: [] for key in frames}
     started = time.monotonic()
