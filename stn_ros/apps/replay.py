@@ -276,8 +276,7 @@ def _grasp_stage(frames, results, out: str, grasp_values: dict[str, Any]) -> Non
                 grasps = score_rectified(scorer, tile, record, item.camera, grasp_values, report)
                 if grasps is None:
                     continue
-                if grasps.scored.blocked is not None:
-                    blocked += int(grasps.scored.blocked.sum())
+                blocked += grasps.scored.blocked_count
                 if grasp_values['target_frame']:  # with its static camera_to_target: main() refuses tf2's
                     grasps = grasps.in_frame(grasp_values['target_frame'], grasp_values['camera_to_target'])
                 grasps_msg, pose = grasp_messages(grasps, tile.header)

@@ -233,8 +233,7 @@ class GraspQualityNode(SteppedNode):
         grasps = score_rectified(self.scorer, tile_msg, record_msg, camera, self.parameters.values, self._report)
         if grasps is None:
             return
-        if grasps.scored.blocked is not None:
-            self._grasps_blocked += int(grasps.scored.blocked.sum())
+        self._grasps_blocked += grasps.scored.blocked_count
         note = '' if camera is not None else 'no valid camera_info: poses and widths are NaN'
         if self._target is not None:
             camera_to_target, reason = self._target.lookup(tile_msg.header)

@@ -81,6 +81,11 @@ class ScoredGrasps:
     best: int | None  # index of the best grasp at or above the threshold (not blocked), None when there is none
     blocked: np.ndarray | None = None  # (N,) bool: the jaws hit something at every opening (None: none is)
 
+    @property
+    def blocked_count(self) -> int:
+        """How many crops are blocked (left out of ``~/grasps``)."""
+        return 0 if self.blocked is None else int(np.count_nonzero(self.blocked))
+
 
 def best_per_object(quality: np.ndarray, object_ids: np.ndarray) -> np.ndarray:
     """Indices of each object's best-quality crop, objects in order of their first crop (tile order).
