@@ -61,33 +61,33 @@ def _flat(windows: np.ndarray) -> np.ndarray:
     return windows.reshape(len(windows), windows.shape[1] * windows.shape[2])
 
 
+def _window_medians(windows: np.ndarray) -> np.ndarray:
+    """``(N,)`` float64: the median reading of each ``(N, h, w)`` window; NaN where a window has none."""
+    rows = _flat(windows)
+    out = np.full(len(rows), np.nan)
+    seen = np.isfinite(rows).any(axis=1)
+    if seen.any():
+        out[seen] = nanmedian_rows(rows[seen])
+    return out
+
+
 def crop_surface_depths(crops: np.ndarray) -> np.ndarray:
     """``(N,)`` metres: the surface under each canonical crop's centre (``top`` of the module docstring: the median of
     the readings within 2 canonical pixels of the centre, before the thin-object rule of :func:`gripper_depths`); NaN
     where there is none."""
     crops = np.asarray(crops, dtype=np.float32)
-    count, height, width = crops.shape
+    _, height, width = crops.shape
     cx, cy = int(round((width - 1) / 2.0)), int(round((height - 1) / 2.0))
     radius = max(1, int(round(2 * width / CANONICAL_SIZE)))
-    centre = _flat(crops[:, cy - radius : cy + radius + 1, cx - radius : cx + radius + 1])
-    out = np.full(count, np.nan)
-    seen = np.isfinite(centre).any(axis=1)
-    if seen.any():
-        out[seen] = nanmedian_rows(centre[seen])
-    return out
+    return _window_medians(crops[:, cy - radius : cy + radius + 1, cx - radius : cx + radius + 1])
 
 
 def crop_centre_depths(crops: np.ndarray) -> np.ndarray:
     """``(N,)`` metres: the median of the pixels each canonical crop's centre lies on (the 2 x 2 around it in an even
     crop, the middle one in an odd one); NaN where they have no reading."""
     crops = np.asarray(crops, dtype=np.float32)
-    count, height, width = crops.shape
-    middle = _flat(crops[:, (height - 1) // 2 : height // 2 + 1, (width - 1) // 2 : width // 2 + 1])
-    out = np.full(count, np.nan)
-    seen = np.isfinite(middle).any(axis=1)
-    if seen.any():
-        out[seen] = nanmedian_rows(middle[seen])
-    return out
+    _, height, width = crops.shape
+    return _window_medians(crops[:, (height - 1) // 2 : height // 2 + 1, (width - 1) // 2 : width // 2 + 1])
 
 
 def jaw_footprints(crops: np.ndarray, gripper: GripperConfig, opening: float | None = None) -> list[np.ndarray]:
@@ -95,7 +95,7 @@ def jaw_footprints(crops: np.ndarray, gripper: GripperConfig, opening: float | N
     (their inner faces; None: ``max_opening``): two ``(N, K)`` arrays, the ``-x`` jaw first. Each footprint is
     ``jaw_thickness`` along the axis outward from the inner face and ``jaw_width`` across it, clipped to the crop."""
     crops = np.asarray(crops, dtype=np.float32)
-    count, height, width = crops.shape
+    _, height, width = crops.shape
     opening = gripper.max_opening if opening is None else opening
     per_metre = OPENING_FRACTION * width / gripper.max_opening  # crop pixels per metre
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
