@@ -36,7 +36,7 @@ def import_service_type() -> tuple[type | None, str | None]:
     try:
         from stn_ros_interfaces.srv import GetGrasps
     except ImportError as exc:
-        return None, f'{exc} (build the stn_ros_interfaces package: README, "Services")'
+        return None, f'{exc} (build the stn_ros_interfaces package: README, "Grasps on request")'
     return GetGrasps, None
 
 
