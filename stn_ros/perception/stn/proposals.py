@@ -298,7 +298,7 @@ def depth_proposals(
             edges = depth_along_normal_image(small, plane, table.distance)
             mask = _higher_mask(small, edges, table.distance, config.table_threshold)
         cut = split_at_depth_edges(mask, edges, config.split_jump) if config.split_jump > 0 else None
-    unread = _no_reading(depth[::step, ::step])
+    unread = ~_has_reading(depth[::step, ::step])
     found, ids, boxes = _proposals_from_mask(mask, config, max_crops, cut, step, unread)
     found.shape = depth.shape
     if table is not None:
@@ -401,11 +401,11 @@ def _sample_valid(depth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         # frame is mostly dropouts.
         index = rng.integers(0, depth.size, size=2 * RANSAC_SAMPLES)
         values = depth.flat[index]  # row-major, without copying a strided (decimated) view
-        index = index[(values > 0) & (values < np.inf)][:RANSAC_SAMPLES]
+        index = index[_has_reading(values)][:RANSAC_SAMPLES]
         if index.size == RANSAC_SAMPLES:
             return index
     flat = depth.reshape(-1)
-    index = np.flatnonzero((flat > 0) & (flat < np.inf))
+    index = np.flatnonzero(_has_reading(flat))
     if index.size > RANSAC_SAMPLES:
         index = rng.choice(index, RANSAC_SAMPLES, replace=False)
     return index
@@ -525,9 +525,9 @@ def open_mask(mask: np.ndarray, unread: np.ndarray | None = None) -> np.ndarray:
     return cv2.dilate(eroded, _OPENING_KERNEL) & mask
 
 
-def _no_reading(depth: np.ndarray) -> np.ndarray:
-    """``(H, W)`` bool: pixels of a depth frame (metres, NaN or 0 for no reading) without a reading."""
-    return ~(depth > 0) | np.isinf(depth)
+def _has_reading(depth: np.ndarray) -> np.ndarray:
+    """Bool, ``depth``'s shape: which depths (metres; NaN, 0 or inf: no reading) are readings."""
+    return (depth > 0) & (depth < np.inf)
 
 
 def _empty(shape: tuple[int, int]) -> Proposals:
