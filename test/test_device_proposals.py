@@ -33,7 +33,7 @@ from stn_ros.perception.stn.proposals import (
 from stn_ros.perception.stn.steps import StnPipeline
 from stn_ros.ros.parameter_specs import default_values, gripper_from
 from stn_ros.ros.stn_parameters import PARAMETERS as STN_PARAMETERS
-from test_proposals import OBJECTS, box, table_scene
+from test_proposals import OBJECTS, box, boxes_one_behind_the_other, table_scene
 
 CPU = torch.device('cpu')
 CONFIG = ProposalConfig()
@@ -75,6 +75,7 @@ FRAMES = {
     'mostly missing': lambda: table_scene(OBJECTS, dropout=0.85)[0],  # the draws' scan of every valid pixel
     'zero and inf readings': bad_readings,
     'touching boxes at two heights': touching_boxes,
+    'a box hiding another at 50 deg': lambda: boxes_one_behind_the_other(50.0, 0.01).depth,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import cv2
 import numpy as np
@@ -22,6 +23,7 @@ from stn_ros.perception.stn.proposals import (
     parse_rois,
     split_at_depth_edges,
 )
+from stn_ros.sim.prisms.scenes import Scene, SceneConfig, box_footprint, make_object, render_scene, view_pose
 
 HEIGHT, WIDTH = 480, 640
 FX = FY = 525.0
@@ -216,6 +218,8 @@ def test_order_is_area_descending_then_y_then_x_and_truncated():
         ('seed', 'zero'),
         ('split_jump', -0.01),
         ('split_jump', float('nan')),
+        ('occlusion_jump', -0.005),
+        ('occlusion_jump', float('inf')),
         ('decimation', 0),
         ('decimation', 1.5),
     ],
@@ -506,6 +510,33 @@ def test_touching_objects_at_the_same_height_stay_one_proposal():
     """No depth edge between them: the cut cannot see the seam (a documented limit)."""
     depth, _ = table_scene([(box(250, 240, 30, 20), 0.04), (box(311, 240, 30, 20), 0.04)])
     assert len(depth_proposals(depth, CONFIG).rois) == 1
+
+
+def boxes_one_behind_the_other(tilt_deg: float, gap: float) -> Scene:
+    """Two 6 cm boxes 4 cm tall, ``gap`` metres apart one behind the other as a camera 0.7 m away and tilted
+    ``tilt_deg`` from vertical sees them (rendered with the sensor model's noise and dropouts)."""
+    pose = view_pose(0.7, tilt_deg, azimuth=0.4)
+    away = pose[:2, 2] / np.linalg.norm(pose[:2, 2])  # the optical axis on the table: from the near box to the far
+    yaw, offset = math.atan2(away[1], away[0]), (0.03 + gap / 2) * away
+    boxes = [make_object('box', box_footprint(0.06, 0.06), 0.04, *(sign * offset), yaw) for sign in (-1, 1)]
+    return render_scene(SceneConfig(), boxes, pose, 0)
+
+
+def test_an_oblique_view_cuts_where_a_near_object_hides_a_far_one_at_about_its_height():
+    """At 50 deg the near box hides the gap and the far box's face up to 3.2 cm: a height jump of 8 mm, under
+    ``split_jump``, but 13 mm along the rays."""
+    scene = boxes_one_behind_the_other(50.0, 0.01)
+    joined = depth_proposals(scene.depth, dataclasses.replace(CONFIG, occlusion_jump=0.0), camera=scene.camera)
+    split = depth_proposals(scene.depth, CONFIG, camera=scene.camera)
+    assert len(joined.rois) == 1
+    assert len(split.rois) == 2
+    proposal_of = []
+    for body in (1, 2):
+        seen = (scene.labels == body) & np.isfinite(scene.depth)  # its pixels with a reading
+        shares = [((split.labels == k) & seen).sum() / seen.sum() for k in (1, 2)]
+        assert max(shares) > 0.9, shares  # the rest: the faces' lowest 5 mm, under table_threshold
+        proposal_of.append(int(np.argmax(shares)))
+    assert proposal_of[0] != proposal_of[1]
 
 
 def test_split_at_depth_edges_cuts_the_far_side_only():

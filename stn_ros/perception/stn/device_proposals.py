@@ -109,6 +109,7 @@ def object_masks(
     threshold: float,
     jump: float,
     intrinsics: np.ndarray | None = None,
+    occlusion_jump: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray] | None:
     """The object mask of ``depth`` and its cut at depth edges (``jump`` 0: None), ``(H, W)`` uint8, and the plane
     ``(3,)`` float64, on the host, in one download; None when the plane fit finds no plane. ``index``, ``samples``: the
@@ -116,10 +117,12 @@ def object_masks(
 
     ``intrinsics``: ``(3, 3)`` ``K`` of ``depth``'s pixels; with it and a plane the camera looks at, object pixels are
     higher than ``threshold`` above the table along its normal and the cut is a jump in height (the numpy path's
-    rules, :func:`~stn_ros.perception.stn.proposals.depth_proposals`), else today's closer-along-the-ray rules."""
+    rules, :func:`~stn_ros.perception.stn.proposals.depth_proposals`), else today's closer-along-the-ray rules; there,
+    with ``jump`` > 0, ``occlusion_jump`` > 0 also cuts at jumps in depth along the rays
+    (``ProposalConfig.occlusion_jump``)."""
     plane, found = fit_table_plane_torch(depth, index, samples, 0.5 * threshold)
     mask = object_mask_torch(depth, plane, threshold)
-    edges = depth
+    edges, occluded = depth, None
     if intrinsics is not None:
         distance, looks_at = table_distance_torch(plane, _to_device(np.asarray(intrinsics, np.float64), depth.device))
         along = depth_along_normal_torch(depth, plane, distance)
@@ -127,15 +130,20 @@ def object_masks(
         higher = (along < limit) & (depth > 0) & (depth < torch.inf)
         mask = torch.where(looks_at, higher, mask)
         edges = torch.where(looks_at, along, depth)
+        if occlusion_jump > 0:  # where the camera looks at no table, no such cut: the numpy path has no table there
+            occluded = depth_cut_torch(mask, depth, occlusion_jump) | ~looks_at
+    cut = depth_cut_torch(mask, edges, jump) if jump > 0 else None
+    if cut is not None and occluded is not None:
+        cut &= occluded
     parts = [found.view(1), plane.contiguous().view(torch.uint8), mask.reshape(-1)]
-    if jump > 0:
-        parts.append(depth_cut_torch(mask, edges, jump).reshape(-1))
+    if cut is not None:
+        parts.append(cut.reshape(-1))
     packed = torch.cat([part.to(torch.uint8) for part in parts]).cpu().numpy()  # the one read back: waits for it
     if not packed[0]:
         return None
     plane_host = packed[1:25].copy().view(np.float64)
     masks = packed[25:].reshape(-1, *depth.shape)
-    return masks[0], (masks[1] if jump > 0 else None), plane_host
+    return masks[0], (masks[1] if cut is not None else None), plane_host
 
 
 def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -57,6 +57,10 @@ class ProposalConfig:
         split_jump: metres; depth proposals are cut where neighbouring object pixels differ in depth by
             more than this (in height above the table when the intrinsics are known), so objects that touch but
             stand at different heights become separate proposals (0: no cut).
+        occlusion_jump: metres; with the intrinsics known and ``split_jump`` > 0, depth proposals are also cut
+            where neighbouring object pixels differ in depth along their rays by more than this: where a nearer
+            object hides part of a farther one at about the same height, as an oblique view sees a pile (0: no such
+            cut). Looking straight down, depth along the ray is height, so there it is the height cut at this jump.
         decimation: depth proposals look at every ``decimation``-th pixel of every ``decimation``-th row
             (large frames: 1280x720 at 2 costs what 640x360 does). Areas, ROIs and labels are still in the
             frame's own pixels; the opening and the depth cuts then act on ``decimation``-pixel steps.
@@ -69,6 +73,7 @@ class ProposalConfig:
     ransac_iterations: int = 64
     seed: int = 0
     split_jump: float = 0.01
+    occlusion_jump: float = 0.005
     decimation: int = 1
 
     def validate(self) -> None:
@@ -83,10 +88,10 @@ class ProposalConfig:
             raise ValueError(f'ProposalConfig.seed must be a non-negative integer, got {self.seed!r}')
         if not _is_real(self.margin) or not 0.0 <= self.margin < np.inf:
             raise ValueError(f'ProposalConfig.margin must be a finite number >= 0, got {self.margin!r}')
-        if not _is_real(self.split_jump) or not 0.0 <= self.split_jump < np.inf:
-            raise ValueError(
-                f'ProposalConfig.split_jump must be a finite number >= 0 (metres), got {self.split_jump!r}'
-            )
+        for name in ('split_jump', 'occlusion_jump'):
+            value = getattr(self, name)
+            if not _is_real(value) or not 0.0 <= value < np.inf:
+                raise ValueError(f'ProposalConfig.{name} must be a finite number >= 0 (metres), got {value!r}')
         if not _is_real(self.table_threshold) or not 0.0 < self.table_threshold < np.inf:
             raise ValueError(
                 f'ProposalConfig.table_threshold must be a finite number > 0 (metres), got {self.table_threshold!r}'
@@ -254,7 +259,8 @@ def depth_proposals(
     and a plane it looks at (:meth:`TablePlane.from_inverse_depth`), object pixels are valid pixels higher above the
     plane than ``table_threshold`` along its normal, ``h = d (1 - z w_p)`` (``d`` the camera's distance to the
     plane, ``w_p`` the plane's inverse depth at the pixel), and the cut between touching objects is a jump in height
-    (:func:`split_at_depth_edges` of the depths along the normal): right at any camera angle. Without ``camera``,
+    (:func:`split_at_depth_edges` of the depths along the normal), and also a jump in depth along the rays
+    (``occlusion_jump``: a nearer object's edge over a farther one): right at any camera angle. Without ``camera``,
     object pixels are closer to the camera along their ray than the plane by more than ``table_threshold`` and the
     cut is a jump in depth: the same where the camera looks straight down. Then opening, components and square
     ROIs in tile order (see the module docstring), at most ``max_crops`` of them (``None``: all). No plane (too few
@@ -280,7 +286,14 @@ def depth_proposals(
         if draws is None:
             return _empty(depth.shape)
         small_camera = None if camera is None else _intrinsic_rows(camera, step)
-        masks = object_masks(on_device[::step, ::step], *draws, config.table_threshold, config.split_jump, small_camera)
+        masks = object_masks(
+            on_device[::step, ::step],
+            *draws,
+            config.table_threshold,
+            config.split_jump,
+            small_camera,
+            config.occlusion_jump,
+        )
         if masks is None:
             return _empty(depth.shape)
         mask, cut, plane = masks
@@ -298,6 +311,8 @@ def depth_proposals(
             edges = depth_along_normal_image(small, plane, table.distance)
             mask = _higher_mask(small, edges, table.distance, config.table_threshold)
         cut = split_at_depth_edges(mask, edges, config.split_jump) if config.split_jump > 0 else None
+        if cut is not None and table is not None and config.occlusion_jump > 0:
+            cut &= split_at_depth_edges(mask, small, config.occlusion_jump)
     unread = ~_has_reading(depth[::step, ::step])
     found, ids, boxes = _proposals_from_mask(mask, config, max_crops, cut, step, unread)
     found.shape = depth.shape
