@@ -1,45 +1,92 @@
 """The benchmark command runs as a user runs it (tiny settings: this checks it works, not the figures)."""
 
+import importlib.util
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import NEEDS_ROS, ROS_AVAILABLE
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+PERCEPTION_ARGS = ['--crops', '1', '4', '--frames', '3', '--e2e-seconds', '4', '--rates', '30', '--rate-seconds', '4',
+                   '--soak-seconds', '8']  # fmt: skip
+SINGLE_PROCESS_ARGS = ['--rounds', '1', '--seconds', '4']
+PLANNING_ARGS = ['--worlds', '1', '--repeats', '2', '--warmup', '1', '--layouts', 'packed', '--views', 'top,side']
+
+
+class BenchmarkRun:
+    """One benchmark command running in the background (its own session, so stopping it stops its nodes too)."""
+
+    def __init__(self, script: str, args: list[str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / 'benchmarks' / script), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self.output: tuple[str, str] | None = None
+
+    def result(self, timeout: float) -> subprocess.CompletedProcess:
+        """Wait for it (at most ``timeout`` seconds, then it is stopped and the test fails) and return its outcome."""
+        if self.output is None:
+            try:
+                self.output = self.process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.stop()
+                raise
+        return subprocess.CompletedProcess(self.process.args, self.process.returncode, *self.output)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)  # the commands stop their nodes on Ctrl-C
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        for stream in (self.process.stdout, self.process.stderr):
+            stream.close()
+
+
+@pytest.fixture(scope='module')
+def over_topics(tmp_path_factory):
+    """The benchmark commands that time nodes over real topics, all started at once: their phases are mostly timed
+    waits, so they overlap (these tests check the commands work and report every row, not their figures; each runs in
+    its own random ROS domain). Whatever is still running at the end of the module is stopped."""
+    if not ROS_AVAILABLE:
+        pytest.skip(NEEDS_ROS)
+    out = tmp_path_factory.mktemp('benchmarks')
+    runs = {
+        'perception': BenchmarkRun(
+            'perception_benchmark.py', ['--output', str(out / 'benchmarks.md'), *PERCEPTION_ARGS]
+        ),
+        'single process': BenchmarkRun(
+            'single_process_benchmark.py', [*SINGLE_PROCESS_ARGS, '--json', str(out / 's.json')]
+        ),
+    }
+    if importlib.util.find_spec('pybullet') is not None:
+        runs['planning'] = BenchmarkRun('planning_benchmark.py', PLANNING_ARGS)
+    try:
+        yield out, runs
+    finally:
+        for run in runs.values():
+            run.stop()
+
+
 @pytest.mark.timeout(420)
-def test_the_benchmark_command_writes_every_section(tmp_path, ros_installed):
-    out = tmp_path / 'benchmarks.md'
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / 'benchmarks' / 'perception_benchmark.py'),
-            '--output',
-            str(out),
-            '--crops',
-            '1',
-            '4',
-            '--frames',
-            '3',
-            '--e2e-seconds',
-            '4',
-            '--rates',
-            '30',
-            '--rate-seconds',
-            '4',
-            '--soak-seconds',
-            '8',
-        ],
-        capture_output=True,
-        text=True,
-        timeout=400,
-        start_new_session=True,
-    )
+def test_the_benchmark_command_writes_every_section(over_topics):
+    folder, runs = over_topics
+    out = folder / 'benchmarks.md'
+    result = runs['perception'].result(timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     text = out.read_text()
     for heading in ('## 1.', '## 2.', '## 3.', '## 4.', '## 5.', '## 6.', '## 7.', 'Machine:'):
@@ -165,13 +212,10 @@ def test_the_per_node_compute_benchmarks_print_their_tables(script, args, row, r
 
 
 @pytest.mark.timeout(300)
-def test_the_single_process_benchmark_compares_every_setup(tmp_path, ros_installed):
-    figures = tmp_path / 'single.json'
-    result = subprocess.run(
-        [sys.executable, str(ROOT / 'benchmarks' / 'single_process_benchmark.py'), '--rounds', '1', '--seconds', '4',
-         '--json', str(figures)],
-        capture_output=True, text=True, timeout=280, start_new_session=True,
-    )  # fmt: skip
+def test_the_single_process_benchmark_compares_every_setup(over_topics):
+    folder, runs = over_topics
+    figures = folder / 's.json'
+    result = runs['single process'].result(timeout=280)
     assert result.returncode == 0, result.stderr[-3000:]
     for setup in ('floor', 'two processes', 'one process (single)', 'one process (per-node)', 'one process (multi)'):
         assert f'| {setup} |' in result.stdout, result.stdout
@@ -181,13 +225,9 @@ def test_the_single_process_benchmark_compares_every_setup(tmp_path, ros_install
 
 
 @pytest.mark.timeout(200)
-def test_the_planning_benchmark_times_clutter_frames_over_topics(ros_installed):
+def test_the_planning_benchmark_times_clutter_frames_over_topics(over_topics):
     pytest.importorskip('pybullet')
-    result = subprocess.run(
-        [sys.executable, str(ROOT / 'benchmarks' / 'planning_benchmark.py'), '--worlds', '1', '--repeats', '2',
-         '--warmup', '1', '--layouts', 'packed', '--views', 'top,side'],
-        capture_output=True, text=True, timeout=180, start_new_session=True,
-    )  # fmt: skip
+    result = over_topics[1]['planning'].result(timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = re.findall(r'^\| (packed, top|packed, side|all) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$',
                       result.stdout, re.M)  # fmt: skip
