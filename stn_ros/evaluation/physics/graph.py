@@ -62,13 +62,13 @@ def check_graph_is_ours(probe: Any) -> None:
 class PipelineGraph:
     """The shipped ``stn_node`` -> ``grasp_quality_node`` processes and a probe node, up for a ``with`` block.
 
-    Entering starts both nodes (their shipped parameter files; ``threshold``: ``grasp_quality_node``'s
-    ``quality_threshold``; ``weights``: per executable, a checkpoint path or None for the shipped one; ``hypotheses``:
-    ``stn_node``'s ``hypotheses_per_object``, None for its default; ``gripper``: both nodes' ``gripper.*`` parameters,
-    not refused outside the measured range, None for the trained gripper), initialises rclpy in this process and waits
-    up to ``timeout`` seconds until the graph is connected; leaving stops the nodes and shuts rclpy down, whatever
-    happened. The caller sets the ROS environment first (:func:`~stn_ros.ros.loopback_env.apply_loopback_ros_env`).
-    Node logs go to ``log_dir``.
+    Entering starts both nodes (their shipped parameter files, ``stn_node`` never shedding load; ``threshold``:
+    ``grasp_quality_node``'s ``quality_threshold``; ``weights``: per executable, a checkpoint path or None for the
+    shipped one; ``hypotheses``: ``stn_node``'s ``hypotheses_per_object``, None for its default; ``gripper``: both
+    nodes' ``gripper.*`` parameters, not refused outside the measured range, None for the trained gripper), initialises
+    rclpy in this process and waits up to ``timeout`` seconds until the graph is connected; leaving stops the nodes
+    and shuts rclpy down, whatever happened. The caller sets the ROS environment first
+    (:func:`~stn_ros.ros.loopback_env.apply_loopback_ros_env`). Node logs go to ``log_dir``.
     """
 
     def __init__(
@@ -87,13 +87,17 @@ class PipelineGraph:
         self._group = None
         self._probe = None
 
-    def _node_params(self) -> dict[str, list[str]]:
+    def node_parameters(self) -> dict[str, list[str]]:
+        """Per executable, the ``-p`` overrides the nodes start with (on top of their shipped parameter files)."""
         gripper_params = []
         if self.gripper is not None:
             gripper_params = [f'gripper.{name}:={value!r}' for name, value in gripper_parameters(self.gripper).items()]
             gripper_params.append('gripper.check_range:=false')
         params = {
-            'stn_node': ([] if self.hypotheses is None else [f'hypotheses_per_object:={self.hypotheses}'])
+            # Frames come back to back, so a slow one (a busy machine) would look like a camera the node cannot keep
+            # up with and it would shed hypotheses and objects: the evaluations judge the full work.
+            'stn_node': ['shed_load:=false']
+            + ([] if self.hypotheses is None else [f'hypotheses_per_object:={self.hypotheses}'])
             + gripper_params,
             'grasp_quality_node': [f'quality_threshold:={self.threshold}', *gripper_params],
         }
@@ -118,7 +122,7 @@ class PipelineGraph:
         self._group = ProcessGroup()
         rclpy.init()
         try:
-            for executable, params in self._node_params().items():
+            for executable, params in self.node_parameters().items():
                 command = node_command(executable, params, remaps[executable])
                 self._group.start(executable, command, log=self.log_dir / f'{executable}.log')
             self._connect()
