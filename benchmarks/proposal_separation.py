@@ -5,8 +5,9 @@ it and is at least 70 % this object; ``merged`` when its best proposal is mostly
 when its best proposal is its own but covers less than half; ``missing`` when no proposal touches it. A proposal
 less than half object pixels is ``false`` (table noise or a shadow's edge taken for an object). Each band's
 scenes are the same drops seen by a camera tilted within the band (any azimuth and roll), the proposals found
-with the scene's intrinsics as stn_node finds them. Variants: the settings before and after the last change
-(8 mm threshold, plain opening), each step alone, and the shipped defaults; plus the time of ``depth_proposals``.
+with the scene's intrinsics as stn_node finds them. Variants: the settings before the last two changes (8 mm
+threshold, plain opening; then no cut at depth jumps along the rays), each step alone, and the shipped defaults; plus
+the time of ``depth_proposals``.
 
     .venv/bin/python benchmarks/proposal_separation.py --scenes 60 --tilt-bands 0-10,10-30,30-45,45-60
 """
@@ -62,14 +63,19 @@ def opening(hole_aware: bool):
 
 
 def variants() -> list[tuple[str, ProposalConfig, bool]]:
-    """``(name, config, hole-aware opening)``: the previous settings, each change alone, the shipped ones."""
+    """``(name, config, hole-aware opening)``: the settings before the last two changes, each step, the shipped ones.
+    The steps of the change before the last (table threshold, opening) ran without the cut along the rays."""
     shipped = ProposalConfig()
-    before = dataclasses.replace(shipped, table_threshold=0.008)
+    no_ray_cut = dataclasses.replace(shipped, occlusion_jump=0.0)
+    before = dataclasses.replace(no_ray_cut, table_threshold=0.008)
+    threshold = f'{shipped.table_threshold * 1000:g} mm'
     return [
         ('8 mm, plain opening (before)', before, False),
         ('8 mm, no-reading pixels do not erode', before, True),
-        (f'{shipped.table_threshold * 1000:g} mm, plain opening', shipped, False),
-        (f'{shipped.table_threshold * 1000:g} mm, no-reading pixels do not erode (shipped)', shipped, True),
+        (f'{threshold}, plain opening', no_ray_cut, False),
+        (f'{threshold}, no-reading pixels do not erode (no cut along the rays)', no_ray_cut, True),
+        ('also cut at 7.5 mm along the rays', dataclasses.replace(shipped, occlusion_jump=0.0075), True),
+        (f'also cut at {shipped.occlusion_jump * 1000:g} mm along the rays (shipped)', shipped, True),
     ]
 
 

@@ -131,10 +131,11 @@ def test_the_proposal_separation_benchmark_counts_every_object():
         result.stdout,
         re.M,
     )
-    assert [band for band, *_ in rows] == ['0-10 deg'] * 4 + ['45-60 deg'] * 4, result.stdout
-    names = [name for _, name, *_ in rows[:4]]  # the same four variants in each band, from before to shipped
-    assert names == [name for _, name, *_ in rows[4:]]
-    assert names[0].endswith('(before)') and names[3].endswith('(shipped)')
+    assert [band for band, *_ in rows] == ['0-10 deg'] * 6 + ['45-60 deg'] * 6, result.stdout
+    names = [name for _, name, *_ in rows[:6]]  # the same six variants in each band, from before to shipped
+    assert names == [name for _, name, *_ in rows[6:]]
+    assert names[0].endswith('(before)') and names[3].endswith('(no cut along the rays)')
+    assert names[5].endswith('(shipped)')
     for band, _, objects, *outcomes, _false, _ms in rows:
         assert int(objects) > 0 and sum(map(int, outcomes)) == int(objects), (band, objects, outcomes)
 
