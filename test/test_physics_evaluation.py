@@ -1,15 +1,26 @@
 """``stn_evaluate physics``: the bookkeeping on hand-made outcomes, and one short run through the real nodes."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from ros_harness import run_evaluation
 from stn_ros.evaluation.physics.graph import PipelineGraph
-from stn_ros.evaluation.physics.methods import METHODS, MethodGrasps, bodies_at, gqcnn_qualities, ranked_by_gqcnn
+from stn_ros.evaluation.physics.methods import (
+    METHODS,
+    MethodGrasps,
+    bodies_at,
+    gqcnn_qualities,
+    min_area_rect_grasps,
+    node_proposals,
+    ranked_by_gqcnn,
+)
 from stn_ros.evaluation.physics.summary import SceneResult, object_outcomes, scene_outcome, summarize
+from stn_ros.perception.grasps.gripper import GripperConfig
 from stn_ros.sim.physics.grasps import ImageGrasps
+from test_proposals import boxes_one_behind_the_other
 
 
 def grasps(count: int) -> ImageGrasps:
@@ -111,6 +122,16 @@ def test_summary_counts_rates_and_the_gqcnn():
     assert attribution['best_per_scene'] == {'trials': 2, 'points': -100.0, 'first_only': 0, 'second_only': 2}
     assert attribution['per_object'] == {'trials': 4, 'points': 0.0, 'first_only': 0, 'second_only': 0}
     assert summary['gqcnn_min_area_rect']['crops'] == 2 and summary['gqcnn_min_area_rect']['held'] == 2
+
+
+def test_the_rules_get_the_objects_the_node_finds_with_its_camera_info():
+    """Two boxes, one hiding part of the other at 50 deg: the node's proposals (with the intrinsics) cut them apart,
+    so the image rule has a grasp on each, as the pipeline would."""
+    rendered = boxes_one_behind_the_other(50.0, 0.01)
+    scene = SimpleNamespace(depth=rendered.depth, labels=rendered.labels, camera=rendered.camera)
+    assert len(node_proposals(scene).rois) == 2
+    grasps = min_area_rect_grasps(scene, GripperConfig())
+    assert sorted(grasps.targets.tolist()) == [0, 1]
 
 
 def test_the_evaluations_start_stn_node_without_load_shedding(tmp_path):

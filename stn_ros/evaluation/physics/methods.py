@@ -28,7 +28,7 @@ from stn_ros.perception.grasps.grasp_image import canonical_homographies, grasp_
 from stn_ros.perception.grasps.grasp_quality import QUATERNION_FIELDS, in_tile_order
 from stn_ros.perception.grasps.gripper import GripperConfig
 from stn_ros.perception.grasps.gripper_depth import image_gripper_depths
-from stn_ros.perception.stn.proposals import ProposalConfig, depth_proposals
+from stn_ros.perception.stn.proposals import ProposalConfig, Proposals, depth_proposals
 from stn_ros.sim.physics.grasps import ImageGrasps, sample_candidates
 from stn_ros.sim.physics.scenes import PhysicsScene
 
@@ -122,9 +122,15 @@ def pipeline_grasps(scene: PhysicsScene, output: FrameOutput) -> MethodGrasps:
     return MethodGrasps(grasps, targets, best_quality(qualities), qualities, record_frames(record), openings)
 
 
+def node_proposals(scene: PhysicsScene) -> Proposals:
+    """The depth proposals ``stn_node`` finds in the scene's frame with its ``camera_info`` (default parameters): the
+    rules get the objects the pipeline gets (by height above the table, cut at height and occlusion jumps)."""
+    return depth_proposals(scene.depth, ProposalConfig(), max_crops=16, camera=scene.camera)
+
+
 def min_area_rect_grasps(scene: PhysicsScene, gripper: GripperConfig) -> MethodGrasps:
-    """``minAreaRect`` of each depth proposal's mask (the node's proposals, default parameters)."""
-    proposals = depth_proposals(scene.depth, ProposalConfig(), max_crops=16)
+    """``minAreaRect`` of each depth proposal's mask (:func:`node_proposals`)."""
+    proposals = node_proposals(scene)
     centres, angles = [], []
     for k in range(1, len(proposals.rois) + 1):
         fitted = min_area_rect_grasp(proposals.labels == k)
@@ -185,7 +191,7 @@ def rectified_rule_grasps(scene: PhysicsScene, gripper: GripperConfig, gqcnn: GQ
     empty = MethodGrasps(ImageGrasps.concatenate([]), np.zeros(0, np.int64), None, np.zeros(0), np.zeros((0, 4, 4)))
     if table is None:
         return empty
-    proposals = depth_proposals(scene.depth, ProposalConfig(), max_crops=16)
+    proposals = node_proposals(scene)
     found = footprint_grasps(scene.depth, proposals.labels, camera, table, gripper)
     if not len(found):
         return empty
