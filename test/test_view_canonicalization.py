@@ -126,15 +126,25 @@ def test_proposals_by_height_on_a_tilted_frame_find_the_objects_and_no_table(til
     assert max(vertical) < 0.003 and max(horizontal) < 0.012 and np.median(horizontal) < 0.006, (vertical, horizontal)
 
 
-def test_at_0_degrees_proposals_with_the_camera_are_todays():
+def test_at_0_degrees_proposals_with_the_camera_find_todays_objects():
+    """The fitted normal is off the optical axis by noise alone, so heights are depths but at the edges; the camera's
+    proposals also cut at 5 mm jumps along the rays (``occlusion_jump``). That cut trims a curved object's steep rim
+    (slivers under ``min_area`` are dropped): here two of the six objects lose 13 and 17 % of their pixels. A measured
+    trade: it separates objects an oblique view sees one behind the other (docs/grasp/README.md)."""
     scene = several_objects(0.0, direction=0.0)
     today = depth_proposals(scene.depth, ProposalConfig())
     by_height = depth_proposals(scene.depth, ProposalConfig(), camera=scene.camera)
     assert today.plane is None and today.views is None
     assert len(by_height.rois) == len(today.rois) == 6
-    # The fitted normal is off the optical axis by noise alone: heights and depth steps differ only at the edges.
-    np.testing.assert_allclose(by_height.rois, today.rois, atol=1.0)
-    assert np.abs(by_height.areas - today.areas).max() <= 0.02 * today.areas.min()
+    centres = by_height.rois[:, :2] + (by_height.rois[:, 2:] - 1.0) / 2.0
+    for roi, area in zip(today.rois, today.areas, strict=True):
+        distances = np.linalg.norm(centres - (roi[:2] + (roi[2:] - 1.0) / 2.0), axis=1)
+        match = int(np.argmin(distances))
+        assert distances[match] < 3.0
+        assert 0.8 * area <= by_height.areas[match] <= 1.02 * area
+    without_the_ray_cut = depth_proposals(scene.depth, ProposalConfig(occlusion_jump=0.0), camera=scene.camera)
+    np.testing.assert_allclose(without_the_ray_cut.rois, today.rois, atol=1.0)
+    assert np.abs(without_the_ray_cut.areas - today.areas).max() <= 0.02 * today.areas.min()
 
 
 def test_without_a_plane_the_camera_looks_at_proposals_are_todays(monkeypatch):
