@@ -7,7 +7,7 @@ less than half object pixels is ``false`` (table noise or a shadow's edge taken 
 scenes are the same drops seen by a camera tilted within the band (any azimuth and roll), the proposals found
 with the scene's intrinsics as stn_node finds them. Variants: the settings before the last two changes (8 mm
 threshold, plain opening; then no cut at depth jumps along the rays), each step alone, and the shipped defaults; plus
-the time of ``depth_proposals``.
+the time of ``depth_proposals`` (the variants alternate frame by frame).
 
     .venv/bin/python benchmarks/proposal_separation.py --scenes 60 --tilt-bands 0-10,10-30,30-45,45-60
 """
@@ -101,20 +101,24 @@ def main() -> None:
         config = PhysicsSceneConfig(meshes=args.meshes, tilt_range_deg=band)
         seeds = [scene_seed(args.seed, i) for i in range(args.scenes)]
         scenes = [generate_physics_scene(config, s) for s in tqdm(seeds, desc=band_name(band), leave=False)]
-        for name, proposal_config, hole_aware in variants():
-            counts, false, times = collections.Counter(), 0, []
-            with opening(hole_aware):
-                for scene in scenes:
+        counts = {name: collections.Counter() for name, *_ in variants()}
+        false = dict.fromkeys(counts, 0)
+        times = {name: [] for name in counts}
+        for scene in scenes:  # the variants alternate frame by frame, so their times compare on a noisy machine
+            for name, proposal_config, hole_aware in variants():
+                with opening(hole_aware):
                     started = time.perf_counter()
                     found = depth_proposals(scene.depth, proposal_config, 16, camera=scene.camera)
-                    times.append(time.perf_counter() - started)
-                    false += false_proposals(scene.labels, found)
-                    for body in range(1, len(scene.kinds) + 1):
-                        if (scene.labels == body).sum() >= args.min_area:
-                            counts[outcome(scene.labels, found, body)] += 1
-            total = sum(counts.values())
-            shares = ' | '.join(f'{counts[k]} ({counts[k] / total:.1%})' for k in OUTCOMES)
-            print(f'| {band_name(band)} | {name} | {total} | {shares} | {false} | {1000 * np.median(times):.1f} |')
+                    times[name].append(time.perf_counter() - started)
+                false[name] += false_proposals(scene.labels, found)
+                for body in range(1, len(scene.kinds) + 1):
+                    if (scene.labels == body).sum() >= args.min_area:
+                        counts[name][outcome(scene.labels, found, body)] += 1
+        for name, found in counts.items():
+            total = sum(found.values())
+            shares = ' | '.join(f'{found[k]} ({found[k] / total:.1%})' for k in OUTCOMES)
+            ms = 1000 * np.median(times[name])
+            print(f'| {band_name(band)} | {name} | {total} | {shares} | {false[name]} | {ms:.1f} |')
 
 
 if __name__ == '__main__':
