@@ -23,15 +23,17 @@ PLANNING_ARGS = ['--worlds', '1', '--repeats', '2', '--warmup', '1', '--layouts'
 
 
 class BenchmarkRun:
-    """One benchmark command running in the background (its own session, so stopping it stops its nodes too)."""
+    """One benchmark command running in the background (its own session, so stopping it stops its nodes too): a
+    script of ``benchmarks/`` run by this Python, or a whole ``command``."""
 
-    def __init__(self, script: str, args: list[str]) -> None:
+    def __init__(self, script: str, args: list[str], command: list[str] | None = None, env: dict | None = None) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / 'benchmarks' / script), *args],
+            command or [sys.executable, str(ROOT / 'benchmarks' / script), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            env=env,
         )
         self.output: tuple[str, str] | None = None
 
@@ -55,6 +57,25 @@ class BenchmarkRun:
                 self.process.wait()
         for stream in (self.process.stdout, self.process.stderr):
             stream.close()
+
+
+GPU_SESSION_HIDDEN = ('rclpy', 'sensor_msgs', 'std_msgs', 'geometry_msgs', 'diagnostic_msgs', 'pybullet')
+
+
+@pytest.fixture(scope='module', autouse=True)
+def gpu_session(tmp_path_factory):
+    """benchmarks/gpu_session.sh's dry run on the CPU with ROS hidden, started with the module so it overlaps the
+    over-topics benchmarks' timed phases (it needs no ROS); stopped at the end of the module if still running."""
+    folder = tmp_path_factory.mktemp('gpu_session')
+    env = dict(os.environ, PYTHON=sys.executable, OUT=str(folder / 'out'))
+    env['PYTHONPATH'] = hiding(folder, *GPU_SESSION_HIDDEN)
+    env['STN_GPU_SESSION_CPU_TESTS'] = '0'
+    script = ROOT / 'benchmarks' / 'gpu_session.sh'
+    run = BenchmarkRun('', [], ['bash', str(script), '--device', 'cpu', '--frames', '3', '--crops', '4'], env)
+    try:
+        yield folder / 'out', run
+    finally:
+        run.stop()
 
 
 @pytest.fixture(scope='module')
@@ -164,18 +185,15 @@ def hiding(tmp_path, *modules: str) -> str:
     return str(hide)
 
 
-def test_the_gpu_session_script_runs_the_checks_and_the_cuda_tests_without_ros(tmp_path):
+@pytest.mark.timeout(300)
+def test_the_gpu_session_script_runs_the_checks_and_the_cuda_tests_without_ros(gpu_session):
     """benchmarks/gpu_session.sh, dry run on the CPU with ROS hidden: the import check passes, gpu_check.py and the
     device matrix's cuda cases (``pytest -m cuda test``: skipped here, no CUDA) run; the no-ROS CPU suite is left
     out (STN_GPU_SESSION_CPU_TESTS=0: it is the suite this machine runs anyway)."""
-    hidden = ('rclpy', 'sensor_msgs', 'std_msgs', 'geometry_msgs', 'diagnostic_msgs', 'pybullet')
-    env = dict(os.environ, PYTHON=sys.executable, OUT=str(tmp_path / 'out'), PYTHONPATH=hiding(tmp_path, *hidden))
-    env['STN_GPU_SESSION_CPU_TESTS'] = '0'
-    script = ROOT / 'benchmarks' / 'gpu_session.sh'
-    args = ['--device', 'cpu', '--frames', '3', '--crops', '4']
-    result = subprocess.run(['bash', str(script), *args], capture_output=True, text=True, timeout=250, env=env)
+    out, run = gpu_session
+    result = run.result(timeout=280)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    outputs = {path.name: path.read_text() for path in (tmp_path / 'out').iterdir()}
+    outputs = {path.name: path.read_text() for path in out.iterdir()}
     assert set(outputs) == {'machine.txt', 'gpu_check.md', 'cuda_tests.log'}
     assert 'agreement: ok' in outputs['gpu_check.md'] and 'no sensor_msgs here' in outputs['gpu_check.md']
     log = outputs['cuda_tests.log']

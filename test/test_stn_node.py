@@ -371,7 +371,7 @@ def test_each_frame_is_made_with_one_output_size_while_it_changes(probe):
         assert client.wait_for_service(timeout_sec=10)
         publish_and_collect(probe, publisher, consumer, stamped(frame_in('mono8'), 'mono8', sec=700))
         image = frame_in('mono8', height, width)
-        for step in range(300):
+        for step in range(150):
             value = ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY, integer_array_value=sizes[step % 2])
             client.call_async(SetParameters.Request(parameters=[ParameterMsg(name='output_size', value=value)]))
             publisher.publish(stamped(image, 'mono8', sec=701 + step))
