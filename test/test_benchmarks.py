@@ -16,8 +16,8 @@ from conftest import NEEDS_ROS, ROS_AVAILABLE
 ROOT = Path(__file__).resolve().parents[1]
 
 
-PERCEPTION_ARGS = ['--crops', '1', '4', '--frames', '3', '--e2e-seconds', '3', '--rates', '30', '--rate-seconds', '3',
-                   '--soak-seconds', '6']  # fmt: skip
+PERCEPTION_ARGS = ['--crops', '1', '4', '--frames', '3', '--e2e-seconds', '4', '--rates', '30', '--rate-seconds', '4',
+                   '--soak-seconds', '8']  # fmt: skip
 SINGLE_PROCESS_ARGS = ['--rounds', '1', '--seconds', '4']
 PLANNING_ARGS = ['--worlds', '1', '--repeats', '2', '--warmup', '1', '--layouts', 'packed', '--views', 'top,side']
 
