@@ -130,7 +130,7 @@ def object_masks(
         higher = (along < limit) & (depth > 0) & (depth < torch.inf)
         mask = torch.where(looks_at, higher, mask)
         edges = torch.where(looks_at, along, depth)
-        if occlusion_jump > 0:  # where the camera looks at no table, no such cut: the numpy path has no table there
+        if jump > 0 and occlusion_jump > 0:  # not where the camera looks at no table: the numpy path has none there
             occluded = depth_cut_torch(mask, depth, occlusion_jump) | ~looks_at
     cut = depth_cut_torch(mask, edges, jump) if jump > 0 else None
     if cut is not None and occluded is not None:
