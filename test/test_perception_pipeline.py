@@ -90,18 +90,24 @@ def test_one_process_gives_grasps_on_the_same_topics_with_each_node_its_paramete
             assert spin_until(probe, lambda: {'stn_node', 'grasp_quality_node'} <= set(probe.get_node_names()), 10), (
                 probe.get_node_names()
             )
-            assert {'/pp_cam/depth', '/pp_cam/camera_info'} <= topics(probe, 'stn_node', 'sub')
-            assert {'/stn_node/rectified/image', '/stn_node/rectified/transforms', '/stn_node/debug/image'} <= topics(
-                probe, 'stn_node', 'pub'
-            )
-            assert topics(probe, 'grasp_quality_node', 'sub') >= {
-                '/stn_node/rectified/image',
-                '/stn_node/rectified/transforms',
-                '/pp_cam/camera_info',
+            # Each node's endpoints come in discovery messages of their own too, after its name.
+            expected = {
+                ('stn_node', 'sub'): {'/pp_cam/depth', '/pp_cam/camera_info'},
+                ('stn_node', 'pub'): {
+                    '/stn_node/rectified/image',
+                    '/stn_node/rectified/transforms',
+                    '/stn_node/debug/image',
+                },
+                ('grasp_quality_node', 'sub'): {
+                    '/stn_node/rectified/image',
+                    '/stn_node/rectified/transforms',
+                    '/pp_cam/camera_info',
+                },
+                ('grasp_quality_node', 'pub'): {'/grasp_quality_node/grasps', '/grasp_quality_node/best_grasp'},
             }
-            assert {'/grasp_quality_node/grasps', '/grasp_quality_node/best_grasp'} <= topics(
-                probe, 'grasp_quality_node', 'pub'
-            )
+            assert spin_until(probe, lambda: all(want <= topics(probe, *key) for key, want in expected.items()), 10), {
+                key: topics(probe, *key) for key in expected
+            }
             # Each node got its own file's values, and the node-scoped -p rules.
             stn = parameters(probe, 'stn_node', ['max_crops', 'hypotheses_per_object', 'device'])
             grasp = parameters(probe, 'grasp_quality_node', ['quality_threshold', 'all_hypotheses', 'device'])
@@ -147,11 +153,15 @@ def test_started_bare_the_two_nodes_are_connected_and_an_outside_subscriber_gets
                 f'{len(grasps)} grasp clouds, {sum(g.width > 0 for g in grasps)} with grasps\n{pipeline.stop()}'
             )
             assert pipeline.alive(), pipeline.stop()
-            assert topics(probe, 'grasp_quality_node', 'sub') >= {
-                '/stn_node/rectified/image',
-                '/stn_node/rectified/transforms',
-            }
-            assert '/pp_cam/depth' in topics(probe, 'stn_node', 'sub')  # the lazy node reads the camera
+            wired = {'/stn_node/rectified/image', '/stn_node/rectified/transforms'}
+            assert spin_until(  # the lazy stn_node reads the camera (endpoints are discovered after the grasps)
+                probe,
+                lambda: (
+                    wired <= topics(probe, 'grasp_quality_node', 'sub')
+                    and '/pp_cam/depth' in topics(probe, 'stn_node', 'sub')
+                ),
+                10,
+            ), (topics(probe, 'grasp_quality_node', 'sub'), topics(probe, 'stn_node', 'sub'))
             assert {f.name for f in grasps[-1].fields} >= {'quality', 'u', 'v', 'x', 'y', 'z'}
     finally:
         outputs = [camera.stop(), pipeline.stop()]
