@@ -22,6 +22,10 @@ One run measures everything, so ratios hold on a noisy machine, and writes ``doc
    ``shedding`` diagnostics, where it has them).
 
 Every ROS process runs on loopback only, in its own domain and ``ROS_HOME`` (:mod:`stn_ros.ros.loopback_env`).
+
+Parts can be left out (``--transports``, ``--rates`` with no rate, ``--soak-seconds 0``, ``--large-seconds 0``,
+``--busy-seconds 0``): their sections are then not written. Sections 3's two transports and section 7 need their
+phases in the same run for their ratios; section 7 runs with the shared-memory transport.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ LOSS_KEYS = {  # the diagnostics counters of frames a node lost, as the nodes na
     'grasp_quality_node': ('frames dropped (latest wins)', 'lost before the node', 'unpaired dropped'),
 }
 SHED_COUNT, SHED_LEVEL = 'frames shed', 'shedding'  # stn_node's load shedding, where it has it
+TRANSPORTS = {'default': ('default', False), 'shared-memory': ('shared memory', True)}  # option -> (name, shm)
 GRASPS_GOAL_MS = (15.0, 25.0)  # camera to grasps p50, p99 (issue 27)
 
 
@@ -261,7 +266,13 @@ def run_phase(
             raise RuntimeError(f'{name}: the camera failed (code {camera.returncode}; log in {log_dir})')
         time.sleep(1.0)  # the last frames' outputs
         receiver.terminate()
-        receiver.wait(timeout=30)
+        try:
+            receiver.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # it writes its record before it leaves the graph: that may hang
+            if not (records / 'receiver.json').exists():
+                raise RuntimeError(f'{name}: no record from the receiver, still running 30 s after SIGTERM') from None
+            receiver.kill()
+            receiver.wait()
         received = json.loads((records / 'receiver.json').read_text())
         sent = json.loads((records / 'camera.json').read_text())
     return {'camera': sent, **received, 'rss_mib': rss, 'rate': rate}
@@ -357,15 +368,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument('--e2e-seconds', type=float, default=20.0, help='each end-to-end phase (default: %(default)s)')
     parser.add_argument(
+        '--transports',
+        nargs='+',
+        choices=list(TRANSPORTS),
+        default=list(TRANSPORTS),
+        help="section 3's transports; section 7 needs shared-memory (default: both)",
+    )
+    parser.add_argument(
         '--rates',
         type=float,
-        nargs='+',
+        nargs='*',
         default=[30, 45, 60, 90, 120],
-        help='input rates to try, Hz (default: %(default)s)',
+        help='input rates to try, Hz; none skips section 4 (default: %(default)s)',
     )
     parser.add_argument('--rate-seconds', type=float, default=10.0, help='each rate (default: %(default)s)')
     parser.add_argument(
         '--soak-seconds', type=float, default=600.0, help='the 30 Hz soak; 0 skips it (default: %(default)s)'
+    )
+    parser.add_argument(
+        '--large-seconds',
+        type=float,
+        default=None,
+        help='the 1280x720 phase; 0 skips it (default: --e2e-seconds)',
     )
     parser.add_argument(
         '--busy-seconds',
@@ -375,7 +399,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument('--device', default='auto', help='device of the nodes over topics (default: %(default)s)')
     args = parser.parse_args(argv)
-    busy_seconds = args.e2e_seconds if args.busy_seconds is None else args.busy_seconds
+    transports = dict(TRANSPORTS[option] for option in dict.fromkeys(args.transports))
+    shared_memory = 'shared memory' in transports
+    busy_seconds = (args.e2e_seconds if args.busy_seconds is None else args.busy_seconds) if shared_memory else 0
+    large_seconds = args.e2e_seconds if args.large_seconds is None else args.large_seconds
+    started = time.monotonic()
     log_dir = Path(tempfile.mkdtemp(prefix='stn_ros_benchmark_logs_'))
     figures: dict = {
         'machine': machine(),
@@ -386,8 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     steps = tqdm(
         total=len(devices) * len(args.crops)
         + len(args.crops)
-        + 8
+        + 3 * len(transports)
+        + (1 if shared_memory else 0)
         + len(args.rates)
+        + (1 if large_seconds else 0)
         + (1 if args.soak_seconds else 0)
         + (1 if busy_seconds else 0),
         desc='benchmark',
@@ -409,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
 
     device = str(resolve_device(args.device))
     phases = {}
-    for transport, shm in (('default', False), ('shared memory', True)):
+    for transport, shm in transports.items():
         phases[('floor', transport)] = run_phase(
             f'floor_{transport}',
             rate=30,
@@ -443,18 +473,18 @@ def main(argv: list[str] | None = None) -> int:
             log_dir=log_dir,
         )
         steps.update()
-    # camera to grasps: both nodes in one process (the two-process phase is ('pipeline', 'shared memory') above)
-    phases[('one process', 'shared memory')] = run_phase(
-        'one_process',
-        rate=30,
-        seconds=args.e2e_seconds,
-        shared_memory=True,
-        nodes=('perception_pipeline',),
-        topics=[f'{TRANSFORMS}:pointcloud', f'{GRASPS}:pointcloud'],
-        device=device,
-        log_dir=log_dir,
-    )
-    steps.update()
+    if shared_memory:  # camera to grasps: both nodes in one process (two processes: ('pipeline', 'shared memory'))
+        phases[('one process', 'shared memory')] = run_phase(
+            'one_process',
+            rate=30,
+            seconds=args.e2e_seconds,
+            shared_memory=True,
+            nodes=('perception_pipeline',),
+            topics=[f'{TRANSFORMS}:pointcloud', f'{GRASPS}:pointcloud'],
+            device=device,
+            log_dir=log_dir,
+        )
+        steps.update()
     busy = None
     if busy_seconds:  # both nodes beside a process that keeps one core busy, a D435-like camera
         busy = run_phase(
@@ -483,14 +513,17 @@ def main(argv: list[str] | None = None) -> int:
     for rate in args.rates:
         sweep[rate] = stn_node_alone(f'rate_{rate:g}', rate=rate, seconds=args.rate_seconds)
         steps.update()
-    large = stn_node_alone('large_frames', rate=30, seconds=args.e2e_seconds, size=(1280, 720))
-    steps.update()
+    large = None
+    if large_seconds:
+        large = stn_node_alone('large_frames', rate=30, seconds=large_seconds, size=(1280, 720))
+        steps.update()
     soak = None
     if args.soak_seconds:
         soak = stn_node_alone('soak', rate=30, seconds=args.soak_seconds, sample_rss=5.0)
         steps.update()
     steps.close()
 
+    figures['minutes'] = (time.monotonic() - started) / 60
     text = report(figures, model.description, stages, alternatives, phases, sweep, soak, device, large, busy)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
@@ -578,41 +611,9 @@ def grasps_tables(phases: dict, busy: dict | None) -> list[str]:
     return out
 
 
-def report(figures, model_description, stages, alternatives, phases, sweep, soak, device, large=None, busy=None) -> str:
-    out = [
-        f'# Benchmarks\n\nMachine: {figures["machine"]}.\n\nCommand: `{figures["command"]}` '
-        f'(writes this file; about {"15" if soak else "4"} minutes). STN: {model_description}. '
-        f'Medians unless said; every figure below comes from this one run.\n'
-    ]
-    out.append(
-        "## 1. stn_node compute per 640x480 16UC1 depth frame\n\nThe node's own code without a graph, "
-        'median (p90) ms: decode the Image, depth proposals, localization (localization crops + the net), '
-        'sampling (the canonical crops), encode (tile + transforms messages).\n'
-    )
-    for device in dict.fromkeys(d for d, _ in stages):
-        out.append(f'On {device}:\n')
-        out += stage_table({c: t for (d, c), t in stages.items() if d == device})
-        out.append('')
-    out.append(
-        '## 2. The canonicalization stage beside the alternatives (CPU, ms per frame)\n\n'
-        '"ours" is localization + sampling (what learning the transform costs end to end); the OpenCV loop '
-        "is `minAreaRect` of each proposal's mask + `warpAffine` (a fixed rule, no learning); kornia "
-        'samples the crops from our transforms (the same crops: largest difference shown).\n'
-    )
-    out.append(
-        '| crops | ours (STN + sampling) | ours: sampling only | OpenCV minAreaRect + warpAffine loop | '
-        'kornia warp_affine | kornia warp_perspective | ours / OpenCV loop | kornia vs ours, max abs diff (m) |'
-    )
-    out.append('|---:|---:|---:|---:|---:|---:|---:|---:|')
-    for count, t in alternatives.items():
-        out.append(
-            f'| {count} | {median(t["ours"]):.2f} | {median(t["ours sampling"]):.2f} | '
-            f'{median(t["opencv loop"]):.2f} | '
-            f'{median(t["kornia warp_affine"]):.2f} | {median(t["kornia warp_perspective"]):.2f} | '
-            f'{median(t["ours"]) / median(t["opencv loop"]):.1f} | {max(t["kornia difference"]):.1e} |'
-        )
-    out.append('')
-
+def end_to_end_tables(phases: dict, device: str) -> list[str]:
+    """Section 3: end to end over real topics at 30 Hz, each transport of the run, then the OpenCV node's table."""
+    out = []
     out.append(
         f'## 3. End to end over real topics at 30 Hz ({device}, 16 boxes per frame)\n\n'
         'Separate processes: a camera publishing 640x480 16UC1 depth + camera_info, `stn_node`, '
@@ -625,7 +626,7 @@ def report(figures, model_description, stages, alternatives, phases, sweep, soak
         '| grasp_quality_node compute | grasps p50 / p99 | frames with transforms |'
     )
     out.append('|---|---:|---:|---:|---:|---:|---:|---:|')
-    for transport in ('default', 'shared memory'):
+    for transport in dict.fromkeys(t for kind, t in phases if kind == 'pipeline'):
         floor = latency_stats(phases[('floor', transport)], '/camera/depth')
         pipeline = phases[('pipeline', transport)]
         transforms, grasps = latency_stats(pipeline, TRANSFORMS), latency_stats(pipeline, GRASPS)
@@ -640,7 +641,12 @@ def report(figures, model_description, stages, alternatives, phases, sweep, soak
     out.append('\nGoal: transforms p50 at most 1.25 x (floor + compute).\n')
     if any(kind == 'opencv' for kind, _ in phases):
         out += opencv_node_table(phases)
+    return out
 
+
+def rate_table(sweep: dict) -> list[str]:
+    """Section 4: the input rates tried, stn_node alone over shared memory."""
+    out = []
     out.append(
         '## 4. Input rate (shared memory, stn_node alone)\n\nDrops are frames the node replaced before '
         'processing them (latest frame wins), counted in its `/diagnostics` after the warm-up; "out" is the '
@@ -672,6 +678,48 @@ def report(figures, model_description, stages, alternatives, phases, sweep, soak
         'the node keeps only the latest frame: drops are counted, latency stays bounded by about one '
         'processing time plus the transport.\n'
     )
+    return out
+
+
+def report(figures, model_description, stages, alternatives, phases, sweep, soak, device, large=None, busy=None) -> str:
+    out = [
+        f'# Benchmarks\n\nMachine: {figures["machine"]}.\n\nCommand: `{figures["command"]}` '
+        f'(writes this file; this run took {figures["minutes"]:.0f} minutes). STN: {model_description}. '
+        f'Medians unless said; every figure below comes from this one run.\n'
+    ]
+    out.append(
+        "## 1. stn_node compute per 640x480 16UC1 depth frame\n\nThe node's own code without a graph, "
+        'median (p90) ms: decode the Image, depth proposals, localization (localization crops + the net), '
+        'sampling (the canonical crops), encode (tile + transforms messages).\n'
+    )
+    for device in dict.fromkeys(d for d, _ in stages):
+        out.append(f'On {device}:\n')
+        out += stage_table({c: t for (d, c), t in stages.items() if d == device})
+        out.append('')
+    out.append(
+        '## 2. The canonicalization stage beside the alternatives (CPU, ms per frame)\n\n'
+        '"ours" is localization + sampling (what learning the transform costs end to end); the OpenCV loop '
+        "is `minAreaRect` of each proposal's mask + `warpAffine` (a fixed rule, no learning); kornia "
+        'samples the crops from our transforms (the same crops: largest difference shown).\n'
+    )
+    out.append(
+        '| crops | ours (STN + sampling) | ours: sampling only | OpenCV minAreaRect + warpAffine loop | '
+        'kornia warp_affine | kornia warp_perspective | ours / OpenCV loop | kornia vs ours, max abs diff (m) |'
+    )
+    out.append('|---:|---:|---:|---:|---:|---:|---:|---:|')
+    for count, t in alternatives.items():
+        out.append(
+            f'| {count} | {median(t["ours"]):.2f} | {median(t["ours sampling"]):.2f} | '
+            f'{median(t["opencv loop"]):.2f} | '
+            f'{median(t["kornia warp_affine"]):.2f} | {median(t["kornia warp_perspective"]):.2f} | '
+            f'{median(t["ours"]) / median(t["opencv loop"]):.1f} | {max(t["kornia difference"]):.1e} |'
+        )
+    out.append('')
+
+    if any(kind == 'pipeline' for kind, _ in phases):
+        out += end_to_end_tables(phases, device)
+    if sweep:
+        out += rate_table(sweep)
 
     if soak:
         out.append(
