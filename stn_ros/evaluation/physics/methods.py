@@ -28,7 +28,10 @@ from stn_ros.perception.grasps.grasp_image import canonical_homographies, grasp_
 from stn_ros.perception.grasps.grasp_quality import QUATERNION_FIELDS, in_tile_order
 from stn_ros.perception.grasps.gripper import GripperConfig
 from stn_ros.perception.grasps.gripper_depth import image_gripper_depths
-from stn_ros.perception.stn.proposals import ProposalConfig, Proposals, depth_proposals
+from stn_ros.perception.stn.proposals import Proposals, depth_proposals
+from stn_ros.perception.stn.steps import proposal_config
+from stn_ros.ros.parameter_specs import default_values
+from stn_ros.ros.stn_parameters import PARAMETERS as STN_PARAMETERS
 from stn_ros.sim.physics.grasps import ImageGrasps, sample_candidates
 from stn_ros.sim.physics.scenes import PhysicsScene
 
@@ -125,7 +128,9 @@ def pipeline_grasps(scene: PhysicsScene, output: FrameOutput) -> MethodGrasps:
 def node_proposals(scene: PhysicsScene) -> Proposals:
     """The depth proposals ``stn_node`` finds in the scene's frame with its ``camera_info`` (default parameters): the
     rules get the objects the pipeline gets (by height above the table, cut at height and occlusion jumps)."""
-    return depth_proposals(scene.depth, ProposalConfig(), max_crops=16, camera=scene.camera)
+    values = default_values(STN_PARAMETERS)
+    config = proposal_config(values, scene.depth.shape[1])
+    return depth_proposals(scene.depth, config, max_crops=values['max_crops'], camera=scene.camera)
 
 
 def min_area_rect_grasps(scene: PhysicsScene, gripper: GripperConfig) -> MethodGrasps:
