@@ -197,6 +197,27 @@ def test_the_proposal_separation_benchmark_counts_every_object():
         assert int(objects) > 0 and sum(map(int, outcomes)) == int(objects), (band, objects, outcomes)
 
 
+def test_the_grasp_candidates_benchmark_judges_every_choice_on_the_same_trials():
+    pytest.importorskip('pybullet')
+    result = subprocess.run(
+        [sys.executable, 'benchmarks/grasp_candidates.py', '--scenes', '2', '--tilt-bands', '45-60', '--workers', '1'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = dict(re.findall(r'^\| ([^|]+?) \| ([\d.]+)% / [\d.]+% \|$', result.stdout, re.M))
+    assert len(rows) == 8, result.stdout
+    per_object = {name: float(share) for name, share in rows.items()}
+    crops_bound = per_object['best held of the crops (upper bound)']
+    rule_bound = per_object['best held, with the fair rule (upper bound)']
+    for name, share in per_object.items():  # a choice among the crops never beats any crop that held
+        assert share <= (rule_bound if 'fair rule' in name else crops_bound), (name, result.stdout)
+    assert crops_bound <= rule_bound
+    assert re.search(r'^\d+ crops and the fair rule.s grasps tried, 2 scenes\.$', result.stdout, re.M)
+
+
 def test_the_gpu_check_runs_without_ros_and_reports_agreement():
     """benchmarks/gpu_check.py on a machine without sensor_msgs (hidden here), checking the CPU against itself."""
     script = ROOT / 'benchmarks' / 'gpu_check.py'
