@@ -24,7 +24,7 @@ One run measures everything, so ratios hold on a noisy machine, and writes ``doc
 Every ROS process runs on loopback only, in its own domain and ``ROS_HOME`` (:mod:`stn_ros.ros.loopback_env`).
 
 Parts can be left out (``--transports``, ``--rates`` with no rate, ``--soak-seconds 0``, ``--large-seconds 0``,
-``--busy-seconds 0``): their sections are then not written. Sections 3's two transports and section 7 need their
+``--busy-seconds 0``): their sections are then not written. Section 3's two transports and section 7 need their
 phases in the same run for their ratios; section 7 runs with the shared-memory transport.
 """
 
