@@ -33,8 +33,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from bench_scenes import add_scene_options
 from stn_ros.bridge.image_codec import encode_image
-from stn_ros.evaluation.physics.bands import band_name, parse_tilt_bands
+from stn_ros.evaluation.physics.bands import band_name
 from stn_ros.evaluation.physics.graph import FrameOutput
 from stn_ros.evaluation.physics.methods import pipeline_grasps, rectified_rule_grasps
 from stn_ros.evaluation.physics.trials import TrialJob, run_all_trials
@@ -191,15 +192,7 @@ CHOICES = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--scenes', type=int, default=80, help='scenes per band (default: %(default)s)')
-    parser.add_argument('--seed', type=int, default=700, help='seed of the scene seeds (default: %(default)s)')
-    parser.add_argument(
-        '--tilt-bands', type=parse_tilt_bands, default=parse_tilt_bands('0-10,30-45,45-60'),
-        help='camera tilt bands, degrees from vertical (default: 0-10,30-45,45-60)',
-    )  # fmt: skip
-    parser.add_argument(
-        '--meshes', choices=('train', 'validation'), default='train', help='mesh split (default: train)'
-    )
+    add_scene_options(parser, scenes=80, seed=700)
     parser.add_argument('--workers', type=int, default=2, help='trial processes (default: %(default)s)')
     args = parser.parse_args()
     if args.scenes < 1:

@@ -24,7 +24,8 @@ from unittest import mock
 import numpy as np
 from tqdm import tqdm
 
-from stn_ros.evaluation.physics.bands import band_name, parse_tilt_bands
+from bench_scenes import add_scene_options
+from stn_ros.evaluation.physics.bands import band_name
 from stn_ros.perception.stn import proposals as proposals_module
 from stn_ros.perception.stn.proposals import ProposalConfig, depth_proposals
 from stn_ros.sim.physics.scenes import PhysicsSceneConfig, generate_physics_scene
@@ -81,15 +82,7 @@ def variants() -> list[tuple[str, ProposalConfig, bool]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--scenes', type=int, default=60, help='scenes per band (default: %(default)s)')
-    parser.add_argument('--seed', type=int, default=300, help='seed of the scene seeds (default: %(default)s)')
-    parser.add_argument(
-        '--tilt-bands', type=parse_tilt_bands, default=parse_tilt_bands('0-10,30-45,45-60'),
-        help='camera tilt bands, degrees from vertical (default: 0-10,30-45,45-60)',
-    )  # fmt: skip
-    parser.add_argument(
-        '--meshes', choices=('train', 'validation'), default='train', help='mesh split (default: train)'
-    )
+    add_scene_options(parser, scenes=60, seed=300)
     parser.add_argument('--min-area', type=int, default=150, help='objects smaller are not counted')
     args = parser.parse_args()
     print(f'{args.scenes} scenes a band, {args.meshes} meshes, seed {args.seed}; objects of >= {args.min_area} px\n')
