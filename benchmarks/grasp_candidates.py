@@ -37,15 +37,14 @@ from bench_scenes import add_scene_options
 from stn_ros.bridge.image_codec import encode_image
 from stn_ros.evaluation.physics.bands import band_name
 from stn_ros.evaluation.physics.graph import FrameOutput
-from stn_ros.evaluation.physics.methods import pipeline_grasps, rectified_rule_grasps
+from stn_ros.evaluation.physics.methods import node_proposals, pipeline_grasps, rectified_rule_grasps
 from stn_ros.evaluation.physics.trials import TrialJob, run_all_trials
 from stn_ros.perception.grasps.grasp_quality import GraspScorer
 from stn_ros.perception.grasps.gripper import TRAINED_GRIPPER
 from stn_ros.perception.grasps.steps import load_gqcnn_model
 from stn_ros.perception.stn.canonicalizer import load_model
 from stn_ros.perception.stn.frame import decode_frame
-from stn_ros.perception.stn.proposals import depth_proposals
-from stn_ros.perception.stn.steps import StnPipeline, proposal_config
+from stn_ros.perception.stn.steps import StnPipeline
 from stn_ros.perception.stn.transforms_record import parse_record
 from stn_ros.ros.parameter_specs import default_values
 from stn_ros.ros.stn_parameters import PARAMETERS as STN_PARAMETERS
@@ -87,8 +86,7 @@ class PipelineInProcess:
         message.header = SimpleNamespace(frame_id='camera')
         frame = decode_frame(message)
         values = self.values
-        config = proposal_config(values, frame.size[1])
-        found = depth_proposals(frame.pixels, config, values['max_crops'], None, scene.camera)
+        found = node_proposals(scene)
         result = self.stn.canonicalizer.process(
             frame, found.rois, scene.camera, values['output_size'], values['hypotheses_per_object'], found.views
         )
