@@ -27,13 +27,17 @@ SINGLE_PROCESS_ARGS = ['--rounds', '1', '--seconds', '4']
 PLANNING_ARGS = ['--worlds', '1', '--repeats', '2', '--warmup', '1', '--layouts', 'packed', '--views', 'top,side']
 
 
-class BenchmarkRun:
-    """One benchmark command running in the background (its own session, so stopping it stops its nodes too): a
-    script of ``benchmarks/`` run by this Python, or a whole ``command``."""
+def benchmark_script(script: str, *args: str) -> list[str]:
+    """The command that runs a script of ``benchmarks/`` with this Python."""
+    return [sys.executable, str(ROOT / 'benchmarks' / script), *args]
 
-    def __init__(self, script: str, args: list[str], command: list[str] | None = None, env: dict | None = None) -> None:
+
+class BenchmarkRun:
+    """One benchmark command running in the background (its own session, so stopping it stops its nodes too)."""
+
+    def __init__(self, command: list[str], env: dict | None = None) -> None:
         self.process = subprocess.Popen(
-            command or [sys.executable, str(ROOT / 'benchmarks' / script), *args],
+            command,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -76,7 +80,7 @@ def gpu_session(tmp_path_factory):
     env['PYTHONPATH'] = hiding(folder, *GPU_SESSION_HIDDEN)
     env['STN_GPU_SESSION_CPU_TESTS'] = '0'
     script = ROOT / 'benchmarks' / 'gpu_session.sh'
-    run = BenchmarkRun('', [], ['bash', str(script), '--device', 'cpu', '--frames', '3', '--crops', '4'], env)
+    run = BenchmarkRun(['bash', str(script), '--device', 'cpu', '--frames', '3', '--crops', '4'], env)
     try:
         yield folder / 'out', run
     finally:
@@ -93,17 +97,17 @@ def over_topics(tmp_path_factory):
     out = tmp_path_factory.mktemp('benchmarks')
     runs = {
         f'perception {part}': BenchmarkRun(
-            'perception_benchmark.py', ['--output', str(out / f'{part}.md'), *PERCEPTION_ARGS, *options]
+            benchmark_script('perception_benchmark.py', '--output', str(out / f'{part}.md'), *PERCEPTION_ARGS, *options)
         )
         for part, options in PERCEPTION_PARTS.items()
     }
     runs |= {
         'single process': BenchmarkRun(
-            'single_process_benchmark.py', [*SINGLE_PROCESS_ARGS, '--json', str(out / 's.json')]
+            benchmark_script('single_process_benchmark.py', *SINGLE_PROCESS_ARGS, '--json', str(out / 's.json'))
         ),
     }
     if importlib.util.find_spec('pybullet') is not None:
-        runs['planning'] = BenchmarkRun('planning_benchmark.py', PLANNING_ARGS)
+        runs['planning'] = BenchmarkRun(benchmark_script('planning_benchmark.py', *PLANNING_ARGS))
     try:
         yield out, runs
     finally:
@@ -175,7 +179,7 @@ def test_the_benchmark_command_writes_every_section_over_shared_memory(over_topi
 def test_the_proposal_separation_benchmark_counts_every_object():
     pytest.importorskip('pybullet')
     result = subprocess.run(
-        [sys.executable, 'benchmarks/proposal_separation.py', '--scenes', '2', '--tilt-bands', '0-10,45-60'],
+        benchmark_script('proposal_separation.py', '--scenes', '2', '--tilt-bands', '0-10,45-60'),
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -200,7 +204,7 @@ def test_the_proposal_separation_benchmark_counts_every_object():
 def test_the_grasp_candidates_benchmark_judges_every_choice_on_the_same_trials():
     pytest.importorskip('pybullet')
     result = subprocess.run(
-        [sys.executable, 'benchmarks/grasp_candidates.py', '--scenes', '2', '--tilt-bands', '45-60', '--workers', '1'],
+        benchmark_script('grasp_candidates.py', '--scenes', '2', '--tilt-bands', '45-60', '--workers', '1'),
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -280,9 +284,7 @@ def test_the_gpu_session_script_names_a_missing_import_in_one_line_before_any_wo
     ],
 )
 def test_the_per_node_compute_benchmarks_print_their_tables(script, args, row, ros_installed):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / 'benchmarks' / script), *args], capture_output=True, text=True, timeout=200
-    )
+    result = subprocess.run(benchmark_script(script, *args), capture_output=True, text=True, timeout=200)
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(row, result.stdout, re.MULTILINE), result.stdout
 
